@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+import { existsSync } from 'node:fs';
+
+const bundle = new URL('../dist/drover-agent.mjs', import.meta.url);
+if (!existsSync(bundle)) {
+  process.stderr.write('drover-agent: dist/drover-agent.mjs is missing; run `npm run build` first\n');
+  process.exit(1);
+}
+await import(bundle.href);

@@ -1,0 +1,38 @@
+import pino, { type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+export interface LoggerOptions {
+  level?: string;
+  name: string;
+  /** write to this fd or path instead of stdout */
+  destination?: string | number;
+}
+
+/** Daemons get JSON logs; library code takes a Logger and never calls console. */
+export function createLogger(opts: LoggerOptions): Logger {
+  const dest = pino.destination({ dest: opts.destination ?? 1, sync: false });
+  return pino(
+    {
+      name: opts.name,
+      level: opts.level ?? process.env.DROVER_LOG_LEVEL ?? 'info',
+      redact: {
+        paths: [
+          'token',
+          'joinToken',
+          '*.token',
+          '*.joinToken',
+          'authorization',
+          '*.authorization',
+          'password',
+          '*.password',
+        ],
+        censor: '[redacted]',
+      },
+    },
+    dest,
+  );
+}
+
+/** A logger that drops everything: the default for library code under test. */
+export const silentLogger: Logger = pino({ level: 'silent' });

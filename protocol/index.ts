@@ -1,0 +1,36 @@
+export { canonicalJson, sha256Hex } from './canonical.js';
+export type { MessageName, MessageOf } from './codec.js';
+export { decode, decodeMessage, decodeValue, encode, isValid, MESSAGE_SCHEMAS } from './codec.js';
+export type { ErrorSpec, ProtocolErrorCode } from './errors.js';
+export {
+  DecodeError,
+  DroverError,
+  PROTOCOL_ERRORS,
+  SignatureError,
+  TerminalError,
+} from './errors.js';
+export * from './schemas/common.js';
+export * from './schemas/facts.js';
+export * from './schemas/messages.js';
+export * from './schemas/plan.js';
+export type { SigningKeyPair } from './signing.js';
+export {
+  generateSigningKey,
+  instanceChecksum,
+  keyFingerprintFromB64,
+  planChecksum,
+  publicKeyFromB64,
+  sealPlan,
+  signingKeyFromPem,
+  signingKeyToPem,
+  signPlan,
+  verifyPlan,
+} from './signing.js';
+export {
+  isValidSubjectToken,
+  natsPermissionsForNode,
+  nodeIdFromSubject,
+  SUBJECT_PREFIX,
+  subjects,
+} from './subjects.js';
+export { PROTOCOL_VERSION, SUPPORTED_VERSIONS } from './version.js';

@@ -1,0 +1,266 @@
+import { type Static, Type } from '@sinclair/typebox';
+import {
+  InstanceId,
+  InstancePhase,
+  IsoTime,
+  Labels,
+  NodeId,
+  NodeState,
+  RoleName,
+  Version,
+} from './common.js';
+import { Facts } from './facts.js';
+import { SignedPlan } from './plan.js';
+
+export const Fingerprint = Type.Object({
+  machineId: Type.String({ maxLength: 128 }),
+  macs: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 256 }),
+});
+export type Fingerprint = Static<typeof Fingerprint>;
+
+export const Register = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('register'),
+    nodeId: NodeId,
+    hostname: Type.String({ minLength: 1, maxLength: 253 }),
+    address: Type.String({ minLength: 1, maxLength: 255, description: 'advertise address' }),
+    labels: Labels,
+    facts: Facts,
+    fingerprint: Fingerprint,
+    agentVersion: Type.String(),
+    joinToken: Type.Optional(Type.String({ maxLength: 512 })),
+    pinnedKeyFingerprint: Type.Optional(Type.String()),
+    applied: Type.Optional(
+      Type.Object({
+        generation: Type.Integer({ minimum: 0 }),
+        checksum: Type.String(),
+        coordinatorEpoch: Type.Integer(),
+      }),
+    ),
+  },
+  { $id: 'Register' },
+);
+export type Register = Static<typeof Register>;
+
+export const RegisterReply = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('register-reply'),
+    accepted: Type.Boolean({
+      description: 'false: refused (see reason); a Pending node is accepted but gets no plan',
+    }),
+    nodeId: NodeId,
+    state: NodeState,
+    reason: Type.Optional(Type.String()),
+    coordinatorEpoch: Type.Integer({ minimum: 1 }),
+    signingKey: Type.String({ description: 'base64 DER (SPKI) ed25519 public key used to sign plans' }),
+    keyFingerprint: Type.String({ description: 'sha256 of the signing key DER, hex' }),
+    heartbeatIntervalMs: Type.Integer({ minimum: 100 }),
+    plan: Type.Optional(SignedPlan),
+  },
+  { $id: 'RegisterReply' },
+);
+export type RegisterReply = Static<typeof RegisterReply>;
+
+export const StatusDigest = Type.Object({
+  generation: Type.Integer({ minimum: 0 }),
+  checksum: Type.String({ description: 'applied plan checksum, or empty' }),
+  coordinatorEpoch: Type.Integer({ minimum: 0 }),
+  health: Type.String({ description: 'sha256 (hex, 16 chars) over instance id/phase/restarts' }),
+  instances: Type.Integer({ minimum: 0 }),
+  unhealthy: Type.Integer({ minimum: 0 }),
+});
+export type StatusDigest = Static<typeof StatusDigest>;
+
+export const Heartbeat = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('heartbeat'),
+    nodeId: NodeId,
+    seq: Type.Integer({ minimum: 0 }),
+    sentAt: IsoTime,
+    digest: StatusDigest,
+  },
+  { $id: 'Heartbeat' },
+);
+export type Heartbeat = Static<typeof Heartbeat>;
+
+export const InstanceStatus = Type.Object({
+  id: InstanceId,
+  role: RoleName,
+  epoch: Type.Integer({ minimum: 0 }),
+  checksum: Type.String(),
+  phase: InstancePhase,
+  health: Type.Union([Type.Literal('unknown'), Type.Literal('healthy'), Type.Literal('unhealthy')]),
+  restarts: Type.Integer({ minimum: 0 }),
+  lastError: Type.Optional(Type.String()),
+  pid: Type.Optional(Type.Integer({ minimum: 1 })),
+  startedAt: Type.Optional(IsoTime),
+  simulated: Type.Boolean(),
+});
+export type InstanceStatus = Static<typeof InstanceStatus>;
+
+export const PlanState = Type.Union([
+  Type.Literal('none'),
+  Type.Literal('applying'),
+  Type.Literal('applied'),
+  Type.Literal('refused'),
+  Type.Literal('error'),
+]);
+
+export const NodeStatus = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('status'),
+    nodeId: NodeId,
+    seq: Type.Integer({ minimum: 0 }),
+    sentAt: IsoTime,
+    plan: Type.Object({
+      generation: Type.Integer({ minimum: 0 }),
+      checksum: Type.String(),
+      coordinatorEpoch: Type.Integer({ minimum: 0 }),
+      state: PlanState,
+      error: Type.Optional(Type.String()),
+    }),
+    digest: StatusDigest,
+    instances: Type.Array(InstanceStatus),
+  },
+  { $id: 'NodeStatus' },
+);
+export type NodeStatus = Static<typeof NodeStatus>;
+
+export const FactsUpdate = Type.Object(
+  { v: Version, type: Type.Literal('facts'), nodeId: NodeId, facts: Facts },
+  { $id: 'FactsUpdate' },
+);
+export type FactsUpdate = Static<typeof FactsUpdate>;
+
+export const PlanFetch = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('plan-fetch'),
+    nodeId: NodeId,
+    have: Type.Optional(Type.Object({ generation: Type.Integer({ minimum: 0 }), checksum: Type.String() })),
+  },
+  { $id: 'PlanFetch' },
+);
+export type PlanFetch = Static<typeof PlanFetch>;
+
+export const PlanResult = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('plan-result'),
+    nodeId: NodeId,
+    generation: Type.Integer({ minimum: 0 }),
+    checksum: Type.String(),
+    accepted: Type.Boolean(),
+    error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+    changes: Type.Optional(
+      Type.Object({
+        started: Type.Array(InstanceId),
+        restarted: Type.Array(InstanceId),
+        stopped: Type.Array(InstanceId),
+        unchanged: Type.Array(InstanceId),
+      }),
+    ),
+  },
+  { $id: 'PlanResult' },
+);
+export type PlanResult = Static<typeof PlanResult>;
+
+export const TASK_KINDS = ['restart', 'stop', 'start', 'reprovision', 'diagnostics', 'run-command'] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
+
+export const Task = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('task'),
+    id: Type.String({ minLength: 1, maxLength: 64 }),
+    nodeId: NodeId,
+    kind: Type.Union(TASK_KINDS.map((k) => Type.Literal(k))),
+    instanceId: Type.Optional(InstanceId),
+    command: Type.Optional(
+      Type.String({ pattern: '^[a-z0-9-]{1,64}$', description: 'run-command: a command the role declares' }),
+    ),
+    tailLines: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    timeoutMs: Type.Integer({ minimum: 100, maximum: 3_600_000 }),
+    issuedAt: IsoTime,
+  },
+  { $id: 'Task' },
+);
+export type Task = Static<typeof Task>;
+
+export const TaskResult = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('task-result'),
+    id: Type.String({ minLength: 1, maxLength: 64 }),
+    nodeId: NodeId,
+    ok: Type.Boolean(),
+    error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+    output: Type.Optional(Type.String()),
+    data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    finishedAt: IsoTime,
+  },
+  { $id: 'TaskResult' },
+);
+export type TaskResult = Static<typeof TaskResult>;
+
+export const EventSeverity = Type.Union([
+  Type.Literal('info'),
+  Type.Literal('warning'),
+  Type.Literal('error'),
+]);
+
+export const Event = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('event'),
+    id: Type.String({ minLength: 1 }),
+    seq: Type.Integer({ minimum: 0 }),
+    time: IsoTime,
+    kind: Type.String({
+      pattern: '^[a-z0-9-]+(\\.[a-z0-9-]+)*$',
+      description: 'e.g. node.joined, role.moved, repair.started',
+    }),
+    severity: EventSeverity,
+    message: Type.String(),
+    nodeId: Type.Optional(NodeId),
+    role: Type.Optional(RoleName),
+    instanceId: Type.Optional(InstanceId),
+    cluster: Type.Optional(Type.String()),
+    data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { $id: 'Event' },
+);
+export type Event = Static<typeof Event>;
+
+export const CertificateRequest = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('csr'),
+    nodeId: NodeId,
+    instanceId: InstanceId,
+    profile: Type.String({
+      pattern: '^[a-z0-9-]{1,64}$',
+      description: 'which certificate the role needs, e.g. apiserver-serving',
+    }),
+    csrPem: Type.String({ maxLength: 65536 }),
+  },
+  { $id: 'CertificateRequest' },
+);
+export type CertificateRequest = Static<typeof CertificateRequest>;
+
+export const CertificateReply = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('csr-reply'),
+    ok: Type.Boolean(),
+    certPem: Type.Optional(Type.String()),
+    caPem: Type.Optional(Type.String()),
+    error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+  },
+  { $id: 'CertificateReply' },
+);
+export type CertificateReply = Static<typeof CertificateReply>;

@@ -1,0 +1,136 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { InstanceId, IsoTime, NodeId, RoleName, Sha256Hex, Version } from './common.js';
+
+export const PlanFile = Type.Object({
+  path: Type.String({
+    minLength: 2,
+    maxLength: 4096,
+    pattern: '^/',
+    description: 'absolute, under the agent root dir',
+  }),
+  mode: Type.Integer({ minimum: 0, maximum: 0o7777, description: 'POSIX mode, e.g. 420 (0644)' }),
+  content: Type.String({ maxLength: 4 * 1024 * 1024 }),
+  encoding: Type.Optional(Type.Union([Type.Literal('utf8'), Type.Literal('base64')])),
+});
+export type PlanFile = Static<typeof PlanFile>;
+
+export const SystemdUnitOptions = Type.Object({
+  after: Type.Optional(Type.Array(Type.String())),
+  wants: Type.Optional(Type.Array(Type.String())),
+  type: Type.Optional(
+    Type.Union([
+      Type.Literal('simple'),
+      Type.Literal('notify'),
+      Type.Literal('exec'),
+      Type.Literal('forking'),
+    ]),
+  ),
+  limitNOFILE: Type.Optional(Type.Integer({ minimum: 1 })),
+  user: Type.Optional(Type.String()),
+  extraService: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z]+$' }), Type.String())),
+});
+export type SystemdUnitOptions = Static<typeof SystemdUnitOptions>;
+
+export const RunSpec = Type.Object({
+  command: Type.String({
+    minLength: 1,
+    description: 'executable: absolute path, or a name resolved on PATH',
+  }),
+  args: Type.Array(Type.String()),
+  env: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String()),
+  cwd: Type.Optional(Type.String({ pattern: '^/' })),
+  unit: Type.Optional(SystemdUnitOptions),
+  stopTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
+  reloadSignal: Type.Optional(
+    Type.String({ pattern: '^SIG[A-Z0-9]+$', description: 'signal for in-place reload instead of restart' }),
+  ),
+});
+export type RunSpec = Static<typeof RunSpec>;
+
+export const ProbeKind = Type.Union([
+  Type.Literal('http'),
+  Type.Literal('https'),
+  Type.Literal('tcp'),
+  Type.Literal('exec'),
+]);
+export const HealthProbe = Type.Object({
+  kind: ProbeKind,
+  host: Type.Optional(Type.String()),
+  port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  path: Type.Optional(Type.String({ pattern: '^/' })),
+  insecure: Type.Optional(Type.Boolean({ description: 'https: accept self-signed serving certificates' })),
+  caFile: Type.Optional(Type.String()),
+  command: Type.Optional(Type.String()),
+  args: Type.Optional(Type.Array(Type.String())),
+  periodMs: Type.Integer({ minimum: 100, maximum: 3_600_000 }),
+  timeoutMs: Type.Integer({ minimum: 10, maximum: 600_000 }),
+  initialDelayMs: Type.Integer({ minimum: 0, maximum: 3_600_000 }),
+  failureThreshold: Type.Integer({ minimum: 1, maximum: 100 }),
+  successThreshold: Type.Integer({ minimum: 1, maximum: 100 }),
+});
+export type HealthProbe = Static<typeof HealthProbe>;
+
+export const RestartPolicy = Type.Object({
+  policy: Type.Union([Type.Literal('always'), Type.Literal('on-failure'), Type.Literal('never')]),
+  initialBackoffMs: Type.Integer({ minimum: 0 }),
+  maxBackoffMs: Type.Integer({ minimum: 0 }),
+  resetAfterMs: Type.Integer({ minimum: 0, description: 'a run this long resets the backoff' }),
+  crashLoopThreshold: Type.Integer({
+    minimum: 1,
+    description: 'consecutive failed starts that count as CrashLoop',
+  }),
+});
+export type RestartPolicy = Static<typeof RestartPolicy>;
+
+export const DeclaredCommand = Type.Object({
+  command: Type.String({ minLength: 1 }),
+  args: Type.Array(Type.String()),
+  timeoutMs: Type.Integer({ minimum: 100, maximum: 600_000 }),
+});
+
+export const InstanceSpec = Type.Object({
+  id: InstanceId,
+  role: RoleName,
+  epoch: Type.Integer({ minimum: 1, description: 'assignment epoch; bumped whenever the instance moves' }),
+  checksum: Sha256Hex,
+  simulated: Type.Boolean({ description: 'true when the process is a lab stand-in, not the real component' }),
+  files: Type.Array(PlanFile),
+  run: RunSpec,
+  health: Type.Optional(HealthProbe),
+  restart: RestartPolicy,
+  commands: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z0-9-]{1,64}$' }), DeclaredCommand)),
+  ports: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }))),
+});
+export type InstanceSpec = Static<typeof InstanceSpec>;
+
+export const NodePlan = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('plan'),
+    nodeId: NodeId,
+    generation: Type.Integer({ minimum: 0, description: 'per-node generation; rises with every change' }),
+    coordinatorEpoch: Type.Integer({
+      minimum: 1,
+      description: 'bumped when a coordinator (re)starts as leader',
+    }),
+    checksum: Sha256Hex,
+    issuedAt: IsoTime,
+    instances: Type.Array(InstanceSpec),
+  },
+  { $id: 'NodePlan' },
+);
+export type NodePlan = Static<typeof NodePlan>;
+
+export const SignedPlan = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('plan-push'),
+    plan: NodePlan,
+    signature: Type.Optional(
+      Type.String({ description: 'base64 ed25519 signature over the canonical plan' }),
+    ),
+    keyId: Type.Optional(Type.String({ description: 'fingerprint of the signing key' })),
+  },
+  { $id: 'SignedPlan' },
+);
+export type SignedPlan = Static<typeof SignedPlan>;

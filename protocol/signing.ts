@@ -1,0 +1,112 @@
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from 'node:crypto';
+import { canonicalJson, sha256Hex } from './canonical.js';
+import { SignatureError } from './errors.js';
+import type { InstanceSpec, NodePlan, SignedPlan } from './schemas/plan.js';
+import { PROTOCOL_VERSION } from './version.js';
+
+/** Content checksum of one instance: everything that affects what runs, so not `checksum` or `epoch`. */
+export function instanceChecksum(spec: Omit<InstanceSpec, 'checksum'> & { checksum?: string }): string {
+  const { checksum: _c, epoch: _e, ...content } = spec;
+  return sha256Hex(canonicalJson(content));
+}
+
+/**
+ * Content checksum of a plan: the node and what it must run. Generation, epoch and issue time are
+ * not content, so re-issuing identical content gives the same checksum; the signature covers them.
+ */
+export function planChecksum(plan: Pick<NodePlan, 'nodeId' | 'instances'>): string {
+  return sha256Hex(canonicalJson({ nodeId: plan.nodeId, instances: plan.instances }));
+}
+
+/** Fills in instance and plan checksums. */
+export function sealPlan(
+  plan: Omit<NodePlan, 'checksum' | 'instances'> & { instances: Array<Omit<InstanceSpec, 'checksum'>> },
+): NodePlan {
+  const instances = plan.instances.map((i) => ({ ...i, checksum: instanceChecksum(i) })) as InstanceSpec[];
+  const sealed = { ...plan, instances, checksum: '' } as NodePlan;
+  sealed.checksum = planChecksum(sealed);
+  return sealed;
+}
+
+export interface SigningKeyPair {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  /** base64 of the SPKI DER public key: what agents pin */
+  publicKeyB64: string;
+  /** sha256 hex of the SPKI DER */
+  fingerprint: string;
+}
+
+export function generateSigningKey(): SigningKeyPair {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  return describeKey(privateKey, publicKey);
+}
+
+export function signingKeyFromPem(privatePem: string): SigningKeyPair {
+  const privateKey = createPrivateKey(privatePem);
+  if (privateKey.asymmetricKeyType !== 'ed25519') throw new TypeError('plan signing key must be ed25519');
+  return describeKey(privateKey, createPublicKey(privateKey));
+}
+
+export function signingKeyToPem(key: SigningKeyPair): string {
+  return key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+function describeKey(privateKey: KeyObject, publicKey: KeyObject): SigningKeyPair {
+  const der = publicKey.export({ type: 'spki', format: 'der' });
+  return { privateKey, publicKey, publicKeyB64: der.toString('base64'), fingerprint: sha256Hex(der) };
+}
+
+export function publicKeyFromB64(b64: string): KeyObject {
+  const key = createPublicKey({ key: Buffer.from(b64, 'base64'), format: 'der', type: 'spki' });
+  if (key.asymmetricKeyType !== 'ed25519') throw new TypeError('plan signing key must be ed25519');
+  return key;
+}
+
+export function keyFingerprintFromB64(b64: string): string {
+  return sha256Hex(Buffer.from(b64, 'base64'));
+}
+
+export function signPlan(plan: NodePlan, key: SigningKeyPair): SignedPlan {
+  const signature = sign(null, Buffer.from(canonicalJson(plan)), key.privateKey).toString('base64');
+  return { v: PROTOCOL_VERSION, type: 'plan-push', plan, signature, keyId: key.fingerprint };
+}
+
+/**
+ * Verifies checksum and signature. Throws SignatureError naming what is wrong; returns the plan.
+ * Order matters: a missing signature is reported as such, not as a bad one.
+ */
+export function verifyPlan(signed: SignedPlan, publicKey: KeyObject): NodePlan {
+  if (!signed.signature) throw new SignatureError('DROVER_ERR_PLAN_UNSIGNED', 'plan is not signed');
+  const plan = signed.plan;
+  for (const inst of plan.instances) {
+    if (instanceChecksum(inst) !== inst.checksum) {
+      throw new SignatureError(
+        'DROVER_ERR_PLAN_CHECKSUM',
+        `instance ${inst.id}: checksum does not match its content`,
+      );
+    }
+  }
+  if (planChecksum(plan) !== plan.checksum) {
+    throw new SignatureError('DROVER_ERR_PLAN_CHECKSUM', 'plan checksum does not match its content');
+  }
+  let ok = false;
+  try {
+    ok = verify(null, Buffer.from(canonicalJson(plan)), publicKey, Buffer.from(signed.signature, 'base64'));
+  } catch {
+    ok = false;
+  }
+  if (!ok)
+    throw new SignatureError(
+      'DROVER_ERR_PLAN_SIGNATURE',
+      'plan signature does not verify against the pinned coordinator key',
+    );
+  return plan;
+}

@@ -1,0 +1,6 @@
+import { afterAll } from 'vitest';
+import { runFileCleanups } from './helpers/proc.js';
+
+afterAll(async () => {
+  await runFileCleanups();
+});
