@@ -1,0 +1,43 @@
+/**
+ * Shared coordinator types: what placement, rendering and the reconciler pass between each other.
+ * Kept in one small file so the pure modules (topology, catalog, placement) and the engine agree.
+ */
+import type { Facts, Labels, NodeState } from '../protocol/index.js';
+
+/** A node as the coordinator knows it (persisted part plus derived labels). */
+export interface NodeRecord {
+  id: string;
+  hostname: string;
+  address: string;
+  /** operator and agent labels merged with fact-derived labels (`drover.dev/arch`, `drover.dev/cpu-cores`, …) */
+  labels: Labels;
+  state: NodeState;
+  facts: Facts;
+  fingerprint: { machineId: string; macs: string[] };
+  /** true once approved (join token or operator) */
+  approved: boolean;
+  cordoned: boolean;
+  createdAt: string;
+  updatedAt: string;
+  /** cluster this node belongs to (multi-cluster coordinators); default "default" */
+  cluster?: string;
+}
+
+/** One role instance bound to one node. `epoch` is bumped whenever it moves. */
+export interface Assignment {
+  instanceId: string;
+  role: string;
+  ordinal: number;
+  nodeId: string;
+  epoch: number;
+  cluster: string;
+  /** set while an instance is on its way to a new node (e.g. etcd member replacement) */
+  previousNodeId?: string;
+  since: string;
+}
+
+export interface Unplaced {
+  instanceId: string;
+  role: string;
+  reason: string;
+}
