@@ -41,7 +41,12 @@ export interface Store {
    * replaying retained history, then live. Changes older than the retained history are reported
    * as DROVER_ERR_STORE_COMPACTED through `onError`.
    */
-  watch<T>(prefix: string, fromRevision: number, fn: (e: WatchEvent<T>) => void, onError?: (err: Error) => void): Watcher;
+  watch<T>(
+    prefix: string,
+    fromRevision: number,
+    fn: (e: WatchEvent<T>) => void,
+    onError?: (err: Error) => void,
+  ): Watcher;
   /** resolves once every accepted write is durable */
   flush(): Promise<void>;
   close(): Promise<void>;

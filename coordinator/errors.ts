@@ -1,0 +1,61 @@
+import { DroverError, type ErrorSpec, PROTOCOL_ERRORS } from '../protocol/index.js';
+
+/**
+ * The coordinator's error registry: every stable code it can return, with its HTTP status. Parts
+ * of the coordinator keep their codes next to their code (store, topology, …) and this file
+ * composes them, so there is one registry and a test can check codes are unique and documented.
+ * Add a part's table to `COORDINATOR_ERRORS` below.
+ */
+export const ENGINE_ERRORS = {
+  DROVER_ERR_NODE_NOT_FOUND: { status: 404, description: 'No node has this id.' },
+  DROVER_ERR_INSTANCE_NOT_FOUND: { status: 404, description: 'No role instance has this id.' },
+  DROVER_ERR_TASK_NOT_FOUND: { status: 404, description: 'No task has this id.' },
+  DROVER_ERR_ILLEGAL_STATE: {
+    status: 409,
+    description: 'The operation is not allowed in the current lifecycle state.',
+  },
+  DROVER_ERR_NODE_FINGERPRINT: {
+    status: 409,
+    description: 'A known node id registered from a different machine (wiped or cloned host).',
+  },
+  DROVER_ERR_BAD_REQUEST: {
+    status: 400,
+    description: 'The request is malformed; `details.field` names the field.',
+  },
+  DROVER_ERR_UNAUTHORIZED: { status: 401, description: 'No valid bearer token was given.' },
+  DROVER_ERR_FORBIDDEN: { status: 403, description: 'The token is valid but its role may not do this.' },
+  DROVER_ERR_RATE_LIMITED: {
+    status: 429,
+    description: 'Too many failed authentications from this client; retry later.',
+  },
+  DROVER_ERR_NOT_READY: {
+    status: 503,
+    description: 'The coordinator is not ready (store or NATS unavailable).',
+  },
+  DROVER_ERR_NODE_UNREACHABLE: { status: 504, description: 'The node did not answer in time.' },
+  DROVER_ERR_INTERNAL: { status: 500, description: 'An unexpected internal error.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export const COORDINATOR_ERRORS: Record<string, ErrorSpec> = {
+  ...PROTOCOL_ERRORS,
+  ...ENGINE_ERRORS,
+};
+
+/** Registers a part's error table; throws on a duplicate code so collisions fail at start-up and in tests. */
+export function registerErrors(table: Record<string, ErrorSpec>): void {
+  for (const [code, spec] of Object.entries(table)) {
+    if (code in COORDINATOR_ERRORS && COORDINATOR_ERRORS[code] !== spec)
+      throw new Error(`duplicate error code ${code}`);
+    COORDINATOR_ERRORS[code] = spec;
+  }
+}
+
+export function coordinatorError(
+  code: keyof typeof ENGINE_ERRORS | string,
+  message: string,
+  details?: Record<string, unknown>,
+  cause?: unknown,
+): DroverError {
+  const spec = COORDINATOR_ERRORS[code];
+  return new DroverError(code, message, { status: spec?.status ?? 500, details, cause });
+}
