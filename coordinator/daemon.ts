@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../lib/atomic-file.js';
+import type { Logger } from '../lib/logger.js';
+import type { CompiledCoordinatorOptions } from './config.js';
+import { Engine, type EngineOptions } from './engine.js';
+import { loadOrCreateSigningKey } from './keys.js';
+import { NatsBus } from './nats.js';
+import { openLowdbStore } from './store/index.js';
+import type { Store } from './store/types.js';
+
+export interface CoordinatorHandle {
+  engine: Engine;
+  bus: NatsBus;
+  store: Store;
+  joinToken: string;
+  close(): Promise<void>;
+}
+
+/** Reads the join token from config, a file, or creates one (mode 0600) on first start. */
+export async function resolveJoinToken(opts: CompiledCoordinatorOptions): Promise<string> {
+  if (opts.joinToken) return opts.joinToken;
+  const path = opts.joinTokenFile ?? join(opts.dataDir, 'join-token');
+  try {
+    const t = readFileSync(path, 'utf8').trim();
+    if (t) return t;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read join token ${path}: ${(err as Error).message}`);
+  }
+  const token = randomBytes(24).toString('base64url');
+  await writeFileAtomic(path, `${token}\n`, 0o600);
+  return token;
+}
+
+/**
+ * Starts the coordinator: store, keys, engine, NATS. Start-up order matters: a corrupt store or
+ * key stops us before we talk to anyone. `close()` is idempotent and runs every step.
+ */
+export async function startCoordinator(
+  opts: CompiledCoordinatorOptions,
+  log: Logger,
+  extra: Partial<Pick<EngineOptions, 'onReconcile' | 'onPush' | 'renderOptions' | 'concurrency'>> = {},
+): Promise<CoordinatorHandle> {
+  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  const store = await openLowdbStore({ path: join(opts.dataDir, 'state.json'), logger: log.child({ part: 'store' }) });
+  const signingKey = await loadOrCreateSigningKey(opts.dataDir);
+  const joinToken = await resolveJoinToken(opts);
+  const engine = new Engine({
+    store,
+    logger: log.child({ part: 'engine' }),
+    signingKey,
+    joinToken,
+    timings: {
+      heartbeatIntervalMs: opts.heartbeatInterval,
+      suspectAfterMissed: opts.suspectAfterMissed,
+      unreachableAfterMs: opts.unreachableAfter,
+      reassignAfterMs: opts.reassignAfter,
+      etcdReassignAfterMs: opts.etcdReassignAfter,
+      stormThreshold: opts.stormThreshold,
+      pushTimeoutMs: opts.pushTimeout,
+    },
+    renderOptions: extra.renderOptions ?? (opts.standinCommand ? { standin: { command: opts.standinCommand[0]!, args: opts.standinCommand.slice(1) } } : undefined),
+    onReconcile: extra.onReconcile,
+    onPush: extra.onPush,
+    concurrency: extra.concurrency,
+  });
+  await engine.start();
+  const bus = await NatsBus.connect(opts.nats, engine, log.child({ part: 'nats' }));
+  log.info({ epoch: engine.epoch, keyFingerprint: signingKey.fingerprint, nats: opts.nats.servers }, 'coordinator running');
+  let closing: Promise<void> | undefined;
+  return {
+    engine,
+    bus,
+    store,
+    joinToken,
+    close() {
+      closing ??= (async () => {
+        const steps: Array<[string, () => Promise<void>]> = [
+          ['nats', () => bus.close()],
+          ['engine', () => engine.close()],
+          ['store', () => store.close()],
+        ];
+        for (const [name, fn] of steps) await fn().catch((err) => log.error({ err, step: name }, 'shutdown step failed'));
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,588 @@
+import { randomUUID } from 'node:crypto';
+import { type Clock, systemClock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import {
+  type Event,
+  type FactsUpdate,
+  type Heartbeat,
+  type InstanceSpec,
+  type NodePlan,
+  type NodeStatus,
+  PROTOCOL_VERSION,
+  type PlanFetch,
+  type PlanResult,
+  type Register,
+  type RegisterReply,
+  type SignedPlan,
+  type SigningKeyPair,
+  sealPlan,
+  signPlan,
+  type Task,
+  type TaskResult,
+} from '../protocol/index.js';
+import { type RenderOptions, renderPlans } from './catalog/index.js';
+import { coordinatorError } from './errors.js';
+import { EventLog } from './events.js';
+import type { Assignment, NodeRecord, Unplaced } from './model.js';
+import { constantTimeEqual, NodeRegistry, sameMachine } from './nodes.js';
+import { place } from './placement/index.js';
+import type { Store } from './store/types.js';
+import { deriveLabels, type Topology } from './topology/index.js';
+import { WorkQueue } from './workqueue.js';
+
+/** The narrow port to the agents; the NATS adapter implements it, unit tests fake it. */
+export interface AgentBus {
+  pushPlan(nodeId: string, signed: SignedPlan, timeoutMs: number): Promise<PlanResult>;
+  sendTask(nodeId: string, task: Task, timeoutMs: number): Promise<TaskResult>;
+  publishEvent(e: Event): void;
+}
+
+export interface EngineTimings {
+  heartbeatIntervalMs: number;
+  suspectAfterMissed: number;
+  unreachableAfterMs: number;
+  reassignAfterMs: number;
+  etcdReassignAfterMs: number;
+  stormThreshold: number;
+  pushTimeoutMs: number;
+}
+
+export interface EngineOptions {
+  store: Store;
+  logger: Logger;
+  signingKey: SigningKeyPair;
+  timings: EngineTimings;
+  joinToken?: string;
+  clock?: Clock;
+  renderOptions?: RenderOptions;
+  /** keys reconciled concurrently (plan pushes in flight); default 256 */
+  concurrency?: number;
+  onReconcile?: (kind: 'cluster' | 'node', outcome: string, ms: number) => void;
+  onPush?: (ok: boolean) => void;
+}
+
+export const DEFAULT_CLUSTER = 'default';
+const CLUSTER_LABEL = 'drover.dev/cluster';
+
+interface Desired {
+  plan: NodePlan;
+  signed: SignedPlan;
+}
+
+/** Evictions decided by the repair policy for one cluster reconcile. */
+export interface Evictions {
+  evictNodes: Set<string>;
+  evictInstances: Set<string>;
+  moveTo: Map<string, string>;
+}
+
+export interface RepairHooks {
+  /** which instances must leave their nodes now (Unreachable past grace, drains, operator moves) */
+  evictions(cluster: string, current: Assignment[]): Evictions;
+  /** called after placement wrote new assignments (etcd membership changes, events) */
+  afterPlacement?(cluster: string, moved: Array<{ from: Assignment; to: Assignment }>): Promise<void>;
+}
+
+/**
+ * The coordinator engine: desired state in the store, liveness in memory, and two kinds of
+ * level-triggered reconcile on one de-duplicating work queue:
+ * - `cluster:<name>` places roles and renders every node's plan of that cluster;
+ * - `node:<id>` pushes the node's desired plan until the agent's applied checksum matches.
+ */
+export class Engine {
+  readonly events: EventLog;
+  readonly nodes: NodeRegistry;
+  readonly queue: WorkQueue;
+  epoch = 0;
+  private bus?: AgentBus;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly topologies = new Map<string, { topology: Topology; revision: number }>();
+  private readonly assignments = new Map<string, Map<string, { a: Assignment; revision?: number }>>();
+  private readonly desired = new Map<string, Desired>();
+  private readonly generation = new Map<string, number>();
+  private readonly unplaced = new Map<string, Unplaced[]>();
+  private sweepTimer: unknown;
+  private closing?: Promise<void>;
+  repair?: RepairHooks;
+
+  constructor(private readonly opts: EngineOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.logger;
+    this.events = new EventLog(opts.store, opts.logger);
+    this.nodes = new NodeRegistry(opts.store, this.clock, opts.timings);
+    this.queue = new WorkQueue((k) => this.reconcile(k), {
+      concurrency: opts.concurrency ?? 256,
+      clock: this.clock,
+      logger: opts.logger,
+      onOutcome: (key, outcome, ms) => opts.onReconcile?.(key.startsWith('node:') ? 'node' : 'cluster', outcome, ms),
+    });
+  }
+
+  get timings(): EngineTimings {
+    return this.opts.timings;
+  }
+
+  attachBus(bus: AgentBus): void {
+    this.bus = bus;
+    this.events.subscribe((e) => bus.publishEvent(e));
+  }
+
+  async start(): Promise<void> {
+    const { store } = this.opts;
+    const ep = await store.get<number>('meta/epoch');
+    this.epoch = (ep?.value ?? 0) + 1;
+    if (ep) await store.update('meta/epoch', this.epoch, ep.revision);
+    else await store.create('meta/epoch', this.epoch);
+    await this.events.load();
+    await this.nodes.load();
+    for (const e of await store.list<Topology>('topology/')) this.topologies.set(e.key.slice('topology/'.length), { topology: e.value, revision: e.revision });
+    for (const e of await store.list<Assignment>('assignments/')) this.assignmentMap(e.value.cluster).set(e.value.instanceId, { a: e.value, revision: e.revision });
+    this.events.emit({ kind: 'coordinator.started', severity: 'info', message: `coordinator started with epoch ${this.epoch}`, data: { epoch: this.epoch } });
+    // Nodes get a grace period from start-up: liveness is memory-only, so treat every approved
+    // node as just seen rather than instantly Unreachable.
+    for (const n of this.nodes.all()) if (n.approved && n.state !== 'Removed') this.nodes.heartbeat(n.id);
+    for (const c of this.clusterNames()) this.queue.add(`cluster:${c}`);
+    const tick = () => {
+      this.sweep();
+      this.sweepTimer = this.clock.setTimeout(tick, Math.max(100, Math.floor(this.opts.timings.heartbeatIntervalMs / 4)));
+    };
+    tick();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.clock.clearTimeout(this.sweepTimer);
+      this.queue.close();
+      await this.opts.store.flush().catch((err) => this.log.error({ err }, 'store flush failed on close'));
+    })();
+    return this.closing;
+  }
+
+  // ---------------------------------------------------------------- inbound from agents
+
+  async handleRegister(msg: Register): Promise<RegisterReply> {
+    const now = new Date(this.clock.now()).toISOString();
+    const base = {
+      v: PROTOCOL_VERSION,
+      type: 'register-reply' as const,
+      nodeId: msg.nodeId,
+      coordinatorEpoch: this.epoch,
+      signingKey: this.opts.signingKey.publicKeyB64,
+      keyFingerprint: this.opts.signingKey.fingerprint,
+      heartbeatIntervalMs: this.opts.timings.heartbeatIntervalMs,
+    };
+    const labels = { ...msg.labels, ...deriveLabels(msg.facts) };
+    let rec = this.nodes.get(msg.nodeId);
+    const tokenOk = !!this.opts.joinToken && !!msg.joinToken && constantTimeEqual(msg.joinToken, this.opts.joinToken);
+    if (rec && rec.state !== 'Removed' && !sameMachine(rec.fingerprint, msg.fingerprint)) {
+      this.events.emit({
+        kind: 'node.refused',
+        severity: 'error',
+        nodeId: msg.nodeId,
+        message: `node ${msg.nodeId} registered from a different machine (machine-id ${msg.fingerprint.machineId || '?'} ≠ ${rec.fingerprint.machineId || '?'}); refused — a wiped or cloned host must be removed first`,
+      });
+      return { ...base, accepted: false, state: 'Pending', reason: 'fingerprint mismatch: this node id belongs to a different machine; remove the old node first' };
+    }
+    if (!rec || rec.state === 'Removed') {
+      const twin = this.nodes.findByAddressOrHostname(msg.address, msg.hostname, msg.nodeId);
+      const approved = tokenOk && !twin;
+      rec = NodeRegistry.newRecord({ id: msg.nodeId, hostname: msg.hostname, address: msg.address, labels, facts: msg.facts, fingerprint: msg.fingerprint, approved, now, cluster: msg.labels[CLUSTER_LABEL] });
+      if (this.nodes.get(msg.nodeId)) await this.nodes.forget(msg.nodeId);
+      await this.nodes.save(rec);
+      if (twin) {
+        this.events.emit({
+          kind: 'node.suspected-wipe',
+          severity: 'warning',
+          nodeId: msg.nodeId,
+          message: `new node ${msg.nodeId} has the address or hostname of existing node ${twin.id}: possibly a wiped host; kept Pending — remove ${twin.id} and approve ${msg.nodeId} to replace it`,
+          data: { existing: twin.id },
+        });
+      } else {
+        this.events.emit({
+          kind: approved ? 'node.joined' : 'node.pending',
+          severity: 'info',
+          nodeId: msg.nodeId,
+          message: approved ? `node ${msg.nodeId} (${msg.hostname}, ${msg.address}) joined` : `node ${msg.nodeId} (${msg.hostname}) is waiting for approval`,
+        });
+      }
+    } else if (rec.address !== msg.address || rec.hostname !== msg.hostname || JSON.stringify(rec.labels) !== JSON.stringify(labels) || JSON.stringify({ ...rec.facts, collectedAt: '' }) !== JSON.stringify({ ...msg.facts, collectedAt: '' })) {
+      rec = { ...rec, address: msg.address, hostname: msg.hostname, labels, facts: msg.facts, fingerprint: msg.fingerprint };
+      if (!rec.approved && tokenOk) rec = { ...rec, approved: true, state: 'Ready' };
+      await this.nodes.save(rec);
+    } else if (!rec.approved && tokenOk) {
+      rec = { ...rec, approved: true, state: 'Ready' };
+      await this.nodes.save(rec);
+    }
+    if (msg.applied) {
+      this.nodes.heartbeat(msg.nodeId);
+      const l = this.nodes.liveness(msg.nodeId);
+      if (l) l.applied = { ...msg.applied };
+    } else this.nodes.heartbeat(msg.nodeId);
+    if (!rec.approved) return { ...base, accepted: true, state: 'Pending', reason: 'waiting for operator approval (no valid join token)' };
+    this.queue.add(`cluster:${this.clusterOf(rec)}`);
+    const d = this.desired.get(rec.id);
+    if (d) this.queue.add(`node:${rec.id}`);
+    return { ...base, accepted: true, state: this.nodes.effectiveState(rec), plan: d?.signed };
+  }
+
+  handleHeartbeat(hb: Heartbeat): void {
+    const rec = this.nodes.get(hb.nodeId);
+    if (!rec || !rec.approved || rec.state === 'Removed') return;
+    const prev = this.nodes.heartbeat(hb.nodeId, hb.digest);
+    if (prev && prev !== 'new') {
+      this.events.emit({ kind: 'node.recovered', severity: 'info', nodeId: hb.nodeId, message: `node ${hb.nodeId} is heartbeating again (was ${prev})` });
+      this.queue.add(`cluster:${this.clusterOf(rec)}`);
+    }
+    const l = this.nodes.liveness(hb.nodeId)!;
+    const d = this.desired.get(hb.nodeId);
+    if (!d) return;
+    const dg = hb.digest;
+    const matches = dg.checksum === d.plan.checksum && dg.coordinatorEpoch === this.epoch;
+    if (matches) {
+      l.applied = { generation: dg.generation, checksum: dg.checksum, coordinatorEpoch: dg.coordinatorEpoch };
+      return;
+    }
+    // A heartbeat sent just before our push landed still shows the old plan; don't re-push for it.
+    const recentlyPushed = l.lastPushOkAt !== undefined && this.clock.now() - l.lastPushOkAt < this.opts.timings.heartbeatIntervalMs * 1.5;
+    if (!recentlyPushed) {
+      l.applied = { generation: dg.generation, checksum: dg.checksum, coordinatorEpoch: dg.coordinatorEpoch };
+      this.queue.add(`node:${hb.nodeId}`);
+    }
+  }
+
+  handleStatus(st: NodeStatus): void {
+    const rec = this.nodes.get(st.nodeId);
+    if (!rec || !rec.approved) return;
+    this.nodes.heartbeat(st.nodeId, st.digest);
+    const l = this.nodes.liveness(st.nodeId)!;
+    const before = l.status;
+    l.status = st;
+    if (st.plan.state === 'refused' && before?.plan.state !== 'refused') {
+      this.events.emit({ kind: 'plan.refused', severity: 'error', nodeId: st.nodeId, message: `node ${st.nodeId} refused its plan: ${st.plan.error ?? 'no reason given'}` });
+    }
+    const prevPhase = new Map(before?.instances.map((i) => [i.id, i.phase]) ?? []);
+    for (const i of st.instances) {
+      const p = prevPhase.get(i.id);
+      if (p !== undefined && p !== i.phase && (i.phase === 'CrashLoop' || i.phase === 'Failed' || i.phase === 'Unhealthy')) {
+        this.events.emit({ kind: 'instance.unhealthy', severity: 'warning', nodeId: st.nodeId, instanceId: i.id, role: i.role, message: `${i.id} on ${st.nodeId} is ${i.phase}${i.lastError ? `: ${i.lastError}` : ''}` });
+      }
+    }
+    this.repairObserver?.(st);
+  }
+
+  repairObserver?: (st: NodeStatus) => void;
+
+  async handleFacts(msg: FactsUpdate): Promise<void> {
+    const rec = this.nodes.get(msg.nodeId);
+    if (!rec) return;
+    const labels = { ...Object.fromEntries(Object.entries(rec.labels).filter(([k]) => !k.startsWith('drover.dev/') || k === CLUSTER_LABEL)), ...deriveLabels(msg.facts) };
+    await this.nodes.save({ ...rec, facts: msg.facts, labels });
+    this.queue.add(`cluster:${this.clusterOf(rec)}`);
+  }
+
+  handlePlanFetch(msg: PlanFetch): SignedPlan {
+    const rec = this.nodes.get(msg.nodeId);
+    if (!rec) throw coordinatorError('DROVER_ERR_NODE_NOT_FOUND', `node ${msg.nodeId} is not registered; register first`);
+    if (!rec.approved) throw coordinatorError('DROVER_ERR_ILLEGAL_STATE', `node ${msg.nodeId} is waiting for approval`);
+    const d = this.desired.get(msg.nodeId);
+    if (!d) throw coordinatorError('DROVER_ERR_NOT_READY', `no plan rendered yet for ${msg.nodeId}; retry shortly`);
+    return d.signed;
+  }
+
+  // ---------------------------------------------------------------- topology
+
+  clusterNames(): string[] {
+    return [...new Set([...this.topologies.keys(), ...this.assignments.keys()])].sort();
+  }
+
+  topology(cluster?: string): Topology | undefined {
+    return this.topologies.get(cluster ?? this.defaultCluster() ?? DEFAULT_CLUSTER)?.topology;
+  }
+
+  listTopologies(): Topology[] {
+    return [...this.topologies.values()].map((t) => t.topology);
+  }
+
+  async applyTopology(t: Topology): Promise<void> {
+    const name = t.metadata.name;
+    const cur = this.topologies.get(name);
+    const revision = cur ? await this.opts.store.update(`topology/${name}`, t, cur.revision) : await this.opts.store.create(`topology/${name}`, t);
+    this.topologies.set(name, { topology: t, revision });
+    this.events.emit({ kind: 'topology.applied', severity: 'info', cluster: name, message: `topology ${name} applied (revision ${revision})` });
+    this.queue.add(`cluster:${name}`);
+  }
+
+  /** What applying `t` would change, computed without writing anything. */
+  previewTopology(t: Topology): {
+    added: Assignment[];
+    moved: Array<{ from: Assignment; to: Assignment }>;
+    removed: Assignment[];
+    unplaced: Unplaced[];
+    nodesChanged: string[];
+  } {
+    const cluster = t.metadata.name;
+    const current = this.currentAssignments(cluster);
+    const nodes = this.placementNodes(cluster);
+    const res = place({ topology: t, nodes, current, ...this.evictionsFor(cluster, current) });
+    const nodeMap = new Map(nodes.map((n) => [n.id, n]));
+    const rendered = renderPlans({ topology: t, assignments: res.assignments, nodes: nodeMap, options: this.opts.renderOptions });
+    const nodesChanged: string[] = [];
+    for (const n of nodes) {
+      if (!n.approved) continue;
+      const plan = this.sealFor(n.id, rendered.get(n.id) ?? [], 0);
+      if (plan.checksum !== this.desired.get(n.id)?.plan.checksum) nodesChanged.push(n.id);
+    }
+    return { added: res.added, moved: res.moved, removed: res.removed, unplaced: res.unplaced, nodesChanged: nodesChanged.sort() };
+  }
+
+  // ---------------------------------------------------------------- reconcile
+
+  private async reconcile(key: string): Promise<{ requeueAfterMs?: number } | undefined> {
+    if (key.startsWith('cluster:')) return this.reconcileCluster(key.slice(8));
+    if (key.startsWith('node:')) return this.reconcileNode(key.slice(5));
+    return undefined;
+  }
+
+  private async reconcileCluster(cluster: string): Promise<{ requeueAfterMs?: number } | undefined> {
+    const entry = this.topologies.get(cluster);
+    const current = this.currentAssignments(cluster);
+    const nodes = this.placementNodes(cluster);
+    let assignments: Assignment[] = [];
+    let requeueAfterMs: number | undefined;
+    if (entry) {
+      const ev = this.evictionsFor(cluster, current);
+      const res = place({ topology: entry.topology, nodes, current, ...ev, now: new Date(this.clock.now()).toISOString() });
+      assignments = res.assignments;
+      await this.writeAssignments(cluster, res.assignments, current);
+      for (const a of res.added) this.events.emit({ kind: 'role.placed', severity: 'info', cluster, nodeId: a.nodeId, role: a.role, instanceId: a.instanceId, message: `${a.instanceId} placed on ${a.nodeId}` });
+      for (const m of res.moved) this.events.emit({ kind: 'role.moved', severity: 'warning', cluster, nodeId: m.to.nodeId, role: m.to.role, instanceId: m.to.instanceId, message: `${m.to.instanceId} moved from ${m.from.nodeId} to ${m.to.nodeId} (epoch ${m.to.epoch})`, data: { from: m.from.nodeId, to: m.to.nodeId, epoch: m.to.epoch } });
+      for (const a of res.removed) this.events.emit({ kind: 'role.removed', severity: 'info', cluster, nodeId: a.nodeId, role: a.role, instanceId: a.instanceId, message: `${a.instanceId} removed from ${a.nodeId}` });
+      this.noteUnplaced(cluster, res.unplaced);
+      if (res.moved.length && this.repair?.afterPlacement) await this.repair.afterPlacement(cluster, res.moved);
+      // Evictions that wait on a timer (reassignAfter) need a wake-up even if nothing else changes.
+      if (ev.wakeAfterMs !== undefined) requeueAfterMs = ev.wakeAfterMs;
+    } else {
+      await this.writeAssignments(cluster, [], current);
+    }
+    const nodeMap = new Map(nodes.map((n) => [n.id, n]));
+    const rendered = entry ? renderPlans({ topology: entry.topology, assignments, nodes: nodeMap, options: this.opts.renderOptions }) : new Map();
+    for (const n of nodes) {
+      if (!n.approved || n.state === 'Removed') continue;
+      this.setDesired(n.id, rendered.get(n.id) ?? []);
+    }
+    return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
+  }
+
+  private setDesired(nodeId: string, instances: Array<Omit<InstanceSpec, 'checksum'>>): void {
+    const cur = this.desired.get(nodeId);
+    const gen = this.generation.get(nodeId) ?? 0;
+    const candidate = this.sealFor(nodeId, instances, gen + 1);
+    if (cur && cur.plan.checksum === candidate.checksum) return;
+    this.generation.set(nodeId, gen + 1);
+    this.desired.set(nodeId, { plan: candidate, signed: signPlan(candidate, this.opts.signingKey) });
+    this.queue.add(`node:${nodeId}`);
+  }
+
+  private sealFor(nodeId: string, instances: Array<Omit<InstanceSpec, 'checksum'>>, generation: number): NodePlan {
+    return sealPlan({
+      v: PROTOCOL_VERSION,
+      type: 'plan',
+      nodeId,
+      generation,
+      coordinatorEpoch: this.epoch,
+      issuedAt: new Date(this.clock.now()).toISOString(),
+      instances: [...instances].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    });
+  }
+
+  private async reconcileNode(nodeId: string): Promise<undefined> {
+    const d = this.desired.get(nodeId);
+    const rec = this.nodes.get(nodeId);
+    const l = this.nodes.liveness(nodeId);
+    if (!d || !rec || !rec.approved || !l || l.state === 'Unreachable' || !this.bus) return undefined;
+    const a = l.applied;
+    if (a && a.checksum === d.plan.checksum && a.coordinatorEpoch === this.epoch && a.generation >= d.plan.generation) return undefined;
+    let res: PlanResult;
+    try {
+      res = await this.bus.pushPlan(nodeId, d.signed, this.opts.timings.pushTimeoutMs);
+    } catch (err) {
+      this.opts.onPush?.(false);
+      throw coordinatorError('DROVER_ERR_NODE_UNREACHABLE', `plan push to ${nodeId} failed: ${(err as Error).message}`, undefined, err);
+    }
+    this.opts.onPush?.(res.accepted);
+    if (!res.accepted) {
+      this.events.emit({ kind: 'plan.refused', severity: 'error', nodeId, message: `node ${nodeId} refused plan generation ${d.plan.generation}: ${res.error?.message ?? 'no reason'}` });
+      throw coordinatorError('DROVER_ERR_ILLEGAL_STATE', `node ${nodeId} refused its plan: ${res.error?.code ?? ''} ${res.error?.message ?? ''}`);
+    }
+    l.applied = { generation: res.generation, checksum: res.checksum, coordinatorEpoch: this.epoch };
+    l.lastPushOkAt = this.clock.now();
+    return undefined;
+  }
+
+  // ---------------------------------------------------------------- liveness
+
+  private sweep(): void {
+    const changes = this.nodes.sweep();
+    const clusters = new Set<string>();
+    for (const c of changes) {
+      const rec = this.nodes.get(c.id);
+      if (!rec || !rec.approved) continue;
+      this.events.emit({
+        kind: c.to === 'Suspect' ? 'node.suspect' : 'node.unreachable',
+        severity: 'warning',
+        nodeId: c.id,
+        message: `node ${c.id} is ${c.to}: no heartbeat for ${(c.silentMs / 1000).toFixed(1)}s`,
+      });
+      if (c.to === 'Unreachable') clusters.add(this.clusterOf(rec));
+    }
+    for (const c of clusters) this.queue.add(`cluster:${c}`);
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private defaultCluster(): string | undefined {
+    if (this.topologies.has(DEFAULT_CLUSTER)) return DEFAULT_CLUSTER;
+    if (this.topologies.size === 1) return [...this.topologies.keys()][0];
+    return undefined;
+  }
+
+  clusterOf(rec: NodeRecord): string {
+    return rec.labels[CLUSTER_LABEL] ?? rec.cluster ?? this.defaultCluster() ?? DEFAULT_CLUSTER;
+  }
+
+  /** Node records of a cluster with their effective state, as placement and rendering see them. */
+  placementNodes(cluster: string): NodeRecord[] {
+    return this.nodes
+      .all()
+      .filter((n) => n.state !== 'Removed' && n.approved && this.clusterOf(n) === cluster)
+      .map((n) => ({ ...n, state: this.nodes.effectiveState(n) }));
+  }
+
+  currentAssignments(cluster: string): Assignment[] {
+    return [...(this.assignments.get(cluster)?.values() ?? [])].map((x) => x.a);
+  }
+
+  allAssignments(): Assignment[] {
+    return [...this.assignments.values()].flatMap((m) => [...m.values()].map((x) => x.a));
+  }
+
+  unplacedFor(cluster: string): Unplaced[] {
+    return this.unplaced.get(cluster) ?? [];
+  }
+
+  desiredPlan(nodeId: string): NodePlan | undefined {
+    return this.desired.get(nodeId)?.plan;
+  }
+
+  private assignmentMap(cluster: string): Map<string, { a: Assignment; revision?: number }> {
+    let m = this.assignments.get(cluster);
+    if (!m) {
+      m = new Map();
+      this.assignments.set(cluster, m);
+    }
+    return m;
+  }
+
+  private evictionsFor(cluster: string, current: Assignment[]): Evictions & { wakeAfterMs?: number } {
+    if (this.repair) return this.repair.evictions(cluster, current);
+    const evictNodes = new Set(this.nodes.all().filter((n) => n.state === 'Draining').map((n) => n.id));
+    return { evictNodes, evictInstances: new Set(), moveTo: new Map() };
+  }
+
+  private async writeAssignments(cluster: string, next: Assignment[], current: Assignment[]): Promise<void> {
+    const m = this.assignmentMap(cluster);
+    const nextIds = new Set(next.map((a) => a.instanceId));
+    const key = (id: string) => `assignments/${cluster}/${id}`;
+    for (const a of next) {
+      const cur = m.get(a.instanceId);
+      if (cur && JSON.stringify(cur.a) === JSON.stringify(a)) continue;
+      const revision = cur?.revision !== undefined ? await this.opts.store.update(key(a.instanceId), a, cur.revision) : await this.opts.store.put(key(a.instanceId), a);
+      m.set(a.instanceId, { a, revision });
+    }
+    for (const a of current) {
+      if (nextIds.has(a.instanceId)) continue;
+      await this.opts.store.delete(key(a.instanceId));
+      m.delete(a.instanceId);
+    }
+  }
+
+  private noteUnplaced(cluster: string, list: Unplaced[]): void {
+    const before = new Map((this.unplaced.get(cluster) ?? []).map((u) => [u.instanceId, u.reason]));
+    for (const u of list) {
+      if (before.get(u.instanceId) !== u.reason) this.events.emit({ kind: 'role.unschedulable', severity: 'warning', cluster, role: u.role, instanceId: u.instanceId, message: u.reason });
+    }
+    this.unplaced.set(cluster, list);
+  }
+
+  // ---------------------------------------------------------------- operator actions
+
+  requireNode(id: string): NodeRecord {
+    const rec = this.nodes.get(id);
+    if (!rec) throw coordinatorError('DROVER_ERR_NODE_NOT_FOUND', `no node ${JSON.stringify(id)}; see \`drover get nodes\``, { nodeId: id });
+    return rec;
+  }
+
+  async approve(id: string): Promise<NodeRecord> {
+    const rec = this.requireNode(id);
+    if (rec.approved) return rec;
+    const next = { ...rec, approved: true, state: 'Ready' as const };
+    await this.nodes.save(next);
+    this.events.emit({ kind: 'node.approved', severity: 'info', nodeId: id, message: `node ${id} approved` });
+    this.queue.add(`cluster:${this.clusterOf(next)}`);
+    return next;
+  }
+
+  async setCordon(id: string, cordoned: boolean): Promise<NodeRecord> {
+    const rec = this.requireNode(id);
+    const next: NodeRecord = { ...rec, cordoned, state: !cordoned && rec.state === 'Draining' ? 'Ready' : rec.state };
+    await this.nodes.save(next);
+    this.events.emit({ kind: cordoned ? 'node.cordoned' : 'node.uncordoned', severity: 'info', nodeId: id, message: `node ${id} ${cordoned ? 'cordoned' : 'uncordoned'}` });
+    this.queue.add(`cluster:${this.clusterOf(next)}`);
+    return next;
+  }
+
+  async drain(id: string): Promise<NodeRecord> {
+    const rec = this.requireNode(id);
+    const next: NodeRecord = { ...rec, cordoned: true, state: 'Draining' };
+    await this.nodes.save(next);
+    this.events.emit({ kind: 'node.draining', severity: 'info', nodeId: id, message: `node ${id} is draining: its instances move elsewhere` });
+    this.queue.add(`cluster:${this.clusterOf(next)}`);
+    return next;
+  }
+
+  /** Forgets a node without its cooperation; its instances are placed elsewhere. */
+  async remove(id: string): Promise<void> {
+    const rec = this.requireNode(id);
+    const cluster = this.clusterOf(rec);
+    await this.nodes.forget(id);
+    this.desired.delete(id);
+    this.generation.delete(id);
+    this.events.emit({ kind: 'node.removed', severity: 'warning', nodeId: id, message: `node ${id} removed` });
+    this.queue.add(`cluster:${cluster}`);
+  }
+
+  async runTask(input: Omit<Task, 'v' | 'type' | 'id' | 'issuedAt' | 'timeoutMs'> & { timeoutMs?: number }): Promise<TaskResult> {
+    this.requireNode(input.nodeId);
+    if (!this.bus) throw coordinatorError('DROVER_ERR_NOT_READY', 'not connected to NATS');
+    const task: Task = { v: PROTOCOL_VERSION, type: 'task', id: randomUUID(), issuedAt: new Date(this.clock.now()).toISOString(), timeoutMs: input.timeoutMs ?? 30_000, ...input } as Task;
+    try {
+      return await this.bus.sendTask(task.nodeId, task, task.timeoutMs + 2000);
+    } catch (err) {
+      throw coordinatorError('DROVER_ERR_NODE_UNREACHABLE', `task ${task.kind} on ${task.nodeId} got no answer: ${(err as Error).message}`, undefined, err);
+    }
+  }
+
+  /** True when every approved, reachable node has applied its desired plan. */
+  converged(cluster?: string): boolean {
+    for (const [id, d] of this.desired) {
+      const rec = this.nodes.get(id);
+      if (!rec || !rec.approved) continue;
+      if (cluster && this.clusterOf(rec) !== cluster) continue;
+      const l = this.nodes.liveness(id);
+      if (!l || l.state === 'Unreachable') continue;
+      if (l.applied?.checksum !== d.plan.checksum) return false;
+    }
+    return true;
+  }
+}

@@ -1,0 +1,181 @@
+import { readFileSync } from 'node:fs';
+import { type ConnectionOptions, connect, credsAuthenticator, type Msg, type NatsConnection, type Subscription } from 'nats';
+import type { Logger } from '../lib/logger.js';
+import {
+  DecodeError,
+  DroverError,
+  decodeMessage,
+  type Event,
+  encode,
+  type MessageName,
+  type MessageOf,
+  nodeIdFromSubject,
+  type PlanResult,
+  type SignedPlan,
+  subjects,
+  type Task,
+  type TaskResult,
+} from '../protocol/index.js';
+import type { AgentBus, Engine } from './engine.js';
+
+export interface NatsSettings {
+  servers: string[];
+  token?: string;
+  user?: string;
+  password?: string;
+  credsFile?: string;
+  tls?: { ca?: string; cert?: string; key?: string };
+}
+
+export function natsConnectionOptions(s: NatsSettings, name: string): ConnectionOptions {
+  const o: ConnectionOptions = {
+    servers: s.servers,
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    reconnectJitter: 500,
+    pingInterval: 10_000,
+  };
+  if (s.token) o.token = s.token;
+  if (s.user) {
+    o.user = s.user;
+    o.pass = s.password;
+  }
+  if (s.credsFile) o.authenticator = credsAuthenticator(new Uint8Array(readFileSync(s.credsFile)));
+  if (s.tls && (s.tls.ca || s.tls.cert)) o.tls = { caFile: s.tls.ca, certFile: s.tls.cert, keyFile: s.tls.key };
+  return o;
+}
+
+export interface BusCounters {
+  malformed: number;
+  heartbeats: number;
+}
+
+/**
+ * Wires the engine to NATS: subscribes to what agents send, implements AgentBus for what the
+ * engine sends. Every inbound message is decoded against its schema; a malformed one is logged,
+ * counted and dropped (or answered with an error body), never thrown.
+ */
+export class NatsBus implements AgentBus {
+  readonly counters: BusCounters = { malformed: 0, heartbeats: 0 };
+  private subs: Subscription[] = [];
+
+  private constructor(
+    readonly nc: NatsConnection,
+    private readonly engine: Engine,
+    private readonly log: Logger,
+  ) {}
+
+  static async connect(settings: NatsSettings, engine: Engine, log: Logger): Promise<NatsBus> {
+    const nc = await connect(natsConnectionOptions(settings, 'drover-coordinator'));
+    const bus = new NatsBus(nc, engine, log);
+    bus.listen();
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') bus.isConnected = false;
+        if (s.type === 'reconnect') bus.isConnected = true;
+        log.info({ nats: s.type, data: typeof s.data === 'string' ? s.data : undefined }, 'nats status');
+      }
+    })().catch(() => {});
+    engine.attachBus(bus);
+    return bus;
+  }
+
+  private isConnected = true;
+
+  get connected(): boolean {
+    return !this.nc.isClosed() && this.isConnected;
+  }
+
+  private decode<N extends MessageName>(name: N, m: Msg): MessageOf<N> | undefined {
+    try {
+      const v = decodeMessage(name, m.data);
+      const fromSubject = nodeIdFromSubject(m.subject);
+      const claimed = (v as { nodeId?: string }).nodeId;
+      if (fromSubject && claimed && fromSubject !== claimed) {
+        throw new DecodeError('DROVER_ERR_DECODE', '/nodeId', `nodeId ${claimed} does not match subject ${m.subject}`);
+      }
+      return v;
+    } catch (err) {
+      this.counters.malformed++;
+      this.log.warn({ subject: m.subject, err: (err as Error).message, code: (err as DroverError).code }, 'dropped malformed message');
+      if (m.reply) m.respond(encode((err as DroverError).toJSON?.() ?? { code: 'DROVER_ERR_DECODE', message: String(err) }));
+      return undefined;
+    }
+  }
+
+  private on(subject: string, fn: (m: Msg) => void | Promise<void>, queue = 'drover-coordinator'): void {
+    const sub = this.nc.subscribe(subject, {
+      queue,
+      callback: (err, m) => {
+        if (err) {
+          this.log.error({ err, subject }, 'subscription error');
+          return;
+        }
+        try {
+          const r = fn(m);
+          if (r) r.catch((e) => this.replyError(m, e));
+        } catch (e) {
+          this.replyError(m, e);
+        }
+      },
+    });
+    this.subs.push(sub);
+  }
+
+  private replyError(m: Msg, e: unknown): void {
+    const body = e instanceof DroverError ? e.toJSON() : { code: 'DROVER_ERR_INTERNAL', message: (e as Error)?.message ?? String(e) };
+    if (!(e instanceof DroverError)) this.log.error({ err: e, subject: m.subject }, 'handler failed');
+    if (m.reply) m.respond(encode(body));
+  }
+
+  private listen(): void {
+    this.on(subjects.register(), async (m) => {
+      const msg = this.decode('Register', m);
+      if (!msg) return;
+      m.respond(encode(await this.engine.handleRegister(msg)));
+    });
+    this.on(subjects.heartbeatAll(), (m) => {
+      const hb = this.decode('Heartbeat', m);
+      if (!hb) return;
+      this.counters.heartbeats++;
+      this.engine.handleHeartbeat(hb);
+    });
+    this.on(subjects.statusAll(), (m) => {
+      const st = this.decode('NodeStatus', m);
+      if (st) this.engine.handleStatus(st);
+    });
+    this.on(subjects.factsAll(), async (m) => {
+      const f = this.decode('FactsUpdate', m);
+      if (f) await this.engine.handleFacts(f);
+    });
+    this.on(subjects.planFetchAll(), (m) => {
+      const pf = this.decode('PlanFetch', m);
+      if (pf) m.respond(encode(this.engine.handlePlanFetch(pf)));
+    });
+  }
+
+  async pushPlan(nodeId: string, signed: SignedPlan, timeoutMs: number): Promise<PlanResult> {
+    const r = await this.nc.request(subjects.plan(nodeId), encode(signed), { timeout: timeoutMs });
+    return decodeMessage('PlanResult', r.data);
+  }
+
+  async sendTask(nodeId: string, task: Task, timeoutMs: number): Promise<TaskResult> {
+    const r = await this.nc.request(subjects.task(nodeId), encode(task), { timeout: timeoutMs });
+    return decodeMessage('TaskResult', r.data);
+  }
+
+  publishEvent(e: Event): void {
+    if (this.nc.isClosed()) return;
+    try {
+      this.nc.publish(subjects.event(e.kind), encode(e));
+    } catch (err) {
+      this.log.debug({ err }, 'cannot publish event');
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.subs) s.unsubscribe();
+    if (!this.nc.isClosed()) await this.nc.drain().catch(() => this.nc.close());
+  }
+}

@@ -1,0 +1,149 @@
+import { Backoff } from '../lib/backoff.js';
+import { type Clock, systemClock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import { silentLogger } from '../lib/logger.js';
+import { TerminalError } from '../protocol/index.js';
+
+export interface ReconcileResult {
+  /** run this key again after this long, even if nothing changes */
+  requeueAfterMs?: number;
+}
+
+export type ReconcileFn = (key: string) => Promise<ReconcileResult | undefined | void>;
+
+export interface WorkQueueOptions {
+  /** keys reconciled at once across the queue; default 64 */
+  concurrency?: number;
+  /** per-key error backoff; defaults 200 ms doubling to 30 s */
+  backoff?: { initialMs?: number; maxMs?: number };
+  clock?: Clock;
+  logger?: Logger;
+  onOutcome?: (key: string, outcome: 'success' | 'error' | 'requeue' | 'terminal', ms: number) => void;
+}
+
+/**
+ * A de-duplicating work queue in the controller-runtime mould: a key is queued at most once, at
+ * most one reconcile per key is in flight, and a key added while in flight runs once more after.
+ * Errors requeue with per-key backoff; `TerminalError` does not retry.
+ */
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private readonly queued = new Set<string>();
+  private readonly inFlight = new Set<string>();
+  private readonly dirty = new Set<string>();
+  private readonly timers = new Map<string, unknown>();
+  private readonly backoffs = new Map<string, Backoff>();
+  private readonly concurrency: number;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private closed = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly fn: ReconcileFn,
+    private readonly opts: WorkQueueOptions = {},
+  ) {
+    this.concurrency = opts.concurrency ?? 64;
+    this.clock = opts.clock ?? systemClock;
+    this.logger = opts.logger ?? silentLogger;
+  }
+
+  add(key: string): void {
+    if (this.closed) return;
+    const t = this.timers.get(key);
+    if (t !== undefined) {
+      this.clock.clearTimeout(t);
+      this.timers.delete(key);
+    }
+    if (this.inFlight.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    this.queue.push(key);
+    this.pump();
+  }
+
+  addAfter(key: string, ms: number): void {
+    if (this.closed || this.queued.has(key)) return;
+    const existing = this.timers.get(key);
+    if (existing !== undefined) this.clock.clearTimeout(existing);
+    this.timers.set(
+      key,
+      this.clock.setTimeout(() => {
+        this.timers.delete(key);
+        this.add(key);
+      }, ms),
+    );
+  }
+
+  get length(): number {
+    return this.queue.length;
+  }
+
+  get active(): number {
+    return this.inFlight.size;
+  }
+
+  /** Resolves when nothing is queued or in flight (delayed requeues don't count). */
+  idle(): Promise<void> {
+    if (this.queue.length === 0 && this.inFlight.size === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const t of this.timers.values()) this.clock.clearTimeout(t);
+    this.timers.clear();
+    this.queue.length = 0;
+    this.queued.clear();
+  }
+
+  private pump(): void {
+    while (!this.closed && this.inFlight.size < this.concurrency && this.queue.length > 0) {
+      const key = this.queue.shift()!;
+      this.queued.delete(key);
+      this.inFlight.add(key);
+      void this.run(key);
+    }
+    if (this.queue.length === 0 && this.inFlight.size === 0) {
+      const w = this.idleWaiters.splice(0);
+      for (const r of w) r();
+    }
+  }
+
+  private async run(key: string): Promise<void> {
+    const started = this.clock.now();
+    let requeueMs: number | undefined;
+    let outcome: 'success' | 'error' | 'requeue' | 'terminal' = 'success';
+    try {
+      const res = await this.fn(key);
+      this.backoffs.delete(key);
+      if (res?.requeueAfterMs !== undefined) {
+        requeueMs = res.requeueAfterMs;
+        outcome = 'requeue';
+      }
+    } catch (err) {
+      if (err instanceof TerminalError) {
+        outcome = 'terminal';
+        this.logger.warn({ key, err }, 'reconcile failed terminally; not retrying');
+      } else {
+        outcome = 'error';
+        let b = this.backoffs.get(key);
+        if (!b) {
+          b = new Backoff({ initialMs: this.opts.backoff?.initialMs ?? 200, maxMs: this.opts.backoff?.maxMs ?? 30_000, jitter: 0.2 });
+          this.backoffs.set(key, b);
+        }
+        requeueMs = b.next();
+        this.logger.debug({ key, err, retryInMs: requeueMs }, 'reconcile failed; will retry');
+      }
+    } finally {
+      this.inFlight.delete(key);
+      this.opts.onOutcome?.(key, outcome, this.clock.now() - started);
+      if (this.dirty.delete(key)) this.add(key);
+      else if (requeueMs !== undefined) this.addAfter(key, requeueMs);
+      this.pump();
+    }
+  }
+}
