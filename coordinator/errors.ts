@@ -1,4 +1,5 @@
 import { DroverError, type ErrorSpec, PROTOCOL_ERRORS } from '../protocol/index.js';
+import { PKI_ERRORS } from './pki/errors.js';
 
 /**
  * The coordinator's error registry: every stable code it can return, with its HTTP status. Parts
@@ -33,12 +34,29 @@ export const ENGINE_ERRORS = {
     description: 'The coordinator is not ready (store or NATS unavailable).',
   },
   DROVER_ERR_NODE_UNREACHABLE: { status: 504, description: 'The node did not answer in time.' },
+  DROVER_ERR_ETCD_UNAVAILABLE: {
+    status: 503,
+    description: 'No surviving etcd member answered the membership API.',
+  },
+  DROVER_ERR_ETCD_QUORUM: {
+    status: 409,
+    description: 'An etcd membership change was refused because it would break quorum.',
+  },
+  DROVER_ERR_REPAIR_PAUSED: {
+    status: 409,
+    description: 'Automatic reassignment is paused by the storm guard; use --force to override.',
+  },
+  DROVER_ERR_LAST_HEALTHY: {
+    status: 409,
+    description: 'Refused: this would move the last healthy instance of a role away from a live node.',
+  },
   DROVER_ERR_INTERNAL: { status: 500, description: 'An unexpected internal error.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export const COORDINATOR_ERRORS: Record<string, ErrorSpec> = {
   ...PROTOCOL_ERRORS,
   ...ENGINE_ERRORS,
+  ...PKI_ERRORS,
 };
 
 /** Registers a part's error table; throws on a duplicate code so collisions fail at start-up and in tests. */

@@ -1,0 +1,216 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { coordinatorError } from './errors.js';
+
+export interface EtcdMemberInfo {
+  /** uint64 member id, as a decimal string (JSON cannot carry it as a number) */
+  id: string;
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+  isLearner: boolean;
+}
+
+export interface EtcdTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/**
+ * Talks to etcd's v3 JSON gateway on the SURVIVING members' client URLs: a dead member cannot
+ * cooperate, so every membership change goes through whoever still answers. One endpoint failing
+ * falls through to the next.
+ */
+export class EtcdAdmin {
+  constructor(
+    private readonly endpoints: string[],
+    private readonly tls: EtcdTls = {},
+    private readonly timeoutMs = 3000,
+  ) {}
+
+  private post<T>(endpoint: string, path: string, body: unknown): Promise<T> {
+    const url = new URL(path, endpoint);
+    const data = JSON.stringify(body);
+    const req = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const r = req(
+        url,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+          timeout: this.timeoutMs,
+          ca: this.tls.ca,
+          cert: this.tls.cert,
+          key: this.tls.key,
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c) => (text += c));
+          res.on('end', () => {
+            let json: unknown;
+            try {
+              json = JSON.parse(text || '{}');
+            } catch {
+              reject(new Error(`${endpoint}${path}: not JSON: ${text.slice(0, 200)}`));
+              return;
+            }
+            if ((res.statusCode ?? 500) >= 400) {
+              reject(
+                new Error(
+                  `${endpoint}${path}: HTTP ${res.statusCode}: ${(json as { message?: string; error?: string }).message ?? (json as { error?: string }).error ?? text}`,
+                ),
+              );
+            } else resolve(json as T);
+          });
+        },
+      );
+      r.on('timeout', () => r.destroy(new Error(`${endpoint}: timed out after ${this.timeoutMs} ms`)));
+      r.on('error', reject);
+      r.end(data);
+    });
+  }
+
+  private async any<T>(
+    path: string,
+    body: unknown,
+    endpoints = this.endpoints,
+  ): Promise<{ endpoint: string; value: T }> {
+    const errors: string[] = [];
+    for (const ep of endpoints) {
+      try {
+        return { endpoint: ep, value: await this.post<T>(ep, path, body) };
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
+    }
+    throw coordinatorError(
+      'DROVER_ERR_ETCD_UNAVAILABLE',
+      `no etcd endpoint answered ${path}: ${errors.join('; ')}`,
+    );
+  }
+
+  async memberList(endpoints?: string[]): Promise<EtcdMemberInfo[]> {
+    const { value } = await this.any<{
+      members?: Array<{
+        ID?: string;
+        name?: string;
+        peerURLs?: string[];
+        clientURLs?: string[];
+        isLearner?: boolean;
+      }>;
+    }>('/v3/cluster/member/list', {}, endpoints);
+    return (value.members ?? []).map((m) => ({
+      id: String(m.ID ?? ''),
+      name: m.name ?? '',
+      peerURLs: m.peerURLs ?? [],
+      clientURLs: m.clientURLs ?? [],
+      isLearner: m.isLearner ?? false,
+    }));
+  }
+
+  /** Members whose client URL answers /health with health=true. */
+  async healthyEndpoints(clientUrls: string[]): Promise<string[]> {
+    const ok = await Promise.all(
+      clientUrls.map(async (u) => {
+        try {
+          const res = await this.get(u, '/health');
+          return (
+            (JSON.parse(res) as { health?: string | boolean }).health === 'true' ||
+            (JSON.parse(res) as { health?: boolean }).health === true
+          );
+        } catch {
+          return false;
+        }
+      }),
+    );
+    return clientUrls.filter((_, i) => ok[i]);
+  }
+
+  private get(endpoint: string, path: string): Promise<string> {
+    const url = new URL(path, endpoint);
+    const req = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const r = req(
+        url,
+        { method: 'GET', timeout: this.timeoutMs, ca: this.tls.ca, cert: this.tls.cert, key: this.tls.key },
+        (res) => {
+          let t = '';
+          res.on('data', (c) => (t += c));
+          res.on('end', () => resolve(t));
+        },
+      );
+      r.on('timeout', () => r.destroy(new Error('timeout')));
+      r.on('error', reject);
+      r.end();
+    });
+  }
+
+  async memberRemove(id: string, endpoints?: string[]): Promise<void> {
+    await this.any('/v3/cluster/member/remove', { ID: id }, endpoints);
+  }
+
+  /**
+   * Adds a voting member. etcd's strict reconfig check answers "unhealthy cluster" until the
+   * leader has been connected to a quorum for its health interval (5 s), e.g. just after a
+   * removal or start-up; that is retried for up to `waitMs`.
+   */
+  async memberAdd(peerURLs: string[], endpoints?: string[], waitMs = 15_000): Promise<EtcdMemberInfo> {
+    const deadline = Date.now() + waitMs;
+    let value: { member?: { ID?: string; name?: string; peerURLs?: string[] } };
+    for (;;) {
+      try {
+        ({ value } = await this.any<{ member?: { ID?: string; name?: string; peerURLs?: string[] } }>(
+          '/v3/cluster/member/add',
+          { peerURLs },
+          endpoints,
+        ));
+        break;
+      } catch (err) {
+        if (!/unhealthy cluster/.test((err as Error).message) || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    return {
+      id: String(value.member?.ID ?? ''),
+      name: value.member?.name ?? '',
+      peerURLs: value.member?.peerURLs ?? peerURLs,
+      clientURLs: [],
+      isLearner: false,
+    };
+  }
+}
+
+/** Quorum of an etcd cluster of n voting members. */
+export function quorum(n: number): number {
+  return Math.floor(n / 2) + 1;
+}
+
+/**
+ * Whether replacing one member keeps quorum throughout: after removing the dead member the
+ * cluster has n-1 voters, of which `healthy` answer; adding the new one makes n voters with the
+ * new one not yet started. Both states need `healthy >= quorum`.
+ */
+export function replacementKeepsQuorum(members: number, healthy: number): { ok: boolean; reason?: string } {
+  if (healthy < quorum(members)) {
+    return {
+      ok: false,
+      reason: `only ${healthy} of ${members} etcd members are healthy; quorum needs ${quorum(members)}; a membership change now would lose quorum`,
+    };
+  }
+  const afterRemove = members - 1;
+  if (healthy < quorum(afterRemove))
+    return {
+      ok: false,
+      reason: `removing a member leaves ${healthy} healthy of ${afterRemove}; below quorum`,
+    };
+  // The new member is added as a voter before it has started: n voters, `healthy` live.
+  if (healthy < quorum(afterRemove + 1)) {
+    return {
+      ok: false,
+      reason: `adding a member before it starts needs ${quorum(afterRemove + 1)} healthy members; only ${healthy}`,
+    };
+  }
+  return { ok: true };
+}
