@@ -1,0 +1,334 @@
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import type { InstanceStatus, NodeStatus } from '../protocol/index.js';
+import type { Engine, Evictions, RepairHooks } from './engine.js';
+import { EtcdAdmin, type EtcdTls, replacementKeepsQuorum } from './etcd.js';
+import { coordinatorError } from './errors.js';
+import type { Assignment, NodeRecord } from './model.js';
+
+/**
+ * Repair timings. Defaults and why (docs/operations.md has the long form):
+ * - reassignAfterMs 15 s of Unreachable (itself 10 s of silence): rides out blips and a NATS
+ *   reconnect, yet restores a stateless role well inside Kubernetes' 40–50 s node grace.
+ * - etcdReassignAfterMs 60 s: a member replacement is expensive and risky; a rebooting host
+ *   usually comes back within a minute.
+ * - stormThreshold 0.4: more than 40 % of nodes silent at once is more likely a partition on the
+ *   coordinator's side than that many hosts dying together.
+ * - maxReassignPerRolePerMinute 3: bounds the damage of a wrong decision.
+ * - reprovisionAfterMs 30 s in CrashLoop/Failed, then instanceReassignAfterMs 120 s more.
+ */
+export interface RepairOptions {
+  reassignAfterMs: number;
+  etcdReassignAfterMs: number;
+  stormThreshold: number;
+  maxReassignPerRolePerMinute: number;
+  reprovisionAfterMs: number;
+  instanceReassignAfterMs: number;
+  etcdTls?: EtcdTls;
+  etcdClientPort?: number;
+  etcdPeerPort?: number;
+}
+
+export const DEFAULT_REPAIR_OPTIONS: RepairOptions = {
+  reassignAfterMs: 15_000,
+  etcdReassignAfterMs: 60_000,
+  stormThreshold: 0.4,
+  maxReassignPerRolePerMinute: 3,
+  reprovisionAfterMs: 30_000,
+  instanceReassignAfterMs: 120_000,
+  etcdClientPort: 2379,
+  etcdPeerPort: 2380,
+};
+
+const ETCD = 'etcd';
+const HEALTHY = new Set(['Healthy', 'Running']);
+
+interface InstanceTrouble {
+  since: number;
+  reprovisionedAt?: number;
+}
+
+/**
+ * The repair ladder, as a policy the engine consults on every cluster reconcile:
+ * 1. the agent restarts crashed instances locally (agent side);
+ * 2. an instance failing for `reprovisionAfterMs` gets a reprovision task (files rewritten, restart);
+ * 3. an instance still failing `instanceReassignAfterMs` later, or any instance on a node
+ *    Unreachable for `reassignAfterMs` (etcd: `etcdReassignAfterMs`), is reassigned elsewhere —
+ *    unless the storm guard, the per-role rate limit, the last-healthy rule or etcd quorum says no.
+ */
+export class RepairPolicy implements RepairHooks {
+  private forceUntil = 0;
+  private readonly paused = new Map<string, boolean>();
+  private readonly recentMoves = new Map<string, number[]>();
+  private readonly trouble = new Map<string, InstanceTrouble>();
+  private readonly held = new Set<string>();
+  private readonly moveTo = new Map<string, string>();
+  private readonly refusedEtcd = new Set<string>();
+  private etcdBusy = false;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly opts: RepairOptions,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly onRepair?: (result: string) => void,
+  ) {
+    engine.repair = this;
+    engine.repairObserver = (st) => this.observe(st);
+  }
+
+  /** Operator override: ignore the storm guard for the next `ms`. */
+  force(ms = 120_000): void {
+    this.forceUntil = this.clock.now() + ms;
+    this.engine.events.emit({ kind: 'repair.forced', severity: 'warning', message: `storm guard overridden by an operator for ${Math.round(ms / 1000)}s` });
+    for (const c of this.engine.clusterNames()) this.engine.queue.add(`cluster:${c}`);
+  }
+
+  isPaused(cluster: string): boolean {
+    return this.paused.get(cluster) === true;
+  }
+
+  /** Queues an operator move; checked against the same safety rules on the next reconcile. */
+  requestMove(instanceId: string, toNode: string): void {
+    this.moveTo.set(instanceId, toNode);
+  }
+
+  evictions(cluster: string, current: Assignment[]): Evictions & { wakeAfterMs?: number } {
+    const now = this.clock.now();
+    const nodes = this.engine.placementNodes(cluster);
+    const byId = new Map(nodes.map((n) => [n.id, n]));
+    const evictNodes = new Set<string>();
+    const evictInstances = new Set<string>();
+    const moveTo = new Map<string, string>();
+    let wake: number | undefined;
+    const wakeIn = (ms: number) => {
+      wake = wake === undefined ? ms : Math.min(wake, ms);
+    };
+    const unreachable = nodes.filter((n) => n.state === 'Unreachable');
+    const share = nodes.length ? unreachable.length / nodes.length : 0;
+    const forced = now < this.forceUntil;
+    const storm = share > this.opts.stormThreshold && !forced;
+    if (storm !== this.isPaused(cluster)) {
+      this.paused.set(cluster, storm);
+      this.engine.events.emit(
+        storm
+          ? { kind: 'repair.paused', severity: 'error', cluster, message: `automatic reassignment paused: ${unreachable.length} of ${nodes.length} nodes (${Math.round(share * 100)}%) are Unreachable, above the ${Math.round(this.opts.stormThreshold * 100)}% storm threshold — probably a partition on the coordinator's side; \`drover repair --force\` overrides`, data: { unreachable: unreachable.length, nodes: nodes.length } }
+          : { kind: 'repair.resumed', severity: 'info', cluster, message: 'automatic reassignment resumed' },
+      );
+    }
+    if (storm && forced === false) wakeIn(5000);
+    const topology = this.engine.topology(cluster);
+    const healthyElsewhere = (a: Assignment) =>
+      current.some((o) => o.role === a.role && o.instanceId !== a.instanceId && this.instanceHealthy(o, byId.get(o.nodeId)));
+
+    for (const a of current) {
+      const node = byId.get(a.nodeId);
+      const l = this.engine.nodes.liveness(a.nodeId);
+      const isEtcd = a.role === ETCD;
+      if (!node) continue; // removed nodes: placement drops the assignment by itself
+      if (node.state === 'Draining') {
+        if (!healthyElsewhere(a) && this.instanceHealthy(a, node)) {
+          this.holdOnce(a, `${a.instanceId} stays on draining node ${a.nodeId}: it is the last healthy ${a.role}; start another first`);
+          wakeIn(2000);
+          continue;
+        }
+        if (isEtcd && !this.etcdGate(cluster, a, current, byId)) {
+          wakeIn(5000);
+          continue;
+        }
+        evictInstances.add(a.instanceId);
+        continue;
+      }
+      if (node.state === 'Unreachable' && l && !storm) {
+        const after = this.roleReassignAfter(topology?.roles?.[a.role], isEtcd);
+        const waited = now - l.since;
+        if (waited < after) {
+          wakeIn(after - waited + 50);
+          continue;
+        }
+        if (!this.takeRate(a.role, now)) {
+          this.holdOnce(a, `reassigning ${a.instanceId} is rate-limited (${this.opts.maxReassignPerRolePerMinute}/min for ${a.role})`);
+          wakeIn(10_000);
+          continue;
+        }
+        if (isEtcd && !this.etcdGate(cluster, a, current, byId)) {
+          wakeIn(5000);
+          continue;
+        }
+        this.engine.events.emit({ kind: 'repair.reassign', severity: 'warning', cluster, nodeId: a.nodeId, role: a.role, instanceId: a.instanceId, message: `${a.instanceId}: node ${a.nodeId} Unreachable for ${(waited / 1000).toFixed(0)}s (≥ ${after / 1000}s); reassigning` });
+        this.onRepair?.('reassign');
+        evictInstances.add(a.instanceId);
+        continue;
+      }
+      // Instance-level ladder on a live node.
+      const t = this.trouble.get(a.instanceId);
+      if (t && !storm) {
+        if (t.reprovisionedAt === undefined && now - t.since >= this.opts.reprovisionAfterMs) {
+          t.reprovisionedAt = now;
+          this.reprovision(a);
+        } else if (t.reprovisionedAt !== undefined && now - t.reprovisionedAt >= this.opts.instanceReassignAfterMs && healthyElsewhere(a) !== undefined) {
+          if (!isEtcd && this.takeRate(a.role, now)) {
+            this.engine.events.emit({ kind: 'repair.reassign', severity: 'warning', cluster, nodeId: a.nodeId, role: a.role, instanceId: a.instanceId, message: `${a.instanceId} still failing on ${a.nodeId} after a reprovision; reassigning` });
+            this.onRepair?.('reassign-instance');
+            evictInstances.add(a.instanceId);
+            this.trouble.delete(a.instanceId);
+          }
+        } else wakeIn(5000);
+      }
+    }
+    for (const [inst, to] of this.moveTo) {
+      const a = current.find((x) => x.instanceId === inst);
+      if (!a) {
+        this.moveTo.delete(inst);
+        continue;
+      }
+      if (a.nodeId === to) {
+        this.moveTo.delete(inst);
+        continue;
+      }
+      const from = byId.get(a.nodeId);
+      if (from && from.state !== 'Unreachable' && !healthyElsewhere(a) && this.instanceHealthy(a, from)) {
+        this.holdOnce(a, `move of ${inst} held: it is the last healthy ${a.role} and its node is live`);
+        continue;
+      }
+      if (a.role === ETCD && !this.etcdGate(cluster, a, current, byId)) continue;
+      moveTo.set(inst, to);
+    }
+    return { evictNodes, evictInstances, moveTo, wakeAfterMs: wake };
+  }
+
+  async afterPlacement(cluster: string, moved: Array<{ from: Assignment; to: Assignment }>): Promise<void> {
+    for (const m of moved) this.moveTo.delete(m.to.instanceId);
+    const etcdMoves = moved.filter((m) => m.to.role === ETCD);
+    if (etcdMoves.length === 0) return;
+    await this.reconcileEtcdMembership(cluster);
+  }
+
+  /**
+   * Level-triggered etcd membership: makes the member list match the etcd assignments, one change
+   * at a time, through the members that still answer. Safe to re-run after a coordinator crash
+   * in the middle: a member already removed or already added is simply not touched again.
+   */
+  async reconcileEtcdMembership(cluster: string): Promise<void> {
+    if (this.etcdBusy) return;
+    this.etcdBusy = true;
+    try {
+      const etcdA = this.engine.currentAssignments(cluster).filter((a) => a.role === ETCD);
+      const nodes = new Map(this.engine.placementNodes(cluster).map((n) => [n.id, n]));
+      const want = new Map<string, Assignment>();
+      for (const a of etcdA) {
+        const n = nodes.get(a.nodeId);
+        if (n) want.set(this.peerUrl(n), a);
+      }
+      const clientUrls = etcdA.map((a) => nodes.get(a.nodeId)).filter((n): n is NodeRecord => !!n && n.state !== 'Unreachable').map((n) => this.clientUrl(n));
+      const admin = new EtcdAdmin(clientUrls, this.opts.etcdTls);
+      const members = await admin.memberList();
+      const healthy = await admin.healthyEndpoints(members.flatMap((m) => m.clientURLs).filter((u) => clientUrls.includes(u)));
+      const stale = members.filter((m) => !m.peerURLs.some((u) => want.has(u)));
+      const missing = [...want.keys()].filter((u) => !members.some((m) => m.peerURLs.includes(u)));
+      if (stale.length === 0 && missing.length === 0) return;
+      const q = replacementKeepsQuorum(members.length, healthy.length);
+      if (!q.ok) {
+        this.engine.events.emit({ kind: 'etcd.replace-refused', severity: 'error', cluster, role: ETCD, message: `etcd membership change refused: ${q.reason}` });
+        this.onRepair?.('etcd-refused');
+        throw coordinatorError('DROVER_ERR_ETCD_QUORUM', q.reason ?? 'quorum');
+      }
+      const s = stale[0];
+      if (s) {
+        await admin.memberRemove(s.id, healthy);
+        this.engine.events.emit({ kind: 'etcd.member-removed', severity: 'warning', cluster, role: ETCD, message: `etcd member ${s.name || s.id} (${s.peerURLs.join(',')}) removed through the surviving members` });
+      }
+      const add = missing[0];
+      if (add) {
+        await admin.memberAdd([add], healthy);
+        const a = want.get(add)!;
+        this.engine.events.emit({ kind: 'etcd.member-added', severity: 'info', cluster, role: ETCD, instanceId: a.instanceId, nodeId: a.nodeId, message: `etcd member for ${a.instanceId} added at ${add}; it starts with initial-cluster-state=existing` });
+        this.onRepair?.('etcd-replaced');
+      }
+    } finally {
+      this.etcdBusy = false;
+    }
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private etcdGate(cluster: string, a: Assignment, current: Assignment[], byId: Map<string, NodeRecord>): boolean {
+    const etcd = current.filter((x) => x.role === ETCD);
+    if (etcd.some((x) => x.previousNodeId !== undefined && x.instanceId !== a.instanceId && !this.instanceHealthy(x, byId.get(x.nodeId)))) {
+      this.refuseEtcdOnce(cluster, a, 'another etcd member change is still in flight; one change at a time');
+      return false;
+    }
+    const healthy = etcd.filter((x) => x.instanceId !== a.instanceId && this.instanceHealthy(x, byId.get(x.nodeId))).length;
+    const q = replacementKeepsQuorum(etcd.length, healthy);
+    if (!q.ok) {
+      this.refuseEtcdOnce(cluster, a, q.reason!);
+      return false;
+    }
+    this.refusedEtcd.delete(a.instanceId);
+    return true;
+  }
+
+  private refuseEtcdOnce(cluster: string, a: Assignment, reason: string): void {
+    if (this.refusedEtcd.has(a.instanceId)) return;
+    this.refusedEtcd.add(a.instanceId);
+    this.engine.events.emit({ kind: 'etcd.replace-refused', severity: 'error', cluster, role: ETCD, instanceId: a.instanceId, nodeId: a.nodeId, message: `not replacing ${a.instanceId}: ${reason}` });
+  }
+
+  private roleReassignAfter(spec: unknown, isEtcd: boolean): number {
+    const v = (spec as { repair?: { reassignAfterMs?: number; reassignAfter?: number } } | undefined)?.repair;
+    const override = v?.reassignAfterMs ?? (typeof v?.reassignAfter === 'number' ? v.reassignAfter : undefined);
+    return override ?? (isEtcd ? this.opts.etcdReassignAfterMs : this.opts.reassignAfterMs);
+  }
+
+  private takeRate(role: string, now: number): boolean {
+    const list = (this.recentMoves.get(role) ?? []).filter((t) => now - t < 60_000);
+    if (list.length >= this.opts.maxReassignPerRolePerMinute) {
+      this.recentMoves.set(role, list);
+      return false;
+    }
+    list.push(now);
+    this.recentMoves.set(role, list);
+    return true;
+  }
+
+  private holdOnce(a: Assignment, message: string): void {
+    if (this.held.has(a.instanceId)) return;
+    this.held.add(a.instanceId);
+    this.engine.events.emit({ kind: 'repair.held', severity: 'warning', nodeId: a.nodeId, role: a.role, instanceId: a.instanceId, message });
+  }
+
+  private instanceStatus(a: Assignment): InstanceStatus | undefined {
+    return this.engine.nodes.liveness(a.nodeId)?.status?.instances.find((i) => i.id === a.instanceId);
+  }
+
+  instanceHealthy(a: Assignment, node: NodeRecord | undefined): boolean {
+    if (!node || node.state === 'Unreachable' || node.state === 'Suspect') return false;
+    const s = this.instanceStatus(a);
+    return !!s && HEALTHY.has(s.phase) && s.epoch === a.epoch;
+  }
+
+  private observe(st: NodeStatus): void {
+    const now = this.clock.now();
+    for (const i of st.instances) {
+      const bad = i.phase === 'CrashLoop' || i.phase === 'Failed';
+      const t = this.trouble.get(i.id);
+      if (bad && !t) this.trouble.set(i.id, { since: now });
+      if (!bad && t) this.trouble.delete(i.id);
+      if (HEALTHY.has(i.phase)) this.held.delete(i.id);
+    }
+  }
+
+  private reprovision(a: Assignment): void {
+    this.engine.events.emit({ kind: 'repair.reprovision', severity: 'warning', nodeId: a.nodeId, role: a.role, instanceId: a.instanceId, message: `${a.instanceId} keeps failing on ${a.nodeId}; asking the agent to re-provision it (rewrite files, restart)` });
+    this.onRepair?.('reprovision');
+    void this.engine.runTask({ nodeId: a.nodeId, kind: 'reprovision', instanceId: a.instanceId }).catch((err) => this.log.warn({ err, instanceId: a.instanceId }, 'reprovision task failed'));
+  }
+
+  private peerUrl(n: NodeRecord): string {
+    return `http://${n.address}:${this.opts.etcdPeerPort ?? 2380}`;
+  }
+
+  private clientUrl(n: NodeRecord): string {
+    return `http://${n.address}:${this.opts.etcdClientPort ?? 2379}`;
+  }
+}
