@@ -1,0 +1,90 @@
+import { DroverError, type ErrorSpec, PROTOCOL_ERRORS } from '../protocol/index.js';
+
+/**
+ * The agent's error registry: every stable code the agent puts in a PlanResult, TaskResult or
+ * status, with its HTTP status (the coordinator's API forwards agent errors as they are).
+ */
+export const AGENT_ERRORS_OWN = {
+  DROVER_ERR_CONFIG: {
+    status: 400,
+    description: 'An agent option is unknown or invalid; the message names it.',
+  },
+  DROVER_ERR_ILLEGAL_STATE: {
+    status: 409,
+    description: 'The operation is not allowed in the agent’s current lifecycle state.',
+  },
+  DROVER_ERR_NO_PINNED_KEY: {
+    status: 409,
+    description: 'A plan arrived before the agent pinned a coordinator signing key (it has not joined yet).',
+  },
+  DROVER_ERR_KEY_MISMATCH: {
+    status: 409,
+    description:
+      'The coordinator offered a signing key whose fingerprint differs from the pinned or configured one.',
+  },
+  DROVER_ERR_REGISTER_REFUSED: {
+    status: 403,
+    description: 'The coordinator refused the registration (for example a fingerprint mismatch).',
+  },
+  DROVER_ERR_PLAN_WRONG_NODE: { status: 400, description: 'A plan addressed to another node id.' },
+  DROVER_ERR_PLAN_STALE: {
+    status: 409,
+    description:
+      'A plan from an older coordinator epoch or generation than the applied one, or a different plan under the same generation.',
+  },
+  DROVER_ERR_PLAN_INVALID: {
+    status: 400,
+    description:
+      'A plan is well-formed but cannot be applied as written (e.g. a file path escapes the root dir).',
+  },
+  DROVER_ERR_APPLY_FAILED: {
+    status: 500,
+    description: 'Applying a verified plan failed part-way (a file could not be written, a unit failed).',
+  },
+  DROVER_ERR_RUNTIME: {
+    status: 500,
+    description: 'The role runtime (process supervisor or systemctl) failed.',
+  },
+  DROVER_ERR_INSTANCE_NOT_FOUND: {
+    status: 404,
+    description: 'A task names an instance that is not in the applied plan.',
+  },
+  DROVER_ERR_COMMAND_NOT_DECLARED: {
+    status: 400,
+    description: 'run-command names a command the instance’s role does not declare.',
+  },
+  DROVER_ERR_TASK_BAD_REQUEST: {
+    status: 400,
+    description: 'A task lacks a field its kind needs (instanceId, command).',
+  },
+  DROVER_ERR_TASK_FAILED: { status: 500, description: 'A task ran and failed; the output says why.' },
+  DROVER_ERR_TASK_TIMEOUT: { status: 504, description: 'A task did not finish within its timeout.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export const AGENT_ERRORS: Record<string, ErrorSpec> = { ...PROTOCOL_ERRORS, ...AGENT_ERRORS_OWN };
+
+export type AgentErrorCode = keyof typeof AGENT_ERRORS_OWN;
+
+export class AgentError extends DroverError {
+  constructor(
+    code: AgentErrorCode,
+    message: string,
+    opts: { details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
+    super(code, message, { status: AGENT_ERRORS_OWN[code].status, ...opts });
+    this.name = 'AgentError';
+  }
+}
+
+export class IllegalStateError extends AgentError {
+  constructor(message: string) {
+    super('DROVER_ERR_ILLEGAL_STATE', message);
+    this.name = 'IllegalStateError';
+  }
+}
+
+/** Turns anything thrown into the `{ code, message }` body that results and statuses carry. */
+export function errorBody(err: unknown): { code: string; message: string } {
+  if (err instanceof DroverError) return { code: err.code, message: err.message };
+  return { code: 'DROVER_ERR_RUNTIME', message: (err as Error)?.message ?? String(err) };
+}
