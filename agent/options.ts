@@ -51,7 +51,10 @@ export const AgentConfig = Type.Object({
     Type.String({ pattern: '^/', description: 'state dir (default /var/lib/drover/agent)' }),
   ),
   rootDir: Type.Optional(
-    Type.String({ pattern: '^/', description: 'root for role files, what DROVER_ROOT expands to in plans (default /)' }),
+    Type.String({
+      pattern: '^/',
+      description: 'root for role files, what DROVER_ROOT expands to in plans (default /)',
+    }),
   ),
   runtime: Type.Optional(
     Type.Union([Type.Literal('systemd'), Type.Literal('process')], {
