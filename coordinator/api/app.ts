@@ -1,0 +1,345 @@
+import swagger from '@fastify/swagger';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import { type Clock, systemClock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/logger.js';
+import { DROVER_VERSION } from '../../lib/version.js';
+import { DroverError } from '../../protocol/index.js';
+import type { Engine } from '../engine.js';
+import { COORDINATOR_ERRORS, coordinatorError } from '../errors.js';
+import type { Store } from '../store/types.js';
+import './errors.js';
+import type { CoordinatorMetrics } from './metrics.js';
+import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js';
+import { registerRoutes } from './routes.js';
+import { SseHub, type SseOptions } from './sse.js';
+import { TaskTracker } from './tasks.js';
+import { roleAllows, type TokenInfo, type TokenRole, type TokenStore } from './tokens.js';
+import { registerWeb } from './web.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** who may call the route: a token role, or `public` (no token) */
+    auth?: TokenRole | 'public';
+  }
+  interface FastifyRequest {
+    token?: TokenInfo;
+  }
+}
+
+/** The engine methods the lead adds later; routes answer 501 until they exist. */
+export interface EngineOps {
+  repairNode?(nodeId: string, opts: { force: boolean }): Promise<unknown>;
+  moveInstance?(instanceId: string, toNode: string, opts?: { force?: boolean }): Promise<unknown>;
+}
+
+export interface ApiDeps {
+  engine: Engine;
+  tokens: TokenStore;
+  logger: Logger;
+  metrics?: CoordinatorMetrics;
+  /** persists task records; memory-only without */
+  store?: Store;
+  /** readiness inputs for /readyz (default: engine started, NATS unknown → not ready) */
+  natsConnected?: () => boolean;
+  engineStarted?: () => boolean;
+  clock?: Clock;
+  authLimit?: FailureLimiterOptions;
+  sse?: SseOptions;
+  /** TLS key and certificate (PEM); plain HTTP without */
+  https?: { key: string | Buffer; cert: string | Buffer };
+  /** largest accepted body; default 4 MiB (topologies with inline files) */
+  bodyLimit?: number;
+  /** where the first admin token is, for the 401 hint; default "<dataDir>/admin-token" */
+  adminTokenHint?: string;
+}
+
+export interface ApiContext {
+  engine: Engine & EngineOps;
+  tokens: TokenStore;
+  tasks: TaskTracker;
+  sse: SseHub;
+  sseOptions: SseOptions;
+  natsConnected: () => boolean;
+  engineStarted: () => boolean;
+  metrics?: CoordinatorMetrics;
+}
+
+/** Throws FORBIDDEN unless the request's token has at least `need`. */
+export function requireRole(req: FastifyRequest, need: TokenRole, what: string): void {
+  const t = req.token;
+  if (t && roleAllows(t.role, need)) return;
+  throw coordinatorError(
+    'DROVER_ERR_FORBIDDEN',
+    `token ${JSON.stringify(t?.name ?? '?')} has role ${t?.role ?? 'none'}; ${what} needs ${need}: ask an admin for an ${need} token`,
+    { need, have: t?.role },
+  );
+}
+
+function sendError(reply: FastifyReply, err: DroverError): FastifyReply {
+  return reply.code(err.status).type('application/json').send(err.toJSON());
+}
+
+/** Turns an Ajv error from Fastify's validation into `{ field, message }`. */
+function describeValidation(err: FastifyError): { field: string; message: string; where: string } {
+  const v = err.validation?.[0];
+  const where = err.validationContext ?? 'body';
+  if (!v) return { field: '', message: err.message, where };
+  const params = v.params as Record<string, unknown>;
+  let field = v.instancePath || '';
+  let message = v.message ?? 'is invalid';
+  if (v.keyword === 'required') {
+    field = `${field}/${String(params.missingProperty)}`;
+    message = 'is required';
+  } else if (v.keyword === 'additionalProperties') {
+    field = `${field}/${String(params.additionalProperty)}`;
+    message = 'is not an allowed field';
+  } else if (v.keyword === 'pattern') {
+    message = `does not match ${String(params.pattern)}`;
+  } else if (v.keyword === 'anyOf' || v.keyword === 'const' || v.keyword === 'enum') {
+    message = 'is not one of the allowed values';
+  }
+  return { field: field || '/', message, where };
+}
+
+const LABEL: Record<string, string> = {
+  body: 'body field',
+  querystring: 'query parameter',
+  params: 'path parameter',
+  headers: 'header',
+};
+
+/**
+ * Builds the REST API on a Fastify instance (not listening; `app.inject()` in tests, `listen()` in
+ * the daemon). Every route needs a bearer token except /healthz, /readyz, the OpenAPI document
+ * and the dashboard's static page.
+ */
+export function buildApi(deps: ApiDeps): FastifyInstance {
+  const clock = deps.clock ?? systemClock;
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ part: 'api' }),
+    disableRequestLogging: true,
+    bodyLimit: deps.bodyLimit ?? 4 * 1024 * 1024,
+    forceCloseConnections: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    ...(deps.https ? { https: deps.https } : {}),
+  }) as unknown as FastifyInstance;
+
+  const limiter = new FailureLimiter(clock, deps.authLimit);
+  const tasks = new TaskTracker({
+    engine: deps.engine,
+    logger: deps.logger.child({ part: 'tasks' }),
+    store: deps.store,
+    clock,
+  });
+  const ctx: ApiContext = {
+    engine: deps.engine as Engine & EngineOps,
+    tokens: deps.tokens,
+    tasks,
+    sse: new SseHub(),
+    sseOptions: deps.sse ?? {},
+    natsConnected: deps.natsConnected ?? (() => false),
+    engineStarted: deps.engineStarted ?? (() => true),
+    metrics: deps.metrics,
+  };
+  deps.metrics?.observe({ engine: deps.engine, natsConnected: ctx.natsConnected });
+  const adminHint = deps.adminTokenHint ?? 'the coordinator data dir (admin-token)';
+
+  // Response schemas document the API; bodies are serialised as they are, so a schema gap can
+  // never silently drop a field (test/unit/api-*.test.ts checks responses against the schemas).
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  app.addHook('onReady', () => tasks.load());
+  app.addHook('preClose', (done) => {
+    ctx.sse.closeAll();
+    done();
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    const need = req.routeOptions.config?.auth ?? 'viewer';
+    if (need === 'public') return;
+    const ip = req.ip;
+    const wait = limiter.blockedFor(ip);
+    if (wait > 0) {
+      deps.metrics?.authFailures.inc({ reason: 'rate-limited' });
+      reply.header('retry-after', String(Math.ceil(wait / 1000)));
+      return sendError(
+        reply,
+        coordinatorError(
+          'DROVER_ERR_RATE_LIMITED',
+          `too many failed authentications from ${ip}; retry in ${Math.ceil(wait / 1000)} s`,
+          {
+            retryAfterMs: wait,
+          },
+        ),
+      );
+    }
+    const h = req.headers.authorization;
+    if (!h) {
+      deps.metrics?.authFailures.inc({ reason: 'missing' });
+      return sendError(
+        reply,
+        coordinatorError(
+          'DROVER_ERR_UNAUTHORIZED',
+          `missing bearer token: send "Authorization: Bearer <token>" (CLI: --token or DROVER_TOKEN); the first admin token is in ${adminHint}`,
+        ),
+      );
+    }
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+    const info = m ? deps.tokens.verify(m[1]!) : undefined;
+    if (!info) {
+      limiter.fail(ip);
+      deps.metrics?.authFailures.inc({ reason: 'invalid' });
+      return sendError(
+        reply,
+        coordinatorError(
+          'DROVER_ERR_UNAUTHORIZED',
+          'invalid bearer token: check the token, or ask an admin for a new one',
+        ),
+      );
+    }
+    req.token = info;
+    if (!roleAllows(info.role, need)) {
+      return sendError(
+        reply,
+        coordinatorError(
+          'DROVER_ERR_FORBIDDEN',
+          `token ${JSON.stringify(info.name)} has role ${info.role}; ${req.method} ${req.routeOptions.url} needs ${need}: ask an admin for an ${need} token`,
+          { need, have: info.role },
+        ),
+      );
+    }
+  });
+
+  if (deps.metrics) {
+    const m = deps.metrics;
+    app.addHook('onResponse', async (req, reply) => {
+      m.httpRequests.inc({
+        method: req.method,
+        route: req.routeOptions.url ?? 'unmatched',
+        status: String(reply.statusCode),
+      });
+    });
+  }
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err.validation) {
+      const { field, message, where } = describeValidation(err);
+      return sendError(
+        reply,
+        coordinatorError('DROVER_ERR_BAD_REQUEST', `${LABEL[where] ?? where} ${field}: ${message}`, {
+          field,
+          in: where,
+        }),
+      );
+    }
+    if (err instanceof DroverError) {
+      if (err.status >= 500) req.log.error({ err }, 'request failed');
+      return sendError(reply, err);
+    }
+    const named = err as FastifyError & { path?: unknown };
+    if (named.name === 'TopologyError') {
+      const code =
+        typeof named.code === 'string' && named.code in COORDINATOR_ERRORS
+          ? named.code
+          : 'DROVER_ERR_BAD_REQUEST';
+      return sendError(
+        reply,
+        new DroverError(code, err.message, { status: 400, details: { field: String(named.path ?? '') } }),
+      );
+    }
+    switch (err.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return sendError(
+          reply,
+          coordinatorError(
+            'DROVER_ERR_PAYLOAD_TOO_LARGE',
+            `body larger than ${app.initialConfig.bodyLimit} bytes`,
+          ),
+        );
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return sendError(
+          reply,
+          coordinatorError(
+            'DROVER_ERR_UNSUPPORTED_MEDIA_TYPE',
+            `content type ${JSON.stringify(req.headers['content-type'])} is not accepted here; send application/json`,
+          ),
+        );
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return sendError(
+          reply,
+          coordinatorError(
+            'DROVER_ERR_BAD_REQUEST',
+            'the body is empty but content-type says JSON; send a JSON body or no content-type',
+            { field: '/' },
+          ),
+        );
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+        return sendError(
+          reply,
+          new DroverError('DROVER_ERR_BAD_JSON', `body is not valid JSON: ${err.message}`, {
+            status: 400,
+            details: { field: '/' },
+          }),
+        );
+    }
+    if (err instanceof SyntaxError || (err.statusCode === 400 && /JSON/.test(err.message))) {
+      return sendError(
+        reply,
+        new DroverError('DROVER_ERR_BAD_JSON', `body is not valid JSON: ${err.message}`, {
+          status: 400,
+          details: { field: '/' },
+        }),
+      );
+    }
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+      return sendError(
+        reply,
+        new DroverError('DROVER_ERR_BAD_REQUEST', err.message, { status: err.statusCode }),
+      );
+    }
+    req.log.error({ err }, 'unexpected error');
+    return sendError(
+      reply,
+      coordinatorError('DROVER_ERR_INTERNAL', `internal error (request ${req.id}); see the coordinator log`),
+    );
+  });
+
+  app.setNotFoundHandler((req, reply) =>
+    sendError(
+      reply,
+      coordinatorError(
+        'DROVER_ERR_NOT_FOUND',
+        `no route ${req.method} ${req.url.split('?')[0]}; see /docs for the API`,
+      ),
+    ),
+  );
+
+  app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Drover coordinator API',
+        version: DROVER_VERSION,
+        description:
+          'Operate a Drover-managed control plane. Every route needs `Authorization: Bearer <token>` except /healthz, /readyz and /docs. Errors are `{ code, message, details }`; see docs/errors.md.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    // Say in the document which token role each operation needs.
+    transform: ({ schema, url, route }) => {
+      const need = (route.config as { auth?: string } | undefined)?.auth ?? 'viewer';
+      const note = need === 'public' ? 'No token needed.' : `Needs a token with role ${need} or higher.`;
+      const s = (schema ?? {}) as { description?: string };
+      return { schema: { ...s, description: s.description ? `${s.description}\n\n${note}` : note }, url };
+    },
+  });
+  app.register(async (scoped) => registerRoutes(scoped, ctx));
+  app.register(async (scoped) => registerWeb(scoped));
+  return app;
+}

@@ -1,0 +1,25 @@
+export { type ApiContext, type ApiDeps, buildApi, type EngineOps, requireRole } from './app.js';
+export { API_ERRORS, type ApiErrorCode } from './errors.js';
+export {
+  type CoordinatorMetrics,
+  createMetrics,
+  type MetricsOptions,
+  type MetricsSource,
+  type RepairResult,
+} from './metrics.js';
+export { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js';
+export * as schemas from './schemas.js';
+export { SseHub, type SseOptions } from './sse.js';
+export { TaskTracker, type TaskTrackerOptions } from './tasks.js';
+export {
+  adminTokenPath,
+  newTokenSecret,
+  roleAllows,
+  TOKEN_ROLES,
+  type TokenInfo,
+  type TokenRole,
+  TokenStore,
+  type TokenStoreOptions,
+  tokensPath,
+} from './tokens.js';
+export { assignmentViews, isHealthy, nodeDetail, nodeView, roleViews, statusView } from './views.js';

@@ -1,0 +1,449 @@
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { Event as EventMsg } from '../../protocol/index.js';
+import { coordinatorError } from '../errors.js';
+import type { ApiContext } from './app.js';
+import { registerTopologyRoutes } from './routes-topology.js';
+import {
+  ActionResult,
+  Assignment,
+  ClusterQuery,
+  ErrorBody,
+  Event,
+  EventsQuery,
+  errorResponses,
+  HealthBody,
+  InstanceParams,
+  InstanceView,
+  List,
+  MoveBody,
+  NodeDetail,
+  NodeParams,
+  NodeView,
+  RepairBody,
+  RoleParams,
+  RoleView,
+  StatusView,
+  TaskCreate,
+  TaskCreateQuery,
+  TaskParams,
+  TaskRecord,
+  TasksQuery,
+  TokenCreate,
+  TokenCreated,
+  TokenInfo,
+  TokenParams,
+  Unplaced,
+} from './schemas.js';
+import { streamEvents, wantsEventStream } from './sse.js';
+import { assignmentViews, nodeDetail, nodeView, roleViews, statusView } from './views.js';
+
+type NodeAction = 'approve' | 'cordon' | 'uncordon' | 'drain' | 'repair';
+
+const ACTION_HELP: Record<NodeAction, string> = {
+  approve: 'Admit a Pending node (one that registered without the join token).',
+  cordon: 'Keep new instances off the node; running ones stay.',
+  uncordon: 'Allow placement on the node again (also ends a drain).',
+  drain: 'Cordon the node and move its instances elsewhere.',
+  repair:
+    'Run the repair ladder for the node now (restart, re-provision, reassign); `force` overrides the storm guard.',
+};
+
+export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
+  const { engine } = ctx;
+  const viewer = { auth: 'viewer' as const };
+  const operator = { auth: 'operator' as const };
+  const admin = { auth: 'admin' as const };
+
+  // ---------------------------------------------------------------- health, metrics, status
+  app.get(
+    '/healthz',
+    { config: { auth: 'public' }, schema: { tags: ['health'], security: [], response: { 200: HealthBody } } },
+    async () => ({
+      status: 'ok',
+    }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      config: { auth: 'public' },
+      schema: { tags: ['health'], security: [], response: { 200: HealthBody, 503: HealthBody } },
+    },
+    async (_req, reply) => {
+      const checks = { engine: ctx.engineStarted(), nats: ctx.natsConnected() };
+      const ready = checks.engine && checks.nats;
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+    },
+  );
+
+  app.get(
+    '/metrics',
+    {
+      config: viewer,
+      schema: { tags: ['health'], description: 'Prometheus text format', produces: ['text/plain'] },
+    },
+    async (_req, reply) => {
+      if (!ctx.metrics)
+        throw coordinatorError('DROVER_ERR_NOT_IMPLEMENTED', 'metrics are not enabled in this coordinator');
+      return reply.type(ctx.metrics.contentType).send(await ctx.metrics.render());
+    },
+  );
+
+  app.get<{ Querystring: Static<typeof ClusterQuery> }>(
+    '/v1/status',
+    {
+      config: viewer,
+      schema: {
+        tags: ['status'],
+        description:
+          'Convergence: every plan applied and every role Healthy. `drover apply --wait` polls this.',
+        querystring: ClusterQuery,
+        response: { 200: StatusView },
+      },
+    },
+    async (req) => {
+      const s = statusView(engine, ctx.natsConnected());
+      if (!req.query.cluster) return s;
+      const clusters = s.clusters.filter((c) => c.name === req.query.cluster);
+      return { ...s, clusters, converged: clusters.every((c) => c.converged) };
+    },
+  );
+
+  // ---------------------------------------------------------------- topology
+  await registerTopologyRoutes(app, ctx);
+
+  // ---------------------------------------------------------------- nodes
+  const NodesQuery = Type.Object(
+    { cluster: Type.Optional(Type.String()), state: Type.Optional(Type.String()) },
+    { additionalProperties: false },
+  );
+  app.get<{ Querystring: Static<typeof NodesQuery> }>(
+    '/v1/nodes',
+    {
+      config: viewer,
+      schema: { tags: ['nodes'], querystring: NodesQuery, response: { 200: List(NodeView) } },
+    },
+    async (req) => {
+      let items = engine.nodes
+        .all()
+        .map((n) => nodeView(engine, n))
+        .sort((a, b) => (a.id < b.id ? -1 : 1));
+      if (req.query.cluster) items = items.filter((n) => n.cluster === req.query.cluster);
+      if (req.query.state)
+        items = items.filter((n) => n.state.toLowerCase() === req.query.state!.toLowerCase());
+      return { items };
+    },
+  );
+
+  app.get<{ Params: Static<typeof NodeParams> }>(
+    '/v1/nodes/:id',
+    {
+      config: viewer,
+      schema: { tags: ['nodes'], params: NodeParams, response: { 200: NodeDetail, ...errorResponses } },
+    },
+    async (req) => nodeDetail(engine, engine.requireNode(req.params.id)),
+  );
+
+  const action = (
+    name: NodeAction,
+    run: (id: string, body: Static<typeof RepairBody>) => Promise<{ message: string; data?: unknown }>,
+  ) =>
+    app.post<{ Params: Static<typeof NodeParams>; Body: Static<typeof RepairBody> | undefined }>(
+      `/v1/nodes/:id/${name}`,
+      {
+        config: operator,
+        schema: {
+          tags: ['nodes'],
+          description: ACTION_HELP[name],
+          params: NodeParams,
+          ...(name === 'repair' ? { body: RepairBody } : {}),
+          response: { 200: ActionResult, ...errorResponses, 501: ErrorBody },
+        },
+      },
+      async (req) => {
+        engine.requireNode(req.params.id);
+        const r = await run(req.params.id, req.body ?? {});
+        const rec = engine.nodes.get(req.params.id);
+        return {
+          ok: true,
+          message: r.message,
+          ...(rec ? { node: nodeView(engine, rec) } : {}),
+          ...(r.data === undefined ? {} : { data: r.data }),
+        };
+      },
+    );
+
+  action('approve', async (id) => {
+    const before = engine.requireNode(id).approved;
+    await engine.approve(id);
+    return { message: before ? `node ${id} was already approved` : `node ${id} approved` };
+  });
+  action('cordon', async (id) => {
+    await engine.setCordon(id, true);
+    return { message: `node ${id} cordoned: no new instances will be placed on it` };
+  });
+  action('uncordon', async (id) => {
+    await engine.setCordon(id, false);
+    return { message: `node ${id} uncordoned` };
+  });
+  action('drain', async (id) => {
+    const n = engine
+      .currentAssignments(engine.clusterOf(engine.requireNode(id)))
+      .filter((a) => a.nodeId === id).length;
+    await engine.drain(id);
+    return { message: `node ${id} is draining: ${n} instance(s) will move elsewhere` };
+  });
+  action('repair', async (id, body) => {
+    const fn = engine.repairNode;
+    if (typeof fn !== 'function')
+      throw coordinatorError(
+        'DROVER_ERR_NOT_IMPLEMENTED',
+        'this coordinator cannot run an on-demand repair yet; the automatic repair policy still runs',
+      );
+    const data = await fn.call(engine, id, { force: body.force ?? false });
+    return { message: `repair of node ${id} started`, data };
+  });
+
+  app.delete<{ Params: Static<typeof NodeParams> }>(
+    '/v1/nodes/:id',
+    {
+      config: operator,
+      schema: {
+        tags: ['nodes'],
+        description: 'Forget the node without its cooperation; its instances are placed elsewhere.',
+        params: NodeParams,
+        response: { 200: ActionResult, ...errorResponses },
+      },
+    },
+    async (req) => {
+      const rec = engine.requireNode(req.params.id);
+      const n = engine.currentAssignments(engine.clusterOf(rec)).filter((a) => a.nodeId === rec.id).length;
+      await engine.remove(rec.id);
+      return { ok: true, message: `node ${rec.id} removed; ${n} instance(s) will be placed elsewhere` };
+    },
+  );
+
+  // ---------------------------------------------------------------- roles and assignments
+  app.get<{ Querystring: Static<typeof ClusterQuery> }>(
+    '/v1/roles',
+    {
+      config: viewer,
+      schema: { tags: ['roles'], querystring: ClusterQuery, response: { 200: List(RoleView) } },
+    },
+    async (req) => ({ items: roleViews(engine, req.query.cluster) }),
+  );
+
+  app.get<{ Params: Static<typeof RoleParams>; Querystring: Static<typeof ClusterQuery> }>(
+    '/v1/roles/:name',
+    {
+      config: viewer,
+      schema: {
+        tags: ['roles'],
+        params: RoleParams,
+        querystring: ClusterQuery,
+        response: { 200: RoleView, ...errorResponses },
+      },
+    },
+    async (req) => {
+      const r = roleViews(engine, req.query.cluster).find((x) => x.name === req.params.name);
+      if (!r)
+        throw coordinatorError(
+          'DROVER_ERR_ROLE_NOT_FOUND',
+          `no role ${JSON.stringify(req.params.name)}; see \`drover get roles\``,
+          { role: req.params.name },
+        );
+      return r;
+    },
+  );
+
+  const AssignmentsQuery = Type.Object(
+    {
+      cluster: Type.Optional(Type.String()),
+      node: Type.Optional(Type.String()),
+      role: Type.Optional(Type.String()),
+    },
+    { additionalProperties: false },
+  );
+  app.get<{ Querystring: Static<typeof AssignmentsQuery> }>(
+    '/v1/assignments',
+    {
+      config: viewer,
+      schema: {
+        tags: ['roles'],
+        querystring: AssignmentsQuery,
+        response: {
+          200: Type.Object({
+            items: Type.Array(Type.Composite([Assignment, InstanceView])),
+            unplaced: Type.Array(Unplaced),
+          }),
+        },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const items = assignmentViews(engine, q.cluster).filter(
+        (a) => (!q.node || a.nodeId === q.node) && (!q.role || a.role === q.role),
+      );
+      const unplaced = (q.cluster ? [q.cluster] : engine.clusterNames())
+        .flatMap((c) => engine.unplacedFor(c))
+        .filter((u) => !q.role || u.role === q.role);
+      return { items, unplaced };
+    },
+  );
+
+  app.post<{ Params: Static<typeof InstanceParams>; Body: Static<typeof MoveBody> }>(
+    '/v1/assignments/:instance/move',
+    {
+      config: operator,
+      schema: {
+        tags: ['roles'],
+        description:
+          'Move one instance to another node (its epoch is bumped; the old node is fenced). URL-encode `#` as %23.',
+        params: InstanceParams,
+        body: MoveBody,
+        response: { 200: ActionResult, ...errorResponses, 501: ErrorBody },
+      },
+    },
+    async (req) => {
+      const id = req.params.instance;
+      const a = engine.allAssignments().find((x) => x.instanceId === id);
+      if (!a)
+        throw coordinatorError(
+          'DROVER_ERR_INSTANCE_NOT_FOUND',
+          `no instance ${JSON.stringify(id)}; see \`drover get assignments\``,
+          { instanceId: id },
+        );
+      const to = engine.requireNode(req.body.to);
+      if (a.nodeId === to.id) return { ok: true, message: `${id} is already on ${to.id}` };
+      const fn = engine.moveInstance;
+      if (typeof fn !== 'function')
+        throw coordinatorError(
+          'DROVER_ERR_NOT_IMPLEMENTED',
+          'this coordinator cannot move single instances yet; drain the node instead',
+        );
+      const data = await fn.call(engine, id, to.id, { force: req.body.force ?? false });
+      return {
+        ok: true,
+        message: `${id} is moving from ${a.nodeId} to ${to.id}`,
+        ...(data === undefined ? {} : { data }),
+      };
+    },
+  );
+
+  // ---------------------------------------------------------------- events
+  app.get<{ Querystring: Static<typeof EventsQuery> }>(
+    '/v1/events',
+    {
+      config: viewer,
+      schema: {
+        tags: ['events'],
+        description:
+          'Lists events (newest `limit`, default 200). With `Accept: text/event-stream` streams them as SSE: `id:` is the seq, `Last-Event-ID` (or `since`) resumes from the in-memory history, a comment every 15 s keeps the stream alive.',
+        querystring: EventsQuery,
+        produces: ['application/json', 'text/event-stream'],
+        response: { 200: List(Event) },
+      },
+    },
+    async (req, reply) => {
+      const q = req.query;
+      const filter = { kind: q.kind, nodeId: q.node, role: q.role, severity: q.severity, sinceSeq: q.since };
+      if (wantsEventStream(req)) {
+        streamEvents(req, reply, engine.events, filter, ctx.sse, ctx.sseOptions);
+        return reply;
+      }
+      return { items: engine.events.list({ ...filter, limit: q.limit ?? 200 }) as EventMsg[] };
+    },
+  );
+
+  // ---------------------------------------------------------------- tasks
+  app.get<{ Querystring: Static<typeof TasksQuery> }>(
+    '/v1/tasks',
+    {
+      config: viewer,
+      schema: { tags: ['tasks'], querystring: TasksQuery, response: { 200: List(TaskRecord) } },
+    },
+    async (req) => ({ items: ctx.tasks.list(req.query) }),
+  );
+
+  app.post<{ Body: Static<typeof TaskCreate>; Querystring: Static<typeof TaskCreateQuery> }>(
+    '/v1/tasks',
+    {
+      config: operator,
+      schema: {
+        tags: ['tasks'],
+        description:
+          'Run a one-off task on a node (restart, diagnostics, …). Answers 202 with the running task, or 200 with the finished one when `wait=true`.',
+        querystring: TaskCreateQuery,
+        body: TaskCreate,
+        response: { 200: TaskRecord, 202: TaskRecord, ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const { record, done } = ctx.tasks.start(req.body, req.token?.name ?? '?');
+      if (req.query.wait) return reply.code(200).send(await done);
+      return reply.code(202).send(record);
+    },
+  );
+
+  app.get<{ Params: Static<typeof TaskParams> }>(
+    '/v1/tasks/:id',
+    {
+      config: viewer,
+      schema: { tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, ...errorResponses } },
+    },
+    async (req) => ctx.tasks.get(req.params.id),
+  );
+
+  // ---------------------------------------------------------------- tokens (admin)
+  app.get(
+    '/v1/tokens',
+    { config: admin, schema: { tags: ['tokens'], response: { 200: List(TokenInfo) } } },
+    async () => ({
+      items: ctx.tokens.list(),
+    }),
+  );
+
+  app.post<{ Body: Static<typeof TokenCreate> }>(
+    '/v1/tokens',
+    {
+      config: admin,
+      schema: {
+        tags: ['tokens'],
+        description: 'Create a token. The secret is in this answer only; the coordinator keeps its sha256.',
+        body: TokenCreate,
+        response: { 201: TokenCreated, ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const created = await ctx.tokens.create(req.body.name, req.body.role);
+      req.log.info(
+        { tokenId: created.id, name: created.name, role: created.role, by: req.token?.name },
+        'API token created',
+      );
+      engine.events.emit({
+        kind: 'token.created',
+        severity: 'info',
+        message: `API token ${created.name} (${created.role}) created by ${req.token?.name}`,
+      });
+      return reply.code(201).send(created);
+    },
+  );
+
+  app.delete<{ Params: Static<typeof TokenParams> }>(
+    '/v1/tokens/:id',
+    {
+      config: admin,
+      schema: { tags: ['tokens'], params: TokenParams, response: { 200: TokenInfo, ...errorResponses } },
+    },
+    async (req) => {
+      const gone = await ctx.tokens.delete(req.params.id);
+      engine.events.emit({
+        kind: 'token.deleted',
+        severity: 'info',
+        message: `API token ${gone.name} (${gone.role}) deleted by ${req.token?.name}`,
+      });
+      return gone;
+    },
+  );
+}

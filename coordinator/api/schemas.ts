@@ -1,0 +1,286 @@
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import {
+  ErrorBody,
+  Event as EventSchema,
+  Facts as FactsSchema,
+  InstanceId,
+  InstancePhase,
+  IsoTime,
+  Labels,
+  NodeId,
+  NodeState,
+  RoleName,
+  TASK_KINDS,
+  TaskResult as TaskResultSchema,
+} from '../../protocol/index.js';
+import { TokenRoleSchema } from './tokens.js';
+
+/**
+ * REST bodies. Protocol messages (Event, Facts, TaskResult, instance status) are reused as they
+ * are; these are the API's own views and requests. Request schemas refuse unknown properties, so
+ * a typo in a field name is an error naming it rather than a silently ignored field.
+ */
+
+/** A protocol schema without its `$id`, so several routes can embed it without id clashes. */
+function inline<T extends TSchema>(s: T): T {
+  const { $id: _id, ...rest } = s as T & { $id?: string };
+  return rest as T;
+}
+
+export const Event = inline(EventSchema);
+export const Facts = inline(FactsSchema);
+export const TaskResult = inline(TaskResultSchema);
+export { ErrorBody };
+
+const InstanceHealth = Type.Union([
+  Type.Literal('unknown'),
+  Type.Literal('healthy'),
+  Type.Literal('unhealthy'),
+]);
+
+export const Assignment = Type.Object({
+  instanceId: InstanceId,
+  role: RoleName,
+  ordinal: Type.Integer({ minimum: 0 }),
+  nodeId: NodeId,
+  epoch: Type.Integer({ minimum: 0 }),
+  cluster: Type.String(),
+  previousNodeId: Type.Optional(NodeId),
+  since: IsoTime,
+});
+
+export const Unplaced = Type.Object({ instanceId: InstanceId, role: RoleName, reason: Type.String() });
+
+/** One instance as the API shows it: the assignment joined with what the agent reports. */
+export const InstanceView = Type.Object({
+  id: InstanceId,
+  role: RoleName,
+  nodeId: Type.Optional(NodeId),
+  epoch: Type.Integer({ minimum: 0 }),
+  /** false: the agent still runs it but it is no longer assigned here (being stopped or fenced) */
+  assigned: Type.Boolean(),
+  phase: Type.Union([InstancePhase, Type.Literal('Unknown')]),
+  health: InstanceHealth,
+  restarts: Type.Integer({ minimum: 0 }),
+  simulated: Type.Boolean({ description: 'a clearly-labelled stand-in, not the real binary' }),
+  lastError: Type.Optional(Type.String()),
+  startedAt: Type.Optional(IsoTime),
+});
+export type InstanceView = Static<typeof InstanceView>;
+
+export const NodeView = Type.Object({
+  id: NodeId,
+  hostname: Type.String(),
+  address: Type.String(),
+  cluster: Type.String(),
+  state: NodeState,
+  approved: Type.Boolean(),
+  cordoned: Type.Boolean(),
+  labels: Labels,
+  lastHeartbeat: Type.Union([IsoTime, Type.Null()], {
+    description: 'null until the first heartbeat since start',
+  }),
+  cpuCores: Type.Integer({ minimum: 0 }),
+  memoryBytes: Type.Number({ minimum: 0 }),
+  plan: Type.Object({
+    generation: Type.Integer({ minimum: 0 }),
+    checksum: Type.String(),
+    appliedGeneration: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+    appliedChecksum: Type.Union([Type.String(), Type.Null()]),
+    converged: Type.Boolean({ description: 'the agent applied the desired plan' }),
+    state: Type.Optional(
+      Type.String({ description: 'agent-reported: none, applying, applied, refused, error' }),
+    ),
+    error: Type.Optional(Type.String()),
+  }),
+  instances: Type.Array(InstanceView),
+  createdAt: IsoTime,
+});
+export type NodeView = Static<typeof NodeView>;
+
+export const NodeDetail = Type.Composite([
+  NodeView,
+  Type.Object({
+    facts: Facts,
+    fingerprint: Type.Object({ machineId: Type.String(), macs: Type.Array(Type.String()) }),
+    events: Type.Array(Event, { description: 'the newest events about this node' }),
+  }),
+]);
+export type NodeDetail = Static<typeof NodeDetail>;
+
+export const ROLE_STATUSES = ['Healthy', 'Progressing', 'Degraded', 'Unschedulable'] as const;
+export const RoleView = Type.Object({
+  name: RoleName,
+  cluster: Type.String(),
+  desired: Type.Integer({ minimum: 0, description: 'instances the topology asks for' }),
+  placed: Type.Integer({ minimum: 0 }),
+  healthy: Type.Integer({ minimum: 0 }),
+  simulated: Type.Integer({ minimum: 0, description: 'instances run by a stand-in' }),
+  status: Type.Union(ROLE_STATUSES.map((s) => Type.Literal(s))),
+  reasons: Type.Array(Type.String(), { description: 'why the role is Degraded or Unschedulable' }),
+  instances: Type.Array(InstanceView),
+});
+export type RoleView = Static<typeof RoleView>;
+
+export const ClusterStatus = Type.Object({
+  name: Type.String(),
+  converged: Type.Boolean({ description: 'plans applied everywhere and every desired instance healthy' }),
+  plansApplied: Type.Boolean(),
+  roles: Type.Integer({ minimum: 0 }),
+  healthyRoles: Type.Integer({ minimum: 0 }),
+  unplaced: Type.Integer({ minimum: 0 }),
+  reasons: Type.Array(Type.String()),
+});
+
+export const StatusView = Type.Object({
+  converged: Type.Boolean(),
+  epoch: Type.Integer({ minimum: 0 }),
+  natsConnected: Type.Boolean(),
+  nodes: Type.Record(Type.String(), Type.Integer({ minimum: 0 }), { description: 'nodes by state' }),
+  clusters: Type.Array(ClusterStatus),
+});
+export type StatusView = Static<typeof StatusView>;
+
+export const TopologyDiff = Type.Object({
+  dryRun: Type.Boolean(),
+  cluster: Type.String(),
+  added: Type.Array(Assignment),
+  moved: Type.Array(Type.Object({ from: Assignment, to: Assignment })),
+  removed: Type.Array(Assignment),
+  unplaced: Type.Array(Unplaced),
+  nodesChanged: Type.Array(NodeId, { description: 'nodes whose plans change' }),
+});
+export type TopologyDiff = Static<typeof TopologyDiff>;
+
+export const TopologyQuery = Type.Object(
+  {
+    dryRun: Type.Optional(Type.Boolean({ description: 'return the diff and apply nothing' })),
+  },
+  { additionalProperties: false },
+);
+
+export const ClusterQuery = Type.Object(
+  { cluster: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })) },
+  { additionalProperties: false },
+);
+
+export const NodeParams = Type.Object({ id: NodeId });
+export const RoleParams = Type.Object({ name: RoleName });
+export const InstanceParams = Type.Object({ instance: InstanceId });
+export const TaskParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+export const TokenParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export const RepairBody = Type.Object(
+  { force: Type.Optional(Type.Boolean({ description: 'act even when the storm guard paused repairs' })) },
+  { additionalProperties: false },
+);
+export type RepairBody = Static<typeof RepairBody>;
+
+export const MoveBody = Type.Object(
+  { to: NodeId, force: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false },
+);
+export type MoveBody = Static<typeof MoveBody>;
+
+export const ActionResult = Type.Object({
+  ok: Type.Boolean(),
+  message: Type.String(),
+  node: Type.Optional(NodeView),
+  data: Type.Optional(Type.Unknown()),
+});
+
+export const EventsQuery = Type.Object(
+  {
+    kind: Type.Optional(
+      Type.String({ maxLength: 128, description: 'kind or kind prefix, e.g. `node` or `role.moved`' }),
+    ),
+    node: Type.Optional(NodeId),
+    role: Type.Optional(RoleName),
+    severity: Type.Optional(
+      Type.Union([Type.Literal('info'), Type.Literal('warning'), Type.Literal('error')]),
+    ),
+    since: Type.Optional(Type.Integer({ minimum: 0, description: 'only events with seq greater than this' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, description: 'newest N (default 200)' })),
+  },
+  { additionalProperties: false },
+);
+export type EventsQuery = Static<typeof EventsQuery>;
+
+export const TaskCreate = Type.Object(
+  {
+    nodeId: NodeId,
+    kind: Type.Union(TASK_KINDS.map((k) => Type.Literal(k))),
+    instanceId: Type.Optional(InstanceId),
+    command: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,64}$' })),
+    tailLines: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
+  },
+  { additionalProperties: false },
+);
+export type TaskCreate = Static<typeof TaskCreate>;
+
+export const TaskCreateQuery = Type.Object(
+  { wait: Type.Optional(Type.Boolean({ description: 'answer when the task finished (up to its timeout)' })) },
+  { additionalProperties: false },
+);
+
+export const TASK_STATES = ['running', 'succeeded', 'failed'] as const;
+export const TaskRecord = Type.Object({
+  id: Type.String(),
+  state: Type.Union(TASK_STATES.map((s) => Type.Literal(s))),
+  request: TaskCreate,
+  createdBy: Type.String({ description: 'name of the API token that created it' }),
+  createdAt: IsoTime,
+  finishedAt: Type.Optional(IsoTime),
+  result: Type.Optional(TaskResult),
+  error: Type.Optional(ErrorBody),
+});
+export type TaskRecord = Static<typeof TaskRecord>;
+
+export const TasksQuery = Type.Object(
+  {
+    node: Type.Optional(NodeId),
+    state: Type.Optional(Type.Union(TASK_STATES.map((s) => Type.Literal(s)))),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  },
+  { additionalProperties: false },
+);
+
+export const TokenInfo = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  role: TokenRoleSchema,
+  createdAt: IsoTime,
+});
+
+export const TokenCreate = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._@-]+$' }),
+    role: TokenRoleSchema,
+  },
+  { additionalProperties: false },
+);
+export type TokenCreate = Static<typeof TokenCreate>;
+
+export const TokenCreated = Type.Composite([
+  TokenInfo,
+  Type.Object({ token: Type.String({ description: 'shown once; only its hash is stored' }) }),
+]);
+
+export const HealthBody = Type.Object({
+  status: Type.String(),
+  checks: Type.Optional(Type.Record(Type.String(), Type.Boolean())),
+});
+
+export const List = <T extends TSchema>(item: T) => Type.Object({ items: Type.Array(item) });
+
+/** Standard error responses for the OpenAPI document. */
+export const errorResponses = {
+  400: ErrorBody,
+  401: ErrorBody,
+  403: ErrorBody,
+  404: ErrorBody,
+  409: ErrorBody,
+  429: ErrorBody,
+  503: ErrorBody,
+} as const;

@@ -1,0 +1,190 @@
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Static, Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { writeFileAtomic } from '../../lib/atomic-file.js';
+import { type Clock, systemClock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/logger.js';
+import { coordinatorError } from '../errors.js';
+
+export const TOKEN_ROLES = ['viewer', 'operator', 'admin'] as const;
+export type TokenRole = (typeof TOKEN_ROLES)[number];
+export const TokenRoleSchema = Type.Union(TOKEN_ROLES.map((r) => Type.Literal(r)));
+
+/** What `<dataDir>/tokens.json` holds per token: never the token itself, only its sha256. */
+export const TokenRecord = Type.Object({
+  id: Type.String({ minLength: 1 }),
+  name: Type.String({ minLength: 1, maxLength: 128 }),
+  role: TokenRoleSchema,
+  sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  createdAt: Type.String(),
+});
+export type TokenRecord = Static<typeof TokenRecord>;
+
+const TokenFile = Type.Object({ version: Type.Literal(1), tokens: Type.Array(TokenRecord) });
+type TokenFile = Static<typeof TokenFile>;
+
+/** A token as the API shows it: everything but the hash. */
+export type TokenInfo = Omit<TokenRecord, 'sha256'>;
+
+const RANK: Record<TokenRole, number> = { viewer: 0, operator: 1, admin: 2 };
+
+/** True when a token of role `have` may do what needs `need`. */
+export function roleAllows(have: TokenRole, need: TokenRole): boolean {
+  return RANK[have] >= RANK[need];
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/** `drv_` + 32 random bytes, base64url: recognisable in leaked-secret scans, 256 bits of entropy. */
+export function newTokenSecret(): string {
+  return `drv_${randomBytes(32).toString('base64url')}`;
+}
+
+export interface TokenStoreOptions {
+  /** `<dataDir>/tokens.json`; omit for a memory-only store (tests) */
+  path?: string;
+  logger: Logger;
+  clock?: Clock;
+}
+
+/**
+ * API bearer tokens with roles. Only sha256 hashes are kept (in memory and on disk, file mode
+ * 0600, written atomically), so a leaked tokens.json does not leak tokens. Lookup hashes the
+ * presented token and compares it with every stored hash in constant time.
+ */
+export class TokenStore {
+  private tokens: TokenRecord[] = [];
+  private readonly clock: Clock;
+
+  private constructor(private readonly opts: TokenStoreOptions) {
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** Opens (or starts) the token file. A malformed file stops start-up rather than being replaced. */
+  static async open(opts: TokenStoreOptions): Promise<TokenStore> {
+    const s = new TokenStore(opts);
+    if (!opts.path) return s;
+    let text: string | undefined;
+    try {
+      text = readFileSync(opts.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new Error(`cannot read API tokens ${opts.path}: ${(err as Error).message}`);
+    }
+    if (text !== undefined) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch (err) {
+        throw new Error(
+          `API token file ${opts.path} is not valid JSON (${(err as Error).message}); fix or remove it`,
+        );
+      }
+      if (!Value.Check(TokenFile, parsed)) {
+        const first = [...Value.Errors(TokenFile, parsed)][0];
+        throw new Error(
+          `API token file ${opts.path}: ${first?.path || '/'}: ${first?.message ?? 'invalid'}; fix or remove it`,
+        );
+      }
+      s.tokens = (parsed as TokenFile).tokens;
+    }
+    return s;
+  }
+
+  /**
+   * First start: when no admin token exists, creates one and writes it to `adminTokenPath` (mode
+   * 0600). Only the path is logged, never the token.
+   */
+  async bootstrapAdmin(adminTokenPath: string): Promise<{ created: boolean; path: string }> {
+    if (this.tokens.some((t) => t.role === 'admin')) return { created: false, path: adminTokenPath };
+    const { token } = await this.create('bootstrap-admin', 'admin');
+    await writeFileAtomic(adminTokenPath, `${token}\n`, 0o600);
+    this.opts.logger.warn(
+      { path: adminTokenPath },
+      'created the first admin API token; it is in this file (mode 0600): use it to create named tokens, then delete it',
+    );
+    return { created: true, path: adminTokenPath };
+  }
+
+  list(): TokenInfo[] {
+    return this.tokens.map(({ sha256: _h, ...rest }) => rest);
+  }
+
+  /** Creates a token; the secret is returned once and never stored. */
+  async create(name: string, role: TokenRole): Promise<TokenInfo & { token: string }> {
+    const token = newTokenSecret();
+    const rec: TokenRecord = {
+      id: randomUUID().slice(0, 8),
+      name,
+      role,
+      sha256: sha256(token).toString('hex'),
+      createdAt: new Date(this.clock.now()).toISOString(),
+    };
+    this.tokens = [...this.tokens, rec];
+    try {
+      await this.persist();
+    } catch (err) {
+      this.tokens = this.tokens.filter((t) => t !== rec);
+      throw err;
+    }
+    const { sha256: _h, ...info } = rec;
+    return { ...info, token };
+  }
+
+  /** Deletes by id; refuses to delete the last admin token (nobody could manage tokens again). */
+  async delete(id: string): Promise<TokenInfo> {
+    const rec = this.tokens.find((t) => t.id === id);
+    if (!rec)
+      throw coordinatorError(
+        'DROVER_ERR_TOKEN_NOT_FOUND',
+        `no API token with id ${JSON.stringify(id)}; see \`GET /v1/tokens\``,
+        { id },
+      );
+    if (rec.role === 'admin' && this.tokens.filter((t) => t.role === 'admin').length === 1)
+      throw coordinatorError(
+        'DROVER_ERR_ILLEGAL_STATE',
+        'refusing to delete the last admin token; create another admin token first',
+        { id },
+      );
+    const before = this.tokens;
+    this.tokens = this.tokens.filter((t) => t !== rec);
+    try {
+      await this.persist();
+    } catch (err) {
+      this.tokens = before;
+      throw err;
+    }
+    const { sha256: _h, ...info } = rec;
+    return info;
+  }
+
+  /** The token's record, or undefined. Every stored hash is compared, each in constant time. */
+  verify(presented: string): TokenInfo | undefined {
+    const h = sha256(presented);
+    let found: TokenRecord | undefined;
+    for (const t of this.tokens) {
+      if (timingSafeEqual(h, Buffer.from(t.sha256, 'hex')) && !found) found = t;
+    }
+    if (!found) return undefined;
+    const { sha256: _h, ...info } = found;
+    return info;
+  }
+
+  private async persist(): Promise<void> {
+    if (!this.opts.path) return;
+    const body: TokenFile = { version: 1, tokens: this.tokens };
+    await writeFileAtomic(this.opts.path, `${JSON.stringify(body, null, 2)}\n`, 0o600);
+  }
+}
+
+export function tokensPath(dataDir: string): string {
+  return join(dataDir, 'tokens.json');
+}
+
+export function adminTokenPath(dataDir: string): string {
+  return join(dataDir, 'admin-token');
+}
