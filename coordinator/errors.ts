@@ -1,5 +1,6 @@
 import { DroverError, type ErrorSpec, PROTOCOL_ERRORS } from '../protocol/index.js';
 import { PKI_ERRORS } from './pki/errors.js';
+import { STORE_ERRORS } from './store/errors.js';
 
 /**
  * The coordinator's error registry: every stable code it can return, with its HTTP status. Parts
@@ -57,6 +58,7 @@ export const COORDINATOR_ERRORS: Record<string, ErrorSpec> = {
   ...PROTOCOL_ERRORS,
   ...ENGINE_ERRORS,
   ...PKI_ERRORS,
+  ...STORE_ERRORS,
 };
 
 /** Registers a part's error table; throws on a duplicate code so collisions fail at start-up and in tests. */

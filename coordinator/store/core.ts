@@ -19,11 +19,14 @@ export function checkKey(key: unknown): asserts key is string {
     throw new StoreError('DROVER_ERR_STORE_BAD_KEY', `store key longer than ${MAX_KEY_LENGTH} characters`, {
       key: key.slice(0, 64),
     });
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
   if (/[\u0000-\u001f\u007f]/.test(key))
-    throw new StoreError('DROVER_ERR_STORE_BAD_KEY', `store key ${JSON.stringify(key)} contains control characters`, {
-      key,
-    });
+    throw new StoreError(
+      'DROVER_ERR_STORE_BAD_KEY',
+      `store key ${JSON.stringify(key)} contains control characters`,
+      {
+        key,
+      },
+    );
 }
 
 /**
@@ -43,9 +46,13 @@ export function toStored(key: string, value: unknown): unknown {
     );
   }
   if (text === undefined)
-    throw new StoreError('DROVER_ERR_STORE_BAD_VALUE', `value for ${key} cannot be stored as JSON (${typeof value})`, {
-      key,
-    });
+    throw new StoreError(
+      'DROVER_ERR_STORE_BAD_VALUE',
+      `value for ${key} cannot be stored as JSON (${typeof value})`,
+      {
+        key,
+      },
+    );
   return JSON.parse(text);
 }
 
@@ -180,14 +187,17 @@ export abstract class BaseStore implements Store {
     };
     if (this.closed) {
       this.enqueue(sub, new StoreError('DROVER_ERR_STORE_CLOSED', 'the store is closed'));
-      return { stop: () => void (sub.stopped = true) };
+      return this.stopper(sub);
     }
     if (!Number.isInteger(fromRevision) || fromRevision < 0) {
       this.enqueue(
         sub,
-        new StoreError('DROVER_ERR_STORE_BAD_KEY', `watch: fromRevision must be an integer >= 0, got ${fromRevision}`),
+        new StoreError(
+          'DROVER_ERR_STORE_BAD_KEY',
+          `watch: fromRevision must be an integer >= 0, got ${fromRevision}`,
+        ),
       );
-      return { stop: () => void (sub.stopped = true) };
+      return this.stopper(sub);
     }
     if (fromRevision < this.compactedRev) {
       this.enqueue(
@@ -198,9 +208,10 @@ export abstract class BaseStore implements Store {
           { fromRevision, oldestRetained: this.compactedRev + 1 },
         ),
       );
-      return { stop: () => void (sub.stopped = true) };
+      return this.stopper(sub);
     }
-    for (const e of this.history) if (e.revision > fromRevision && e.key.startsWith(prefix)) sub.queue.push(e);
+    for (const e of this.history)
+      if (e.revision > fromRevision && e.key.startsWith(prefix)) sub.queue.push(e);
     this.subs.add(sub);
     this.schedule(sub);
     return {
@@ -211,12 +222,21 @@ export abstract class BaseStore implements Store {
     };
   }
 
+  private stopper(sub: Subscription): Watcher {
+    return {
+      stop: () => {
+        sub.stopped = true;
+      },
+    };
+  }
+
   /** Applies one change in memory and fans it out; returns the new revision. */
   protected commit(type: 'put' | 'delete', key: string, value: unknown): number {
     const revision = ++this.rev;
     if (type === 'put') this.entries.set(key, { value, revision });
     else this.entries.delete(key);
-    const event: WatchEvent<unknown> = type === 'put' ? { type, key, value, revision } : { type, key, revision };
+    const event: WatchEvent<unknown> =
+      type === 'put' ? { type, key, value, revision } : { type, key, revision };
     this.history.push(event);
     if (this.history.length > this.historyLimit) {
       const dropped = this.history.splice(0, this.history.length - this.historyLimit);
@@ -233,7 +253,8 @@ export abstract class BaseStore implements Store {
   /** Ends every watch (with DROVER_ERR_STORE_CLOSED to its onError) and refuses further calls. */
   protected shutdown(): void {
     this.closed = true;
-    for (const sub of this.subs) this.enqueue(sub, new StoreError('DROVER_ERR_STORE_CLOSED', 'the store is closed'));
+    for (const sub of this.subs)
+      this.enqueue(sub, new StoreError('DROVER_ERR_STORE_CLOSED', 'the store is closed'));
     this.subs.clear();
   }
 
@@ -260,7 +281,9 @@ export abstract class BaseStore implements Store {
         return;
       }
       const e: WatchEvent<unknown> =
-        item.type === 'put' ? { ...item, value: copy(item.value) } : { type: item.type, key: item.key, revision: item.revision };
+        item.type === 'put'
+          ? { ...item, value: copy(item.value) }
+          : { type: item.type, key: item.key, revision: item.revision };
       this.safeCall(() => sub.fn(e), sub);
     }
   }

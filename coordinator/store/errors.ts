@@ -10,7 +10,8 @@ export const STORE_ERRORS = {
   DROVER_ERR_STORE_NOT_FOUND: { status: 404, description: 'The key does not exist.' },
   DROVER_ERR_STORE_COMPACTED: {
     status: 410,
-    description: 'watch: the requested revision is older than the retained change history; re-list and watch again.',
+    description:
+      'watch: the requested revision is older than the retained change history; re-list and watch again.',
   },
   DROVER_ERR_STORE_CORRUPT: {
     status: 500,
@@ -34,7 +35,10 @@ export const STORE_ERRORS = {
     status: 400,
     description: 'A value cannot be stored as JSON (undefined, a function, a BigInt or a cycle).',
   },
-  DROVER_ERR_STORE_OPTIONS: { status: 400, description: 'Invalid store options; the message names the option.' },
+  DROVER_ERR_STORE_OPTIONS: {
+    status: 400,
+    description: 'Invalid store options; the message names the option.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type StoreErrorCode = keyof typeof STORE_ERRORS;

@@ -83,13 +83,16 @@ export function compileLowdbStoreOptions(opts: LowdbStoreOptions): CompiledLowdb
     new StoreError('DROVER_ERR_STORE_OPTIONS', `store options: ${field}: ${msg}`, { field });
   if (typeof opts !== 'object' || opts === null) throw bad('', 'must be an object');
   for (const k of Object.keys(opts)) if (!KNOWN.has(k)) throw bad(k, 'unknown option');
-  if (typeof opts.path !== 'string' || opts.path.length === 0) throw bad('path', 'must be a non-empty string');
+  if (typeof opts.path !== 'string' || opts.path.length === 0)
+    throw bad('path', 'must be a non-empty string');
   const flushDelayMs = opts.flushDelayMs ?? DEFAULT_LOWDB_STORE_OPTIONS.flushDelayMs;
   if (!Number.isFinite(flushDelayMs) || flushDelayMs < 0) throw bad('flushDelayMs', 'must be a number >= 0');
   const historyLimit = opts.historyLimit ?? DEFAULT_LOWDB_STORE_OPTIONS.historyLimit;
-  if (!Number.isInteger(historyLimit) || historyLimit < 1) throw bad('historyLimit', 'must be an integer >= 1');
+  if (!Number.isInteger(historyLimit) || historyLimit < 1)
+    throw bad('historyLimit', 'must be an integer >= 1');
   const schemaVersion = opts.schemaVersion ?? STORE_SCHEMA_VERSION;
-  if (!Number.isInteger(schemaVersion) || schemaVersion < 1) throw bad('schemaVersion', 'must be an integer >= 1');
+  if (!Number.isInteger(schemaVersion) || schemaVersion < 1)
+    throw bad('schemaVersion', 'must be an integer >= 1');
   const migrations = opts.migrations ?? [];
   if (!Array.isArray(migrations)) throw bad('migrations', 'must be an array');
   const seen = new Set<number>();
@@ -171,11 +174,16 @@ function shapeProblem(f: unknown): string | undefined {
   if (typeof o.entries !== 'object' || o.entries === null || Array.isArray(o.entries))
     return 'has no entries object';
   for (const [key, e] of Object.entries(o.entries as Record<string, unknown>)) {
-    if (key.length === 0 || key.length > MAX_KEY_LENGTH) return `has an invalid key ${JSON.stringify(key.slice(0, 64))}`;
+    if (key.length === 0 || key.length > MAX_KEY_LENGTH)
+      return `has an invalid key ${JSON.stringify(key.slice(0, 64))}`;
     const entry = e as { revision?: unknown; value?: unknown } | null;
     if (typeof entry !== 'object' || entry === null || !('value' in entry))
       return `entry ${JSON.stringify(key)} has no value`;
-    if (!Number.isInteger(entry.revision) || (entry.revision as number) < 1 || (entry.revision as number) > (o.revision as number))
+    if (
+      !Number.isInteger(entry.revision) ||
+      (entry.revision as number) < 1 ||
+      (entry.revision as number) > (o.revision as number)
+    )
       return `entry ${JSON.stringify(key)} has an invalid revision`;
   }
   return undefined;
@@ -227,7 +235,8 @@ export class LowdbStore extends BaseStore {
     this.opts = opts;
     this.adapter = adapter;
     this.db = db;
-    for (const [key, e] of Object.entries(file.entries)) this.entries.set(key, { value: e.value, revision: e.revision });
+    for (const [key, e] of Object.entries(file.entries))
+      this.entries.set(key, { value: e.value, revision: e.revision });
     this.rev = file.revision;
     this.compactedRev = file.revision;
     this.durableRev = file.revision;
@@ -256,7 +265,8 @@ export class LowdbStore extends BaseStore {
   }
 
   flush(): Promise<void> {
-    if (this.closed && !this.closing) return Promise.reject(new StoreError('DROVER_ERR_STORE_CLOSED', 'the store is closed'));
+    if (this.closed && !this.closing)
+      return Promise.reject(new StoreError('DROVER_ERR_STORE_CLOSED', 'the store is closed'));
     return this.waitDurable(this.rev, true);
   }
 
@@ -267,7 +277,10 @@ export class LowdbStore extends BaseStore {
         await this.waitDurable(this.rev, true);
       } catch (err) {
         error = err;
-        this.opts.logger.error({ err, path: this.opts.path }, 'store: final write failed; recent changes are lost');
+        this.opts.logger.error(
+          { err, path: this.opts.path },
+          'store: final write failed; recent changes are lost',
+        );
       }
       if (this.timer !== undefined) this.opts.clock.clearTimeout(this.timer);
       this.timer = undefined;
@@ -302,7 +315,9 @@ export class LowdbStore extends BaseStore {
     this.db.data = {
       schemaVersion: this.opts.schemaVersion,
       revision: snapshotRev,
-      entries: Object.fromEntries([...this.entries].map(([k, e]) => [k, { revision: e.revision, value: e.value }])),
+      entries: Object.fromEntries(
+        [...this.entries].map(([k, e]) => [k, { revision: e.revision, value: e.value }]),
+      ),
     };
     this.writing = this.db
       .write()
@@ -321,7 +336,10 @@ export class LowdbStore extends BaseStore {
             { path: this.opts.path },
             err,
           );
-          this.opts.logger.error({ err, path: this.opts.path, failures: this.failures }, 'store write failed; retrying');
+          this.opts.logger.error(
+            { err, path: this.opts.path, failures: this.failures },
+            'store write failed; retrying',
+          );
           const waiters = this.waiters;
           this.waiters = [];
           for (const w of waiters) w.reject(wrapped);
@@ -340,14 +358,22 @@ export class LowdbStore extends BaseStore {
 
   private settle(): void {
     const keep: FlushWaiter[] = [];
-    for (const w of this.waiters) (w.target <= this.durableRev ? w.resolve() : keep.push(w));
+    for (const w of this.waiters) w.target <= this.durableRev ? w.resolve() : keep.push(w);
     this.waiters = keep;
     // Changes committed during the write that just finished still need one; waiters or not.
-    if (this.durableRev < this.rev && this.timer === undefined && !this.writing && (keep.length > 0 || !this.closed))
-      this.timer = this.opts.clock.setTimeout(() => {
-        this.timer = undefined;
-        void this.writeNow();
-      }, keep.length > 0 ? 0 : this.opts.flushDelayMs);
+    if (
+      this.durableRev < this.rev &&
+      this.timer === undefined &&
+      !this.writing &&
+      (keep.length > 0 || !this.closed)
+    )
+      this.timer = this.opts.clock.setTimeout(
+        () => {
+          this.timer = undefined;
+          void this.writeNow();
+        },
+        keep.length > 0 ? 0 : this.opts.flushDelayMs,
+      );
   }
 }
 
@@ -381,7 +407,13 @@ export async function openLowdbStore(options: LowdbStoreOptions): Promise<LowdbS
     opts.logger.info({ path: opts.path }, 'store: created a new store file');
   } else {
     const problem = shapeProblem(raw);
-    if (problem && !(Number.isInteger((raw as StoreFile)?.schemaVersion) && (raw as StoreFile).schemaVersion < opts.schemaVersion))
+    if (
+      problem &&
+      !(
+        Number.isInteger((raw as StoreFile)?.schemaVersion) &&
+        (raw as StoreFile).schemaVersion < opts.schemaVersion
+      )
+    )
       throw corrupt(opts.path, problem);
     file = await migrate(raw as unknown as Record<string, unknown>, opts, adapter);
   }
@@ -426,9 +458,13 @@ async function migrate(
   }
   const problem = shapeProblem(doc);
   if (problem)
-    throw new StoreError('DROVER_ERR_STORE_VERSION', `store file ${opts.path}: after migration the file ${problem}`, {
-      path: opts.path,
-    });
+    throw new StoreError(
+      'DROVER_ERR_STORE_VERSION',
+      `store file ${opts.path}: after migration the file ${problem}`,
+      {
+        path: opts.path,
+      },
+    );
   const backup = `${opts.path}.v${from}.bak`;
   await writeFileAtomic(backup, original, 0o600);
   await adapter.write(doc as unknown as StoreFile);
