@@ -1,0 +1,236 @@
+import { readFile, rm } from 'node:fs/promises';
+import { join, resolve, sep } from 'node:path';
+import type { Logger } from 'pino';
+import { writeFileAtomic } from '../lib/atomic-file.js';
+import { silentLogger } from '../lib/logger.js';
+import {
+  decodeValue,
+  type InstanceSpec,
+  type NodePlan,
+  type PlanFile,
+  SignedPlan,
+} from '../protocol/index.js';
+import { AgentError, errorBody } from './errors.js';
+import { rootPrefix } from './options.js';
+import { type RunnableInstance, type Runtime, runnableFrom } from './runtime/types.js';
+
+export interface ApplyChanges {
+  started: string[];
+  restarted: string[];
+  stopped: string[];
+  unchanged: string[];
+}
+
+export interface ApplyOutcome {
+  changes: ApplyChanges;
+  /** per-instance failures; the rest of the plan was still applied */
+  errors: Array<{ id: string; code: string; message: string }>;
+}
+
+const ROOT_VAR = '${DROVER_ROOT}';
+
+/** `${DROVER_ROOT}` becomes the root dir ('' when it is `/`), so `${DROVER_ROOT}/etc/x` is `/etc/x` on a real host. */
+export function makeExpander(rootDir: string): (s: string) => string {
+  const prefix = rootPrefix(rootDir);
+  return (s) => (s.includes(ROOT_VAR) ? s.split(ROOT_VAR).join(prefix) : s);
+}
+
+/** Where a plan file lands: under the root dir, never outside it (`..` is refused). */
+export function filePathUnderRoot(rootDir: string, path: string): string {
+  const root = resolve(rootDir);
+  const full = resolve(root, `.${path}`);
+  if (full !== root && !full.startsWith(root === sep ? root : `${root}${sep}`)) {
+    throw new AgentError('DROVER_ERR_PLAN_INVALID', `file ${path} escapes the root dir`, {
+      details: { path },
+    });
+  }
+  return full;
+}
+
+export interface ApplierOptions {
+  runtime: Runtime;
+  rootDir: string;
+  dataDir: string;
+  logger?: Logger;
+}
+
+/**
+ * Diffs a verified plan against what runs and makes only the needed changes: stops instances no
+ * longer in the plan, restarts those whose checksum changed (after rewriting their files), starts
+ * new ones, and leaves the rest alone. Instances an operator stopped with a task stay stopped until
+ * a start task or a changed checksum.
+ */
+export class Applier {
+  private readonly runtime: Runtime;
+  private readonly log: Logger;
+  readonly rootDir: string;
+  readonly expand: (s: string) => string;
+  private readonly planPath: string;
+  private readonly heldPath: string;
+  private specs = new Map<string, InstanceSpec>();
+  /** instances stopped by a task, with the checksum they were stopped at */
+  private held = new Map<string, string>();
+
+  constructor(opts: ApplierOptions) {
+    this.runtime = opts.runtime;
+    this.rootDir = opts.rootDir;
+    this.log = opts.logger ?? silentLogger;
+    this.expand = makeExpander(opts.rootDir);
+    this.planPath = join(opts.dataDir, 'plan.json');
+    this.heldPath = join(opts.dataDir, 'held.json');
+  }
+
+  /** The applied plan's instances by id. */
+  instances(): ReadonlyMap<string, InstanceSpec> {
+    return this.specs;
+  }
+
+  spec(id: string): InstanceSpec | undefined {
+    return this.specs.get(id);
+  }
+
+  isHeld(id: string): boolean {
+    return this.held.has(id);
+  }
+
+  runnable(spec: InstanceSpec): RunnableInstance {
+    return runnableFrom(spec, this.expand);
+  }
+
+  /** Reads the last applied plan and the held set. A damaged file is logged and ignored, never fatal. */
+  async loadPersisted(): Promise<SignedPlan | undefined> {
+    try {
+      const held = JSON.parse(await readFile(this.heldPath, 'utf8')) as unknown;
+      if (held && typeof held === 'object' && !Array.isArray(held))
+        this.held = new Map(
+          Object.entries(held).filter((e): e is [string, string] => typeof e[1] === 'string'),
+        );
+    } catch {}
+    let text: string;
+    try {
+      text = await readFile(this.planPath, 'utf8');
+    } catch {
+      return undefined;
+    }
+    try {
+      return decodeValue(SignedPlan, JSON.parse(text));
+    } catch (err) {
+      this.log.error({ err, path: this.planPath }, 'persisted plan is unreadable; ignoring it');
+      return undefined;
+    }
+  }
+
+  async persist(signed: SignedPlan): Promise<void> {
+    await writeFileAtomic(this.planPath, JSON.stringify(signed), 0o600);
+  }
+
+  private async persistHeld(): Promise<void> {
+    if (this.held.size === 0) await rm(this.heldPath, { force: true });
+    else await writeFileAtomic(this.heldPath, JSON.stringify(Object.fromEntries(this.held)), 0o644);
+  }
+
+  /** Checks what the schema cannot: paths stay under the root. Throws before anything changes. */
+  validate(plan: NodePlan): void {
+    const ids = new Set<string>();
+    for (const inst of plan.instances) {
+      if (ids.has(inst.id))
+        throw new AgentError('DROVER_ERR_PLAN_INVALID', `instance ${inst.id} appears twice`, {
+          details: { instanceId: inst.id },
+        });
+      ids.add(inst.id);
+      for (const f of inst.files) filePathUnderRoot(this.rootDir, f.path);
+      const cwd = inst.run.cwd && this.expand(inst.run.cwd);
+      if (cwd !== undefined && !cwd.startsWith('/'))
+        throw new AgentError('DROVER_ERR_PLAN_INVALID', `instance ${inst.id}: cwd must be absolute`);
+    }
+  }
+
+  async writeFiles(spec: InstanceSpec): Promise<void> {
+    for (const f of spec.files) await this.writeFile(f);
+  }
+
+  private async writeFile(f: PlanFile): Promise<void> {
+    const path = filePathUnderRoot(this.rootDir, f.path);
+    const data = f.encoding === 'base64' ? Buffer.from(f.content, 'base64') : f.content;
+    await writeFileAtomic(path, data, f.mode);
+  }
+
+  async apply(plan: NodePlan): Promise<ApplyOutcome> {
+    this.validate(plan);
+    const desired = new Map(plan.instances.map((i) => [i.id, i]));
+    const changes: ApplyChanges = { started: [], restarted: [], stopped: [], unchanged: [] };
+    const errors: ApplyOutcome['errors'] = [];
+    const attempt = async (id: string, fn: () => Promise<void>) => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.error({ err, instance: id }, 'applying an instance failed');
+        errors.push({ id, ...errorBody(err) });
+      }
+    };
+
+    const known = new Set([...this.runtime.list().map((s) => s.id), ...this.specs.keys()]);
+    const gone = [...known].filter((id) => !desired.has(id));
+    await Promise.all(
+      gone.map((id) =>
+        attempt(id, async () => {
+          await this.runtime.remove(id);
+          changes.stopped.push(id);
+        }),
+      ),
+    );
+    let heldChanged = false;
+    for (const id of gone) if (this.held.delete(id)) heldChanged = true;
+
+    const toRestart: InstanceSpec[] = [];
+    const toStart: InstanceSpec[] = [];
+    for (const spec of plan.instances) {
+      const rs = this.runtime.status(spec.id);
+      if (rs && rs.checksum === spec.checksum) changes.unchanged.push(spec.id);
+      else if (rs) toRestart.push(spec);
+      else if (this.held.get(spec.id) === spec.checksum) changes.unchanged.push(spec.id);
+      else toStart.push(spec);
+    }
+    for (const spec of [...toRestart, ...toStart]) if (this.held.delete(spec.id)) heldChanged = true;
+    // Specs are recorded before starting so status and tasks see the new plan at once.
+    this.specs = desired;
+    await Promise.all([
+      ...toRestart.map((spec) =>
+        attempt(spec.id, async () => {
+          await this.writeFiles(spec);
+          await this.runtime.restart(this.runnable(spec));
+          changes.restarted.push(spec.id);
+        }),
+      ),
+      ...toStart.map((spec) =>
+        attempt(spec.id, async () => {
+          await this.writeFiles(spec);
+          await this.runtime.start(this.runnable(spec));
+          changes.started.push(spec.id);
+        }),
+      ),
+    ]);
+    // Unchanged instances still get their current spec (e.g. an adopted process learns its restart policy).
+    for (const id of changes.unchanged) {
+      const spec = desired.get(id)!;
+      const rs = this.runtime.status(id);
+      if (rs && rs.checksum === spec.checksum && (rs.state === 'running' || rs.adopted))
+        await attempt(id, () => this.runtime.start(this.runnable(spec)));
+    }
+    if (heldChanged) await this.persistHeld();
+    for (const k of Object.keys(changes) as Array<keyof ApplyChanges>) changes[k].sort();
+    return { changes, errors };
+  }
+
+  /** A stop task: the instance stays stopped across plan re-applies and agent restarts. */
+  async hold(id: string): Promise<void> {
+    const spec = this.specs.get(id);
+    if (spec) this.held.set(id, spec.checksum);
+    await this.persistHeld();
+    await this.runtime.stop(id);
+  }
+
+  async release(id: string): Promise<void> {
+    if (this.held.delete(id)) await this.persistHeld();
+  }
+}

@@ -1,0 +1,162 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Applier, filePathUnderRoot, makeExpander } from '../../agent/applier.js';
+import { ProcessRuntime } from '../../agent/runtime/process.js';
+import {
+  generateSigningKey,
+  type InstanceSpec,
+  PROTOCOL_VERSION,
+  sealPlan,
+  signPlan,
+} from '../../protocol/index.js';
+import { killGroups } from '../helpers/agent-instances.js';
+import { tempDir, waitFor } from '../helpers/proc.js';
+
+const RESTART = {
+  policy: 'always' as const,
+  initialBackoffMs: 200,
+  maxBackoffMs: 1000,
+  resetAfterMs: 60_000,
+  crashLoopThreshold: 5,
+};
+
+function inst(
+  id: string,
+  extra: Partial<Omit<InstanceSpec, 'checksum'>> = {},
+): Omit<InstanceSpec, 'checksum'> {
+  const role = id.split('#')[0]!;
+  return {
+    id,
+    role,
+    epoch: 1,
+    simulated: false,
+    files: [{ path: `/etc/${role}/conf.txt`, mode: 0o640, content: `${id}\n` }],
+    run: {
+      command: '/bin/sh',
+      args: ['-c', 'cat "$CONF"; exec sleep 1000'],
+      env: { CONF: `\${DROVER_ROOT}/etc/${role}/conf.txt` },
+    },
+    restart: RESTART,
+    ...extra,
+  };
+}
+
+function plan(generation: number, instances: Array<Omit<InstanceSpec, 'checksum'>>) {
+  return sealPlan({
+    v: PROTOCOL_VERSION,
+    type: 'plan',
+    nodeId: 'n1',
+    generation,
+    coordinatorEpoch: 1,
+    issuedAt: new Date().toISOString(),
+    instances,
+  });
+}
+
+const runtimes: ProcessRuntime[] = [];
+afterEach(async () => {
+  for (const r of runtimes.splice(0)) {
+    killGroups(r.list().map((s) => s.pid));
+    await r.close();
+  }
+});
+
+function setup() {
+  const dataDir = tempDir('ap-data');
+  const rootDir = tempDir('ap-root');
+  const runtime = new ProcessRuntime({ dataDir, pollIntervalMs: 100 });
+  runtimes.push(runtime);
+  return { dataDir, rootDir, runtime, applier: new Applier({ runtime, rootDir, dataDir }) };
+}
+
+const pidOf = (r: ProcessRuntime, id: string) => waitFor(`${id} pid`, () => r.status(id)?.pid);
+
+describe('plan applier', () => {
+  it('starts new instances, restarts only changed ones, stops removed ones', async () => {
+    const { rootDir, runtime, applier } = setup();
+    const r1 = await applier.apply(plan(1, [inst('web#0'), inst('db#0')]));
+    expect(r1).toEqual({
+      changes: { started: ['db#0', 'web#0'], restarted: [], stopped: [], unchanged: [] },
+      errors: [],
+    });
+    const conf = join(rootDir, 'etc/web/conf.txt');
+    expect(readFileSync(conf, 'utf8')).toBe('web#0\n');
+    expect(statSync(conf).mode & 0o7777).toBe(0o640);
+    const web = await pidOf(runtime, 'web#0');
+    const db = await pidOf(runtime, 'db#0');
+    // ${DROVER_ROOT} in env was expanded: the role read its own file.
+    await waitFor('role read its conf', async () => (await runtime.logs('web#0', 5)).includes('web#0'));
+
+    const changed = inst('web#0', { files: [{ path: '/etc/web/conf.txt', mode: 0o600, content: 'v2\n' }] });
+    const r2 = await applier.apply(plan(2, [changed, inst('db#0')]));
+    expect(r2.changes).toEqual({ started: [], restarted: ['web#0'], stopped: [], unchanged: ['db#0'] });
+    expect(readFileSync(conf, 'utf8')).toBe('v2\n');
+    expect(statSync(conf).mode & 0o7777).toBe(0o600);
+    const web2 = await pidOf(runtime, 'web#0');
+    expect(web2).not.toBe(web);
+    expect(runtime.status('db#0')?.pid).toBe(db);
+
+    const r3 = await applier.apply(plan(3, [inst('db#0')]));
+    expect(r3.changes).toEqual({ started: [], restarted: [], stopped: ['web#0'], unchanged: ['db#0'] });
+    expect(runtime.status('web#0')).toBeUndefined();
+    expect(runtime.status('db#0')?.pid).toBe(db);
+    expect([...applier.instances().keys()]).toEqual(['db#0']);
+  });
+
+  it('refuses a plan whose file escapes the root dir, before changing anything', async () => {
+    const { rootDir, runtime, applier } = setup();
+    await applier.apply(plan(1, [inst('web#0')]));
+    const pid = await pidOf(runtime, 'web#0');
+    const evil = inst('web#0', { files: [{ path: '/../../etc/evil', mode: 0o644, content: 'x' }] });
+    await expect(applier.apply(plan(2, [evil]))).rejects.toMatchObject({ code: 'DROVER_ERR_PLAN_INVALID' });
+    expect(runtime.status('web#0')?.pid).toBe(pid);
+    expect(existsSync(join(rootDir, '../etc/evil'))).toBe(false);
+    expect(() => filePathUnderRoot('/srv/root', '/a/../../b')).toThrow(/escapes the root dir/);
+    expect(filePathUnderRoot('/', '/etc/x')).toBe('/etc/x');
+    expect(filePathUnderRoot('/srv/r', '/etc/x')).toBe('/srv/r/etc/x');
+  });
+
+  it('a held (stopped by task) instance stays stopped on re-apply until its checksum changes', async () => {
+    const { runtime, applier, dataDir, rootDir } = setup();
+    await applier.apply(plan(1, [inst('web#0')]));
+    await pidOf(runtime, 'web#0');
+    await applier.hold('web#0');
+    expect(runtime.status('web#0')?.state).toBe('stopped');
+    const again = await applier.apply(plan(1, [inst('web#0')]));
+    expect(again.changes.unchanged).toEqual(['web#0']);
+    expect(runtime.status('web#0')?.pid).toBeUndefined();
+    // Survives an agent restart: a new applier reads held.json.
+    const runtime2 = new ProcessRuntime({ dataDir, pollIntervalMs: 100 });
+    runtimes.push(runtime2);
+    const applier2 = new Applier({ runtime: runtime2, rootDir, dataDir });
+    await applier2.loadPersisted();
+    expect(applier2.isHeld('web#0')).toBe(true);
+    const r = await applier2.apply(plan(1, [inst('web#0')]));
+    expect(r.changes.unchanged).toEqual(['web#0']);
+    expect(runtime2.status('web#0')).toBeUndefined();
+    // A changed checksum releases it.
+    const r2 = await applier2.apply(plan(2, [inst('web#0', { simulated: true })]));
+    expect(r2.changes.started).toEqual(['web#0']);
+    expect(applier2.isHeld('web#0')).toBe(false);
+  });
+
+  it('persists the signed plan and reads it back; a damaged file is ignored', async () => {
+    const { applier, dataDir } = setup();
+    expect(await applier.loadPersisted()).toBeUndefined();
+    const signed = signPlan(plan(4, [inst('web#0')]), generateSigningKey());
+    await applier.persist(signed);
+    expect(await applier.loadPersisted()).toEqual(signed);
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(dataDir, 'plan.json'), '{"v":1,"type":"plan-push"');
+    expect(await applier.loadPersisted()).toBeUndefined();
+  });
+
+  it('expands ${DROVER_ROOT} to the root dir, or to nothing when root is /', () => {
+    expect(makeExpander('/srv/lab/n1')('${DROVER_ROOT}/etc/x ${DROVER_ROOT}')).toBe(
+      '/srv/lab/n1/etc/x /srv/lab/n1',
+    );
+    expect(makeExpander('/')('${DROVER_ROOT}/etc/x')).toBe('/etc/x');
+    expect(makeExpander('/srv/lab/')('${DROVER_ROOT}/x')).toBe('/srv/lab/x');
+  });
+});
