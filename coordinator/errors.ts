@@ -1,6 +1,7 @@
 import { DroverError, type ErrorSpec, PROTOCOL_ERRORS } from '../protocol/index.js';
 import { PKI_ERRORS } from './pki/errors.js';
 import { STORE_ERRORS } from './store/errors.js';
+import { VC_ERRORS } from './vc/errors.js';
 
 /**
  * The coordinator's error registry: every stable code it can return, with its HTTP status. Parts
@@ -58,6 +59,7 @@ export const COORDINATOR_ERRORS: Record<string, ErrorSpec> = {
   ...PROTOCOL_ERRORS,
   ...ENGINE_ERRORS,
   ...PKI_ERRORS,
+  ...VC_ERRORS,
   ...STORE_ERRORS,
 };
 

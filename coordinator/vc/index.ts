@@ -1,0 +1,18 @@
+export { type Capacity, type CapacityOptions, capacityFromNodes, DEFAULT_NODE_RESERVE } from './capacity.js';
+export { VC_ERRORS, type VcErrorCode, vcError } from './errors.js';
+export {
+  DEFAULT_SLICE,
+  MAX_SLICES_PER_TENANT,
+  type PlaceSlicesInput,
+  type PlaceSlicesResult,
+  parseSliceAnnotation,
+  placementAnnotation,
+  placeSlices,
+  type SlicePlacements,
+  type SliceSize,
+  type SuperClusterCapacity,
+  slicesForQuota,
+  type TenantQuota,
+  type UnplacedSlices,
+} from './placement.js';
+export { formatCpu, formatMemory, parseCpuMilli, parseMemoryBytes } from './quantity.js';
