@@ -104,7 +104,7 @@ function copyrightOf(mod) {
   const holders = new Set();
   for (const line of (text ?? '').split('\n')) {
     const m = /^\s*copyright\s+(?:\(c\)|©)?\s*(.*\d.*)$/i.exec(line);
-    if (m && m[1].trim() && !/holders?\b/i.test(m[1])) holders.add(m[1].trim().replace(/\.$/, ''));
+    if (m?.[1].trim() && !/holders?\b/i.test(m[1])) holders.add(m[1].trim().replace(/\.$/, ''));
   }
   const author =
     (typeof pkg.author === 'string' ? pkg.author : pkg.author?.name)?.trim() || `the ${mod.name} authors`;
