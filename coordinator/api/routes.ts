@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { DROVER_VERSION } from '../../lib/version.js';
 import type { Event as EventMsg } from '../../protocol/index.js';
 import { coordinatorError } from '../errors.js';
 import type { ApiContext } from './app.js';
@@ -59,9 +60,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
   app.get(
     '/healthz',
     { config: { auth: 'public' }, schema: { tags: ['health'], security: [], response: { 200: HealthBody } } },
-    async () => ({
-      status: 'ok',
-    }),
+    async () => ({ status: 'ok', version: DROVER_VERSION }),
   );
 
   app.get(

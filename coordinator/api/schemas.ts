@@ -269,6 +269,7 @@ export const TokenCreated = Type.Composite([
 
 export const HealthBody = Type.Object({
   status: Type.String(),
+  version: Type.Optional(Type.String()),
   checks: Type.Optional(Type.Record(Type.String(), Type.Boolean())),
 });
 

@@ -1,0 +1,296 @@
+import { readFileSync } from 'node:fs';
+import { formatDuration, parseDuration } from '../../../lib/duration.js';
+import type { NodeDetail, StatusView, TaskRecord, TopologyDiff } from '../../api/schemas.js';
+import type { TokenInfo } from '../../api/tokens.js';
+import { bool, str } from '../args.js';
+import { type CommandContext, printStructured } from '../context.js';
+import { CliError, EXIT, usage } from '../errors.js';
+import { formatTable } from '../table.js';
+import type { AssignmentRow } from './get.js';
+
+const DEFAULT_TIMEOUT_MS = 120_000;
+
+export function timeoutMs(ctx: CommandContext): number {
+  const t = str(ctx.args.flags, 'timeout');
+  if (t === undefined) return DEFAULT_TIMEOUT_MS;
+  const ms = parseDuration(t);
+  if (ms === undefined || ms <= 0)
+    throw usage(`--timeout ${JSON.stringify(t)} is not a duration`, 'e.g. --timeout 90s or --timeout 5m');
+  return ms;
+}
+
+/**
+ * Polls `check` until it reports done, printing its progress line (to stderr, so `-o json` output
+ * stays parseable) whenever it changes. Gives up with exit code 5 after the timeout.
+ */
+export async function waitUntil(
+  ctx: CommandContext,
+  what: string,
+  check: () => Promise<{ done: boolean; progress: string; detail?: string[] }>,
+  opts: { timeoutMs: number; intervalMs?: number },
+): Promise<void> {
+  const start = ctx.now();
+  let last = '';
+  let lastDetail: string[] = [];
+  for (;;) {
+    const r = await check();
+    if (r.done) {
+      ctx.err(`${what}: done in ${formatDuration(ctx.now() - start)}\n`);
+      return;
+    }
+    lastDetail = r.detail ?? [];
+    if (r.progress !== last) {
+      ctx.err(`${what}: ${r.progress}\n`);
+      last = r.progress;
+    }
+    if (ctx.signal.aborted) throw new CliError(`interrupted while waiting for ${what}`, EXIT.TIMEOUT);
+    if (ctx.now() - start >= opts.timeoutMs) {
+      throw new CliError(
+        `timed out after ${formatDuration(opts.timeoutMs)} waiting for ${what}: ${last}${lastDetail.length ? `\n  ${lastDetail.slice(0, 10).join('\n  ')}` : ''}`,
+        EXIT.TIMEOUT,
+        'the operation goes on in the background; `drover get roles -o wide` and `drover events` show why, or raise --timeout',
+      );
+    }
+    await ctx.sleep(opts.intervalMs ?? 1000, ctx.signal);
+  }
+}
+
+function readInput(file: string): { text: string; contentType: string } {
+  let text: string;
+  try {
+    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    throw usage(
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+      'pass the topology file with -f FILE (or -f - for stdin)',
+    );
+  }
+  if (!text.trim()) throw usage(`${file} is empty`);
+  const json = file.endsWith('.json') || (file === '-' && text.trimStart().startsWith('{'));
+  return { text, contentType: json ? 'application/json' : 'application/yaml' };
+}
+
+function diffLines(d: TopologyDiff): string {
+  let s = '';
+  for (const a of d.added) s += `  + ${a.instanceId} on ${a.nodeId}\n`;
+  for (const m of d.moved)
+    s += `  ~ ${m.to.instanceId} moves ${m.from.nodeId} -> ${m.to.nodeId} (epoch ${m.to.epoch})\n`;
+  for (const a of d.removed) s += `  - ${a.instanceId} from ${a.nodeId}\n`;
+  for (const u of d.unplaced) s += `  ! ${u.instanceId} cannot be placed: ${u.reason}\n`;
+  if (!s) s = '  no instance changes\n';
+  s += d.nodesChanged.length
+    ? `  plans change on ${d.nodesChanged.length} node(s): ${d.nodesChanged.join(', ')}\n`
+    : '  no node plans change\n';
+  return s;
+}
+
+async function putTopology(ctx: CommandContext, dryRun: boolean): Promise<TopologyDiff> {
+  const file = str(ctx.args.flags, 'filename') ?? ctx.args.positionals[1];
+  if (!file)
+    throw usage(
+      `${dryRun ? 'diff' : 'apply'} needs -f FILE`,
+      `e.g. drover ${dryRun ? 'diff' : 'apply'} -f topology.yaml`,
+    );
+  const input = readInput(file);
+  return ctx.client.request<TopologyDiff>('PUT', '/v1/topology', {
+    text: { body: input.text, contentType: input.contentType },
+    query: { dryRun: dryRun || undefined },
+  });
+}
+
+/** Convergence line for one cluster, and the reasons behind it. */
+export async function convergence(
+  ctx: CommandContext,
+  cluster: string | undefined,
+): Promise<{ done: boolean; progress: string; detail: string[] }> {
+  const s = await ctx.client.get<StatusView>('/v1/status', { cluster });
+  const cs = s.clusters;
+  if (!cs.length) return { done: false, progress: 'no topology applied yet', detail: [] };
+  const roles = cs.reduce((n, c) => n + c.roles, 0);
+  const healthy = cs.reduce((n, c) => n + c.healthyRoles, 0);
+  const plans = cs.every((c) => c.plansApplied) ? 'plans applied' : 'plans being applied';
+  const unplaced = cs.reduce((n, c) => n + c.unplaced, 0);
+  const detail = cs.flatMap((c) => c.reasons);
+  return {
+    done: s.converged,
+    progress: `${healthy}/${roles} roles healthy, ${plans}${unplaced ? `, ${unplaced} instance(s) unschedulable` : ''}${detail.length ? ` (${detail[0]}${detail.length > 1 ? `; +${detail.length - 1} more` : ''})` : ''}`,
+    detail,
+  };
+}
+
+/** `drover apply -f FILE [--dry-run] [--wait] [--timeout 2m]` */
+export async function apply(ctx: CommandContext): Promise<number> {
+  const dryRun = bool(ctx.args.flags, 'dry-run');
+  const d = await putTopology(ctx, dryRun);
+  if (!printStructured(ctx, d))
+    ctx.out(
+      `topology ${JSON.stringify(d.cluster)} ${dryRun ? 'would be applied (dry run)' : 'applied'}\n${diffLines(d)}`,
+    );
+  if (!dryRun && bool(ctx.args.flags, 'wait'))
+    await waitUntil(ctx, `cluster ${d.cluster} to converge`, () => convergence(ctx, d.cluster), {
+      timeoutMs: timeoutMs(ctx),
+    });
+  return 0;
+}
+
+/** `drover diff -f FILE`: what apply would change. */
+export async function diff(ctx: CommandContext): Promise<number> {
+  const d = await putTopology(ctx, true);
+  if (!printStructured(ctx, d)) ctx.out(`topology ${JSON.stringify(d.cluster)}:\n${diffLines(d)}`);
+  return 0;
+}
+
+/** `drover status [--wait]`: is everything converged? */
+export async function status(ctx: CommandContext): Promise<number> {
+  const cluster = str(ctx.args.flags, 'cluster');
+  if (bool(ctx.args.flags, 'wait')) {
+    await waitUntil(
+      ctx,
+      cluster ? `cluster ${cluster} to converge` : 'convergence',
+      () => convergence(ctx, cluster),
+      { timeoutMs: timeoutMs(ctx) },
+    );
+  }
+  const s = await ctx.client.get<StatusView>('/v1/status', { cluster });
+  if (printStructured(ctx, s)) return 0;
+  ctx.out(
+    `${s.converged ? 'converged' : 'converging'} (coordinator epoch ${s.epoch}, NATS ${s.natsConnected ? 'connected' : 'DISCONNECTED'})\n`,
+  );
+  ctx.out(
+    `nodes: ${
+      Object.entries(s.nodes)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ') || 'none'
+    }\n`,
+  );
+  ctx.out(
+    formatTable(
+      ['CLUSTER', 'CONVERGED', 'ROLES', 'UNPLACED', 'FIRST REASON'],
+      s.clusters.map((c) => [
+        c.name,
+        c.converged ? 'yes' : 'no',
+        `${c.healthyRoles}/${c.roles}`,
+        c.unplaced,
+        c.reasons[0] ?? '-',
+      ]),
+    ),
+  );
+  return 0;
+}
+
+type NodeAction = 'approve' | 'cordon' | 'uncordon' | 'drain' | 'repair' | 'remove';
+
+/** `drover approve|cordon|uncordon|drain|repair|remove NODE` */
+export async function nodeAction(ctx: CommandContext, action: NodeAction): Promise<number> {
+  const id = ctx.args.positionals[1];
+  if (!id) throw usage(`${action} needs a node`, `e.g. drover ${action} NODE (see \`drover get nodes\`)`);
+  if (ctx.args.positionals.length > 2)
+    throw usage(`${action} takes one node, got ${ctx.args.positionals.length - 1}`);
+  const path = `/v1/nodes/${encodeURIComponent(id)}`;
+  const r =
+    action === 'remove'
+      ? await ctx.client.request<{ message: string }>('DELETE', path)
+      : await ctx.client.post<{ message: string }>(
+          `${path}/${action}`,
+          action === 'repair' ? { force: bool(ctx.args.flags, 'force') } : undefined,
+        );
+  if (!printStructured(ctx, r)) ctx.out(`${r.message}\n`);
+  if (action === 'drain' && bool(ctx.args.flags, 'wait')) {
+    await waitUntil(
+      ctx,
+      `node ${id} to drain`,
+      async () => {
+        const n = await ctx.client.get<NodeDetail>(path);
+        const left = n.instances.filter((i) => i.assigned);
+        const running = n.instances.filter((i) => !i.assigned && i.phase !== 'Stopped');
+        const done = !left.length && (n.plan.converged || n.state === 'Unreachable') && !running.length;
+        const what = [
+          ...left.map((i) => `${i.id} (assigned)`),
+          ...running.map((i) => `${i.id} (${i.phase}, stopping)`),
+        ];
+        return {
+          done,
+          progress: what.length
+            ? `${what.length} instance(s) left: ${what.join(', ')}`
+            : 'waiting for the agent to apply its plan',
+          detail: what,
+        };
+      },
+      { timeoutMs: timeoutMs(ctx) },
+    );
+  }
+  return 0;
+}
+
+/** `drover move INSTANCE --to NODE [--wait]` */
+export async function move(ctx: CommandContext): Promise<number> {
+  const instance = ctx.args.positionals[1];
+  const to = str(ctx.args.flags, 'to');
+  if (!instance || !to)
+    throw usage('move needs an instance and --to NODE', 'e.g. drover move kube-apiserver#1 --to node-3');
+  const r = await ctx.client.post<{ message: string }>(
+    `/v1/assignments/${encodeURIComponent(instance)}/move`,
+    { to, ...(bool(ctx.args.flags, 'force') ? { force: true } : {}) },
+  );
+  if (!printStructured(ctx, r)) ctx.out(`${r.message}\n`);
+  if (bool(ctx.args.flags, 'wait')) {
+    await waitUntil(
+      ctx,
+      `${instance} to run on ${to}`,
+      async () => {
+        const all = await ctx.client.get<{ items: AssignmentRow[] }>('/v1/assignments');
+        const a = all.items.find((x) => x.instanceId === instance);
+        if (!a) return { done: false, progress: 'not assigned anywhere' };
+        const healthy = a.health === 'healthy' || a.phase === 'Healthy';
+        return { done: a.nodeId === to && healthy, progress: `on ${a.nodeId}, ${a.phase}` };
+      },
+      { timeoutMs: timeoutMs(ctx) },
+    );
+  }
+  return 0;
+}
+
+/** `drover task NODE KIND [--instance ID] [--command NAME] [--tail N] [--wait]` */
+export async function task(ctx: CommandContext): Promise<number> {
+  const [, nodeId, kind] = ctx.args.positionals;
+  if (!nodeId || !kind)
+    throw usage('task needs a node and a kind', 'e.g. drover task node-1 restart --instance etcd#0 --wait');
+  const f = ctx.args.flags;
+  const body: Record<string, unknown> = { nodeId, kind };
+  if (str(f, 'instance')) body.instanceId = str(f, 'instance');
+  if (str(f, 'command')) body.command = str(f, 'command');
+  if (str(f, 'tail')) body.tailLines = Number(str(f, 'tail'));
+  if (str(f, 'timeout')) body.timeoutMs = timeoutMs(ctx);
+  const wait = bool(f, 'wait');
+  const t = await ctx.client.post<TaskRecord>('/v1/tasks', body, { wait: wait || undefined });
+  if (printStructured(ctx, t)) return t.state === 'failed' ? EXIT.FAILED : 0;
+  ctx.out(`task ${t.id} ${t.state}\n`);
+  if (t.result?.output) ctx.out(t.result.output.endsWith('\n') ? t.result.output : `${t.result.output}\n`);
+  if (t.error) ctx.err(`${t.error.code}: ${t.error.message}\n`);
+  return t.state === 'failed' ? EXIT.FAILED : 0;
+}
+
+/** `drover token create NAME --role ROLE | token delete ID | token list` */
+export async function token(ctx: CommandContext): Promise<number> {
+  const [, sub, arg] = ctx.args.positionals;
+  if (sub === 'create') {
+    const role = str(ctx.args.flags, 'role') ?? 'viewer';
+    if (!arg) throw usage('token create needs a name', 'e.g. drover token create ci-bot --role operator');
+    const t = await ctx.client.post<TokenInfo & { token: string }>('/v1/tokens', { name: arg, role });
+    if (!printStructured(ctx, t)) {
+      ctx.err(`created token ${t.id} (${t.name}, ${t.role}); it is shown once, store it now:\n`);
+      ctx.out(`${t.token}\n`);
+    }
+    return 0;
+  }
+  if (sub === 'delete') {
+    if (!arg) throw usage('token delete needs a token id', 'see `drover get tokens`');
+    const t = await ctx.client.request<TokenInfo>('DELETE', `/v1/tokens/${encodeURIComponent(arg)}`);
+    if (!printStructured(ctx, t)) ctx.out(`token ${t.id} (${t.name}) deleted\n`);
+    return 0;
+  }
+  throw usage(
+    `unknown token command ${JSON.stringify(sub ?? '')}`,
+    'drover token create NAME --role viewer|operator|admin, drover token delete ID, drover get tokens',
+  );
+}

@@ -1,0 +1,143 @@
+import { DROVER_VERSION } from '../../lib/version.js';
+import { bool, type ParsedArgs, parseArgs, str } from './args.js';
+import { ApiClient } from './client.js';
+import { apply, diff, move, nodeAction, status, task, token } from './commands/actions.js';
+import { describe } from './commands/describe.js';
+import { get, watchEvents } from './commands/get.js';
+import { type CommandContext, outputFormat, sleep } from './context.js';
+import { CliError, EXIT, usage } from './errors.js';
+import { resolveSettings } from './settings.js';
+
+export const HELP = `drover ${DROVER_VERSION}: operate a Drover-managed control plane
+
+Usage: drover <command> [arguments] [flags]
+
+Topology:
+  apply -f FILE [--wait] [--timeout 2m] [--dry-run]   validate and apply a topology (YAML or JSON)
+  diff -f FILE                                        show what apply would change
+  status [--wait]                                     is every plan applied and every role healthy?
+Resources:
+  get nodes|roles|assignments|events|tasks|tokens [NAME] [-o table|wide|json|yaml|name] [--watch]
+  describe node|role NAME                             details, instances and recent events
+  events [--watch] [--kind K] [--node N] [--role R] [--severity S]
+Nodes:
+  approve NODE                                        admit a Pending node
+  cordon NODE | uncordon NODE                         stop / allow new instances on the node
+  drain NODE [--wait] [--timeout 2m]                  move the node's instances elsewhere
+  repair NODE [--force]                               run the repair ladder now
+  remove NODE                                         forget a node (its instances move)
+  move INSTANCE --to NODE [--wait]                    move one instance, e.g. kube-apiserver#1
+Other:
+  task NODE KIND [--instance ID] [--wait]             run restart|stop|start|reprovision|diagnostics|run-command
+  token create NAME --role viewer|operator|admin | token delete ID
+  join-command                                        print the command that joins a host (on the coordinator host)
+  lab up|down|…                                       run a whole fleet on this machine
+  version                                             print client and server versions
+
+Connection (flags win over environment, environment over the config file):
+  --server URL        DROVER_URL          server: in ~/.config/drover/config.yaml (default http://127.0.0.1:7480)
+  --token TOKEN       DROVER_TOKEN        token:
+  --token-file FILE   DROVER_TOKEN_FILE   tokenFile:
+  --config FILE       DROVER_CONFIG       another config file
+
+Exit codes: 0 ok, 1 operation failed or server unreachable, 2 usage or invalid input,
+3 not found, 4 unauthorized or forbidden, 5 timed out waiting.
+`;
+
+export interface RunIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+}
+
+type Handler = (ctx: CommandContext) => Promise<number>;
+
+const COMMANDS: Record<string, Handler> = {
+  apply,
+  diff,
+  status,
+  get,
+  describe,
+  events: (ctx) =>
+    bool(ctx.args.flags, 'watch')
+      ? watchEvents(ctx)
+      : get({ ...ctx, args: { ...ctx.args, positionals: ['get', 'events'] } }),
+  approve: (ctx) => nodeAction(ctx, 'approve'),
+  cordon: (ctx) => nodeAction(ctx, 'cordon'),
+  uncordon: (ctx) => nodeAction(ctx, 'uncordon'),
+  drain: (ctx) => nodeAction(ctx, 'drain'),
+  repair: (ctx) => nodeAction(ctx, 'repair'),
+  remove: (ctx) => nodeAction(ctx, 'remove'),
+  delete: (ctx) => {
+    if (ctx.args.positionals[1] !== 'node') throw usage('delete supports `delete node NODE`');
+    return nodeAction(
+      { ...ctx, args: { ...ctx.args, positionals: ['remove', ...ctx.args.positionals.slice(2)] } },
+      'remove',
+    );
+  },
+  move,
+  task,
+  token,
+};
+
+async function version(args: ParsedArgs, io: RunIo, signal: AbortSignal): Promise<number> {
+  io.out(`drover ${DROVER_VERSION}\n`);
+  if (bool(args.flags, 'version')) return 0;
+  // `drover version` also asks the server, when one is configured and reachable.
+  try {
+    const client = new ApiClient(resolveSettings({ flags: connFlags(args), env: io.env }));
+    const r = await client.fetch('GET', '/healthz', { signal });
+    const b = (await r.json()) as { version?: string };
+    io.out(`server ${client.settings.server}: drover-coordinator ${b.version ?? 'unknown'}\n`);
+  } catch (err) {
+    io.err(`server: unreachable (${(err as Error).message})\n`);
+  }
+  return 0;
+}
+
+function connFlags(args: ParsedArgs) {
+  return {
+    server: str(args.flags, 'server'),
+    token: str(args.flags, 'token'),
+    tokenFile: str(args.flags, 'token-file'),
+    config: str(args.flags, 'config'),
+  };
+}
+
+/** Runs one CLI invocation; returns the exit code. Never throws. */
+export async function run(argv: string[], io: RunIo): Promise<number> {
+  const controller = new AbortController();
+  const signal = io.signal ?? controller.signal;
+  try {
+    if (argv[0] === 'lab') {
+      const { runLab } = await import('./lab.js');
+      return await runLab(argv.slice(1));
+    }
+    if (argv[0] === 'join-command') {
+      const { joinCommandMain } = await import('./join-command.js');
+      return await joinCommandMain(argv.slice(1), { stdout: io.out, stderr: io.err });
+    }
+    const args = parseArgs(argv);
+    const cmd = args.positionals[0];
+    if (cmd === 'version' || bool(args.flags, 'version')) return await version(args, io, signal);
+    if (!cmd || cmd === 'help' || bool(args.flags, 'help')) {
+      io.out(HELP);
+      return cmd || bool(args.flags, 'help') ? 0 : EXIT.USAGE;
+    }
+    const handler = COMMANDS[cmd];
+    if (!handler) throw usage(`unknown command ${JSON.stringify(cmd)}`);
+    outputFormat(args);
+    const client = new ApiClient(resolveSettings({ flags: connFlags(args), env: io.env }));
+    return await handler({ client, args, out: io.out, err: io.err, signal, now: Date.now, sleep });
+  } catch (err) {
+    if (err instanceof CliError) {
+      io.err(`drover: ${err.message}\n`);
+      if (err.hint) io.err(`  hint: ${err.hint}\n`);
+      return err.exitCode;
+    }
+    if ((err as Error)?.name === 'AbortError') return 0;
+    io.err(`drover: unexpected error: ${(err as Error)?.stack ?? err}\n`);
+    return EXIT.FAILED;
+  }
+}
