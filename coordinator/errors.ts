@@ -1,4 +1,5 @@
 import { DroverError, type ErrorSpec, PROTOCOL_ERRORS } from '../protocol/index.js';
+import { ARKTOS_ERRORS } from './arktos/errors.js';
 import { PKI_ERRORS } from './pki/errors.js';
 import { STORE_ERRORS } from './store/errors.js';
 import { VC_ERRORS } from './vc/errors.js';
@@ -60,6 +61,7 @@ export const COORDINATOR_ERRORS: Record<string, ErrorSpec> = {
   ...ENGINE_ERRORS,
   ...PKI_ERRORS,
   ...VC_ERRORS,
+  ...ARKTOS_ERRORS,
   ...STORE_ERRORS,
 };
 
