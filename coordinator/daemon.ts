@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import type { Logger } from '../lib/logger.js';
+import { type ApiServer, type CoordinatorMetrics, createMetrics, startApiServer } from './api/index.js';
 import type { CompiledCoordinatorOptions } from './config.js';
 import { Engine, type EngineOptions } from './engine.js';
 import { loadOrCreateSigningKey } from './keys.js';
@@ -15,6 +16,9 @@ export interface CoordinatorHandle {
   bus: NatsBus;
   store: Store;
   joinToken: string;
+  /** the REST API (listening on opts.api.listen) and the metrics it serves */
+  api: ApiServer;
+  metrics: CoordinatorMetrics;
   close(): Promise<void>;
 }
 
@@ -46,6 +50,7 @@ export async function startCoordinator(
   const store = await openLowdbStore({ path: join(opts.dataDir, 'state.json'), logger: log.child({ part: 'store' }) });
   const signingKey = await loadOrCreateSigningKey(opts.dataDir);
   const joinToken = await resolveJoinToken(opts);
+  const metrics = createMetrics({ processMetrics: true });
   const engine = new Engine({
     store,
     logger: log.child({ part: 'engine' }),
@@ -61,12 +66,37 @@ export async function startCoordinator(
       pushTimeoutMs: opts.pushTimeout,
     },
     renderOptions: extra.renderOptions ?? (opts.standinCommand ? { standin: { command: opts.standinCommand[0]!, args: opts.standinCommand.slice(1) } } : undefined),
-    onReconcile: extra.onReconcile,
-    onPush: extra.onPush,
+    onReconcile: (kind, outcome, ms) => {
+      metrics.onReconcile(kind, outcome, ms);
+      extra.onReconcile?.(kind, outcome, ms);
+    },
+    onPush: (ok) => {
+      metrics.onPush(ok);
+      extra.onPush?.(ok);
+    },
     concurrency: extra.concurrency,
   });
   await engine.start();
   const bus = await NatsBus.connect(opts.nats, engine, log.child({ part: 'nats' }));
+  // ---- REST API (coordinator/api): after the engine and NATS, so /readyz can turn ready at once.
+  let api: ApiServer;
+  try {
+    api = await startApiServer({
+      listen: opts.api.listen,
+      tls: opts.api.tls,
+      dataDir: opts.dataDir,
+      engine,
+      store,
+      logger: log.child({ part: 'api' }),
+      metrics,
+      natsConnected: () => bus.connected,
+    });
+  } catch (err) {
+    await bus.close().catch(() => {});
+    await engine.close().catch(() => {});
+    await store.close().catch(() => {});
+    throw err;
+  }
   log.info({ epoch: engine.epoch, keyFingerprint: signingKey.fingerprint, nats: opts.nats.servers }, 'coordinator running');
   let closing: Promise<void> | undefined;
   return {
@@ -74,9 +104,12 @@ export async function startCoordinator(
     bus,
     store,
     joinToken,
+    api,
+    metrics,
     close() {
       closing ??= (async () => {
         const steps: Array<[string, () => Promise<void>]> = [
+          ['api', () => api.close()],
           ['nats', () => bus.close()],
           ['engine', () => engine.close()],
           ['store', () => store.close()],

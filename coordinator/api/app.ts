@@ -4,6 +4,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  LogController,
 } from 'fastify';
 import { type Clock, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
@@ -122,7 +123,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const clock = deps.clock ?? systemClock;
   const app = Fastify({
     loggerInstance: deps.logger.child({ part: 'api' }),
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.bodyLimit ?? 4 * 1024 * 1024,
     forceCloseConnections: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
@@ -237,20 +238,24 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         }),
       );
     }
-    if (err instanceof DroverError) {
-      if (err.status >= 500) req.log.error({ err }, 'request failed');
-      return sendError(reply, err);
-    }
-    const named = err as FastifyError & { path?: unknown };
-    if (named.name === 'TopologyError') {
+    // Topology errors name the field as a dotted path; the API reports it as `details.field`.
+    const topo = err as FastifyError & { path?: unknown; details?: Record<string, unknown> };
+    if (topo.name === 'TopologyError') {
       const code =
-        typeof named.code === 'string' && named.code in COORDINATOR_ERRORS
-          ? named.code
+        typeof topo.code === 'string' && topo.code in COORDINATOR_ERRORS
+          ? topo.code
           : 'DROVER_ERR_BAD_REQUEST';
       return sendError(
         reply,
-        new DroverError(code, err.message, { status: 400, details: { field: String(named.path ?? '') } }),
+        new DroverError(code, err.message, {
+          status: 400,
+          details: { ...topo.details, field: String(topo.path ?? '') },
+        }),
       );
+    }
+    if (err instanceof DroverError) {
+      if (err.status >= 500) req.log.error({ err }, 'request failed');
+      return sendError(reply, err);
     }
     switch (err.code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':

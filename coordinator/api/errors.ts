@@ -1,5 +1,6 @@
 import type { ErrorSpec } from '../../protocol/index.js';
 import { registerErrors } from '../errors.js';
+import { TOPOLOGY_ERRORS } from '../topology/index.js';
 
 /**
  * Codes only the REST API returns (routing, content negotiation, tokens, optional engine
@@ -35,3 +36,5 @@ export const API_ERRORS = {
 export type ApiErrorCode = keyof typeof API_ERRORS;
 
 registerErrors(API_ERRORS);
+// The API answers with topology validation errors, so their codes must be in the registry it documents.
+registerErrors(TOPOLOGY_ERRORS);

@@ -9,6 +9,7 @@ export {
 } from './metrics.js';
 export { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js';
 export * as schemas from './schemas.js';
+export { type ApiServer, type ApiServerOptions, parseListen, startApiServer } from './server.js';
 export { SseHub, type SseOptions } from './sse.js';
 export { TaskTracker, type TaskTrackerOptions } from './tasks.js';
 export {

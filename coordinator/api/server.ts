@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from '../../lib/logger.js';
+import type { Engine } from '../engine.js';
+import type { Store } from '../store/types.js';
+import { buildApi } from './app.js';
+import type { CoordinatorMetrics } from './metrics.js';
+import { adminTokenPath, TokenStore, tokensPath } from './tokens.js';
+
+export interface ApiServerOptions {
+  /** `host:port`, `[v6]:port` or `:port` (all interfaces); port 0 picks a free one */
+  listen: string;
+  tls?: { cert?: string; key?: string };
+  dataDir: string;
+  engine: Engine;
+  store?: Store;
+  logger: Logger;
+  metrics?: CoordinatorMetrics;
+  natsConnected: () => boolean;
+}
+
+export interface ApiServer {
+  app: FastifyInstance;
+  tokens: TokenStore;
+  /** base URL the server listens on, e.g. http://127.0.0.1:7480 */
+  url: string;
+  /** where the bootstrap admin token was written on first start */
+  adminTokenFile: string;
+  close(): Promise<void>;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen.trim());
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535)
+    throw new Error(
+      `api.listen ${JSON.stringify(listen)} is not host:port (e.g. 127.0.0.1:7480, [::1]:7480 or :7480)`,
+    );
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+function readTls(tls: ApiServerOptions['tls']): { key: Buffer; cert: Buffer } | undefined {
+  if (!tls || (!tls.cert && !tls.key)) return undefined;
+  if (!tls.cert || !tls.key) throw new Error('api.tls needs both cert and key (PEM file paths)');
+  const read = (p: string, what: string) => {
+    try {
+      return readFileSync(p);
+    } catch (err) {
+      throw new Error(`cannot read api.tls.${what} ${p}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read(tls.cert, 'cert'), key: read(tls.key, 'key') };
+}
+
+/**
+ * Opens the token file (creating the first admin token on first start), builds the API and
+ * listens. The admin token's path is logged, never the token.
+ */
+export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
+  const { host, port } = parseListen(o.listen);
+  const https = readTls(o.tls);
+  const log = o.logger;
+  const tokens = await TokenStore.open({ path: tokensPath(o.dataDir), logger: log });
+  const adminTokenFile = adminTokenPath(o.dataDir);
+  await tokens.bootstrapAdmin(adminTokenFile);
+  let started = false;
+  const app = buildApi({
+    engine: o.engine,
+    tokens,
+    logger: log,
+    metrics: o.metrics,
+    store: o.store,
+    natsConnected: o.natsConnected,
+    engineStarted: () => started,
+    https,
+    adminTokenHint: adminTokenFile,
+  });
+  await app.listen({ host, port });
+  started = true;
+  const addr = app.server.address();
+  const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+  const h = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  const url = `${https ? 'https' : 'http'}://${h}:${actualPort}`;
+  log.info({ url, tls: !!https, adminTokenFile }, 'REST API listening');
+  return { app, tokens, url, adminTokenFile, close: () => app.close() };
+}
