@@ -1,7 +1,9 @@
 import { DroverError, type ErrorSpec, PROTOCOL_ERRORS } from '../protocol/index.js';
 import { ARKTOS_ERRORS } from './arktos/errors.js';
+import { OPENPAI_ERRORS } from './openpai/errors.js';
 import { PKI_ERRORS } from './pki/errors.js';
 import { STORE_ERRORS } from './store/errors.js';
+import { TOPOLOGY_ERRORS } from './topology/errors.js';
 import { VC_ERRORS } from './vc/errors.js';
 
 /**
@@ -62,7 +64,9 @@ export const COORDINATOR_ERRORS: Record<string, ErrorSpec> = {
   ...PKI_ERRORS,
   ...VC_ERRORS,
   ...ARKTOS_ERRORS,
+  ...OPENPAI_ERRORS,
   ...STORE_ERRORS,
+  ...TOPOLOGY_ERRORS,
 };
 
 /** Registers a part's error table; throws on a duplicate code so collisions fail at start-up and in tests. */
