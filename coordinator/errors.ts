@@ -1,5 +1,6 @@
 import { DroverError, type ErrorSpec, PROTOCOL_ERRORS } from '../protocol/index.js';
 import { ARKTOS_ERRORS } from './arktos/errors.js';
+import { OPENPAI_ERRORS } from './openpai/errors.js';
 import { PKI_ERRORS } from './pki/errors.js';
 import { STORE_ERRORS } from './store/errors.js';
 import { TOPOLOGY_ERRORS } from './topology/errors.js';
@@ -63,6 +64,7 @@ export const COORDINATOR_ERRORS: Record<string, ErrorSpec> = {
   ...PKI_ERRORS,
   ...VC_ERRORS,
   ...ARKTOS_ERRORS,
+  ...OPENPAI_ERRORS,
   ...STORE_ERRORS,
   ...TOPOLOGY_ERRORS,
 };
