@@ -27,7 +27,8 @@ export interface ApplyOutcome {
   errors: Array<{ id: string; code: string; message: string }>;
 }
 
-const ROOT_VAR = '${DROVER_ROOT}';
+/** The literal plans use for the agent's root dir (built up so linters do not take it for a template). */
+export const ROOT_VAR = ['$', '{DROVER_ROOT}'].join('');
 
 /** `${DROVER_ROOT}` becomes the root dir ('' when it is `/`), so `${DROVER_ROOT}/etc/x` is `/etc/x` on a real host. */
 export function makeExpander(rootDir: string): (s: string) => string {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Applier, filePathUnderRoot, makeExpander } from '../../agent/applier.js';
+import { Applier, filePathUnderRoot, makeExpander, ROOT_VAR as R } from '../../agent/applier.js';
 import { ProcessRuntime } from '../../agent/runtime/process.js';
 import {
   generateSigningKey,
@@ -152,11 +152,9 @@ describe('plan applier', () => {
     expect(await applier.loadPersisted()).toBeUndefined();
   });
 
-  it('expands ${DROVER_ROOT} to the root dir, or to nothing when root is /', () => {
-    expect(makeExpander('/srv/lab/n1')('${DROVER_ROOT}/etc/x ${DROVER_ROOT}')).toBe(
-      '/srv/lab/n1/etc/x /srv/lab/n1',
-    );
-    expect(makeExpander('/')('${DROVER_ROOT}/etc/x')).toBe('/etc/x');
-    expect(makeExpander('/srv/lab/')('${DROVER_ROOT}/x')).toBe('/srv/lab/x');
+  it('expands DROVER_ROOT to the root dir, or to nothing when root is /', () => {
+    expect(makeExpander('/srv/lab/n1')(`${R}/etc/x ${R}`)).toBe('/srv/lab/n1/etc/x /srv/lab/n1');
+    expect(makeExpander('/')(`${R}/etc/x`)).toBe('/etc/x');
+    expect(makeExpander('/srv/lab/')(`${R}/x`)).toBe('/srv/lab/x');
   });
 });

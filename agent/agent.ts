@@ -1,0 +1,553 @@
+import { mkdir } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { type Clock, systemClock } from '../lib/clock.js';
+import { silentLogger } from '../lib/logger.js';
+import { DROVER_VERSION } from '../lib/version.js';
+import {
+  type Facts,
+  type InstanceStatus,
+  type NodePlan,
+  type NodeStatus,
+  type PlanResult,
+  PROTOCOL_VERSION,
+  type Register,
+  type SignedPlan,
+  type StatusDigest,
+  type Task,
+  type TaskResult,
+  verifyPlan,
+} from '../protocol/index.js';
+import { Applier } from './applier.js';
+import { errorBody, IllegalStateError } from './errors.js';
+import { type BinaryProbeOptions, collectFacts, type FactsSource, factsKey } from './facts.js';
+import { defaultAdvertiseAddress, type Identity, resolveIdentity } from './identity.js';
+import { KeyPin } from './keys.js';
+import type { AgentOptions } from './options.js';
+import { type AppliedRef, checkPlan } from './plan-guard.js';
+import { Prober } from './probes.js';
+import { ProcessRuntime } from './runtime/process.js';
+import { SystemdRuntime, type SystemdRuntimeOptions } from './runtime/systemd.js';
+import type { Runtime } from './runtime/types.js';
+import { Session } from './session.js';
+import { buildInstanceStatus, type PlanInfo, statusDigest } from './status.js';
+import { runTask } from './tasks.js';
+
+export type AgentState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+const TRANSITIONS: Record<AgentState, readonly AgentState[]> = {
+  created: ['starting', 'stopping'],
+  starting: ['running', 'failed', 'stopping'],
+  running: ['stopping'],
+  failed: ['stopping'],
+  stopping: ['stopped'],
+  stopped: [],
+};
+
+/** Ports and knobs tests inject; production uses the defaults. */
+export interface AgentDeps {
+  logger?: Logger;
+  clock?: Clock;
+  /** a ready runtime instead of the one `options.runtime` names */
+  runtime?: Runtime;
+  factsSource?: FactsSource;
+  binaries?: BinaryProbeOptions;
+  /** process runtime: how often adopted pids and log sizes are checked (default 1000 ms) */
+  processPollIntervalMs?: number;
+  /** systemd runtime overrides (systemctl path, env) */
+  systemd?: Partial<SystemdRuntimeOptions>;
+  /** debounce before a status change is published; default 100 ms */
+  statusDebounceMs?: number;
+}
+
+interface ProbeSlot {
+  prober: Prober;
+  checksum: string;
+  pid: number | undefined;
+}
+
+/**
+ * The node daemon: resolves its identity, re-adopts what runs, re-applies the persisted plan, then
+ * talks to the coordinator through a Session. Everything that keeps roles running is local, so NATS
+ * or the coordinator going away changes nothing on the host.
+ */
+export class Agent {
+  private opts: AgentOptions;
+  private readonly deps: AgentDeps;
+  private readonly clock: Clock;
+  private log: Logger;
+  private state_: AgentState = 'created';
+  private closing: Promise<void> | undefined;
+  private identity_: Identity | undefined;
+  private runtime_: Runtime | undefined;
+  private applier_: Applier | undefined;
+  private keys: KeyPin;
+  private session_: Session | undefined;
+  private readonly probes = new Map<string, ProbeSlot>();
+  private facts_: Facts | undefined;
+  private factsKey_ = '';
+  private factsTimer: unknown;
+  private statusTimer: unknown;
+  private applied: AppliedRef | undefined;
+  private planInfo: PlanInfo = { generation: 0, checksum: '', coordinatorEpoch: 0, state: 'none' };
+  private readonly stats = { plansApplied: 0, plansRefused: 0, tasksRun: 0 };
+
+  constructor(options: AgentOptions, deps: AgentDeps = {}) {
+    this.opts = options;
+    this.deps = deps;
+    this.clock = deps.clock ?? systemClock;
+    this.log = deps.logger ?? silentLogger;
+    this.keys = new KeyPin(options.dataDir, options.coordinatorKeyFingerprint);
+  }
+
+  get state(): AgentState {
+    return this.state_;
+  }
+  get nodeId(): string {
+    if (!this.identity_) throw new IllegalStateError('the agent has not started');
+    return this.identity_.nodeId;
+  }
+  get runtime(): Runtime {
+    if (!this.runtime_) throw new IllegalStateError('the agent has not started');
+    return this.runtime_;
+  }
+  get session(): Session | undefined {
+    return this.session_;
+  }
+  get facts(): Facts | undefined {
+    return this.facts_;
+  }
+  get options(): AgentOptions {
+    return this.opts;
+  }
+
+  private transition(to: AgentState): void {
+    if (!TRANSITIONS[this.state_].includes(to)) {
+      throw new IllegalStateError(`agent cannot go from ${this.state_} to ${to}`);
+    }
+    this.log.info({ from: this.state_, to }, 'agent state');
+    this.state_ = to;
+  }
+
+  async start(): Promise<void> {
+    this.transition('starting');
+    try {
+      await mkdir(this.opts.dataDir, { recursive: true });
+      this.identity_ = await resolveIdentity(this.opts);
+      this.log = this.log.child({ nodeId: this.identity_.nodeId });
+      this.log.info({ source: this.identity_.source, runtime: this.opts.runtime }, 'identity resolved');
+      await this.keys.load();
+      const runtime = this.deps.runtime ?? this.createRuntime();
+      this.runtime_ = runtime;
+      runtime.onChange((id) => this.onRuntimeChange(id));
+      this.applier_ = new Applier({
+        runtime,
+        rootDir: this.opts.rootDir,
+        dataDir: this.opts.dataDir,
+        logger: this.log,
+      });
+      const persisted = await this.applier_.loadPersisted();
+      const adopted = await runtime.recover();
+      if (adopted.length) this.log.info({ adopted }, 're-adopted running instances');
+      if (persisted) await this.applyPersisted(persisted);
+      await this.refreshFacts(false);
+      this.scheduleFacts();
+      this.session_ = new Session({
+        nodeId: this.identity_.nodeId,
+        nats: this.opts.nats,
+        heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
+        clock: this.clock,
+        logger: this.log,
+        handlers: {
+          buildRegister: () => this.buildRegister(),
+          onRegistered: async (reply) => {
+            await this.keys.accept(reply.signingKey);
+          },
+          onPlan: (signed, source) => this.handlePlan(signed, source),
+          onTask: (task) => this.handleTask(task),
+          digest: () => this.digest(),
+          status: () => this.status(),
+          have: () =>
+            this.applied
+              ? { generation: this.applied.generation, checksum: this.applied.checksum }
+              : undefined,
+        },
+      });
+      this.session_.start();
+      this.transition('running');
+    } catch (err) {
+      this.log.error({ err }, 'agent failed to start');
+      this.transition('failed');
+      throw err;
+    }
+  }
+
+  private createRuntime(): Runtime {
+    if (this.opts.runtime === 'process') {
+      return new ProcessRuntime({
+        dataDir: this.opts.dataDir,
+        clock: this.clock,
+        logger: this.log.child({ component: 'runtime' }),
+        logMaxBytes: this.opts.logMaxBytes,
+        pollIntervalMs: this.deps.processPollIntervalMs,
+      });
+    }
+    return new SystemdRuntime({
+      unitDir: this.opts.unitDir,
+      clock: this.clock,
+      logger: this.log.child({ component: 'runtime' }),
+      ...this.deps.systemd,
+    });
+  }
+
+  /** Static stability: what was applied last runs again after an agent restart, coordinator or not. */
+  private async applyPersisted(signed: SignedPlan): Promise<void> {
+    const key = this.keys.key();
+    let plan: NodePlan = signed.plan;
+    if (key) {
+      try {
+        plan = verifyPlan(signed, key);
+      } catch (err) {
+        this.log.error(
+          { err: errorBody(err) },
+          'persisted plan does not verify against the pinned key; not applying it',
+        );
+        return;
+      }
+    } else this.log.warn('no coordinator key is pinned; applying the persisted plan unverified');
+    await this.applyVerified(signed, plan);
+    this.log.info({ generation: plan.generation }, 'persisted plan re-applied');
+  }
+
+  private appliedRefFor(p: NodePlan): AppliedRef {
+    return { generation: p.generation, checksum: p.checksum, coordinatorEpoch: p.coordinatorEpoch };
+  }
+
+  async handlePlan(signed: SignedPlan, source: 'push' | 'register' | 'fetch' = 'push'): Promise<PlanResult> {
+    const base = {
+      v: PROTOCOL_VERSION,
+      type: 'plan-result' as const,
+      nodeId: this.nodeId,
+      generation: signed.plan.generation,
+      checksum: signed.plan.checksum,
+    };
+    let verdict: ReturnType<typeof checkPlan>;
+    try {
+      verdict = checkPlan(signed, { nodeId: this.nodeId, key: this.keys.key(), applied: this.applied });
+    } catch (err) {
+      return { ...base, accepted: false, error: this.refuse(err, signed, source) };
+    }
+    if (verdict.kind === 'noop') {
+      if (this.planInfo.state === 'refused')
+        this.setPlanInfo({ ...this.planInfo, state: 'applied', error: undefined });
+      const ids = [...(this.applier_?.instances().keys() ?? [])].sort();
+      return {
+        ...base,
+        accepted: true,
+        changes: { started: [], restarted: [], stopped: [], unchanged: ids },
+      };
+    }
+    return this.applyVerified(signed, verdict.plan, source);
+  }
+
+  private refuse(err: unknown, signed: SignedPlan, source: string): { code: string; message: string } {
+    const body = errorBody(err);
+    this.stats.plansRefused++;
+    this.log.warn({ err: body, generation: signed.plan.generation, source }, 'plan refused; nothing changed');
+    this.setPlanInfo({ ...this.planInfo, state: 'refused', error: `${body.code}: ${body.message}` });
+    return body;
+  }
+
+  private async applyVerified(signed: SignedPlan, plan: NodePlan, source = 'disk'): Promise<PlanResult> {
+    const applier = this.applier_!;
+    const base = {
+      v: PROTOCOL_VERSION,
+      type: 'plan-result' as const,
+      nodeId: this.nodeId,
+      generation: plan.generation,
+      checksum: plan.checksum,
+    };
+    try {
+      applier.validate(plan);
+    } catch (err) {
+      return { ...base, accepted: false, error: this.refuse(err, signed, source) };
+    }
+    const prev = this.planInfo;
+    this.setPlanInfo({ ...prev, state: 'applying', error: undefined });
+    const outcome = await applier.apply(plan).catch((err) => ({
+      changes: { started: [], restarted: [], stopped: [], unchanged: [] },
+      errors: [{ id: '*', ...errorBody(err) }],
+    }));
+    await applier.persist(signed).catch((err) => this.log.error({ err }, 'cannot persist the applied plan'));
+    this.applied = this.appliedRefFor(plan);
+    this.stats.plansApplied++;
+    const firstError = outcome.errors[0];
+    this.setPlanInfo({
+      ...this.appliedRefFor(plan),
+      state: firstError ? 'error' : 'applied',
+      error: firstError ? `${firstError.id}: ${firstError.code}: ${firstError.message}` : undefined,
+    });
+    this.syncProbes();
+    this.log.info(
+      { generation: plan.generation, source, ...outcome.changes, errors: outcome.errors.length },
+      'plan applied',
+    );
+    return {
+      ...base,
+      accepted: true,
+      changes: outcome.changes,
+      ...(firstError
+        ? { error: { code: 'DROVER_ERR_APPLY_FAILED', message: `${firstError.id}: ${firstError.message}` } }
+        : {}),
+    };
+  }
+
+  private setPlanInfo(p: PlanInfo): void {
+    const clean: PlanInfo = {
+      generation: p.generation,
+      checksum: p.checksum,
+      coordinatorEpoch: p.coordinatorEpoch,
+      state: p.state,
+    };
+    if (p.error) clean.error = p.error.slice(0, 1000);
+    this.planInfo = clean;
+    this.scheduleStatus();
+  }
+
+  /** One prober per instance with a health probe; restarted whenever the instance gets a new pid. */
+  private syncProbes(): void {
+    const applier = this.applier_;
+    if (!applier) return;
+    const specs = applier.instances();
+    for (const [id, slot] of this.probes) {
+      const spec = specs.get(id);
+      if (!spec?.health || spec.checksum !== slot.checksum) {
+        slot.prober.stop();
+        this.probes.delete(id);
+      }
+    }
+    for (const spec of specs.values()) {
+      if (!spec.health || this.probes.has(spec.id)) continue;
+      const probe = {
+        ...spec.health,
+        ...(spec.health.command ? { command: applier.expand(spec.health.command) } : {}),
+        ...(spec.health.args ? { args: spec.health.args.map(applier.expand) } : {}),
+      };
+      const prober = new Prober(probe, {
+        clock: this.clock,
+        logger: this.log.child({ instance: spec.id, component: 'probe' }),
+        onChange: (health, err) => {
+          this.log.info({ instance: spec.id, health, err }, 'health changed');
+          this.scheduleStatus();
+        },
+      });
+      this.probes.set(spec.id, { prober, checksum: spec.checksum, pid: undefined });
+      this.onRuntimeChange(spec.id);
+    }
+  }
+
+  private onRuntimeChange(id: string): void {
+    const slot = this.probes.get(id);
+    if (slot) {
+      const rs = this.runtime_?.status(id);
+      const live = rs && (rs.state === 'running' || rs.state === 'crashloop') && rs.pid !== undefined;
+      if (live && rs.pid !== slot.pid) {
+        slot.pid = rs.pid;
+        slot.prober.start();
+      } else if (!live && slot.pid !== undefined) {
+        slot.pid = undefined;
+        slot.prober.stop();
+        slot.prober.health = 'unknown';
+      }
+    }
+    this.scheduleStatus();
+  }
+
+  private scheduleStatus(): void {
+    if (this.statusTimer !== undefined || this.state_ === 'stopping' || this.state_ === 'stopped') return;
+    this.statusTimer = this.clock.setTimeout(() => {
+      this.statusTimer = undefined;
+      this.session_?.publishStatus(false);
+    }, this.deps.statusDebounceMs ?? 100);
+  }
+
+  instanceStatuses(): InstanceStatus[] {
+    const applier = this.applier_;
+    const runtime = this.runtime_;
+    if (!applier || !runtime) return [];
+    return [...applier.instances().values()].map((spec) => {
+      const slot = this.probes.get(spec.id);
+      return buildInstanceStatus(spec, runtime.status(spec.id), slot?.prober, applier.isHeld(spec.id));
+    });
+  }
+
+  digest(): StatusDigest {
+    return statusDigest(this.planInfo, this.instanceStatuses());
+  }
+
+  status(): Omit<NodeStatus, 'seq' | 'sentAt'> {
+    const instances = this.instanceStatuses();
+    return {
+      v: PROTOCOL_VERSION,
+      type: 'status',
+      nodeId: this.nodeId,
+      plan: { ...this.planInfo },
+      digest: statusDigest(this.planInfo, instances),
+      instances,
+    };
+  }
+
+  counters(): Record<string, unknown> {
+    const s = this.session_?.counters;
+    const malformed = s?.malformed ?? { plan: 0, task: 0, registerReply: 0, planFetchReply: 0 };
+    return {
+      ...this.stats,
+      malformed: { ...malformed },
+      malformedTotal: Object.values(malformed).reduce((a, b) => a + b, 0),
+      heartbeats: s?.heartbeats ?? 0,
+      statusPublished: s?.statusPublished ?? 0,
+      factsPublished: s?.factsPublished ?? 0,
+      registrations: s?.registrations ?? 0,
+      reconnects: s?.reconnects ?? 0,
+    };
+  }
+
+  async handleTask(task: Task): Promise<TaskResult> {
+    this.stats.tasksRun++;
+    if (task.nodeId !== this.nodeId) {
+      return {
+        v: PROTOCOL_VERSION,
+        type: 'task-result',
+        id: task.id,
+        nodeId: this.nodeId,
+        ok: false,
+        error: { code: 'DROVER_ERR_TASK_BAD_REQUEST', message: `task is for node ${task.nodeId}` },
+        finishedAt: new Date().toISOString(),
+      };
+    }
+    const r = await runTask(task, {
+      nodeId: this.nodeId,
+      applier: this.applier_!,
+      runtime: this.runtime,
+      facts: () => this.facts_,
+      instanceStatus: (id) => this.instanceStatuses().find((i) => i.id === id),
+      counters: () => this.counters(),
+      logger: this.log,
+    });
+    this.scheduleStatus();
+    return r;
+  }
+
+  private async buildRegister(): Promise<Register> {
+    const facts = this.facts_ ?? (await this.refreshFacts(false));
+    const id = this.identity_!;
+    const pinned = this.keys.fingerprint();
+    return {
+      v: PROTOCOL_VERSION,
+      type: 'register',
+      nodeId: id.nodeId,
+      hostname: facts.hostname,
+      address: this.opts.advertiseAddress ?? defaultAdvertiseAddress(),
+      labels: { ...this.opts.labels },
+      facts,
+      fingerprint: id.fingerprint,
+      agentVersion: DROVER_VERSION,
+      ...(this.opts.joinToken ? { joinToken: this.opts.joinToken } : {}),
+      ...(pinned ? { pinnedKeyFingerprint: pinned } : {}),
+      ...(this.applied ? { applied: { ...this.applied } } : {}),
+    };
+  }
+
+  /** Collects facts; publishes them when they changed (and `publish` is set). */
+  async refreshFacts(publish = true): Promise<Facts> {
+    const facts = await collectFacts({
+      machineId: this.identity_?.fingerprint.machineId ?? '',
+      source: this.deps.factsSource,
+      binaries: this.deps.binaries,
+      logger: this.log,
+    });
+    const key = factsKey(facts);
+    const changed = key !== this.factsKey_;
+    this.facts_ = facts;
+    this.factsKey_ = key;
+    if (changed && publish) this.session_?.publishFacts(facts);
+    return facts;
+  }
+
+  private scheduleFacts(): void {
+    this.clock.clearTimeout(this.factsTimer);
+    this.factsTimer = this.clock.setTimeout(() => {
+      this.refreshFacts(true)
+        .catch((err) => this.log.warn({ err }, 'facts refresh failed'))
+        .finally(() => {
+          if (this.state_ === 'running') this.scheduleFacts();
+        });
+    }, this.opts.factsIntervalMs);
+  }
+
+  /** SIGHUP: takes the options that can change live, and refreshes facts. Others need a restart. */
+  async reload(next: AgentOptions): Promise<string[]> {
+    const needRestart: string[] = [];
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    for (const k of [
+      'nodeId',
+      'nats',
+      'dataDir',
+      'rootDir',
+      'runtime',
+      'unitDir',
+      'coordinatorKeyFingerprint',
+    ] as const) {
+      if (!same(this.opts[k], next[k])) needRestart.push(k);
+    }
+    const labelsChanged =
+      !same(this.opts.labels, next.labels) || this.opts.advertiseAddress !== next.advertiseAddress;
+    this.opts = {
+      ...this.opts,
+      labels: next.labels,
+      advertiseAddress: next.advertiseAddress,
+      joinToken: next.joinToken,
+      heartbeatIntervalMs: next.heartbeatIntervalMs,
+      factsIntervalMs: next.factsIntervalMs,
+      stopRolesOnExit: next.stopRolesOnExit,
+      logLevel: next.logLevel,
+    };
+    this.log.level = next.logLevel;
+    this.session_?.setHeartbeatInterval(next.heartbeatIntervalMs);
+    if (needRestart.length)
+      this.log.warn({ options: needRestart }, 'these options change only after a restart');
+    await this.refreshFacts(true);
+    this.scheduleFacts();
+    if (labelsChanged) this.session_?.reregister();
+    this.log.info('configuration reloaded');
+    return needRestart;
+  }
+
+  /** Stops the agent. Roles keep running unless `stopRolesOnExit`. Idempotent; every step runs even if one fails. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    if (this.state_ === 'stopped') return;
+    this.transition('stopping');
+    const step = async (what: string, fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.error({ err, step: what }, 'shutdown step failed');
+      }
+    };
+    await step('session', () => this.session_?.close());
+    await step('timers', () => {
+      this.clock.clearTimeout(this.factsTimer);
+      this.clock.clearTimeout(this.statusTimer);
+    });
+    await step('probes', () => {
+      for (const s of this.probes.values()) s.prober.stop();
+    });
+    if (this.opts.stopRolesOnExit) await step('stop roles', () => this.runtime_?.stopAll());
+    await step('runtime', () => this.runtime_?.close());
+    this.transition('stopped');
+  }
+}

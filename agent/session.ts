@@ -1,0 +1,512 @@
+import { readFileSync } from 'node:fs';
+import {
+  type Authenticator,
+  type ConnectionOptions,
+  connect,
+  credsAuthenticator,
+  type Msg,
+  type NatsConnection,
+  nkeyAuthenticator,
+} from 'nats';
+import type { Logger } from 'pino';
+import { Backoff } from '../lib/backoff.js';
+import { type Clock, systemClock } from '../lib/clock.js';
+import { silentLogger } from '../lib/logger.js';
+import {
+  canonicalJson,
+  type DecodeError,
+  decodeMessage,
+  encode,
+  type Facts,
+  type Heartbeat,
+  type NodeStatus,
+  type PlanResult,
+  PROTOCOL_VERSION,
+  type Register,
+  type RegisterReply,
+  type SignedPlan,
+  type StatusDigest,
+  subjects,
+  type Task,
+  type TaskResult,
+} from '../protocol/index.js';
+import { errorBody } from './errors.js';
+import type { AgentOptions } from './options.js';
+
+export type SessionState = 'idle' | 'connecting' | 'registering' | 'pending' | 'ready' | 'refused' | 'closed';
+
+/** What the session needs from the agent: narrow, so it can be driven in tests. */
+export interface SessionHandlers {
+  buildRegister(): Promise<Register>;
+  /** checks and pins the signing key; throws to refuse the coordinator */
+  onRegistered(reply: RegisterReply): Promise<void>;
+  onPlan(signed: SignedPlan, source: 'push' | 'register' | 'fetch'): Promise<PlanResult>;
+  onTask(task: Task): Promise<TaskResult>;
+  digest(): StatusDigest;
+  status(): Omit<NodeStatus, 'seq' | 'sentAt'>;
+  have(): { generation: number; checksum: string } | undefined;
+}
+
+export interface SessionCounters {
+  /** malformed messages received, by subject kind */
+  malformed: Record<'plan' | 'task' | 'registerReply' | 'planFetchReply', number>;
+  heartbeats: number;
+  statusPublished: number;
+  factsPublished: number;
+  registrations: number;
+  reconnects: number;
+}
+
+export interface SessionOptions {
+  nodeId: string;
+  nats: AgentOptions['nats'];
+  heartbeatIntervalMs: number;
+  handlers: SessionHandlers;
+  clock?: Clock;
+  logger?: Logger;
+  requestTimeoutMs?: number;
+}
+
+/** nats.js options from ours: reconnect forever, with our jittered backoff between attempts. */
+export function natsConnectionOptions(
+  nodeId: string,
+  nats: AgentOptions['nats'],
+  reconnectDelay: () => number,
+): ConnectionOptions {
+  const o: ConnectionOptions = {
+    servers: [...nats.servers],
+    name: `drover-agent-${nodeId}`,
+    reconnect: true,
+    maxReconnectAttempts: -1,
+    reconnectDelayHandler: reconnectDelay,
+    pingInterval: 10_000,
+    maxPingOut: 3,
+    timeout: 5000,
+  };
+  if (nats.token) o.token = nats.token;
+  if (nats.user) o.user = nats.user;
+  if (nats.password) o.pass = nats.password;
+  const auth: Authenticator[] = [];
+  if (nats.nkeySeed) auth.push(nkeyAuthenticator(new TextEncoder().encode(nats.nkeySeed)));
+  if (nats.credsFile) {
+    const path = nats.credsFile;
+    auth.push(credsAuthenticator(() => new Uint8Array(readFileSync(path))));
+  }
+  if (auth.length === 1) o.authenticator = auth[0];
+  else if (auth.length > 1) o.authenticator = auth;
+  if (nats.tls) {
+    o.tls = {
+      ...(nats.tls.ca ? { caFile: nats.tls.ca } : {}),
+      ...(nats.tls.cert ? { certFile: nats.tls.cert } : {}),
+      ...(nats.tls.key ? { keyFile: nats.tls.key } : {}),
+    };
+  }
+  return o;
+}
+
+/**
+ * The agent's NATS session: connects (forever, with backoff), registers by request/reply (retried
+ * with backoff; re-done after every reconnect, since the coordinator may have restarted), then
+ * heartbeats, publishes status when it changes, serves plan pushes and tasks, and fetches its plan
+ * after every (re)registration that did not carry one. Losing NATS never touches the roles.
+ */
+export class Session {
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly h: SessionHandlers;
+  private nc: NatsConnection | undefined;
+  private state: SessionState = 'idle';
+  private closed = false;
+  private connected = false;
+  private regGen = 0;
+  private hbTimer: unknown;
+  private hbSeq = 0;
+  private statusSeq = 0;
+  private lastStatusKey = '';
+  private heartbeatMs: number;
+  private readonly waits = new Set<() => void>();
+  private readonly reconnectBackoff = new Backoff({ initialMs: 250, maxMs: 10_000, jitter: 0.3 });
+  private work: Promise<unknown> = Promise.resolve();
+  readonly counters: SessionCounters = {
+    malformed: { plan: 0, task: 0, registerReply: 0, planFetchReply: 0 },
+    heartbeats: 0,
+    statusPublished: 0,
+    factsPublished: 0,
+    registrations: 0,
+    reconnects: 0,
+  };
+  /** the coordinator's answer to the last registration */
+  lastReply: RegisterReply | undefined;
+
+  constructor(private readonly opts: SessionOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.log = (opts.logger ?? silentLogger).child({ component: 'session' });
+    this.h = opts.handlers;
+    this.heartbeatMs = opts.heartbeatIntervalMs;
+  }
+
+  get currentState(): SessionState {
+    return this.state;
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  private setState(s: SessionState, extra: Record<string, unknown> = {}): void {
+    if (s === this.state) return;
+    this.log.info({ from: this.state, to: s, ...extra }, 'session state');
+    this.state = s;
+  }
+
+  start(): void {
+    if (this.state !== 'idle') return;
+    void this.connectLoop();
+  }
+
+  /** Sleeps on the injected clock; close() cuts every wait short. */
+  private wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.waits.delete(done);
+        this.clock.clearTimeout(t);
+        resolve();
+      };
+      const t = this.clock.setTimeout(done, ms);
+      this.waits.add(done);
+    });
+  }
+
+  private async connectLoop(): Promise<void> {
+    const backoff = new Backoff({ initialMs: 250, maxMs: 10_000, jitter: 0.3 });
+    this.setState('connecting');
+    let nc: NatsConnection | undefined;
+    while (!this.closed) {
+      try {
+        nc = await connect(
+          natsConnectionOptions(this.opts.nodeId, this.opts.nats, () => this.reconnectBackoff.next()),
+        );
+        break;
+      } catch (err) {
+        const delay = backoff.next();
+        this.log.warn({ err: (err as Error).message, retryInMs: delay }, 'cannot connect to NATS; retrying');
+        await this.wait(delay);
+      }
+    }
+    if (!nc) return;
+    if (this.closed) {
+      await nc.close().catch(() => {});
+      return;
+    }
+    this.nc = nc;
+    this.connected = true;
+    this.log.info({ server: nc.getServer() }, 'connected to NATS');
+    nc.subscribe(subjects.plan(this.opts.nodeId), {
+      callback: (_e, m) => this.enqueue(() => this.onPlanMsg(m)),
+    });
+    nc.subscribe(subjects.task(this.opts.nodeId), { callback: (_e, m) => void this.onTaskMsg(m) });
+    void this.watchStatus(nc);
+    nc.closed().then((err) => {
+      this.connected = false;
+      this.stopHeartbeat();
+      if (this.closed) return;
+      this.log.error({ err: err?.message }, 'NATS connection closed for good; connecting again');
+      this.nc = undefined;
+      this.state = 'idle';
+      void this.connectLoop();
+    });
+    void this.registerLoop();
+  }
+
+  private async watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') {
+        this.connected = false;
+        this.log.warn({ server: s.data }, 'NATS disconnected; roles keep running; reconnecting');
+      } else if (s.type === 'reconnect') {
+        this.connected = true;
+        this.counters.reconnects++;
+        this.reconnectBackoff.reset();
+        this.log.info({ server: s.data }, 'NATS reconnected; registering again');
+        void this.registerLoop();
+      }
+    }
+  }
+
+  /** Plans are handled one at a time, in arrival order. */
+  private enqueue(fn: () => Promise<void>): void {
+    this.work = this.work.then(fn).catch((err) => this.log.error({ err }, 'plan handling failed'));
+  }
+
+  private async registerLoop(): Promise<void> {
+    const gen = ++this.regGen;
+    const backoff = new Backoff({ initialMs: 500, maxMs: 30_000, jitter: 0.2 });
+    const slow = new Backoff({ initialMs: 5000, maxMs: 300_000, jitter: 0.2 });
+    this.setState('registering');
+    while (!this.closed && gen === this.regGen && this.nc) {
+      let reply: RegisterReply;
+      try {
+        const req = await this.h.buildRegister();
+        const msg = await this.nc.request(subjects.register(), encode(req), {
+          timeout: this.opts.requestTimeoutMs ?? 5000,
+        });
+        try {
+          reply = decodeMessage('RegisterReply', msg.data);
+        } catch (err) {
+          this.counters.malformed.registerReply++;
+          throw err;
+        }
+      } catch (err) {
+        const delay = backoff.next();
+        this.log.warn({ err: (err as Error).message, retryInMs: delay }, 'registration failed; retrying');
+        await this.wait(delay);
+        continue;
+      }
+      if (gen !== this.regGen || this.closed) return;
+      this.lastReply = reply;
+      if (!reply.accepted) {
+        const delay = slow.next();
+        this.setState('refused', { reason: reply.reason });
+        this.log.error({ reason: reply.reason, retryInMs: delay }, 'coordinator refused this node');
+        await this.wait(delay);
+        continue;
+      }
+      try {
+        await this.h.onRegistered(reply);
+      } catch (err) {
+        const delay = slow.next();
+        this.setState('refused', { reason: (err as Error).message });
+        this.log.error({ err: errorBody(err), retryInMs: delay }, 'refusing the coordinator');
+        await this.wait(delay);
+        continue;
+      }
+      this.counters.registrations++;
+      this.heartbeatMs = reply.heartbeatIntervalMs || this.heartbeatMs;
+      this.startHeartbeat();
+      this.publishStatus(true);
+      if (reply.state === 'Pending') {
+        // Accepted but awaiting approval: no plan yet. Ask again until approved.
+        const delay = backoff.next();
+        this.setState('pending', { retryInMs: delay });
+        await this.wait(delay);
+        continue;
+      }
+      this.setState('ready', { nodeState: reply.state, coordinatorEpoch: reply.coordinatorEpoch });
+      if (reply.plan) {
+        const p = reply.plan;
+        this.enqueue(async () => {
+          await this.h.onPlan(p, 'register');
+        });
+      } else await this.fetchPlan();
+      return;
+    }
+  }
+
+  /** Asks the coordinator for this node's current plan. The reply is a SignedPlan, or `{code,message}` when there is none. */
+  async fetchPlan(): Promise<void> {
+    const nc = this.nc;
+    if (!nc) return;
+    const have = this.h.have();
+    try {
+      const msg = await nc.request(
+        subjects.planFetch(this.opts.nodeId),
+        encode({
+          v: PROTOCOL_VERSION,
+          type: 'plan-fetch',
+          nodeId: this.opts.nodeId,
+          ...(have ? { have } : {}),
+        }),
+        { timeout: this.opts.requestTimeoutMs ?? 5000 },
+      );
+      let signed: SignedPlan;
+      try {
+        signed = decodeMessage('SignedPlan', msg.data);
+      } catch (err) {
+        const body = safeJson(msg.data) as { code?: unknown; message?: unknown } | undefined;
+        if (body && typeof body.code === 'string') {
+          this.log.info({ code: body.code, message: body.message }, 'coordinator has no plan for this node');
+          return;
+        }
+        this.counters.malformed.planFetchReply++;
+        this.log.warn({ err: (err as DecodeError).message }, 'malformed plan-fetch reply');
+        return;
+      }
+      this.enqueue(async () => {
+        await this.h.onPlan(signed, 'fetch');
+      });
+    } catch (err) {
+      this.log.warn(
+        { err: (err as Error).message },
+        'plan fetch failed; the next push or heartbeat mismatch repairs it',
+      );
+    }
+  }
+
+  private async onPlanMsg(m: Msg): Promise<void> {
+    let signed: SignedPlan;
+    try {
+      signed = decodeMessage('SignedPlan', m.data);
+    } catch (err) {
+      this.counters.malformed.plan++;
+      this.log.warn({ err: errorBody(err), subject: m.subject }, 'malformed plan message ignored');
+      this.reply(m, {
+        v: PROTOCOL_VERSION,
+        type: 'plan-result',
+        nodeId: this.opts.nodeId,
+        generation: 0,
+        checksum: '',
+        accepted: false,
+        error: errorBody(err),
+      } satisfies PlanResult);
+      return;
+    }
+    const result = await this.h.onPlan(signed, 'push');
+    this.reply(m, result);
+  }
+
+  private async onTaskMsg(m: Msg): Promise<void> {
+    let task: Task;
+    try {
+      task = decodeMessage('Task', m.data);
+    } catch (err) {
+      this.counters.malformed.task++;
+      this.log.warn({ err: errorBody(err), subject: m.subject }, 'malformed task message ignored');
+      const raw = safeJson(m.data) as { id?: unknown } | undefined;
+      const id = typeof raw?.id === 'string' && raw.id.length > 0 && raw.id.length <= 64 ? raw.id : 'unknown';
+      this.reply(m, {
+        v: PROTOCOL_VERSION,
+        type: 'task-result',
+        id,
+        nodeId: this.opts.nodeId,
+        ok: false,
+        error: errorBody(err),
+        finishedAt: new Date().toISOString(),
+      } satisfies TaskResult);
+      return;
+    }
+    let result: TaskResult;
+    try {
+      result = await this.h.onTask(task);
+    } catch (err) {
+      result = {
+        v: PROTOCOL_VERSION,
+        type: 'task-result',
+        id: task.id,
+        nodeId: this.opts.nodeId,
+        ok: false,
+        error: errorBody(err),
+        finishedAt: new Date().toISOString(),
+      };
+    }
+    this.reply(m, result);
+  }
+
+  private reply(m: Msg, body: unknown): void {
+    if (!m.reply) return;
+    try {
+      m.respond(encode(body));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot send reply');
+    }
+  }
+
+  private startHeartbeat(): void {
+    this.stopHeartbeat();
+    const tick = () => {
+      this.sendHeartbeat();
+      this.hbTimer = this.clock.setTimeout(tick, this.heartbeatMs);
+    };
+    this.hbTimer = this.clock.setTimeout(tick, this.heartbeatMs);
+  }
+
+  private stopHeartbeat(): void {
+    this.clock.clearTimeout(this.hbTimer);
+    this.hbTimer = undefined;
+  }
+
+  /** Registers again (labels or address changed on reload). */
+  reregister(): void {
+    if (this.nc && !this.closed) void this.registerLoop();
+  }
+
+  setHeartbeatInterval(ms: number): void {
+    this.heartbeatMs = ms;
+  }
+
+  private sendHeartbeat(): void {
+    if (!this.nc || !this.connected) return;
+    const hb: Heartbeat = {
+      v: PROTOCOL_VERSION,
+      type: 'heartbeat',
+      nodeId: this.opts.nodeId,
+      seq: this.hbSeq++,
+      sentAt: new Date().toISOString(),
+      digest: this.h.digest(),
+    };
+    if (this.publish(subjects.heartbeat(this.opts.nodeId), hb)) this.counters.heartbeats++;
+  }
+
+  private publish(subject: string, body: unknown): boolean {
+    if (!this.nc || this.nc.isClosed()) return false;
+    try {
+      this.nc.publish(subject, encode(body));
+      return true;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, subject }, 'publish failed');
+      return false;
+    }
+  }
+
+  /**
+   * Publishes full status when it differs from the last one sent (or when forced, after every
+   * registration). While disconnected nothing is sent; the forced publish after re-registering resyncs.
+   */
+  publishStatus(force = false): boolean {
+    if (!this.nc || !this.connected || !['ready', 'pending', 'registering'].includes(this.state))
+      return false;
+    if (this.counters.registrations === 0) return false;
+    const s = this.h.status();
+    const key = canonicalJson(s);
+    if (!force && key === this.lastStatusKey) return false;
+    const msg: NodeStatus = { ...s, seq: this.statusSeq++, sentAt: new Date().toISOString() };
+    if (!this.publish(subjects.status(this.opts.nodeId), msg)) return false;
+    this.lastStatusKey = key;
+    this.counters.statusPublished++;
+    return true;
+  }
+
+  publishFacts(facts: Facts): boolean {
+    if (!this.nc || !this.connected || this.counters.registrations === 0) return false;
+    const ok = this.publish(subjects.facts(this.opts.nodeId), {
+      v: PROTOCOL_VERSION,
+      type: 'facts',
+      nodeId: this.opts.nodeId,
+      facts,
+    });
+    if (ok) this.counters.factsPublished++;
+    return ok;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.regGen++;
+    this.stopHeartbeat();
+    for (const w of [...this.waits]) w();
+    this.setState('closed');
+    const nc = this.nc;
+    this.nc = undefined;
+    if (nc) {
+      await nc.drain().catch(() => nc.close().catch(() => {}));
+    }
+    await this.work.catch(() => {});
+  }
+}
+
+function safeJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return undefined;
+  }
+}
