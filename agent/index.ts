@@ -50,7 +50,7 @@ export type {
 } from './runtime/types.js';
 export { DEFAULT_STOP_TIMEOUT_MS, runnableFrom, safeInstanceName } from './runtime/types.js';
 export type { SessionCounters, SessionHandlers, SessionOptions, SessionState } from './session.js';
-export { natsConnectionOptions, Session } from './session.js';
+export { natsConnectionOptions, reconnectDelay, Session } from './session.js';
 export type { PlanInfo } from './status.js';
 export { buildInstanceStatus, healthDigest, instancePhase, statusDigest } from './status.js';
 export type { TaskContext } from './tasks.js';

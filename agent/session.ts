@@ -67,6 +67,16 @@ export interface SessionOptions {
   requestTimeoutMs?: number;
 }
 
+/**
+ * The wait between reconnect attempts: half the time already spent disconnected, between 250 ms and
+ * 10 s, ±20 % jitter. It grows like an exponential backoff but is a pure function of the outage's
+ * age, because nats.js asks for it more than once per attempt (a stateful `next()` would race ahead).
+ */
+export function reconnectDelay(elapsedMs: number, random: () => number = Math.random): number {
+  const base = Math.min(10_000, Math.max(250, elapsedMs / 2));
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
 /** nats.js options from ours: reconnect forever, with our jittered backoff between attempts. */
 export function natsConnectionOptions(
   nodeId: string,
@@ -125,7 +135,7 @@ export class Session {
   private lastStatusKey = '';
   private heartbeatMs: number;
   private readonly waits = new Set<() => void>();
-  private readonly reconnectBackoff = new Backoff({ initialMs: 250, maxMs: 10_000, jitter: 0.3 });
+  private disconnectedAt: number | undefined;
   private work: Promise<unknown> = Promise.resolve();
   readonly counters: SessionCounters = {
     malformed: { plan: 0, task: 0, registerReply: 0, planFetchReply: 0 },
@@ -184,7 +194,10 @@ export class Session {
     while (!this.closed) {
       try {
         nc = await connect(
-          natsConnectionOptions(this.opts.nodeId, this.opts.nats, () => this.reconnectBackoff.next()),
+          natsConnectionOptions(this.opts.nodeId, this.opts.nats, () => {
+            this.disconnectedAt ??= Date.now();
+            return reconnectDelay(Date.now() - this.disconnectedAt);
+          }),
         );
         break;
       } catch (err) {
@@ -222,11 +235,12 @@ export class Session {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') {
         this.connected = false;
+        this.disconnectedAt ??= Date.now();
         this.log.warn({ server: s.data }, 'NATS disconnected; roles keep running; reconnecting');
       } else if (s.type === 'reconnect') {
         this.connected = true;
         this.counters.reconnects++;
-        this.reconnectBackoff.reset();
+        this.disconnectedAt = undefined;
         this.log.info({ server: s.data }, 'NATS reconnected; registering again');
         void this.registerLoop();
       }

@@ -1,0 +1,164 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { generateSigningKey, type NodeStatus } from '../../protocol/index.js';
+import { CoordinatorDriver } from '../helpers/agent-coordinator-driver.js';
+import { httpFixtureSpec, sleeperSpec, startTestAgent, testAgentOptions } from '../helpers/agent-harness.js';
+import { alive, killGroups } from '../helpers/agent-instances.js';
+import { freePort, startNats, waitFor } from '../helpers/servers.js';
+
+const inst = (s: NodeStatus | undefined, id: string) => s?.instances.find((i) => i.id === id);
+
+describe('agent session with a real nats-server', () => {
+  it('static stability: with NATS gone roles keep running and a killed role is restarted; status resyncs on return', async () => {
+    const nats = await startNats();
+    const driver = await CoordinatorDriver.start(nats.url);
+    const agent = await startTestAgent(testAgentOptions(nats.url));
+    const id = agent.nodeId;
+    await waitFor('ready', () => agent.session?.currentState === 'ready');
+    const port = await freePort();
+    await driver.push(id, driver.makePlan(id, [httpFixtureSpec('web#0', port), sleeperSpec('idle#0')]));
+    const s1 = await driver.waitStatus(
+      id,
+      'healthy',
+      (s) => inst(s, 'web#0')?.phase === 'Healthy' && inst(s, 'idle#0')?.phase === 'Running',
+    );
+    const idlePid = inst(s1, 'idle#0')!.pid!;
+    const webPid = inst(s1, 'web#0')!.pid!;
+    const registers = driver.registers.length;
+    const fetches = driver.planFetches.length;
+
+    await nats.stop();
+    await waitFor('agent saw the disconnect', () => agent.session?.isConnected === false);
+    killGroups([idlePid]);
+    // Restarted locally, with NATS down.
+    const restarted = await waitFor('idle restarted locally', () => {
+      const rs = agent.runtime.status('idle#0');
+      return rs?.pid && rs.pid !== idlePid && rs.state === 'running' ? rs : undefined;
+    });
+    expect(restarted.restarts).toBe(1);
+    expect(alive(webPid)).toBe(true);
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    const statusesWhileDown = driver.statuses.length;
+    await nats.start();
+    // The agent reconnects, registers again, fetches its plan, and the status reaches the coordinator side.
+    const s2 = await driver.waitStatus(
+      id,
+      'resynced status',
+      (s) => driver.statuses.indexOf(s) >= statusesWhileDown && inst(s, 'idle#0')?.pid === restarted.pid,
+      30_000,
+    );
+    expect(inst(s2, 'idle#0')).toMatchObject({ restarts: 1, phase: 'Running' });
+    expect(inst(s2, 'web#0')).toMatchObject({ pid: webPid, phase: 'Healthy' });
+    expect(driver.registers.length).toBeGreaterThan(registers);
+    await waitFor('plan fetched after reconnect', () => driver.planFetches.length > fetches);
+    expect(agent.counters()).toMatchObject({ reconnects: 1 });
+    // Heartbeats flow again.
+    const hb = driver.heartbeats.length;
+    await waitFor('heartbeats again', () => driver.heartbeats.length > hb);
+    expect(driver.decodeErrors).toEqual([]);
+  });
+
+  it('a Pending node heartbeats and re-registers until approved, then fetches its plan', async () => {
+    const nats = await startNats();
+    const driver = await CoordinatorDriver.start(nats.url, { nodeState: 'Pending' });
+    const opts = testAgentOptions(nats.url, { joinToken: undefined });
+    driver.makePlan(opts.nodeId!, [sleeperSpec('idle#0')]);
+    const agent = await startTestAgent(opts);
+    await waitFor('pending', () => agent.session?.currentState === 'pending');
+    await waitFor('re-registered while pending', () => driver.registers.length >= 2);
+    expect(driver.registers[0]!.joinToken).toBeUndefined();
+    await waitFor('heartbeats while pending', () => driver.heartbeats.length > 0);
+    expect(driver.planFetches).toHaveLength(0);
+    expect(agent.runtime.list()).toEqual([]);
+    driver.nodeState = 'Ready';
+    await driver.waitStatus(
+      opts.nodeId!,
+      'plan applied',
+      (s) => inst(s, 'idle#0')?.phase === 'Running',
+      20_000,
+    );
+    expect(agent.session?.currentState).toBe('ready');
+  });
+
+  it('a plan in the register reply is applied without a fetch', async () => {
+    const nats = await startNats();
+    const driver = await CoordinatorDriver.start(nats.url, { planInRegisterReply: true });
+    const opts = testAgentOptions(nats.url);
+    driver.makePlan(opts.nodeId!, [sleeperSpec('idle#0')]);
+    await startTestAgent(opts);
+    await driver.waitStatus(
+      opts.nodeId!,
+      'applied',
+      (s) => s.plan.state === 'applied' && inst(s, 'idle#0')?.phase === 'Running',
+    );
+    expect(driver.planFetches).toHaveLength(0);
+  });
+
+  it('a refused registration is retried slowly without crashing', async () => {
+    const nats = await startNats();
+    const driver = await CoordinatorDriver.start(nats.url);
+    driver.refuseWith = 'DROVER_ERR_NODE_FINGERPRINT: node id registered from another machine';
+    const agent = await startTestAgent(testAgentOptions(nats.url));
+    await waitFor('refused', () => agent.session?.currentState === 'refused');
+    expect(agent.state).toBe('running');
+    expect(driver.statuses).toHaveLength(0);
+  });
+
+  it('pins the key on first join and refuses a coordinator with another key, and its plans', async () => {
+    const nats = await startNats();
+    const first = await CoordinatorDriver.start(nats.url);
+    const opts = testAgentOptions(nats.url);
+    const agent = await startTestAgent(opts);
+    const id = agent.nodeId;
+    await waitFor('ready', () => agent.session?.currentState === 'ready');
+    await first.push(id, first.makePlan(id, [sleeperSpec('idle#0')]));
+    await first.close();
+    // An impostor (or a coordinator whose key was replaced) answers the next registration.
+    const impostor = await CoordinatorDriver.start(nats.url, { key: generateSigningKey() });
+    agent.session?.reregister();
+    await waitFor('refused the new key', () => agent.session?.currentState === 'refused');
+    const pin = JSON.parse(readFileSync(join(opts.dataDir, 'coordinator-key.json'), 'utf8'));
+    expect(pin.fingerprint).toBe(first.key.fingerprint);
+    const r = await impostor.push(id, impostor.makePlan(id, [], { generation: 99 }));
+    expect(r).toMatchObject({ accepted: false, error: { code: 'DROVER_ERR_PLAN_SIGNATURE' } });
+    expect(agent.runtime.status('idle#0')?.state).toBe('running');
+  });
+
+  it('a configured key fingerprint refuses any other key, even on first join', async () => {
+    const nats = await startNats();
+    const driver = await CoordinatorDriver.start(nats.url);
+    const agent = await startTestAgent(
+      testAgentOptions(nats.url, { coordinatorKeyFingerprint: generateSigningKey().fingerprint }),
+    );
+    await waitFor('refused', () => agent.session?.currentState === 'refused');
+    const r = await driver.push(agent.nodeId, driver.makePlan(agent.nodeId, [sleeperSpec('idle#0')]));
+    expect(r).toMatchObject({ accepted: false, error: { code: 'DROVER_ERR_NO_PINNED_KEY' } });
+  });
+
+  it('starts with NATS down, applies its persisted plan, and joins when NATS comes up', async () => {
+    const nats = await startNats();
+    const driver = await CoordinatorDriver.start(nats.url);
+    const opts = testAgentOptions(nats.url);
+    const a1 = await startTestAgent(opts);
+    await waitFor('ready', () => a1.session?.currentState === 'ready');
+    await driver.push(a1.nodeId, driver.makePlan(a1.nodeId, [sleeperSpec('idle#0')]));
+    await waitFor('running', () => a1.runtime.status('idle#0')?.state === 'running');
+    await a1.runtime.stopAll(); // a host reboot: the roles are gone
+    await a1.close();
+    await nats.stop();
+    const a2 = await startTestAgent(opts);
+    await waitFor(
+      'persisted plan re-applied without NATS',
+      () => a2.runtime.status('idle#0')?.state === 'running',
+    );
+    expect(a2.session?.isConnected).toBe(false);
+    await nats.start();
+    await driver.waitStatus(
+      a2.nodeId,
+      'status after NATS came up',
+      (s) => inst(s, 'idle#0')?.phase === 'Running',
+      30_000,
+    );
+  });
+});
