@@ -2,7 +2,6 @@ import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runJoin } from '../../agent/join.js';
 import { hasBinary, rmrf, tempDir } from '../helpers/proc.js';
 
 /**
@@ -171,8 +170,9 @@ describe.skipIf(skipReason)(`packaging${skipReason ? ` (skipped: ${skipReason})`
     rmrf(root);
   });
 
-  it('installs, runs, removes and purges without leaving anything behind', async (ctx) => {
-    if (installed(AGENT) || installed(COORD)) ctx.skip(); // a host with Drover installed for real: never purge it from a test
+  it('installs, runs, removes and purges without leaving anything behind', (ctx) => {
+    // a host with Drover installed for real: never purge it from a test
+    if (known(AGENT) || known(COORD)) ctx.skip('drover packages are already installed on this host');
     // nodejs (>= 20) must be a package dpkg knows for a plain `dpkg -i`; on a host where node 20
     // came from elsewhere (Debian 12's own nodejs is 18) the dependency is forced, and said so.
     const nodeVersion = sh('dpkg-query', ['-W', `-f=\${Version}`, 'nodejs']).stdout;
@@ -221,10 +221,21 @@ describe.skipIf(skipReason)(`packaging${skipReason ? ` (skipped: ${skipReason})`
 
     // join writes the conffile in place; reinstalling (prerm upgrade + postinst configure again:
     // the scripts are idempotent) keeps the admin's config and now sees the agent as configured
-    const quiet = { stdout: () => {}, stderr: () => {} };
-    expect(await runJoin(['--server', 'nats://192.0.2.1:4222', '--token', 'tok', '--no-start'], quiet)).toBe(
-      0,
+    const bad = sh('/usr/bin/drover-agent', ['join', '--server', 'http://192.0.2.1:4222', '--token', 'tok']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--server: "http:\/\/192.0.2.1:4222" has scheme http.*nothing was written/);
+    expect(readFileSync('/etc/drover/agent.yaml', 'utf8')).toBe(
+      readFileSync(join(outDir, 'stage', AGENT, 'etc/drover/agent.yaml'), 'utf8'),
     );
+    const joined = ok('/usr/bin/drover-agent', [
+      'join',
+      '--server',
+      'nats://192.0.2.1:4222',
+      '--token',
+      'tok',
+    ]);
+    expect(joined).toMatch(/wrote \/etc\/drover\/agent.yaml/);
+    expect(joined).toMatch(/systemd is not running here, so the service was not started/);
     const second = ok('dpkg', ['-i', ...force, debs[AGENT]!, debs[COORD]!]);
     expect(second).not.toMatch(/not started/);
     expect(mode('/etc/drover/agent.yaml')).toBe(0o600);
