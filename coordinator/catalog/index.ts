@@ -1,0 +1,43 @@
+export { ROLE_CATALOG, roleDependencies, rolePorts } from './catalog.js';
+export { atLeast, DEFAULT_RESTART, kubeMinor } from './common.js';
+export { type RenderDiff, renderDiff } from './diff.js';
+export { APISERVER_PORT, endpointDependencies, resolveApiEndpoint } from './endpoint.js';
+export { KUBECONFIG_FILE, kubeconfigFile, kubeconfigPath } from './kubeconfig.js';
+export { CERTS, CLIENT_CERT, configDir, hostPort, instanceName, ROOT } from './paths.js';
+export { renderInstance, renderPlans, resolveCommand } from './render.js';
+export { ADMISSION_PLUGINS } from './roles/apiserver.js';
+export {
+  CONTROLLER_MANAGER_PORT,
+  DASHBOARD_PORT,
+  LEADER_ELECTION,
+  SCHEDULER_PORT,
+  WORKLOAD_CONTROLLERS,
+} from './roles/controllers.js';
+export { customRenderDependencies, placeholderLookup } from './roles/custom.js';
+export {
+  ETCD_CLIENT_PORT,
+  ETCD_PEER_PORT,
+  etcdClientUrl,
+  etcdInitialCluster,
+  etcdInitialState,
+  etcdMemberName,
+  etcdPeerUrl,
+} from './roles/etcd.js';
+export { HAPROXY_CFG, haproxyConfig } from './roles/lb.js';
+export {
+  DEFAULT_CRI_ENDPOINT,
+  KUBE_PROXY_HEALTHZ_PORT,
+  KUBELET_HEALTHZ_PORT,
+  KUBELET_PORT,
+} from './roles/node.js';
+export type {
+  ApiEndpoint,
+  EtcdAssignmentExtras,
+  Member,
+  RenderContext,
+  RenderedInstance,
+  RenderInput,
+  RenderOptions,
+  RoleDefinition,
+  RoleRender,
+} from './types.js';

@@ -1,0 +1,55 @@
+/**
+ * Where rendered roles keep their files on a node. File paths in a plan are absolute and the agent
+ * writes them under its root dir; in arguments the literal `${DROVER_ROOT}` stands for that dir.
+ * Kubeconfigs refer to certificates by paths relative to themselves, which client-go resolves
+ * against the kubeconfig's directory, so they work under any root.
+ */
+import { posix } from 'node:path';
+import type { Assignment } from '../model.js';
+import type { Topology } from '../topology/index.js';
+
+/** The literal the agent replaces with its root dir (built up so linters do not take it for a template). */
+export const ROOT = ['$', '{DROVER_ROOT}'].join('');
+
+/** `kube-apiserver#2` → `kube-apiserver-2`: file and member names cannot hold `#`. */
+export const instanceName = (a: Pick<Assignment, 'role' | 'ordinal'>): string => `${a.role}-${a.ordinal}`;
+
+/** Per-instance config directory: `/etc/drover/<role>-<ordinal>`. */
+export const configDir = (a: Pick<Assignment, 'role' | 'ordinal'>): string =>
+  `/etc/drover/${instanceName(a)}`;
+
+/** An absolute node path as an argument: prefixed with `${DROVER_ROOT}`. */
+export const arg = (path: string): string => `${ROOT}${path}`;
+
+/** Certificate file names, kubeadm's layout (seed 003) under `cluster.certDir`. */
+export const CERTS = {
+  ca: 'ca.crt',
+  caKey: 'ca.key',
+  serviceAccountKey: 'sa.key',
+  serviceAccountPub: 'sa.pub',
+  apiserver: 'apiserver.crt',
+  apiserverKey: 'apiserver.key',
+  apiserverKubeletClient: 'apiserver-kubelet-client.crt',
+  apiserverKubeletClientKey: 'apiserver-kubelet-client.key',
+} as const;
+
+/** The client certificate (`<name>.crt` / `<name>.key`) each API client role uses. */
+export const CLIENT_CERT: Readonly<Record<string, string>> = Object.freeze({
+  'kube-scheduler': 'scheduler',
+  'kube-controller-manager': 'controller-manager',
+  'workload-controller-manager': 'controller-manager',
+  kubelet: 'kubelet-client',
+  'kube-proxy': 'kube-proxy',
+  dashboard: 'dashboard',
+});
+
+export const certPath = (t: Topology, file: string): string => posix.join(t.cluster.certDir, file);
+
+/** `certDir/file` relative to `fromDir` (for kubeconfigs). */
+export const certRelative = (t: Topology, fromDir: string, file: string): string =>
+  posix.relative(fromDir, certPath(t, file));
+
+/** `host:port`, bracketing IPv6 literals. */
+export function hostPort(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+}

@@ -1,0 +1,144 @@
+import type { HealthProbe, InstanceSpec, RunSpec } from '../../protocol/index.js';
+import type { NodeRecord } from '../model.js';
+import { isBuiltinRole, type Topology } from '../topology/index.js';
+import { ROLE_CATALOG } from './catalog.js';
+import { DEFAULT_RESTART, withRestartOverrides } from './common.js';
+import { resolveApiEndpoint } from './endpoint.js';
+import { renderCustom } from './roles/custom.js';
+import type {
+  Member,
+  RenderContext,
+  RenderedInstance,
+  RenderInput,
+  RenderOptions,
+  RoleDefinition,
+} from './types.js';
+
+const byOrdinal = (a: Member, b: Member) =>
+  a.assignment.ordinal - b.assignment.ordinal || (a.assignment.instanceId < b.assignment.instanceId ? -1 : 1);
+
+/**
+ * Renders every node's instances from the topology, the assignments and the nodes' facts. Pure
+ * and deterministic: the same input gives the same output, and an instance's content depends only
+ * on its own role's settings, its node, and the roles `roleDependencies()` names, so a change
+ * re-renders exactly the plans that read it.
+ *
+ * Every node in `nodes` gets an entry (empty when nothing is assigned to it), with instances
+ * sorted by id. Assignments to unknown nodes, and to roles no longer in the topology, are skipped.
+ */
+export function renderPlans(input: RenderInput): Map<string, RenderedInstance[]> {
+  const { topology, nodes } = input;
+  const out = new Map<string, RenderedInstance[]>();
+  for (const id of [...nodes.keys()].sort()) out.set(id, []);
+  const byRole = new Map<string, Member[]>();
+  for (const a of input.assignments) {
+    const node = nodes.get(a.nodeId);
+    if (!node) continue;
+    const list = byRole.get(a.role) ?? [];
+    if (list.length === 0) byRole.set(a.role, list);
+    list.push({ assignment: a, node });
+  }
+  for (const list of byRole.values()) list.sort(byOrdinal);
+  const members = (role: string): Member[] => byRole.get(role) ?? [];
+  const api = resolveApiEndpoint(topology, members);
+  for (const [role, list] of [...byRole].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const spec = topology.roles[role];
+    if (!spec || (!isBuiltinRole(role) && !topology.customRoles[role])) continue;
+    for (const m of list) {
+      const ctx: RenderContext = {
+        topology,
+        role,
+        spec,
+        assignment: m.assignment,
+        node: m.node,
+        members,
+        api,
+      };
+      out.get(m.node.id)!.push(renderInstance(ctx, input.options));
+    }
+  }
+  for (const list of out.values()) list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return out;
+}
+
+/** Renders one instance (exported for `drover plan explain`-style tools and tests). */
+export function renderInstance(ctx: RenderContext, options: RenderOptions = {}): RenderedInstance {
+  const { role, spec, assignment: a } = ctx;
+  const base = {
+    id: a.instanceId,
+    role,
+    epoch: a.epoch,
+  };
+  if (!isBuiltinRole(role)) {
+    const c = renderCustom(ctx.topology.customRoles[role]!, ctx);
+    const run: RunSpec = {
+      ...c.run,
+      args: [...c.run.args, ...spec.extraArgs],
+      env: { ...c.run.env, ...spec.env },
+    };
+    return clean({
+      ...base,
+      simulated: false,
+      files: c.files,
+      run,
+      health: c.health,
+      restart: withRestartOverrides(DEFAULT_RESTART, spec.repair.restart),
+      commands: c.commands,
+      ports: [...ctx.topology.customRoles[role]!.ports],
+    });
+  }
+  const def: RoleDefinition = ROLE_CATALOG[role];
+  const r = def.render(ctx);
+  const flags = [...r.args, ...spec.extraArgs];
+  const { command, simulated } = resolveCommand(def, ctx.topology, ctx.node, options);
+  const run: RunSpec = {
+    command,
+    args: simulated ? [...options.standin!.args, role, ...flags] : flags,
+    env: { ...(r.env ?? {}), ...spec.env },
+  };
+  if (r.unit) {
+    // a stand-in does not speak sd_notify: a notify unit would wait for it forever
+    const { type, ...rest } = r.unit;
+    const unit = simulated ? rest : r.unit;
+    if (Object.keys(unit).length > 0) run.unit = unit;
+  }
+  if (r.stopTimeoutMs !== undefined) run.stopTimeoutMs = r.stopTimeoutMs;
+  if (r.reloadSignal) run.reloadSignal = r.reloadSignal;
+  return clean({
+    ...base,
+    simulated,
+    files: r.files ?? [],
+    run,
+    health: def.probe(ctx),
+    restart: withRestartOverrides(def.restart, spec.repair.restart),
+    commands: r.commands,
+    ports: def.ports(ctx.topology),
+  });
+}
+
+/**
+ * The binary to run: `cluster.binaries[role]`, else the path the agent found, else the bare name.
+ * A Kubernetes component whose binary the node does not have runs as the lab stand-in when one is
+ * configured. etcd and haproxy are always real.
+ */
+export function resolveCommand(
+  def: RoleDefinition,
+  t: Topology,
+  node: NodeRecord,
+  options: RenderOptions = {},
+): { command: string; simulated: boolean } {
+  const found = node.facts.binaries[def.binary];
+  if (!found && def.kubernetes && options.standin)
+    return { command: options.standin.command, simulated: true };
+  return { command: t.cluster.binaries[def.name] ?? found?.path ?? def.binary, simulated: false };
+}
+
+function clean(
+  i: RenderedInstance & { health?: HealthProbe; commands?: InstanceSpec['commands'] },
+): RenderedInstance {
+  const out = { ...i };
+  if (out.health === undefined) delete out.health;
+  if (out.commands === undefined || Object.keys(out.commands).length === 0) delete out.commands;
+  if (out.ports !== undefined && out.ports.length === 0) delete out.ports;
+  return out;
+}

@@ -1,0 +1,75 @@
+import { atLeast, DEFAULT_RESTART, probe } from '../common.js';
+import { APISERVER_PORT, endpointDependencies } from '../endpoint.js';
+import { arg, CERTS, certPath } from '../paths.js';
+import type { RenderContext, RoleDefinition } from '../types.js';
+import { etcdClientUrl } from './etcd.js';
+
+/** Seed 003's admission plugins, in its order. */
+export const ADMISSION_PLUGINS = [
+  'NamespaceLifecycle',
+  'LimitRanger',
+  'ServiceAccount',
+  'DefaultStorageClass',
+  'DefaultTolerationSeconds',
+  'Priority',
+  'MutatingAdmissionWebhook',
+  'ValidatingAdmissionWebhook',
+  'ResourceQuota',
+];
+
+export const kubeApiserver: RoleDefinition = {
+  name: 'kube-apiserver',
+  description:
+    'Kubernetes API server; --etcd-servers from the etcd assignments, --apiserver-count from its own',
+  binary: 'kube-apiserver',
+  kubernetes: true,
+  stateful: false,
+  defaultSpread: { perNode: true },
+  restart: { ...DEFAULT_RESTART },
+  needs: ['etcd'],
+  ports: () => [APISERVER_PORT],
+  // --external-hostname names the API endpoint, so it follows the load balancer too
+  renderDependencies: (t) => [...new Set(['etcd', 'kube-apiserver', ...endpointDependencies(t)])],
+  probe: (ctx) =>
+    probe(
+      { kind: 'https', host: ctx.node.address, port: APISERVER_PORT, path: '/livez', insecure: true },
+      { initialDelayMs: 10_000, timeoutMs: 2000, failureThreshold: 5 },
+    ),
+  render(ctx: RenderContext) {
+    const t = ctx.topology;
+    const c = t.cluster;
+    const cert = (f: string) => arg(certPath(t, f));
+    const addr = ctx.node.address;
+    const etcdServers = ctx.members('etcd').map((m) => etcdClientUrl(m.node.address));
+    const args = [
+      `--v=${c.logLevel}`,
+      `--advertise-address=${addr}`,
+      `--bind-address=${addr}`,
+      `--secure-port=${APISERVER_PORT}`,
+      `--etcd-servers=${etcdServers.join(',')}`,
+      '--storage-backend=etcd3',
+      `--apiserver-count=${ctx.members('kube-apiserver').length}`,
+      '--endpoint-reconciler-type=master-count',
+      '--authorization-mode=Node,RBAC',
+      `--enable-admission-plugins=${ADMISSION_PLUGINS.join(',')}`,
+      '--feature-gates=AllAlpha=false',
+      `--client-ca-file=${cert(CERTS.ca)}`,
+      `--cert-dir=${arg(c.certDir)}`,
+      `--tls-cert-file=${cert(CERTS.apiserver)}`,
+      `--tls-private-key-file=${cert(CERTS.apiserverKey)}`,
+      `--kubelet-client-certificate=${cert(CERTS.apiserverKubeletClient)}`,
+      `--kubelet-client-key=${cert(CERTS.apiserverKubeletClientKey)}`,
+      `--service-account-key-file=${cert(CERTS.serviceAccountKey)}`,
+      '--service-account-lookup=true',
+      `--service-cluster-ip-range=${c.serviceCIDR}`,
+      `--external-hostname=${ctx.api.host}`,
+    ];
+    // Since 1.20 the API server refuses to start without a token issuer and signing key.
+    if (atLeast(c.kubernetesVersion, 1, 20))
+      args.push(
+        `--service-account-issuer=https://kubernetes.default.svc.${c.clusterDomain}`,
+        `--service-account-signing-key-file=${cert(CERTS.serviceAccountKey)}`,
+      );
+    return { args, unit: { type: 'notify', limitNOFILE: 65536 } };
+  },
+};

@@ -1,0 +1,98 @@
+import type {
+  HealthProbe,
+  InstanceSpec,
+  PlanFile,
+  RestartPolicy,
+  SystemdUnitOptions,
+} from '../../protocol/index.js';
+import type { Assignment, NodeRecord } from '../model.js';
+import type { BuiltinRole, RoleSpec, Topology } from '../topology/index.js';
+
+export interface RenderOptions {
+  /**
+   * The lab's stand-in for Kubernetes binaries a node does not have: such an instance runs
+   * `command args… <component> <flags…>` instead and is marked `simulated: true`. Real etcd and
+   * haproxy are never replaced, and without this option a missing binary is rendered as is.
+   */
+  standin?: { command: string; args: string[] };
+}
+
+export interface RenderInput {
+  topology: Topology;
+  assignments: Assignment[];
+  nodes: Map<string, NodeRecord>;
+  options?: RenderOptions;
+}
+
+export type RenderedInstance = Omit<InstanceSpec, 'checksum'>;
+
+/**
+ * Optional fields an assignment may carry for etcd (the model's Assignment plus these). Whoever
+ * changes etcd membership (repair's member replacement) can set them:
+ * - `existing`: start with `--initial-cluster-state=existing` (the member was added with `member add`);
+ * - `initialCluster`: the exact `--initial-cluster` to use, frozen when the member joined, so later
+ *   moves of other members do not change (and restart) this one.
+ */
+export interface EtcdAssignmentExtras {
+  existing?: boolean;
+  initialCluster?: string;
+}
+
+/** A placed instance of some role with its node. */
+export interface Member {
+  assignment: Assignment;
+  node: NodeRecord;
+}
+
+export interface ApiEndpoint {
+  host: string;
+  port: number;
+  /** `https://host:port` */
+  url: string;
+  /** where the endpoint came from */
+  via: 'load-balancer' | 'external' | 'direct' | 'unresolved';
+}
+
+/** What a role renderer sees for one instance. */
+export interface RenderContext {
+  topology: Topology;
+  role: string;
+  spec: RoleSpec;
+  assignment: Assignment;
+  node: NodeRecord;
+  /** placed instances of `role`, by ordinal (only those whose node is known) */
+  members(role: string): Member[];
+  api: ApiEndpoint;
+}
+
+/** What a built-in renderer returns; the catalog adds command, stand-in, restart policy and overrides. */
+export interface RoleRender {
+  args: string[];
+  files?: PlanFile[];
+  env?: Record<string, string>;
+  unit?: SystemdUnitOptions;
+  stopTimeoutMs?: number;
+  reloadSignal?: string;
+  commands?: InstanceSpec['commands'];
+}
+
+export interface RoleDefinition {
+  name: BuiltinRole;
+  description: string;
+  /** executable name looked up in `facts.binaries` */
+  binary: string;
+  /** a Kubernetes component: the lab may run a stand-in for it */
+  kubernetes: boolean;
+  /** holds data (etcd): moving it is a membership change, not a restart elsewhere */
+  stateful: boolean;
+  defaultSpread: { perNode: boolean };
+  restart: RestartPolicy;
+  /** ports the instance listens on, on the node address */
+  ports(topology: Topology): number[];
+  /** roles whose assignments this role's rendered plan reads (so a change there re-renders it) */
+  renderDependencies(topology?: Topology): string[];
+  /** roles that must run for this one to work (start-up order, documentation) */
+  needs: readonly string[];
+  probe(ctx: RenderContext): HealthProbe | undefined;
+  render(ctx: RenderContext): RoleRender;
+}
