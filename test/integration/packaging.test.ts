@@ -1,5 +1,14 @@
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasBinary, rmrf, tempDir } from '../helpers/proc.js';
@@ -227,13 +236,14 @@ describe.skipIf(skipReason)(`packaging${skipReason ? ` (skipped: ${skipReason})`
     expect(readFileSync('/etc/drover/agent.yaml', 'utf8')).toBe(
       readFileSync(join(outDir, 'stage', AGENT, 'etc/drover/agent.yaml'), 'utf8'),
     );
-    const joined = ok('/usr/bin/drover-agent', [
-      'join',
-      '--server',
-      'nats://192.0.2.1:4222',
-      '--token',
-      'tok',
-    ]);
+    // the coordinator package's `drover join-command` prints the line the agent package runs
+    const noToken = sh('/usr/bin/drover', ['join-command', '--server', 'nats://192.0.2.1:4222']);
+    expect(noToken.status).toBe(1);
+    expect(noToken.stderr).toMatch(/no join token: .*join-token does not exist yet/);
+    writeFileSync('/var/lib/drover/coordinator/join-token', 'tok\n', { mode: 0o600 }); // as a first start does
+    const printed = ok('/usr/bin/drover', ['join-command', '--server', 'nats://192.0.2.1:4222']).trim();
+    expect(printed).toBe('drover-agent join --server nats://192.0.2.1:4222 --token tok');
+    const joined = ok('/bin/sh', ['-c', `PATH=/usr/bin:/bin; ${printed}`]);
     expect(joined).toMatch(/wrote \/etc\/drover\/agent.yaml/);
     expect(joined).toMatch(/systemd is not running here, so the service was not started/);
     const second = ok('dpkg', ['-i', ...force, debs[AGENT]!, debs[COORD]!]);
