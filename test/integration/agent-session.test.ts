@@ -1,11 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { systeminformationSource } from '../../agent/facts.js';
 import { generateSigningKey, type NodeStatus } from '../../protocol/index.js';
 import { CoordinatorDriver } from '../helpers/agent-coordinator-driver.js';
+import { installFakeSystemd } from '../helpers/agent-fake-systemd.js';
 import { httpFixtureSpec, sleeperSpec, startTestAgent, testAgentOptions } from '../helpers/agent-harness.js';
 import { alive, killGroups } from '../helpers/agent-instances.js';
-import { freePort, startNats, waitFor } from '../helpers/servers.js';
+import { autoCleanup } from '../helpers/proc.js';
+import { freePort, startNats, tempDir, waitFor } from '../helpers/servers.js';
 
 const inst = (s: NodeStatus | undefined, id: string) => s?.instances.find((i) => i.id === id);
 
@@ -160,5 +163,55 @@ describe('agent session with a real nats-server', () => {
       (s) => inst(s, 'idle#0')?.phase === 'Running',
       30_000,
     );
+  });
+});
+
+describe('agent wiring', () => {
+  it('publishes facts only when they change', async () => {
+    const nats = await startNats();
+    const driver = await CoordinatorDriver.start(nats.url);
+    let memory = 8 * 2 ** 30;
+    const agent = await startTestAgent(testAgentOptions(nats.url), {
+      factsSource: {
+        ...systeminformationSource,
+        mem: async () => ({ total: memory }),
+      },
+    });
+    await waitFor('ready', () => agent.session?.currentState === 'ready');
+    expect(driver.registers[0]!.facts.memory.totalBytes).toBe(memory);
+    await agent.refreshFacts();
+    memory *= 2;
+    await agent.refreshFacts();
+    await waitFor('facts update', () => driver.facts.length === 1);
+    expect(driver.facts[0]!.facts.memory.totalBytes).toBe(16 * 2 ** 30);
+    await agent.refreshFacts();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(driver.facts).toHaveLength(1);
+  });
+
+  it('runs a plan through the systemd runtime (recording fake systemctl)', async () => {
+    const nats = await startNats();
+    const driver = await CoordinatorDriver.start(nats.url);
+    const fake = installFakeSystemd(tempDir('fake-sd'));
+    const agent = await startTestAgent(
+      testAgentOptions(nats.url, { runtime: 'systemd', unitDir: fake.unitDir }),
+      {
+        systemd: { env: fake.env, pollIntervalMs: 200 },
+      },
+    );
+    autoCleanup(async () => killGroups([fake.pidOf('drover-idle-0.service')]));
+    await waitFor('ready', () => agent.session?.currentState === 'ready');
+    const r = await driver.push(agent.nodeId, driver.makePlan(agent.nodeId, [sleeperSpec('idle#0')]));
+    expect(r.changes?.started).toEqual(['idle#0']);
+    const s = await driver.waitStatus(
+      agent.nodeId,
+      'running under systemd',
+      (x) => inst(x, 'idle#0')?.phase === 'Running',
+    );
+    expect(inst(s, 'idle#0')?.pid).toBe(fake.pidOf('drover-idle-0.service'));
+    expect(fake.calls()).toContainEqual(['enable', '--now', 'drover-idle-0.service']);
+    const diag = await driver.task(agent.nodeId, { kind: 'diagnostics', instanceId: 'idle#0' });
+    expect(diag.data).toMatchObject({ runtime: 'systemd' });
+    expect(fake.calls().some((c) => c[0] === 'journalctl')).toBe(true);
   });
 });

@@ -1,0 +1,208 @@
+// Idle cost of drover-agent: RSS and CPU of the real bundled daemon at a 2 s heartbeat while it
+// supervises 5 instances (sleep processes), sampled from /proc over ~20 s after a warm-up.
+// Targets (issue 3): RSS <= 80 MB, CPU <= 1 % of one core.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'nats';
+import YAML from 'yaml';
+import {
+  decodeMessage,
+  encode,
+  generateSigningKey,
+  PROTOCOL_VERSION,
+  type RegisterReply,
+  sealPlan,
+  signPlan,
+  subjects,
+} from '../protocol/index.js';
+
+const MEASURE_MS = Number(process.env.AGENT_BENCH_MS ?? 20_000);
+const WARMUP_MS = 3000;
+const INSTANCES = 5;
+const CLK_TCK = 100; // Linux USER_HZ
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function findBinary(name: string): string {
+  for (const d of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin', '/sbin', '/bin']) {
+    try {
+      accessSync(join(d, name), constants.X_OK);
+      return join(d, name);
+    } catch {}
+  }
+  throw new Error(`${name} is not installed (apt-get install -y ${name})`);
+}
+
+function sample(pid: number): { rssKb: number; ticks: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { rssKb, ticks: Number(f[11]) + Number(f[12]) };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitUntil(what: string, fn: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+export async function run(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'drover-agent-bench-'));
+  const children: ChildProcess[] = [];
+  const rolePids: number[] = [];
+  try {
+    const port = await freePort();
+    const nats = spawn(findBinary('nats-server'), ['-a', '127.0.0.1', '-p', String(port)], {
+      stdio: 'ignore',
+    });
+    children.push(nats);
+    const url = `nats://127.0.0.1:${port}`;
+    let nc: Awaited<ReturnType<typeof connect>> | undefined;
+    for (let i = 0; i < 50 && !nc; i++) {
+      nc = await connect({ servers: url }).catch(async () => {
+        await sleep(100);
+        return undefined;
+      });
+    }
+    if (!nc) throw new Error('nats-server did not start');
+
+    const nodeId = 'bench-node';
+    const key = generateSigningKey();
+    const plan = signPlan(
+      sealPlan({
+        v: PROTOCOL_VERSION,
+        type: 'plan',
+        nodeId,
+        generation: 1,
+        coordinatorEpoch: 1,
+        issuedAt: new Date().toISOString(),
+        instances: Array.from({ length: INSTANCES }, (_, i) => ({
+          id: `idle#${i}`,
+          role: 'idle',
+          epoch: 1,
+          simulated: false,
+          files: [],
+          run: { command: '/bin/sleep', args: ['100000'], env: {} },
+          restart: {
+            policy: 'always',
+            initialBackoffMs: 1000,
+            maxBackoffMs: 60_000,
+            resetAfterMs: 60_000,
+            crashLoopThreshold: 5,
+          },
+        })),
+      }),
+      key,
+    );
+    let heartbeats = 0;
+    let statuses = 0;
+    let running = 0;
+    nc.subscribe(subjects.register(), {
+      callback: (_e, m) => {
+        const r = decodeMessage('Register', m.data);
+        const reply: RegisterReply = {
+          v: PROTOCOL_VERSION,
+          type: 'register-reply',
+          accepted: true,
+          nodeId: r.nodeId,
+          state: 'Ready',
+          coordinatorEpoch: 1,
+          signingKey: key.publicKeyB64,
+          keyFingerprint: key.fingerprint,
+          heartbeatIntervalMs: 2000,
+          plan,
+        };
+        m.respond(encode(reply));
+      },
+    });
+    nc.subscribe(subjects.heartbeat(nodeId), { callback: () => heartbeats++ });
+    nc.subscribe(subjects.status(nodeId), {
+      callback: (_e, m) => {
+        statuses++;
+        const s = decodeMessage('NodeStatus', m.data);
+        running = s.instances.filter((i) => i.phase === 'Running').length;
+        for (const i of s.instances) if (i.pid && !rolePids.includes(i.pid)) rolePids.push(i.pid);
+      },
+    });
+
+    const config = join(dir, 'agent.yaml');
+    writeFileSync(
+      config,
+      YAML.stringify({
+        nodeId,
+        nats: { servers: [url] },
+        dataDir: join(dir, 'data'),
+        rootDir: join(dir, 'root'),
+        runtime: 'process',
+        heartbeatInterval: '2s',
+        logLevel: 'warn',
+      }),
+    );
+    const bundle = new URL('../dist/drover-agent.mjs', import.meta.url).pathname;
+    const agent = spawn(process.execPath, [bundle, '--config', config], { stdio: 'ignore' });
+    children.push(agent);
+    await waitUntil(`${INSTANCES} instances running`, () => running === INSTANCES);
+    await sleep(WARMUP_MS);
+
+    const pid = agent.pid!;
+    const first = sample(pid);
+    const hb0 = heartbeats;
+    const st0 = statuses;
+    const t0 = Date.now();
+    let maxRss = first.rssKb;
+    let sumRss = 0;
+    let n = 0;
+    while (Date.now() - t0 < MEASURE_MS) {
+      await sleep(1000);
+      const s = sample(pid);
+      maxRss = Math.max(maxRss, s.rssKb);
+      sumRss += s.rssKb;
+      n++;
+    }
+    const last = sample(pid);
+    const elapsedS = (Date.now() - t0) / 1000;
+    const cpuPct = ((last.ticks - first.ticks) / CLK_TCK / elapsedS) * 100;
+    const avgRssMb = sumRss / n / 1024;
+    const maxRssMb = maxRss / 1024;
+    const ok = (v: boolean) => (v ? 'within target' : 'OVER TARGET');
+    process.stdout.write(
+      [
+        `drover-agent idle, process runtime, ${INSTANCES} supervised sleep instances, heartbeat 2 s, measured ${elapsedS.toFixed(1)} s after a ${WARMUP_MS / 1000} s warm-up`,
+        `  RSS  avg ${avgRssMb.toFixed(1)} MB, max ${maxRssMb.toFixed(1)} MB   (target <= 80 MB: ${ok(maxRssMb <= 80)})`,
+        `  CPU  ${cpuPct.toFixed(2)} % of one core (${last.ticks - first.ticks} ticks of 10 ms)   (target <= 1 %: ${ok(cpuPct <= 1)})`,
+        `  traffic in the window: ${heartbeats - hb0} heartbeats, ${statuses - st0} status messages (status only on change)`,
+        '',
+      ].join('\n'),
+    );
+    agent.kill('SIGTERM');
+    await new Promise((r) => agent.once('exit', r));
+    await nc.close();
+  } finally {
+    for (const pid of rolePids) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {}
+    }
+    for (const c of children) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await run();
