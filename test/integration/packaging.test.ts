@@ -261,6 +261,14 @@ describe.skipIf(skipReason)(`packaging${skipReason ? ` (skipped: ${skipReason})`
     expect(existsSync('/var/lib/drover/agent/plans')).toBe(true);
 
     ok('dpkg', ['-P', AGENT, COORD]);
+    // running the removal scripts again after a purge is harmless (idempotent)
+    for (const p of [AGENT, COORD])
+      for (const [script, arg] of [
+        ['prerm', 'remove'],
+        ['postrm', 'remove'],
+        ['postrm', 'purge'],
+      ])
+        ok('/bin/sh', ['-e', join(outDir, 'stage', p, 'DEBIAN', script!), arg!]);
     expect(known(AGENT) || known(COORD)).toBe(false);
     const leftovers = [
       '/usr/lib/drover',
