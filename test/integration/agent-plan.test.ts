@@ -100,11 +100,6 @@ describe('agent: applying plans of real processes (real nats-server, etcd, HTTP 
     const unsigned = { ...structuredClone(current), signature: undefined };
     const otherKey = driver.makePlan(id, [idle], { generation: 9, key: generateSigningKey(), record: false });
     const older = driver.makePlan(id, [idle], { generation: 1, record: false });
-    const olderEpoch = driver.makePlan(id, [idle], {
-      generation: 50,
-      coordinatorEpoch: 0 + 1,
-      record: false,
-    });
     const sameGenOther = driver.makePlan(id, [idle], { generation: 2, record: false });
     const wrongNode = driver.makePlan('someone-else', [idle], { generation: 10, record: false });
     const cases: Array<[unknown, string]> = [
