@@ -1,0 +1,193 @@
+import type { KeyObject } from 'node:crypto';
+import { connect, type NatsConnection } from 'nats';
+import {
+  decodeMessage,
+  encode,
+  type InstanceStatus,
+  type NodePlan,
+  PROTOCOL_VERSION,
+  publicKeyFromB64,
+  type RegisterReply,
+  type SignedPlan,
+  subjects,
+  verifyPlan,
+} from '../../protocol/index.js';
+import { sampleFacts } from './fixtures.js';
+
+/**
+ * A protocol-level stand-in for drover-agent: it speaks the real NATS protocol (register,
+ * heartbeat, verified plan pushes, status, tasks) to a real coordinator, but runs nothing. Every
+ * instance of an accepted plan is reported Healthy and `simulated: true`, so tables label it. Used
+ * where a test is about the coordinator's side (API, CLI), not about running processes.
+ */
+export interface SimAgent {
+  nodeId: string;
+  plan(): NodePlan | undefined;
+  pushes: number;
+  /** stop heartbeating and answering (the node goes Suspect, then Unreachable) */
+  close(): Promise<void>;
+}
+
+export async function startSimAgent(o: {
+  natsUrl: string;
+  nodeId: string;
+  address: string;
+  joinToken: string;
+  heartbeatMs?: number;
+  labels?: Record<string, string>;
+}): Promise<SimAgent> {
+  const nc: NatsConnection = await connect({ servers: o.natsUrl, name: `sim-agent-${o.nodeId}` });
+  let key: KeyObject | undefined;
+  let current: NodePlan | undefined;
+  let seq = 0;
+  const state = { pushes: 0 };
+
+  const instances = (): InstanceStatus[] =>
+    (current?.instances ?? []).map((i) => ({
+      id: i.id,
+      role: i.role,
+      epoch: i.epoch,
+      checksum: i.checksum,
+      phase: 'Healthy',
+      health: 'healthy',
+      restarts: 0,
+      simulated: true,
+    }));
+  const digest = () => ({
+    generation: current?.generation ?? 0,
+    checksum: current?.checksum ?? '',
+    coordinatorEpoch: current?.coordinatorEpoch ?? 0,
+    health: '0000000000000000',
+    instances: current?.instances.length ?? 0,
+    unhealthy: 0,
+  });
+  const publishStatus = () => {
+    const d = digest();
+    nc.publish(
+      subjects.status(o.nodeId),
+      encode({
+        v: PROTOCOL_VERSION,
+        type: 'status',
+        nodeId: o.nodeId,
+        seq: ++seq,
+        sentAt: new Date().toISOString(),
+        plan: {
+          generation: d.generation,
+          checksum: d.checksum,
+          coordinatorEpoch: d.coordinatorEpoch,
+          state: current ? 'applied' : 'none',
+        },
+        digest: d,
+        instances: instances(),
+      }),
+    );
+  };
+  const accept = (signed: SignedPlan): NodePlan => {
+    if (!key) throw new Error('no pinned key');
+    const plan = verifyPlan(signed, key);
+    if (plan.nodeId !== o.nodeId) throw new Error(`plan for ${plan.nodeId}`);
+    current = plan;
+    return plan;
+  };
+
+  nc.subscribe(subjects.plan(o.nodeId), {
+    callback: (_err, m) => {
+      state.pushes++;
+      try {
+        const plan = accept(decodeMessage('SignedPlan', m.data));
+        m.respond(
+          encode({
+            v: PROTOCOL_VERSION,
+            type: 'plan-result',
+            nodeId: o.nodeId,
+            generation: plan.generation,
+            checksum: plan.checksum,
+            accepted: true,
+          }),
+        );
+        publishStatus();
+      } catch (err) {
+        m.respond(
+          encode({
+            v: PROTOCOL_VERSION,
+            type: 'plan-result',
+            nodeId: o.nodeId,
+            generation: 0,
+            checksum: '',
+            accepted: false,
+            error: { code: 'DROVER_ERR_PLAN_SIGNATURE', message: (err as Error).message },
+          }),
+        );
+      }
+    },
+  });
+  nc.subscribe(subjects.task(o.nodeId), {
+    callback: (_err, m) => {
+      const task = decodeMessage('Task', m.data);
+      m.respond(
+        encode({
+          v: PROTOCOL_VERSION,
+          type: 'task-result',
+          id: task.id,
+          nodeId: o.nodeId,
+          ok: true,
+          output: `simulated ${task.kind}`,
+          finishedAt: new Date().toISOString(),
+        }),
+      );
+    },
+  });
+
+  const n = o.nodeId.replace(/\W/g, '');
+  const reply = decodeMessage(
+    'RegisterReply',
+    (
+      await nc.request(
+        subjects.register(),
+        encode({
+          v: PROTOCOL_VERSION,
+          type: 'register',
+          nodeId: o.nodeId,
+          hostname: `sim-${n}`,
+          address: o.address,
+          labels: o.labels ?? {},
+          facts: sampleFacts({ hostname: `sim-${n}`, machineId: `sim-machine-${n}` }),
+          fingerprint: { machineId: `sim-machine-${n}`, macs: [] },
+          agentVersion: 'sim',
+          joinToken: o.joinToken,
+        }),
+        { timeout: 5000 },
+      )
+    ).data,
+  ) as RegisterReply;
+  if (!reply.accepted) throw new Error(`sim agent ${o.nodeId} refused: ${reply.reason}`);
+  key = publicKeyFromB64(reply.signingKey);
+  if (reply.plan) accept(reply.plan);
+  publishStatus();
+
+  const beat = () =>
+    nc.publish(
+      subjects.heartbeat(o.nodeId),
+      encode({
+        v: PROTOCOL_VERSION,
+        type: 'heartbeat',
+        nodeId: o.nodeId,
+        seq: ++seq,
+        sentAt: new Date().toISOString(),
+        digest: digest(),
+      }),
+    );
+  beat();
+  const timer = setInterval(beat, o.heartbeatMs ?? 500);
+  return {
+    nodeId: o.nodeId,
+    plan: () => current,
+    get pushes() {
+      return state.pushes;
+    },
+    async close() {
+      clearInterval(timer);
+      await nc.close();
+    },
+  };
+}

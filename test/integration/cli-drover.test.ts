@@ -1,0 +1,217 @@
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify as toYaml } from 'yaml';
+import { compileCoordinatorOptions } from '../../coordinator/config.js';
+import { type CoordinatorHandle, startCoordinator } from '../../coordinator/daemon.js';
+import { silentLogger } from '../../lib/logger.js';
+import { echoTopology } from '../helpers/api.js';
+import { rmrf } from '../helpers/proc.js';
+import { startNats, tempDir, waitFor } from '../helpers/servers.js';
+import { type SimAgent, startSimAgent } from '../helpers/sim-agent.js';
+
+const run = promisify(execFile);
+const DROVER = join(process.cwd(), 'dist', 'drover.mjs');
+
+let coord: CoordinatorHandle;
+let agents: SimAgent[] = [];
+let env: NodeJS.ProcessEnv;
+let dir: string;
+
+/** Runs the bundled CLI; never throws on a non-zero exit. */
+async function drover(
+  args: string[],
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [DROVER, ...args], {
+      env: { ...env, ...extraEnv },
+      timeout: 90_000,
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+beforeAll(async () => {
+  const nats = await startNats();
+  dir = tempDir('cli');
+  const opts = compileCoordinatorOptions({
+    file: {
+      path: 'test.yaml',
+      text: toYaml({
+        dataDir: join(dir, 'data'),
+        nats: { servers: [nats.url] },
+        api: { listen: '127.0.0.1:0' },
+        joinToken: 'join-secret',
+        heartbeatInterval: '300ms',
+        unreachableAfter: '5s',
+        pushTimeout: '3s',
+      }),
+    },
+    env: {},
+  });
+  coord = await startCoordinator(opts, silentLogger);
+  const admin = readFileSync(coord.api.adminTokenFile, 'utf8').trim();
+  // HOME points at an empty dir so a developer's ~/.config/drover/config.yaml cannot leak in.
+  env = { PATH: process.env.PATH, HOME: dir, DROVER_URL: coord.api.url, DROVER_TOKEN: admin };
+  for (const [i, id] of ['n1', 'n2', 'n3'].entries())
+    agents.push(
+      await startSimAgent({
+        natsUrl: nats.url,
+        nodeId: id,
+        address: `127.0.0.${i + 2}`,
+        joinToken: 'join-secret',
+        heartbeatMs: 300,
+      }),
+    );
+  await waitFor(
+    'three Ready nodes',
+    () =>
+      coord.engine.nodes.all().filter((n) => coord.engine.nodes.effectiveState(n) === 'Ready').length === 3,
+  );
+}, 60_000);
+
+afterAll(async () => {
+  for (const a of agents) await a.close();
+  agents = [];
+  await coord?.close();
+  rmrf(dir);
+});
+
+describe('drover CLI against a running coordinator (real NATS, simulated agents)', () => {
+  it('version and get nodes (table and -o json)', async () => {
+    const v = await drover(['version']);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(
+      /^drover \d+\.\d+\.\d+[\s\S]*server http:\/\/127\.0\.0\.1:\d+: drover-coordinator \d/,
+    );
+    const t = await drover(['get', 'nodes']);
+    expect(t.code).toBe(0);
+    expect(t.stdout.split('\n')[0]).toMatch(/^NAME\s+STATUS\s+ADDRESS\s+CLUSTER\s+INSTANCES\s+HEARTBEAT$/);
+    expect(t.stdout).toMatch(/n1\s+Ready\s+127\.0\.0\.2/);
+    const j = await drover(['get', 'nodes', '-o', 'json']);
+    expect(JSON.parse(j.stdout).items.map((n: { id: string }) => n.id)).toEqual(['n1', 'n2', 'n3']);
+  });
+
+  it('apply --wait converges, then get roles -o json shows the converged role', async () => {
+    const file = join(dir, 'echo.yaml');
+    writeFileSync(file, toYaml(echoTopology(2)));
+    const diff = await drover(['diff', '-f', file]);
+    expect(diff.code).toBe(0);
+    expect(diff.stdout).toMatch(/\+ echo#0 on n\d/);
+    expect(coord.engine.listTopologies()).toEqual([]);
+    const a = await drover(['apply', '-f', file, '--wait', '--timeout', '60s']);
+    expect(a.code, a.stderr).toBe(0);
+    expect(a.stdout).toMatch(/topology "default" applied/);
+    expect(a.stderr).toMatch(/cluster default to converge: done in/);
+    const roles = await drover(['get', 'roles', '-o', 'json']);
+    expect(roles.code).toBe(0);
+    const items = JSON.parse(roles.stdout).items;
+    expect(items).toHaveLength(1);
+    expect(items[0]).toMatchObject({
+      name: 'echo',
+      status: 'Healthy',
+      desired: 2,
+      placed: 2,
+      healthy: 2,
+      simulated: 2,
+    });
+    const table = await drover(['get', 'roles']);
+    expect(table.stdout).toMatch(/echo\s+default\s+Healthy\s+2\/2\s+2\/2\s+n\d \(sim\),n\d \(sim\)/);
+    const asg = await drover(['get', 'assignments']);
+    expect(asg.stdout).toMatch(/echo#0\s+n\d\s+\d+\s+Healthy\s+healthy\s+0\s+yes/);
+    const st = await drover(['status', '-o', 'json']);
+    expect(JSON.parse(st.stdout).converged).toBe(true);
+  });
+
+  it('cordon then drain --wait moves the instances off the node', async () => {
+    const victim = coord.engine.allAssignments().find((x) => x.role === 'echo')!.nodeId;
+    const c = await drover(['cordon', victim]);
+    expect(c.code).toBe(0);
+    expect(c.stdout).toMatch(new RegExp(`node ${victim} cordoned`));
+    expect(JSON.parse((await drover(['get', 'nodes', victim, '-o', 'json'])).stdout).state).toBe('Cordoned');
+    const d = await drover(['drain', victim, '--wait', '--timeout', '60s']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stderr).toMatch(new RegExp(`node ${victim} to drain: done`));
+    const after = JSON.parse((await drover(['get', 'assignments', '-o', 'json'])).stdout).items as Array<{
+      nodeId: string;
+    }>;
+    expect(after).toHaveLength(2);
+    expect(after.map((x) => x.nodeId)).not.toContain(victim);
+    const agent = agents.find((x) => x.nodeId === victim)!;
+    expect(agent.plan()?.instances ?? []).toEqual([]);
+    const desc = await drover(['describe', 'node', victim]);
+    expect(desc.stdout).toMatch(/Status:\s+Draining/);
+    expect(desc.stdout).toMatch(/node\.draining/);
+    const ev = await drover(['events', '--kind', 'role.moved']);
+    expect(ev.stdout).toMatch(/role\.moved\s+echo#\d\s+echo#\d moved from/);
+    await drover(['uncordon', victim]);
+  });
+
+  it('exit codes and errors say what to do next', async () => {
+    const nf = await drover(['describe', 'node', 'ghost']);
+    expect(nf.code).toBe(3);
+    expect(nf.stderr).toMatch(/no node "ghost"[\s\S]*hint: list nodes with `drover get nodes`/);
+    const unauth = await drover(['get', 'nodes'], { DROVER_TOKEN: 'drv_not-a-token' });
+    expect(unauth.code).toBe(4);
+    expect(unauth.stderr).toMatch(/invalid bearer token[\s\S]*hint: the token from DROVER_TOKEN was refused/);
+    const none = await drover(['get', 'nodes'], { DROVER_TOKEN: '' });
+    expect(none.code).toBe(4);
+    expect(none.stderr).toMatch(/hint: pass --token, set DROVER_TOKEN/);
+    const bad = join(dir, 'bad.yaml');
+    const t = echoTopology(2);
+    (t.roles as Record<string, unknown>).echo = { replicas: 'two' };
+    writeFileSync(bad, toYaml(t));
+    const b = await drover(['apply', '-f', bad]);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toMatch(/roles\.echo\.replicas/);
+    const missing = await drover(['apply', '-f', join(dir, 'nope.yaml')]);
+    expect(missing.code).toBe(2);
+    const big = join(dir, 'big.yaml');
+    writeFileSync(big, toYaml(echoTopology(9)));
+    const timeout = await drover(['apply', '-f', big, '--wait', '--timeout', '2s']);
+    expect(timeout.code).toBe(5);
+    expect(timeout.stderr).toMatch(
+      /timed out after 2s waiting for cluster default to converge[\s\S]*unschedulable/,
+    );
+    writeFileSync(big, toYaml(echoTopology(2)));
+    expect((await drover(['apply', '-f', big, '--wait', '--timeout', '60s'])).code).toBe(0);
+    const unreachable = await drover(['get', 'nodes'], { DROVER_URL: 'http://127.0.0.1:9' });
+    expect(unreachable.code).toBe(1);
+  });
+
+  it('events --watch streams new events until interrupted', async () => {
+    const child = spawn(process.execPath, [DROVER, 'events', '--watch', '--kind', 'node'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (b) => {
+      out += b;
+    });
+    await waitFor('history printed', () => out.includes('SEQ'), { timeoutMs: 10_000 });
+    await drover(['cordon', 'n3']);
+    await waitFor('live event streamed', () => /node\.cordoned\s+node\/n3/.test(out), { timeoutMs: 10_000 });
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    expect(code).toBe(0);
+    await drover(['uncordon', 'n3']);
+  });
+
+  it('tokens: an admin creates an operator token that cannot manage tokens', async () => {
+    const c = await drover(['token', 'create', 'ci-bot', '--role', 'operator']);
+    expect(c.code).toBe(0);
+    const tok = c.stdout.trim();
+    expect(tok).toMatch(/^drv_/);
+    const forbidden = await drover(['get', 'tokens'], { DROVER_TOKEN: tok });
+    expect(forbidden.code).toBe(4);
+    expect(forbidden.stderr).toMatch(/role operator[\s\S]*needs admin/);
+    const list = await drover(['get', 'tokens']);
+    expect(list.stdout).toMatch(/ci-bot\s+operator/);
+  });
+});
