@@ -1,0 +1,456 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { writeFileAtomic } from '../../lib/atomic-file.js';
+import { LabApi, type LabRoleView } from './api.js';
+import { labError } from './errors.js';
+import { fleetLayout, type NodeLayout } from './layout.js';
+import { createBridge, createNodeNet, netNames } from './netns.js';
+import { type CompiledLabUpOptions, compileLabUpOptions, type LabUpOptions } from './options.js';
+import { labPaths } from './paths.js';
+import { labPath, preflight } from './preflight.js';
+import { daemonEnv, isAlive, type ProcRef, spawnDetached } from './procs.js';
+import { type LabNodeState, type LabState, labExists, readState, withLock, writeState } from './state.js';
+import { loadLabTopology } from './topology.js';
+
+export type Progress = (line: string) => void;
+
+export interface LabUpResult {
+  state: LabState;
+  apiUrl: string;
+  adminTokenFile: string;
+  cliConfig: string;
+  converged: boolean;
+  elapsedMs: number;
+  /** the topology edits the lab made (timing overrides) */
+  topologyChanges: string[];
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function portFree(host: string, port: number): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
+  });
+}
+
+async function anyPort(host: string): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+/** `preferred` when free, else any free port (0 means any). */
+async function pickPort(host: string, preferred: number): Promise<number> {
+  if (preferred !== 0 && (await portFree(host, preferred))) return preferred;
+  return anyPort(host);
+}
+
+function tail(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Waits for `ok()`; fails early when a lab process it depends on has exited. */
+async function waitUntil(
+  what: string,
+  ok: () => Promise<boolean>,
+  opts: { timeoutMs: number; alive?: () => string | undefined; intervalMs?: number },
+): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    if (await ok()) return;
+    const dead = opts.alive?.();
+    if (dead) throw labError('DROVER_ERR_LAB_START', dead);
+    if (Date.now() > deadline)
+      throw labError(
+        'DROVER_ERR_LAB_TIMEOUT',
+        `timed out after ${opts.timeoutMs / 1000}s waiting for ${what}`,
+      );
+    await sleep(opts.intervalMs ?? 250);
+  }
+}
+
+function exitedMessage(name: string, log: string): string {
+  return `${name} exited during start-up; the end of ${log}:\n${tail(log)}`;
+}
+
+/** The command that runs a node's agent: directly, or inside its namespace with `ip netns exec`. */
+export function agentCommand(s: LabState, n: LabNodeState): { command: string; args: string[] } {
+  const agent = [join(s.distDir, 'drover-agent.mjs'), '--config', n.config];
+  if (n.netns) return { command: 'ip', args: ['netns', 'exec', n.netns, s.nodeBinary, ...agent] };
+  return { command: s.nodeBinary, args: agent };
+}
+
+export async function startAgent(s: LabState, n: LabNodeState): Promise<ProcRef> {
+  const { command, args } = agentCommand(s, n);
+  return spawnDetached({ command, args, log: n.log, cwd: n.dir, env: daemonEnv({ PATH: labPath() }) });
+}
+
+function agentConfig(
+  o: CompiledLabUpOptions,
+  n: NodeLayout,
+  natsUrl: string,
+  joinToken: string,
+  p: ReturnType<typeof labPaths>,
+): string {
+  const np = p.node(n.name);
+  const cfg: Record<string, unknown> = {
+    nodeId: n.name,
+    nats: { servers: [natsUrl] },
+    advertiseAddress: n.address,
+    labels: n.labels,
+    dataDir: np.dataDir,
+    rootDir: np.rootDir,
+    runtime: 'process',
+    joinToken,
+    logLevel: o.logLevel,
+  };
+  if (o.timings.heartbeatInterval) cfg.heartbeatInterval = o.timings.heartbeatInterval;
+  return `# Written by \`drover lab up\` for lab host ${n.name} (${n.pool}).\n${toYaml(cfg)}`;
+}
+
+function coordinatorConfig(
+  o: CompiledLabUpOptions,
+  natsUrl: string,
+  apiListen: string,
+  joinToken: string,
+  p: ReturnType<typeof labPaths>,
+): string {
+  const cfg: Record<string, unknown> = {
+    nats: { servers: [natsUrl] },
+    dataDir: p.coordinatorData,
+    api: { listen: apiListen },
+    joinToken,
+    // the stand-in runs the Kubernetes components this machine does not have (clearly SIMULATED)
+    standinCommand: [o.nodeBinary, join(o.distDir, 'drover-standin.mjs')],
+    logLevel: o.logLevel,
+    ...o.timings,
+  };
+  return `# Written by \`drover lab up\`.\n${toYaml(cfg)}`;
+}
+
+function natsConfig(host: string, port: number, monitorPort: number, dir: string): string {
+  return [
+    '# Written by `drover lab up`.',
+    `listen: "${host}:${port}"`,
+    `http: "127.0.0.1:${monitorPort}"`,
+    `server_name: drover_lab_${port}`,
+    // a partitioned agent's connection is noticed within ~10 s, not the 4 min of the defaults
+    'ping_interval: "5s"',
+    'ping_max: 2',
+    `pid_file: "${join(dir, 'nats.pid')}"`,
+    '',
+  ].join('\n');
+}
+
+/** One line per role: `etcd 3/3 · kube-apiserver 1/3 (SIMULATED) · …`. */
+export function roleLine(roles: LabRoleView[]): string {
+  return roles.map((r) => `${r.name} ${r.healthy}/${r.desired}${r.simulated ? '*' : ''}`).join(' · ');
+}
+
+/**
+ * `drover lab up`: checks prerequisites, then starts nats-server, the coordinator and one agent per
+ * host as detached processes (logs in DIR/logs), waits until every agent registered, applies the
+ * topology and waits until the fleet converges. lab.json is written as soon as the first process
+ * runs, so `lab down` can clean up even a start that failed half-way.
+ */
+export async function labUp(input: LabUpOptions, progress: Progress = () => {}): Promise<LabUpResult> {
+  const o = compileLabUpOptions(input);
+  const t0 = Date.now();
+  // Everything that can be checked is checked before anything starts.
+  preflight({ netns: o.netns, distDir: o.distDir });
+  const topo = loadLabTopology(o.topology, o.timings);
+  const layout = fleetLayout(o.nodes, o.subnet);
+  const missingPools = topo.pools.filter((p) => !layout.some((n) => n.labels.pool === p));
+  if (missingPools.length)
+    progress(
+      `warning: the topology selects pool=${missingPools.join(', pool=')}, which no lab host has; those roles will stay unplaced`,
+    );
+  mkdirSync(o.dir, { recursive: true });
+  if (labExists(o.dir)) {
+    const old = readState(o.dir);
+    const alive = [old.nats.proc, old.coordinator.proc, ...old.nodes.map((n) => n.proc)].some((p) =>
+      isAlive(p),
+    );
+    if (alive)
+      throw labError('DROVER_ERR_LAB_EXISTS', `a lab is already running in ${o.dir}`, {
+        hint: `\`drover lab status --dir ${o.dir}\` shows it; \`drover lab down --dir ${o.dir}\` stops it`,
+      });
+    progress(`found the state of a stopped lab in ${o.dir}; cleaning it up first`);
+    const { labDown } = await import('./down.js');
+    await labDown({ dir: o.dir });
+  }
+  return withLock(o.dir, async () => {
+    const p = labPaths(o.dir);
+    rmSync(p.logs, { recursive: true, force: true });
+    for (const d of [p.logs, p.natsDir, p.coordinatorData, p.nodesDir]) mkdirSync(d, { recursive: true });
+    const names = netNames(o.dir);
+    const bridgeAddress = o.netns ? `${o.subnet}.1` : undefined;
+    const natsHost = bridgeAddress ?? '127.0.0.1';
+    const natsPort = await pickPort(natsHost, o.natsPort);
+    const monitorPort = await anyPort('127.0.0.1');
+    const apiPort = await pickPort('127.0.0.1', o.apiPort);
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    const natsUrl = `nats://${natsHost}:${natsPort}`;
+    const joinToken = randomBytes(18).toString('base64url');
+    const state: LabState = {
+      version: 1,
+      dir: o.dir,
+      createdAt: new Date().toISOString(),
+      mode: o.netns ? 'netns' : 'loopback',
+      subnet: o.subnet,
+      ...(o.netns ? { bridge: names.bridge, bridgeAddress } : {}),
+      distDir: o.distDir,
+      nodeBinary: o.nodeBinary,
+      topologyFile: o.topology,
+      timings: { ...o.timings },
+      joinToken,
+      nats: {
+        url: natsUrl,
+        monitorUrl: `http://127.0.0.1:${monitorPort}`,
+        config: p.natsConfig,
+        log: p.log('nats-server'),
+      },
+      coordinator: {
+        apiUrl,
+        dataDir: p.coordinatorData,
+        config: p.coordinatorConfig,
+        log: p.log('coordinator'),
+        adminTokenFile: join(p.coordinatorData, 'admin-token'),
+        cliConfig: p.cliConfig,
+      },
+      nodes: layout.map((n) => {
+        const np = p.node(n.name);
+        return {
+          name: n.name,
+          pool: n.pool,
+          address: n.address,
+          labels: n.labels,
+          dir: np.dir,
+          dataDir: np.dataDir,
+          rootDir: np.rootDir,
+          config: np.config,
+          log: p.log(`agent-${n.name}`),
+          state: 'running' as const,
+          ...(o.netns ? { netns: names.netns(n.name), hostVeth: names.hostVeth(n.index) } : {}),
+        };
+      }),
+    };
+    await writeState(state);
+    try {
+      return await startFleet(
+        o,
+        state,
+        { natsHost, natsPort, monitorPort, apiPort, bridgeAddress },
+        topo,
+        layout,
+        progress,
+        t0,
+      );
+    } catch (err) {
+      // a start that failed half-way leaves nothing running; a fleet that runs but did not
+      // converge is left up for inspection (the error says so)
+      if ((err as { code?: string }).code === 'DROVER_ERR_LAB_TIMEOUT' && state.nodes.every((n) => n.proc))
+        throw err;
+      progress('start-up failed: stopping what had started');
+      const { teardown } = await import('./down.js');
+      await teardown(state).catch(() => {});
+      throw err;
+    }
+  });
+}
+
+interface FleetNet {
+  natsHost: string;
+  natsPort: number;
+  monitorPort: number;
+  apiPort: number;
+  bridgeAddress: string | undefined;
+}
+
+async function startFleet(
+  o: CompiledLabUpOptions,
+  state: LabState,
+  net: FleetNet,
+  topo: ReturnType<typeof loadLabTopology>,
+  layout: NodeLayout[],
+  progress: Progress,
+  t0: number,
+): Promise<LabUpResult> {
+  const p = labPaths(o.dir);
+  const names = netNames(o.dir);
+  const { natsHost, natsPort, monitorPort, apiPort, bridgeAddress } = net;
+  const apiUrl = state.coordinator.apiUrl;
+  const natsUrl = state.nats.url;
+  const joinToken = state.joinToken;
+
+  if (o.netns) {
+    progress(`network: bridge ${names.bridge} ${bridgeAddress}/24 and ${layout.length} namespaces`);
+    // the monitor port is on loopback, the bus on the bridge: both must exist before nats starts
+    await createBridge(names.bridge, `${bridgeAddress}/24`);
+    for (const n of layout)
+      await createNodeNet(names.bridge, {
+        netns: names.netns(n.name),
+        hostVeth: names.hostVeth(n.index),
+        peerVeth: names.peerVeth(n.index),
+        cidr: `${n.address}/24`,
+        gateway: bridgeAddress!,
+      });
+  }
+
+  // ---- nats-server
+  await writeFileAtomic(p.natsConfig, natsConfig(natsHost, natsPort, monitorPort, p.natsDir));
+  state.nats.proc = await spawnDetached({
+    command: 'nats-server',
+    args: ['-c', p.natsConfig],
+    log: state.nats.log,
+    cwd: p.natsDir,
+    env: daemonEnv({ PATH: labPath() }),
+  }).catch((err) => {
+    throw labError('DROVER_ERR_LAB_START', `cannot start nats-server: ${(err as Error).message}`);
+  });
+  await writeState(state);
+  await waitUntil(
+    `nats-server on ${natsHost}:${natsPort}`,
+    async () => (await fetch(`${state.nats.monitorUrl}/healthz`).catch(() => undefined))?.ok === true,
+    {
+      timeoutMs: 15_000,
+      alive: () => (isAlive(state.nats.proc) ? undefined : exitedMessage('nats-server', state.nats.log)),
+    },
+  );
+  progress(`nats-server     ${natsUrl}  (pid ${state.nats.proc.pid})`);
+
+  // ---- coordinator
+  await writeFileAtomic(
+    p.coordinatorConfig,
+    coordinatorConfig(o, natsUrl, `127.0.0.1:${apiPort}`, joinToken, p),
+    0o600,
+  );
+  state.coordinator.proc = await spawnDetached({
+    command: o.nodeBinary,
+    args: [join(o.distDir, 'drover-coordinator.mjs'), '--config', p.coordinatorConfig],
+    log: state.coordinator.log,
+    cwd: p.coordinatorDir,
+    env: daemonEnv({ PATH: labPath() }),
+  });
+  await writeState(state);
+  const api = new LabApi(apiUrl, state.coordinator.adminTokenFile);
+  await waitUntil(
+    `the coordinator API at ${apiUrl}`,
+    async () => (await api.ready()) && existsSync(state.coordinator.adminTokenFile),
+    {
+      timeoutMs: 30_000,
+      alive: () =>
+        isAlive(state.coordinator.proc) ? undefined : exitedMessage('the coordinator', state.coordinator.log),
+    },
+  );
+  await writeFileAtomic(
+    p.cliConfig,
+    `# The drover CLI's settings for this lab: export DROVER_CONFIG=${p.cliConfig}\nserver: ${apiUrl}\ntokenFile: ${state.coordinator.adminTokenFile}\n`,
+    0o600,
+  );
+  progress(`coordinator     ${apiUrl}  (pid ${state.coordinator.proc.pid})`);
+
+  // ---- agents
+  for (const n of state.nodes) {
+    const l = layout.find((x) => x.name === n.name)!;
+    mkdirSync(n.rootDir, { recursive: true });
+    mkdirSync(n.dataDir, { recursive: true });
+    await writeFileAtomic(n.config, agentConfig(o, l, natsUrl, joinToken, p), 0o600);
+    n.proc = await startAgent(state, n);
+    await writeState(state);
+  }
+  const counts = layout.reduce<Record<string, number>>((m, n) => {
+    m[n.pool] = (m[n.pool] ?? 0) + 1;
+    return m;
+  }, {});
+  progress(
+    `agents          ${state.nodes.length} hosts (${Object.entries(counts)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(
+        ', ',
+      )}) on ${o.netns ? `namespaces ${o.subnet}.2-${2 + layout.length - 1}` : `${o.subnet}.2-${2 + layout.length - 1}`}`,
+  );
+  const agentDead = () => {
+    const dead = state.nodes.find((n) => !isAlive(n.proc));
+    return dead
+      ? exitedMessage(`the agent of ${dead.name}`, dead.log)
+      : isAlive(state.coordinator.proc)
+        ? undefined
+        : exitedMessage('the coordinator', state.coordinator.log);
+  };
+  let lastReg = -1;
+  await waitUntil(
+    'every agent to register',
+    async () => {
+      const nodes = await api.nodes().catch(() => []);
+      const ready = nodes.filter(
+        (n) => n.state === 'Ready' && state.nodes.some((x) => x.name === n.id),
+      ).length;
+      if (ready !== lastReg) progress(`registered      ${ready}/${state.nodes.length} Ready`);
+      lastReg = ready;
+      return ready === state.nodes.length;
+    },
+    { timeoutMs: Math.min(o.timeoutMs, 90_000), alive: agentDead, intervalMs: 500 },
+  );
+
+  // ---- topology
+  for (const c of topo.changes) progress(`topology        ${c} (from the timing flags)`);
+  await writeFileAtomic(p.topology, topo.text);
+  await api.applyTopology(topo.text);
+  progress(`topology        applied ${o.topology}${topo.changes.length ? ` (as ${p.topology})` : ''}`);
+  let converged = false;
+  if (!o.noWait) {
+    let last = '';
+    await waitUntil(
+      'the fleet to converge',
+      async () => {
+        const [st, roles] = await Promise.all([
+          api.status().catch(() => undefined),
+          api.roles().catch(() => []),
+        ]);
+        const line = roleLine(roles);
+        if (line && line !== last) progress(`converging      ${line}`);
+        last = line;
+        converged = st?.converged === true;
+        return converged;
+      },
+      { timeoutMs: Math.max(10_000, o.timeoutMs - (Date.now() - t0)), alive: agentDead, intervalMs: 1000 },
+    ).catch(async (err) => {
+      const st = await api.status().catch(() => undefined);
+      const reasons = st?.clusters.flatMap((c) => c.reasons).slice(0, 8) ?? [];
+      if ((err as { code?: string }).code === 'DROVER_ERR_LAB_TIMEOUT')
+        throw labError(
+          'DROVER_ERR_LAB_TIMEOUT',
+          `the lab runs but did not converge within ${o.timeoutMs / 1000}s${reasons.length ? `:\n  ${reasons.join('\n  ')}` : ''}`,
+          {
+            hint: `it is left running: \`drover lab status --dir ${o.dir}\`, logs in ${p.logs}; \`drover lab down --dir ${o.dir}\` stops it`,
+          },
+        );
+      throw err;
+    });
+  }
+  await writeState(state);
+  return {
+    state,
+    apiUrl,
+    adminTokenFile: state.coordinator.adminTokenFile,
+    cliConfig: p.cliConfig,
+    converged,
+    elapsedMs: Date.now() - t0,
+    topologyChanges: topo.changes,
+  };
+}
