@@ -2,17 +2,20 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.js';
+import { systemClock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { type ApiServer, type CoordinatorMetrics, createMetrics, startApiServer } from './api/index.js';
 import type { CompiledCoordinatorOptions } from './config.js';
 import { Engine, type EngineOptions } from './engine.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { NatsBus } from './nats.js';
+import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from './repair.js';
 import { openLowdbStore } from './store/index.js';
 import type { Store } from './store/types.js';
 
 export interface CoordinatorHandle {
   engine: Engine;
+  repair: RepairPolicy;
   bus: NatsBus;
   store: Store;
   joinToken: string;
@@ -30,7 +33,8 @@ export async function resolveJoinToken(opts: CompiledCoordinatorOptions): Promis
     const t = readFileSync(path, 'utf8').trim();
     if (t) return t;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read join token ${path}: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new Error(`cannot read join token ${path}: ${(err as Error).message}`);
   }
   const token = randomBytes(24).toString('base64url');
   await writeFileAtomic(path, `${token}\n`, 0o600);
@@ -47,7 +51,10 @@ export async function startCoordinator(
   extra: Partial<Pick<EngineOptions, 'onReconcile' | 'onPush' | 'renderOptions' | 'concurrency'>> = {},
 ): Promise<CoordinatorHandle> {
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-  const store = await openLowdbStore({ path: join(opts.dataDir, 'state.json'), logger: log.child({ part: 'store' }) });
+  const store = await openLowdbStore({
+    path: join(opts.dataDir, 'state.json'),
+    logger: log.child({ part: 'store' }),
+  });
   const signingKey = await loadOrCreateSigningKey(opts.dataDir);
   const joinToken = await resolveJoinToken(opts);
   const metrics = createMetrics({ processMetrics: true });
@@ -65,7 +72,11 @@ export async function startCoordinator(
       stormThreshold: opts.stormThreshold,
       pushTimeoutMs: opts.pushTimeout,
     },
-    renderOptions: extra.renderOptions ?? (opts.standinCommand ? { standin: { command: opts.standinCommand[0]!, args: opts.standinCommand.slice(1) } } : undefined),
+    renderOptions:
+      extra.renderOptions ??
+      (opts.standinCommand
+        ? { standin: { command: opts.standinCommand[0]!, args: opts.standinCommand.slice(1) } }
+        : undefined),
     onReconcile: (kind, outcome, ms) => {
       metrics.onReconcile(kind, outcome, ms);
       extra.onReconcile?.(kind, outcome, ms);
@@ -76,6 +87,18 @@ export async function startCoordinator(
     },
     concurrency: extra.concurrency,
   });
+  const repair = new RepairPolicy(
+    engine,
+    {
+      ...DEFAULT_REPAIR_OPTIONS,
+      reassignAfterMs: opts.reassignAfter,
+      etcdReassignAfterMs: opts.etcdReassignAfter,
+      stormThreshold: opts.stormThreshold,
+    },
+    systemClock,
+    log.child({ part: 'repair' }),
+    (result) => metrics.repairs.inc({ result }),
+  );
   await engine.start();
   const bus = await NatsBus.connect(opts.nats, engine, log.child({ part: 'nats' }));
   // ---- REST API (coordinator/api): after the engine and NATS, so /readyz can turn ready at once.
@@ -97,10 +120,14 @@ export async function startCoordinator(
     await store.close().catch(() => {});
     throw err;
   }
-  log.info({ epoch: engine.epoch, keyFingerprint: signingKey.fingerprint, nats: opts.nats.servers }, 'coordinator running');
+  log.info(
+    { epoch: engine.epoch, keyFingerprint: signingKey.fingerprint, nats: opts.nats.servers },
+    'coordinator running',
+  );
   let closing: Promise<void> | undefined;
   return {
     engine,
+    repair,
     bus,
     store,
     joinToken,
@@ -114,7 +141,8 @@ export async function startCoordinator(
           ['engine', () => engine.close()],
           ['store', () => store.close()],
         ];
-        for (const [name, fn] of steps) await fn().catch((err) => log.error({ err, step: name }, 'shutdown step failed'));
+        for (const [name, fn] of steps)
+          await fn().catch((err) => log.error({ err, step: name }, 'shutdown step failed'));
       })();
       return closing;
     },

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in nats-server:nats-server etcd:etcd-server etcdctl:etcd-client haproxy:haproxy ip:iproute2 systemd-analyze:systemd; do
+for pair in nats-server:nats-server etcd:etcd-server etcdctl:etcd-client haproxy:haproxy ip:iproute2 systemd-analyze:systemd lintian:lintian man:man-db fakeroot:fakeroot; do
   bin=${pair%%:*}; pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done
