@@ -122,7 +122,7 @@ const LABEL: Record<string, string> = {
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const clock = deps.clock ?? systemClock;
   const app = Fastify({
-    loggerInstance: deps.logger.child({ part: 'api' }),
+    loggerInstance: deps.logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.bodyLimit ?? 4 * 1024 * 1024,
     forceCloseConnections: true,
@@ -133,7 +133,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const limiter = new FailureLimiter(clock, deps.authLimit);
   const tasks = new TaskTracker({
     engine: deps.engine,
-    logger: deps.logger.child({ part: 'tasks' }),
+    logger: deps.logger,
     store: deps.store,
     clock,
   });

@@ -79,6 +79,12 @@ export class ApiClient {
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|TLS|SSL/i.test(cause?.code ?? ''))
+        throw new CliError(
+          `the TLS certificate of ${this.settings.server} is not trusted (${cause?.code})`,
+          EXIT.FAILED,
+          'point NODE_EXTRA_CA_CERTS at the CA (or certificate) that signed the coordinator API certificate',
+        );
       throw new CliError(
         `cannot reach the coordinator at ${this.settings.server} (${cause?.code ?? cause?.message ?? (err as Error).message})`,
         EXIT.FAILED,
