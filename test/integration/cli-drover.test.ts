@@ -19,6 +19,7 @@ let coord: CoordinatorHandle;
 let agents: SimAgent[] = [];
 let env: NodeJS.ProcessEnv;
 let dir: string;
+let natsUrl: string;
 
 /** Runs the bundled CLI; never throws on a non-zero exit. */
 async function drover(
@@ -39,6 +40,7 @@ async function drover(
 
 beforeAll(async () => {
   const nats = await startNats();
+  natsUrl = nats.url;
   dir = tempDir('cli');
   const opts = compileCoordinatorOptions({
     file: {
@@ -201,6 +203,64 @@ describe('drover CLI against a running coordinator (real NATS, simulated agents)
     const code = await new Promise<number | null>((r) => child.once('exit', r));
     expect(code).toBe(0);
     await drover(['uncordon', 'n3']);
+  });
+
+  it('get nodes --watch prints changed rows; describe role, task, approve, move and repair', async () => {
+    const child = spawn(process.execPath, [DROVER, 'get', 'nodes', '--watch', '--interval', '200'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (b) => {
+      out += b;
+    });
+    await waitFor('first table', () => out.includes('NAME'), { timeoutMs: 10_000 });
+    const first = out.length;
+    await drover(['cordon', 'n2']);
+    await waitFor('changed row', () => /n2\s+Cordoned/.test(out.slice(first)), { timeoutMs: 10_000 });
+    expect(out.slice(first)).not.toMatch(/NAME/);
+    child.kill('SIGINT');
+    expect(await new Promise<number | null>((r) => child.once('exit', r))).toBe(0);
+    await drover(['uncordon', 'n2']);
+
+    const role = await drover(['describe', 'role', 'echo']);
+    expect(role.code).toBe(0);
+    expect(role.stdout).toMatch(/Name:\s+echo[\s\S]*Status:\s+Healthy[\s\S]*simulated stand-in/);
+
+    const task = await drover(['task', 'n1', 'diagnostics', '--wait']);
+    expect(task.code).toBe(0);
+    expect(task.stdout).toMatch(/task [0-9a-f-]+ succeeded\nsimulated diagnostics/);
+    expect((await drover(['get', 'tasks'])).stdout).toMatch(/n1\s+diagnostics\s+-\s+succeeded/);
+
+    const pending = await startSimAgent({
+      natsUrl: natsUrl,
+      nodeId: 'p1',
+      address: '127.0.0.9',
+      joinToken: '',
+      heartbeatMs: 300,
+    });
+    agents.push(pending);
+    expect(JSON.parse((await drover(['get', 'nodes', 'p1', '-o', 'json'])).stdout).state).toBe('Pending');
+    expect((await drover(['approve', 'p1'])).stdout).toMatch(/node p1 approved/);
+    await waitFor(
+      'p1 Ready',
+      async () => JSON.parse((await drover(['get', 'nodes', 'p1', '-o', 'json'])).stdout).state === 'Ready',
+    );
+
+    const on = coord.engine.allAssignments().find((a) => a.instanceId === 'echo#0')!.nodeId;
+    const to = ['n1', 'n2', 'n3'].find((n) => !coord.engine.allAssignments().some((a) => a.nodeId === n))!;
+    const mv = await drover(['move', 'echo#0', '--to', to]);
+    if (typeof (coord.engine as unknown as { moveInstance?: unknown }).moveInstance === 'function')
+      expect(mv.code).toBe(0);
+    else {
+      expect(mv.code).toBe(1);
+      expect(mv.stderr).toMatch(/cannot move single instances yet; drain the node instead/);
+      expect(coord.engine.allAssignments().find((a) => a.instanceId === 'echo#0')!.nodeId).toBe(on);
+    }
+    const rp = await drover(['repair', 'n1']);
+    if (typeof (coord.engine as unknown as { repairNode?: unknown }).repairNode === 'function')
+      expect(rp.code).toBe(0);
+    else expect(rp.code).toBe(1);
   });
 
   it('tokens: an admin creates an operator token that cannot manage tokens', async () => {
