@@ -136,6 +136,8 @@ export class Session {
   private heartbeatMs: number;
   private readonly waits = new Set<() => void>();
   private disconnectedAt: number | undefined;
+  /** set while a registration request and its key check are in flight */
+  private registering: Promise<void> | undefined;
   private work: Promise<unknown> = Promise.resolve();
   readonly counters: SessionCounters = {
     malformed: { plan: 0, task: 0, registerReply: 0, planFetchReply: 0 },
@@ -259,26 +261,26 @@ export class Session {
     this.setState('registering');
     while (!this.closed && gen === this.regGen && this.nc) {
       let reply: RegisterReply;
+      let finished!: () => void;
+      this.registering = new Promise<void>((r) => {
+        finished = r;
+      });
       try {
-        const req = await this.h.buildRegister();
-        const msg = await this.nc.request(subjects.register(), encode(req), {
-          timeout: this.opts.requestTimeoutMs ?? 5000,
-        });
-        try {
-          reply = decodeMessage('RegisterReply', msg.data);
-        } catch (err) {
-          this.counters.malformed.registerReply++;
-          throw err;
-        }
+        reply = await this.registerOnce();
       } catch (err) {
+        finished();
         const delay = backoff.next();
         this.log.warn({ err: (err as Error).message, retryInMs: delay }, 'registration failed; retrying');
         await this.wait(delay);
         continue;
       }
-      if (gen !== this.regGen || this.closed) return;
+      if (gen !== this.regGen || this.closed) {
+        finished();
+        return;
+      }
       this.lastReply = reply;
       if (!reply.accepted) {
+        finished();
         const delay = slow.next();
         this.setState('refused', { reason: reply.reason });
         this.log.error({ reason: reply.reason, retryInMs: delay }, 'coordinator refused this node');
@@ -288,12 +290,14 @@ export class Session {
       try {
         await this.h.onRegistered(reply);
       } catch (err) {
+        finished();
         const delay = slow.next();
         this.setState('refused', { reason: (err as Error).message });
         this.log.error({ err: errorBody(err), retryInMs: delay }, 'refusing the coordinator');
         await this.wait(delay);
         continue;
       }
+      finished();
       this.counters.registrations++;
       this.heartbeatMs = reply.heartbeatIntervalMs || this.heartbeatMs;
       this.startHeartbeat();
@@ -313,6 +317,21 @@ export class Session {
         });
       } else await this.fetchPlan();
       return;
+    }
+  }
+
+  private async registerOnce(): Promise<RegisterReply> {
+    const nc = this.nc;
+    if (!nc) throw new Error('not connected');
+    const req = await this.h.buildRegister();
+    const msg = await nc.request(subjects.register(), encode(req), {
+      timeout: this.opts.requestTimeoutMs ?? 5000,
+    });
+    try {
+      return decodeMessage('RegisterReply', msg.data);
+    } catch (err) {
+      this.counters.malformed.registerReply++;
+      throw err;
     }
   }
 
@@ -374,6 +393,9 @@ export class Session {
       } satisfies PlanResult);
       return;
     }
+    // A coordinator may push a plan right after answering our registration, before the reply (and
+    // the signing key in it) has been processed here: let the registration finish first.
+    if (this.registering) await this.registering;
     const result = await this.h.onPlan(signed, 'push');
     this.reply(m, result);
   }

@@ -47,6 +47,8 @@ export class CoordinatorDriver {
   refuseWith: string | undefined;
   heartbeatIntervalMs: number;
   planInRegisterReply: boolean;
+  /** runs before a registration is answered (e.g. to race a plan push against the reply) */
+  beforeRegisterReply: ((r: Register) => Promise<void>) | undefined;
   readonly registers: Register[] = [];
   readonly heartbeats: Heartbeat[] = [];
   readonly statuses: NodeStatus[] = [];
@@ -94,10 +96,11 @@ export class CoordinatorDriver {
 
   private listen(): void {
     this.nc.subscribe(subjects.register(), {
-      callback: (_e, m) => {
+      callback: async (_e, m) => {
         const r = this.decode('Register', () => decodeMessage('Register', m.data));
         if (!r) return;
         this.registers.push(r);
+        if (this.beforeRegisterReply) await this.beforeRegisterReply(r);
         const plan = this.plans.get(r.nodeId);
         const reply: RegisterReply = {
           v: PROTOCOL_VERSION,

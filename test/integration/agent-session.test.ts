@@ -98,6 +98,22 @@ describe('agent session with a real nats-server', () => {
     expect(driver.planFetches).toHaveLength(0);
   });
 
+  it('a plan pushed right after registering, before the reply is processed, is applied (not refused)', async () => {
+    const nats = await startNats();
+    const driver = await CoordinatorDriver.start(nats.url);
+    const opts = testAgentOptions(nats.url);
+    const plan = driver.makePlan(opts.nodeId!, [sleeperSpec('idle#0')]);
+    let pushed: Promise<unknown> | undefined;
+    driver.beforeRegisterReply = async () => {
+      driver.beforeRegisterReply = undefined;
+      pushed = driver.push(opts.nodeId!, plan);
+      await new Promise((r) => setTimeout(r, 300)); // the push reaches the agent first
+    };
+    await startTestAgent(opts);
+    await waitFor('pushed', () => pushed);
+    expect(await pushed).toMatchObject({ accepted: true, changes: { started: ['idle#0'] } });
+  });
+
   it('a refused registration is retried slowly without crashing', async () => {
     const nats = await startNats();
     const driver = await CoordinatorDriver.start(nats.url);
