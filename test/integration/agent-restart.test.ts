@@ -95,6 +95,22 @@ describe('drover-agent process (the bundled daemon)', () => {
       driver.registers.some((x) => x.labels.rack === 'r2'),
     );
 
+    // SIGHUP with a broken config: refused, logged, the agent keeps its running config.
+    const good = readFileSync(config, 'utf8');
+    writeFileSync(config, `${good}bogusKey: 1\n`);
+    agent.child.kill('SIGHUP');
+    await waitFor('reload refusal logged', () => /reload refused: config is invalid/.test(agent.output()));
+    expect(agent.child.exitCode).toBeNull();
+    writeFileSync(config, good);
+    // Logs are pino JSON lines bound to the node id.
+    const lines = agent
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { nodeId?: string; msg: string });
+    expect(lines.filter((l) => l.msg === 'plan applied').every((l) => l.nodeId === id)).toBe(true);
+    expect(lines.some((l) => l.msg === 'plan applied')).toBe(true);
+
     // SIGTERM: the agent exits, the roles do not.
     agent.child.kill('SIGTERM');
     expect(await agent.exited).toBe(0);
