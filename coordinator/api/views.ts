@@ -24,9 +24,13 @@ export type ViewEngine = Pick<
   | 'listTopologies'
 >;
 
-/** Healthy: a passing probe, or (no probe) running. A phase from an unreachable node is not trusted. */
+/**
+ * Healthy: a passing probe (phase Healthy), or running when the role has no probe (phase Running;
+ * the agent reports Starting/Healthy/Unhealthy for probed roles). A phase from an unreachable
+ * node is not trusted (see toView).
+ */
 export function isHealthy(i: Pick<InstanceView, 'phase' | 'health'>): boolean {
-  return i.health === 'healthy' || (i.phase === 'Healthy' && i.health !== 'unhealthy');
+  return (i.phase === 'Healthy' || i.phase === 'Running') && i.health !== 'unhealthy';
 }
 
 function toView(a: Assignment | undefined, s: InstanceStatus | undefined, trusted: boolean): InstanceView {

@@ -169,7 +169,8 @@ export async function startTestApi(
         epoch: i.epoch,
         checksum: i.checksum,
         phase: o.phase ?? 'Healthy',
-        health: (o.phase ?? 'Healthy') === 'Healthy' ? 'healthy' : 'unhealthy',
+        health:
+          { Healthy: 'healthy' as const, Running: 'unknown' as const }[o.phase ?? 'Healthy'] ?? 'unhealthy',
         restarts: 0,
         simulated: o.simulated ?? i.simulated,
         ...(o.lastError ? { lastError: o.lastError } : {}),

@@ -402,7 +402,20 @@ describe('roles, assignments, status', () => {
     conforms(schemas.StatusView, st.json);
     expect(st.json).toMatchObject({ converged: true, nodes: { Ready: 3 } });
 
-    const [bad] = nodesOf();
+    // a role without a probe is healthy while Running; Starting is progress, not degradation
+    const [bad, other] = nodesOf();
+    t.report(other!, { phase: 'Running' });
+    expect((await call('GET', '/v1/roles/echo', t.viewer)).json).toMatchObject({
+      status: 'Healthy',
+      healthy: 2,
+    });
+    t.report(other!, { phase: 'Starting' });
+    roles = await call('GET', '/v1/roles/echo', t.viewer);
+    expect(roles.json).toMatchObject({ status: 'Progressing', healthy: 1 });
+    expect(roles.json.reasons).toEqual([
+      expect.stringMatching(new RegExp(`^echo#\\d on ${other}: Starting$`)),
+    ]);
+    t.report(other!);
     t.report(bad!, { phase: 'CrashLoop', lastError: 'exit status 1' });
     roles = await call('GET', '/v1/roles/echo', t.viewer);
     expect(roles.json).toMatchObject({ status: 'Degraded', healthy: 1 });

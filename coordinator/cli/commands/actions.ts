@@ -241,7 +241,7 @@ export async function move(ctx: CommandContext): Promise<number> {
         const all = await ctx.client.get<{ items: AssignmentRow[] }>('/v1/assignments');
         const a = all.items.find((x) => x.instanceId === instance);
         if (!a) return { done: false, progress: 'not assigned anywhere' };
-        const healthy = a.health === 'healthy' || a.phase === 'Healthy';
+        const healthy = (a.phase === 'Healthy' || a.phase === 'Running') && a.health !== 'unhealthy';
         return { done: a.nodeId === to && healthy, progress: `on ${a.nodeId}, ${a.phase}` };
       },
       { timeoutMs: timeoutMs(ctx) },

@@ -23,7 +23,9 @@ export function nodeStatus(n: NodeView): string {
 
 function countHealthy(items: InstanceView[]): string {
   const assigned = items.filter((i) => i.assigned);
-  const healthy = assigned.filter((i) => i.health === 'healthy' || i.phase === 'Healthy').length;
+  const healthy = assigned.filter(
+    (i) => (i.phase === 'Healthy' || i.phase === 'Running') && i.health !== 'unhealthy',
+  ).length;
   const sims = assigned.filter((i) => i.simulated).length;
   return `${healthy}/${assigned.length}${sims ? ` (${sims} sim)` : ''}`;
 }
