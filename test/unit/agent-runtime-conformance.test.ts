@@ -25,7 +25,7 @@ const impls: Impl[] = [
     name: 'systemd (recording fake systemctl on PATH)',
     make: (dir) => {
       const fake = installFakeSystemd(dir);
-      return new SystemdRuntime({ unitDir: fake.unitDir, env: fake.env, pollIntervalMs: 250 });
+      return new SystemdRuntime({ unitDir: fake.unitDir, env: fake.env, pollIntervalMs: 2000 });
     },
     record: (dir, id) => join(dir, 'units', unitNameFor(id)),
   },
