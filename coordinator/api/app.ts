@@ -32,7 +32,10 @@ declare module 'fastify' {
   }
 }
 
-/** The engine methods the lead adds later; routes answer 501 until they exist. */
+/**
+ * Engine operations the API uses when the engine has them, answering 501 (DROVER_ERR_NOT_IMPLEMENTED)
+ * until then: an on-demand repair of one node, and moving one instance to a chosen node.
+ */
 export interface EngineOps {
   repairNode?(nodeId: string, opts: { force: boolean }): Promise<unknown>;
   moveInstance?(instanceId: string, toNode: string, opts?: { force?: boolean }): Promise<unknown>;

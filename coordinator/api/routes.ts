@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { DROVER_VERSION } from '../../lib/version.js';
 import type { Event as EventMsg } from '../../protocol/index.js';
 import { coordinatorError } from '../errors.js';
-import type { ApiContext } from './app.js';
+import type { ApiContext, EngineOps } from './app.js';
 import { registerTopologyRoutes } from './routes-topology.js';
 import {
   ActionResult,
@@ -194,7 +194,10 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
     return { message: `node ${id} is draining: ${n} instance(s) will move elsewhere` };
   });
   action('repair', async (id, body) => {
-    const fn = engine.repairNode;
+    // The engine's on-demand repair is `repairNode` (or a `repair` method, if it takes that name).
+    const legacy = (engine as unknown as { repair?: unknown }).repair;
+    const fn =
+      engine.repairNode ?? (typeof legacy === 'function' ? (legacy as EngineOps['repairNode']) : undefined);
     if (typeof fn !== 'function')
       throw coordinatorError(
         'DROVER_ERR_NOT_IMPLEMENTED',

@@ -362,7 +362,11 @@ describe('nodes', () => {
   it('repair and move answer 501 until the engine supports them, or act when it does', async () => {
     await fleet();
     const repair = await call('POST', '/v1/nodes/n1/repair', t.operator, { force: true });
-    if (typeof (t.engine as Body).repairNode === 'function') expect(repair.status).toBe(200);
+    if (
+      typeof (t.engine as Body).repairNode === 'function' ||
+      typeof (t.engine as Body).repair === 'function'
+    )
+      expect(repair.status).toBe(200);
     else expect(repair.json).toMatchObject({ code: 'DROVER_ERR_NOT_IMPLEMENTED' });
     const from = t.engine.allAssignments().find((a) => a.instanceId === 'echo#0')!.nodeId;
     const free = ['n1', 'n2', 'n3'].find((n) => !nodesOf().includes(n))!;
