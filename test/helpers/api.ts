@@ -94,6 +94,13 @@ export interface TestApi {
 
 const JOIN = 'test-join-token';
 
+/** What an agent reports as health for a phase: probed and passing, no probe, or failing. */
+function healthOf(phase: InstanceStatus['phase']): InstanceStatus['health'] {
+  if (phase === 'Healthy') return 'healthy';
+  if (phase === 'Running' || phase === 'Starting' || phase === 'Pending') return 'unknown';
+  return 'unhealthy';
+}
+
 export async function startTestApi(
   opts: { natsConnected?: () => boolean; sseHeartbeatMs?: number } = {},
 ): Promise<TestApi> {
@@ -169,8 +176,7 @@ export async function startTestApi(
         epoch: i.epoch,
         checksum: i.checksum,
         phase: o.phase ?? 'Healthy',
-        health:
-          { Healthy: 'healthy' as const, Running: 'unknown' as const }[o.phase ?? 'Healthy'] ?? 'unhealthy',
+        health: healthOf(o.phase ?? 'Healthy'),
         restarts: 0,
         simulated: o.simulated ?? i.simulated,
         ...(o.lastError ? { lastError: o.lastError } : {}),
