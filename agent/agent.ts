@@ -86,6 +86,7 @@ export class Agent {
   private facts_: Facts | undefined;
   private factsKey_ = '';
   private factsTimer: unknown;
+  private driftTimer: unknown;
   private statusTimer: unknown;
   private applied: AppliedRef | undefined;
   private planInfo: PlanInfo = { generation: 0, checksum: '', coordinatorEpoch: 0, state: 'none' };
@@ -151,6 +152,7 @@ export class Agent {
       if (persisted) await this.applyPersisted(persisted);
       await this.refreshFacts(false);
       this.scheduleFacts();
+      this.scheduleDriftCheck();
       this.session_ = new Session({
         nodeId: this.identity_.nodeId,
         nats: this.opts.nats,
@@ -473,6 +475,21 @@ export class Agent {
     return facts;
   }
 
+  /** Periodically puts role files that were changed behind the agent's back right again. */
+  private scheduleDriftCheck(): void {
+    this.clock.clearTimeout(this.driftTimer);
+    this.driftTimer = this.clock.setTimeout(() => {
+      (this.applier_?.repairDrift() ?? Promise.resolve([]))
+        .then((ids) => {
+          if (ids.length) this.scheduleStatus();
+        })
+        .catch((err) => this.log.warn({ err }, 'file drift check failed'))
+        .finally(() => {
+          if (this.state_ === 'running' || this.state_ === 'starting') this.scheduleDriftCheck();
+        });
+    }, this.opts.driftCheckIntervalMs);
+  }
+
   private scheduleFacts(): void {
     this.clock.clearTimeout(this.factsTimer);
     this.factsTimer = this.clock.setTimeout(() => {
@@ -541,6 +558,7 @@ export class Agent {
     await step('session', () => this.session_?.close());
     await step('timers', () => {
       this.clock.clearTimeout(this.factsTimer);
+      this.clock.clearTimeout(this.driftTimer);
       this.clock.clearTimeout(this.statusTimer);
     });
     await step('probes', () => {

@@ -1,4 +1,4 @@
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../lib/atomic-file.js';
@@ -221,6 +221,39 @@ export class Applier {
     if (heldChanged) await this.persistHeld();
     for (const k of Object.keys(changes) as Array<keyof ApplyChanges>) changes[k].sort();
     return { changes, errors };
+  }
+
+  /**
+   * Files changed or deleted behind the agent's back (content or mode): rewrites them and restarts
+   * their instance, so what runs matches the plan again. Returns the repaired instance ids.
+   */
+  async repairDrift(): Promise<string[]> {
+    const repaired: string[] = [];
+    for (const spec of this.specs.values()) {
+      if (this.held.has(spec.id) || !this.runtime.status(spec.id)) continue;
+      if (!(await this.filesMatch(spec))) {
+        this.log.warn({ instance: spec.id }, 'role files drifted from the plan; rewriting and restarting');
+        await this.writeFiles(spec);
+        await this.runtime.restart(this.runnable(spec));
+        repaired.push(spec.id);
+      }
+    }
+    return repaired;
+  }
+
+  private async filesMatch(spec: InstanceSpec): Promise<boolean> {
+    for (const f of spec.files) {
+      const path = filePathUnderRoot(this.rootDir, f.path);
+      const want =
+        f.encoding === 'base64' ? Buffer.from(f.content, 'base64') : Buffer.from(f.content, 'utf8');
+      try {
+        const [have, st] = await Promise.all([readFile(path), stat(path)]);
+        if (!have.equals(want) || (st.mode & 0o7777) !== f.mode) return false;
+      } catch {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** A stop task: the instance stays stopped across plan re-applies and agent restarts. */

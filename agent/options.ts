@@ -80,6 +80,9 @@ export const AgentConfig = Type.Object({
     Duration({ description: 'heartbeat period (default 2s; the coordinator may set it)' }),
   ),
   factsInterval: Type.Optional(Duration({ description: 'facts refresh period (default 5m)' })),
+  driftCheckInterval: Type.Optional(
+    Duration({ description: 'how often role files are compared with the plan and repaired (default 15s)' }),
+  ),
   coordinatorKeyFingerprint: Type.Optional(
     Type.String({
       pattern: '^[0-9a-f]{64}$',
@@ -129,6 +132,7 @@ export interface AgentOptions {
   readonly joinToken: string | undefined;
   readonly heartbeatIntervalMs: number;
   readonly factsIntervalMs: number;
+  readonly driftCheckIntervalMs: number;
   readonly coordinatorKeyFingerprint: string | undefined;
   readonly stopRolesOnExit: boolean;
   readonly logLevel: string;
@@ -160,7 +164,14 @@ export function compileAgentOptions(input: CompileAgentOptionsInput = {}): Agent
       file,
       env: input.env ?? {},
       flags: input.flags ?? {},
-    }) as Readonly<AgentConfig> & { heartbeatInterval?: number; factsInterval?: number };
+    }) as Readonly<AgentConfig> & {
+      heartbeatInterval?: number;
+      factsInterval?: number;
+      driftCheckInterval?: number;
+    };
+    const driftCheckIntervalMs = (c.driftCheckInterval as number | undefined) ?? 15_000;
+    if (driftCheckIntervalMs < 1000)
+      throw new ConfigError('options', 'driftCheckInterval', 'must be at least 1s');
     const heartbeatIntervalMs = (c.heartbeatInterval as number | undefined) ?? DEFAULT_HEARTBEAT_MS;
     const factsIntervalMs = (c.factsInterval as number | undefined) ?? DEFAULT_FACTS_MS;
     if (heartbeatIntervalMs < 100)
@@ -191,6 +202,7 @@ export function compileAgentOptions(input: CompileAgentOptionsInput = {}): Agent
       joinToken: c.joinToken,
       heartbeatIntervalMs,
       factsIntervalMs,
+      driftCheckIntervalMs,
       coordinatorKeyFingerprint: c.coordinatorKeyFingerprint,
       stopRolesOnExit: c.stopRolesOnExit ?? false,
       logLevel: c.logLevel ?? 'info',

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Applier, filePathUnderRoot, makeExpander, ROOT_VAR as R } from '../../agent/applier.js';
@@ -156,5 +156,25 @@ describe('plan applier', () => {
     expect(makeExpander('/srv/lab/n1')(`${R}/etc/x ${R}`)).toBe('/srv/lab/n1/etc/x /srv/lab/n1');
     expect(makeExpander('/')(`${R}/etc/x`)).toBe('/etc/x');
     expect(makeExpander('/srv/lab/')(`${R}/x`)).toBe('/srv/lab/x');
+  });
+
+  it('repairs role files changed or deleted behind its back, restarting only that instance', async () => {
+    const { rootDir, runtime, applier } = setup();
+    await applier.apply(plan(1, [inst('web#0'), inst('db#0')]));
+    const web = await pidOf(runtime, 'web#0');
+    const db = await pidOf(runtime, 'db#0');
+    expect(await applier.repairDrift()).toEqual([]);
+    const conf = join(rootDir, 'etc/web/conf.txt');
+    writeFileSync(conf, 'tampered\n');
+    expect(await applier.repairDrift()).toEqual(['web#0']);
+    expect(readFileSync(conf, 'utf8')).toBe('web#0\n');
+    expect(await pidOf(runtime, 'web#0')).not.toBe(web);
+    expect(runtime.status('db#0')?.pid).toBe(db);
+    // a mode change and a deletion count as drift too
+    chmodSync(conf, 0o666);
+    rmSync(join(rootDir, 'etc/db/conf.txt'));
+    expect((await applier.repairDrift()).sort()).toEqual(['db#0', 'web#0']);
+    expect(statSync(conf).mode & 0o7777).toBe(0o640);
+    expect(existsSync(join(rootDir, 'etc/db/conf.txt'))).toBe(true);
   });
 });
