@@ -1,0 +1,278 @@
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import type { LabApi, LabState } from '../../coordinator/lab/index.js';
+import { LbClient } from '../helpers/lab-client.js';
+import {
+  acquireLabLock,
+  etcdctl,
+  etcdHealthy,
+  etcdPeerUrls,
+  etcdUrl,
+  haproxyBackends,
+  isHealthy,
+  lab,
+  labApi,
+  labLeftovers,
+  labOk,
+  logTails,
+  readState,
+  runningInstances,
+  sleep,
+} from '../helpers/lab-e2e.js';
+import { tempDir, waitFor } from '../helpers/proc.js';
+
+/**
+ * The seed-003 failover demo of examples/README.md, run automatically on loopback addresses with
+ * a real nats-server, real etcd (3 members) and real haproxy; the Kubernetes components are the
+ * lab's stand-ins. Driven through `node dist/drover.mjs lab …` exactly as the README shows.
+ *
+ * Timings are shortened with the lab's flags so the test stays around two minutes:
+ * heartbeat 1s, Unreachable after 4s, reassign after 2s, etcd reassign after 4s (the defaults are
+ * 2s / 10s / 15s / 60s). A background client sends GET /version through the load balancer every
+ * 100 ms on a new connection; each disruption may cost at most 2 s worth of failed requests.
+ */
+
+const FAILURE_BUDGET_MS = 2000;
+const TIMINGS = [
+  '--heartbeat-interval',
+  '1s',
+  '--unreachable-after',
+  '4s',
+  '--reassign-after',
+  '2s',
+  '--etcd-reassign-after',
+  '4s',
+];
+
+describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () => {
+  let dir = '';
+  let state: LabState;
+  let api: LabApi;
+  let client: LbClient;
+  let release: () => void = () => {};
+  const figures: string[] = [];
+  let victim = '';
+  let spare = '';
+  let victimInstances: string[] = [];
+
+  const dumpLogs = () =>
+    onTestFailed(() => {
+      process.stderr.write(`\n==== lab logs (${dir})\n${logTails(dir)}\n`);
+    });
+
+  beforeAll(async () => {
+    release = await acquireLabLock();
+    dir = tempDir('lab-e2e');
+    const up = await lab(dir, [
+      'up',
+      // a subnet of its own: a developer's lab on 127.0.0.x keeps running undisturbed
+      '--subnet',
+      '127.0.87',
+      '--api-port',
+      '0',
+      '--nats-port',
+      '0',
+      '--timeout',
+      '150s',
+      ...TIMINGS,
+    ]);
+    if (up.code !== 0) {
+      process.stderr.write(`lab up failed (${up.code}):\n${up.stdout}\n${up.stderr}\n${logTails(dir)}\n`);
+      throw new Error(`drover lab up exited ${up.code}: ${up.stderr}`);
+    }
+    figures.push(`lab up converged in ${(up.ms / 1000).toFixed(1)}s`);
+    state = readState(dir);
+    api = labApi(state);
+    const lb = state.nodes.find((n) => n.pool === 'lb')!;
+    client = new LbClient(lb.address, 6443).start();
+    const assignments = await api.assignments();
+    spare =
+      state.nodes.find((n) => n.pool === 'control-plane' && !assignments.some((a) => a.nodeId === n.name))
+        ?.name ?? '';
+  }, 200_000);
+
+  afterAll(async () => {
+    await client?.stop();
+    if (client) figures.push(`LB overall: ${client.summary()}`);
+    process.stdout.write(
+      `\nFIGURES (loopback lab, 2-core CI, shortened timings):\n  ${figures.join('\n  ')}\n`,
+    );
+    try {
+      if (readStateSafe(dir)) await lab(dir, ['down']);
+    } finally {
+      release();
+    }
+  }, 60_000);
+
+  it('converges: real etcd and haproxy, Kubernetes components as stand-ins marked simulated', async () => {
+    dumpLogs();
+    const roles = await api.roles();
+    const by = Object.fromEntries(roles.map((r) => [r.name, r]));
+    for (const r of roles) expect(r.status, `${r.name}: ${r.reasons.join('; ')}`).toBe('Healthy');
+    expect(by.etcd?.healthy).toBe(3);
+    expect(by.etcd?.simulated).toBe(0);
+    expect(by['load-balancer']?.simulated).toBe(0);
+    expect(by['kube-apiserver']?.healthy).toBe(3);
+    expect(by['kube-apiserver']?.simulated).toBe(3);
+    const etcdNodes = by.etcd!.instances.map((i) => state.nodes.find((n) => n.name === i.nodeId)!.address);
+    expect(await etcdHealthy(etcdNodes.map(etcdUrl))).toBe(3);
+    // the spare control-plane host runs nothing yet
+    expect(spare).not.toBe('');
+    await waitFor('the load balancer to answer', () => client.samples.some((s) => s.ok), {
+      timeoutMs: 10_000,
+    });
+  });
+
+  it('stop-role: the agent restarts the API server it lost; the load balancer keeps answering', async () => {
+    dumpLogs();
+    const target = (await api.assignments()).find((a) => a.role === 'kube-apiserver' && a.nodeId !== spare)!;
+    const node = state.nodes.find((n) => n.name === target.nodeId)!;
+    const before = runningInstances(state).get(target.instanceId);
+    expect(before).toEqual([node.name]);
+    const t0 = Date.now();
+    const r = await labOk(dir, ['stop-role', node.name, 'kube-apiserver']);
+    expect(r.stdout).toContain(target.instanceId);
+    const restarted = await waitFor(
+      `${target.instanceId} restarted and healthy on ${node.name}`,
+      async () => {
+        const a = (await api.assignments()).find((x) => x.instanceId === target.instanceId);
+        return a &&
+          a.nodeId === node.name &&
+          isHealthy(a) &&
+          (await api.roles())
+            .find((x) => x.name === 'kube-apiserver')
+            ?.instances.find((i) => i.id === target.instanceId)?.restarts
+          ? Date.now()
+          : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    await sleep(2000);
+    const failed = client.failedMs(t0, Date.now());
+    figures.push(
+      `stop-role ${target.instanceId}: healthy again after ${((restarted - t0) / 1000).toFixed(1)}s; LB ${client.summary(t0, Date.now())}`,
+    );
+    expect(runningInstances(state).get(target.instanceId)).toEqual([node.name]);
+    expect(failed, client.summary(t0, Date.now())).toBeLessThanOrEqual(FAILURE_BUDGET_MS);
+  }, 90_000);
+
+  it('kill-host: the roles move to the spare, haproxy follows, etcd replaces the member', async () => {
+    dumpLogs();
+    const before = await api.assignments();
+    victim = before.find((a) => a.role === 'etcd' && a.nodeId !== spare)!.nodeId;
+    victimInstances = before
+      .filter((a) => a.nodeId === victim)
+      .map((a) => a.instanceId)
+      .sort();
+    expect(victimInstances.length).toBeGreaterThanOrEqual(4);
+    const addr = (name: string) => state.nodes.find((n) => n.name === name)!.address;
+    const survivors = [
+      ...new Set(before.filter((a) => a.role === 'etcd' && a.nodeId !== victim).map((a) => a.nodeId)),
+    ];
+    await etcdctl(
+      survivors.map((n) => etcdUrl(addr(n))),
+      ['put', 'drover-e2e', 'written-before-the-kill'],
+    );
+
+    const t0 = Date.now();
+    const k = await labOk(dir, ['kill-host', victim]);
+    expect(k.stdout).toMatch(/killed \d+ processes/);
+    expect(runningInstances(state).size).toBe(before.length - victimInstances.length);
+
+    const repaired = await waitFor(
+      `${victimInstances.join(', ')} healthy on ${spare}`,
+      async () => {
+        const now = await api.assignments();
+        const ok = victimInstances.every((id) => {
+          const a = now.find((x) => x.instanceId === id);
+          return a && a.nodeId === spare && isHealthy(a);
+        });
+        return ok ? Date.now() : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 250 },
+    );
+    // the load balancer's backends are the API servers' hosts now: the spare in, the dead host out
+    const apiHosts = (await api.assignments())
+      .filter((a) => a.role === 'kube-apiserver')
+      .map((a) => addr(a.nodeId))
+      .sort();
+    expect(apiHosts).toContain(addr(spare));
+    await waitFor(
+      'haproxy.cfg to list the moved API server',
+      () => JSON.stringify(haproxyBackends(state)) === JSON.stringify(apiHosts),
+      { timeoutMs: 10_000 },
+    );
+    // etcd: the dead member was removed and the spare added, through the survivors
+    const members = [...survivors, spare].map((n) => etcdUrl(addr(n)));
+    const peers = await etcdPeerUrls(members);
+    expect(peers).toContain(`http://${addr(spare)}:2380`);
+    expect(peers).not.toContain(`http://${addr(victim)}:2380`);
+    expect(peers).toHaveLength(3);
+    expect(await etcdHealthy(members)).toBe(3);
+    expect(await etcdctl(members, ['get', 'drover-e2e', '--print-value-only'])).toContain(
+      'written-before-the-kill',
+    );
+    const kinds = new Set((await api.events(500)).map((e) => e.kind));
+    for (const kind of [
+      'node.unreachable',
+      'repair.reassign',
+      'role.moved',
+      'etcd.member-removed',
+      'etcd.member-added',
+    ])
+      expect(kinds, kind).toContain(kind);
+
+    await sleep(2000);
+    const until = Date.now();
+    figures.push(
+      `kill-host ${victim}: ${victimInstances.length} instances healthy on ${spare} ${((repaired - t0) / 1000).toFixed(1)}s after the kill; LB ${client.summary(t0, until)}`,
+    );
+    expect(client.failedMs(t0, until), client.summary(t0, until)).toBeLessThanOrEqual(FAILURE_BUDGET_MS);
+  }, 150_000);
+
+  it('revive: the host comes back fenced and nothing runs twice', async () => {
+    dumpLogs();
+    const t0 = Date.now();
+    await labOk(dir, ['revive', victim]);
+    await waitFor(
+      `${victim} Ready again`,
+      async () => (await api.nodes()).find((n) => n.id === victim)?.state === 'Ready',
+      {
+        timeoutMs: 30_000,
+        intervalMs: 250,
+      },
+    );
+    // a few heartbeats for the returning agent to apply the plan that fences it
+    await sleep(4000);
+    const assignments = await api.assignments();
+    const running = runningInstances(state);
+    for (const a of assignments) expect(running.get(a.instanceId), a.instanceId).toEqual([a.nodeId]);
+    for (const [id, hosts] of running) expect(hosts, `${id} runs on ${hosts.join(', ')}`).toHaveLength(1);
+    // its old instances live on the spare now; the revived host runs none of them
+    for (const id of victimInstances) expect(running.get(id)).toEqual([spare]);
+    const status = await lab(dir, ['status']);
+    expect(status.code, status.stdout).toBe(0);
+    expect(status.stdout).not.toContain('runs twice');
+    const until = Date.now();
+    figures.push(`revive ${victim}: fenced, nothing runs twice; LB ${client.summary(t0, until)}`);
+    expect(client.failedMs(t0, until), client.summary(t0, until)).toBeLessThanOrEqual(FAILURE_BUDGET_MS);
+  }, 60_000);
+
+  it('lab down leaves no process behind', async () => {
+    dumpLogs();
+    await client.stop();
+    const s = readState(dir);
+    const r = await labOk(dir, ['down']);
+    expect(r.stdout).toMatch(/is down: \d+ processes stopped/);
+    expect(await labLeftovers(s)).toEqual([]);
+    expect(readStateSafe(dir)).toBe(false);
+  }, 60_000);
+});
+
+function readStateSafe(dir: string): boolean {
+  try {
+    readState(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
