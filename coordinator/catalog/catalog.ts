@@ -1,4 +1,5 @@
 import { BUILTIN_ROLES, type BuiltinRole, isBuiltinRole, type Topology } from '../topology/index.js';
+import { endpointDependencies } from './endpoint.js';
 import { kubeApiserver } from './roles/apiserver.js';
 import {
   dashboard,
@@ -6,7 +7,7 @@ import {
   kubeScheduler,
   workloadControllerManager,
 } from './roles/controllers.js';
-import { customRenderDependencies } from './roles/custom.js';
+import { customReads, customRenderDependencies } from './roles/custom.js';
 import { etcd } from './roles/etcd.js';
 import { loadBalancer } from './roles/lb.js';
 import { kubelet, kubeProxy } from './roles/node.js';
@@ -37,9 +38,19 @@ for (const r of BUILTIN_ROLES)
  * might read.
  */
 export function roleDependencies(role: string, topology?: Topology): string[] {
-  if (isBuiltinRole(role)) return [...ROLE_CATALOG[role].renderDependencies(topology)].sort();
+  if (isBuiltinRole(role)) {
+    const d = ROLE_CATALOG[role];
+    return [...new Set([...d.reads, ...(d.usesApiEndpoint ? endpointDependencies(topology) : [])])].sort();
+  }
   const custom = topology?.customRoles[role];
   return custom ? customRenderDependencies(custom, topology) : [];
+}
+
+/** Roles whose instances `role`'s rendering reads directly, not through the API endpoint. */
+export function roleReads(role: string, topology: Topology): string[] {
+  if (isBuiltinRole(role)) return [...ROLE_CATALOG[role].reads];
+  const custom = topology.customRoles[role];
+  return custom ? customReads(custom).reads : [];
 }
 
 /** Ports an instance of `role` listens on (built-in or custom); placement keeps them apart. */

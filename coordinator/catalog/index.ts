@@ -1,10 +1,10 @@
-export { ROLE_CATALOG, roleDependencies, rolePorts } from './catalog.js';
+export { ROLE_CATALOG, roleDependencies, rolePorts, roleReads } from './catalog.js';
 export { atLeast, DEFAULT_RESTART, kubeMinor } from './common.js';
 export { type RenderDiff, renderDiff } from './diff.js';
 export { APISERVER_PORT, endpointDependencies, resolveApiEndpoint } from './endpoint.js';
 export { KUBECONFIG_FILE, kubeconfigFile, kubeconfigPath } from './kubeconfig.js';
 export { CERTS, CLIENT_CERT, configDir, hostPort, instanceName, ROOT } from './paths.js';
-export { renderInstance, renderPlans, resolveCommand } from './render.js';
+export { RenderCache, renderInstance, renderPlans, resolveCommand } from './render.js';
 export { ADMISSION_PLUGINS } from './roles/apiserver.js';
 export {
   CONTROLLER_MANAGER_PORT,
@@ -13,7 +13,7 @@ export {
   SCHEDULER_PORT,
   WORKLOAD_CONTROLLERS,
 } from './roles/controllers.js';
-export { customRenderDependencies, placeholderLookup } from './roles/custom.js';
+export { customReads, customRenderDependencies, placeholderLookup } from './roles/custom.js';
 export {
   ETCD_CLIENT_PORT,
   ETCD_PEER_PORT,
@@ -34,6 +34,7 @@ export type {
   ApiEndpoint,
   EtcdAssignmentExtras,
   Member,
+  RenderCacheLike,
   RenderContext,
   RenderedInstance,
   RenderInput,

@@ -1,4 +1,3 @@
-import { stringify } from 'yaml';
 import type { PlanFile } from '../../protocol/index.js';
 import { CERTS, CLIENT_CERT, certRelative, configDir } from './paths.js';
 import type { RenderContext } from './types.js';
@@ -8,6 +7,14 @@ export const KUBECONFIG_FILE = 'kubeconfig';
 /** Path of an instance's kubeconfig on the node (absolute, before `${DROVER_ROOT}`). */
 export const kubeconfigPath = (ctx: RenderContext): string =>
   `${configDir(ctx.assignment)}/${KUBECONFIG_FILE}`;
+
+/** A YAML scalar: plain when that is unambiguous, else a JSON string (YAML reads it double-quoted). */
+export function yamlScalar(s: string): string {
+  const plain = /^[A-Za-z0-9./][A-Za-z0-9._/:@-]*$/.test(s) && !s.includes(': ') && !/[:]$/.test(s);
+  const reserved =
+    /^(true|false|yes|no|on|off|null|~|[-+]?[0-9._]+(e[-+]?[0-9]+)?|0x[0-9a-f]+|0o[0-7]+)$/i.test(s);
+  return plain && !reserved ? s : JSON.stringify(s);
+}
 
 /**
  * A kubeconfig for an API client role pointing at the API endpoint. Certificates are referenced
@@ -19,26 +26,29 @@ export function kubeconfigFile(ctx: RenderContext): PlanFile {
   const t = ctx.topology;
   const cert = CLIENT_CERT[ctx.role] ?? ctx.role;
   const user = `drover-${ctx.role}`;
-  const doc = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [
-      {
-        name: t.cluster.name,
-        cluster: { server: ctx.api.url, 'certificate-authority': certRelative(t, dir, CERTS.ca) },
-      },
-    ],
-    users: [
-      {
-        name: user,
-        user: {
-          'client-certificate': certRelative(t, dir, `${cert}.crt`),
-          'client-key': certRelative(t, dir, `${cert}.key`),
-        },
-      },
-    ],
-    contexts: [{ name: 'default', context: { cluster: t.cluster.name, user } }],
-    'current-context': 'default',
-  };
-  return { path: kubeconfigPath(ctx), mode: 0o600, content: stringify(doc) };
+  // Written out by hand rather than with a YAML library: it is rendered for every API client on
+  // every reconcile (10,000 times for 5,000 nodes), and the library made rendering 10x slower.
+  const q = yamlScalar;
+  const content = [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    `  - name: ${q(t.cluster.name)}`,
+    '    cluster:',
+    `      server: ${q(ctx.api.url)}`,
+    `      certificate-authority: ${q(certRelative(t, dir, CERTS.ca))}`,
+    'users:',
+    `  - name: ${q(user)}`,
+    '    user:',
+    `      client-certificate: ${q(certRelative(t, dir, `${cert}.crt`))}`,
+    `      client-key: ${q(certRelative(t, dir, `${cert}.key`))}`,
+    'contexts:',
+    '  - name: default',
+    '    context:',
+    `      cluster: ${q(t.cluster.name)}`,
+    `      user: ${q(user)}`,
+    'current-context: default',
+    '',
+  ].join('\n');
+  return { path: kubeconfigPath(ctx), mode: 0o600, content };
 }

@@ -46,8 +46,21 @@ export const CLIENT_CERT: Readonly<Record<string, string>> = Object.freeze({
 export const certPath = (t: Topology, file: string): string => posix.join(t.cluster.certDir, file);
 
 /** `certDir/file` relative to `fromDir` (for kubeconfigs). */
-export const certRelative = (t: Topology, fromDir: string, file: string): string =>
-  posix.relative(fromDir, certPath(t, file));
+const relCache = new Map<string, string>();
+/**
+ * `certDir/file` relative to `fromDir` (for kubeconfigs). Every config dir is
+ * `/etc/drover/<instance>`, so the answer depends only on the parent dir: cache on that.
+ */
+export const certRelative = (t: Topology, fromDir: string, file: string): string => {
+  const key = `${posix.dirname(fromDir)}\u0000${t.cluster.certDir}\u0000${file}`;
+  let rel = relCache.get(key);
+  if (rel === undefined) {
+    rel = posix.relative(fromDir, certPath(t, file));
+    if (relCache.size > 1000) relCache.clear();
+    relCache.set(key, rel);
+  }
+  return rel;
+};
 
 /** `host:port`, bracketing IPv6 literals. */
 export function hostPort(host: string, port: number): string {

@@ -1,11 +1,12 @@
 import type { HealthProbe, InstanceSpec, RunSpec } from '../../protocol/index.js';
 import type { NodeRecord } from '../model.js';
 import { isBuiltinRole, type Topology } from '../topology/index.js';
-import { ROLE_CATALOG } from './catalog.js';
+import { ROLE_CATALOG, roleReads } from './catalog.js';
 import { DEFAULT_RESTART, withRestartOverrides } from './common.js';
 import { resolveApiEndpoint } from './endpoint.js';
 import { renderCustom } from './roles/custom.js';
 import type {
+  EtcdAssignmentExtras,
   Member,
   RenderContext,
   RenderedInstance,
@@ -28,6 +29,7 @@ const byOrdinal = (a: Member, b: Member) =>
  */
 export function renderPlans(input: RenderInput): Map<string, RenderedInstance[]> {
   const { topology, nodes } = input;
+  const cache = input.options?.cache;
   const out = new Map<string, RenderedInstance[]>();
   for (const id of [...nodes.keys()].sort()) out.set(id, []);
   const byRole = new Map<string, Member[]>();
@@ -41,24 +43,118 @@ export function renderPlans(input: RenderInput): Map<string, RenderedInstance[]>
   for (const list of byRole.values()) list.sort(byOrdinal);
   const members = (role: string): Member[] => byRole.get(role) ?? [];
   const api = resolveApiEndpoint(topology, members);
+  const base = cache
+    ? `${cache.topologyId(topology)}\u0001${JSON.stringify(input.options?.standin ?? null)}\u0001${api.url}`
+    : '';
+  const seen = new Set<string>();
   for (const [role, list] of [...byRole].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const spec = topology.roles[role];
     if (!spec || (!isBuiltinRole(role) && !topology.customRoles[role])) continue;
+    // the API endpoint is in `base`; here, the roles it reads directly
+    const deps = cache ? dependencySignature(roleReads(role, topology), members) : '';
     for (const m of list) {
-      const ctx: RenderContext = {
-        topology,
-        role,
-        spec,
-        assignment: m.assignment,
-        node: m.node,
-        members,
-        api,
-      };
-      out.get(m.node.id)!.push(renderInstance(ctx, input.options));
+      const node = m.node;
+      let rendered: RenderedInstance | undefined;
+      let key = '';
+      if (cache) {
+        key = instanceKey(base, deps, m);
+        rendered = cache.get(m.assignment.instanceId, key);
+      }
+      if (!rendered) {
+        const ctx: RenderContext = { topology, role, spec, assignment: m.assignment, node, members, api };
+        rendered = renderInstance(ctx, input.options);
+        cache?.set(m.assignment.instanceId, key, rendered);
+      }
+      seen.add(m.assignment.instanceId);
+      out.get(node.id)!.push(rendered);
     }
   }
+  cache?.retain(seen);
   for (const list of out.values()) list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return out;
+}
+
+/** What an instance's rendering reads from its own assignment and node. */
+function instanceKey(base: string, deps: string, m: Member): string {
+  const a = m.assignment as Member['assignment'] & EtcdAssignmentExtras;
+  const n = m.node;
+  const def = isBuiltinRole(a.role) ? ROLE_CATALOG[a.role] : undefined;
+  const bin = def ? (n.facts.binaries[def.binary]?.path ?? '-') : '';
+  return [
+    base,
+    deps,
+    a.instanceId,
+    a.epoch,
+    a.since,
+    a.previousNodeId ?? '',
+    a.existing === true ? 'x' : '',
+    a.initialCluster ?? '',
+    n.id,
+    n.address,
+    n.hostname,
+    bin,
+  ].join('\u0001');
+}
+
+/** What an instance's rendering reads from the roles it depends on. */
+function dependencySignature(roles: string[], members: (role: string) => Member[]): string {
+  const parts: string[] = [];
+  for (const r of roles)
+    for (const m of members(r)) {
+      const a = m.assignment as Member['assignment'] & EtcdAssignmentExtras;
+      parts.push(
+        `${a.instanceId}@${m.node.address}/${a.epoch}/${a.since}/${a.previousNodeId ?? ''}/${a.existing === true}`,
+      );
+    }
+  return parts.join(',');
+}
+
+/**
+ * Memo for `renderPlans` (pass it as `options.cache` and keep it between calls): an instance whose
+ * inputs did not change (its assignment, its node's address, hostname and binary, the roles it
+ * depends on, the API endpoint, the stand-in, and the topology object) is not rendered again. Cost
+ * then follows change rather than fleet size. Outputs are shared between calls: treat them as
+ * read-only, and never mutate a topology object after rendering with it (a new topology object
+ * re-renders everything).
+ */
+export class RenderCache {
+  private readonly entries = new Map<string, { key: string; out: RenderedInstance }>();
+  private readonly topologies = new WeakMap<Topology, number>();
+  private nextTopology = 1;
+  hits = 0;
+  misses = 0;
+
+  topologyId(t: Topology): number {
+    let id = this.topologies.get(t);
+    if (id === undefined) {
+      id = this.nextTopology++;
+      this.topologies.set(t, id);
+    }
+    return id;
+  }
+
+  get(instanceId: string, key: string): RenderedInstance | undefined {
+    const e = this.entries.get(instanceId);
+    if (e && e.key === key) {
+      this.hits++;
+      return e.out;
+    }
+    this.misses++;
+    return undefined;
+  }
+
+  set(instanceId: string, key: string, out: RenderedInstance): void {
+    this.entries.set(instanceId, { key, out });
+  }
+
+  /** Forgets instances the last render did not produce. */
+  retain(ids: ReadonlySet<string>): void {
+    for (const id of this.entries.keys()) if (!ids.has(id)) this.entries.delete(id);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
 }
 
 /** Renders one instance (exported for `drover plan explain`-style tools and tests). */

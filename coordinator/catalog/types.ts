@@ -15,6 +15,19 @@ export interface RenderOptions {
    * haproxy are never replaced, and without this option a missing binary is rendered as is.
    */
   standin?: { command: string; args: string[] };
+  /**
+   * Keep one `RenderCache` across calls and pass it here: unchanged instances are not rendered again,
+   * so a reconcile costs what changed, not the fleet size. Optional; output is identical without it.
+   */
+  cache?: RenderCacheLike;
+}
+
+/** The memo `renderPlans` uses (implemented by `RenderCache`). */
+export interface RenderCacheLike {
+  topologyId(t: Topology): number;
+  get(instanceId: string, key: string): RenderedInstance | undefined;
+  set(instanceId: string, key: string, out: RenderedInstance): void;
+  retain(ids: ReadonlySet<string>): void;
 }
 
 export interface RenderInput {
@@ -89,8 +102,10 @@ export interface RoleDefinition {
   restart: RestartPolicy;
   /** ports the instance listens on, on the node address */
   ports(topology: Topology): number[];
-  /** roles whose assignments this role's rendered plan reads (so a change there re-renders it) */
-  renderDependencies(topology?: Topology): string[];
+  /** roles whose placed instances this role's rendering reads directly (etcd peers, API servers …) */
+  reads: readonly string[];
+  /** renders the API endpoint (a kubeconfig, --external-hostname): follows whatever the endpoint resolves to */
+  usesApiEndpoint: boolean;
   /** roles that must run for this one to work (start-up order, documentation) */
   needs: readonly string[];
   probe(ctx: RenderContext): HealthProbe | undefined;

@@ -7,6 +7,8 @@ import type { Entry, Store, WatchEvent, Watcher } from './types.js';
 export interface StoredEntry {
   value: unknown;
   revision: number;
+  /** the value as JSON text, kept so a file store does not serialize unchanged values again */
+  json?: string;
 }
 
 export const MAX_KEY_LENGTH = 1024;
@@ -33,7 +35,7 @@ export function checkKey(key: unknown): asserts key is string {
  * Values go through JSON on the way in, as they would into a file or a KV bucket, so every
  * implementation stores exactly the same thing and a caller mutating its object later changes nothing.
  */
-export function toStored(key: string, value: unknown): unknown {
+export function toStored(key: string, value: unknown): { value: unknown; json: string } {
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
@@ -53,7 +55,7 @@ export function toStored(key: string, value: unknown): unknown {
         key,
       },
     );
-  return JSON.parse(text);
+  return { value: JSON.parse(text), json: text };
 }
 
 const copy = <T>(v: unknown): T => structuredClone(v) as T;
@@ -123,7 +125,7 @@ export abstract class BaseStore implements Store {
     const stored = toStored(key, value);
     if (this.entries.has(key))
       throw new StoreError('DROVER_ERR_STORE_EXISTS', `${key} already exists`, { key });
-    const r = this.commit('put', key, stored);
+    const r = this.commit('put', key, stored.value, stored.json);
     await this.afterCommit();
     return r;
   }
@@ -140,7 +142,7 @@ export abstract class BaseStore implements Store {
         `${key} is at revision ${e.revision}, not ${expectedRevision}`,
         { key, revision: e.revision, expectedRevision },
       );
-    const r = this.commit('put', key, stored);
+    const r = this.commit('put', key, stored.value, stored.json);
     await this.afterCommit();
     return r;
   }
@@ -148,7 +150,8 @@ export abstract class BaseStore implements Store {
   async put<T>(key: string, value: T): Promise<number> {
     this.checkOpen();
     checkKey(key);
-    const r = this.commit('put', key, toStored(key, value));
+    const stored = toStored(key, value);
+    const r = this.commit('put', key, stored.value, stored.json);
     await this.afterCommit();
     return r;
   }
@@ -231,9 +234,9 @@ export abstract class BaseStore implements Store {
   }
 
   /** Applies one change in memory and fans it out; returns the new revision. */
-  protected commit(type: 'put' | 'delete', key: string, value: unknown): number {
+  protected commit(type: 'put' | 'delete', key: string, value: unknown, json?: string): number {
     const revision = ++this.rev;
-    if (type === 'put') this.entries.set(key, { value, revision });
+    if (type === 'put') this.entries.set(key, { value, revision, json });
     else this.entries.delete(key);
     const event: WatchEvent<unknown> =
       type === 'put' ? { type, key, value, revision } : { type, key, revision };

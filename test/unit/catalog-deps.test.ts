@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import {
   type EtcdAssignmentExtras,
   etcdInitialCluster,
+  RenderCache,
   type RenderedInstance,
   renderDiff,
   renderPlans,
@@ -197,5 +198,78 @@ describe('roleDependencies tells the truth (fast-check)', () => {
       ),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('RenderCache', () => {
+  it('gives exactly the uncached output through any sequence of changes (fast-check)', () => {
+    const topologies = [
+      ha(),
+      (() => {
+        const t = ha();
+        t.cluster.apiEndpoint.address = 'api.lab.example';
+        return t;
+      })(),
+    ];
+    type Step =
+      | { kind: 'move'; id: number; to: number }
+      | { kind: 'drop'; id: number }
+      | { kind: 'topology'; which: number }
+      | { kind: 'readdress'; node: number }
+      | { kind: 'standin'; on: boolean };
+    const step: fc.Arbitrary<Step> = fc.oneof(
+      fc.record({ kind: fc.constant('move' as const), id: fc.nat(30), to: fc.nat(10) }),
+      fc.record({ kind: fc.constant('drop' as const), id: fc.nat(30) }),
+      fc.record({ kind: fc.constant('topology' as const), which: fc.nat(1) }),
+      fc.record({ kind: fc.constant('readdress' as const), node: fc.nat(10) }),
+      fc.record({ kind: fc.constant('standin' as const), on: fc.boolean() }),
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 12 }), (steps) => {
+        const cache = new RenderCache();
+        let as = haAssignments();
+        let t = topologies[0]!;
+        let fleet = [...nodes];
+        let standin: { command: string; args: string[] } | undefined;
+        const check = () => {
+          const input = { topology: t, assignments: as, nodes: nodeMap(fleet) };
+          const cached = renderPlans({ ...input, options: { standin, cache } });
+          expect(cached).toEqual(renderPlans({ ...input, options: { standin } }));
+        };
+        check();
+        for (const s of steps) {
+          if (s.kind === 'move' && as.length) {
+            const a = as[s.id % as.length]!;
+            as = move(as, a.instanceId, fleet[s.to % fleet.length]!.id);
+          } else if (s.kind === 'drop' && as.length) as = as.filter((_, i) => i !== s.id % as.length);
+          else if (s.kind === 'topology') t = topologies[s.which]!;
+          else if (s.kind === 'readdress') {
+            const i = s.node % fleet.length;
+            fleet = fleet.map((n, j) => (j === i ? { ...n, address: `10.7.0.${j + 1}` } : n));
+          } else if (s.kind === 'standin')
+            standin = s.on ? { command: '/usr/bin/node', args: ['/opt/standin.mjs'] } : undefined;
+          check();
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('renders nothing again when nothing changed, and only the dependents after a move', () => {
+    const cache = new RenderCache();
+    const t = ha();
+    renderPlans({ topology: t, assignments: haAssignments(), nodes: nodeMap(nodes), options: { cache } });
+    const total = cache.misses;
+    expect(total).toBe(haAssignments().length);
+    renderPlans({ topology: t, assignments: haAssignments(), nodes: nodeMap(nodes), options: { cache } });
+    expect(cache.misses).toBe(total);
+    renderPlans({
+      topology: t,
+      assignments: move(haAssignments(), 'kube-apiserver#2', 'cp-4'),
+      nodes: nodeMap(nodes),
+      options: { cache },
+    });
+    // the moved API server, the other two (their dependency set changed) and the load balancer
+    expect(cache.misses - total).toBe(4);
   });
 });

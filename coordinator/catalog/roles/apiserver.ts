@@ -1,5 +1,5 @@
 import { atLeast, DEFAULT_RESTART, probe } from '../common.js';
-import { APISERVER_PORT, endpointDependencies } from '../endpoint.js';
+import { APISERVER_PORT } from '../endpoint.js';
 import { arg, CERTS, certPath } from '../paths.js';
 import type { RenderContext, RoleDefinition } from '../types.js';
 import { etcdClientUrl } from './etcd.js';
@@ -28,8 +28,9 @@ export const kubeApiserver: RoleDefinition = {
   restart: { ...DEFAULT_RESTART },
   needs: ['etcd'],
   ports: () => [APISERVER_PORT],
+  reads: ['etcd', 'kube-apiserver'],
   // --external-hostname names the API endpoint, so it follows the load balancer too
-  renderDependencies: (t) => [...new Set(['etcd', 'kube-apiserver', ...endpointDependencies(t)])],
+  usesApiEndpoint: true,
   probe: (ctx) =>
     probe(
       { kind: 'https', host: ctx.node.address, port: APISERVER_PORT, path: '/livez', insecure: true },

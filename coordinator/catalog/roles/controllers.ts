@@ -1,5 +1,4 @@
 import { DEFAULT_RESTART, probe } from '../common.js';
-import { endpointDependencies } from '../endpoint.js';
 import { kubeconfigFile, kubeconfigPath } from '../kubeconfig.js';
 import { arg, CERTS, certPath, configDir } from '../paths.js';
 import type { RenderContext, RoleDefinition } from '../types.js';
@@ -31,7 +30,8 @@ export const kubeScheduler: RoleDefinition = {
   restart: { ...DEFAULT_RESTART },
   needs: ['kube-apiserver'],
   ports: () => [SCHEDULER_PORT],
-  renderDependencies: endpointDependencies,
+  reads: [],
+  usesApiEndpoint: true,
   probe: (ctx) =>
     probe({ kind: 'https', host: ctx.node.address, port: SCHEDULER_PORT, path: '/healthz', insecure: true }),
   render: (ctx) => ({
@@ -57,7 +57,8 @@ export const kubeControllerManager: RoleDefinition = {
   restart: { ...DEFAULT_RESTART },
   needs: ['kube-apiserver'],
   ports: () => [CONTROLLER_MANAGER_PORT],
-  renderDependencies: endpointDependencies,
+  reads: [],
+  usesApiEndpoint: true,
   probe: (ctx) =>
     probe({
       kind: 'https',
@@ -107,7 +108,8 @@ export const workloadControllerManager: RoleDefinition = {
   restart: { ...DEFAULT_RESTART },
   needs: ['kube-apiserver'],
   ports: () => [],
-  renderDependencies: endpointDependencies,
+  reads: [],
+  usesApiEndpoint: true,
   // It serves no health endpoint; the agent supervises the process itself.
   probe: () => undefined,
   render: (ctx) => {
@@ -140,7 +142,8 @@ export const dashboard: RoleDefinition = {
   restart: { ...DEFAULT_RESTART },
   needs: ['kube-apiserver'],
   ports: () => [DASHBOARD_PORT],
-  renderDependencies: endpointDependencies,
+  reads: [],
+  usesApiEndpoint: true,
   probe: (ctx) => probe({ kind: 'http', host: ctx.node.address, port: DASHBOARD_PORT, path: '/' }),
   render: (ctx) => ({
     args: [

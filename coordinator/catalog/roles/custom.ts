@@ -1,5 +1,5 @@
 import type { HealthProbe, PlanFile, RunSpec } from '../../../protocol/index.js';
-import type { CustomRoleSpec } from '../../topology/index.js';
+import type { CustomRoleSpec, Topology } from '../../topology/index.js';
 import { customTexts, placeholders, renderTemplate } from '../../topology/index.js';
 import { endpointDependencies } from '../endpoint.js';
 import { instanceName } from '../paths.js';
@@ -29,18 +29,22 @@ export function placeholderLookup(ctx: RenderContext): (name: string) => string 
   };
 }
 
-/** Roles whose placement a custom role's rendered plan reads (through its placeholders). */
-export function customRenderDependencies(
-  c: CustomRoleSpec,
-  topology?: Parameters<typeof endpointDependencies>[0],
-): string[] {
-  const deps = new Set<string>();
+/** Roles a custom role's placeholders read directly (`{{role.X.*}}`), and whether it uses the API endpoint. */
+export function customReads(c: CustomRoleSpec): { reads: string[]; usesApiEndpoint: boolean } {
+  const reads = new Set<string>();
+  let usesApiEndpoint = false;
   for (const [, text] of customTexts(c))
     for (const p of placeholders(text)) {
-      if (p.role) deps.add(p.role);
-      else if (p.name.startsWith('api.')) for (const d of endpointDependencies(topology)) deps.add(d);
+      if (p.role) reads.add(p.role);
+      else if (p.name.startsWith('api.')) usesApiEndpoint = true;
     }
-  return [...deps].sort();
+  return { reads: [...reads].sort(), usesApiEndpoint };
+}
+
+/** Roles whose placement a custom role's rendered plan reads (through its placeholders). */
+export function customRenderDependencies(c: CustomRoleSpec, topology?: Topology): string[] {
+  const { reads, usesApiEndpoint } = customReads(c);
+  return [...new Set([...reads, ...(usesApiEndpoint ? endpointDependencies(topology) : [])])].sort();
 }
 
 export function renderCustom(

@@ -44,7 +44,8 @@ export const etcd: RoleDefinition = {
   restart: { ...DEFAULT_RESTART },
   needs: [],
   ports: () => [ETCD_CLIENT_PORT, ETCD_PEER_PORT],
-  renderDependencies: () => ['etcd'],
+  reads: ['etcd'],
+  usesApiEndpoint: false,
   probe: (ctx) =>
     probe(
       { kind: 'http', host: ctx.node.address, port: ETCD_CLIENT_PORT, path: '/health' },

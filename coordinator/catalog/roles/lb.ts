@@ -56,7 +56,8 @@ export const loadBalancer: RoleDefinition = {
   restart: { ...DEFAULT_RESTART },
   needs: ['kube-apiserver'],
   ports: (t) => [t.cluster.apiEndpoint.port],
-  renderDependencies: () => ['kube-apiserver'],
+  reads: ['kube-apiserver'],
+  usesApiEndpoint: false,
   probe: (ctx) => probe({ kind: 'tcp', host: ctx.node.address, port: ctx.topology.cluster.apiEndpoint.port }),
   render: (ctx) => {
     const cfg = `${configDir(ctx.assignment)}/${HAPROXY_CFG}`;

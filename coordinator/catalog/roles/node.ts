@@ -1,5 +1,4 @@
 import { atLeast, DEFAULT_RESTART, probe } from '../common.js';
-import { endpointDependencies } from '../endpoint.js';
 import { kubeconfigFile, kubeconfigPath } from '../kubeconfig.js';
 import { arg, CERTS, certPath, hostPort } from '../paths.js';
 import type { RoleDefinition } from '../types.js';
@@ -21,7 +20,8 @@ export const kubelet: RoleDefinition = {
   restart: { ...DEFAULT_RESTART },
   needs: ['kube-apiserver'],
   ports: () => [KUBELET_PORT, KUBELET_HEALTHZ_PORT],
-  renderDependencies: endpointDependencies,
+  reads: [],
+  usesApiEndpoint: true,
   probe: (ctx) =>
     probe({ kind: 'http', host: ctx.node.address, port: KUBELET_HEALTHZ_PORT, path: '/healthz' }),
   render: (ctx) => {
@@ -74,7 +74,8 @@ export const kubeProxy: RoleDefinition = {
   restart: { ...DEFAULT_RESTART },
   needs: ['kube-apiserver'],
   ports: () => [KUBE_PROXY_HEALTHZ_PORT, KUBE_PROXY_METRICS_PORT],
-  renderDependencies: endpointDependencies,
+  reads: [],
+  usesApiEndpoint: true,
   probe: (ctx) =>
     probe({ kind: 'http', host: ctx.node.address, port: KUBE_PROXY_HEALTHZ_PORT, path: '/healthz' }),
   render: (ctx) => {
