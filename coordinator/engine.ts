@@ -8,9 +8,9 @@ import {
   type InstanceSpec,
   type NodePlan,
   type NodeStatus,
-  PROTOCOL_VERSION,
   type PlanFetch,
   type PlanResult,
+  PROTOCOL_VERSION,
   type Register,
   type RegisterReply,
   type SignedPlan,
@@ -102,6 +102,7 @@ export class Engine {
   private readonly desired = new Map<string, Desired>();
   private readonly generation = new Map<string, number>();
   private readonly unplaced = new Map<string, Unplaced[]>();
+  private readonly lastClusterRun = new Map<string, { at: number; ms: number }>();
   private sweepTimer: unknown;
   private closing?: Promise<void>;
   repair?: RepairHooks;
@@ -115,7 +116,8 @@ export class Engine {
       concurrency: opts.concurrency ?? 256,
       clock: this.clock,
       logger: opts.logger,
-      onOutcome: (key, outcome, ms) => opts.onReconcile?.(key.startsWith('node:') ? 'node' : 'cluster', outcome, ms),
+      onOutcome: (key, outcome, ms) =>
+        opts.onReconcile?.(key.startsWith('node:') ? 'node' : 'cluster', outcome, ms),
     });
   }
 
@@ -136,16 +138,26 @@ export class Engine {
     else await store.create('meta/epoch', this.epoch);
     await this.events.load();
     await this.nodes.load();
-    for (const e of await store.list<Topology>('topology/')) this.topologies.set(e.key.slice('topology/'.length), { topology: e.value, revision: e.revision });
-    for (const e of await store.list<Assignment>('assignments/')) this.assignmentMap(e.value.cluster).set(e.value.instanceId, { a: e.value, revision: e.revision });
-    this.events.emit({ kind: 'coordinator.started', severity: 'info', message: `coordinator started with epoch ${this.epoch}`, data: { epoch: this.epoch } });
+    for (const e of await store.list<Topology>('topology/'))
+      this.topologies.set(e.key.slice('topology/'.length), { topology: e.value, revision: e.revision });
+    for (const e of await store.list<Assignment>('assignments/'))
+      this.assignmentMap(e.value.cluster).set(e.value.instanceId, { a: e.value, revision: e.revision });
+    this.events.emit({
+      kind: 'coordinator.started',
+      severity: 'info',
+      message: `coordinator started with epoch ${this.epoch}`,
+      data: { epoch: this.epoch },
+    });
     // Nodes get a grace period from start-up: liveness is memory-only, so treat every approved
     // node as just seen rather than instantly Unreachable.
     for (const n of this.nodes.all()) if (n.approved && n.state !== 'Removed') this.nodes.heartbeat(n.id);
     for (const c of this.clusterNames()) this.queue.add(`cluster:${c}`);
     const tick = () => {
       this.sweep();
-      this.sweepTimer = this.clock.setTimeout(tick, Math.max(100, Math.floor(this.opts.timings.heartbeatIntervalMs / 4)));
+      this.sweepTimer = this.clock.setTimeout(
+        tick,
+        Math.max(100, Math.floor(this.opts.timings.heartbeatIntervalMs / 4)),
+      );
     };
     tick();
   }
@@ -174,7 +186,8 @@ export class Engine {
     };
     const labels = { ...msg.labels, ...deriveLabels(msg.facts) };
     let rec = this.nodes.get(msg.nodeId);
-    const tokenOk = !!this.opts.joinToken && !!msg.joinToken && constantTimeEqual(msg.joinToken, this.opts.joinToken);
+    const tokenOk =
+      !!this.opts.joinToken && !!msg.joinToken && constantTimeEqual(msg.joinToken, this.opts.joinToken);
     if (rec && rec.state !== 'Removed' && !sameMachine(rec.fingerprint, msg.fingerprint)) {
       this.events.emit({
         kind: 'node.refused',
@@ -182,12 +195,28 @@ export class Engine {
         nodeId: msg.nodeId,
         message: `node ${msg.nodeId} registered from a different machine (machine-id ${msg.fingerprint.machineId || '?'} ≠ ${rec.fingerprint.machineId || '?'}); refused — a wiped or cloned host must be removed first`,
       });
-      return { ...base, accepted: false, state: 'Pending', reason: 'fingerprint mismatch: this node id belongs to a different machine; remove the old node first' };
+      return {
+        ...base,
+        accepted: false,
+        state: 'Pending',
+        reason:
+          'fingerprint mismatch: this node id belongs to a different machine; remove the old node first',
+      };
     }
     if (!rec || rec.state === 'Removed') {
       const twin = this.nodes.findByAddressOrHostname(msg.address, msg.hostname, msg.nodeId);
       const approved = tokenOk && !twin;
-      rec = NodeRegistry.newRecord({ id: msg.nodeId, hostname: msg.hostname, address: msg.address, labels, facts: msg.facts, fingerprint: msg.fingerprint, approved, now, cluster: msg.labels[CLUSTER_LABEL] });
+      rec = NodeRegistry.newRecord({
+        id: msg.nodeId,
+        hostname: msg.hostname,
+        address: msg.address,
+        labels,
+        facts: msg.facts,
+        fingerprint: msg.fingerprint,
+        approved,
+        now,
+        cluster: msg.labels[CLUSTER_LABEL],
+      });
       if (this.nodes.get(msg.nodeId)) await this.nodes.forget(msg.nodeId);
       await this.nodes.save(rec);
       if (twin) {
@@ -203,11 +232,25 @@ export class Engine {
           kind: approved ? 'node.joined' : 'node.pending',
           severity: 'info',
           nodeId: msg.nodeId,
-          message: approved ? `node ${msg.nodeId} (${msg.hostname}, ${msg.address}) joined` : `node ${msg.nodeId} (${msg.hostname}) is waiting for approval`,
+          message: approved
+            ? `node ${msg.nodeId} (${msg.hostname}, ${msg.address}) joined`
+            : `node ${msg.nodeId} (${msg.hostname}) is waiting for approval`,
         });
       }
-    } else if (rec.address !== msg.address || rec.hostname !== msg.hostname || JSON.stringify(rec.labels) !== JSON.stringify(labels) || JSON.stringify({ ...rec.facts, collectedAt: '' }) !== JSON.stringify({ ...msg.facts, collectedAt: '' })) {
-      rec = { ...rec, address: msg.address, hostname: msg.hostname, labels, facts: msg.facts, fingerprint: msg.fingerprint };
+    } else if (
+      rec.address !== msg.address ||
+      rec.hostname !== msg.hostname ||
+      JSON.stringify(rec.labels) !== JSON.stringify(labels) ||
+      JSON.stringify({ ...rec.facts, collectedAt: '' }) !== JSON.stringify({ ...msg.facts, collectedAt: '' })
+    ) {
+      rec = {
+        ...rec,
+        address: msg.address,
+        hostname: msg.hostname,
+        labels,
+        facts: msg.facts,
+        fingerprint: msg.fingerprint,
+      };
       if (!rec.approved && tokenOk) rec = { ...rec, approved: true, state: 'Ready' };
       await this.nodes.save(rec);
     } else if (!rec.approved && tokenOk) {
@@ -219,7 +262,13 @@ export class Engine {
       const l = this.nodes.liveness(msg.nodeId);
       if (l) l.applied = { ...msg.applied };
     } else this.nodes.heartbeat(msg.nodeId);
-    if (!rec.approved) return { ...base, accepted: true, state: 'Pending', reason: 'waiting for operator approval (no valid join token)' };
+    if (!rec.approved)
+      return {
+        ...base,
+        accepted: true,
+        state: 'Pending',
+        reason: 'waiting for operator approval (no valid join token)',
+      };
     this.queue.add(`cluster:${this.clusterOf(rec)}`);
     const d = this.desired.get(rec.id);
     if (d) this.queue.add(`node:${rec.id}`);
@@ -231,7 +280,12 @@ export class Engine {
     if (!rec || !rec.approved || rec.state === 'Removed') return;
     const prev = this.nodes.heartbeat(hb.nodeId, hb.digest);
     if (prev && prev !== 'new') {
-      this.events.emit({ kind: 'node.recovered', severity: 'info', nodeId: hb.nodeId, message: `node ${hb.nodeId} is heartbeating again (was ${prev})` });
+      this.events.emit({
+        kind: 'node.recovered',
+        severity: 'info',
+        nodeId: hb.nodeId,
+        message: `node ${hb.nodeId} is heartbeating again (was ${prev})`,
+      });
       this.queue.add(`cluster:${this.clusterOf(rec)}`);
     }
     const l = this.nodes.liveness(hb.nodeId)!;
@@ -244,7 +298,9 @@ export class Engine {
       return;
     }
     // A heartbeat sent just before our push landed still shows the old plan; don't re-push for it.
-    const recentlyPushed = l.lastPushOkAt !== undefined && this.clock.now() - l.lastPushOkAt < this.opts.timings.heartbeatIntervalMs * 1.5;
+    const recentlyPushed =
+      l.lastPushOkAt !== undefined &&
+      this.clock.now() - l.lastPushOkAt < this.opts.timings.heartbeatIntervalMs * 1.5;
     if (!recentlyPushed) {
       l.applied = { generation: dg.generation, checksum: dg.checksum, coordinatorEpoch: dg.coordinatorEpoch };
       this.queue.add(`node:${hb.nodeId}`);
@@ -259,13 +315,29 @@ export class Engine {
     const before = l.status;
     l.status = st;
     if (st.plan.state === 'refused' && before?.plan.state !== 'refused') {
-      this.events.emit({ kind: 'plan.refused', severity: 'error', nodeId: st.nodeId, message: `node ${st.nodeId} refused its plan: ${st.plan.error ?? 'no reason given'}` });
+      this.events.emit({
+        kind: 'plan.refused',
+        severity: 'error',
+        nodeId: st.nodeId,
+        message: `node ${st.nodeId} refused its plan: ${st.plan.error ?? 'no reason given'}`,
+      });
     }
     const prevPhase = new Map(before?.instances.map((i) => [i.id, i.phase]) ?? []);
     for (const i of st.instances) {
       const p = prevPhase.get(i.id);
-      if (p !== undefined && p !== i.phase && (i.phase === 'CrashLoop' || i.phase === 'Failed' || i.phase === 'Unhealthy')) {
-        this.events.emit({ kind: 'instance.unhealthy', severity: 'warning', nodeId: st.nodeId, instanceId: i.id, role: i.role, message: `${i.id} on ${st.nodeId} is ${i.phase}${i.lastError ? `: ${i.lastError}` : ''}` });
+      if (
+        p !== undefined &&
+        p !== i.phase &&
+        (i.phase === 'CrashLoop' || i.phase === 'Failed' || i.phase === 'Unhealthy')
+      ) {
+        this.events.emit({
+          kind: 'instance.unhealthy',
+          severity: 'warning',
+          nodeId: st.nodeId,
+          instanceId: i.id,
+          role: i.role,
+          message: `${i.id} on ${st.nodeId} is ${i.phase}${i.lastError ? `: ${i.lastError}` : ''}`,
+        });
       }
     }
     this.repairObserver?.(st);
@@ -276,17 +348,28 @@ export class Engine {
   async handleFacts(msg: FactsUpdate): Promise<void> {
     const rec = this.nodes.get(msg.nodeId);
     if (!rec) return;
-    const labels = { ...Object.fromEntries(Object.entries(rec.labels).filter(([k]) => !k.startsWith('drover.dev/') || k === CLUSTER_LABEL)), ...deriveLabels(msg.facts) };
+    const labels = {
+      ...Object.fromEntries(
+        Object.entries(rec.labels).filter(([k]) => !k.startsWith('drover.dev/') || k === CLUSTER_LABEL),
+      ),
+      ...deriveLabels(msg.facts),
+    };
     await this.nodes.save({ ...rec, facts: msg.facts, labels });
     this.queue.add(`cluster:${this.clusterOf(rec)}`);
   }
 
   handlePlanFetch(msg: PlanFetch): SignedPlan {
     const rec = this.nodes.get(msg.nodeId);
-    if (!rec) throw coordinatorError('DROVER_ERR_NODE_NOT_FOUND', `node ${msg.nodeId} is not registered; register first`);
-    if (!rec.approved) throw coordinatorError('DROVER_ERR_ILLEGAL_STATE', `node ${msg.nodeId} is waiting for approval`);
+    if (!rec)
+      throw coordinatorError(
+        'DROVER_ERR_NODE_NOT_FOUND',
+        `node ${msg.nodeId} is not registered; register first`,
+      );
+    if (!rec.approved)
+      throw coordinatorError('DROVER_ERR_ILLEGAL_STATE', `node ${msg.nodeId} is waiting for approval`);
     const d = this.desired.get(msg.nodeId);
-    if (!d) throw coordinatorError('DROVER_ERR_NOT_READY', `no plan rendered yet for ${msg.nodeId}; retry shortly`);
+    if (!d)
+      throw coordinatorError('DROVER_ERR_NOT_READY', `no plan rendered yet for ${msg.nodeId}; retry shortly`);
     return d.signed;
   }
 
@@ -307,9 +390,16 @@ export class Engine {
   async applyTopology(t: Topology): Promise<void> {
     const name = t.metadata.name;
     const cur = this.topologies.get(name);
-    const revision = cur ? await this.opts.store.update(`topology/${name}`, t, cur.revision) : await this.opts.store.create(`topology/${name}`, t);
+    const revision = cur
+      ? await this.opts.store.update(`topology/${name}`, t, cur.revision)
+      : await this.opts.store.create(`topology/${name}`, t);
     this.topologies.set(name, { topology: t, revision });
-    this.events.emit({ kind: 'topology.applied', severity: 'info', cluster: name, message: `topology ${name} applied (revision ${revision})` });
+    this.events.emit({
+      kind: 'topology.applied',
+      severity: 'info',
+      cluster: name,
+      message: `topology ${name} applied (revision ${revision})`,
+    });
     this.queue.add(`cluster:${name}`);
   }
 
@@ -326,14 +416,25 @@ export class Engine {
     const nodes = this.placementNodes(cluster);
     const res = place({ topology: t, nodes, current, ...this.evictionsFor(cluster, current) });
     const nodeMap = new Map(nodes.map((n) => [n.id, n]));
-    const rendered = renderPlans({ topology: t, assignments: res.assignments, nodes: nodeMap, options: this.opts.renderOptions });
+    const rendered = renderPlans({
+      topology: t,
+      assignments: res.assignments,
+      nodes: nodeMap,
+      options: this.opts.renderOptions,
+    });
     const nodesChanged: string[] = [];
     for (const n of nodes) {
       if (!n.approved) continue;
       const plan = this.sealFor(n.id, rendered.get(n.id) ?? [], 0);
       if (plan.checksum !== this.desired.get(n.id)?.plan.checksum) nodesChanged.push(n.id);
     }
-    return { added: res.added, moved: res.moved, removed: res.removed, unplaced: res.unplaced, nodesChanged: nodesChanged.sort() };
+    return {
+      added: res.added,
+      moved: res.moved,
+      removed: res.removed,
+      unplaced: res.unplaced,
+      nodesChanged: nodesChanged.sort(),
+    };
   }
 
   // ---------------------------------------------------------------- reconcile
@@ -345,6 +446,23 @@ export class Engine {
   }
 
   private async reconcileCluster(cluster: string): Promise<{ requeueAfterMs?: number } | undefined> {
+    // A cluster reconcile costs O(nodes). During a burst (hundreds of registrations a second) run
+    // it at most every `2 × its last duration` (50 ms–1 s), so the burst costs a bounded share.
+    const now = this.clock.now();
+    const last = this.lastClusterRun.get(cluster);
+    if (last) {
+      const gap = Math.min(1000, Math.max(50, last.ms * 2));
+      if (now - last.at < gap) return { requeueAfterMs: gap - (now - last.at) };
+    }
+    const started = this.clock.now();
+    try {
+      return await this.reconcileClusterNow(cluster);
+    } finally {
+      this.lastClusterRun.set(cluster, { at: this.clock.now(), ms: this.clock.now() - started });
+    }
+  }
+
+  private async reconcileClusterNow(cluster: string): Promise<{ requeueAfterMs?: number } | undefined> {
     const entry = this.topologies.get(cluster);
     const current = this.currentAssignments(cluster);
     const nodes = this.placementNodes(cluster);
@@ -352,21 +470,63 @@ export class Engine {
     let requeueAfterMs: number | undefined;
     if (entry) {
       const ev = this.evictionsFor(cluster, current);
-      const res = place({ topology: entry.topology, nodes, current, ...ev, now: new Date(this.clock.now()).toISOString() });
+      const res = place({
+        topology: entry.topology,
+        nodes,
+        current,
+        ...ev,
+        now: new Date(this.clock.now()).toISOString(),
+      });
       assignments = res.assignments;
       await this.writeAssignments(cluster, res.assignments, current);
-      for (const a of res.added) this.events.emit({ kind: 'role.placed', severity: 'info', cluster, nodeId: a.nodeId, role: a.role, instanceId: a.instanceId, message: `${a.instanceId} placed on ${a.nodeId}` });
-      for (const m of res.moved) this.events.emit({ kind: 'role.moved', severity: 'warning', cluster, nodeId: m.to.nodeId, role: m.to.role, instanceId: m.to.instanceId, message: `${m.to.instanceId} moved from ${m.from.nodeId} to ${m.to.nodeId} (epoch ${m.to.epoch})`, data: { from: m.from.nodeId, to: m.to.nodeId, epoch: m.to.epoch } });
-      for (const a of res.removed) this.events.emit({ kind: 'role.removed', severity: 'info', cluster, nodeId: a.nodeId, role: a.role, instanceId: a.instanceId, message: `${a.instanceId} removed from ${a.nodeId}` });
+      for (const a of res.added)
+        this.events.emit({
+          kind: 'role.placed',
+          severity: 'info',
+          cluster,
+          nodeId: a.nodeId,
+          role: a.role,
+          instanceId: a.instanceId,
+          message: `${a.instanceId} placed on ${a.nodeId}`,
+        });
+      for (const m of res.moved)
+        this.events.emit({
+          kind: 'role.moved',
+          severity: 'warning',
+          cluster,
+          nodeId: m.to.nodeId,
+          role: m.to.role,
+          instanceId: m.to.instanceId,
+          message: `${m.to.instanceId} moved from ${m.from.nodeId} to ${m.to.nodeId} (epoch ${m.to.epoch})`,
+          data: { from: m.from.nodeId, to: m.to.nodeId, epoch: m.to.epoch },
+        });
+      for (const a of res.removed)
+        this.events.emit({
+          kind: 'role.removed',
+          severity: 'info',
+          cluster,
+          nodeId: a.nodeId,
+          role: a.role,
+          instanceId: a.instanceId,
+          message: `${a.instanceId} removed from ${a.nodeId}`,
+        });
       this.noteUnplaced(cluster, res.unplaced);
-      if (res.moved.length && this.repair?.afterPlacement) await this.repair.afterPlacement(cluster, res.moved);
+      if (res.moved.length && this.repair?.afterPlacement)
+        await this.repair.afterPlacement(cluster, res.moved);
       // Evictions that wait on a timer (reassignAfter) need a wake-up even if nothing else changes.
       if (ev.wakeAfterMs !== undefined) requeueAfterMs = ev.wakeAfterMs;
     } else {
       await this.writeAssignments(cluster, [], current);
     }
     const nodeMap = new Map(nodes.map((n) => [n.id, n]));
-    const rendered = entry ? renderPlans({ topology: entry.topology, assignments, nodes: nodeMap, options: this.opts.renderOptions }) : new Map();
+    const rendered = entry
+      ? renderPlans({
+          topology: entry.topology,
+          assignments,
+          nodes: nodeMap,
+          options: this.opts.renderOptions,
+        })
+      : new Map();
     for (const n of nodes) {
       if (!n.approved || n.state === 'Removed') continue;
       this.setDesired(n.id, rendered.get(n.id) ?? []);
@@ -384,7 +544,11 @@ export class Engine {
     this.queue.add(`node:${nodeId}`);
   }
 
-  private sealFor(nodeId: string, instances: Array<Omit<InstanceSpec, 'checksum'>>, generation: number): NodePlan {
+  private sealFor(
+    nodeId: string,
+    instances: Array<Omit<InstanceSpec, 'checksum'>>,
+    generation: number,
+  ): NodePlan {
     return sealPlan({
       v: PROTOCOL_VERSION,
       type: 'plan',
@@ -402,18 +566,37 @@ export class Engine {
     const l = this.nodes.liveness(nodeId);
     if (!d || !rec || !rec.approved || !l || l.state === 'Unreachable' || !this.bus) return undefined;
     const a = l.applied;
-    if (a && a.checksum === d.plan.checksum && a.coordinatorEpoch === this.epoch && a.generation >= d.plan.generation) return undefined;
+    if (
+      a &&
+      a.checksum === d.plan.checksum &&
+      a.coordinatorEpoch === this.epoch &&
+      a.generation >= d.plan.generation
+    )
+      return undefined;
     let res: PlanResult;
     try {
       res = await this.bus.pushPlan(nodeId, d.signed, this.opts.timings.pushTimeoutMs);
     } catch (err) {
       this.opts.onPush?.(false);
-      throw coordinatorError('DROVER_ERR_NODE_UNREACHABLE', `plan push to ${nodeId} failed: ${(err as Error).message}`, undefined, err);
+      throw coordinatorError(
+        'DROVER_ERR_NODE_UNREACHABLE',
+        `plan push to ${nodeId} failed: ${(err as Error).message}`,
+        undefined,
+        err,
+      );
     }
     this.opts.onPush?.(res.accepted);
     if (!res.accepted) {
-      this.events.emit({ kind: 'plan.refused', severity: 'error', nodeId, message: `node ${nodeId} refused plan generation ${d.plan.generation}: ${res.error?.message ?? 'no reason'}` });
-      throw coordinatorError('DROVER_ERR_ILLEGAL_STATE', `node ${nodeId} refused its plan: ${res.error?.code ?? ''} ${res.error?.message ?? ''}`);
+      this.events.emit({
+        kind: 'plan.refused',
+        severity: 'error',
+        nodeId,
+        message: `node ${nodeId} refused plan generation ${d.plan.generation}: ${res.error?.message ?? 'no reason'}`,
+      });
+      throw coordinatorError(
+        'DROVER_ERR_ILLEGAL_STATE',
+        `node ${nodeId} refused its plan: ${res.error?.code ?? ''} ${res.error?.message ?? ''}`,
+      );
     }
     l.applied = { generation: res.generation, checksum: res.checksum, coordinatorEpoch: this.epoch };
     l.lastPushOkAt = this.clock.now();
@@ -486,7 +669,12 @@ export class Engine {
 
   private evictionsFor(cluster: string, current: Assignment[]): Evictions & { wakeAfterMs?: number } {
     if (this.repair) return this.repair.evictions(cluster, current);
-    const evictNodes = new Set(this.nodes.all().filter((n) => n.state === 'Draining').map((n) => n.id));
+    const evictNodes = new Set(
+      this.nodes
+        .all()
+        .filter((n) => n.state === 'Draining')
+        .map((n) => n.id),
+    );
     return { evictNodes, evictInstances: new Set(), moveTo: new Map() };
   }
 
@@ -497,7 +685,10 @@ export class Engine {
     for (const a of next) {
       const cur = m.get(a.instanceId);
       if (cur && JSON.stringify(cur.a) === JSON.stringify(a)) continue;
-      const revision = cur?.revision !== undefined ? await this.opts.store.update(key(a.instanceId), a, cur.revision) : await this.opts.store.put(key(a.instanceId), a);
+      const revision =
+        cur?.revision !== undefined
+          ? await this.opts.store.update(key(a.instanceId), a, cur.revision)
+          : await this.opts.store.put(key(a.instanceId), a);
       m.set(a.instanceId, { a, revision });
     }
     for (const a of current) {
@@ -510,7 +701,15 @@ export class Engine {
   private noteUnplaced(cluster: string, list: Unplaced[]): void {
     const before = new Map((this.unplaced.get(cluster) ?? []).map((u) => [u.instanceId, u.reason]));
     for (const u of list) {
-      if (before.get(u.instanceId) !== u.reason) this.events.emit({ kind: 'role.unschedulable', severity: 'warning', cluster, role: u.role, instanceId: u.instanceId, message: u.reason });
+      if (before.get(u.instanceId) !== u.reason)
+        this.events.emit({
+          kind: 'role.unschedulable',
+          severity: 'warning',
+          cluster,
+          role: u.role,
+          instanceId: u.instanceId,
+          message: u.reason,
+        });
     }
     this.unplaced.set(cluster, list);
   }
@@ -519,7 +718,12 @@ export class Engine {
 
   requireNode(id: string): NodeRecord {
     const rec = this.nodes.get(id);
-    if (!rec) throw coordinatorError('DROVER_ERR_NODE_NOT_FOUND', `no node ${JSON.stringify(id)}; see \`drover get nodes\``, { nodeId: id });
+    if (!rec)
+      throw coordinatorError(
+        'DROVER_ERR_NODE_NOT_FOUND',
+        `no node ${JSON.stringify(id)}; see \`drover get nodes\``,
+        { nodeId: id },
+      );
     return rec;
   }
 
@@ -535,9 +739,18 @@ export class Engine {
 
   async setCordon(id: string, cordoned: boolean): Promise<NodeRecord> {
     const rec = this.requireNode(id);
-    const next: NodeRecord = { ...rec, cordoned, state: !cordoned && rec.state === 'Draining' ? 'Ready' : rec.state };
+    const next: NodeRecord = {
+      ...rec,
+      cordoned,
+      state: !cordoned && rec.state === 'Draining' ? 'Ready' : rec.state,
+    };
     await this.nodes.save(next);
-    this.events.emit({ kind: cordoned ? 'node.cordoned' : 'node.uncordoned', severity: 'info', nodeId: id, message: `node ${id} ${cordoned ? 'cordoned' : 'uncordoned'}` });
+    this.events.emit({
+      kind: cordoned ? 'node.cordoned' : 'node.uncordoned',
+      severity: 'info',
+      nodeId: id,
+      message: `node ${id} ${cordoned ? 'cordoned' : 'uncordoned'}`,
+    });
     this.queue.add(`cluster:${this.clusterOf(next)}`);
     return next;
   }
@@ -546,7 +759,12 @@ export class Engine {
     const rec = this.requireNode(id);
     const next: NodeRecord = { ...rec, cordoned: true, state: 'Draining' };
     await this.nodes.save(next);
-    this.events.emit({ kind: 'node.draining', severity: 'info', nodeId: id, message: `node ${id} is draining: its instances move elsewhere` });
+    this.events.emit({
+      kind: 'node.draining',
+      severity: 'info',
+      nodeId: id,
+      message: `node ${id} is draining: its instances move elsewhere`,
+    });
     this.queue.add(`cluster:${this.clusterOf(next)}`);
     return next;
   }
@@ -558,18 +776,37 @@ export class Engine {
     await this.nodes.forget(id);
     this.desired.delete(id);
     this.generation.delete(id);
-    this.events.emit({ kind: 'node.removed', severity: 'warning', nodeId: id, message: `node ${id} removed` });
+    this.events.emit({
+      kind: 'node.removed',
+      severity: 'warning',
+      nodeId: id,
+      message: `node ${id} removed`,
+    });
     this.queue.add(`cluster:${cluster}`);
   }
 
-  async runTask(input: Omit<Task, 'v' | 'type' | 'id' | 'issuedAt' | 'timeoutMs'> & { timeoutMs?: number }): Promise<TaskResult> {
+  async runTask(
+    input: Omit<Task, 'v' | 'type' | 'id' | 'issuedAt' | 'timeoutMs'> & { timeoutMs?: number },
+  ): Promise<TaskResult> {
     this.requireNode(input.nodeId);
     if (!this.bus) throw coordinatorError('DROVER_ERR_NOT_READY', 'not connected to NATS');
-    const task: Task = { v: PROTOCOL_VERSION, type: 'task', id: randomUUID(), issuedAt: new Date(this.clock.now()).toISOString(), timeoutMs: input.timeoutMs ?? 30_000, ...input } as Task;
+    const task: Task = {
+      v: PROTOCOL_VERSION,
+      type: 'task',
+      id: randomUUID(),
+      issuedAt: new Date(this.clock.now()).toISOString(),
+      timeoutMs: input.timeoutMs ?? 30_000,
+      ...input,
+    } as Task;
     try {
       return await this.bus.sendTask(task.nodeId, task, task.timeoutMs + 2000);
     } catch (err) {
-      throw coordinatorError('DROVER_ERR_NODE_UNREACHABLE', `task ${task.kind} on ${task.nodeId} got no answer: ${(err as Error).message}`, undefined, err);
+      throw coordinatorError(
+        'DROVER_ERR_NODE_UNREACHABLE',
+        `task ${task.kind} on ${task.nodeId} got no answer: ${(err as Error).message}`,
+        undefined,
+        err,
+      );
     }
   }
 

@@ -18,11 +18,18 @@ export function instanceChecksum(spec: Omit<InstanceSpec, 'checksum'> & { checks
 }
 
 /**
- * Content checksum of a plan: the node and what it must run. Generation, epoch and issue time are
- * not content, so re-issuing identical content gives the same checksum; the signature covers them.
+ * Content checksum of a plan: the node and, per instance, its id, epoch and content checksum.
+ * Generation, coordinator epoch and issue time are not content, so re-issuing identical content
+ * gives the same checksum; the signature covers them. Building on the instance checksums (which
+ * `verifyPlan` checks first) keeps sealing a plan cheap: no second pass over the content.
  */
 export function planChecksum(plan: Pick<NodePlan, 'nodeId' | 'instances'>): string {
-  return sha256Hex(canonicalJson({ nodeId: plan.nodeId, instances: plan.instances }));
+  return sha256Hex(
+    canonicalJson({
+      nodeId: plan.nodeId,
+      instances: plan.instances.map((i) => ({ id: i.id, epoch: i.epoch, checksum: i.checksum })),
+    }),
+  );
 }
 
 /** Fills in instance and plan checksums. */

@@ -1,0 +1,270 @@
+// Coordinator scale: a real drover-coordinator process and a real nats-server against SIMULATED
+// agents — light clients that speak the real protocol (register, heartbeat with digest, signed
+// plan pushes answered with a PlanResult), many per NATS connection. They run nothing.
+// Printed for N = 1,000 and 5,000 (override with COORD_BENCH_N=1000,5000):
+// - time to register all N;
+// - time to converge a topology change touching every node (until every simulated agent has
+//   applied the new plan), twice: first apply, then a change of every node's content;
+// - steady-state coordinator CPU% and RSS at 2 s heartbeats;
+// - heartbeats handled per second.
+// Targets (issue 4): 5,000 agents at 2 s heartbeats under 50 % of one core and 1 GiB RSS; a
+// change touching all 5,000 nodes converges in under 5 s.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type NatsConnection } from 'nats';
+import { encode, PROTOCOL_VERSION, subjects } from '../protocol/index.js';
+import { sampleFacts } from '../test/helpers/fixtures.js';
+import { cpuPercent, freePort, procSample, sleep, startNatsServer, waitUntil } from './lib.js';
+
+const SIZES = (process.env.COORD_BENCH_N ?? '1000,5000').split(',').map(Number);
+const PER_CONN = 250;
+const HEARTBEAT_MS = 2000;
+const STEADY_MS = Number(process.env.COORD_BENCH_STEADY_MS ?? 20_000);
+
+interface Sim {
+  id: string;
+  nc: NatsConnection;
+  generation: number;
+  checksum: string;
+  epoch: number;
+  version: string;
+  seq: number;
+}
+
+function topology(version: string): string {
+  return `apiVersion: drover.dev/v1
+kind: Topology
+metadata: { name: bench }
+cluster: { name: bench }
+customRoles:
+  agentlet:
+    command: /bin/sleep
+    args: ["infinity"]
+    env: { BENCH_VERSION: "${version}" }
+    files:
+      - { path: /etc/bench/version, mode: "0644", content: "${version}\\n" }
+roles:
+  agentlet: { everywhere: true }
+`;
+}
+
+async function runSize(n: number): Promise<void> {
+  const nats = await startNatsServer();
+  const dir = mkdtempSync(join(tmpdir(), 'drover-bench-coord-'));
+  const apiPort = await freePort();
+  const coord = spawn(
+    process.execPath,
+    [
+      ...(process.env.COORD_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      'dist/drover-coordinator.mjs',
+      '--data-dir',
+      dir,
+      '--nats-servers',
+      nats.url,
+      '--api-listen',
+      `127.0.0.1:${apiPort}`,
+      '--join-token',
+      'bench',
+      '--heartbeat-interval',
+      `${HEARTBEAT_MS}ms`,
+      '--log-level',
+      'warn',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const conns: NatsConnection[] = [];
+  try {
+    const api = `http://127.0.0.1:${apiPort}`;
+    await waitUntil(
+      'coordinator API',
+      async () => (await fetch(`${api}/readyz`).catch(() => undefined))?.ok === true,
+      20_000,
+      100,
+    );
+    const token = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
+    const sims = new Map<string, Sim>();
+    for (let c = 0; c < Math.ceil(n / PER_CONN); c++) {
+      const nc = await connect({ servers: nats.url, name: `bench-sims-${c}` });
+      conns.push(nc);
+      // one wildcard subscription per connection answers every plan push for its sims
+      nc.subscribe(`${subjects.plan('x').slice(0, -1)}*`, {
+        callback: (_e, m) => {
+          const sim = sims.get(m.subject.slice(m.subject.lastIndexOf('.') + 1));
+          if (!sim) return;
+          const signed = JSON.parse(new TextDecoder().decode(m.data)) as {
+            plan: {
+              generation: number;
+              checksum: string;
+              coordinatorEpoch: number;
+              instances: Array<{ run: { env: Record<string, string> } }>;
+            };
+          };
+          const p = signed.plan;
+          sim.generation = p.generation;
+          sim.checksum = p.checksum;
+          sim.epoch = p.coordinatorEpoch;
+          sim.version = p.instances[0]?.run.env.BENCH_VERSION ?? '';
+          m.respond(
+            encode({
+              v: PROTOCOL_VERSION,
+              type: 'plan-result',
+              nodeId: sim.id,
+              generation: p.generation,
+              checksum: p.checksum,
+              accepted: true,
+            }),
+          );
+        },
+      });
+      for (let i = 0; i < PER_CONN && sims.size < n; i++) {
+        const id = `sim-${String(sims.size).padStart(5, '0')}`;
+        sims.set(id, { id, nc, generation: 0, checksum: '', epoch: 0, version: '', seq: 0 });
+      }
+    }
+    const facts = sampleFacts();
+    const t0 = performance.now();
+    const list = [...sims.values()];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (next < list.length) {
+          const s = list[next++]!;
+          const i = Number(s.id.slice(4));
+          const addr = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+          const reg = {
+            v: PROTOCOL_VERSION,
+            type: 'register',
+            nodeId: s.id,
+            hostname: s.id,
+            address: addr,
+            labels: { pool: 'worker' },
+            facts: { ...facts, hostname: s.id, machineId: s.id },
+            fingerprint: { machineId: s.id, macs: [] },
+            agentVersion: 'bench',
+            joinToken: 'bench',
+          };
+          const r = await s.nc.request(subjects.register(), encode(reg), { timeout: 30_000 });
+          const reply = JSON.parse(new TextDecoder().decode(r.data)) as { accepted?: boolean };
+          if (!reply.accepted) throw new Error(`register refused: ${JSON.stringify(reply)}`);
+        }
+      }),
+    );
+    const registerMs = performance.now() - t0;
+
+    // heartbeats, spread evenly over the interval
+    let sent = 0;
+    let cursor = 0;
+    const hbTimer = setInterval(() => {
+      const slice = Math.ceil(list.length / 10);
+      const start = cursor;
+      cursor = (cursor + slice) % list.length;
+      for (const s of list.slice(start, start + slice)) {
+        s.nc.publish(
+          subjects.heartbeat(s.id),
+          encode({
+            v: PROTOCOL_VERSION,
+            type: 'heartbeat',
+            nodeId: s.id,
+            seq: ++s.seq,
+            sentAt: new Date().toISOString(),
+            digest: {
+              generation: s.generation,
+              checksum: s.checksum,
+              coordinatorEpoch: s.epoch,
+              health: '0000000000000000',
+              instances: s.version ? 1 : 0,
+              unhealthy: 0,
+            },
+          }),
+        );
+        sent++;
+      }
+    }, HEARTBEAT_MS / 10);
+
+    const apply = async (version: string) => {
+      const t = performance.now();
+      const r = await fetch(`${api}/v1/topology`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/yaml' },
+        body: topology(version),
+      });
+      if (!r.ok) throw new Error(`PUT /v1/topology: ${r.status} ${await r.text()}`);
+      await waitUntil(
+        `all ${n} simulated agents on ${version}`,
+        () => list.every((s) => s.version === version),
+        120_000,
+        10,
+      );
+      return performance.now() - t;
+    };
+    const firstMs = await apply('v1');
+    await sleep(3000);
+    const changeMs = await apply('v2');
+
+    await sleep(3000);
+    const pid = coord.pid!;
+    const before = procSample(pid);
+    const sentBefore = sent;
+    const hbBefore = await metric(api, token, 'drover_heartbeats_total');
+    const tS = performance.now();
+    await sleep(STEADY_MS);
+    const ms = performance.now() - tS;
+    const after = procSample(pid);
+    const hbAfter = await metric(api, token, 'drover_heartbeats_total');
+    const handled =
+      hbAfter !== undefined && hbBefore !== undefined ? ((hbAfter - hbBefore) * 1000) / ms : Number.NaN;
+    clearInterval(hbTimer);
+    const cpu = cpuPercent(before, after, ms);
+    const rssMb = after.rssKb / 1024;
+    const line = (k: string, v: string) => process.stdout.write(`  ${k.padEnd(44)} ${v}\n`);
+    process.stdout.write(
+      `N = ${n} simulated agents (${conns.length} NATS connections, ${PER_CONN} agents each), heartbeat ${HEARTBEAT_MS} ms\n`,
+    );
+    line(
+      'register all',
+      `${(registerMs / 1000).toFixed(2)} s (${Math.round((n * 1000) / registerMs)} registrations/s)`,
+    );
+    line('first topology apply → all applied', `${(firstMs / 1000).toFixed(2)} s`);
+    line(
+      'change touching every node → all applied',
+      `${(changeMs / 1000).toFixed(2)} s (target < 5 s at 5,000: ${changeMs < 5000 ? 'met' : 'MISSED'})`,
+    );
+    line(
+      'steady-state coordinator CPU',
+      `${cpu.toFixed(1)} % of one core over ${(ms / 1000).toFixed(0)} s (target < 50 % at 5,000: ${cpu < 50 ? 'met' : 'MISSED'})`,
+    );
+    line(
+      'steady-state coordinator RSS',
+      `${rssMb.toFixed(0)} MB (target < 1024 MB: ${rssMb < 1024 ? 'met' : 'MISSED'})`,
+    );
+    line(
+      'heartbeats sent / handled per second',
+      `${(((sent - sentBefore) * 1000) / ms).toFixed(0)} / ${Number.isNaN(handled) ? 'n/a' : handled.toFixed(0)} (expected ${((n * 1000) / HEARTBEAT_MS).toFixed(0)})`,
+    );
+    line(
+      'CPU per 1,000 heartbeats/s',
+      `${((cpu / ((n * 1000) / HEARTBEAT_MS)) * 1000).toFixed(2)} % of one core`,
+    );
+  } finally {
+    for (const c of conns) await c.close().catch(() => {});
+    coord.kill('SIGTERM');
+    await new Promise((r) => coord.once('exit', r));
+    nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function metric(api: string, token: string, name: string): Promise<number | undefined> {
+  const r = await fetch(`${api}/metrics`, { headers: { authorization: `Bearer ${token}` } }).catch(
+    () => undefined,
+  );
+  if (!r?.ok) return undefined;
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(await r.text());
+  return m ? Number(m[1]) : undefined;
+}
+
+export async function run(): Promise<void> {
+  for (const n of SIZES) await runSize(n);
+}
