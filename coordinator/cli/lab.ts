@@ -315,7 +315,8 @@ export async function runLab(argv: string[], io: LabIo = defaultIo): Promise<num
           );
         } else if (flags.output !== undefined) throw usageError('-o takes json (or nothing, for the table)');
         else io.out(formatStatus(r));
-        return r.duplicates.length ? 1 : 0;
+        // exit 1 when something runs twice outside a partition: fencing failed
+        return r.duplicates.some((d) => !d.stale) ? 1 : 0;
       }
       case 'kill-host': {
         need(1, 'NODE');

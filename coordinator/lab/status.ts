@@ -27,8 +27,11 @@ export interface LabStatusReport {
   roles?: LabRoleView[];
   status?: LabStatusView;
   apiError?: string;
-  /** an instance id with live processes on more than one host: fencing failed */
-  duplicates: Array<{ instanceId: string; nodes: string[] }>;
+  /**
+   * Instance ids with live processes on more than one host. `stale` when one of those hosts is
+   * partitioned: its copy is the fenced one, stopped when it heals; otherwise fencing failed.
+   */
+  duplicates: Array<{ instanceId: string; nodes: string[]; stale: boolean }>;
 }
 
 /** Which hosts run a process for each instance id (from pidfiles + /proc, not from Drover's view). */
@@ -71,7 +74,11 @@ export async function labStatus(opts: { dir: string }): Promise<LabStatusReport>
   });
   const duplicates = [...runningInstances(s)]
     .filter(([, hosts]) => hosts.length > 1)
-    .map(([instanceId, hosts]) => ({ instanceId, nodes: hosts }));
+    .map(([instanceId, hosts]) => ({
+      instanceId,
+      nodes: hosts,
+      stale: hosts.some((h) => s.nodes.find((n) => n.name === h)?.state === 'partitioned'),
+    }));
   return {
     state: s,
     nats: isAlive(s.nats.proc) ? 'running' : 'down',

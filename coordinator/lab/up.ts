@@ -200,7 +200,8 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
     const names = netNames(o.dir);
     const bridgeAddress = o.netns ? `${o.subnet}.1` : undefined;
     const natsHost = bridgeAddress ?? '127.0.0.1';
-    const natsPort = await pickPort(natsHost, o.natsPort);
+    // the bridge does not exist yet: a port free on every address is free on it too
+    const natsPort = await pickPort(o.netns ? '0.0.0.0' : natsHost, o.natsPort);
     const monitorPort = await anyPort('127.0.0.1');
     const apiPort = await pickPort('127.0.0.1', o.apiPort);
     const apiUrl = `http://127.0.0.1:${apiPort}`;

@@ -207,7 +207,14 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
     expect(peers).toContain(`http://${addr(spare)}:2380`);
     expect(peers).not.toContain(`http://${addr(victim)}:2380`);
     expect(peers).toHaveLength(3);
-    expect(await etcdHealthy(members)).toBe(3);
+    await waitFor(
+      'etcd endpoint health on all three members',
+      async () => (await etcdHealthy(members)) === 3,
+      {
+        timeoutMs: 45_000,
+        intervalMs: 1000,
+      },
+    );
     expect(await etcdctl(members, ['get', 'drover-e2e', '--print-value-only'])).toContain(
       'written-before-the-kill',
     );

@@ -118,15 +118,17 @@ export function haproxyBackends(s: LabState): string[] {
     .sort();
 }
 
-/** etcdctl against the given client URLs. */
-export function etcdctl(endpoints: string[], args: string[]): Promise<string> {
+/** etcdctl against the given client URLs; `allowFail` returns stdout even on a non-zero exit. */
+export function etcdctl(endpoints: string[], args: string[], allowFail = false): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       'etcdctl',
       [`--endpoints=${endpoints.join(',')}`, '--dial-timeout=2s', '--command-timeout=5s', ...args],
       { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 15_000 },
       (err, stdout, stderr) =>
-        err ? reject(new Error(`etcdctl ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout),
+        err && !(allowFail && stdout.trim())
+          ? reject(new Error(`etcdctl ${args.join(' ')}: ${stderr || err.message}`))
+          : resolve(stdout),
     );
   });
 }
