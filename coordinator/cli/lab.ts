@@ -208,8 +208,10 @@ export function formatStatus(r: LabStatusReport): string {
   if (r.duplicates.length)
     lines.push(
       '',
-      ...r.duplicates.map(
-        (d) => `  !! ${d.instanceId} has processes on ${d.nodes.join(' and ')} (runs twice)`,
+      ...r.duplicates.map((d) =>
+        d.stale
+          ? `  ~ ${d.instanceId} also runs on a partitioned host (${d.nodes.join(' and ')}): the stale copy is fenced when it heals`
+          : `  !! ${d.instanceId} has processes on ${d.nodes.join(' and ')} (runs twice)`,
       ),
     );
   return `${lines.join('\n')}\n`;

@@ -42,12 +42,15 @@ export function preflight(opts: {
   netns: boolean;
   distDir: string;
   isRoot?: boolean;
+  /** looks a program up (default: PATH plus the sbin dirs) */
+  find?: (bin: string) => string | undefined;
 }): Record<string, string> {
+  const find = opts.find ?? ((bin: string) => findProgram(bin));
   const found: Record<string, string> = {};
   const missing: Array<{ bin: string; pkg: string; why: string }> = [];
   for (const p of LAB_PROGRAMS) {
     if (p.netnsOnly && !opts.netns) continue;
-    const at = findProgram(p.bin);
+    const at = find(p.bin);
     if (at) found[p.bin] = at;
     else missing.push(p);
   }
