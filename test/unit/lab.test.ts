@@ -334,7 +334,9 @@ describe('lab error codes', () => {
       expect(code).toMatch(/^DROVER_ERR_LAB_[A-Z_]+$/);
       expect([1, 2, 3, 5]).toContain(spec.exit);
       expect(spec.description.length).toBeGreaterThan(20);
-      expect(doc, `${code} in docs/lab.md`).toMatch(new RegExp(`\\|\\s*\`${code}\`\\s*\\|\\s*${spec.exit}\\s*\\|`));
+      expect(doc, `${code} in docs/lab.md`).toMatch(
+        new RegExp(`\\|\\s*\`${code}\`\\s*\\|\\s*${spec.exit}\\s*\\|`),
+      );
     }
   });
 });
