@@ -20,7 +20,13 @@ import {
   type Task,
   type TaskResult,
 } from '../protocol/index.js';
-import { type RenderOptions, renderPlans } from './catalog/index.js';
+import {
+  type EtcdAssignmentExtras,
+  etcdInitialCluster,
+  RenderCache,
+  type RenderOptions,
+  renderPlans,
+} from './catalog/index.js';
 import { coordinatorError } from './errors.js';
 import { EventLog } from './events.js';
 import type { Assignment, NodeRecord, Unplaced } from './model.js';
@@ -77,10 +83,16 @@ export interface Evictions {
 }
 
 export interface RepairHooks {
+  force?(ms?: number): void;
+  requestMove?(instanceId: string, toNode: string, force?: boolean): void;
+  requestReassign?(instanceId: string): void;
   /** which instances must leave their nodes now (Unreachable past grace, drains, operator moves) */
   evictions(cluster: string, current: Assignment[]): Evictions;
   /** called after placement wrote new assignments (etcd membership changes, events) */
-  afterPlacement?(cluster: string, moved: Array<{ from: Assignment; to: Assignment }>): Promise<void>;
+  afterPlacement?(
+    cluster: string,
+    moved: Array<{ from: Assignment; to: Assignment }>,
+  ): Promise<number | undefined>;
 }
 
 /**
@@ -102,6 +114,7 @@ export class Engine {
   private readonly desired = new Map<string, Desired>();
   private readonly generation = new Map<string, number>();
   private readonly unplaced = new Map<string, Unplaced[]>();
+  private readonly renderCache = new RenderCache();
   private readonly lastClusterRun = new Map<string, { at: number; ms: number }>();
   private sweepTimer: unknown;
   private closing?: Promise<void>;
@@ -447,11 +460,12 @@ export class Engine {
 
   private async reconcileCluster(cluster: string): Promise<{ requeueAfterMs?: number } | undefined> {
     // A cluster reconcile costs O(nodes). During a burst (hundreds of registrations a second) run
-    // it at most every `2 × its last duration` (50 ms–1 s), so the burst costs a bounded share.
+    // it at most every `2 × its last duration` (up to 1 s), so the burst costs a bounded share.
+    // Cheap reconciles (small clusters) are never paced.
     const now = this.clock.now();
     const last = this.lastClusterRun.get(cluster);
-    if (last) {
-      const gap = Math.min(1000, Math.max(50, last.ms * 2));
+    if (last && last.ms >= 10) {
+      const gap = Math.min(1000, last.ms * 2);
       if (now - last.at < gap) return { requeueAfterMs: gap - (now - last.at) };
     }
     const started = this.clock.now();
@@ -478,6 +492,7 @@ export class Engine {
         now: new Date(this.clock.now()).toISOString(),
       });
       assignments = res.assignments;
+      freezeEtcdMembership(current, res, new Map(nodes.map((n) => [n.id, n])));
       await this.writeAssignments(cluster, res.assignments, current);
       for (const a of res.added)
         this.events.emit({
@@ -511,10 +526,10 @@ export class Engine {
           message: `${a.instanceId} removed from ${a.nodeId}`,
         });
       this.noteUnplaced(cluster, res.unplaced);
-      if (res.moved.length && this.repair?.afterPlacement)
-        await this.repair.afterPlacement(cluster, res.moved);
+      const retry = await this.repair?.afterPlacement?.(cluster, res.moved);
       // Evictions that wait on a timer (reassignAfter) need a wake-up even if nothing else changes.
-      if (ev.wakeAfterMs !== undefined) requeueAfterMs = ev.wakeAfterMs;
+      for (const ms of [ev.wakeAfterMs, retry])
+        if (ms !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? ms, ms);
     } else {
       await this.writeAssignments(cluster, [], current);
     }
@@ -524,7 +539,7 @@ export class Engine {
           topology: entry.topology,
           assignments,
           nodes: nodeMap,
-          options: this.opts.renderOptions,
+          options: { ...this.opts.renderOptions, cache: this.renderCache },
         })
       : new Map();
     for (const n of nodes) {
@@ -785,18 +800,137 @@ export class Engine {
     this.queue.add(`cluster:${cluster}`);
   }
 
+  /**
+   * `drover repair NODE`: a live node re-provisions every instance (files rewritten, restart); an
+   * Unreachable node's instances are reassigned now instead of after `reassignAfter`. `force`
+   * also overrides the storm guard for two minutes. Quorum and the one-etcd-change rule still hold.
+   */
+  async repairNode(
+    nodeId: string,
+    opts: { force?: boolean } = {},
+  ): Promise<{ reprovisioned: string[]; reassigning: string[] }> {
+    const rec = this.requireNode(nodeId);
+    const cluster = this.clusterOf(rec);
+    const mine = this.currentAssignments(cluster).filter((a) => a.nodeId === nodeId);
+    if (opts.force) this.repair?.force?.();
+    const out = { reprovisioned: [] as string[], reassigning: [] as string[] };
+    if (this.nodes.effectiveState(rec) === 'Unreachable') {
+      for (const a of mine) {
+        this.repair?.requestReassign?.(a.instanceId);
+        out.reassigning.push(a.instanceId);
+      }
+      this.events.emit({
+        kind: 'repair.requested',
+        severity: 'warning',
+        nodeId,
+        message: `operator repair of unreachable node ${nodeId}: reassigning ${mine.length} instance(s) now`,
+      });
+    } else {
+      this.events.emit({
+        kind: 'repair.requested',
+        severity: 'info',
+        nodeId,
+        message: `operator repair of ${nodeId}: re-provisioning ${mine.length} instance(s)`,
+      });
+      const results = await Promise.all(
+        mine.map((a) =>
+          this.runTask({ nodeId, kind: 'reprovision', instanceId: a.instanceId }).then(
+            (r) => ({ a, r, err: undefined as Error | undefined }),
+            (err: Error) => ({ a, r: undefined, err }),
+          ),
+        ),
+      );
+      for (const x of results) {
+        if (x.r?.ok) out.reprovisioned.push(x.a.instanceId);
+        else
+          this.events.emit({
+            kind: 'repair.failed',
+            severity: 'error',
+            nodeId,
+            instanceId: x.a.instanceId,
+            message: `re-provision of ${x.a.instanceId} failed: ${x.err?.message ?? x.r?.error?.message ?? 'unknown'}`,
+          });
+      }
+    }
+    this.queue.add(`cluster:${cluster}`);
+    return out;
+  }
+
+  /** `drover move INSTANCE --to NODE`: same safety rules as automatic repair; `force` skips the last-healthy rule. */
+  async moveInstance(
+    instanceId: string,
+    toNode: string,
+    opts: { force?: boolean } = {},
+  ): Promise<{ from: string; to: string }> {
+    const a = this.allAssignments().find((x) => x.instanceId === instanceId);
+    if (!a)
+      throw coordinatorError(
+        'DROVER_ERR_INSTANCE_NOT_FOUND',
+        `no instance ${JSON.stringify(instanceId)}; see \`drover get assignments\``,
+        { instanceId },
+      );
+    const to = this.requireNode(toNode);
+    if (this.clusterOf(to) !== a.cluster)
+      throw coordinatorError('DROVER_ERR_BAD_REQUEST', `node ${toNode} is not in cluster ${a.cluster}`, {
+        field: '/to',
+      });
+    if (!this.repair?.requestMove)
+      throw coordinatorError('DROVER_ERR_NOT_READY', 'the repair policy is not running');
+    this.repair.requestMove(instanceId, toNode, opts.force ?? false);
+    this.events.emit({
+      kind: 'role.move-requested',
+      severity: 'info',
+      cluster: a.cluster,
+      instanceId,
+      role: a.role,
+      nodeId: toNode,
+      message: `operator asked to move ${instanceId} from ${a.nodeId} to ${toNode}`,
+    });
+    this.queue.add(`cluster:${a.cluster}`);
+    return { from: a.nodeId, to: toNode };
+  }
+
+  /** `drover repair etcd --member NAME`: replace that member now (through the survivors, quorum permitting). */
+  async repairEtcdMember(member: string): Promise<{ instanceId: string; nodeId: string }> {
+    const m = /^(?:etcd[-#])?(\d+)$/.exec(member);
+    const a = this.allAssignments().find(
+      (x) => x.role === 'etcd' && (x.instanceId === member || (m !== null && x.ordinal === Number(m[1]))),
+    );
+    if (!a)
+      throw coordinatorError(
+        'DROVER_ERR_INSTANCE_NOT_FOUND',
+        `no etcd member ${JSON.stringify(member)}; members are named etcd-<ordinal>, see \`drover get assignments\``,
+        { member },
+      );
+    if (!this.repair?.requestReassign)
+      throw coordinatorError('DROVER_ERR_NOT_READY', 'the repair policy is not running');
+    this.repair.requestReassign(a.instanceId);
+    this.events.emit({
+      kind: 'etcd.repair-requested',
+      severity: 'warning',
+      cluster: a.cluster,
+      instanceId: a.instanceId,
+      nodeId: a.nodeId,
+      role: 'etcd',
+      message: `operator asked to replace etcd member ${a.instanceId} on ${a.nodeId}`,
+    });
+    this.queue.add(`cluster:${a.cluster}`);
+    return { instanceId: a.instanceId, nodeId: a.nodeId };
+  }
+
   async runTask(
-    input: Omit<Task, 'v' | 'type' | 'id' | 'issuedAt' | 'timeoutMs'> & { timeoutMs?: number },
+    input: Omit<Task, 'v' | 'type' | 'id' | 'issuedAt' | 'timeoutMs'> & { timeoutMs?: number; id?: string },
   ): Promise<TaskResult> {
     this.requireNode(input.nodeId);
     if (!this.bus) throw coordinatorError('DROVER_ERR_NOT_READY', 'not connected to NATS');
+    const { id, ...rest } = input;
     const task: Task = {
       v: PROTOCOL_VERSION,
       type: 'task',
-      id: randomUUID(),
       issuedAt: new Date(this.clock.now()).toISOString(),
       timeoutMs: input.timeoutMs ?? 30_000,
-      ...input,
+      ...rest,
+      id: id ?? randomUUID(),
     } as Task;
     try {
       return await this.bus.sendTask(task.nodeId, task, task.timeoutMs + 2000);
@@ -822,4 +956,34 @@ export class Engine {
     }
     return true;
   }
+}
+
+/**
+ * etcd reads `--initial-cluster` only when a member first starts, so each member keeps the list it
+ * joined with: the bootstrap set keeps the bootstrap list (state `new`); a member placed later or
+ * moved gets the membership of that moment (state `existing`, after `member add`). Another
+ * member's move then changes no peer's flags and restarts none of them, which would risk quorum.
+ * Returns true when some member is joining an existing cluster.
+ */
+export function freezeEtcdMembership(
+  current: Assignment[],
+  res: { assignments: Assignment[]; moved: Array<{ to: Assignment }> },
+  nodes: Map<string, NodeRecord>,
+): boolean {
+  const etcd = res.assignments
+    .filter((a) => a.role === 'etcd' && nodes.has(a.nodeId))
+    .sort((a, b) => a.ordinal - b.ordinal);
+  if (etcd.length === 0) return false;
+  const bootstrap = !current.some((a) => a.role === 'etcd');
+  const moved = new Set(res.moved.map((m) => m.to.instanceId));
+  const list = etcdInitialCluster(etcd.map((a) => ({ assignment: a, node: nodes.get(a.nodeId)! })));
+  let joining = false;
+  for (const a of etcd) {
+    const x = a as Assignment & EtcdAssignmentExtras;
+    if (x.initialCluster !== undefined && !moved.has(a.instanceId)) continue;
+    x.initialCluster = list;
+    x.existing = !bootstrap;
+    if (x.existing) joining = true;
+  }
+  return joining;
 }

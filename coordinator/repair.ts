@@ -2,8 +2,8 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { InstanceStatus, NodeStatus } from '../protocol/index.js';
 import type { Engine, Evictions, RepairHooks } from './engine.js';
-import { EtcdAdmin, type EtcdTls, replacementKeepsQuorum } from './etcd.js';
 import { coordinatorError } from './errors.js';
+import { EtcdAdmin, type EtcdTls, replacementKeepsQuorum } from './etcd.js';
 import type { Assignment, NodeRecord } from './model.js';
 
 /**
@@ -62,9 +62,12 @@ export class RepairPolicy implements RepairHooks {
   private readonly recentMoves = new Map<string, number[]>();
   private readonly trouble = new Map<string, InstanceTrouble>();
   private readonly held = new Set<string>();
-  private readonly moveTo = new Map<string, string>();
+  private readonly moveTo = new Map<string, { to: string; force: boolean }>();
+  /** operator-requested evictions that skip the reassignAfter wait (quorum still applies) */
+  private readonly immediate = new Set<string>();
   private readonly refusedEtcd = new Set<string>();
   private etcdBusy = false;
+  private readonly etcdConfirmed = new Set<string>();
 
   constructor(
     private readonly engine: Engine,
@@ -80,7 +83,11 @@ export class RepairPolicy implements RepairHooks {
   /** Operator override: ignore the storm guard for the next `ms`. */
   force(ms = 120_000): void {
     this.forceUntil = this.clock.now() + ms;
-    this.engine.events.emit({ kind: 'repair.forced', severity: 'warning', message: `storm guard overridden by an operator for ${Math.round(ms / 1000)}s` });
+    this.engine.events.emit({
+      kind: 'repair.forced',
+      severity: 'warning',
+      message: `storm guard overridden by an operator for ${Math.round(ms / 1000)}s`,
+    });
     for (const c of this.engine.clusterNames()) this.engine.queue.add(`cluster:${c}`);
   }
 
@@ -88,9 +95,17 @@ export class RepairPolicy implements RepairHooks {
     return this.paused.get(cluster) === true;
   }
 
-  /** Queues an operator move; checked against the same safety rules on the next reconcile. */
-  requestMove(instanceId: string, toNode: string): void {
-    this.moveTo.set(instanceId, toNode);
+  /**
+   * Queues an operator move, checked on the next reconcile against the same safety rules; `force`
+   * skips the last-healthy rule (etcd quorum is never skipped).
+   */
+  requestMove(instanceId: string, toNode: string, force = false): void {
+    this.moveTo.set(instanceId, { to: toNode, force });
+  }
+
+  /** Operator command: reassign this instance now, without waiting for `reassignAfter`. */
+  requestReassign(instanceId: string): void {
+    this.immediate.add(instanceId);
   }
 
   evictions(cluster: string, current: Assignment[]): Evictions & { wakeAfterMs?: number } {
@@ -112,14 +127,23 @@ export class RepairPolicy implements RepairHooks {
       this.paused.set(cluster, storm);
       this.engine.events.emit(
         storm
-          ? { kind: 'repair.paused', severity: 'error', cluster, message: `automatic reassignment paused: ${unreachable.length} of ${nodes.length} nodes (${Math.round(share * 100)}%) are Unreachable, above the ${Math.round(this.opts.stormThreshold * 100)}% storm threshold — probably a partition on the coordinator's side; \`drover repair --force\` overrides`, data: { unreachable: unreachable.length, nodes: nodes.length } }
+          ? {
+              kind: 'repair.paused',
+              severity: 'error',
+              cluster,
+              message: `automatic reassignment paused: ${unreachable.length} of ${nodes.length} nodes (${Math.round(share * 100)}%) are Unreachable, above the ${Math.round(this.opts.stormThreshold * 100)}% storm threshold — probably a partition on the coordinator's side; \`drover repair --force\` overrides`,
+              data: { unreachable: unreachable.length, nodes: nodes.length },
+            }
           : { kind: 'repair.resumed', severity: 'info', cluster, message: 'automatic reassignment resumed' },
       );
     }
     if (storm && forced === false) wakeIn(5000);
     const topology = this.engine.topology(cluster);
     const healthyElsewhere = (a: Assignment) =>
-      current.some((o) => o.role === a.role && o.instanceId !== a.instanceId && this.instanceHealthy(o, byId.get(o.nodeId)));
+      current.some(
+        (o) =>
+          o.role === a.role && o.instanceId !== a.instanceId && this.instanceHealthy(o, byId.get(o.nodeId)),
+      );
 
     for (const a of current) {
       const node = byId.get(a.nodeId);
@@ -128,7 +152,10 @@ export class RepairPolicy implements RepairHooks {
       if (!node) continue; // removed nodes: placement drops the assignment by itself
       if (node.state === 'Draining') {
         if (!healthyElsewhere(a) && this.instanceHealthy(a, node)) {
-          this.holdOnce(a, `${a.instanceId} stays on draining node ${a.nodeId}: it is the last healthy ${a.role}; start another first`);
+          this.holdOnce(
+            a,
+            `${a.instanceId} stays on draining node ${a.nodeId}: it is the last healthy ${a.role}; start another first`,
+          );
           wakeIn(2000);
           continue;
         }
@@ -136,6 +163,25 @@ export class RepairPolicy implements RepairHooks {
           wakeIn(5000);
           continue;
         }
+        evictInstances.add(a.instanceId);
+        continue;
+      }
+      if (this.immediate.has(a.instanceId)) {
+        if (isEtcd && !this.etcdGate(cluster, a, current, byId)) {
+          this.immediate.delete(a.instanceId);
+          continue;
+        }
+        this.immediate.delete(a.instanceId);
+        this.engine.events.emit({
+          kind: 'repair.reassign',
+          severity: 'warning',
+          cluster,
+          nodeId: a.nodeId,
+          role: a.role,
+          instanceId: a.instanceId,
+          message: `${a.instanceId}: reassigning off ${a.nodeId} on an operator's command`,
+        });
+        this.onRepair?.('reassign-forced');
         evictInstances.add(a.instanceId);
         continue;
       }
@@ -147,7 +193,10 @@ export class RepairPolicy implements RepairHooks {
           continue;
         }
         if (!this.takeRate(a.role, now)) {
-          this.holdOnce(a, `reassigning ${a.instanceId} is rate-limited (${this.opts.maxReassignPerRolePerMinute}/min for ${a.role})`);
+          this.holdOnce(
+            a,
+            `reassigning ${a.instanceId} is rate-limited (${this.opts.maxReassignPerRolePerMinute}/min for ${a.role})`,
+          );
           wakeIn(10_000);
           continue;
         }
@@ -155,7 +204,15 @@ export class RepairPolicy implements RepairHooks {
           wakeIn(5000);
           continue;
         }
-        this.engine.events.emit({ kind: 'repair.reassign', severity: 'warning', cluster, nodeId: a.nodeId, role: a.role, instanceId: a.instanceId, message: `${a.instanceId}: node ${a.nodeId} Unreachable for ${(waited / 1000).toFixed(0)}s (≥ ${after / 1000}s); reassigning` });
+        this.engine.events.emit({
+          kind: 'repair.reassign',
+          severity: 'warning',
+          cluster,
+          nodeId: a.nodeId,
+          role: a.role,
+          instanceId: a.instanceId,
+          message: `${a.instanceId}: node ${a.nodeId} Unreachable for ${(waited / 1000).toFixed(0)}s (≥ ${after / 1000}s); reassigning`,
+        });
         this.onRepair?.('reassign');
         evictInstances.add(a.instanceId);
         continue;
@@ -166,9 +223,21 @@ export class RepairPolicy implements RepairHooks {
         if (t.reprovisionedAt === undefined && now - t.since >= this.opts.reprovisionAfterMs) {
           t.reprovisionedAt = now;
           this.reprovision(a);
-        } else if (t.reprovisionedAt !== undefined && now - t.reprovisionedAt >= this.opts.instanceReassignAfterMs && healthyElsewhere(a) !== undefined) {
+        } else if (
+          t.reprovisionedAt !== undefined &&
+          now - t.reprovisionedAt >= this.opts.instanceReassignAfterMs &&
+          healthyElsewhere(a) !== undefined
+        ) {
           if (!isEtcd && this.takeRate(a.role, now)) {
-            this.engine.events.emit({ kind: 'repair.reassign', severity: 'warning', cluster, nodeId: a.nodeId, role: a.role, instanceId: a.instanceId, message: `${a.instanceId} still failing on ${a.nodeId} after a reprovision; reassigning` });
+            this.engine.events.emit({
+              kind: 'repair.reassign',
+              severity: 'warning',
+              cluster,
+              nodeId: a.nodeId,
+              role: a.role,
+              instanceId: a.instanceId,
+              message: `${a.instanceId} still failing on ${a.nodeId} after a reprovision; reassigning`,
+            });
             this.onRepair?.('reassign-instance');
             evictInstances.add(a.instanceId);
             this.trouble.delete(a.instanceId);
@@ -176,7 +245,7 @@ export class RepairPolicy implements RepairHooks {
         } else wakeIn(5000);
       }
     }
-    for (const [inst, to] of this.moveTo) {
+    for (const [inst, { to, force }] of this.moveTo) {
       const a = current.find((x) => x.instanceId === inst);
       if (!a) {
         this.moveTo.delete(inst);
@@ -187,21 +256,57 @@ export class RepairPolicy implements RepairHooks {
         continue;
       }
       const from = byId.get(a.nodeId);
-      if (from && from.state !== 'Unreachable' && !healthyElsewhere(a) && this.instanceHealthy(a, from)) {
+      if (
+        !force &&
+        from &&
+        from.state !== 'Unreachable' &&
+        !healthyElsewhere(a) &&
+        this.instanceHealthy(a, from)
+      ) {
         this.holdOnce(a, `move of ${inst} held: it is the last healthy ${a.role} and its node is live`);
         continue;
       }
-      if (a.role === ETCD && !this.etcdGate(cluster, a, current, byId)) continue;
+      if (a.role === ETCD && !this.etcdGate(cluster, a, current, byId)) {
+        this.moveTo.delete(inst);
+        continue;
+      }
       moveTo.set(inst, to);
     }
     return { evictNodes, evictInstances, moveTo, wakeAfterMs: wake };
   }
 
-  async afterPlacement(cluster: string, moved: Array<{ from: Assignment; to: Assignment }>): Promise<void> {
-    for (const m of moved) this.moveTo.delete(m.to.instanceId);
-    const etcdMoves = moved.filter((m) => m.to.role === ETCD);
-    if (etcdMoves.length === 0) return;
-    await this.reconcileEtcdMembership(cluster);
+  /**
+   * After placement wrote assignments: forget finished operator moves, and while an etcd member is
+   * joining an existing cluster (moved or added late), make the membership match — before its plan
+   * is pushed, so the new member finds itself in the member list. Returns a retry delay while a
+   * membership change is still outstanding.
+   */
+  async afterPlacement(
+    cluster: string,
+    moved: Array<{ from: Assignment; to: Assignment }>,
+  ): Promise<number | undefined> {
+    for (const m of moved) {
+      this.moveTo.delete(m.to.instanceId);
+      this.held.delete(m.to.instanceId);
+    }
+    const key = (a: Assignment) => `${a.instanceId}@${a.epoch}@${a.nodeId}`;
+    const joiners = this.engine
+      .currentAssignments(cluster)
+      .filter(
+        (a) =>
+          a.role === ETCD &&
+          (a as { existing?: boolean }).existing === true &&
+          !this.etcdConfirmed.has(key(a)),
+      );
+    if (joiners.length === 0) return undefined;
+    try {
+      const done = await this.reconcileEtcdMembership(cluster);
+      if (done) for (const a of joiners) this.etcdConfirmed.add(key(a));
+      return done ? undefined : 1000;
+    } catch (err) {
+      this.log.warn({ err, cluster }, 'etcd membership change failed; will retry');
+      return 5000;
+    }
   }
 
   /**
@@ -209,8 +314,8 @@ export class RepairPolicy implements RepairHooks {
    * at a time, through the members that still answer. Safe to re-run after a coordinator crash
    * in the middle: a member already removed or already added is simply not touched again.
    */
-  async reconcileEtcdMembership(cluster: string): Promise<void> {
-    if (this.etcdBusy) return;
+  async reconcileEtcdMembership(cluster: string): Promise<boolean> {
+    if (this.etcdBusy) return false;
     this.etcdBusy = true;
     try {
       const etcdA = this.engine.currentAssignments(cluster).filter((a) => a.role === ETCD);
@@ -220,31 +325,57 @@ export class RepairPolicy implements RepairHooks {
         const n = nodes.get(a.nodeId);
         if (n) want.set(this.peerUrl(n), a);
       }
-      const clientUrls = etcdA.map((a) => nodes.get(a.nodeId)).filter((n): n is NodeRecord => !!n && n.state !== 'Unreachable').map((n) => this.clientUrl(n));
+      const clientUrls = etcdA
+        .map((a) => nodes.get(a.nodeId))
+        .filter((n): n is NodeRecord => !!n && n.state !== 'Unreachable')
+        .map((n) => this.clientUrl(n));
       const admin = new EtcdAdmin(clientUrls, this.opts.etcdTls);
       const members = await admin.memberList();
-      const healthy = await admin.healthyEndpoints(members.flatMap((m) => m.clientURLs).filter((u) => clientUrls.includes(u)));
+      const healthy = await admin.healthyEndpoints(
+        members.flatMap((m) => m.clientURLs).filter((u) => clientUrls.includes(u)),
+      );
       const stale = members.filter((m) => !m.peerURLs.some((u) => want.has(u)));
       const missing = [...want.keys()].filter((u) => !members.some((m) => m.peerURLs.includes(u)));
-      if (stale.length === 0 && missing.length === 0) return;
+      if (stale.length === 0 && missing.length === 0) return true;
       const q = replacementKeepsQuorum(members.length, healthy.length);
       if (!q.ok) {
-        this.engine.events.emit({ kind: 'etcd.replace-refused', severity: 'error', cluster, role: ETCD, message: `etcd membership change refused: ${q.reason}` });
+        this.engine.events.emit({
+          kind: 'etcd.replace-refused',
+          severity: 'error',
+          cluster,
+          role: ETCD,
+          message: `etcd membership change refused: ${q.reason}`,
+        });
         this.onRepair?.('etcd-refused');
         throw coordinatorError('DROVER_ERR_ETCD_QUORUM', q.reason ?? 'quorum');
       }
       const s = stale[0];
       if (s) {
         await admin.memberRemove(s.id, healthy);
-        this.engine.events.emit({ kind: 'etcd.member-removed', severity: 'warning', cluster, role: ETCD, message: `etcd member ${s.name || s.id} (${s.peerURLs.join(',')}) removed through the surviving members` });
+        this.engine.events.emit({
+          kind: 'etcd.member-removed',
+          severity: 'warning',
+          cluster,
+          role: ETCD,
+          message: `etcd member ${s.name || s.id} (${s.peerURLs.join(',')}) removed through the surviving members`,
+        });
       }
       const add = missing[0];
       if (add) {
         await admin.memberAdd([add], healthy);
         const a = want.get(add)!;
-        this.engine.events.emit({ kind: 'etcd.member-added', severity: 'info', cluster, role: ETCD, instanceId: a.instanceId, nodeId: a.nodeId, message: `etcd member for ${a.instanceId} added at ${add}; it starts with initial-cluster-state=existing` });
+        this.engine.events.emit({
+          kind: 'etcd.member-added',
+          severity: 'info',
+          cluster,
+          role: ETCD,
+          instanceId: a.instanceId,
+          nodeId: a.nodeId,
+          message: `etcd member for ${a.instanceId} added at ${add}; it starts with initial-cluster-state=existing`,
+        });
         this.onRepair?.('etcd-replaced');
       }
+      return stale.length <= 1 && missing.length <= 1;
     } finally {
       this.etcdBusy = false;
     }
@@ -252,13 +383,27 @@ export class RepairPolicy implements RepairHooks {
 
   // ------------------------------------------------------------------ internals
 
-  private etcdGate(cluster: string, a: Assignment, current: Assignment[], byId: Map<string, NodeRecord>): boolean {
+  private etcdGate(
+    cluster: string,
+    a: Assignment,
+    current: Assignment[],
+    byId: Map<string, NodeRecord>,
+  ): boolean {
     const etcd = current.filter((x) => x.role === ETCD);
-    if (etcd.some((x) => x.previousNodeId !== undefined && x.instanceId !== a.instanceId && !this.instanceHealthy(x, byId.get(x.nodeId)))) {
+    if (
+      etcd.some(
+        (x) =>
+          x.previousNodeId !== undefined &&
+          x.instanceId !== a.instanceId &&
+          !this.instanceHealthy(x, byId.get(x.nodeId)),
+      )
+    ) {
       this.refuseEtcdOnce(cluster, a, 'another etcd member change is still in flight; one change at a time');
       return false;
     }
-    const healthy = etcd.filter((x) => x.instanceId !== a.instanceId && this.instanceHealthy(x, byId.get(x.nodeId))).length;
+    const healthy = etcd.filter(
+      (x) => x.instanceId !== a.instanceId && this.instanceHealthy(x, byId.get(x.nodeId)),
+    ).length;
     const q = replacementKeepsQuorum(etcd.length, healthy);
     if (!q.ok) {
       this.refuseEtcdOnce(cluster, a, q.reason!);
@@ -271,12 +416,21 @@ export class RepairPolicy implements RepairHooks {
   private refuseEtcdOnce(cluster: string, a: Assignment, reason: string): void {
     if (this.refusedEtcd.has(a.instanceId)) return;
     this.refusedEtcd.add(a.instanceId);
-    this.engine.events.emit({ kind: 'etcd.replace-refused', severity: 'error', cluster, role: ETCD, instanceId: a.instanceId, nodeId: a.nodeId, message: `not replacing ${a.instanceId}: ${reason}` });
+    this.engine.events.emit({
+      kind: 'etcd.replace-refused',
+      severity: 'error',
+      cluster,
+      role: ETCD,
+      instanceId: a.instanceId,
+      nodeId: a.nodeId,
+      message: `not replacing ${a.instanceId}: ${reason}`,
+    });
   }
 
   private roleReassignAfter(spec: unknown, isEtcd: boolean): number {
     const v = (spec as { repair?: { reassignAfterMs?: number; reassignAfter?: number } } | undefined)?.repair;
-    const override = v?.reassignAfterMs ?? (typeof v?.reassignAfter === 'number' ? v.reassignAfter : undefined);
+    const override =
+      v?.reassignAfterMs ?? (typeof v?.reassignAfter === 'number' ? v.reassignAfter : undefined);
     return override ?? (isEtcd ? this.opts.etcdReassignAfterMs : this.opts.reassignAfterMs);
   }
 
@@ -294,7 +448,14 @@ export class RepairPolicy implements RepairHooks {
   private holdOnce(a: Assignment, message: string): void {
     if (this.held.has(a.instanceId)) return;
     this.held.add(a.instanceId);
-    this.engine.events.emit({ kind: 'repair.held', severity: 'warning', nodeId: a.nodeId, role: a.role, instanceId: a.instanceId, message });
+    this.engine.events.emit({
+      kind: 'repair.held',
+      severity: 'warning',
+      nodeId: a.nodeId,
+      role: a.role,
+      instanceId: a.instanceId,
+      message,
+    });
   }
 
   private instanceStatus(a: Assignment): InstanceStatus | undefined {
@@ -319,9 +480,18 @@ export class RepairPolicy implements RepairHooks {
   }
 
   private reprovision(a: Assignment): void {
-    this.engine.events.emit({ kind: 'repair.reprovision', severity: 'warning', nodeId: a.nodeId, role: a.role, instanceId: a.instanceId, message: `${a.instanceId} keeps failing on ${a.nodeId}; asking the agent to re-provision it (rewrite files, restart)` });
+    this.engine.events.emit({
+      kind: 'repair.reprovision',
+      severity: 'warning',
+      nodeId: a.nodeId,
+      role: a.role,
+      instanceId: a.instanceId,
+      message: `${a.instanceId} keeps failing on ${a.nodeId}; asking the agent to re-provision it (rewrite files, restart)`,
+    });
     this.onRepair?.('reprovision');
-    void this.engine.runTask({ nodeId: a.nodeId, kind: 'reprovision', instanceId: a.instanceId }).catch((err) => this.log.warn({ err, instanceId: a.instanceId }, 'reprovision task failed'));
+    void this.engine
+      .runTask({ nodeId: a.nodeId, kind: 'reprovision', instanceId: a.instanceId })
+      .catch((err) => this.log.warn({ err, instanceId: a.instanceId }, 'reprovision task failed'));
   }
 
   private peerUrl(n: NodeRecord): string {

@@ -294,6 +294,28 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
     },
   );
 
+  app.post<{ Params: { member: string } }>(
+    '/v1/etcd/members/:member/replace',
+    {
+      config: operator,
+      schema: {
+        tags: ['roles'],
+        description:
+          'Replace one etcd member now (automated etcdfix): member remove and add through the surviving members, one change at a time, refused if it would break quorum. MEMBER is `etcd-0` or `etcd#0`.',
+        params: Type.Object({ member: Type.String({ minLength: 1, maxLength: 80 }) }),
+        response: { 200: ActionResult, ...errorResponses },
+      },
+    },
+    async (req) => {
+      const r = await engine.repairEtcdMember(req.params.member);
+      return {
+        ok: true,
+        message: `replacing etcd member ${r.instanceId} (on ${r.nodeId}); watch \`drover events --watch\``,
+        data: r,
+      };
+    },
+  );
+
   app.post<{ Params: Static<typeof InstanceParams>; Body: Static<typeof MoveBody> }>(
     '/v1/assignments/:instance/move',
     {

@@ -24,6 +24,7 @@ const VALUE_FLAGS: Record<string, string> = {
   tail: 'tail',
   interval: 'interval',
   state: 'state',
+  member: 'member',
 };
 const BOOL_FLAGS: Record<string, string> = {
   wait: 'wait',

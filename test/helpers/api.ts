@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApi, type CoordinatorMetrics, createMetrics, TokenStore } from '../../coordinator/api/index.js';
 import { type AgentBus, Engine, type EngineTimings } from '../../coordinator/engine.js';
+import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from '../../coordinator/repair.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
+import { systemClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/logger.js';
 import {
   type Event,
@@ -116,6 +118,9 @@ export async function startTestApi(
     onReconcile: metrics.onReconcile,
     onPush: metrics.onPush,
   });
+  new RepairPolicy(engine, { ...DEFAULT_REPAIR_OPTIONS }, systemClock, silentLogger, (r) =>
+    metrics.repairs.inc({ result: r }),
+  );
   engine.attachBus(bus);
   await engine.start();
   const tokens = await TokenStore.open({ logger: silentLogger });

@@ -62,7 +62,9 @@ export const etcd: RoleDefinition = {
     return {
       args: [
         `--name=${name}`,
-        `--data-dir=${arg(`/var/lib/etcd/${name}`)}`,
+        // The epoch is in the path: a member that moves back to a host it once left must not find
+        // that host's stale data dir (its old member id was removed from the cluster).
+        `--data-dir=${arg(`/var/lib/etcd/${name}-e${a.epoch}`)}`,
         `--listen-client-urls=${client}`,
         `--advertise-client-urls=${client}`,
         `--listen-peer-urls=${peer}`,

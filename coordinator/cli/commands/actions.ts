@@ -184,6 +184,16 @@ type NodeAction = 'approve' | 'cordon' | 'uncordon' | 'drain' | 'repair' | 'remo
 export async function nodeAction(ctx: CommandContext, action: NodeAction): Promise<number> {
   const id = ctx.args.positionals[1];
   if (!id) throw usage(`${action} needs a node`, `e.g. drover ${action} NODE (see \`drover get nodes\`)`);
+  if (action === 'repair' && id === 'etcd') {
+    const member = str(ctx.args.flags, 'member');
+    if (!member) throw usage('repair etcd needs --member NAME', 'e.g. drover repair etcd --member etcd-1');
+    const r = await ctx.client.post<{ message: string }>(
+      `/v1/etcd/members/${encodeURIComponent(member)}/replace`,
+      {},
+    );
+    if (!printStructured(ctx, r)) ctx.out(`${r.message}\n`);
+    return 0;
+  }
   if (ctx.args.positionals.length > 2)
     throw usage(`${action} takes one node, got ${ctx.args.positionals.length - 1}`);
   const path = `/v1/nodes/${encodeURIComponent(id)}`;
