@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import { silentLogger } from '../lib/logger.js';
 import {
+  canonicalJson,
   decodeValue,
   type InstanceSpec,
   type NodePlan,
@@ -194,13 +195,21 @@ export class Applier {
     }
     for (const spec of [...toRestart, ...toStart]) if (this.held.delete(spec.id)) heldChanged = true;
     // Specs are recorded before starting so status and tasks see the new plan at once.
+    const previous = this.specs;
     this.specs = desired;
     await Promise.all([
       ...toRestart.map((spec) =>
         attempt(spec.id, async () => {
           await this.writeFiles(spec);
-          await this.runtime.restart(this.runnable(spec));
-          changes.restarted.push(spec.id);
+          const before = previous.get(spec.id);
+          const signal = spec.run.reloadSignal as NodeJS.Signals | undefined;
+          if (signal && before && sameExceptFiles(before, spec)) {
+            await this.runtime.reload(this.runnable(spec), signal);
+            changes.unchanged.push(spec.id);
+          } else {
+            await this.runtime.restart(this.runnable(spec));
+            changes.restarted.push(spec.id);
+          }
         }),
       ),
       ...toStart.map((spec) =>
@@ -267,4 +276,10 @@ export class Applier {
   async release(id: string): Promise<void> {
     if (this.held.delete(id)) await this.persistHeld();
   }
+}
+
+/** True when two specs of one instance differ only in their files (a reload is enough). */
+function sameExceptFiles(a: InstanceSpec, b: InstanceSpec): boolean {
+  const strip = ({ files: _f, checksum: _c, epoch: _e, ...rest }: InstanceSpec) => rest;
+  return canonicalJson(strip(a)) === canonicalJson(strip(b));
 }

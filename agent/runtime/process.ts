@@ -225,6 +225,30 @@ export class ProcessRuntime implements Runtime {
     await this.spawnEntry(next);
   }
 
+  async reload(inst: RunnableInstance, signal: NodeJS.Signals): Promise<void> {
+    const e = this.entries.get(inst.id);
+    if (!e || e.pid === undefined || (e.state !== 'running' && e.state !== 'crashloop'))
+      return this.restart(inst);
+    try {
+      process.kill(e.pid, signal);
+    } catch (err) {
+      this.log.warn({ err, instance: inst.id, signal }, 'reload signal failed; restarting instead');
+      return this.restart(inst);
+    }
+    e.inst = inst;
+    this.log.info({ instance: inst.id, pid: e.pid, signal }, 'reloaded');
+    const pf: PidFile = {
+      id: inst.id,
+      pid: e.pid,
+      startTime: e.startTime ?? '',
+      startedAt: e.startedAt ?? Date.now(),
+      restarts: e.restarts,
+      inst,
+    };
+    await writeFileAtomic(this.pidPath(inst.id), JSON.stringify(pf), 0o644);
+    this.emit(inst.id);
+  }
+
   async stop(id: string): Promise<void> {
     const e = this.entries.get(id);
     if (e) await this.stopEntry(e);

@@ -65,6 +65,12 @@ export interface Runtime {
   start(inst: RunnableInstance): Promise<void>;
   /** Stops and starts it again (a planned restart: the backoff and crash counters are reset). */
   restart(inst: RunnableInstance): Promise<void>;
+  /**
+   * Applies a new spec whose command, args and env are unchanged (only files changed) by sending
+   * `signal` to the running process instead of restarting it — e.g. haproxy's seamless SIGUSR2
+   * reload, which keeps established connections. Falls back to `restart` when nothing runs.
+   */
+  reload(inst: RunnableInstance, signal: NodeJS.Signals): Promise<void>;
   /** Stops it and keeps it known (as `stopped`), so `start` can bring it back. */
   stop(id: string): Promise<void>;
   /** Stops it and forgets it: pidfile or unit file removed. */

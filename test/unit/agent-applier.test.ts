@@ -177,4 +177,35 @@ describe('plan applier', () => {
     expect(statSync(conf).mode & 0o7777).toBe(0o640);
     expect(existsSync(join(rootDir, 'etc/db/conf.txt'))).toBe(true);
   });
+
+  it('a files-only change to an instance with a reloadSignal signals it instead of restarting', async () => {
+    const { rootDir, runtime, applier } = setup();
+    const marker = join(rootDir, 'reloaded');
+    const lb = (content: string, args?: string[]) =>
+      inst('lb#0', {
+        files: [{ path: '/etc/lb/conf.txt', mode: 0o644, content }],
+        run: {
+          command: '/bin/sh',
+          args: args ?? ['-c', `trap 'echo reloaded >> ${marker}' HUP; while :; do sleep 0.1; done`],
+          env: {},
+          reloadSignal: 'SIGHUP',
+        },
+      });
+    await applier.apply(plan(1, [lb('v1\n')]));
+    const pid = await pidOf(runtime, 'lb#0');
+    await new Promise((r) => setTimeout(r, 300)); // let the shell install its trap
+    const r2 = await applier.apply(plan(2, [lb('v2\n')]));
+    expect(r2.changes.restarted).toEqual([]);
+    expect(readFileSync(join(rootDir, 'etc/lb/conf.txt'), 'utf8')).toBe('v2\n');
+    await waitFor(
+      'reload trap ran',
+      () => existsSync(marker) && readFileSync(marker, 'utf8').includes('reloaded'),
+    );
+    expect(runtime.status('lb#0')?.pid).toBe(pid);
+    expect(runtime.status('lb#0')?.checksum).toBe(applier.spec('lb#0')?.checksum);
+    // a change to how it runs is a restart, reloadSignal or not
+    const r3 = await applier.apply(plan(3, [lb('v2\n', ['-c', 'exec sleep 1000'])]));
+    expect(r3.changes.restarted).toEqual(['lb#0']);
+    expect(await pidOf(runtime, 'lb#0')).not.toBe(pid);
+  });
 });
