@@ -38,6 +38,8 @@ export const LabState = Type.Object({
   subnet: Type.String(),
   bridge: Type.Optional(Type.String()),
   bridgeAddress: Type.Optional(Type.String()),
+  /** each agent runs in its own UTS namespace with the host's name as hostname (root only) */
+  hostnames: Type.Optional(Type.Boolean()),
   distDir: Type.String(),
   nodeBinary: Type.String(),
   topologyFile: Type.String(),

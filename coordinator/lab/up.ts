@@ -10,7 +10,7 @@ import { fleetLayout, type NodeLayout } from './layout.js';
 import { createBridge, createNodeNet, netNames } from './netns.js';
 import { type CompiledLabUpOptions, compileLabUpOptions, type LabUpOptions } from './options.js';
 import { labPaths } from './paths.js';
-import { labPath, preflight } from './preflight.js';
+import { findProgram, labPath, preflight } from './preflight.js';
 import { daemonEnv, isAlive, type ProcRef, spawnDetached } from './procs.js';
 import { type LabNodeState, type LabState, labExists, readState, withLock, writeState } from './state.js';
 import { loadLabTopology } from './topology.js';
@@ -24,6 +24,10 @@ export interface LabUpResult {
   cliConfig: string;
   converged: boolean;
   elapsedMs: number;
+  /** a control-plane host with nothing placed on it (where repair moves roles), if any */
+  spare?: string;
+  /** a control-plane host that runs roles: a good one to kill in the demo */
+  victim?: string;
   /** the topology edits the lab made (timing overrides) */
   topologyChanges: string[];
 }
@@ -89,9 +93,18 @@ function exitedMessage(name: string, log: string): string {
 
 /** The command that runs a node's agent: directly, or inside its namespace with `ip netns exec`. */
 export function agentCommand(s: LabState, n: LabNodeState): { command: string; args: string[] } {
-  const agent = [join(s.distDir, 'drover-agent.mjs'), '--config', n.config];
-  if (n.netns) return { command: 'ip', args: ['netns', 'exec', n.netns, s.nodeBinary, ...agent] };
-  return { command: s.nodeBinary, args: agent };
+  let argv = [s.nodeBinary, join(s.distDir, 'drover-agent.mjs'), '--config', n.config];
+  // Its own UTS namespace gives the host its own hostname, as a real host has (the agent reports
+  // it in its facts). Every exec in the chain keeps the pid, so lab.json records the agent's.
+  if (s.hostnames)
+    argv = ['unshare', '--uts', '--', 'sh', '-c', 'hostname "$0" && exec "$@"', n.name, ...argv];
+  if (n.netns) argv = ['ip', 'netns', 'exec', n.netns, ...argv];
+  return { command: argv[0]!, args: argv.slice(1) };
+}
+
+/** Per-host hostnames need root (a UTS namespace) plus unshare(1) and hostname(1). */
+export function canSetHostnames(): boolean {
+  return process.getuid?.() === 0 && !!findProgram('unshare') && !!findProgram('hostname');
 }
 
 export async function startAgent(s: LabState, n: LabNodeState): Promise<ProcRef> {
@@ -218,6 +231,7 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
       nodeBinary: o.nodeBinary,
       topologyFile: o.topology,
       timings: { ...o.timings },
+      hostnames: canSetHostnames(),
       joinToken,
       nats: {
         url: natsUrl,
@@ -378,12 +392,12 @@ async function startFleet(
     m[n.pool] = (m[n.pool] ?? 0) + 1;
     return m;
   }, {});
+  const range = `${o.subnet}.2-${1 + layout.length}`;
+  const pools = Object.entries(counts)
+    .map(([k, v]) => `${v} ${k}`)
+    .join(', ');
   progress(
-    `agents          ${state.nodes.length} hosts (${Object.entries(counts)
-      .map(([k, v]) => `${v} ${k}`)
-      .join(
-        ', ',
-      )}) on ${o.netns ? `namespaces ${o.subnet}.2-${2 + layout.length - 1}` : `${o.subnet}.2-${2 + layout.length - 1}`}`,
+    `agents          ${state.nodes.length} hosts (${pools}) on ${o.netns ? `namespaces ${range}` : range}${state.hostnames ? ', each with its own hostname' : ''}`,
   );
   const agentDead = () => {
     const dead = state.nodes.find((n) => !isAlive(n.proc));
@@ -445,8 +459,12 @@ async function startFleet(
     });
   }
   await writeState(state);
+  const assigned = new Set((await api.assignments().catch(() => [])).map((a) => a.nodeId));
+  const cp = state.nodes.filter((n) => n.pool === 'control-plane');
   return {
     state,
+    spare: cp.find((n) => !assigned.has(n.name))?.name,
+    victim: cp.find((n) => assigned.has(n.name))?.name,
     apiUrl,
     adminTokenFile: state.coordinator.adminTokenFile,
     cliConfig: p.cliConfig,
