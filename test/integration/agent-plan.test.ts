@@ -32,8 +32,10 @@ describe('agent: applying plans of real processes (real nats-server, etcd, HTTP 
       joinToken: 'secret',
     });
     expect(reg.facts.cpu.cores).toBeGreaterThan(0);
-    // The key is pinned on first join.
-    const pin = JSON.parse(readFileSync(join(opts.dataDir, 'coordinator-key.json'), 'utf8'));
+    // The key is pinned on first join (once the agent has processed the reply).
+    const keyFile = join(opts.dataDir, 'coordinator-key.json');
+    await waitFor('key pinned', () => existsSync(keyFile));
+    const pin = JSON.parse(readFileSync(keyFile, 'utf8'));
     expect(pin.fingerprint).toBe(driver.key.fingerprint);
     // No plan yet: the agent asked for one and got "none".
     await waitFor('plan fetched', () => driver.planFetches.length > 0);

@@ -23,7 +23,11 @@ describe('etcd membership through the surviving members', () => {
     const admin = new EtcdAdmin([dead.clientUrl, m0.clientUrl, m1.clientUrl]);
     const members = await admin.memberList();
     expect(members).toHaveLength(3);
-    const healthy = await admin.healthyEndpoints(members.flatMap((m) => m.clientURLs));
+    // The survivors report unhealthy until they have elected a leader without the dead member.
+    const healthy = await waitFor('survivors healthy', async () => {
+      const h = await admin.healthyEndpoints(members.flatMap((m) => m.clientURLs));
+      return h.length === 2 ? h : undefined;
+    });
     expect(healthy.sort()).toEqual([m0.clientUrl, m1.clientUrl].sort());
     expect(replacementKeepsQuorum(3, healthy.length).ok).toBe(true);
     const deadInfo = members.find((m) => m.name === dead.name)!;
