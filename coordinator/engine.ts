@@ -553,7 +553,7 @@ export class Engine {
     const cur = this.desired.get(nodeId);
     const gen = this.generation.get(nodeId) ?? 0;
     const candidate = this.sealFor(nodeId, instances, gen + 1);
-    if (cur && cur.plan.checksum === candidate.checksum) return;
+    if (cur && cur.plan.checksum === candidate.checksum && samePlanAddons(cur.plan, candidate)) return;
     this.generation.set(nodeId, gen + 1);
     this.desired.set(nodeId, { plan: candidate, signed: signPlan(candidate, this.opts.signingKey) });
     this.queue.add(`node:${nodeId}`);
@@ -572,8 +572,18 @@ export class Engine {
       coordinatorEpoch: this.epoch,
       issuedAt: new Date(this.clock.now()).toISOString(),
       instances: [...instances].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+      ...this.planAddons?.(nodeId),
     });
   }
+
+  // ---------------------------------------------------------------- plan add-ons (seeds)
+
+  /**
+   * Extra plan fields for a node that are not instances (set by `coordinator/api/clean.ts`: the
+   * purge list of `drover clean --purge`). They are signed with the plan but are not part of its
+   * content checksum, so a change in them alone still issues a new generation (see setDesired).
+   */
+  planAddons?: (nodeId: string) => Pick<NodePlan, 'purge'> | undefined;
 
   private async reconcileNode(nodeId: string): Promise<undefined> {
     const d = this.desired.get(nodeId);
@@ -956,6 +966,11 @@ export class Engine {
     }
     return true;
   }
+}
+
+/** Same plan add-ons (fields outside the content checksum, e.g. `purge`)? */
+function samePlanAddons(a: NodePlan, b: NodePlan): boolean {
+  return JSON.stringify(a.purge ?? null) === JSON.stringify(b.purge ?? null);
 }
 
 /**

@@ -88,6 +88,37 @@ export const DeclaredCommand = Type.Object({
   timeoutMs: Type.Integer({ minimum: 100, maximum: 600_000 }),
 });
 
+const NodePath = Type.String({
+  minLength: 2,
+  maxLength: 4096,
+  pattern: '^/',
+  description: 'absolute, under the agent root dir',
+});
+
+/**
+ * A certificate the agent obtains for an instance before starting it: it generates the key on the
+ * node, sends a CSR for exactly these names (`subjects.csr(nodeId)`), and writes key (0600),
+ * certificate and issuing CA at these paths. It renews the same way before expiry.
+ */
+export const PlanCertificate = Type.Object({
+  profile: Type.String({ pattern: '^[a-z0-9-]{1,64}$', description: 'e.g. apiserver-serving' }),
+  commonName: Type.String({ minLength: 1, maxLength: 256 }),
+  organizations: Type.Array(Type.String({ maxLength: 256 })),
+  dnsNames: Type.Array(Type.String({ maxLength: 256 })),
+  ipAddresses: Type.Array(Type.String({ maxLength: 64 })),
+  certPath: NodePath,
+  keyPath: NodePath,
+  caPath: NodePath,
+});
+export type PlanCertificate = Static<typeof PlanCertificate>;
+
+/** Paths of one removed instance that the agent deletes (`drover clean --purge`). */
+export const PlanPurge = Type.Object({
+  instanceId: InstanceId,
+  paths: Type.Array(NodePath, { maxItems: 64 }),
+});
+export type PlanPurge = Static<typeof PlanPurge>;
+
 export const InstanceSpec = Type.Object({
   id: InstanceId,
   role: RoleName,
@@ -100,6 +131,18 @@ export const InstanceSpec = Type.Object({
   restart: RestartPolicy,
   commands: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z0-9-]{1,64}$' }), DeclaredCommand)),
   ports: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }))),
+  certificates: Type.Optional(
+    Type.Array(PlanCertificate, {
+      maxItems: 32,
+      description: 'certificates the agent obtains by CSR (and renews) before starting the instance',
+    }),
+  ),
+  dataPaths: Type.Optional(
+    Type.Array(NodePath, {
+      maxItems: 64,
+      description: 'files and directories the instance owns; deleted only by a purge',
+    }),
+  ),
 });
 export type InstanceSpec = Static<typeof InstanceSpec>;
 
@@ -116,6 +159,13 @@ export const NodePlan = Type.Object(
     checksum: Sha256Hex,
     issuedAt: IsoTime,
     instances: Type.Array(InstanceSpec),
+    purge: Type.Optional(
+      Type.Array(PlanPurge, {
+        maxItems: 1024,
+        description:
+          'drover clean --purge: paths of removed instances to delete; ignored for instances still in the plan',
+      }),
+    ),
   },
   { $id: 'NodePlan' },
 );
