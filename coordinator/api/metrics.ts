@@ -28,6 +28,8 @@ export interface CoordinatorMetrics {
 export interface MetricsSource {
   engine: Pick<Engine, 'nodes' | 'converged' | 'clusterNames' | 'unplacedFor' | 'events'>;
   natsConnected?: () => boolean;
+  /** messages received from agents, by kind, and malformed ones dropped */
+  busCounters?: () => { heartbeats: number; malformed: number };
 }
 
 export interface MetricsOptions {
@@ -135,6 +137,24 @@ export function createMetrics(opts: MetricsOptions = {}): CoordinatorMetrics {
     registers: [registry],
     collect() {
       this.set(source?.natsConnected?.() ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'drover_heartbeats_total',
+    help: 'Heartbeats received from agents',
+    registers: [registry],
+    collect() {
+      const c = source?.busCounters?.();
+      if (c) this.reset(), this.inc(c.heartbeats);
+    },
+  });
+  new Counter({
+    name: 'drover_malformed_messages_total',
+    help: 'Messages from agents dropped because they failed schema validation',
+    registers: [registry],
+    collect() {
+      const c = source?.busCounters?.();
+      if (c) this.reset(), this.inc(c.malformed);
     },
   });
   new Gauge({
