@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { compileConfig, type CompileConfigInput, Duration } from '../lib/config.js';
+import { type CompileConfigInput, compileConfig, Duration } from '../lib/config.js';
 
 /**
  * CoordinatorOptions: every field optional; the defaults below are documented in
@@ -14,27 +14,59 @@ export const CoordinatorOptionsSchema = Type.Object({
       password: Type.Optional(Type.String()),
       credsFile: Type.Optional(Type.String({ description: 'NATS .creds file' })),
       tls: Type.Optional(
-        Type.Object({ ca: Type.Optional(Type.String()), cert: Type.Optional(Type.String()), key: Type.Optional(Type.String()) }),
+        Type.Object({
+          ca: Type.Optional(Type.String()),
+          cert: Type.Optional(Type.String()),
+          key: Type.Optional(Type.String()),
+        }),
       ),
     }),
   ),
-  dataDir: Type.Optional(Type.String({ description: 'store, keys and tokens (default /var/lib/drover/coordinator)' })),
+  dataDir: Type.Optional(
+    Type.String({ description: 'store, keys and tokens (default /var/lib/drover/coordinator)' }),
+  ),
   api: Type.Optional(
     Type.Object({
-      listen: Type.Optional(Type.String({ description: 'host:port for the REST API (default 127.0.0.1:7480)' })),
-      tls: Type.Optional(Type.Object({ cert: Type.Optional(Type.String()), key: Type.Optional(Type.String()) })),
+      listen: Type.Optional(
+        Type.String({ description: 'host:port for the REST API (default 127.0.0.1:7480)' }),
+      ),
+      tls: Type.Optional(
+        Type.Object({ cert: Type.Optional(Type.String()), key: Type.Optional(Type.String()) }),
+      ),
     }),
   ),
-  joinToken: Type.Optional(Type.String({ description: 'agents presenting this token are admitted without approval' })),
-  joinTokenFile: Type.Optional(Type.String({ description: 'file holding the join token (default <dataDir>/join-token)' })),
+  joinToken: Type.Optional(
+    Type.String({ description: 'agents presenting this token are admitted without approval' }),
+  ),
+  joinTokenFile: Type.Optional(
+    Type.String({ description: 'file holding the join token (default <dataDir>/join-token)' }),
+  ),
   heartbeatInterval: Type.Optional(Duration({ description: 'agent heartbeat interval (default 2s)' })),
-  suspectAfterMissed: Type.Optional(Type.Integer({ minimum: 1, description: 'missed heartbeats before Suspect (default 3)' })),
+  suspectAfterMissed: Type.Optional(
+    Type.Integer({ minimum: 1, description: 'missed heartbeats before Suspect (default 3)' }),
+  ),
   unreachableAfter: Type.Optional(Duration({ description: 'silence before Unreachable (default 10s)' })),
-  reassignAfter: Type.Optional(Duration({ description: 'Unreachable time before stateless roles move (default 15s)' })),
-  etcdReassignAfter: Type.Optional(Duration({ description: 'Unreachable time before an etcd member is replaced (default 60s)' })),
-  stormThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'share of Unreachable nodes that pauses reassignment (default 0.4)' })),
-  pushTimeout: Type.Optional(Duration({ description: 'how long a plan push waits for the agent (default 10s)' })),
-  standinCommand: Type.Optional(Type.Array(Type.String(), { description: 'lab only: command + args that run the simulated Kubernetes stand-in' })),
+  reassignAfter: Type.Optional(
+    Duration({ description: 'Unreachable time before stateless roles move (default 15s)' }),
+  ),
+  etcdReassignAfter: Type.Optional(
+    Duration({ description: 'Unreachable time before an etcd member is replaced (default 60s)' }),
+  ),
+  stormThreshold: Type.Optional(
+    Type.Number({
+      minimum: 0,
+      maximum: 1,
+      description: 'share of Unreachable nodes that pauses reassignment (default 0.4)',
+    }),
+  ),
+  pushTimeout: Type.Optional(
+    Duration({ description: 'how long a plan push waits for the agent (default 10s)' }),
+  ),
+  standinCommand: Type.Optional(
+    Type.Array(Type.String(), {
+      description: 'lab only: command + args that run the simulated Kubernetes stand-in',
+    }),
+  ),
   logLevel: Type.Optional(Type.String()),
 });
 

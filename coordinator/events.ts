@@ -47,8 +47,17 @@ export class EventLog {
       ...input,
     } as Event;
     this.recent.push(e);
-    const log = e.severity === 'error' ? this.logger.error : e.severity === 'warning' ? this.logger.warn : this.logger.info;
-    log.call(this.logger, { event: e.kind, nodeId: e.nodeId, instanceId: e.instanceId, role: e.role }, e.message);
+    const log =
+      e.severity === 'error'
+        ? this.logger.error
+        : e.severity === 'warning'
+          ? this.logger.warn
+          : this.logger.info;
+    log.call(
+      this.logger,
+      { event: e.kind, nodeId: e.nodeId, instanceId: e.instanceId, role: e.role },
+      e.message,
+    );
     void this.store.put(KEY(e.seq), e).catch((err) => this.logger.error({ err }, 'cannot persist event'));
     if (this.recent.length > this.limit) {
       const drop = this.recent.splice(0, this.recent.length - this.limit);

@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.js';
-import { generateSigningKey, type SigningKeyPair, signingKeyFromPem, signingKeyToPem } from '../protocol/index.js';
+import {
+  generateSigningKey,
+  type SigningKeyPair,
+  signingKeyFromPem,
+  signingKeyToPem,
+} from '../protocol/index.js';
 
 /**
  * Loads the plan-signing key from `<dataDir>/plan-signing-key.pem`, creating it (mode 0600) on
@@ -14,7 +19,8 @@ export async function loadOrCreateSigningKey(dataDir: string): Promise<SigningKe
   try {
     pem = readFileSync(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read plan signing key ${path}: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new Error(`cannot read plan signing key ${path}: ${(err as Error).message}`);
     const key = generateSigningKey();
     await writeFileAtomic(path, signingKeyToPem(key), 0o600);
     return key;
@@ -22,6 +28,8 @@ export async function loadOrCreateSigningKey(dataDir: string): Promise<SigningKe
   try {
     return signingKeyFromPem(pem);
   } catch (err) {
-    throw new Error(`plan signing key ${path} is not a valid ed25519 PEM key (${(err as Error).message}); restore it from backup — agents have pinned it`);
+    throw new Error(
+      `plan signing key ${path} is not a valid ed25519 PEM key (${(err as Error).message}); restore it from backup — agents have pinned it`,
+    );
   }
 }

@@ -7,7 +7,9 @@ import { startCoordinator } from './daemon.js';
 const DEFAULT_CONFIG = '/etc/drover/coordinator.yaml';
 
 function help(): string {
-  const rows = describeOptions(CoordinatorOptionsSchema).map((o) => `  ${o.flag.padEnd(30)} ${o.env.padEnd(34)} ${o.description}`);
+  const rows = describeOptions(CoordinatorOptionsSchema).map(
+    (o) => `  ${o.flag.padEnd(30)} ${o.env.padEnd(34)} ${o.description}`,
+  );
   return `drover-coordinator ${DROVER_VERSION}: the Drover control-plane coordinator
 
 Usage: drover-coordinator [--config FILE] [options]
@@ -35,14 +37,20 @@ async function main(): Promise<number> {
   }
   const { positionals, flags } = splitArgs(argv);
   if (positionals.length) {
-    process.stderr.write(`drover-coordinator: unexpected argument ${JSON.stringify(positionals[0])}; see --help\n`);
+    process.stderr.write(
+      `drover-coordinator: unexpected argument ${JSON.stringify(positionals[0])}; see --help\n`,
+    );
     return 2;
   }
   const configPath = typeof flags.config === 'string' ? flags.config : DEFAULT_CONFIG;
   delete flags.config;
   let opts: ReturnType<typeof compileCoordinatorOptions>;
   try {
-    opts = compileCoordinatorOptions({ file: readConfigFile(configPath, configPath !== DEFAULT_CONFIG), env: process.env, flags });
+    opts = compileCoordinatorOptions({
+      file: readConfigFile(configPath, configPath !== DEFAULT_CONFIG),
+      env: process.env,
+      flags,
+    });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`drover-coordinator: invalid configuration: ${err.message}\n`);

@@ -59,7 +59,8 @@ export class NodeRegistry {
   ) {}
 
   async load(): Promise<void> {
-    for (const e of await this.store.list<NodeRecord>('nodes/')) this.records.set(e.value.id, { rec: e.value, revision: e.revision });
+    for (const e of await this.store.list<NodeRecord>('nodes/'))
+      this.records.set(e.value.id, { rec: e.value, revision: e.revision });
   }
 
   get(id: string): NodeRecord | undefined {
@@ -76,7 +77,12 @@ export class NodeRegistry {
 
   findByAddressOrHostname(address: string, hostname: string, exceptId: string): NodeRecord | undefined {
     for (const { rec } of this.records.values()) {
-      if (rec.id !== exceptId && rec.state !== 'Removed' && (rec.address === address || rec.hostname === hostname)) return rec;
+      if (
+        rec.id !== exceptId &&
+        rec.state !== 'Removed' &&
+        (rec.address === address || rec.hostname === hostname)
+      )
+        return rec;
     }
     return undefined;
   }
@@ -85,7 +91,9 @@ export class NodeRegistry {
   async save(rec: NodeRecord): Promise<void> {
     const cur = this.records.get(rec.id);
     rec.updatedAt = new Date(this.clock.now()).toISOString();
-    const revision = cur ? await this.store.update(KEY(rec.id), rec, cur.revision) : await this.store.create(KEY(rec.id), rec);
+    const revision = cur
+      ? await this.store.update(KEY(rec.id), rec, cur.revision)
+      : await this.store.create(KEY(rec.id), rec);
     this.records.set(rec.id, { rec, revision });
   }
 
@@ -99,7 +107,8 @@ export class NodeRegistry {
 
   /** Effective lifecycle state as operators and placement see it. */
   effectiveState(rec: NodeRecord): NodeState {
-    if (rec.state === 'Removed' || rec.state === 'Pending' || !rec.approved) return rec.approved ? rec.state : 'Pending';
+    if (rec.state === 'Removed' || rec.state === 'Pending' || !rec.approved)
+      return rec.approved ? rec.state : 'Pending';
     const l = this.live.get(rec.id);
     if (!l) return 'Unreachable';
     if (l.state !== 'Ready') return l.state;
@@ -134,7 +143,8 @@ export class NodeRegistry {
     const out: Array<{ id: string; from: Liveness['state']; to: Liveness['state']; silentMs: number }> = [];
     for (const [id, l] of this.live) {
       const silent = now - l.lastSeenAt;
-      const to: Liveness['state'] = silent >= this.timings.unreachableAfterMs ? 'Unreachable' : silent >= suspectMs ? 'Suspect' : 'Ready';
+      const to: Liveness['state'] =
+        silent >= this.timings.unreachableAfterMs ? 'Unreachable' : silent >= suspectMs ? 'Suspect' : 'Ready';
       if (to !== l.state && to !== 'Ready') {
         out.push({ id, from: l.state, to, silentMs: silent });
         l.state = to;

@@ -132,7 +132,11 @@ export class WorkQueue {
         outcome = 'error';
         let b = this.backoffs.get(key);
         if (!b) {
-          b = new Backoff({ initialMs: this.opts.backoff?.initialMs ?? 200, maxMs: this.opts.backoff?.maxMs ?? 30_000, jitter: 0.2 });
+          b = new Backoff({
+            initialMs: this.opts.backoff?.initialMs ?? 200,
+            maxMs: this.opts.backoff?.maxMs ?? 30_000,
+            jitter: 0.2,
+          });
           this.backoffs.set(key, b);
         }
         requeueMs = b.next();
