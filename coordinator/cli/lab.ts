@@ -303,7 +303,7 @@ export async function runLab(argv: string[], io: LabIo = defaultIo): Promise<num
         need(0, '[--dir DIR]');
         const r = await labDown({ dir });
         io.out(
-          `Lab in ${dir} is down: ${r.stopped.length} processes stopped${r.network.length ? `, ${r.network.length} namespaces and links removed` : ''}; logs kept in ${dir}/logs\n`,
+          `Lab in ${dir} is down: ${r.stopped.length} processes stopped${r.network.length ? `, ${r.network.length - 1} network namespaces, their veths and the bridge removed` : ''}; logs kept in ${dir}/logs\n`,
         );
         return 0;
       }

@@ -17,6 +17,7 @@ import {
   readState,
   runningInstances,
   sleep,
+  watchHost,
 } from '../helpers/lab-e2e.js';
 import { tempDir, waitFor } from '../helpers/proc.js';
 
@@ -239,6 +240,7 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
   it('revive: the host comes back fenced and nothing runs twice', async () => {
     dumpLogs();
     const t0 = Date.now();
+    const watch = watchHost(state, victim);
     await labOk(dir, ['revive', victim]);
     await waitFor(
       `${victim} Ready again`,
@@ -250,6 +252,13 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
     );
     // a few heartbeats for the returning agent to apply the plan that fences it
     await sleep(4000);
+    // fenced from the first moment: the returning host never starts an instance that moved away
+    // (not even briefly from the plan it had persisted before it died)
+    const seen = watch.stop();
+    expect(
+      [...seen].map(([id, at]) => `${id} ran on ${victim} ${at - t0} ms after revive`),
+      'moved instances started on the revived host',
+    ).toEqual([]);
     const assignments = await api.assignments();
     const running = runningInstances(state);
     for (const a of assignments) expect(running.get(a.instanceId), a.instanceId).toEqual([a.nodeId]);

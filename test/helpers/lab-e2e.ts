@@ -8,6 +8,7 @@ import {
   type LabState,
   labLeftovers,
   readState,
+  roleProcesses,
   runningInstances,
 } from '../../coordinator/lab/index.js';
 
@@ -166,3 +167,22 @@ export function logTails(dir: string, lines = 25): string {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Polls what really runs on one host (its agent's pidfiles checked in /proc) every `everyMs`
+ * until `stop()`: the instance ids seen, with when each was first seen. Catches a stale copy
+ * that runs for only a moment.
+ */
+export function watchHost(s: LabState, host: string, everyMs = 50): { stop: () => Map<string, number> } {
+  const node = s.nodes.find((n) => n.name === host)!;
+  const seen = new Map<string, number>();
+  const t = setInterval(() => {
+    for (const r of roleProcesses(node)) if (!seen.has(r.instanceId)) seen.set(r.instanceId, Date.now());
+  }, everyMs);
+  return {
+    stop: () => {
+      clearInterval(t);
+      return seen;
+    },
+  };
+}
