@@ -172,17 +172,13 @@ export class RepairPolicy implements RepairHooks {
           continue;
         }
         this.immediate.delete(a.instanceId);
-        this.engine.events.emit({
-          kind: 'repair.reassign',
-          severity: 'warning',
+        this.reassign(
           cluster,
-          nodeId: a.nodeId,
-          role: a.role,
-          instanceId: a.instanceId,
-          message: `${a.instanceId}: reassigning off ${a.nodeId} on an operator's command`,
-        });
-        this.onRepair?.('reassign-forced');
-        evictInstances.add(a.instanceId);
+          a,
+          'reassign-forced',
+          `reassigning off ${a.nodeId} on an operator's command`,
+          evictInstances,
+        );
         continue;
       }
       if (node.state === 'Unreachable' && l && !storm) {
@@ -204,17 +200,13 @@ export class RepairPolicy implements RepairHooks {
           wakeIn(5000);
           continue;
         }
-        this.engine.events.emit({
-          kind: 'repair.reassign',
-          severity: 'warning',
+        this.reassign(
           cluster,
-          nodeId: a.nodeId,
-          role: a.role,
-          instanceId: a.instanceId,
-          message: `${a.instanceId}: node ${a.nodeId} Unreachable for ${(waited / 1000).toFixed(0)}s (≥ ${after / 1000}s); reassigning`,
-        });
-        this.onRepair?.('reassign');
-        evictInstances.add(a.instanceId);
+          a,
+          'reassign',
+          `node ${a.nodeId} Unreachable for ${(waited / 1000).toFixed(0)}s (≥ ${after / 1000}s); reassigning`,
+          evictInstances,
+        );
         continue;
       }
       // Instance-level ladder on a live node.
@@ -225,21 +217,17 @@ export class RepairPolicy implements RepairHooks {
           this.reprovision(a);
         } else if (
           t.reprovisionedAt !== undefined &&
-          now - t.reprovisionedAt >= this.opts.instanceReassignAfterMs &&
-          healthyElsewhere(a) !== undefined
+          now - t.reprovisionedAt >= this.opts.instanceReassignAfterMs
         ) {
+          // etcd members are never moved for a failing process: that is the member-replacement path
           if (!isEtcd && this.takeRate(a.role, now)) {
-            this.engine.events.emit({
-              kind: 'repair.reassign',
-              severity: 'warning',
+            this.reassign(
               cluster,
-              nodeId: a.nodeId,
-              role: a.role,
-              instanceId: a.instanceId,
-              message: `${a.instanceId} still failing on ${a.nodeId} after a reprovision; reassigning`,
-            });
-            this.onRepair?.('reassign-instance');
-            evictInstances.add(a.instanceId);
+              a,
+              'reassign-instance',
+              `still failing on ${a.nodeId} after a re-provision; reassigning`,
+              evictInstances,
+            );
             this.trouble.delete(a.instanceId);
           }
         } else wakeIn(5000);
@@ -382,6 +370,20 @@ export class RepairPolicy implements RepairHooks {
   }
 
   // ------------------------------------------------------------------ internals
+
+  private reassign(cluster: string, a: Assignment, result: string, why: string, evict: Set<string>): void {
+    this.engine.events.emit({
+      kind: 'repair.reassign',
+      severity: 'warning',
+      cluster,
+      nodeId: a.nodeId,
+      role: a.role,
+      instanceId: a.instanceId,
+      message: `${a.instanceId}: ${why}`,
+    });
+    this.onRepair?.(result);
+    evict.add(a.instanceId);
+  }
 
   private etcdGate(
     cluster: string,
