@@ -323,7 +323,22 @@ export class RepairPolicy implements RepairHooks {
         members.flatMap((m) => m.clientURLs).filter((u) => clientUrls.includes(u)),
       );
       const stale = members.filter((m) => !m.peerURLs.some((u) => want.has(u)));
-      const missing = [...want.keys()].filter((u) => !members.some((m) => m.peerURLs.includes(u)));
+      // Only a joining member (moved or placed after the bootstrap) is added. A bootstrap member
+      // missing from the list was removed (e.g. by a coordinator that crashed before its move was
+      // durable): its old data holds a removed member id and it can never rejoin, so re-adding its
+      // URL would only put a dead voter in the cluster. It is replaced when its node is repaired.
+      // Nor is a member added for a node that is Unreachable: it could not start.
+      const missing = [...want.keys()].filter((u) => {
+        if (members.some((m) => m.peerURLs.includes(u))) return false;
+        const a = want.get(u)!;
+        if ((a as { existing?: boolean }).existing === true && nodes.get(a.nodeId)?.state !== 'Unreachable')
+          return true;
+        this.log.warn(
+          { cluster, instanceId: a.instanceId, nodeId: a.nodeId, peerUrl: u },
+          'etcd member is not in the member list and cannot rejoin as it is; not adding it back (it is replaced when its node is repaired)',
+        );
+        return false;
+      });
       if (stale.length === 0 && missing.length === 0) return true;
       const q = replacementKeepsQuorum(members.length, healthy.length);
       if (!q.ok) {

@@ -284,9 +284,19 @@ export class Fleet {
     what: string,
     pred: (e: Event) => boolean,
     timeoutMs = 30_000,
-    intervalMs = 10,
+    /** only events after this `mark()` */
+    from = 0,
   ): Promise<Event> {
-    return waitFor(what, () => this.events.find(pred), { timeoutMs, intervalMs });
+    return waitFor(what, () => this.events.slice(from).find(pred), { timeoutMs, intervalMs: 10 });
+  }
+
+  /** A position in `events`, for `since(mark)`: unlike `seq`, it survives a coordinator crash (whose unflushed events' numbers are reused). */
+  mark(): number {
+    return this.events.length;
+  }
+
+  since(mark: number): Event[] {
+    return this.events.slice(mark);
   }
 
   /** The newest event sequence number seen (events carry a per-coordinator-store sequence). */
