@@ -66,6 +66,7 @@ export class Applier {
   private readonly runtime: Runtime;
   private readonly log: Logger;
   readonly rootDir: string;
+  private readonly dataDir: string;
   readonly expand: (s: string) => string;
   private readonly planPath: string;
   private readonly heldPath: string;
@@ -76,6 +77,7 @@ export class Applier {
   constructor(opts: ApplierOptions) {
     this.runtime = opts.runtime;
     this.rootDir = opts.rootDir;
+    this.dataDir = opts.dataDir;
     this.log = opts.logger ?? silentLogger;
     this.expand = makeExpander(opts.rootDir);
     this.planPath = join(opts.dataDir, 'plan.json');
@@ -183,6 +185,7 @@ export class Applier {
     );
     let heldChanged = false;
     for (const id of gone) if (this.held.delete(id)) heldChanged = true;
+    if (plan.purge?.length) await this.purge(plan, errors);
 
     const toRestart: InstanceSpec[] = [];
     const toStart: InstanceSpec[] = [];
@@ -230,6 +233,55 @@ export class Applier {
     if (heldChanged) await this.persistHeld();
     for (const k of Object.keys(changes) as Array<keyof ApplyChanges>) changes[k].sort();
     return { changes, errors };
+  }
+
+  /**
+   * `drover clean --purge`: deletes the paths removed instances owned. Only for instances not in
+   * the plan (their processes were stopped just before), only under the root dir, only paths at
+   * least three levels deep (`/var/lib/etcd/x`, never `/var/lib`), and never a path that holds or
+   * sits inside a file or data path of an instance still in the plan, or the agent's data dir.
+   * Deleting what is already gone is a no-op, so a re-applied plan purges nothing new.
+   */
+  private async purge(plan: NodePlan, errors: ApplyOutcome['errors']): Promise<string[]> {
+    const live = new Set(plan.instances.map((i) => i.id));
+    const keep = [resolve(this.dataDir)];
+    for (const i of plan.instances) {
+      for (const f of i.files) keep.push(filePathUnderRoot(this.rootDir, f.path));
+      for (const p of i.dataPaths ?? []) keep.push(filePathUnderRoot(this.rootDir, p));
+      for (const c of i.certificates ?? [])
+        for (const p of [c.certPath, c.keyPath, c.caPath]) keep.push(filePathUnderRoot(this.rootDir, p));
+    }
+    const overlaps = (a: string, b: string) =>
+      a === b || a.startsWith(`${b}${sep}`) || b.startsWith(`${a}${sep}`);
+    const removed: string[] = [];
+    for (const entry of plan.purge ?? []) {
+      if (live.has(entry.instanceId)) continue;
+      for (const p of entry.paths) {
+        try {
+          if (p.split('/').filter(Boolean).length < 3)
+            throw new AgentError(
+              'DROVER_ERR_PLAN_INVALID',
+              `purge path ${p} is too shallow (needs 3 levels)`,
+            );
+          const full = filePathUnderRoot(this.rootDir, p);
+          const clash = keep.find((k) => overlaps(full, k));
+          if (clash) {
+            this.log.warn(
+              { instance: entry.instanceId, path: p, clash },
+              'purge skipped: a live instance uses it',
+            );
+            continue;
+          }
+          await rm(full, { recursive: true, force: true });
+          removed.push(p);
+        } catch (err) {
+          this.log.error({ err, instance: entry.instanceId, path: p }, 'purge failed');
+          errors.push({ id: entry.instanceId, ...errorBody(err) });
+        }
+      }
+    }
+    if (removed.length) this.log.warn({ paths: removed }, 'purged the data of removed instances');
+    return removed;
   }
 
   /**

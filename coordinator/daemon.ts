@@ -9,6 +9,7 @@ import type { CompiledCoordinatorOptions } from './config.js';
 import { Engine, type EngineOptions } from './engine.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { NatsBus } from './nats.js';
+import { ClusterPki } from './pki/index.js';
 import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from './repair.js';
 import { openLowdbStore } from './store/index.js';
 import type { Store } from './store/types.js';
@@ -22,6 +23,8 @@ export interface CoordinatorHandle {
   /** the REST API (listening on opts.api.listen) and the metrics it serves */
   api: ApiServer;
   metrics: CoordinatorMetrics;
+  /** the cluster PKI in `<dataDir>/pki` (CAs, service-account keys): signs node CSRs and admin kubeconfigs */
+  pki: ClusterPki;
   close(): Promise<void>;
 }
 
@@ -57,6 +60,9 @@ export async function startCoordinator(
   });
   const signingKey = await loadOrCreateSigningKey(opts.dataDir);
   const joinToken = await resolveJoinToken(opts);
+  // ---- seeds: the cluster PKI (coordinator/pki). Created on first start, never overwritten; a
+  // damaged one stops the start-up here, before any agent is told anything.
+  const pki = await ClusterPki.open({ dir: join(opts.dataDir, 'pki'), logger: log.child({ part: 'pki' }) });
   const metrics = createMetrics({ processMetrics: true });
   const engine = new Engine({
     store,
@@ -113,6 +119,7 @@ export async function startCoordinator(
       logger: log.child({ part: 'api' }),
       metrics,
       natsConnected: () => bus.connected,
+      pki,
     });
   } catch (err) {
     await bus.close().catch(() => {});
@@ -134,6 +141,7 @@ export async function startCoordinator(
     joinToken,
     api,
     metrics,
+    pki,
     close() {
       closing ??= (async () => {
         const steps: Array<[string, () => Promise<void>]> = [

@@ -12,7 +12,9 @@ import { DROVER_VERSION } from '../../lib/version.js';
 import { DroverError } from '../../protocol/index.js';
 import type { Engine } from '../engine.js';
 import { COORDINATOR_ERRORS, coordinatorError } from '../errors.js';
+import type { ClusterPki } from '../pki/index.js';
 import type { Store } from '../store/types.js';
+import { CleanService } from './clean.js';
 import './errors.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js';
@@ -60,6 +62,8 @@ export interface ApiDeps {
   bodyLimit?: number;
   /** where the first admin token is, for the 401 hint; default "<dataDir>/admin-token" */
   adminTokenHint?: string;
+  /** the cluster PKI (admin kubeconfigs); those routes answer 501 without it */
+  pki?: ClusterPki;
 }
 
 export interface ApiContext {
@@ -71,6 +75,10 @@ export interface ApiContext {
   natsConnected: () => boolean;
   engineStarted: () => boolean;
   metrics?: CoordinatorMetrics;
+  pki?: ClusterPki;
+  /** `drover clean`: clean records and the purge lists they add to plans */
+  clean: CleanService;
+  store?: Store;
 }
 
 /** Throws FORBIDDEN unless the request's token has at least `need`. */
@@ -149,6 +157,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     natsConnected: deps.natsConnected ?? (() => false),
     engineStarted: deps.engineStarted ?? (() => true),
     metrics: deps.metrics,
+    pki: deps.pki,
+    clean: new CleanService(deps.engine, deps.store, deps.logger),
+    store: deps.store,
   };
   deps.metrics?.observe({ engine: deps.engine, natsConnected: ctx.natsConnected });
   const adminHint = deps.adminTokenHint ?? 'the coordinator data dir (admin-token)';
@@ -158,6 +169,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   app.addHook('onReady', () => tasks.load());
+  app.addHook('onReady', () => ctx.clean.load());
   app.addHook('preClose', (done) => {
     ctx.sse.closeAll();
     done();

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { coordinatorError } from '../errors.js';
 import { parseTopology, type Topology, validateTopology } from '../topology/index.js';
 import { type ApiContext, requireRole } from './app.js';
+import { isCleaned } from './clean.js';
 import { ClusterQuery, ErrorBody, errorResponses, List, TopologyDiff, TopologyQuery } from './schemas.js';
 
 export const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'];
@@ -110,6 +111,8 @@ export async function registerTopologyRoutes(app: FastifyInstance, ctx: ApiConte
       const diff = engine.previewTopology(t);
       if (!dryRun) {
         await engine.applyTopology(t);
+        // a real topology ends a `drover clean`: no purge list may outlive it
+        if (!isCleaned(t)) await ctx.clean.forget(t.metadata.name);
         req.log.info({ cluster: t.metadata.name, by: req.token?.name }, 'topology applied');
       }
       return { dryRun, cluster: t.metadata.name, ...diff };

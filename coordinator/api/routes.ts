@@ -4,6 +4,7 @@ import { DROVER_VERSION } from '../../lib/version.js';
 import type { Event as EventMsg } from '../../protocol/index.js';
 import { coordinatorError } from '../errors.js';
 import type { ApiContext, EngineOps } from './app.js';
+import { registerSeedRoutes } from './routes-seeds.js';
 import { registerTopologyRoutes } from './routes-topology.js';
 import {
   ActionResult,
@@ -111,6 +112,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
 
   // ---------------------------------------------------------------- topology
   await registerTopologyRoutes(app, ctx);
+  await registerSeedRoutes(app, ctx);
 
   // ---------------------------------------------------------------- nodes
   const NodesQuery = Type.Object(

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../../lib/logger.js';
 import type { Engine } from '../engine.js';
+import type { ClusterPki } from '../pki/index.js';
 import type { Store } from '../store/types.js';
 import { buildApi } from './app.js';
 import type { CoordinatorMetrics } from './metrics.js';
@@ -17,6 +18,7 @@ export interface ApiServerOptions {
   logger: Logger;
   metrics?: CoordinatorMetrics;
   natsConnected: () => boolean;
+  pki?: ClusterPki;
 }
 
 export interface ApiServer {
@@ -74,6 +76,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     engineStarted: () => started,
     https,
     adminTokenHint: adminTokenFile,
+    pki: o.pki,
   });
   await app.listen({ host, port });
   started = true;

@@ -4,7 +4,15 @@ export { type RenderDiff, renderDiff } from './diff.js';
 export { APISERVER_PORT, endpointDependencies, resolveApiEndpoint } from './endpoint.js';
 export { KUBECONFIG_FILE, kubeconfigFile, kubeconfigPath } from './kubeconfig.js';
 export { CERTS, CLIENT_CERT, configDir, hostPort, instanceName, ROOT } from './paths.js';
-export { RenderCache, renderInstance, renderPlans, resolveCommand } from './render.js';
+export {
+  apiEndpointFor,
+  membersByRole,
+  ownedPaths,
+  RenderCache,
+  renderInstance,
+  renderPlans,
+  resolveCommand,
+} from './render.js';
 export { ADMISSION_PLUGINS } from './roles/apiserver.js';
 export {
   CONTROLLER_MANAGER_PORT,

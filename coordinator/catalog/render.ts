@@ -1,11 +1,13 @@
 import type { HealthProbe, InstanceSpec, RunSpec } from '../../protocol/index.js';
-import type { NodeRecord } from '../model.js';
+import type { Assignment, NodeRecord } from '../model.js';
 import { isBuiltinRole, type Topology } from '../topology/index.js';
 import { ROLE_CATALOG, roleReads } from './catalog.js';
 import { DEFAULT_RESTART, withRestartOverrides } from './common.js';
 import { resolveApiEndpoint } from './endpoint.js';
+import { configDir } from './paths.js';
 import { renderCustom } from './roles/custom.js';
 import type {
+  ApiEndpoint,
   EtcdAssignmentExtras,
   Member,
   RenderContext,
@@ -32,15 +34,7 @@ export function renderPlans(input: RenderInput): Map<string, RenderedInstance[]>
   const cache = input.options?.cache;
   const out = new Map<string, RenderedInstance[]>();
   for (const id of [...nodes.keys()].sort()) out.set(id, []);
-  const byRole = new Map<string, Member[]>();
-  for (const a of input.assignments) {
-    const node = nodes.get(a.nodeId);
-    if (!node) continue;
-    const list = byRole.get(a.role) ?? [];
-    if (list.length === 0) byRole.set(a.role, list);
-    list.push({ assignment: a, node });
-  }
-  for (const list of byRole.values()) list.sort(byOrdinal);
+  const byRole = membersByRole(input.assignments, nodes);
   const members = (role: string): Member[] => byRole.get(role) ?? [];
   const api = resolveApiEndpoint(topology, members);
   const base = cache
@@ -72,6 +66,33 @@ export function renderPlans(input: RenderInput): Map<string, RenderedInstance[]>
   cache?.retain(seen);
   for (const list of out.values()) list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return out;
+}
+
+/** Placed instances by role, each list by ordinal; assignments to unknown nodes are left out. */
+export function membersByRole(
+  assignments: readonly Assignment[],
+  nodes: ReadonlyMap<string, NodeRecord>,
+): Map<string, Member[]> {
+  const byRole = new Map<string, Member[]>();
+  for (const a of assignments) {
+    const node = nodes.get(a.nodeId);
+    if (!node) continue;
+    const list = byRole.get(a.role) ?? [];
+    if (list.length === 0) byRole.set(a.role, list);
+    list.push({ assignment: a, node });
+  }
+  for (const list of byRole.values()) list.sort(byOrdinal);
+  return byRole;
+}
+
+/** The API endpoint of a cluster as its plans render it (`drover kubeconfig admin` uses it too). */
+export function apiEndpointFor(
+  topology: Topology,
+  assignments: readonly Assignment[],
+  nodes: ReadonlyMap<string, NodeRecord>,
+): ApiEndpoint {
+  const byRole = membersByRole(assignments, nodes);
+  return resolveApiEndpoint(topology, (role) => byRole.get(role) ?? []);
 }
 
 /** What an instance's rendering reads from its own assignment and node. */
@@ -181,6 +202,7 @@ export function renderInstance(ctx: RenderContext, options: RenderOptions = {}):
       restart: withRestartOverrides(DEFAULT_RESTART, spec.repair.restart),
       commands: c.commands,
       ports: [...ctx.topology.customRoles[role]!.ports],
+      dataPaths: ownedPaths(a, c.files, []),
     });
   }
   const def: RoleDefinition = ROLE_CATALOG[role];
@@ -209,7 +231,23 @@ export function renderInstance(ctx: RenderContext, options: RenderOptions = {}):
     restart: withRestartOverrides(def.restart, spec.repair.restart),
     commands: r.commands,
     ports: def.ports(ctx.topology),
+    dataPaths: ownedPaths(a, r.files ?? [], r.dataPaths ?? []),
   });
+}
+
+/**
+ * What an instance owns on its node, for `drover clean --purge`: its config dir (when its files
+ * are there), any other file it is given, and the data dirs its role names. Sorted, unique.
+ */
+export function ownedPaths(
+  a: Pick<Assignment, 'role' | 'ordinal'>,
+  files: ReadonlyArray<{ path: string }>,
+  dataPaths: readonly string[],
+): string[] {
+  const dir = configDir(a);
+  const out = new Set<string>(dataPaths);
+  for (const f of files) out.add(f.path.startsWith(`${dir}/`) ? dir : f.path);
+  return [...out].sort();
 }
 
 /**
@@ -236,5 +274,6 @@ function clean(
   if (out.health === undefined) delete out.health;
   if (out.commands === undefined || Object.keys(out.commands).length === 0) delete out.commands;
   if (out.ports !== undefined && out.ports.length === 0) delete out.ports;
+  if (out.dataPaths !== undefined && out.dataPaths.length === 0) delete out.dataPaths;
   return out;
 }

@@ -87,6 +87,8 @@ export interface RoleRender {
   stopTimeoutMs?: number;
   reloadSignal?: string;
   commands?: InstanceSpec['commands'];
+  /** directories the instance keeps data in (etcd's data dir, the kubelet's root dir): purge deletes them */
+  dataPaths?: string[];
 }
 
 export interface RoleDefinition {

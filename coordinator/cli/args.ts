@@ -36,6 +36,9 @@ const BOOL_FLAGS: Record<string, string> = {
   h: 'help',
   version: 'version',
   'no-headers': 'no-headers',
+  purge: 'purge',
+  yes: 'yes',
+  y: 'yes',
 };
 
 export interface ParsedArgs {

@@ -4,6 +4,7 @@ import { ApiClient } from './client.js';
 import { apply, diff, move, nodeAction, status, task, token } from './commands/actions.js';
 import { describe } from './commands/describe.js';
 import { get, watchEvents } from './commands/get.js';
+import { clean, importCmd, kubeconfig } from './commands/seeds.js';
 import { type CommandContext, outputFormat, sleep } from './context.js';
 import { CliError, EXIT, usage } from './errors.js';
 import { resolveSettings } from './settings.js';
@@ -27,6 +28,10 @@ Nodes:
   repair NODE [--force]                               run the repair ladder now
   remove NODE                                         forget a node (its instances move)
   move INSTANCE --to NODE [--wait]                    move one instance, e.g. kube-apiserver#1
+Seed scenarios (docs/seeds.md):
+  import openpai FILE|DIR [-o yaml|json]              OpenPAI cluster config -> topology (| drover apply -f -)
+  kubeconfig admin [--cluster C]                      print an admin kubeconfig (> admin.conf)
+  clean [--purge] [--cluster C] --yes [--wait]        stop and remove every role; --purge deletes their data
 Other:
   task NODE KIND [--instance ID] [--wait]             run restart|stop|start|reprovision|diagnostics|run-command
   token create NAME --role viewer|operator|admin | token delete ID
@@ -79,6 +84,9 @@ const COMMANDS: Record<string, Handler> = {
   move,
   task,
   token,
+  import: importCmd,
+  kubeconfig,
+  clean,
 };
 
 async function version(args: ParsedArgs, io: RunIo, signal: AbortSignal): Promise<number> {

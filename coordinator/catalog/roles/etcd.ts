@@ -59,12 +59,14 @@ export const etcd: RoleDefinition = {
     const name = etcdMemberName(a);
     const client = etcdClientUrl(ctx.node.address);
     const peer = etcdPeerUrl(ctx.node.address);
+    // The epoch is in the path: a member that moves back to a host it once left must not find
+    // that host's stale data dir (its old member id was removed from the cluster).
+    const dataDir = `/var/lib/etcd/${name}-e${a.epoch}`;
     return {
+      dataPaths: [dataDir],
       args: [
         `--name=${name}`,
-        // The epoch is in the path: a member that moves back to a host it once left must not find
-        // that host's stale data dir (its old member id was removed from the cluster).
-        `--data-dir=${arg(`/var/lib/etcd/${name}-e${a.epoch}`)}`,
+        `--data-dir=${arg(dataDir)}`,
         `--listen-client-urls=${client}`,
         `--advertise-client-urls=${client}`,
         `--listen-peer-urls=${peer}`,

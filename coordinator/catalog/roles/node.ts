@@ -58,6 +58,7 @@ export const kubelet: RoleDefinition = {
         '--authentication-token-webhook=true',
       ],
       files: [kubeconfigFile(ctx)],
+      dataPaths: ['/var/lib/kubelet'],
       // seed 003: KillMode=process, so containers outlive a kubelet restart
       unit: { extraService: { KillMode: 'process' } },
     };

@@ -1,0 +1,95 @@
+/**
+ * CLI commands for the seed scenarios: `import openpai`, `kubeconfig admin`, `clean`, `tenants`
+ * and `superclusters`. See docs/seeds.md for the paictl parity table.
+ */
+import { stringify as toYaml } from 'yaml';
+import type { CleanResult } from '../../api/clean.js';
+import { OpenPaiError, openPaiTopologyDocument, parseOpenPai, readOpenPaiPath } from '../../openpai/index.js';
+import { validateTopology } from '../../topology/index.js';
+import { bool, str } from '../args.js';
+import { type CommandContext, outputFormat, printStructured } from '../context.js';
+import { CliError, EXIT, usage } from '../errors.js';
+import { convergence, timeoutMs, waitUntil } from './actions.js';
+
+/** `drover import openpai FILE|DIR [-o yaml|json] [--cluster NAME]`: prints the topology; warnings go to stderr. */
+export async function importCmd(ctx: CommandContext): Promise<number> {
+  const [, kind, path] = ctx.args.positionals;
+  if (kind !== 'openpai')
+    throw usage(
+      `unknown import source ${JSON.stringify(kind ?? '')}`,
+      'drover import openpai FILE|DIR (OpenPAI cluster-configuration.yaml / layout.yaml and kubernetes-configuration.yaml)',
+    );
+  if (!path)
+    throw usage(
+      'import openpai needs a FILE or DIR',
+      'e.g. drover import openpai cluster-cfg/ | drover apply -f -',
+    );
+  const name = str(ctx.args.flags, 'cluster');
+  let doc: ReturnType<typeof openPaiTopologyDocument>['doc'];
+  let warnings: string[];
+  try {
+    const source = parseOpenPai(await readOpenPaiPath(path));
+    ({ doc, warnings } = openPaiTopologyDocument(source, name ? { name } : {}));
+    validateTopology(doc, `openpai import of ${path}`);
+  } catch (err) {
+    if (err instanceof OpenPaiError) {
+      const lines = err.problems.map(
+        (p) =>
+          `${[p.file, p.field].filter(Boolean).join(': ')}${p.node && !p.field.includes(`(${p.node})`) ? ` (node ${p.node})` : ''}: ${p.message}`,
+      );
+      throw new CliError(
+        `invalid OpenPAI configuration (${lines.length} problem${lines.length > 1 ? 's' : ''}):\n  ${lines.join('\n  ')}`,
+        EXIT.USAGE,
+        'fix the configuration and run the import again',
+      );
+    }
+    if ((err as Error).name === 'TopologyError')
+      throw new CliError(`the imported topology is invalid: ${(err as Error).message}`, EXIT.USAGE);
+    throw err;
+  }
+  for (const w of warnings) ctx.err(`warning: ${w}\n`);
+  const f = outputFormat(ctx.args);
+  ctx.out(f === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : toYaml(doc));
+  return 0;
+}
+
+/** `drover kubeconfig admin [--cluster C] > admin.conf` */
+export async function kubeconfig(ctx: CommandContext): Promise<number> {
+  const what = ctx.args.positionals[1];
+  if (what !== 'admin')
+    throw usage(
+      `unknown kubeconfig ${JSON.stringify(what ?? '')}`,
+      'drover kubeconfig admin > admin.conf (node components get theirs in their plans)',
+    );
+  const text = await ctx.client.request<string>('GET', '/v1/kubeconfig/admin', {
+    query: { cluster: str(ctx.args.flags, 'cluster') },
+  });
+  ctx.out(typeof text === 'string' ? text : toYaml(text));
+  ctx.err('admin kubeconfig written: it holds a cluster-admin key, keep it private (chmod 600)\n');
+  return 0;
+}
+
+/** `drover clean [--purge] [--cluster C] --yes [--wait]`: paictl clean. */
+export async function clean(ctx: CommandContext): Promise<number> {
+  if (ctx.args.positionals.length > 1)
+    throw usage('clean takes no arguments; name the cluster with --cluster');
+  const cluster = str(ctx.args.flags, 'cluster');
+  const purge = bool(ctx.args.flags, 'purge');
+  if (!bool(ctx.args.flags, 'yes'))
+    throw new CliError(
+      `clean stops and removes every role on every node of ${cluster ? `cluster ${cluster}` : 'the cluster'}${purge ? ' and DELETES their data (etcd, kubelet, configs)' : ' (data is kept)'}; nothing was changed`,
+      EXIT.USAGE,
+      `run again with --yes to do it${purge ? '' : ', and --purge to delete the data too'}`,
+    );
+  const r = await ctx.client.post<CleanResult>('/v1/clean', { ...(cluster ? { cluster } : {}), purge });
+  if (!printStructured(ctx, r)) {
+    ctx.out(`${r.message}\n`);
+    for (const s of r.stopping) ctx.out(`  - ${s.nodeId}: ${s.instances.join(', ')}\n`);
+    for (const p of r.purging) ctx.out(`  x ${p.nodeId}: ${p.paths} path(s) deleted\n`);
+  }
+  if (bool(ctx.args.flags, 'wait'))
+    await waitUntil(ctx, `cluster ${r.cluster} to stop`, () => convergence(ctx, r.cluster), {
+      timeoutMs: timeoutMs(ctx),
+    });
+  return 0;
+}
