@@ -270,11 +270,18 @@ export class Engine {
       rec = { ...rec, approved: true, state: 'Ready' };
       await this.nodes.save(rec);
     }
+    const was = this.nodes.heartbeat(msg.nodeId);
     if (msg.applied) {
-      this.nodes.heartbeat(msg.nodeId);
       const l = this.nodes.liveness(msg.nodeId);
       if (l) l.applied = { ...msg.applied };
-    } else this.nodes.heartbeat(msg.nodeId);
+    }
+    if (rec.approved && (was === 'Suspect' || was === 'Unreachable'))
+      this.events.emit({
+        kind: 'node.recovered',
+        severity: 'info',
+        nodeId: msg.nodeId,
+        message: `node ${msg.nodeId} registered again (was ${was})`,
+      });
     if (!rec.approved)
       return {
         ...base,
@@ -707,9 +714,11 @@ export class Engine {
     const m = this.assignmentMap(cluster);
     const nextIds = new Set(next.map((a) => a.instanceId));
     const key = (id: string) => `assignments/${cluster}/${id}`;
+    let changed = false;
     for (const a of next) {
       const cur = m.get(a.instanceId);
       if (cur && JSON.stringify(cur.a) === JSON.stringify(a)) continue;
+      changed = true;
       const revision =
         cur?.revision !== undefined
           ? await this.opts.store.update(key(a.instanceId), a, cur.revision)
@@ -718,9 +727,13 @@ export class Engine {
     }
     for (const a of current) {
       if (nextIds.has(a.instanceId)) continue;
+      changed = true;
       await this.opts.store.delete(key(a.instanceId));
       m.delete(a.instanceId);
     }
+    // Write-ahead: nothing acts on a new assignment (its plan, an etcd member add) before it is
+    // durable, or a crash in between would hand out the same epoch again after the restart.
+    if (changed) await this.opts.store.flush();
   }
 
   private noteUnplaced(cluster: string, list: Unplaced[]): void {
