@@ -243,7 +243,21 @@ async function up(flags: Record<string, string | true>, io: LabIo, dir: string):
     logLevel: strFlag(flags, 'log-level'),
   };
   io.out(`Starting a Drover lab in ${dir}${opts.netns ? ' (network namespaces)' : ''}\n`);
-  const r = await labUp(opts, (line) => io.out(`  ${line}\n`));
+  // Ctrl-C stops waiting, not the lab: what started keeps running until `lab down`.
+  const onInterrupt = () => {
+    const d = dirArg(dir);
+    io.err(
+      `\ninterrupted: what started keeps running; \`drover lab status${d}\` shows it, \`drover lab down${d}\` stops it\n`,
+    );
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
+  let r: Awaited<ReturnType<typeof labUp>>;
+  try {
+    r = await labUp(opts, (line) => io.out(`  ${line}\n`));
+  } finally {
+    process.off('SIGINT', onInterrupt);
+  }
   const s = r.state;
   const d = dirArg(s.dir);
   const me = self();

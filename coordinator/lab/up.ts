@@ -206,7 +206,7 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
     const { labDown } = await import('./down.js');
     await labDown({ dir: o.dir });
   }
-  return withLock(o.dir, async () => {
+  const started = await withLock(o.dir, async () => {
     const p = labPaths(o.dir);
     rmSync(p.logs, { recursive: true, force: true });
     for (const d of [p.logs, p.natsDir, p.coordinatorData, p.nodesDir]) mkdirSync(d, { recursive: true });
@@ -273,7 +273,6 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
         topo,
         layout,
         progress,
-        t0,
       );
     } catch (err) {
       // a start that failed half-way leaves nothing running; a fleet that runs but did not
@@ -286,6 +285,7 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
       throw err;
     }
   });
+  return awaitConvergence(o, started, progress, t0, topo.changes);
 }
 
 interface FleetNet {
@@ -303,8 +303,7 @@ async function startFleet(
   topo: ReturnType<typeof loadLabTopology>,
   layout: NodeLayout[],
   progress: Progress,
-  t0: number,
-): Promise<LabUpResult> {
+): Promise<LabState> {
   const p = labPaths(o.dir);
   const names = netNames(o.dir);
   const { natsHost, natsPort, monitorPort, apiPort, bridgeAddress } = net;
@@ -427,6 +426,34 @@ async function startFleet(
   await writeFileAtomic(p.topology, topo.text);
   await api.applyTopology(topo.text);
   progress(`topology        applied ${o.topology}${topo.changes.length ? ` (as ${p.topology})` : ''}`);
+  return state;
+}
+
+/**
+ * Waits for convergence without holding the lab lock, so `lab status`, `lab down` and the fault
+ * commands work meanwhile. A host killed on purpose meanwhile (lab.json says so) is not an error.
+ */
+async function awaitConvergence(
+  o: CompiledLabUpOptions,
+  state: LabState,
+  progress: Progress,
+  t0: number,
+  topologyChanges: string[],
+): Promise<LabUpResult> {
+  const p = labPaths(o.dir);
+  const api = new LabApi(state.coordinator.apiUrl, state.coordinator.adminTokenFile);
+  const apiUrl = state.coordinator.apiUrl;
+  const agentDead = () => {
+    let cur: LabState;
+    try {
+      cur = readState(o.dir);
+    } catch {
+      return 'lab.json disappeared (did `lab down` run?)';
+    }
+    const dead = cur.nodes.find((n) => n.state !== 'killed' && !isAlive(n.proc));
+    if (dead) return exitedMessage(`the agent of ${dead.name}`, dead.log);
+    return isAlive(cur.coordinator.proc) ? undefined : exitedMessage('the coordinator', cur.coordinator.log);
+  };
   let converged = false;
   if (!o.noWait) {
     let last = '';
@@ -455,10 +482,13 @@ async function startFleet(
             hint: `it is left running: \`drover lab status --dir ${o.dir}\`, logs in ${p.logs}; \`drover lab down --dir ${o.dir}\` stops it`,
           },
         );
+      if ((err as { code?: string }).code === 'DROVER_ERR_LAB_START')
+        throw labError('DROVER_ERR_LAB_START', (err as Error).message, {
+          hint: `the rest of the lab is left running: \`drover lab down --dir ${o.dir}\` stops it`,
+        });
       throw err;
     });
   }
-  await writeState(state);
   const assigned = new Set((await api.assignments().catch(() => [])).map((a) => a.nodeId));
   const cp = state.nodes.filter((n) => n.pool === 'control-plane');
   return {
@@ -470,6 +500,6 @@ async function startFleet(
     cliConfig: p.cliConfig,
     converged,
     elapsedMs: Date.now() - t0,
-    topologyChanges: topo.changes,
+    topologyChanges,
   };
 }
