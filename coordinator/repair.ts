@@ -181,23 +181,31 @@ export class RepairPolicy implements RepairHooks {
         );
         continue;
       }
+      const policy = roleRepairPolicy(topology?.roles?.[a.role]);
       if (node.state === 'Unreachable' && l && !storm) {
-        const after = this.roleReassignAfter(topology?.roles?.[a.role], isEtcd);
+        const after =
+          policy.reassignAfter ?? (isEtcd ? this.opts.etcdReassignAfterMs : this.opts.reassignAfterMs);
         const waited = now - l.since;
         if (waited < after) {
           wakeIn(after - waited + 50);
           continue;
         }
-        if (!this.takeRate(a.role, now)) {
+        if (policy.autoReassign === false) {
           this.holdOnce(
             a,
-            `reassigning ${a.instanceId} is rate-limited (${this.opts.maxReassignPerRolePerMinute}/min for ${a.role})`,
+            `${a.instanceId} stays on Unreachable node ${a.nodeId}: automatic reassignment is off for ${a.role} (repair.autoReassign: false); \`drover move\` or \`drover repair ${a.nodeId}\` moves it`,
           );
-          wakeIn(10_000);
           continue;
         }
+        // the quorum gate before the rate limit: a refused etcd change must not use up the budget
         if (isEtcd && !this.etcdGate(cluster, a, current, byId)) {
           wakeIn(5000);
+          continue;
+        }
+        const limited = this.takeRate(a.role, now, policy.maxReassignPerHour);
+        if (limited) {
+          this.holdOnce(a, `reassigning ${a.instanceId} is rate-limited (${limited})`);
+          wakeIn(10_000);
           continue;
         }
         this.reassign(
@@ -220,7 +228,11 @@ export class RepairPolicy implements RepairHooks {
           now - t.reprovisionedAt >= this.opts.instanceReassignAfterMs
         ) {
           // etcd members are never moved for a failing process: that is the member-replacement path
-          if (!isEtcd && this.takeRate(a.role, now)) {
+          if (
+            !isEtcd &&
+            policy.autoReassign !== false &&
+            !this.takeRate(a.role, now, policy.maxReassignPerHour)
+          ) {
             this.reassign(
               cluster,
               a,
@@ -444,22 +456,19 @@ export class RepairPolicy implements RepairHooks {
     });
   }
 
-  private roleReassignAfter(spec: unknown, isEtcd: boolean): number {
-    const v = (spec as { repair?: { reassignAfterMs?: number; reassignAfter?: number } } | undefined)?.repair;
-    const override =
-      v?.reassignAfterMs ?? (typeof v?.reassignAfter === 'number' ? v.reassignAfter : undefined);
-    return override ?? (isEtcd ? this.opts.etcdReassignAfterMs : this.opts.reassignAfterMs);
-  }
-
-  private takeRate(role: string, now: number): boolean {
-    const list = (this.recentMoves.get(role) ?? []).filter((t) => now - t < 60_000);
-    if (list.length >= this.opts.maxReassignPerRolePerMinute) {
-      this.recentMoves.set(role, list);
-      return false;
-    }
-    list.push(now);
+  /**
+   * Takes one automatic reassignment of `role` from its budget: `maxReassignPerRolePerMinute`,
+   * and the role's own `repair.maxReassignPerHour` when set. Returns why not, or undefined.
+   */
+  private takeRate(role: string, now: number, perHour?: number): string | undefined {
+    const list = (this.recentMoves.get(role) ?? []).filter((t) => now - t < 3_600_000);
     this.recentMoves.set(role, list);
-    return true;
+    const perMinute = this.opts.maxReassignPerRolePerMinute;
+    if (list.filter((t) => now - t < 60_000).length >= perMinute) return `${perMinute}/min for ${role}`;
+    if (perHour !== undefined && list.length >= perHour)
+      return `${perHour}/hour for ${role}, its repair.maxReassignPerHour`;
+    list.push(now);
+    return undefined;
   }
 
   private holdOnce(a: Assignment, message: string): void {
@@ -518,4 +527,19 @@ export class RepairPolicy implements RepairHooks {
   private clientUrl(n: NodeRecord): string {
     return `http://${n.address}:${this.opts.etcdClientPort ?? 2379}`;
   }
+}
+
+/** A role's `repair` overrides from the topology (durations already in ms). */
+export function roleRepairPolicy(spec: unknown): {
+  reassignAfter?: number;
+  maxReassignPerHour?: number;
+  autoReassign?: boolean;
+} {
+  const v = (spec as { repair?: Record<string, unknown> } | undefined)?.repair ?? {};
+  const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : undefined);
+  return {
+    reassignAfter: num(v.reassignAfterMs) ?? num(v.reassignAfter),
+    maxReassignPerHour: num(v.maxReassignPerHour),
+    autoReassign: typeof v.autoReassign === 'boolean' ? v.autoReassign : undefined,
+  };
 }

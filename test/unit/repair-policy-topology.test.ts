@@ -1,0 +1,170 @@
+// The topology's per-role repair overrides (`repair.autoReassign`, `repair.maxReassignPerHour`,
+// `repair.reassignAfter`) and the order of the etcd quorum gate and the rate limit, on an injected
+// clock with a real Engine over a MemoryStore and a recording bus (a narrow port). Nodes sit on
+// 127.0.76.x, where nothing listens: an etcd membership call fails at once.
+import { describe, expect, it } from 'vitest';
+import { Engine } from '../../coordinator/engine.js';
+import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from '../../coordinator/repair.js';
+import { MemoryStore } from '../../coordinator/store/index.js';
+import { parseTopology } from '../../coordinator/topology/index.js';
+import { ManualClock } from '../../lib/clock.js';
+import { silentLogger } from '../../lib/logger.js';
+import { generateSigningKey, PROTOCOL_VERSION } from '../../protocol/index.js';
+import { RecordingBus, TEST_TIMINGS } from '../helpers/api.js';
+import { sampleFacts } from '../helpers/fixtures.js';
+
+const web = (replicas: number, repair = '') => `
+apiVersion: drover.dev/v1
+kind: Topology
+metadata: { name: t }
+cluster: { name: t }
+customRoles:
+  web: { command: /bin/sleep, args: ["1000"] }
+roles:
+  web: { replicas: ${replicas}${repair ? `, repair: ${repair}` : ''} }
+`;
+
+async function fleet(n: number, topology: string) {
+  const clock = new ManualClock(1_000_000);
+  const engine = new Engine({
+    store: new MemoryStore(),
+    logger: silentLogger,
+    signingKey: generateSigningKey(),
+    timings: TEST_TIMINGS,
+    joinToken: 'j',
+    clock,
+  });
+  const repair = new RepairPolicy(engine, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger);
+  engine.attachBus(new RecordingBus());
+  await engine.start();
+  const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  for (const [i, id] of ids.entries())
+    await engine.handleRegister({
+      v: PROTOCOL_VERSION,
+      type: 'register',
+      nodeId: id,
+      hostname: id,
+      address: `127.0.76.${i + 2}`,
+      labels: {},
+      facts: sampleFacts({ hostname: id, machineId: id }),
+      fingerprint: { machineId: id, macs: [] },
+      agentVersion: 't',
+      joinToken: 'j',
+    });
+  await engine.applyTopology(parseTopology(topology, 't.yaml'));
+  await engine.queue.idle();
+  const alive = new Set(ids);
+  const beat = () => {
+    for (const id of alive) {
+      const plan = engine.desiredPlan(id);
+      const digest = {
+        generation: plan?.generation ?? 0,
+        checksum: plan?.checksum ?? '',
+        coordinatorEpoch: engine.epoch,
+        health: 'x',
+        instances: plan?.instances.length ?? 0,
+        unhealthy: 0,
+      };
+      engine.handleStatus({
+        v: PROTOCOL_VERSION,
+        type: 'status',
+        nodeId: id,
+        seq: 0,
+        sentAt: 'now',
+        plan: { ...digest, state: 'applied' },
+        digest,
+        instances: (plan?.instances ?? []).map((i) => ({
+          id: i.id,
+          role: i.role,
+          epoch: i.epoch,
+          checksum: i.checksum,
+          phase: 'Healthy' as const,
+          health: 'healthy' as const,
+          restarts: 0,
+          simulated: false,
+        })),
+      });
+    }
+  };
+  const advance = async (ms: number) => {
+    for (let t = 0; t < ms; t += 500) {
+      beat();
+      clock.advance(500);
+      await engine.queue.idle();
+    }
+  };
+  const where = (inst: string) => engine.currentAssignments('t').find((a) => a.instanceId === inst)?.nodeId;
+  const events = (kind: string) => engine.events.list().filter((e) => e.kind === kind);
+  beat();
+  await engine.queue.idle();
+  return { engine, repair, clock, alive, advance, where, events };
+}
+
+describe('repair policy: the topology’s per-role overrides (injected clock)', () => {
+  it('repair.autoReassign: false keeps the instance on its dead node (with one held event) until an operator acts', async () => {
+    const f = await fleet(3, web(1, '{ autoReassign: false }'));
+    const victim = f.where('web#0')!;
+    f.alive.delete(victim);
+    await f.advance(120_000);
+    expect(f.where('web#0')).toBe(victim);
+    expect(f.events('role.moved')).toEqual([]);
+    const held = f.events('repair.held');
+    expect(held).toHaveLength(1);
+    expect(held[0]!.message).toMatch(/repair\.autoReassign: false/);
+    await f.engine.repairNode(victim);
+    await f.advance(1000);
+    expect(f.where('web#0')).not.toBe(victim);
+    await f.engine.close();
+  });
+
+  it('repair.maxReassignPerHour caps automatic moves of the role per hour', async () => {
+    const f = await fleet(10, web(4, '{ maxReassignPerHour: 1 }'));
+    const first = ['web#0', 'web#1'].map((i) => f.where(i)!);
+    for (const n of first) f.alive.delete(n); // 2 of 10: no storm
+    await f.advance(27_000 + 61_000); // past Unreachable + reassignAfter, and past the per-minute window
+    const moved = () => ['web#0', 'web#1'].filter((i, k) => f.where(i) !== first[k]);
+    expect(moved()).toHaveLength(1);
+    expect(f.events('repair.held').map((e) => e.message)).toEqual([
+      expect.stringMatching(/rate-limited \(1\/hour for web, its repair\.maxReassignPerHour\)/),
+    ]);
+    await f.advance(3_600_000 + 30_000 - 88_000); // an hour after the first move
+    expect(moved()).toHaveLength(2);
+    await f.engine.close();
+  });
+
+  it('repair.reassignAfter overrides the coordinator default for the role', async () => {
+    const f = await fleet(3, web(1, '{ reassignAfter: 3s }'));
+    const victim = f.where('web#0')!;
+    f.alive.delete(victim);
+    await f.advance(10_000 + 2000); // Unreachable after 10 s; 2 s of the 3 s
+    expect(f.where('web#0')).toBe(victim);
+    await f.advance(2000);
+    expect(f.where('web#0')).not.toBe(victim);
+    await f.engine.close();
+  });
+
+  it('etcd changes refused for quorum do not use up the rate budget: once quorum returns, the member moves at once', async () => {
+    const f = await fleet(
+      4,
+      `apiVersion: drover.dev/v1
+kind: Topology
+metadata: { name: t }
+cluster: { name: t }
+roles:
+  etcd: { replicas: 3, repair: { reassignAfter: 1s } }
+`,
+    );
+    const [a, b] = ['etcd#0', 'etcd#1'].map((i) => f.where(i)!);
+    f.alive.delete(a!);
+    f.alive.delete(b!); // 2 of 3 members down (2 of 4 nodes: storm too; an operator overrides it)
+    await f.engine.repairNode(a!, { force: true });
+    await f.advance(40_000); // refused again and again (quorum), within one minute
+    expect(f.events('role.moved')).toEqual([]);
+    expect(f.events('etcd.replace-refused').length).toBeGreaterThan(0);
+    f.alive.add(b!); // quorum is back: 2 of 3 healthy
+    await f.advance(3000);
+    expect(f.where('etcd#0')).not.toBe(a);
+    expect(f.events('repair.held').filter((e) => /rate-limited/.test(e.message))).toEqual([]);
+    await f.engine.close();
+  });
+});
