@@ -189,9 +189,11 @@ async function main(): Promise<void> {
     const etcd = (flags.get('etcd-servers') ?? '').split(',').filter(Boolean);
     deps.push({ name: 'etcd', urls: etcd, path: '/health' });
   } else if (component !== 'dashboard') {
-    const kubeconfigs = [flags.get('kubeconfig'), ...(flags.get('kubeconfigs') ?? '').split(',')].filter(
-      (p): p is string => !!p,
-    );
+    // Arktos passes one kubeconfig per partition in a single, space-separated --kubeconfig
+    const kubeconfigs = [
+      ...(flags.get('kubeconfig') ?? '').split(/\s+/),
+      ...(flags.get('kubeconfigs') ?? '').split(','),
+    ].filter((p): p is string => !!p);
     const servers = kubeconfigs.map(kubeconfigServer).filter((s): s is string => !!s);
     deps.push({ name: 'kube-apiserver', urls: servers.length ? servers : [], path: '/livez' });
   }

@@ -4,7 +4,14 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { apiEndpointFor } from '../catalog/index.js';
+import { arktosError, partitionName, resolveTenant } from '../arktos/index.js';
+import {
+  APISERVER_PORT,
+  apiEndpointFor,
+  hostPort,
+  membersByRole,
+  partitionMembers,
+} from '../catalog/index.js';
 import { coordinatorError } from '../errors.js';
 import type { Topology } from '../topology/index.js';
 import type { ApiContext } from './app.js';
@@ -42,8 +49,72 @@ export function topologyOr404(ctx: ApiContext, cluster: string | undefined): Top
   );
 }
 
+const TenantParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) });
+const PartitionView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  rangeStart: Type.String(),
+  isRangeStartValid: Type.Boolean(),
+  rangeEnd: Type.String(),
+  isRangeEndValid: Type.Boolean(),
+  replicas: Type.Integer(),
+});
+export const TenantPartition = Type.Object({
+  cluster: Type.String(),
+  tenant: Type.String(),
+  partition: PartitionView,
+  apiServers: Type.Array(
+    Type.Object({
+      instanceId: Type.String(),
+      nodeId: Type.String(),
+      address: Type.String(),
+      url: Type.String(),
+    }),
+  ),
+});
+
 export async function registerSeedRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
   const { engine } = ctx;
+
+  app.get<{ Params: Static<typeof TenantParams>; Querystring: Static<typeof ClusterQuery> }>(
+    '/v1/tenants/:name/partition',
+    {
+      config: { auth: 'viewer' },
+      schema: {
+        tags: ['arktos'],
+        description:
+          'Which Arktos data partition (service group) serves a tenant, and its API servers. Ranges start inclusive and end exclusive; a bound whose isRange*Valid is false is open.',
+        params: TenantParams,
+        querystring: ClusterQuery,
+        response: { 200: TenantPartition, 404: ErrorBody },
+      },
+    },
+    async (req) => {
+      const t = topologyOr404(ctx, req.query.cluster);
+      const cluster = t.metadata.name;
+      if (!t.cluster.partitions?.length)
+        throw arktosError(
+          'DROVER_ERR_ARKTOS_NOT_PARTITIONED',
+          `cluster ${cluster} is not partitioned: add cluster.partitions to its topology (docs/seeds.md)`,
+          { cluster },
+        );
+      const p = resolveTenant(t.cluster.partitions, req.params.name);
+      const nodes = new Map(engine.placementNodes(cluster).map((n) => [n.id, n]));
+      const apiservers = membersByRole(engine.currentAssignments(cluster), nodes).get('kube-apiserver') ?? [];
+      const members = partitionMembers(t, apiservers).find((g) => g.partition.id === p.id)?.members ?? [];
+      return {
+        cluster,
+        tenant: req.params.name,
+        partition: { ...p, name: partitionName(p) },
+        apiServers: members.map((m) => ({
+          instanceId: m.assignment.instanceId,
+          nodeId: m.node.id,
+          address: m.node.address,
+          url: `https://${hostPort(m.node.address, APISERVER_PORT)}`,
+        })),
+      };
+    },
+  );
 
   app.get<{ Querystring: Static<typeof ClusterQuery> }>(
     '/v1/kubeconfig/admin',

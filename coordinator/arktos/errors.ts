@@ -16,6 +16,11 @@ export const ARKTOS_ERRORS = {
       'Some tenants are covered by no data partition; `details` names the neighbours and the uncovered range.',
   },
   DROVER_ERR_ARKTOS_TENANT: { status: 400, description: 'A tenant name is empty or not a string.' },
+  DROVER_ERR_ARKTOS_NOT_PARTITIONED: {
+    status: 404,
+    description:
+      'The cluster has no data partitions (`cluster.partitions`), so no partition serves a tenant.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ArktosErrorCode = keyof typeof ARKTOS_ERRORS;

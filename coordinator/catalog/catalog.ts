@@ -1,5 +1,6 @@
 import { BUILTIN_ROLES, type BuiltinRole, isBuiltinRole, type Topology } from '../topology/index.js';
 import { endpointDependencies } from './endpoint.js';
+import { isPartitioned, KUBECONFIG_NAMES } from './partitions.js';
 import { kubeApiserver } from './roles/apiserver.js';
 import {
   dashboard,
@@ -30,6 +31,8 @@ export const ROLE_CATALOG: Readonly<Record<BuiltinRole, RoleDefinition>> = Objec
 for (const r of BUILTIN_ROLES)
   if (!ROLE_CATALOG[r]) throw new Error(`catalog: no definition for built-in role ${r}`);
 
+const PARTITION_CLIENTS = new Set(Object.keys(KUBECONFIG_NAMES));
+
 /**
  * The roles whose assignments a role's rendered plan reads: when one of them moves or scales, this
  * role's plans re-render (the API servers read etcd's; the load balancer reads the API servers';
@@ -40,15 +43,27 @@ for (const r of BUILTIN_ROLES)
 export function roleDependencies(role: string, topology?: Topology): string[] {
   if (isBuiltinRole(role)) {
     const d = ROLE_CATALOG[role];
-    return [...new Set([...d.reads, ...(d.usesApiEndpoint ? endpointDependencies(topology) : [])])].sort();
+    return [
+      ...new Set([
+        ...roleReads(role, topology),
+        ...(d.usesApiEndpoint ? endpointDependencies(topology) : []),
+      ]),
+    ].sort();
   }
   const custom = topology?.customRoles[role];
   return custom ? customRenderDependencies(custom, topology) : [];
 }
 
 /** Roles whose instances `role`'s rendering reads directly, not through the API endpoint. */
-export function roleReads(role: string, topology: Topology): string[] {
-  if (isBuiltinRole(role)) return [...ROLE_CATALOG[role].reads];
+export function roleReads(role: string, topology?: Topology): string[] {
+  if (isBuiltinRole(role)) {
+    const d = ROLE_CATALOG[role];
+    // Arktos: API clients hold one kubeconfig per partition, on that partition's API servers
+    if (PARTITION_CLIENTS.has(role) && isPartitioned(topology) && !d.reads.includes('kube-apiserver'))
+      return [...d.reads, 'kube-apiserver'];
+    return [...d.reads];
+  }
+  if (!topology) return [];
   const custom = topology.customRoles[role];
   return custom ? customReads(custom).reads : [];
 }

@@ -3,6 +3,15 @@ export { atLeast, DEFAULT_RESTART, kubeMinor } from './common.js';
 export { type RenderDiff, renderDiff } from './diff.js';
 export { APISERVER_PORT, endpointDependencies, resolveApiEndpoint } from './endpoint.js';
 export { KUBECONFIG_FILE, kubeconfigFile, kubeconfigPath } from './kubeconfig.js';
+export {
+  apiserverPartition,
+  clientKubeconfigs,
+  isPartitioned,
+  KUBECONFIG_NAMES,
+  partitionForOrdinal,
+  partitionMembers,
+  partitionServers,
+} from './partitions.js';
 export { CERTS, CLIENT_CERT, configDir, hostPort, instanceName, ROOT } from './paths.js';
 export {
   apiEndpointFor,

@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import type { PlanFile } from '../../protocol/index.js';
 import { CERTS, CLIENT_CERT, certRelative, configDir } from './paths.js';
 import type { RenderContext } from './types.js';
@@ -21,8 +22,12 @@ export function yamlScalar(s: string): string {
  * relative to the kubeconfig (client-go resolves them against its directory) because the node's
  * root dir is only known on the node; the private key never leaves the node (see the PKI).
  */
-export function kubeconfigFile(ctx: RenderContext): PlanFile {
-  const dir = configDir(ctx.assignment);
+export function kubeconfigFile(
+  ctx: RenderContext,
+  opts: { path?: string; server?: string; contextName?: string } = {},
+): PlanFile {
+  const path = opts.path ?? kubeconfigPath(ctx);
+  const dir = posix.dirname(path);
   const t = ctx.topology;
   const cert = CLIENT_CERT[ctx.role] ?? ctx.role;
   const user = `drover-${ctx.role}`;
@@ -35,7 +40,7 @@ export function kubeconfigFile(ctx: RenderContext): PlanFile {
     'clusters:',
     `  - name: ${q(t.cluster.name)}`,
     '    cluster:',
-    `      server: ${q(ctx.api.url)}`,
+    `      server: ${q(opts.server ?? ctx.api.url)}`,
     `      certificate-authority: ${q(certRelative(t, dir, CERTS.ca))}`,
     'users:',
     `  - name: ${q(user)}`,
@@ -43,12 +48,12 @@ export function kubeconfigFile(ctx: RenderContext): PlanFile {
     `      client-certificate: ${q(certRelative(t, dir, `${cert}.crt`))}`,
     `      client-key: ${q(certRelative(t, dir, `${cert}.key`))}`,
     'contexts:',
-    '  - name: default',
+    `  - name: ${q(opts.contextName ?? 'default')}`,
     '    context:',
     `      cluster: ${q(t.cluster.name)}`,
     `      user: ${q(user)}`,
-    'current-context: default',
+    `current-context: ${q(opts.contextName ?? 'default')}`,
     '',
   ].join('\n');
-  return { path: kubeconfigPath(ctx), mode: 0o600, content };
+  return { path, mode: 0o600, content };
 }

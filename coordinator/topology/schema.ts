@@ -207,6 +207,28 @@ export const ApiEndpointSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * An Arktos data partition (service group), the fields of the seed's DataPartitionConfig. Bounds
+ * are optional: an absent bound is open (`isRange*Valid` defaults to whether the bound is given).
+ */
+export const PartitionSchema = Type.Object(
+  {
+    id: msg(
+      Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 0 })]),
+      'must be a service group id such as "1"',
+    ),
+    name: Type.Optional(NonEmpty),
+    rangeStart: Type.Optional(msg(Type.String(), 'must be a string (a tenant name)')),
+    isRangeStartValid: Type.Optional(msg(Type.Boolean(), 'must be true or false')),
+    rangeEnd: Type.Optional(msg(Type.String(), 'must be a string (a tenant name)')),
+    isRangeEndValid: Type.Optional(msg(Type.Boolean(), 'must be true or false')),
+    replicas: Type.Optional(
+      msg(Type.Integer({ minimum: 1, maximum: 99 }), 'must be an integer from 1 to 99'),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const ClusterSchema = Type.Object(
   {
     name: msg(
@@ -239,6 +261,9 @@ export const ClusterSchema = Type.Object(
     containerRuntimeEndpoint: Type.Optional(NonEmpty),
     logLevel: Type.Optional(
       msg(Type.Integer({ minimum: 0, maximum: 10 }), 'must be an integer from 0 to 10'),
+    ),
+    partitions: Type.Optional(
+      msg(Type.Array(PartitionSchema, { minItems: 1 }), 'must be a non-empty list of data partitions'),
     ),
   },
   { additionalProperties: false },

@@ -4,6 +4,8 @@
  * shadow built-ins, and placeholders that resolve.
  */
 import { isIP } from 'node:net';
+import { DroverError } from '../../protocol/index.js';
+import { validatePartitions } from '../arktos/index.js';
 import { BUILTIN_ROLE_INFO, BUILTIN_ROLES, isBuiltinRole } from './builtins.js';
 import { type LocatedProblem, problem } from './path.js';
 import { parseQuantity } from './quantity.js';
@@ -268,9 +270,54 @@ function checkCustomRoles(t: Topology, out: LocatedProblem[]): void {
   }
 }
 
+/**
+ * Arktos partitions must tile the tenant space (arktos/validatePartitions), and the API servers
+ * must be exactly as many as the partitions' replicas add up to.
+ */
+function checkPartitions(t: Topology, out: LocatedProblem[]): void {
+  const parts = t.cluster.partitions;
+  if (!parts) return;
+  const at = ['cluster', 'partitions'];
+  try {
+    validatePartitions(parts);
+  } catch (err) {
+    if (!(err instanceof DroverError)) throw err;
+    const field = String(err.details?.field ?? '');
+    const m = /^partitions\[(\d+)\](?: \([^)]*\))?(?:\.(\w+))?$/.exec(field);
+    if (m) {
+      const prefix = /^partitions\[\d+\](?: \([^)]*\))?(?:\.\w+)? ?/.exec(err.message)?.[0] ?? '';
+      out.push(
+        problem(
+          [...at, Number(m[1]), ...(m[2] ? [m[2]] : [])],
+          err.message.slice(prefix.length) || err.message,
+        ),
+      );
+    } else out.push(problem(at, err.message));
+    return;
+  }
+  const api = t.roles['kube-apiserver'];
+  const sum = parts.reduce((n, p) => n + p.replicas, 0);
+  if (!api) out.push(problem(at, 'partitions split the kube-apiserver instances: add roles.kube-apiserver'));
+  else if (api.everywhere)
+    out.push(
+      problem(
+        ['roles', 'kube-apiserver', 'everywhere'],
+        `cannot be used with cluster.partitions; use replicas: ${sum}`,
+      ),
+    );
+  else if (api.replicas !== sum)
+    out.push(
+      problem(
+        ['roles', 'kube-apiserver', 'replicas'],
+        `is ${api.replicas} but cluster.partitions add up to ${sum} API servers; make them equal (or leave replicas out)`,
+      ),
+    );
+}
+
 export function checkSemantics(t: Topology, raw: Obj): LocatedProblem[] {
   const out: LocatedProblem[] = [];
   checkCluster(t, out);
+  checkPartitions(t, out);
   checkRoles(t, raw, out);
   checkCustomRoles(t, out);
   if (out.length === 0) checkApiEndpoint(t, out);

@@ -1,3 +1,4 @@
+import type { Partition } from '../arktos/index.js';
 import type { SelectorOp } from './schema.js';
 
 /**
@@ -39,6 +40,12 @@ export interface ClusterSettings {
   containerRuntimeEndpoint?: string;
   /** `--v` for Kubernetes components; default 2 */
   logLevel: number;
+  /**
+   * Arktos data partitions (seeds 000/001): kube-apiserver instances are split into these service
+   * groups in order (the first `replicas` instances serve the first partition, and so on), and the
+   * API clients get one kubeconfig per partition. Absent: one unpartitioned API.
+   */
+  partitions?: Partition[];
 }
 
 /** A label value (the `In` shorthand) or an explicit requirement. */

@@ -163,6 +163,21 @@ function normalizeRole(r: Obj): RoleSpec {
   }) as RoleSpec;
 }
 
+function normalizePartitions(ps: Obj[] | undefined): Topology['cluster']['partitions'] {
+  if (!ps) return undefined;
+  return ps.map((p) =>
+    defined({
+      id: String(p.id),
+      name: p.name as string | undefined,
+      rangeStart: (p.rangeStart as string | undefined) ?? '',
+      isRangeStartValid: (p.isRangeStartValid as boolean | undefined) ?? p.rangeStart !== undefined,
+      rangeEnd: (p.rangeEnd as string | undefined) ?? '',
+      isRangeEndValid: (p.isRangeEndValid as boolean | undefined) ?? p.rangeEnd !== undefined,
+      replicas: (p.replicas as number | undefined) ?? 1,
+    }),
+  ) as Topology['cluster']['partitions'];
+}
+
 function fileMode(m: unknown): number {
   if (m === undefined) return TOPOLOGY_DEFAULTS.fileMode;
   return typeof m === 'string' ? Number.parseInt(m, 8) : (m as number);
@@ -249,8 +264,18 @@ function normalize(v: Obj): Topology {
       certDir: (cluster.certDir as string | undefined) ?? TOPOLOGY_DEFAULTS.certDir,
       containerRuntimeEndpoint: cluster.containerRuntimeEndpoint as string | undefined,
       logLevel: (cluster.logLevel as number | undefined) ?? TOPOLOGY_DEFAULTS.logLevel,
+      partitions: normalizePartitions(cluster.partitions as Obj[] | undefined),
     }) as Topology['cluster'],
-    roles: Object.fromEntries(Object.entries(roles).map(([k, r]) => [k, normalizeRole(r)])),
+    roles: Object.fromEntries(
+      Object.entries(roles).map(([k, r]) => {
+        const spec = normalizeRole(r);
+        // partitioned API servers: their count is the partitions' sum unless given
+        const parts = cluster.partitions as Obj[] | undefined;
+        if (k === 'kube-apiserver' && parts && r.replicas === undefined && !spec.everywhere)
+          spec.replicas = parts.reduce((n, p) => n + ((p.replicas as number | undefined) ?? 1), 0);
+        return [k, spec];
+      }),
+    ),
     customRoles: Object.fromEntries(
       Object.entries((v.customRoles as Record<string, Obj> | undefined) ?? {}).map(([k, c]) => [
         k,

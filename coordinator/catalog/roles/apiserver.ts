@@ -1,5 +1,6 @@
 import { atLeast, DEFAULT_RESTART, probe } from '../common.js';
 import { APISERVER_PORT } from '../endpoint.js';
+import { apiserverPartition } from '../partitions.js';
 import { arg, CERTS, certPath } from '../paths.js';
 import type { RenderContext, RoleDefinition } from '../types.js';
 import { etcdClientUrl } from './etcd.js';
@@ -71,6 +72,12 @@ export const kubeApiserver: RoleDefinition = {
         `--service-account-issuer=https://kubernetes.default.svc.${c.clusterDomain}`,
         `--service-account-signing-key-file=${cert(CERTS.serviceAccountKey)}`,
       );
-    return { args, unit: { type: 'notify', limitNOFILE: 65536 } };
+    // Arktos: this instance's service group (seeds 000/001)
+    const part = apiserverPartition(ctx);
+    return {
+      args,
+      unit: { type: 'notify', limitNOFILE: 65536 },
+      ...(part ? { env: part.env, files: part.files } : {}),
+    };
   },
 };

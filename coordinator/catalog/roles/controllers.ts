@@ -1,5 +1,7 @@
+import type { PlanFile } from '../../../protocol/index.js';
 import { DEFAULT_RESTART, probe } from '../common.js';
 import { kubeconfigFile, kubeconfigPath } from '../kubeconfig.js';
+import { clientKubeconfigs, KUBECONFIG_NAMES } from '../partitions.js';
 import { arg, CERTS, certPath, configDir } from '../paths.js';
 import type { RenderContext, RoleDefinition } from '../types.js';
 
@@ -15,9 +17,26 @@ export const LEADER_ELECTION = [
   '--leader-elect-retry-period=4s',
 ];
 
-function kubeconfigArgs(ctx: RenderContext): string[] {
-  const kc = arg(kubeconfigPath(ctx));
-  return [`--kubeconfig=${kc}`, `--authentication-kubeconfig=${kc}`, `--authorization-kubeconfig=${kc}`];
+/**
+ * `--kubeconfig` (one file, or Arktos' space-separated list with one per partition) plus the
+ * delegated-auth kubeconfigs, which take a single file: the first.
+ */
+function kubeconfigArgs(ctx: RenderContext): { args: string[]; files: PlanFile[] } {
+  const files = clientKubeconfigs(ctx, KUBECONFIG_NAMES[ctx.role]!);
+  const first = arg(files[0]!.path);
+  return {
+    files,
+    args: [
+      kubeconfigFlag(files),
+      `--authentication-kubeconfig=${first}`,
+      `--authorization-kubeconfig=${first}`,
+    ],
+  };
+}
+
+/** `--kubeconfig=<file>`, or `--kubeconfig=<file-1> <file-2> …` for a partitioned (Arktos) cluster. */
+export function kubeconfigFlag(files: PlanFile[]): string {
+  return `--kubeconfig=${files.map((f) => arg(f.path)).join(' ')}`;
 }
 
 export const kubeScheduler: RoleDefinition = {
@@ -34,16 +53,19 @@ export const kubeScheduler: RoleDefinition = {
   usesApiEndpoint: true,
   probe: (ctx) =>
     probe({ kind: 'https', host: ctx.node.address, port: SCHEDULER_PORT, path: '/healthz', insecure: true }),
-  render: (ctx) => ({
-    args: [
-      `--v=${ctx.topology.cluster.logLevel}`,
-      ...kubeconfigArgs(ctx),
-      `--bind-address=${ctx.node.address}`,
-      `--secure-port=${SCHEDULER_PORT}`,
-      ...LEADER_ELECTION,
-    ],
-    files: [kubeconfigFile(ctx)],
-  }),
+  render: (ctx) => {
+    const kc = kubeconfigArgs(ctx);
+    return {
+      args: [
+        `--v=${ctx.topology.cluster.logLevel}`,
+        ...kc.args,
+        `--bind-address=${ctx.node.address}`,
+        `--secure-port=${SCHEDULER_PORT}`,
+        ...LEADER_ELECTION,
+      ],
+      files: kc.files,
+    };
+  },
 };
 
 export const kubeControllerManager: RoleDefinition = {
@@ -70,10 +92,11 @@ export const kubeControllerManager: RoleDefinition = {
   render: (ctx) => {
     const t = ctx.topology;
     const cert = (f: string) => arg(certPath(t, f));
+    const kc = kubeconfigArgs(ctx);
     return {
       args: [
         `--v=${t.cluster.logLevel}`,
-        ...kubeconfigArgs(ctx),
+        ...kc.args,
         `--bind-address=${ctx.node.address}`,
         `--secure-port=${CONTROLLER_MANAGER_PORT}`,
         ...LEADER_ELECTION,
@@ -86,7 +109,7 @@ export const kubeControllerManager: RoleDefinition = {
         `--cluster-name=${t.cluster.name}`,
         `--service-cluster-ip-range=${t.cluster.serviceCIDR}`,
       ],
-      files: [kubeconfigFile(ctx)],
+      files: kc.files,
     };
   },
 };
@@ -114,14 +137,15 @@ export const workloadControllerManager: RoleDefinition = {
   probe: () => undefined,
   render: (ctx) => {
     const cfg = `${configDir(ctx.assignment)}/controllerconfig.json`;
+    const kubeconfigs = clientKubeconfigs(ctx, KUBECONFIG_NAMES[ctx.role]!);
     return {
       args: [
         `--v=${ctx.topology.cluster.logLevel}`,
-        `--kubeconfig=${arg(kubeconfigPath(ctx))}`,
+        kubeconfigFlag(kubeconfigs),
         `--controllerconfig=${arg(cfg)}`,
       ],
       files: [
-        kubeconfigFile(ctx),
+        ...kubeconfigs,
         {
           path: cfg,
           mode: 0o644,

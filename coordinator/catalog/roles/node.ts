@@ -1,7 +1,8 @@
 import { atLeast, DEFAULT_RESTART, probe } from '../common.js';
-import { kubeconfigFile, kubeconfigPath } from '../kubeconfig.js';
+import { clientKubeconfigs, KUBECONFIG_NAMES } from '../partitions.js';
 import { arg, CERTS, certPath, hostPort } from '../paths.js';
 import type { RoleDefinition } from '../types.js';
+import { kubeconfigFlag } from './controllers.js';
 
 export const KUBELET_PORT = 10250;
 export const KUBELET_HEALTHZ_PORT = 10248;
@@ -31,10 +32,11 @@ export const kubelet: RoleDefinition = {
     const runtime = atLeast(c.kubernetesVersion, 1, 24)
       ? [`--container-runtime-endpoint=${c.containerRuntimeEndpoint ?? DEFAULT_CRI_ENDPOINT}`]
       : ['--container-runtime=docker'];
+    const kubeconfigs = clientKubeconfigs(ctx, KUBECONFIG_NAMES.kubelet!);
     return {
       args: [
         `--v=${c.logLevel}`,
-        `--kubeconfig=${arg(kubeconfigPath(ctx))}`,
+        kubeconfigFlag(kubeconfigs),
         `--client-ca-file=${arg(certPath(ctx.topology, CERTS.ca))}`,
         `--hostname-override=${ctx.node.hostname}`,
         `--node-ip=${addr}`,
@@ -57,7 +59,7 @@ export const kubelet: RoleDefinition = {
         '--authorization-mode=Webhook',
         '--authentication-token-webhook=true',
       ],
-      files: [kubeconfigFile(ctx)],
+      files: kubeconfigs,
       dataPaths: ['/var/lib/kubelet'],
       // seed 003: KillMode=process, so containers outlive a kubelet restart
       unit: { extraService: { KillMode: 'process' } },
@@ -82,15 +84,16 @@ export const kubeProxy: RoleDefinition = {
   render: (ctx) => {
     const c = ctx.topology.cluster;
     const addr = ctx.node.address;
+    const kubeconfigs = clientKubeconfigs(ctx, KUBECONFIG_NAMES['kube-proxy']!);
     const args = [
       `--v=${c.logLevel}`,
-      `--kubeconfig=${arg(kubeconfigPath(ctx))}`,
+      kubeconfigFlag(kubeconfigs),
       `--hostname-override=${ctx.node.hostname}`,
       `--bind-address=${addr}`,
       `--healthz-bind-address=${hostPort(addr, KUBE_PROXY_HEALTHZ_PORT)}`,
       `--metrics-bind-address=${hostPort(addr, KUBE_PROXY_METRICS_PORT)}`,
     ];
     if (c.podCIDR) args.push(`--cluster-cidr=${c.podCIDR}`);
-    return { args, files: [kubeconfigFile(ctx)] };
+    return { args, files: kubeconfigs };
   },
 };

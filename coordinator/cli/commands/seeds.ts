@@ -9,6 +9,7 @@ import { validateTopology } from '../../topology/index.js';
 import { bool, str } from '../args.js';
 import { type CommandContext, outputFormat, printStructured } from '../context.js';
 import { CliError, EXIT, usage } from '../errors.js';
+import { formatTable } from '../table.js';
 import { convergence, timeoutMs, waitUntil } from './actions.js';
 
 /** `drover import openpai FILE|DIR [-o yaml|json] [--cluster NAME]`: prints the topology; warnings go to stderr. */
@@ -91,5 +92,42 @@ export async function clean(ctx: CommandContext): Promise<number> {
     await waitUntil(ctx, `cluster ${r.cluster} to stop`, () => convergence(ctx, r.cluster), {
       timeoutMs: timeoutMs(ctx),
     });
+  return 0;
+}
+
+interface TenantPartitionView {
+  cluster: string;
+  tenant: string;
+  partition: {
+    id: string;
+    name: string;
+    rangeStart: string;
+    isRangeStartValid: boolean;
+    rangeEnd: string;
+    isRangeEndValid: boolean;
+  };
+  apiServers: Array<{ instanceId: string; nodeId: string; url: string }>;
+}
+
+/** `drover tenants resolve NAME [--cluster C]`: which Arktos partition serves a tenant. */
+export async function tenantsResolve(ctx: CommandContext, name: string | undefined): Promise<number> {
+  if (!name) throw usage('tenants resolve needs a tenant name', 'e.g. drover tenants resolve acme');
+  const r = await ctx.client.get<TenantPartitionView>(`/v1/tenants/${encodeURIComponent(name)}/partition`, {
+    cluster: str(ctx.args.flags, 'cluster'),
+  });
+  if (printStructured(ctx, r)) return 0;
+  const p = r.partition;
+  const range = `[${p.isRangeStartValid ? JSON.stringify(p.rangeStart) : '(open)'}, ${p.isRangeEndValid ? JSON.stringify(p.rangeEnd) : '(open)'})`;
+  ctx.out(
+    `tenant ${JSON.stringify(r.tenant)} is served by ${p.name} (service group ${p.id}, tenants ${range}) in cluster ${r.cluster}\n`,
+  );
+  ctx.out(
+    r.apiServers.length
+      ? formatTable(
+          ['API SERVER', 'NODE', 'URL'],
+          r.apiServers.map((a) => [a.instanceId, a.nodeId, a.url]),
+        )
+      : 'no API server of this partition is placed yet\n',
+  );
   return 0;
 }
