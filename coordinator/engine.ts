@@ -217,7 +217,7 @@ export class Engine {
       };
     }
     if (!rec || rec.state === 'Removed') {
-      const twin = this.nodes.findByAddressOrHostname(msg.address, msg.hostname, msg.nodeId);
+      const twin = this.nodes.findByAddress(msg.address, msg.nodeId);
       const approved = tokenOk && !twin;
       rec = NodeRegistry.newRecord({
         id: msg.nodeId,
@@ -230,6 +230,7 @@ export class Engine {
         now,
         cluster: msg.labels[CLUSTER_LABEL],
       });
+      if (twin) rec.heldFor = twin.id;
       if (this.nodes.get(msg.nodeId)) await this.nodes.forget(msg.nodeId);
       await this.nodes.save(rec);
       if (twin) {
@@ -237,7 +238,7 @@ export class Engine {
           kind: 'node.suspected-wipe',
           severity: 'warning',
           nodeId: msg.nodeId,
-          message: `new node ${msg.nodeId} has the address or hostname of existing node ${twin.id}: possibly a wiped host; kept Pending — remove ${twin.id} and approve ${msg.nodeId} to replace it`,
+          message: `new node ${msg.nodeId} has the address ${msg.address} of existing node ${twin.id}: possibly a wiped or cloned host; kept Pending — remove ${twin.id} and approve ${msg.nodeId} to replace it`,
           data: { existing: twin.id },
         });
       } else {
@@ -264,9 +265,9 @@ export class Engine {
         facts: msg.facts,
         fingerprint: msg.fingerprint,
       };
-      if (!rec.approved && tokenOk) rec = { ...rec, approved: true, state: 'Ready' };
+      if (!rec.approved && tokenOk && !rec.heldFor) rec = { ...rec, approved: true, state: 'Ready' };
       await this.nodes.save(rec);
-    } else if (!rec.approved && tokenOk) {
+    } else if (!rec.approved && tokenOk && !rec.heldFor) {
       rec = { ...rec, approved: true, state: 'Ready' };
       await this.nodes.save(rec);
     }
@@ -768,7 +769,7 @@ export class Engine {
   async approve(id: string): Promise<NodeRecord> {
     const rec = this.requireNode(id);
     if (rec.approved) return rec;
-    const next = { ...rec, approved: true, state: 'Ready' as const };
+    const next = { ...rec, approved: true, state: 'Ready' as const, heldFor: undefined };
     await this.nodes.save(next);
     this.events.emit({ kind: 'node.approved', severity: 'info', nodeId: id, message: `node ${id} approved` });
     this.queue.add(`cluster:${this.clusterOf(next)}`);

@@ -19,6 +19,11 @@ export interface NodeRecord {
   cordoned: boolean;
   createdAt: string;
   updatedAt: string;
+  /**
+   * Set when a new node id arrived with the advertise address of a live node (a wiped or cloned
+   * host): the join token no longer admits it; only an operator's approve does.
+   */
+  heldFor?: string;
   /** cluster this node belongs to (multi-cluster coordinators); default "default" */
   cluster?: string;
 }

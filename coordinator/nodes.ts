@@ -75,14 +75,13 @@ export class NodeRegistry {
     return this.live.get(id);
   }
 
-  findByAddressOrHostname(address: string, hostname: string, exceptId: string): NodeRecord | undefined {
+  /**
+   * A live node with this advertise address, other than `exceptId`. Hostnames are not compared:
+   * duplicates are common (labs, cloned images) and prove nothing; an address is a host's.
+   */
+  findByAddress(address: string, exceptId: string): NodeRecord | undefined {
     for (const { rec } of this.records.values()) {
-      if (
-        rec.id !== exceptId &&
-        rec.state !== 'Removed' &&
-        (rec.address === address || rec.hostname === hostname)
-      )
-        return rec;
+      if (rec.id !== exceptId && rec.state !== 'Removed' && rec.address === address) return rec;
     }
     return undefined;
   }
