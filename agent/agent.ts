@@ -57,6 +57,8 @@ export interface AgentDeps {
   systemd?: Partial<SystemdRuntimeOptions>;
   /** debounce before a status change is published; default 100 ms */
   statusDebounceMs?: number;
+  /** after a restart, how long to wait for a fresh plan before starting the saved one; default max(5 s, 5 heartbeats) */
+  startupGraceMs?: number;
 }
 
 interface ProbeSlot {
@@ -87,6 +89,7 @@ export class Agent {
   private factsKey_ = '';
   private factsTimer: unknown;
   private driftTimer: unknown;
+  private graceTimer: unknown;
   private statusTimer: unknown;
   private applied: AppliedRef | undefined;
   private planInfo: PlanInfo = { generation: 0, checksum: '', coordinatorEpoch: 0, state: 'none' };
@@ -149,7 +152,7 @@ export class Agent {
       const persisted = await this.applier_.loadPersisted();
       const adopted = await runtime.recover();
       if (adopted.length) this.log.info({ adopted }, 're-adopted running instances');
-      if (persisted) await this.applyPersisted(persisted);
+      if (persisted) await this.resumePersisted(persisted, adopted);
       await this.refreshFacts(false);
       this.scheduleFacts();
       this.scheduleDriftCheck();
@@ -199,6 +202,46 @@ export class Agent {
       logger: this.log.child({ component: 'runtime' }),
       ...this.deps.systemd,
     });
+  }
+
+  /**
+   * After a restart the saved plan may be stale: while this host was dead its instances may have
+   * moved elsewhere. So instances still running are re-adopted at once (nothing restarts), but
+   * missing ones start only from a fresh plan — or, when the coordinator has not answered within
+   * the start-up grace (it or NATS is away), from the saved plan: static stability.
+   */
+  private async resumePersisted(signed: SignedPlan, adopted: string[]): Promise<void> {
+    const running = new Set(adopted);
+    const missing = signed.plan.instances.filter((i) => !running.has(i.id)).map((i) => i.id);
+    if (missing.length === 0) {
+      await this.applyPersisted(signed);
+      return;
+    }
+    const key = this.keys.key();
+    if (key && running.size > 0) {
+      try {
+        const plan = verifyPlan(signed, key);
+        await this.applier_!.apply({ ...plan, instances: plan.instances.filter((i) => running.has(i.id)) });
+      } catch (err) {
+        this.log.error({ err: errorBody(err) }, 'persisted plan does not verify; not adopting from it');
+      }
+    }
+    const graceMs = this.deps.startupGraceMs ?? Math.max(5000, 5 * this.opts.heartbeatIntervalMs);
+    this.log.info(
+      { missing, graceMs },
+      'waiting for a fresh plan before starting instances of the saved plan',
+    );
+    this.graceTimer = this.clock.setTimeout(() => {
+      this.graceTimer = undefined;
+      if (this.applied || this.state_ === 'stopping' || this.state_ === 'stopped') return;
+      this.log.warn(
+        { missing },
+        'no plan from the coordinator within the start-up grace; starting the saved plan',
+      );
+      void this.applyPersisted(signed).catch((err) =>
+        this.log.error({ err }, 'applying the saved plan failed'),
+      );
+    }, graceMs);
   }
 
   /** Static stability: what was applied last runs again after an agent restart, coordinator or not. */
@@ -559,6 +602,7 @@ export class Agent {
     await step('timers', () => {
       this.clock.clearTimeout(this.factsTimer);
       this.clock.clearTimeout(this.driftTimer);
+      this.clock.clearTimeout(this.graceTimer);
       this.clock.clearTimeout(this.statusTimer);
     });
     await step('probes', () => {

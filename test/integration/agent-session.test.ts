@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { systeminformationSource } from '../../agent/facts.js';
@@ -153,6 +153,33 @@ describe('agent session with a real nats-server', () => {
     await waitFor('refused', () => agent.session?.currentState === 'refused');
     const r = await driver.push(agent.nodeId, driver.makePlan(agent.nodeId, [sleeperSpec('idle#0')]));
     expect(r).toMatchObject({ accepted: false, error: { code: 'DROVER_ERR_NO_PINNED_KEY' } });
+  });
+
+  it('a host that comes back after its instances moved never starts them from its saved plan', async () => {
+    const nats = await startNats();
+    const driver = await CoordinatorDriver.start(nats.url);
+    const opts = testAgentOptions(nats.url);
+    const a1 = await startTestAgent(opts);
+    await waitFor('ready', () => a1.session?.currentState === 'ready');
+    // moved#0 leaves a marker each time it starts
+    const marker = join(opts.rootDir, 'moved-started');
+    const moved = sleeperSpec('moved#0', {
+      run: { command: '/bin/sh', args: ['-c', `echo x >> ${marker}; exec sleep 1000`], env: {} },
+    });
+    await driver.push(a1.nodeId, driver.makePlan(a1.nodeId, [sleeperSpec('stay#0'), moved]));
+    await waitFor('running', () => existsSync(marker));
+    await a1.runtime.stopAll(); // the host dies: its roles are gone
+    await a1.close();
+    rmSync(marker);
+    // meanwhile the coordinator moved moved#0 elsewhere: the node's plan (served on fetch) lacks it
+    driver.makePlan(a1.nodeId, [sleeperSpec('stay#0')]);
+    const a2 = await startTestAgent(opts, { startupGraceMs: 20_000 });
+    await waitFor('fresh plan applied', () => a2.runtime.status('stay#0')?.state === 'running');
+    expect(a2.runtime.status('moved#0')).toBeUndefined();
+    // and the saved plan's instance never ran on the revived host, not even briefly
+    await new Promise((r) => setTimeout(r, 500));
+    expect(existsSync(marker)).toBe(false);
+    expect(a2.instanceStatuses().map((i) => i.id)).toEqual(['stay#0']);
   });
 
   it('starts with NATS down, applies its persisted plan, and joins when NATS comes up', async () => {
