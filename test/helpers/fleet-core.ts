@@ -1,5 +1,17 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { compileCoordinatorOptions } from '../../coordinator/config.js';
@@ -9,8 +21,6 @@ import { allProcs, type ProcInfo, signalAll, withDescendants } from '../../coord
 import { createLogger } from '../../lib/logger.js';
 import type { Event } from '../../protocol/index.js';
 import { LbClient } from './lab-client.js';
-import { autoCleanup, freePort, requireBinary, rmrf, tempDir, waitFor } from './proc.js';
-import { type NatsHandle, startNats } from './servers.js';
 
 /**
  * A fleet of real processes on one machine, for repair tests: a real nats-server, a coordinator
@@ -23,7 +33,9 @@ import { type NatsHandle, startNats } from './servers.js';
  * Fault injection: `kill(node)` freezes then SIGKILLs the agent and every role process of the node
  * (a host losing power); `revive(node)` starts the agent again on the same dirs; `pause`/`resume`
  * SIGSTOP/SIGCONT the agent alone (a network blip: the roles keep serving). Everything is cleaned
- * up at the end of the test (or file, when started in `beforeAll`).
+ * up by `close()` (`test/helpers/fleet.ts` registers it with the test; benches call it).
+ *
+ * This module does not import vitest, so benchmarks can use it too.
  *
  * Each test file must use its own `subnet`: role ports are fixed per address (etcd 2379/2380,
  * the API server and load balancer 6443), and test files run in parallel.
@@ -99,18 +111,20 @@ export class Fleet {
     readonly opts: FleetOptions,
     readonly timings: FleetTimings,
     readonly dir: string,
-    readonly nats: NatsHandle,
+    readonly nats: { url: string; stop(): void },
   ) {}
 
   get coordinatorDataDir(): string {
     return join(this.dir, 'coordinator');
   }
 
-  static async start(opts: FleetOptions): Promise<Fleet> {
+  /** Starts the fleet; `onCleanup` registers `close()` (a test's autoCleanup). */
+  static async start(opts: FleetOptions, onCleanup?: (fn: () => Promise<void>) => void): Promise<Fleet> {
     requireBinary('unshare');
-    const nats = await startNats({ jetstream: false });
+    const nats = await startNatsServer();
     const f = new Fleet(opts, { ...FAST_TIMINGS, ...opts.timings }, tempDir('fleet'), nats);
-    autoCleanup(() => f.close());
+    if (onCleanup) onCleanup(() => f.close());
+    else process.once('exit', () => f.killAllSync());
     f.nc = await connect({ servers: nats.url, name: 'fleet-events' });
     const sub = f.nc.subscribe('drover.v1.events.>');
     void (async () => {
@@ -477,6 +491,16 @@ export class Fleet {
     return parts.join('\n');
   }
 
+  /** Last resort on process exit: SIGKILL everything the fleet started (no waiting, no cleanup). */
+  killAllSync(): void {
+    for (const n of this.nodes.values()) {
+      signalAll(this.procsOf(n), 'SIGKILL');
+      n.proc?.kill('SIGKILL');
+    }
+    this.coordProc?.kill('SIGKILL');
+    this.nats.stop();
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       for (const c of this.clients) await c.stop().catch(() => {});
@@ -490,11 +514,92 @@ export class Fleet {
       if (this.coordProc) await this.killCoordinator().catch(() => {});
       await this.coordinator?.close().catch(() => {});
       await this.nc?.close().catch(() => {});
+      this.nats.stop();
       await sleep(50);
       // DROVER_FLEET_KEEP=1 keeps the logs and dirs for a post-mortem
       if (process.env.DROVER_FLEET_KEEP) process.stderr.write(`fleet dir kept: ${this.dir}\n`);
-      else rmrf(this.dir);
+      else rmSync(this.dir, { recursive: true, force: true });
     })();
     return this.closing;
   }
+}
+
+// ------------------------------------------------------------------ small process helpers
+// (test/helpers/proc.ts has these too, but imports vitest)
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  { timeoutMs = 15_000, intervalMs = 100 } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`,
+      );
+    await sleep(intervalMs);
+  }
+}
+
+function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `drover-${prefix}-`));
+}
+
+function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, host, () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function requireBinary(name: string): string {
+  for (const d of [
+    ...(process.env.PATH ?? '').split(':'),
+    '/usr/local/sbin',
+    '/usr/local/bin',
+    '/usr/sbin',
+    '/usr/bin',
+    '/sbin',
+    '/bin',
+  ]) {
+    try {
+      accessSync(join(d, name), constants.X_OK);
+      return join(d, name);
+    } catch {}
+  }
+  throw new Error(
+    `${name} is not installed (it is in the Debian package of the same name, or util-linux for unshare)`,
+  );
+}
+
+async function startNatsServer(): Promise<{ url: string; stop(): void }> {
+  const port = await freePort();
+  const child = spawn(requireBinary('nats-server'), ['-a', '127.0.0.1', '-p', String(port)], {
+    stdio: 'ignore',
+  });
+  const url = `nats://127.0.0.1:${port}`;
+  await waitFor(
+    `nats-server on ${port}`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`nats-server exited ${child.exitCode}`);
+      const nc = await connect({ servers: url, reconnect: false }).catch(() => undefined);
+      await nc?.close();
+      return !!nc;
+    },
+    { timeoutMs: 10_000 },
+  );
+  return { url, stop: () => child.kill('SIGKILL') };
 }

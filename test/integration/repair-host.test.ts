@@ -194,6 +194,10 @@ describe('repair: host death and return (real agents, etcd, haproxy; heartbeat 5
       before.map((a) => [a.instanceId, a.nodeId, a.epoch]),
     );
     expect(fleet.events.filter((e) => e.kind === 'role.moved' && e.seq > seq)).toEqual([]);
+    // the story goes on: the host is back, its stale copies stopped
+    expect(fleet.events.some((e) => e.kind === 'node.recovered' && e.nodeId === victim && e.seq > seq)).toBe(
+      true,
+    );
     figures.push(
       `returning host: fenced ${((tFenced - t0) / 1000).toFixed(1)}s after its agent started; an instance ran twice for ${dupMs}ms in total (the re-applied persisted plan before the fresh one arrived)`,
       `LB client while the host returned: ${client.summary(t0)}`,
