@@ -32,6 +32,7 @@ import { EventLog } from './events.js';
 import type { Assignment, NodeRecord, Unplaced } from './model.js';
 import { constantTimeEqual, NodeRegistry, sameMachine } from './nodes.js';
 import { place } from './placement/index.js';
+import { RolloutGate } from './rollout.js';
 import type { Store } from './store/types.js';
 import { deriveLabels, type Topology } from './topology/index.js';
 import { WorkQueue } from './workqueue.js';
@@ -115,6 +116,9 @@ export class Engine {
   private readonly generation = new Map<string, number>();
   private readonly unplaced = new Map<string, Unplaced[]>();
   private readonly renderCache = new RenderCache();
+  private readonly rollout: RolloutGate;
+  /** instances per role across clusters, refreshed on every cluster reconcile */
+  private roleCounts = new Map<string, number>();
   private readonly lastClusterRun = new Map<string, { at: number; ms: number }>();
   private sweepTimer: unknown;
   private closing?: Promise<void>;
@@ -125,6 +129,16 @@ export class Engine {
     this.log = opts.logger;
     this.events = new EventLog(opts.store, opts.logger);
     this.nodes = new NodeRegistry(opts.store, this.clock, opts.timings);
+    this.rollout = new RolloutGate(this.clock, (nodeId, instanceId, checksum) => {
+      const l = this.nodes.liveness(nodeId);
+      if (!l || l.state === 'Unreachable') return true;
+      const i = l.status?.instances.find((x) => x.id === instanceId);
+      return (
+        !!i &&
+        i.checksum === checksum &&
+        (i.phase === 'Healthy' || (i.phase === 'Running' && i.health === 'unknown'))
+      );
+    });
     this.queue = new WorkQueue((k) => this.reconcile(k), {
       concurrency: opts.concurrency ?? 256,
       clock: this.clock,
@@ -541,6 +555,9 @@ export class Engine {
     } else {
       await this.writeAssignments(cluster, [], current);
     }
+    const counts = new Map<string, number>();
+    for (const a of this.allAssignments()) counts.set(a.role, (counts.get(a.role) ?? 0) + 1);
+    this.roleCounts = counts;
     const nodeMap = new Map(nodes.map((n) => [n.id, n]));
     const rendered = entry
       ? renderPlans({
@@ -593,7 +610,7 @@ export class Engine {
    */
   planAddons?: (nodeId: string) => Pick<NodePlan, 'purge'> | undefined;
 
-  private async reconcileNode(nodeId: string): Promise<undefined> {
+  private async reconcileNode(nodeId: string): Promise<{ requeueAfterMs?: number } | undefined> {
     const d = this.desired.get(nodeId);
     const rec = this.nodes.get(nodeId);
     const l = this.nodes.liveness(nodeId);
@@ -606,6 +623,14 @@ export class Engine {
       a.generation >= d.plan.generation
     )
       return undefined;
+    const blocked = this.rollout.acquire(nodeId, d.plan, (role) => this.roleCounts.get(role) ?? 0);
+    if (blocked.length) {
+      this.log.debug(
+        { nodeId, roles: blocked },
+        'plan push waits: another instance of these roles is still restarting',
+      );
+      return { requeueAfterMs: 500 };
+    }
     let res: PlanResult;
     try {
       res = await this.bus.pushPlan(nodeId, d.signed, this.opts.timings.pushTimeoutMs);
@@ -633,6 +658,7 @@ export class Engine {
     }
     l.applied = { generation: res.generation, checksum: res.checksum, coordinatorEpoch: this.epoch };
     l.lastPushOkAt = this.clock.now();
+    this.rollout.pushed(nodeId, d.plan);
     return undefined;
   }
 
@@ -814,6 +840,7 @@ export class Engine {
     const cluster = this.clusterOf(rec);
     await this.nodes.forget(id);
     this.desired.delete(id);
+    this.rollout.forget(id);
     this.generation.delete(id);
     this.events.emit({
       kind: 'node.removed',
