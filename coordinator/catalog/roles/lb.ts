@@ -28,7 +28,7 @@ export function haproxyConfig(
     '  mode tcp',
     // A short connect timeout plus redispatch sends a client to another API server within a second
     // when one dies; client and server timeouts stay long for watches, as in the seed.
-    '  timeout connect 5s',
+    '  timeout connect 1s',
     '  timeout client 500s',
     '  timeout server 500s',
     '  retries 3',
@@ -40,7 +40,7 @@ export function haproxyConfig(
     '',
     'backend apiserver',
     '  balance roundrobin',
-    '  default-server inter 1s',
+    '  default-server inter 500ms',
     ...servers,
     '',
   ].join('\n');
