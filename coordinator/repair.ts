@@ -65,6 +65,8 @@ export class RepairPolicy implements RepairHooks {
   private readonly moveTo = new Map<string, { to: string; force: boolean }>();
   /** operator-requested evictions that skip the reassignAfter wait (quorum still applies) */
   private readonly immediate = new Set<string>();
+  /** `instance@epoch` reassignments decided (announced, rate-counted) that have not moved yet */
+  private readonly decided = new Set<string>();
   private readonly refusedEtcd = new Set<string>();
   private etcdBusy = false;
   private readonly etcdConfirmed = new Set<string>();
@@ -182,6 +184,15 @@ export class RepairPolicy implements RepairHooks {
         continue;
       }
       const policy = roleRepairPolicy(topology?.roles?.[a.role]);
+      const decision = `${a.instanceId}@${a.epoch}`;
+      if (node.state !== 'Unreachable') this.decided.delete(decision);
+      if (node.state === 'Unreachable' && l && !storm && this.decided.has(decision)) {
+        // Decided before, but placement found no eligible node yet (the role is Degraded): keep
+        // trying on every reconcile without announcing it again or spending the rate budget.
+        if (isEtcd && !this.etcdGate(cluster, a, current, byId)) continue;
+        evictInstances.add(a.instanceId);
+        continue;
+      }
       if (node.state === 'Unreachable' && l && !storm) {
         const after =
           policy.reassignAfter ?? (isEtcd ? this.opts.etcdReassignAfterMs : this.opts.reassignAfterMs);
@@ -208,6 +219,7 @@ export class RepairPolicy implements RepairHooks {
           wakeIn(10_000);
           continue;
         }
+        this.decided.add(decision);
         this.reassign(
           cluster,
           a,
@@ -288,6 +300,7 @@ export class RepairPolicy implements RepairHooks {
     for (const m of moved) {
       this.moveTo.delete(m.to.instanceId);
       this.held.delete(m.to.instanceId);
+      this.decided.delete(`${m.from.instanceId}@${m.from.epoch}`);
     }
     const key = (a: Assignment) => `${a.instanceId}@${a.epoch}@${a.nodeId}`;
     const joiners = this.engine

@@ -148,7 +148,11 @@ function roleView(
   allUnplaced: ReturnType<Engine['unplacedFor']>,
 ): RoleView {
   const mine = all.filter((a) => a.role === name).sort((a, b) => a.ordinal - b.ordinal);
-  const unplaced = allUnplaced.filter((u) => u.role === name);
+  // An instance that must move but has nowhere to go keeps its assignment: it counts once, as
+  // placed (its node makes the role Degraded), with placement's reason; not as unschedulable.
+  const placedIds = new Set(mine.map((a) => a.instanceId));
+  const stuck = allUnplaced.filter((u) => u.role === name && placedIds.has(u.instanceId));
+  const unplaced = allUnplaced.filter((u) => u.role === name && !placedIds.has(u.instanceId));
   const reasons: string[] = [];
   let degraded = false;
   let progressing = false;
@@ -175,6 +179,7 @@ function roleView(
       reasons.push(`${a.instanceId} on ${a.nodeId}: ${v.phase === 'Unknown' ? 'not reported yet' : v.phase}`);
     }
   }
+  for (const u of stuck) reasons.push(u.reason);
   for (const u of unplaced) reasons.push(`${u.instanceId} unschedulable: ${u.reason}`);
   const healthy = instances.filter(isHealthy).length;
   const status: RoleView['status'] = unplaced.length

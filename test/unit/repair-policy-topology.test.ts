@@ -3,6 +3,7 @@
 // clock with a real Engine over a MemoryStore and a recording bus (a narrow port). Nodes sit on
 // 127.0.76.x, where nothing listens: an etcd membership call fails at once.
 import { describe, expect, it } from 'vitest';
+import { roleViews } from '../../coordinator/api/index.js';
 import { Engine } from '../../coordinator/engine.js';
 import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from '../../coordinator/repair.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
@@ -165,6 +166,45 @@ roles:
     await f.advance(3000);
     expect(f.where('etcd#0')).not.toBe(a);
     expect(f.events('repair.held').filter((e) => /rate-limited/.test(e.message))).toEqual([]);
+    await f.engine.close();
+  });
+
+  it('no spare: the role is Degraded with the reason, one reassign decision (no event spam, no rate budget used up), and it recovers when capacity returns', async () => {
+    const f = await fleet(3, web(3));
+    const victim = f.where('web#2')!;
+    f.alive.delete(victim);
+    await f.advance(26_000);
+    expect(f.events('repair.reassign')).toHaveLength(1);
+    expect(f.where('web#2')).toBe(victim); // nowhere to go: it keeps its (dead) node
+    expect(f.events('role.unschedulable').map((e) => e.message)).toEqual([expect.stringMatching(/web#2/)]);
+    const view = roleViews(f.engine, 't').find((r) => r.name === 'web')!;
+    expect([view.status, view.desired, view.placed, view.healthy]).toEqual(['Degraded', 3, 3, 2]);
+    expect(view.reasons.join('; ')).toMatch(new RegExp(`web#2 on ${victim}: node is Unreachable`));
+    // every cluster reconcile (a node flapping, a registration, a facts change …) re-evaluates;
+    // none re-announces the same decision
+    for (let i = 0; i < 10; i++) {
+      f.engine.queue.add('cluster:t');
+      await f.advance(1000);
+    }
+    expect(f.events('repair.reassign')).toHaveLength(1);
+    expect(f.events('repair.held')).toEqual([]);
+    // capacity returns: a fourth node joins and the instance moves there by itself
+    await f.engine.handleRegister({
+      v: PROTOCOL_VERSION,
+      type: 'register',
+      nodeId: 'n4',
+      hostname: 'n4',
+      address: '127.0.76.5',
+      labels: {},
+      facts: sampleFacts({ hostname: 'n4', machineId: 'n4' }),
+      fingerprint: { machineId: 'n4', macs: [] },
+      agentVersion: 't',
+      joinToken: 'j',
+    });
+    f.alive.add('n4');
+    await f.advance(2000);
+    expect(f.where('web#2')).toBe('n4');
+    expect(f.events('role.moved')).toHaveLength(1);
     await f.engine.close();
   });
 });
