@@ -18,6 +18,7 @@ import {
   verifyPlan,
 } from '../protocol/index.js';
 import { Applier } from './applier.js';
+import { CertManager } from './certs.js';
 import { errorBody, IllegalStateError } from './errors.js';
 import { type BinaryProbeOptions, collectFacts, type FactsSource, factsKey } from './facts.js';
 import { defaultAdvertiseAddress, type Identity, resolveIdentity } from './identity.js';
@@ -148,6 +149,15 @@ export class Agent {
         rootDir: this.opts.rootDir,
         dataDir: this.opts.dataDir,
         logger: this.log,
+        certs: new CertManager({
+          rootDir: this.opts.rootDir,
+          clock: this.clock,
+          logger: this.log.child({ component: 'certs' }),
+          transport: () => {
+            const s = this.session_;
+            return s?.isConnected ? (req) => s.requestCertificate(req) : undefined;
+          },
+        }),
       });
       const persisted = await this.applier_.loadPersisted();
       const adopted = await runtime.recover();

@@ -11,6 +11,7 @@ import {
   type PlanFile,
   SignedPlan,
 } from '../protocol/index.js';
+import type { CertManager } from './certs.js';
 import { AgentError, errorBody } from './errors.js';
 import { rootPrefix } from './options.js';
 import { type RunnableInstance, type Runtime, runnableFrom } from './runtime/types.js';
@@ -54,6 +55,8 @@ export interface ApplierOptions {
   rootDir: string;
   dataDir: string;
   logger?: Logger;
+  /** obtains and renews the instances' certificates (InstanceSpec.certificates) */
+  certs?: Pick<CertManager, 'ensure'>;
 }
 
 /**
@@ -71,6 +74,9 @@ export class Applier {
   private readonly planPath: string;
   private readonly heldPath: string;
   private specs = new Map<string, InstanceSpec>();
+  private readonly certs?: Pick<CertManager, 'ensure'>;
+  /** instances of the plan that could not start yet (e.g. no certificate): retried by repairDrift */
+  private readonly pending = new Set<string>();
   /** instances stopped by a task, with the checksum they were stopped at */
   private held = new Map<string, string>();
 
@@ -78,6 +84,7 @@ export class Applier {
     this.runtime = opts.runtime;
     this.rootDir = opts.rootDir;
     this.dataDir = opts.dataDir;
+    this.certs = opts.certs;
     this.log = opts.logger ?? silentLogger;
     this.expand = makeExpander(opts.rootDir);
     this.planPath = join(opts.dataDir, 'plan.json');
@@ -204,6 +211,7 @@ export class Applier {
       ...toRestart.map((spec) =>
         attempt(spec.id, async () => {
           await this.writeFiles(spec);
+          await this.ensureCerts(spec);
           const before = previous.get(spec.id);
           const signal = spec.run.reloadSignal as NodeJS.Signals | undefined;
           if (signal && before && sameExceptFiles(before, spec)) {
@@ -218,6 +226,7 @@ export class Applier {
       ...toStart.map((spec) =>
         attempt(spec.id, async () => {
           await this.writeFiles(spec);
+          await this.ensureCerts(spec);
           await this.runtime.start(this.runnable(spec));
           changes.started.push(spec.id);
         }),
@@ -284,14 +293,57 @@ export class Applier {
     return removed;
   }
 
+  /** Certificates before a start: a failure keeps the instance pending (retried by repairDrift). */
+  private async ensureCerts(spec: InstanceSpec): Promise<void> {
+    if (!spec.certificates?.length || !this.certs) return;
+    try {
+      await this.certs.ensure(spec);
+      this.pending.delete(spec.id);
+    } catch (err) {
+      this.pending.add(spec.id);
+      throw err;
+    }
+  }
+
   /**
    * Files changed or deleted behind the agent's back (content or mode): rewrites them and restarts
-   * their instance, so what runs matches the plan again. Returns the repaired instance ids.
+   * their instance, so what runs matches the plan again. Certificates missing, changed or due for
+   * renewal are obtained again and their instance restarted; an instance that could not start for
+   * want of a certificate is started now if it can be. Returns the repaired instance ids.
    */
   async repairDrift(): Promise<string[]> {
     const repaired: string[] = [];
+    for (const id of [...this.pending]) {
+      const spec = this.specs.get(id);
+      if (!spec || this.held.has(id) || this.runtime.status(id)) {
+        this.pending.delete(id);
+        continue;
+      }
+      try {
+        await this.writeFiles(spec);
+        await this.ensureCerts(spec);
+        await this.runtime.start(this.runnable(spec));
+        this.log.info({ instance: id }, 'started now that its certificates are in place');
+        repaired.push(id);
+      } catch (err) {
+        this.log.warn({ instance: id, err: errorBody(err) }, 'instance still cannot start');
+      }
+    }
     for (const spec of this.specs.values()) {
       if (this.held.has(spec.id) || !this.runtime.status(spec.id)) continue;
+      if (spec.certificates?.length && this.certs) {
+        try {
+          if (await this.certs.ensure(spec)) {
+            this.log.warn({ instance: spec.id }, 'certificates renewed or restored; restarting to load them');
+            await this.runtime.restart(this.runnable(spec));
+            repaired.push(spec.id);
+            continue;
+          }
+        } catch (err) {
+          // the instance keeps running on what it has; the next check tries again
+          this.log.warn({ instance: spec.id, err: errorBody(err) }, 'certificate check failed');
+        }
+      }
       if (!(await this.filesMatch(spec))) {
         this.log.warn({ instance: spec.id }, 'role files drifted from the plan; rewriting and restarting');
         await this.writeFiles(spec);

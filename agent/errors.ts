@@ -59,6 +59,11 @@ export const AGENT_ERRORS_OWN = {
   },
   DROVER_ERR_TASK_FAILED: { status: 500, description: 'A task ran and failed; the output says why.' },
   DROVER_ERR_TASK_TIMEOUT: { status: 504, description: 'A task did not finish within its timeout.' },
+  DROVER_ERR_CERTIFICATE: {
+    status: 502,
+    description:
+      'An instance’s certificate could not be obtained: the coordinator is unreachable or refused the CSR (the message carries its code). The instance starts once it has one; the agent retries.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export const AGENT_ERRORS: Record<string, ErrorSpec> = { ...PROTOCOL_ERRORS, ...AGENT_ERRORS_OWN };

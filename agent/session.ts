@@ -13,6 +13,8 @@ import { Backoff } from '../lib/backoff.js';
 import { type Clock, systemClock } from '../lib/clock.js';
 import { silentLogger } from '../lib/logger.js';
 import {
+  type CertificateReply,
+  type CertificateRequest,
   canonicalJson,
   type DecodeError,
   decodeMessage,
@@ -333,6 +335,24 @@ export class Session {
       this.counters.malformed.registerReply++;
       throw err;
     }
+  }
+
+  /**
+   * Sends a CSR for one of this node's instances (`subjects.csr`) and returns the coordinator's
+   * reply. Throws when not connected or when no reply comes in time.
+   */
+  async requestCertificate(
+    req: Omit<CertificateRequest, 'v' | 'type' | 'nodeId'>,
+    timeoutMs = this.opts.requestTimeoutMs ?? 5000,
+  ): Promise<CertificateReply> {
+    const nc = this.nc;
+    if (!nc || !this.connected) throw new Error('not connected to NATS');
+    const msg = await nc.request(
+      subjects.csr(this.opts.nodeId),
+      encode({ v: PROTOCOL_VERSION, type: 'csr', nodeId: this.opts.nodeId, ...req }),
+      { timeout: timeoutMs },
+    );
+    return decodeMessage('CertificateReply', msg.data);
   }
 
   /** Asks the coordinator for this node's current plan. The reply is a SignedPlan, or `{code,message}` when there is none. */

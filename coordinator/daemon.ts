@@ -9,7 +9,7 @@ import type { CompiledCoordinatorOptions } from './config.js';
 import { Engine, type EngineOptions } from './engine.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { NatsBus } from './nats.js';
-import { ClusterPki } from './pki/index.js';
+import { ClusterPki, csrSigner } from './pki/index.js';
 import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from './repair.js';
 import { openLowdbStore } from './store/index.js';
 import type { Store } from './store/types.js';
@@ -78,11 +78,14 @@ export async function startCoordinator(
       stormThreshold: opts.stormThreshold,
       pushTimeoutMs: opts.pushTimeout,
     },
-    renderOptions:
-      extra.renderOptions ??
-      (opts.standinCommand
-        ? { standin: { command: opts.standinCommand[0]!, args: opts.standinCommand.slice(1) } }
-        : undefined),
+    renderOptions: {
+      ...(extra.renderOptions ??
+        (opts.standinCommand
+          ? { standin: { command: opts.standinCommand[0]!, args: opts.standinCommand.slice(1) } }
+          : undefined)),
+      // seeds: plans list the certificates agents obtain by CSR, and carry the service-account keys
+      pki: { serviceAccount: pki.serviceAccountKeys() },
+    },
     onReconcile: (kind, outcome, ms) => {
       metrics.onReconcile(kind, outcome, ms);
       extra.onReconcile?.(kind, outcome, ms);
@@ -106,7 +109,16 @@ export async function startCoordinator(
     (result) => metrics.repairs.inc({ result }),
   );
   await engine.start();
-  const bus = await NatsBus.connect(opts.nats, engine, log.child({ part: 'nats' }));
+  const bus = await NatsBus.connect(opts.nats, engine, log.child({ part: 'nats' }), {
+    csr: csrSigner(pki, engine, { logger: log.child({ part: 'pki' }) }),
+  });
+  // seeds: re-sign a CA certificate in its last year (same key, so every leaf keeps verifying)
+  const caRotation = setInterval(
+    () => void pki.rotateIfNeeded().catch((err) => log.error({ err }, 'CA rotation check failed')),
+    24 * 3600_000,
+  );
+  caRotation.unref();
+  void pki.rotateIfNeeded().catch((err) => log.error({ err }, 'CA rotation check failed'));
   // ---- REST API (coordinator/api): after the engine and NATS, so /readyz can turn ready at once.
   let api: ApiServer;
   try {
@@ -122,6 +134,7 @@ export async function startCoordinator(
       pki,
     });
   } catch (err) {
+    clearInterval(caRotation);
     await bus.close().catch(() => {});
     await engine.close().catch(() => {});
     await store.close().catch(() => {});
@@ -144,6 +157,7 @@ export async function startCoordinator(
     pki,
     close() {
       closing ??= (async () => {
+        clearInterval(caRotation);
         const steps: Array<[string, () => Promise<void>]> = [
           ['api', () => api.close()],
           ['nats', () => bus.close()],

@@ -9,6 +9,8 @@ import {
 } from 'nats';
 import type { Logger } from '../lib/logger.js';
 import {
+  type CertificateReply,
+  type CertificateRequest,
   DecodeError,
   DroverError,
   decodeMessage,
@@ -18,6 +20,7 @@ import {
   type MessageOf,
   nodeIdFromSubject,
   type PlanResult,
+  PROTOCOL_VERSION,
   type SignedPlan,
   subjects,
   type Task,
@@ -57,6 +60,11 @@ export function natsConnectionOptions(s: NatsSettings, name: string): Connection
   return o;
 }
 
+export interface NatsBusOptions {
+  /** signs agents' certificate requests (see coordinator/pki/csr-service.ts) */
+  csr?: (req: CertificateRequest) => Promise<CertificateReply>;
+}
+
 export interface BusCounters {
   malformed: number;
   heartbeats: number;
@@ -77,9 +85,15 @@ export class NatsBus implements AgentBus {
     private readonly log: Logger,
   ) {}
 
-  static async connect(settings: NatsSettings, engine: Engine, log: Logger): Promise<NatsBus> {
+  static async connect(
+    settings: NatsSettings,
+    engine: Engine,
+    log: Logger,
+    opts: NatsBusOptions = {},
+  ): Promise<NatsBus> {
     const nc = await connect(natsConnectionOptions(settings, 'drover-coordinator'));
     const bus = new NatsBus(nc, engine, log);
+    bus.csr = opts.csr;
     bus.listen();
     void (async () => {
       for await (const s of nc.status()) {
@@ -93,6 +107,8 @@ export class NatsBus implements AgentBus {
   }
 
   private isConnected = true;
+  /** answers agents' CSRs (the coordinator's ClusterPki); without it they are refused */
+  private csr?: (req: CertificateRequest) => Promise<CertificateReply>;
 
   get connected(): boolean {
     return !this.nc.isClosed() && this.isConnected;
@@ -176,6 +192,20 @@ export class NatsBus implements AgentBus {
     this.on(subjects.planFetchAll(), (m) => {
       const pf = this.decode('PlanFetch', m);
       if (pf) m.respond(encode(this.engine.handlePlanFetch(pf)));
+    });
+    // ---- seeds: certificate requests (the agent's key never leaves its node; only the CSR comes)
+    this.on(subjects.csrAll(), async (m) => {
+      const req = this.decode('CertificateRequest', m);
+      if (!req) return;
+      const reply: CertificateReply = this.csr
+        ? await this.csr(req)
+        : {
+            v: PROTOCOL_VERSION,
+            type: 'csr-reply',
+            ok: false,
+            error: { code: 'DROVER_ERR_NOT_IMPLEMENTED', message: 'this coordinator has no cluster PKI' },
+          };
+      m.respond(encode(reply));
     });
   }
 

@@ -1,4 +1,12 @@
 export { ROLE_CATALOG, roleDependencies, rolePorts, roleReads } from './catalog.js';
+export {
+  type PkiRenderOptions,
+  pkiContextFor,
+  pkiNodeFor,
+  planCertificates,
+  ROLE_CERTIFICATES,
+  serviceAccountFiles,
+} from './certs.js';
 export { atLeast, DEFAULT_RESTART, kubeMinor } from './common.js';
 export { type RenderDiff, renderDiff } from './diff.js';
 export { APISERVER_PORT, endpointDependencies, resolveApiEndpoint } from './endpoint.js';
@@ -12,7 +20,16 @@ export {
   partitionMembers,
   partitionServers,
 } from './partitions.js';
-export { CERTS, CLIENT_CERT, configDir, hostPort, instanceName, ROOT } from './paths.js';
+export {
+  CERTS,
+  CLIENT_CERT,
+  certPath,
+  configDir,
+  hostPort,
+  instanceCertDir,
+  instanceName,
+  ROOT,
+} from './paths.js';
 export {
   apiEndpointFor,
   membersByRole,

@@ -21,16 +21,22 @@ export const configDir = (a: Pick<Assignment, 'role' | 'ordinal'>): string =>
 /** An absolute node path as an argument: prefixed with `${DROVER_ROOT}`. */
 export const arg = (path: string): string => `${ROOT}${path}`;
 
-/** Certificate file names, kubeadm's layout (seed 003) under `cluster.certDir`. */
+/**
+ * Certificate file names, kubeadm's names (seed 003). Each instance keeps its own set in
+ * `cluster.certDir/<instance>/` (e.g. `/etc/kubernetes/pki/kube-apiserver-0/apiserver.crt`): its
+ * key is generated on the node for that instance, and two instances on one node (a controller
+ * manager and a workload controller manager share a profile) never write the same file.
+ */
 export const CERTS = {
   ca: 'ca.crt',
-  caKey: 'ca.key',
   serviceAccountKey: 'sa.key',
   serviceAccountPub: 'sa.pub',
   apiserver: 'apiserver.crt',
   apiserverKey: 'apiserver.key',
   apiserverKubeletClient: 'apiserver-kubelet-client.crt',
   apiserverKubeletClientKey: 'apiserver-kubelet-client.key',
+  kubeletServing: 'kubelet.crt',
+  kubeletServingKey: 'kubelet.key',
 } as const;
 
 /** The client certificate (`<name>.crt` / `<name>.key`) each API client role uses. */
@@ -43,23 +49,33 @@ export const CLIENT_CERT: Readonly<Record<string, string>> = Object.freeze({
   dashboard: 'dashboard',
 });
 
-export const certPath = (t: Topology, file: string): string => posix.join(t.cluster.certDir, file);
+/** An instance's certificate dir: `cluster.certDir/<role>-<ordinal>`. */
+export const instanceCertDir = (t: Topology, a: Pick<Assignment, 'role' | 'ordinal'>): string =>
+  posix.join(t.cluster.certDir, instanceName(a));
 
-/** `certDir/file` relative to `fromDir` (for kubeconfigs). */
+export const certPath = (t: Topology, a: Pick<Assignment, 'role' | 'ordinal'>, file: string): string =>
+  posix.join(instanceCertDir(t, a), file);
+
 const relCache = new Map<string, string>();
 /**
- * `certDir/file` relative to `fromDir` (for kubeconfigs). Every config dir is
- * `/etc/drover/<instance>`, so the answer depends only on the parent dir: cache on that.
+ * An instance's `certDir/<instance>/file` relative to `fromDir` (for kubeconfigs). Config dirs are
+ * all `/etc/drover/<instance>`, so the way up to `certDir` depends only on the parent dir: cache
+ * that part.
  */
-export const certRelative = (t: Topology, fromDir: string, file: string): string => {
-  const key = `${posix.dirname(fromDir)}\u0000${t.cluster.certDir}\u0000${file}`;
+export const certRelative = (
+  t: Topology,
+  fromDir: string,
+  a: Pick<Assignment, 'role' | 'ordinal'>,
+  file: string,
+): string => {
+  const key = `${posix.dirname(fromDir)}\u0000${t.cluster.certDir}`;
   let rel = relCache.get(key);
   if (rel === undefined) {
-    rel = posix.relative(fromDir, certPath(t, file));
+    rel = posix.relative(fromDir, t.cluster.certDir) || '.';
     if (relCache.size > 1000) relCache.clear();
     relCache.set(key, rel);
   }
-  return rel;
+  return `${rel}/${instanceName(a)}/${file}`;
 };
 
 /** `host:port`, bracketing IPv6 literals. */

@@ -2,9 +2,10 @@ import type { HealthProbe, InstanceSpec, RunSpec } from '../../protocol/index.js
 import type { Assignment, NodeRecord } from '../model.js';
 import { isBuiltinRole, type Topology } from '../topology/index.js';
 import { ROLE_CATALOG, roleReads } from './catalog.js';
+import { planCertificates, ROLE_CERTIFICATES, serviceAccountFiles } from './certs.js';
 import { DEFAULT_RESTART, withRestartOverrides } from './common.js';
 import { resolveApiEndpoint } from './endpoint.js';
-import { configDir } from './paths.js';
+import { configDir, instanceCertDir } from './paths.js';
 import { renderCustom } from './roles/custom.js';
 import type {
   ApiEndpoint,
@@ -207,6 +208,9 @@ export function renderInstance(ctx: RenderContext, options: RenderOptions = {}):
   }
   const def: RoleDefinition = ROLE_CATALOG[role];
   const r = def.render(ctx);
+  const certificates = options.pki ? planCertificates(ctx, options.pki) : [];
+  const files = [...(r.files ?? []), ...(options.pki ? serviceAccountFiles(ctx, options.pki) : [])];
+  const owned = ROLE_CERTIFICATES[role] ? [instanceCertDir(ctx.topology, a)] : [];
   const flags = [...r.args, ...spec.extraArgs];
   const { command, simulated } = resolveCommand(def, ctx.topology, ctx.node, options);
   const run: RunSpec = {
@@ -225,13 +229,14 @@ export function renderInstance(ctx: RenderContext, options: RenderOptions = {}):
   return clean({
     ...base,
     simulated,
-    files: r.files ?? [],
+    files,
     run,
     health: def.probe(ctx),
     restart: withRestartOverrides(def.restart, spec.repair.restart),
     commands: r.commands,
     ports: def.ports(ctx.topology),
-    dataPaths: ownedPaths(a, r.files ?? [], r.dataPaths ?? []),
+    certificates,
+    dataPaths: ownedPaths(a, files, [...(r.dataPaths ?? []), ...owned]),
   });
 }
 
@@ -246,7 +251,9 @@ export function ownedPaths(
 ): string[] {
   const dir = configDir(a);
   const out = new Set<string>(dataPaths);
-  for (const f of files) out.add(f.path.startsWith(`${dir}/`) ? dir : f.path);
+  const inOwnedDir = (p: string) => [dir, ...dataPaths].some((d) => p.startsWith(`${d}/`));
+  for (const f of files) out.add(f.path.startsWith(`${dir}/`) ? dir : inOwnedDir(f.path) ? '' : f.path);
+  out.delete('');
   return [...out].sort();
 }
 
@@ -275,5 +282,6 @@ function clean(
   if (out.commands === undefined || Object.keys(out.commands).length === 0) delete out.commands;
   if (out.ports !== undefined && out.ports.length === 0) delete out.ports;
   if (out.dataPaths !== undefined && out.dataPaths.length === 0) delete out.dataPaths;
+  if (out.certificates !== undefined && out.certificates.length === 0) delete out.certificates;
   return out;
 }

@@ -7,6 +7,7 @@ import type {
 } from '../../protocol/index.js';
 import type { Assignment, NodeRecord } from '../model.js';
 import type { BuiltinRole, RoleSpec, Topology } from '../topology/index.js';
+import type { PkiRenderOptions } from './certs.js';
 
 export interface RenderOptions {
   /**
@@ -20,6 +21,12 @@ export interface RenderOptions {
    * so a reconcile costs what changed, not the fleet size. Optional; output is identical without it.
    */
   cache?: RenderCacheLike;
+  /**
+   * The coordinator has a cluster PKI: Kubernetes instances list the certificates their agent must
+   * obtain by CSR (`InstanceSpec.certificates`), and API servers and controller managers get the
+   * service-account keys. Without it, plans only reference the certificate paths.
+   */
+  pki?: PkiRenderOptions;
 }
 
 /** The memo `renderPlans` uses (implemented by `RenderCache`). */

@@ -11,6 +11,7 @@ export {
   type SignCsrRequest,
 } from './cluster-pki.js';
 export { checkCsrMatches, parseCsr } from './csr-check.js';
+export { type CsrEngine, type CsrSigner, csrSigner } from './csr-service.js';
 export { PKI_ERRORS, type PkiErrorCode, pkiError } from './errors.js';
 export { type KubeconfigInput, renderKubeconfig } from './kubeconfig.js';
 export {

@@ -1,7 +1,7 @@
 import { atLeast, DEFAULT_RESTART, probe } from '../common.js';
 import { APISERVER_PORT } from '../endpoint.js';
 import { apiserverPartition } from '../partitions.js';
-import { arg, CERTS, certPath } from '../paths.js';
+import { arg, CERTS, certPath, instanceCertDir } from '../paths.js';
 import type { RenderContext, RoleDefinition } from '../types.js';
 import { etcdClientUrl } from './etcd.js';
 
@@ -40,7 +40,7 @@ export const kubeApiserver: RoleDefinition = {
   render(ctx: RenderContext) {
     const t = ctx.topology;
     const c = t.cluster;
-    const cert = (f: string) => arg(certPath(t, f));
+    const cert = (f: string) => arg(certPath(t, ctx.assignment, f));
     const addr = ctx.node.address;
     const etcdServers = ctx.members('etcd').map((m) => etcdClientUrl(m.node.address));
     const args = [
@@ -56,12 +56,12 @@ export const kubeApiserver: RoleDefinition = {
       `--enable-admission-plugins=${ADMISSION_PLUGINS.join(',')}`,
       '--feature-gates=AllAlpha=false',
       `--client-ca-file=${cert(CERTS.ca)}`,
-      `--cert-dir=${arg(c.certDir)}`,
+      `--cert-dir=${arg(instanceCertDir(t, ctx.assignment))}`,
       `--tls-cert-file=${cert(CERTS.apiserver)}`,
       `--tls-private-key-file=${cert(CERTS.apiserverKey)}`,
       `--kubelet-client-certificate=${cert(CERTS.apiserverKubeletClient)}`,
       `--kubelet-client-key=${cert(CERTS.apiserverKubeletClientKey)}`,
-      `--service-account-key-file=${cert(CERTS.serviceAccountKey)}`,
+      `--service-account-key-file=${cert(CERTS.serviceAccountPub)}`,
       '--service-account-lookup=true',
       `--service-cluster-ip-range=${c.serviceCIDR}`,
       `--external-hostname=${ctx.api.host}`,

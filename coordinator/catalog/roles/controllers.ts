@@ -2,7 +2,7 @@ import type { PlanFile } from '../../../protocol/index.js';
 import { DEFAULT_RESTART, probe } from '../common.js';
 import { kubeconfigFile, kubeconfigPath } from '../kubeconfig.js';
 import { clientKubeconfigs, KUBECONFIG_NAMES } from '../partitions.js';
-import { arg, CERTS, certPath, configDir } from '../paths.js';
+import { arg, CERTS, certPath, configDir, instanceCertDir } from '../paths.js';
 import type { RenderContext, RoleDefinition } from '../types.js';
 
 export const SCHEDULER_PORT = 10259;
@@ -91,7 +91,7 @@ export const kubeControllerManager: RoleDefinition = {
     }),
   render: (ctx) => {
     const t = ctx.topology;
-    const cert = (f: string) => arg(certPath(t, f));
+    const cert = (f: string) => arg(certPath(t, ctx.assignment, f));
     const kc = kubeconfigArgs(ctx);
     return {
       args: [
@@ -102,10 +102,10 @@ export const kubeControllerManager: RoleDefinition = {
         ...LEADER_ELECTION,
         `--service-account-private-key-file=${cert(CERTS.serviceAccountKey)}`,
         `--root-ca-file=${cert(CERTS.ca)}`,
-        `--cluster-signing-cert-file=${cert(CERTS.ca)}`,
-        `--cluster-signing-key-file=${cert(CERTS.caKey)}`,
+        // no --cluster-signing-*: the cluster CA key stays on the coordinator, which issues every
+        // node certificate itself (kubelets included) through the CSR flow
         '--use-service-account-credentials=true',
-        `--cert-dir=${arg(t.cluster.certDir)}`,
+        `--cert-dir=${arg(instanceCertDir(t, ctx.assignment))}`,
         `--cluster-name=${t.cluster.name}`,
         `--service-cluster-ip-range=${t.cluster.serviceCIDR}`,
       ],

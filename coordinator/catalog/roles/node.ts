@@ -37,7 +37,9 @@ export const kubelet: RoleDefinition = {
       args: [
         `--v=${c.logLevel}`,
         kubeconfigFlag(kubeconfigs),
-        `--client-ca-file=${arg(certPath(ctx.topology, CERTS.ca))}`,
+        `--client-ca-file=${arg(certPath(ctx.topology, ctx.assignment, CERTS.ca))}`,
+        `--tls-cert-file=${arg(certPath(ctx.topology, ctx.assignment, CERTS.kubeletServing))}`,
+        `--tls-private-key-file=${arg(certPath(ctx.topology, ctx.assignment, CERTS.kubeletServingKey))}`,
         `--hostname-override=${ctx.node.hostname}`,
         `--node-ip=${addr}`,
         `--address=${addr}`,

@@ -1,0 +1,23 @@
+/**
+ * When to renew a certificate, shared by the coordinator's PKI and the agent (which renews its
+ * node certificates by sending a new CSR).
+ */
+import { x509 } from './x509.js';
+
+export const DAY_MS = 86_400_000;
+/** Renew this long before expiry at the latest (capped at a third of the lifetime, see needsRenewal). */
+export const DEFAULT_RENEW_BEFORE_MS = 30 * DAY_MS;
+
+/**
+ * True when a certificate should be renewed at `now`: inside its renewal window or already
+ * expired, or not yet valid (a clock that jumped back). The window is `renewBeforeMs`
+ * (default 30 days) but never more than a third of the certificate's lifetime, so a 1-year leaf
+ * renews 30 days before expiry and a 3-hour test certificate renews in its last hour.
+ */
+export function needsRenewal(certPem: string, now: number, renewBeforeMs = DEFAULT_RENEW_BEFORE_MS): boolean {
+  const cert = new x509.X509Certificate(certPem);
+  const notBefore = cert.notBefore.getTime();
+  const notAfter = cert.notAfter.getTime();
+  const window = Math.min(renewBeforeMs, (notAfter - notBefore) / 3);
+  return now < notBefore || now >= notAfter - window;
+}

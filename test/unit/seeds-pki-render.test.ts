@@ -1,0 +1,129 @@
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type RenderedInstance, renderPlans } from '../../coordinator/catalog/index.js';
+import { ClusterPki, type CsrEngine, csrSigner } from '../../coordinator/pki/index.js';
+import { parseTopology } from '../../coordinator/topology/index.js';
+import { generateCsr } from '../../lib/csr.js';
+import { PROTOCOL_VERSION, sealPlan } from '../../protocol/index.js';
+import { haAssignments, haNodes, nodeMap } from '../helpers/cluster-fixtures.js';
+import { expectGolden } from '../helpers/golden.js';
+import { opensslVerify } from '../helpers/pki.js';
+import { rmrf, tempDir } from '../helpers/proc.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmrf(d);
+});
+
+// fixed stand-ins for the service-account pair, so the golden files are stable
+const SA = {
+  publicKeyPem: '-----BEGIN PUBLIC KEY-----\nTEST\n-----END PUBLIC KEY-----\n',
+  privateKeyPem: '-----BEGIN PRIVATE KEY-----\nTEST\n-----END PRIVATE KEY-----\n',
+};
+const topology = () => parseTopology(readFileSync('examples/ha.yaml', 'utf8'));
+
+function render() {
+  return renderPlans({
+    topology: topology(),
+    assignments: haAssignments(),
+    nodes: nodeMap(haNodes()),
+    options: { pki: { serviceAccount: SA } },
+  });
+}
+
+function instance(plans: Map<string, RenderedInstance[]>, id: string): RenderedInstance {
+  for (const list of plans.values()) for (const i of list) if (i.id === id) return i;
+  throw new Error(`no instance ${id}`);
+}
+
+describe('plans with a cluster PKI (golden)', () => {
+  const plans = render();
+  it.each([
+    ['kube-apiserver', 'kube-apiserver#0'],
+    ['kube-controller-manager', 'kube-controller-manager#0'],
+    ['kubelet', 'kubelet#0'],
+  ])('%s', (name, id) => {
+    expectGolden(`pki/${name}`, instance(plans, id));
+  });
+
+  it('flags and kubeconfigs point at the paths the certificates are written to', () => {
+    const api = instance(plans, 'kube-apiserver#0');
+    const byProfile = new Map(api.certificates!.map((c) => [c.profile, c]));
+    const R = ['$', '{DROVER_ROOT}'].join('');
+    expect(api.run.args).toContain(`--tls-cert-file=${R}${byProfile.get('apiserver-serving')!.certPath}`);
+    expect(api.run.args).toContain(
+      `--tls-private-key-file=${R}${byProfile.get('apiserver-serving')!.keyPath}`,
+    );
+    expect(api.run.args).toContain(`--client-ca-file=${R}${byProfile.get('apiserver-serving')!.caPath}`);
+    // the API endpoint (the load balancer, 10.0.0.10) and the first service IP are SANs
+    expect(byProfile.get('apiserver-serving')!.ipAddresses).toEqual(['10.0.0.1', '10.0.0.10', '10.0.0.11']);
+    // no instance is ever given the cluster CA key
+    for (const list of plans.values())
+      for (const i of list) for (const f of i.files) expect(f.content).not.toMatch(/ca\.key/);
+    const sched = instance(plans, 'kube-scheduler#0');
+    expect(sched.certificates!.map((c) => c.commonName)).toEqual(['system:kube-scheduler']);
+    expect(sched.files[0]!.content).toMatch(
+      /client-certificate: \.\.\/\.\.\/kubernetes\/pki\/kube-scheduler-0\/scheduler\.crt/,
+    );
+    // roles without certificates get none
+    expect(instance(plans, 'etcd#0').certificates).toBeUndefined();
+    expect(instance(plans, 'load-balancer#0').certificates).toBeUndefined();
+  });
+
+  it('the signer issues exactly what the plan asks for (renderer and signer cannot disagree)', async () => {
+    const dir = tempDir('pki-render');
+    dirs.push(dir);
+    const pki = await ClusterPki.open({ dir });
+    const nodes = haNodes();
+    const plansByNode = render();
+    const engine: CsrEngine = {
+      nodes: { get: (id) => nodes.find((n) => n.id === id) },
+      clusterOf: () => 'ha',
+      topology: () => topology(),
+      currentAssignments: () => haAssignments(),
+      placementNodes: () => nodes,
+      desiredPlan: (nodeId) =>
+        sealPlan({
+          v: PROTOCOL_VERSION,
+          type: 'plan',
+          nodeId,
+          generation: 1,
+          coordinatorEpoch: 1,
+          issuedAt: new Date().toISOString(),
+          instances: plansByNode.get(nodeId) ?? [],
+        }),
+    };
+    const sign = csrSigner(pki, engine);
+    let issued = 0;
+    for (const [nodeId, list] of plansByNode)
+      for (const inst of list)
+        for (const c of inst.certificates ?? []) {
+          const { csrPem } = await generateCsr(c);
+          const r = await sign({
+            v: PROTOCOL_VERSION,
+            type: 'csr',
+            nodeId,
+            instanceId: inst.id,
+            profile: c.profile,
+            csrPem,
+          });
+          expect(r.ok, `${inst.id} ${c.profile}: ${r.error?.message}`).toBe(true);
+          expect(opensslVerify(r.caPem!, r.certPem!).code).toBe(0);
+          issued++;
+        }
+    // 3 API servers × 2, 3 schedulers, 3 controller managers, 2 kubelets × 2, 2 kube-proxies
+    expect(issued).toBe(18);
+    // another node cannot have cp-1's API-server certificate
+    const c = instance(plansByNode, 'kube-apiserver#0').certificates![0]!;
+    const { csrPem } = await generateCsr(c);
+    const stolen = await sign({
+      v: PROTOCOL_VERSION,
+      type: 'csr',
+      nodeId: 'w-1',
+      instanceId: 'kube-apiserver#0',
+      profile: 'apiserver-serving',
+      csrPem,
+    });
+    expect(stolen).toMatchObject({ ok: false, error: { code: 'DROVER_ERR_CSR_ROLE_NOT_ASSIGNED' } });
+  });
+});
