@@ -14,6 +14,7 @@ import type { Engine } from '../engine.js';
 import { COORDINATOR_ERRORS, coordinatorError } from '../errors.js';
 import type { ClusterPki } from '../pki/index.js';
 import type { Store } from '../store/types.js';
+import { VcService } from '../vc/index.js';
 import { CleanService } from './clean.js';
 import './errors.js';
 import type { CoordinatorMetrics } from './metrics.js';
@@ -64,6 +65,8 @@ export interface ApiDeps {
   adminTokenHint?: string;
   /** the cluster PKI (admin kubeconfigs); those routes answer 501 without it */
   pki?: ClusterPki;
+  /** VirtualCluster slice placement: backstop re-placement period (default 10 s) */
+  vcResyncMs?: number;
 }
 
 export interface ApiContext {
@@ -78,6 +81,8 @@ export interface ApiContext {
   pki?: ClusterPki;
   /** `drover clean`: clean records and the purge lists they add to plans */
   clean: CleanService;
+  /** VirtualCluster tenants and their slices across super clusters */
+  vc: VcService;
   store?: Store;
 }
 
@@ -159,6 +164,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     metrics: deps.metrics,
     pki: deps.pki,
     clean: new CleanService(deps.engine, deps.store, deps.logger),
+    vc: new VcService(deps.engine, { store: deps.store, logger: deps.logger, resyncMs: deps.vcResyncMs }),
     store: deps.store,
   };
   deps.metrics?.observe({ engine: deps.engine, natsConnected: ctx.natsConnected });
@@ -170,6 +176,12 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.addHook('onReady', () => tasks.load());
   app.addHook('onReady', () => ctx.clean.load());
+  // tenants and placements live in the store: without one (the docs generator) VC stays idle
+  if (deps.store) app.addHook('onReady', () => ctx.vc.start());
+  app.addHook('onClose', (_app, done) => {
+    ctx.vc.stop();
+    done();
+  });
   app.addHook('preClose', (done) => {
     ctx.sse.closeAll();
     done();

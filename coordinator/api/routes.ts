@@ -6,6 +6,7 @@ import { coordinatorError } from '../errors.js';
 import type { ApiContext, EngineOps } from './app.js';
 import { registerSeedRoutes } from './routes-seeds.js';
 import { registerTopologyRoutes } from './routes-topology.js';
+import { registerVcRoutes } from './routes-vc.js';
 import {
   ActionResult,
   Assignment,
@@ -113,6 +114,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
   // ---------------------------------------------------------------- topology
   await registerTopologyRoutes(app, ctx);
   await registerSeedRoutes(app, ctx);
+  await registerVcRoutes(app, ctx);
 
   // ---------------------------------------------------------------- nodes
   const NodesQuery = Type.Object(

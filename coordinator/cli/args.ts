@@ -25,6 +25,9 @@ const VALUE_FLAGS: Record<string, string> = {
   interval: 'interval',
   state: 'state',
   member: 'member',
+  slices: 'slices',
+  quota: 'quota',
+  slice: 'slice',
 };
 const BOOL_FLAGS: Record<string, string> = {
   wait: 'wait',

@@ -4,7 +4,7 @@ import { ApiClient } from './client.js';
 import { apply, diff, move, nodeAction, status, task, token } from './commands/actions.js';
 import { describe } from './commands/describe.js';
 import { get, watchEvents } from './commands/get.js';
-import { clean, importCmd, kubeconfig, tenantsResolve } from './commands/seeds.js';
+import { clean, importCmd, kubeconfig, superclusters, tenants } from './commands/seeds.js';
 import { type CommandContext, outputFormat, sleep } from './context.js';
 import { CliError, EXIT, usage } from './errors.js';
 import { resolveSettings } from './settings.js';
@@ -33,6 +33,9 @@ Seed scenarios (docs/seeds.md):
   kubeconfig admin [--cluster C]                      print an admin kubeconfig (> admin.conf)
   clean [--purge] [--cluster C] --yes [--wait]        stop and remove every role; --purge deletes their data
   tenants resolve NAME [--cluster C]                  which Arktos data partition serves a tenant
+  tenants [set NAME --slices N|--quota cpu=Q,memory=Q [--slice cpu=Q,memory=Q] | delete NAME]
+                                                      VirtualCluster tenant quotas and their {"r1":1,"r2":1} placement
+  superclusters                                       super clusters, their capacity and what the slices use
 Other:
   task NODE KIND [--instance ID] [--wait]             run restart|stop|start|reprovision|diagnostics|run-command
   token create NAME --role viewer|operator|admin | token delete ID
@@ -88,11 +91,8 @@ const COMMANDS: Record<string, Handler> = {
   import: importCmd,
   kubeconfig,
   clean,
-  tenants: (ctx) => {
-    const [, sub, arg] = ctx.args.positionals;
-    if (sub === 'resolve') return tenantsResolve(ctx, arg);
-    throw usage(`unknown tenants command ${JSON.stringify(sub ?? '')}`, 'drover tenants resolve NAME');
-  },
+  tenants,
+  superclusters,
 };
 
 async function version(args: ParsedArgs, io: RunIo, signal: AbortSignal): Promise<number> {

@@ -11,6 +11,10 @@ export const VC_ERRORS = {
     description:
       'Slice-placement input is invalid (duplicate name, negative count, bad capacity); the message names it.',
   },
+  DROVER_ERR_VC_TENANT_NOT_FOUND: {
+    status: 404,
+    description: 'No VirtualCluster tenant has this name (`drover tenants` lists them).',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type VcErrorCode = keyof typeof VC_ERRORS;

@@ -16,3 +16,11 @@ export {
   type UnplacedSlices,
 } from './placement.js';
 export { formatCpu, formatMemory, parseCpuMilli, parseMemoryBytes } from './quantity.js';
+export {
+  type PlacementRecord,
+  type SuperClusterView,
+  type TenantRecord,
+  type VcEngine,
+  VcService,
+  type VcServiceOptions,
+} from './service.js';

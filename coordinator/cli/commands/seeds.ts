@@ -131,3 +131,124 @@ export async function tenantsResolve(ctx: CommandContext, name: string | undefin
   );
   return 0;
 }
+
+interface TenantRow {
+  name: string;
+  slices: number;
+  slice: { cpu: string | number; memory: string | number };
+  annotation: string;
+  unplaced: number;
+  unplacedReason?: string;
+}
+interface CapacityRow {
+  cpu: string;
+  memory: string;
+}
+interface SuperClusterRow {
+  name: string;
+  nodes: number;
+  capacity: CapacityRow;
+  used: CapacityRow;
+  free: CapacityRow;
+}
+
+/** `cpu=200m,memory=200Mi` → `{ cpu, memory }`. */
+function resources(flag: string, text: string): { cpu: string; memory: string } {
+  const out: Record<string, string> = {};
+  for (const part of text.split(',')) {
+    const [k, v] = part.split('=').map((s) => s.trim());
+    if ((k !== 'cpu' && k !== 'memory') || !v)
+      throw usage(
+        `--${flag} ${JSON.stringify(text)} is not cpu=Q,memory=Q`,
+        `e.g. --${flag} cpu=200m,memory=200Mi`,
+      );
+    out[k] = v;
+  }
+  if (!out.cpu || !out.memory)
+    throw usage(`--${flag} needs both cpu and memory`, `e.g. --${flag} cpu=200m,memory=200Mi`);
+  return { cpu: out.cpu, memory: out.memory };
+}
+
+function tenantTable(rows: TenantRow[]): string {
+  return formatTable(
+    ['TENANT', 'SLICES', 'SLICE', 'PLACEMENTS', 'UNPLACED'],
+    rows.map((t) => [
+      t.name,
+      t.slices,
+      JSON.stringify({ cpu: t.slice.cpu, memory: t.slice.memory }),
+      t.annotation,
+      t.unplaced ? `${t.unplaced}: ${t.unplacedReason ?? ''}` : '-',
+    ]),
+  );
+}
+
+/** `drover tenants [resolve NAME | set NAME --slices N|--quota cpu=…,memory=… [--slice …] | delete NAME]` */
+export async function tenants(ctx: CommandContext): Promise<number> {
+  const [, sub, name] = ctx.args.positionals;
+  const f = ctx.args.flags;
+  if (sub === 'resolve') return tenantsResolve(ctx, name);
+  if (sub === undefined || sub === 'list') {
+    const r = await ctx.client.get<{ items: TenantRow[] }>('/v1/tenants');
+    if (!printStructured(ctx, r))
+      ctx.out(r.items.length ? tenantTable(r.items) : 'no tenants (drover tenants set NAME --slices N)\n');
+    return 0;
+  }
+  if (sub === 'set') {
+    if (!name) throw usage('tenants set needs a tenant name', 'e.g. drover tenants set default --slices 2');
+    const slices = str(f, 'slices');
+    const quota = str(f, 'quota');
+    if ((slices === undefined) === (quota === undefined))
+      throw usage(
+        'tenants set needs --slices N or --quota cpu=Q,memory=Q (one of them)',
+        'e.g. drover tenants set default --quota cpu=200m,memory=200Mi',
+      );
+    const n = Number(slices);
+    if (slices !== undefined && (!Number.isInteger(n) || n < 0))
+      throw usage(`--slices ${JSON.stringify(slices)} is not a count`);
+    const slice = str(f, 'slice');
+    const body = {
+      ...(slices !== undefined ? { slices: n } : { quota: resources('quota', quota!) }),
+      ...(slice ? { slice: resources('slice', slice) } : {}),
+    };
+    const t = await ctx.client.request<TenantRow>('PUT', `/v1/tenants/${encodeURIComponent(name)}`, { body });
+    if (!printStructured(ctx, t)) ctx.out(tenantTable([t]));
+    return 0;
+  }
+  if (sub === 'delete') {
+    if (!name) throw usage('tenants delete needs a tenant name');
+    const r = await ctx.client.request<{ message: string }>(
+      'DELETE',
+      `/v1/tenants/${encodeURIComponent(name)}`,
+    );
+    if (!printStructured(ctx, r)) ctx.out(`${r.message}\n`);
+    return 0;
+  }
+  throw usage(
+    `unknown tenants command ${JSON.stringify(sub)}`,
+    'drover tenants | tenants set NAME --slices N | tenants delete NAME | tenants resolve NAME',
+  );
+}
+
+/** `drover superclusters`: each super cluster's capacity and what the slices use. */
+export async function superclusters(ctx: CommandContext): Promise<number> {
+  const r = await ctx.client.get<{ items: SuperClusterRow[] }>('/v1/superclusters');
+  if (printStructured(ctx, r)) return 0;
+  ctx.out(
+    r.items.length
+      ? formatTable(
+          ['SUPER CLUSTER', 'NODES', 'CPU', 'MEMORY', 'USED CPU', 'USED MEMORY', 'FREE CPU', 'FREE MEMORY'],
+          r.items.map((s) => [
+            s.name,
+            s.nodes,
+            s.capacity.cpu,
+            s.capacity.memory,
+            s.used.cpu,
+            s.used.memory,
+            s.free.cpu,
+            s.free.memory,
+          ]),
+        )
+      : 'no super clusters (a cluster whose topology has a kubelet role)\n',
+  );
+  return 0;
+}
