@@ -101,7 +101,9 @@ describe('slices follow super-cluster capacity', () => {
     expect(moved).toHaveLength(1);
     expect(moved[0]!.message).toMatch(/from \{"r1":1,"r2":1\} to \{"r1":2\}/);
     // the node had to be Unreachable first, not merely Suspect: the move follows that event
-    const unreachable = coord.engine.events.list({ kind: 'node.unreachable' }).find((e) => e.nodeId === 'vc-r2');
+    const unreachable = coord.engine.events
+      .list({ kind: 'node.unreachable' })
+      .find((e) => e.nodeId === 'vc-r2');
     expect(unreachable).toBeDefined();
     expect(moved[0]!.seq).toBeGreaterThan(unreachable!.seq);
     expect(Date.now() - stopped).toBeGreaterThanOrEqual(1500);
