@@ -26,6 +26,9 @@ for svc in nats-server etcd haproxy; do
 done
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  # `npm ci` is strict: it refuses a lock file whose optional per-platform packages (rollup, biome,
+  # esbuild builds for other OSes) the registry mirror does not carry. `npm install` with the same
+  # lock installs the same versions for this platform and skips the absent optional ones.
+  npm ci --no-audit --no-fund 2>/dev/null || npm install --no-audit --no-fund --no-save
 fi
 node scripts/build.mjs
