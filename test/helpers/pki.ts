@@ -21,7 +21,8 @@ export function openssl(args: string[], input?: string): { code: number; out: st
 }
 
 /** `openssl verify -CAfile ca [-purpose p] leaf`; returns openssl's exit code and output. */
-export function opensslVerify(caPem: string, certPem: string, purpose?: 'sslserver' | 'sslclient') {
+/** Verifies `certPem` against `caPem` with openssl; `atMs` checks validity at that instant (a test's clock) instead of now. */
+export function opensslVerify(caPem: string, certPem: string, purpose?: 'sslserver' | 'sslclient', atMs?: number) {
   const dir = tempDir('verify');
   try {
     writeFileSync(join(dir, 'ca.crt'), caPem);
@@ -31,6 +32,7 @@ export function opensslVerify(caPem: string, certPem: string, purpose?: 'sslserv
       '-CAfile',
       join(dir, 'ca.crt'),
       ...(purpose ? ['-purpose', purpose] : []),
+      ...(atMs === undefined ? [] : ['-attime', String(Math.floor(atMs / 1000))]),
       join(dir, 'leaf.crt'),
     ]);
   } finally {

@@ -108,7 +108,7 @@ describe('agent certificates (CertManager)', () => {
     expect(await certs.ensure(spec)).toBe(true);
     const certFile = join(rootDir, c.certPath);
     const first = readFileSync(certFile, 'utf8');
-    expect(opensslVerify(pki.caPem('cluster'), first, 'sslclient').code).toBe(0);
+    expect(opensslVerify(pki.caPem('cluster'), first, 'sslclient', clock.now()).code).toBe(0);
     expect(statSync(join(rootDir, c.keyPath)).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(rootDir, c.caPath), 'utf8')).toBe(pki.caPem('cluster'));
     expect(await certs.ensure(spec)).toBe(false);
