@@ -1,48 +1,15 @@
-import { readFileSync } from 'node:fs';
+import { isLiveState, readProcStat } from '../../lib/procfs.js';
 
 /**
- * Reads `/proc/<pid>/stat`. The start time (field 22, clock ticks since boot) tells one process
- * from a later one that got the same pid, so a pidfile never adopts a stranger.
+ * Process identity for the agent: a pid and its start time (field 22 of `/proc/<pid>/stat`,
+ * clock ticks since boot), so a pidfile never adopts a stranger. Parsing lives in lib/procfs.ts.
  */
-export interface ProcStat {
-  pid: number;
-  state: string;
-  ppid: number;
-  pgrp: number;
-  startTime: string;
-  utimeTicks: number;
-  stimeTicks: number;
-  rssPages: number;
-}
-
-export function readProcStat(pid: number, procRoot = '/proc'): ProcStat | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`${procRoot}/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // comm (field 2) may contain spaces and parentheses: split after the last ')'.
-  const close = text.lastIndexOf(')');
-  if (close < 0) return undefined;
-  const rest = text.slice(close + 2).split(' ');
-  // rest[0] is field 3 (state); field N is rest[N - 3].
-  return {
-    pid,
-    state: rest[0] ?? '?',
-    ppid: Number(rest[1]),
-    pgrp: Number(rest[2]),
-    utimeTicks: Number(rest[11]),
-    stimeTicks: Number(rest[12]),
-    startTime: rest[19] ?? '',
-    rssPages: Number(rest[21]),
-  };
-}
+export { type ProcStat, readProcStat } from '../../lib/procfs.js';
 
 /** True when the pid is a live (not zombie) process with the given start time. */
 export function isSameProcessAlive(pid: number, startTime: string | undefined): boolean {
   const st = readProcStat(pid);
-  if (!st || st.state === 'Z' || st.state === 'X') return false;
+  if (!st || !isLiveState(st.state)) return false;
   return startTime === undefined || st.startTime === startTime;
 }
 

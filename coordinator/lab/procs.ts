@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { isLiveState, readProcStat } from '../../lib/procfs.js';
 
 /**
  * Process plumbing for the lab: detached spawning with log files, and /proc reads so that a pid
@@ -23,29 +24,16 @@ export interface ProcInfo {
 }
 
 export function readStat(pid: number): ProcInfo | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const close = text.lastIndexOf(')');
-  if (close < 0) return undefined;
-  const rest = text.slice(close + 2).split(' ');
-  return {
-    pid,
-    state: rest[0] ?? '?',
-    ppid: Number(rest[1]),
-    pgrp: Number(rest[2]),
-    startTime: rest[19] ?? '',
-  };
+  const st = readProcStat(pid);
+  if (!st) return undefined;
+  return { pid, state: st.state, ppid: st.ppid, pgrp: st.pgrp, startTime: st.startTime };
 }
 
 /** True while `ref` names a live (not zombie) process with the recorded start time. */
 export function isAlive(ref: ProcRef | undefined): boolean {
   if (!ref) return false;
   const st = readStat(ref.pid);
-  return !!st && st.state !== 'Z' && st.state !== 'X' && st.startTime === ref.startTime;
+  return !!st && isLiveState(st.state) && st.startTime === ref.startTime;
 }
 
 /** 'T' (stopped) or 't' (traced): what SIGSTOP leaves behind. */
@@ -92,7 +80,7 @@ export function allProcs(): ProcInfo[] {
   for (const pid of listPids()) {
     if (pid === process.pid) continue;
     const st = readStat(pid);
-    if (st && st.state !== 'Z' && st.state !== 'X') out.push(st);
+    if (st && isLiveState(st.state)) out.push(st);
   }
   return out;
 }
