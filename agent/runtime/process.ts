@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../../lib/atomic-file.js';
 import { Backoff } from '../../lib/backoff.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/logger.js';
+import { RuntimeListeners } from './listeners.js';
 import { isSameProcessAlive, processStartTime } from './procfs.js';
 import { tailFile } from './tail.js';
 import {
@@ -70,6 +71,21 @@ function backoffFor(inst: RunnableInstance): Backoff {
   return new Backoff({ initialMs, maxMs: Math.max(initialMs, inst.restart.maxBackoffMs), factor: 2 });
 }
 
+/** A not-yet-spawned instance the runtime is to start. */
+function newEntry(inst: RunnableInstance): Entry {
+  return {
+    inst,
+    state: 'starting',
+    wantRunning: true,
+    restarts: 0,
+    consecutiveFailures: 0,
+    adopted: false,
+    backoff: backoffFor(inst),
+    gen: 0,
+    exited: true,
+  };
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
@@ -80,7 +96,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process' as const;
   private readonly entries = new Map<string, Entry>();
-  private readonly listeners = new Set<RuntimeListener>();
+  private readonly listeners: RuntimeListeners;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly runDir: string;
@@ -94,6 +110,7 @@ export class ProcessRuntime implements Runtime {
   constructor(opts: ProcessRuntimeOptions) {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger ?? silentLogger;
+    this.listeners = new RuntimeListeners(this.log);
     this.runDir = join(opts.dataDir, 'run');
     this.logDir = join(opts.dataDir, 'logs');
     this.logMaxBytes = opts.logMaxBytes ?? 10 * 1024 * 1024;
@@ -105,18 +122,7 @@ export class ProcessRuntime implements Runtime {
   }
 
   onChange(fn: RuntimeListener): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
-  }
-
-  private emit(id: string): void {
-    for (const fn of this.listeners) {
-      try {
-        fn(id);
-      } catch (err) {
-        this.log.error({ err }, 'runtime listener threw');
-      }
-    }
+    return this.listeners.add(fn);
   }
 
   logPath(id: string): string {
@@ -171,7 +177,7 @@ export class ProcessRuntime implements Runtime {
       this.armStableTimer(e, e.gen);
       adopted.push(pf.id);
       this.log.info({ instance: pf.id, pid: pf.pid }, 'adopted a running instance');
-      this.emit(pf.id);
+      this.listeners.emit(pf.id);
     }
     return adopted;
   }
@@ -188,17 +194,7 @@ export class ProcessRuntime implements Runtime {
       await this.spawnEntry(e);
       return;
     }
-    const fresh: Entry = {
-      inst,
-      state: 'starting',
-      wantRunning: true,
-      restarts: 0,
-      consecutiveFailures: 0,
-      adopted: false,
-      backoff: backoffFor(inst),
-      gen: 0,
-      exited: true,
-    };
+    const fresh = newEntry(inst);
     this.entries.set(inst.id, fresh);
     await this.spawnEntry(fresh);
   }
@@ -206,17 +202,7 @@ export class ProcessRuntime implements Runtime {
   async restart(inst: RunnableInstance): Promise<void> {
     const e = this.entries.get(inst.id);
     if (e) await this.stopEntry(e);
-    const next: Entry = e ?? {
-      inst,
-      state: 'starting',
-      wantRunning: true,
-      restarts: 0,
-      consecutiveFailures: 0,
-      adopted: false,
-      backoff: backoffFor(inst),
-      gen: 0,
-      exited: true,
-    };
+    const next = e ?? newEntry(inst);
     next.inst = inst;
     next.backoff = backoffFor(inst);
     next.consecutiveFailures = 0;
@@ -246,7 +232,7 @@ export class ProcessRuntime implements Runtime {
       inst,
     };
     await writeFileAtomic(this.pidPath(inst.id), JSON.stringify(pf), 0o644);
-    this.emit(inst.id);
+    this.listeners.emit(inst.id);
   }
 
   async stop(id: string): Promise<void> {
@@ -263,7 +249,7 @@ export class ProcessRuntime implements Runtime {
     await this.stopEntry(e);
     this.entries.delete(id);
     await rm(this.pidPath(id), { force: true });
-    this.emit(id);
+    this.listeners.emit(id);
   }
 
   async stopAll(): Promise<void> {
@@ -362,7 +348,7 @@ export class ProcessRuntime implements Runtime {
       inst,
     };
     this.armStableTimer(e, gen);
-    this.emit(inst.id);
+    this.listeners.emit(inst.id);
     return writeFileAtomic(this.pidPath(inst.id), JSON.stringify(pf), 0o644).then(
       async () => {
         // The process may have exited while the pidfile was written.
@@ -385,7 +371,7 @@ export class ProcessRuntime implements Runtime {
       const was = e.consecutiveFailures;
       e.consecutiveFailures = 0;
       if (e.state === 'crashloop') e.state = 'running';
-      if (was > 0) this.emit(e.inst.id);
+      if (was > 0) this.listeners.emit(e.inst.id);
     }, after);
   }
 
@@ -405,7 +391,7 @@ export class ProcessRuntime implements Runtime {
     rm(this.pidPath(id), { force: true }).catch(() => {});
     if (!e.wantRunning) {
       e.state = 'stopped';
-      this.emit(id);
+      this.listeners.emit(id);
       return;
     }
     const ranMs = this.clock.now() - (e.startedClock ?? this.clock.now());
@@ -428,7 +414,7 @@ export class ProcessRuntime implements Runtime {
       e.state = clean ? 'stopped' : 'failed';
       e.wantRunning = false;
       this.log.warn({ instance: id, reason: what, policy }, 'exited; policy says no restart');
-      this.emit(id);
+      this.listeners.emit(id);
       return;
     }
     if (this.closed) return;
@@ -445,7 +431,7 @@ export class ProcessRuntime implements Runtime {
       e.restarts++;
       void this.spawnEntry(e);
     }, delay);
-    this.emit(id);
+    this.listeners.emit(id);
   }
 
   private async stopEntry(e: Entry): Promise<void> {
@@ -458,13 +444,13 @@ export class ProcessRuntime implements Runtime {
     if (pid === undefined) {
       if (e.state !== 'stopped' && e.state !== 'failed') {
         e.state = 'stopped';
-        this.emit(id);
+        this.listeners.emit(id);
       }
       await rm(this.pidPath(id), { force: true });
       return;
     }
     e.state = 'stopping';
-    this.emit(id);
+    this.listeners.emit(id);
     const startTime = e.startTime;
     const gone = () => e.pid !== pid || !isSameProcessAlive(pid, startTime);
     killGroup(pid, 'SIGTERM');
@@ -488,7 +474,7 @@ export class ProcessRuntime implements Runtime {
     e.state = 'stopped';
     await rm(this.pidPath(id), { force: true });
     this.log.info({ instance: id, pid }, 'stopped');
-    this.emit(id);
+    this.listeners.emit(id);
   }
 
   private schedulePoll(): void {

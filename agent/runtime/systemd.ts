@@ -7,6 +7,7 @@ import { type Clock, systemClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/logger.js';
 import { AgentError } from '../errors.js';
 import { findBinary } from '../facts.js';
+import { RuntimeListeners } from './listeners.js';
 import type {
   RunnableInstance,
   Runtime,
@@ -133,7 +134,7 @@ const DEFAULT_RESTART = {
 export class SystemdRuntime implements Runtime {
   readonly kind = 'systemd' as const;
   private readonly entries = new Map<string, Entry>();
-  private readonly listeners = new Set<RuntimeListener>();
+  private readonly listeners: RuntimeListeners;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly systemctl: string;
@@ -146,6 +147,7 @@ export class SystemdRuntime implements Runtime {
   constructor(private readonly opts: SystemdRuntimeOptions) {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger ?? silentLogger;
+    this.listeners = new RuntimeListeners(this.log);
     this.systemctl = opts.systemctl ?? 'systemctl';
     this.journalctl = opts.journalctl ?? 'journalctl';
     this.pollMs = opts.pollIntervalMs ?? 2000;
@@ -158,18 +160,7 @@ export class SystemdRuntime implements Runtime {
   }
 
   onChange(fn: RuntimeListener): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
-  }
-
-  private emit(id: string): void {
-    for (const fn of this.listeners) {
-      try {
-        fn(id);
-      } catch (err) {
-        this.log.error({ err }, 'runtime listener threw');
-      }
-    }
+    return this.listeners.add(fn);
   }
 
   private async run(cmd: string, args: string[], allowFail = false): Promise<string> {
@@ -316,7 +307,7 @@ export class SystemdRuntime implements Runtime {
       await this.systemctlRun(['daemon-reload']);
       await this.systemctlRun(['reset-failed', unit], true);
     }
-    if (this.entries.delete(id)) this.emit(id);
+    if (this.entries.delete(id)) this.listeners.emit(id);
   }
 
   async stopAll(): Promise<void> {
@@ -376,7 +367,7 @@ export class SystemdRuntime implements Runtime {
       if (!b) continue;
       const before = JSON.stringify(e.status);
       this.apply(e, b);
-      if (JSON.stringify(e.status) !== before) this.emit(e.inst.id);
+      if (JSON.stringify(e.status) !== before) this.listeners.emit(e.inst.id);
     }
   }
 
