@@ -2,8 +2,7 @@
 // supervises 5 instances (sleep processes), sampled from /proc over ~20 s after a warm-up.
 // Targets (issue 3): RSS <= 80 MB, CPU <= 1 % of one core.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'nats';
@@ -14,100 +13,40 @@ import {
   generateSigningKey,
   PROTOCOL_VERSION,
   type RegisterReply,
-  sealPlan,
   signPlan,
   subjects,
 } from '../protocol/index.js';
+import { sampleInstance, samplePlan } from '../test/helpers/fixtures.js';
+import { cpuPercent, procSample, sleep, startNatsServer, waitUntil } from './lib.js';
 
 const MEASURE_MS = Number(process.env.AGENT_BENCH_MS ?? 20_000);
 const WARMUP_MS = 3000;
 const INSTANCES = 5;
-const CLK_TCK = 100; // Linux USER_HZ
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function findBinary(name: string): string {
-  for (const d of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin', '/sbin', '/bin']) {
-    try {
-      accessSync(join(d, name), constants.X_OK);
-      return join(d, name);
-    } catch {}
-  }
-  throw new Error(`${name} is not installed (apt-get install -y ${name})`);
-}
-
-function sample(pid: number): { rssKb: number; ticks: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { rssKb, ticks: Number(f[11]) + Number(f[12]) };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitUntil(what: string, fn: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 export async function run(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'drover-agent-bench-'));
   const children: ChildProcess[] = [];
   const rolePids: number[] = [];
   try {
-    const port = await freePort();
-    const nats = spawn(findBinary('nats-server'), ['-a', '127.0.0.1', '-p', String(port)], {
-      stdio: 'ignore',
-    });
-    children.push(nats);
-    const url = `nats://127.0.0.1:${port}`;
-    let nc: Awaited<ReturnType<typeof connect>> | undefined;
-    for (let i = 0; i < 50 && !nc; i++) {
-      nc = await connect({ servers: url }).catch(async () => {
-        await sleep(100);
-        return undefined;
-      });
-    }
-    if (!nc) throw new Error('nats-server did not start');
+    const nats = await startNatsServer();
+    children.push(nats.child);
+    const url = nats.url;
+    const nc = await connect({ servers: url });
 
     const nodeId = 'bench-node';
     const key = generateSigningKey();
     const plan = signPlan(
-      sealPlan({
-        v: PROTOCOL_VERSION,
-        type: 'plan',
+      samplePlan({
         nodeId,
-        generation: 1,
-        coordinatorEpoch: 1,
-        issuedAt: new Date().toISOString(),
-        instances: Array.from({ length: INSTANCES }, (_, i) => ({
-          id: `idle#${i}`,
-          role: 'idle',
-          epoch: 1,
-          simulated: false,
-          files: [],
-          run: { command: '/bin/sleep', args: ['100000'], env: {} },
-          restart: {
-            policy: 'always',
-            initialBackoffMs: 1000,
-            maxBackoffMs: 60_000,
-            resetAfterMs: 60_000,
-            crashLoopThreshold: 5,
-          },
-        })),
+        instances: Array.from({ length: INSTANCES }, (_, i) =>
+          sampleInstance({
+            id: `idle#${i}`,
+            role: 'idle',
+            files: [],
+            run: { command: '/bin/sleep', args: ['100000'], env: {} },
+            health: undefined,
+          }),
+        ),
       }),
       key,
     );
@@ -158,11 +97,11 @@ export async function run(): Promise<void> {
     const bundle = new URL('../dist/drover-agent.mjs', import.meta.url).pathname;
     const agent = spawn(process.execPath, [bundle, '--config', config], { stdio: 'ignore' });
     children.push(agent);
-    await waitUntil(`${INSTANCES} instances running`, () => running === INSTANCES);
+    await waitUntil(`${INSTANCES} instances running`, () => running === INSTANCES, 20_000, 100);
     await sleep(WARMUP_MS);
 
     const pid = agent.pid!;
-    const first = sample(pid);
+    const first = procSample(pid);
     const hb0 = heartbeats;
     const st0 = statuses;
     const t0 = Date.now();
@@ -171,14 +110,15 @@ export async function run(): Promise<void> {
     let n = 0;
     while (Date.now() - t0 < MEASURE_MS) {
       await sleep(1000);
-      const s = sample(pid);
+      const s = procSample(pid);
       maxRss = Math.max(maxRss, s.rssKb);
       sumRss += s.rssKb;
       n++;
     }
-    const last = sample(pid);
-    const elapsedS = (Date.now() - t0) / 1000;
-    const cpuPct = ((last.ticks - first.ticks) / CLK_TCK / elapsedS) * 100;
+    const last = procSample(pid);
+    const elapsedMs = Date.now() - t0;
+    const elapsedS = elapsedMs / 1000;
+    const cpuPct = cpuPercent(first, last, elapsedMs);
     const avgRssMb = sumRss / n / 1024;
     const maxRssMb = maxRss / 1024;
     const ok = (v: boolean) => (v ? 'within target' : 'OVER TARGET');
