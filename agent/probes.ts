@@ -109,10 +109,18 @@ export interface ProberOptions {
   run?: (p: HealthProbe) => Promise<ProbeResult>;
 }
 
+/** How often a starting instance is probed until its first pass (or the start-up grace ends). */
+export const STARTUP_PROBE_PACE_MS = 500;
+
 /**
- * Probes one instance: waits `initialDelayMs`, then checks every `periodMs` (never overlapping),
- * turning healthy after `successThreshold` passes in a row and unhealthy after `failureThreshold`
- * failures in a row.
+ * Probes one instance every `periodMs` (never overlapping), turning healthy after
+ * `successThreshold` passes in a row and unhealthy after `failureThreshold` failures in a row.
+ *
+ * `initialDelayMs` is a start-up grace, like a Kubernetes startup probe rather than a blind delay:
+ * probing begins at once, at a faster pace (`STARTUP_PROBE_PACE_MS`) until the first pass, and
+ * failures inside the grace do not count toward `failureThreshold`, so a slow starter is not
+ * restarted while it starts, yet a fast one is reported healthy as soon as it is (which is what a
+ * moved instance's restore time is measured to).
  */
 export class Prober {
   private readonly clock: Clock;
@@ -124,6 +132,8 @@ export class Prober {
   private epoch = 0;
   private successes = 0;
   private failures = 0;
+  private startedAt = 0;
+  private passedOnce = false;
   health: Health = 'unknown';
   lastError: string | undefined;
   checks = 0;
@@ -144,8 +154,15 @@ export class Prober {
     const epoch = ++this.epoch;
     this.successes = 0;
     this.failures = 0;
+    this.passedOnce = false;
+    this.startedAt = this.clock.now();
     this.set('unknown', undefined);
-    this.schedule(epoch, this.probe.initialDelayMs);
+    this.schedule(epoch, this.starting() ? Math.min(STARTUP_PROBE_PACE_MS, this.probe.periodMs) : 0);
+  }
+
+  /** inside the start-up grace and not yet passed once */
+  private starting(): boolean {
+    return !this.passedOnce && this.clock.now() - this.startedAt < this.probe.initialDelayMs;
   }
 
   stop(): void {
@@ -174,9 +191,14 @@ export class Prober {
     if (epoch !== this.epoch) return;
     this.checks++;
     if (r.ok) {
+      this.passedOnce = true;
       this.failures = 0;
       this.successes++;
       if (this.successes >= this.probe.successThreshold) this.set('healthy', undefined);
+    } else if (this.starting()) {
+      // start-up grace: remembered for status, not counted toward failureThreshold
+      this.successes = 0;
+      this.lastError = r.error;
     } else {
       this.successes = 0;
       this.failures++;
@@ -184,7 +206,11 @@ export class Prober {
       if (this.failures >= this.probe.failureThreshold) this.set('unhealthy', r.error);
       else if (this.health !== 'healthy') this.lastError = r.error;
     }
-    this.schedule(epoch, this.probe.periodMs);
+    const pace =
+      this.starting() && this.successes < this.probe.successThreshold
+        ? Math.min(STARTUP_PROBE_PACE_MS, this.probe.periodMs)
+        : this.probe.periodMs;
+    this.schedule(epoch, pace);
   }
 
   private set(h: Health, err: string | undefined): void {

@@ -183,7 +183,8 @@ async function runSize(n: number): Promise<void> {
       }
     }, HEARTBEAT_MS / 10);
 
-    const simCpuDuringChanges = 0;
+    /** CPU the simulated fleet (this process) used during the last change, in % of one core */
+    let simCpuDuringChange = Number.NaN;
     const apply = async (version: string) => {
       const t = performance.now();
       const c0 = process.cpuUsage();
@@ -199,7 +200,10 @@ async function runSize(n: number): Promise<void> {
         120_000,
         10,
       );
-      return performance.now() - t;
+      const ms = performance.now() - t;
+      const c = process.cpuUsage(c0);
+      simCpuDuringChange = ((c.user + c.system) / 1000 / ms) * 100;
+      return ms;
     };
     const firstMs = await apply('v1');
     await sleep(3000);
@@ -246,7 +250,7 @@ async function runSize(n: number): Promise<void> {
     );
     line(
       '  coordinator push side vs simulated fleet',
-      `the simulated agents' own process used ${simCpuDuringChanges.toFixed(0)} % of one core during the change; nats-server, the coordinator and the fleet share ${cpus().length} cores`,
+      `the simulated agents' own process used ${simCpuDuringChange.toFixed(0)} % of one core during the change; nats-server, the coordinator and the fleet share ${cpus().length} cores`,
     );
     line(
       'steady-state coordinator CPU',

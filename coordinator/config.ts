@@ -47,7 +47,7 @@ export const CoordinatorOptionsSchema = Type.Object({
   ),
   unreachableAfter: Type.Optional(Duration({ description: 'silence before Unreachable (default 10s)' })),
   reassignAfter: Type.Optional(
-    Duration({ description: 'Unreachable time before stateless roles move (default 15s)' }),
+    Duration({ description: 'Unreachable time before stateless roles move (default 5s)' }),
   ),
   etcdReassignAfter: Type.Optional(
     Duration({ description: 'Unreachable time before an etcd member is replaced (default 60s)' }),
@@ -88,7 +88,7 @@ export const DEFAULT_COORDINATOR_OPTIONS = {
   heartbeatInterval: 2000,
   suspectAfterMissed: 3,
   unreachableAfter: 10_000,
-  reassignAfter: 15_000,
+  reassignAfter: 5_000,
   etcdReassignAfter: 60_000,
   stormThreshold: 0.4,
   pushTimeout: 10_000,

@@ -8,8 +8,10 @@ import type { Assignment, NodeRecord } from './model.js';
 
 /**
  * Repair timings. Defaults and why (docs/operations.md has the long form):
- * - reassignAfterMs 15 s of Unreachable (itself 10 s of silence): rides out blips and a NATS
- *   reconnect, yet restores a stateless role well inside Kubernetes' 40–50 s node grace.
+ * - reassignAfterMs 5 s of Unreachable (itself 10 s of silence), 15 s of silence in all: rides out
+ *   network blips and a NATS reconnect (an agent reconnects within seconds), yet a stateless role
+ *   is back in well under 20 s, inside Kubernetes' 40–50 s node grace. A wrong move is cheap: the
+ *   returning host is fenced by the epoch bump.
  * - etcdReassignAfterMs 60 s: a member replacement is expensive and risky; a rebooting host
  *   usually comes back within a minute.
  * - stormThreshold 0.4: more than 40 % of nodes silent at once is more likely a partition on the
@@ -30,7 +32,7 @@ export interface RepairOptions {
 }
 
 export const DEFAULT_REPAIR_OPTIONS: RepairOptions = {
-  reassignAfterMs: 15_000,
+  reassignAfterMs: 5_000,
   etcdReassignAfterMs: 60_000,
   stormThreshold: 0.4,
   maxReassignPerRolePerMinute: 3,

@@ -47,7 +47,7 @@ Flags:
   --nats-port P             nats-server port (default 4222, a free one if busy; 0: any)
   --heartbeat-interval D    agent heartbeat (default 2s)
   --unreachable-after D     silence before a host is Unreachable (default 10s)
-  --reassign-after D        Unreachable time before stateless roles move (default 15s)
+  --reassign-after D        Unreachable time before stateless roles move (default 5s)
   --etcd-reassign-after D   Unreachable time before an etcd member is replaced (the topology says 60s; this flag wins)
   --timeout D               give up waiting for convergence after D (default 4m)
   --no-wait                 return once the topology is applied

@@ -25,7 +25,7 @@ export interface LabUpOptions {
   natsPort?: number;
   /**
    * coordinator timings, as durations (`3s`); unset: the coordinator's defaults (heartbeat 2s,
-   * unreachable 10s, reassign 15s, etcd as the topology says). `etcdReassignAfter` also replaces
+   * unreachable 10s, reassign 5s, etcd as the topology says). `etcdReassignAfter` also replaces
    * the topology's `roles.etcd.repair.reassignAfter` (examples/ha.yaml says 60s), and
    * `reassignAfter` that of the other roles that set one: the lab applies that derived copy.
    */

@@ -64,7 +64,12 @@ export const HealthProbe = Type.Object({
   args: Type.Optional(Type.Array(Type.String())),
   periodMs: Type.Integer({ minimum: 100, maximum: 3_600_000 }),
   timeoutMs: Type.Integer({ minimum: 10, maximum: 600_000 }),
-  initialDelayMs: Type.Integer({ minimum: 0, maximum: 3_600_000 }),
+  initialDelayMs: Type.Integer({
+    minimum: 0,
+    maximum: 3_600_000,
+    description:
+      'start-up grace: probing starts at once (every 500 ms until the first pass); failures within this time after a (re)start do not count toward failureThreshold',
+  }),
   failureThreshold: Type.Integer({ minimum: 1, maximum: 100 }),
   successThreshold: Type.Integer({ minimum: 1, maximum: 100 }),
 });

@@ -27,7 +27,7 @@ import { hasBinary, tcpOpen, tempDir, waitFor } from '../helpers/proc.js';
  * Runs only as root with iproute2 (CI is root).
  *
  * Timings as in failover.test.ts: heartbeat 1s, Unreachable after 4s, reassign after 2s, etcd
- * reassign after 4s (defaults 2s / 10s / 15s / 60s).
+ * reassign after 4s (defaults 2s / 10s / 5s / 60s).
  */
 
 const FAILURE_BUDGET_MS = 2000;

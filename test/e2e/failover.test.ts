@@ -28,7 +28,7 @@ import { tempDir, waitFor } from '../helpers/proc.js';
  *
  * Timings are shortened with the lab's flags so the test stays around two minutes:
  * heartbeat 1s, Unreachable after 4s, reassign after 2s, etcd reassign after 4s (the defaults are
- * 2s / 10s / 15s / 60s). A background client sends GET /version through the load balancer every
+ * 2s / 10s / 5s / 60s). A background client sends GET /version through the load balancer every
  * 100 ms on a new connection; each disruption may cost at most 2 s worth of failed requests.
  */
 

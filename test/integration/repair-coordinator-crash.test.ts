@@ -14,7 +14,7 @@ import { waitFor } from '../helpers/proc.js';
  * one not yet added). Either way the restarted coordinator must finish the job with nothing
  * duplicated: three etcd members, each instance running on exactly one host.
  *
- * Short timings (the defaults are 2s / 10s / 15s / 60s): heartbeat 500ms, Unreachable after 2s,
+ * Short timings (the defaults are 2s / 10s / 5s / 60s): heartbeat 500ms, Unreachable after 2s,
  * reassign after 2s, etcd reassign after 3s.
  */
 

@@ -1,17 +1,9 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT_VAR } from '../../agent/applier.js';
-import { Engine } from '../../coordinator/engine.js';
 import { EtcdAdmin } from '../../coordinator/etcd.js';
-import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from '../../coordinator/repair.js';
-import { MemoryStore } from '../../coordinator/store/index.js';
-import { parseTopology } from '../../coordinator/topology/index.js';
-import { ManualClock } from '../../lib/clock.js';
-import { silentLogger } from '../../lib/logger.js';
-import { generateSigningKey, PROTOCOL_VERSION } from '../../protocol/index.js';
-import { RecordingBus, TEST_TIMINGS } from '../helpers/api.js';
-import { sampleFacts } from '../helpers/fixtures.js';
 import { autoCleanup, killAndWait, requireBinary, spawnLogged, tempDir, waitFor } from '../helpers/proc.js';
+import { repairFleet } from '../helpers/repair-fleet.js';
 
 /**
  * The level-triggered etcd membership reconcile against real etcd, with a real Engine on a
@@ -38,35 +30,13 @@ const client = (i: number) => `http://${ADDR(i)}:2379`;
 
 describe('etcd membership reconcile (real etcd on 127.0.75.x, engine on an injected clock)', () => {
   it('after a crash that lost a move: the old host’s removed member is not re-added, the orphan is removed, the repair then moves it', async () => {
-    const clock = new ManualClock(1_000_000);
-    const engine = new Engine({
-      store: new MemoryStore(),
-      logger: silentLogger,
-      signingKey: generateSigningKey(),
-      timings: TEST_TIMINGS,
-      joinToken: 'j',
-      clock,
+    const { engine, repair, clock, ids, alive, beat, assignment } = await repairFleet({
+      nodes: 4,
+      address: ADDR,
+      topology: TOPOLOGY,
+      source: 'm.yaml',
     });
-    const repair = new RepairPolicy(engine, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger);
-    engine.attachBus(new RecordingBus());
-    await engine.start();
-    const ids = ['n1', 'n2', 'n3', 'n4'];
-    for (const [i, id] of ids.entries())
-      await engine.handleRegister({
-        v: PROTOCOL_VERSION,
-        type: 'register',
-        nodeId: id,
-        hostname: id,
-        address: ADDR(i),
-        labels: {},
-        facts: sampleFacts({ hostname: id, machineId: id }),
-        fingerprint: { machineId: id, macs: [] },
-        agentVersion: 't',
-        joinToken: 'j',
-      });
-    await engine.applyTopology(parseTopology(TOPOLOGY, 'm.yaml'));
-    await engine.queue.idle();
-    const where = (inst: string) => engine.currentAssignments('m').find((a) => a.instanceId === inst)!;
+    const where = (inst: string) => assignment(inst)!;
     const idx = (node: string) => ids.indexOf(node);
 
     // Play the agents: run the etcd each plan describes (root dir per node), report it Healthy.
@@ -79,39 +49,6 @@ describe('etcd membership reconcile (real etcd on 127.0.75.x, engine on an injec
       const spec = engine.desiredPlan(node)!.instances.find((i) => i.role === 'etcd')!;
       const args = spec.run.args.map((a) => a.replaceAll(ROOT_VAR, join(root, node)));
       procs.set(node, spawnLogged(requireBinary('etcd'), [...args, '--log-level=error']));
-    };
-    const alive = new Set(['n1', 'n2', 'n3', 'n4']);
-    const beat = () => {
-      for (const id of alive) {
-        const plan = engine.desiredPlan(id);
-        const digest = {
-          generation: plan?.generation ?? 0,
-          checksum: plan?.checksum ?? '',
-          coordinatorEpoch: engine.epoch,
-          health: 'x',
-          instances: plan?.instances.length ?? 0,
-          unhealthy: 0,
-        };
-        engine.handleStatus({
-          v: PROTOCOL_VERSION,
-          type: 'status',
-          nodeId: id,
-          seq: 0,
-          sentAt: 'now',
-          plan: { ...digest, state: 'applied' },
-          digest,
-          instances: (plan?.instances ?? []).map((i) => ({
-            id: i.id,
-            role: i.role,
-            epoch: i.epoch,
-            checksum: i.checksum,
-            phase: 'Healthy' as const,
-            health: 'healthy' as const,
-            restarts: 0,
-            simulated: false,
-          })),
-        });
-      }
     };
     const bootstrap = ['etcd#0', 'etcd#1', 'etcd#2'].map((i) => where(i).nodeId);
     expect(new Set(bootstrap).size).toBe(3);

@@ -7,7 +7,7 @@ import { waitFor } from '../helpers/proc.js';
  * and four `drover-agent` processes on 127.0.72.2-5 running a user-defined HTTP role (`echo`,
  * two replicas, probed on /healthz).
  *
- * Short timings (the defaults are 2s / 10s / 15s): heartbeat 500ms, Unreachable after 2s,
+ * Short timings (the defaults are 2s / 10s / 5s): heartbeat 500ms, Unreachable after 2s,
  * reassign after 4s (a little longer than the other repair tests, so a 3 s blip that crosses
  * Unreachable has a clear margin before the reassign deadline), storm threshold 40%.
  */

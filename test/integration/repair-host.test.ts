@@ -9,7 +9,7 @@ import { waitFor } from '../helpers/proc.js';
  * `drover-agent` processes on 127.0.71.2-6, real etcd and real haproxy; the API servers are the
  * lab stand-in (it serves https /livez and /version and checks etcd).
  *
- * Short timings (the defaults are 2s / 10s / 15s): heartbeat 500ms, Unreachable after 2s,
+ * Short timings (the defaults are 2s / 10s / 5s): heartbeat 500ms, Unreachable after 2s,
  * reassign after 2s. A background client opens a new TLS connection through the load balancer
  * every 100 ms; failures × 100 ms is the service gap a client saw.
  */

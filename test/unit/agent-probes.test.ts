@@ -103,13 +103,13 @@ describe('probe kinds against real endpoints', () => {
 });
 
 describe('Prober thresholds and timing (injected clock)', () => {
-  it('waits the initial delay, probes every period, and applies success/failure thresholds', async () => {
+  it('probes every period and applies success/failure thresholds', async () => {
     const clock = new ManualClock();
     const results: boolean[] = [true, true, false, false, false, true, true];
     let calls = 0;
     const changes: Array<[Health, string | undefined]> = [];
     const p = new Prober(
-      { kind: 'tcp', port: 1, ...base, initialDelayMs: 5000, failureThreshold: 3, successThreshold: 2 },
+      { kind: 'tcp', port: 1, ...base, initialDelayMs: 0, failureThreshold: 3, successThreshold: 2 },
       {
         clock,
         onChange: (h, e) => changes.push([h, e]),
@@ -124,11 +124,11 @@ describe('Prober thresholds and timing (injected clock)', () => {
       clock.advance(ms);
       await new Promise((r) => setImmediate(r));
     };
-    await step(4999);
-    expect(calls).toBe(0);
-    await step(1);
+    await step(0);
     expect(calls).toBe(1);
     expect(p.health).toBe('unknown'); // 1 success < successThreshold 2
+    await step(999);
+    expect(calls).toBe(1);
     await step(1000);
     expect(p.health).toBe('healthy');
     await step(1000);
@@ -149,6 +149,46 @@ describe('Prober thresholds and timing (injected clock)', () => {
     p.stop();
     await step(10_000);
     expect(calls).toBe(7);
+  });
+
+  it('treats initialDelay as a start-up grace: fast probes, failures not counted, healthy at the first pass', async () => {
+    const clock = new ManualClock();
+    // fails for the first 3 s of start-up, then passes, then fails for good
+    let up = false;
+    let down = false;
+    let calls = 0;
+    const changes: Array<[Health, string | undefined]> = [];
+    const p = new Prober(
+      { kind: 'tcp', port: 1, ...base, periodMs: 2000, initialDelayMs: 10_000, failureThreshold: 2 },
+      {
+        clock,
+        onChange: (h, e) => changes.push([h, e]),
+        run: async () => {
+          calls++;
+          return up && !down ? { ok: true } : { ok: false, error: `refused ${calls}` };
+        },
+      },
+    );
+    const step = async (ms: number) => {
+      clock.advance(ms);
+      await new Promise((r) => setImmediate(r));
+    };
+    p.start();
+    for (let i = 0; i < 6; i++) await step(500); // 3 s: six failed probes at the start-up pace
+    expect(calls).toBe(6);
+    expect(p.health).toBe('unknown'); // not unhealthy: the failures fell inside the grace
+    expect(p.lastError).toBe('refused 6');
+    up = true;
+    await step(500);
+    expect(p.health).toBe('healthy'); // 3.5 s after start, not after the 10 s "delay"
+    await step(500);
+    expect(calls).toBe(7); // back to periodMs after the first pass
+    down = true;
+    await step(1500);
+    await step(2000); // inside the 10 s window, but it passed once, so failures count now
+    expect(p.health).toBe('unhealthy');
+    expect(changes.map((c) => c[0])).toEqual(['healthy', 'unhealthy']);
+    p.stop();
   });
 
   it('restart resets the verdict to unknown', async () => {

@@ -1,15 +1,8 @@
 // The repair policy on an injected clock: exact timings, the storm guard, the rate limit and the
 // last-healthy rule, with a real Engine over a MemoryStore and a recording bus (a narrow port).
 import { describe, expect, it } from 'vitest';
-import { Engine } from '../../coordinator/engine.js';
-import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from '../../coordinator/repair.js';
-import { MemoryStore } from '../../coordinator/store/index.js';
-import { parseTopology } from '../../coordinator/topology/index.js';
-import { ManualClock } from '../../lib/clock.js';
-import { silentLogger } from '../../lib/logger.js';
-import { generateSigningKey, PROTOCOL_VERSION } from '../../protocol/index.js';
-import { RecordingBus, TEST_TIMINGS } from '../helpers/api.js';
-import { sampleFacts } from '../helpers/fixtures.js';
+import { DEFAULT_REPAIR_OPTIONS } from '../../coordinator/repair.js';
+import { beatenRepairFleet } from '../helpers/repair-fleet.js';
 
 const TOPOLOGY = (replicas: number) => `
 apiVersion: drover.dev/v1
@@ -24,92 +17,15 @@ roles:
   web: { replicas: ${replicas} }
 `;
 
-async function fleet(n: number, replicas: number) {
-  const clock = new ManualClock(1_000_000);
-  const engine = new Engine({
-    store: new MemoryStore(),
-    logger: silentLogger,
-    signingKey: generateSigningKey(),
-    timings: TEST_TIMINGS,
-    joinToken: 'j',
-    clock,
-  });
-  const repair = new RepairPolicy(engine, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger);
-  engine.attachBus(new RecordingBus());
-  await engine.start();
-  const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
-  for (const id of ids) {
-    const facts = sampleFacts({ hostname: id, machineId: id });
-    await engine.handleRegister({
-      v: PROTOCOL_VERSION,
-      type: 'register',
-      nodeId: id,
-      hostname: id,
-      address: `10.0.0.${ids.indexOf(id) + 1}`,
-      labels: {},
-      facts,
-      fingerprint: { machineId: id, macs: [] },
-      agentVersion: 't',
-      joinToken: 'j',
-    });
-  }
-  await engine.applyTopology(parseTopology(TOPOLOGY(replicas), 't.yaml'));
-  await engine.queue.idle();
-  const alive = new Set(ids);
-  /** every live node heartbeats and reports its instances Healthy */
-  const beat = () => {
-    for (const id of alive) {
-      const plan = engine.desiredPlan(id);
-      const digest = {
-        generation: plan?.generation ?? 0,
-        checksum: plan?.checksum ?? '',
-        coordinatorEpoch: engine.epoch,
-        health: 'x',
-        instances: plan?.instances.length ?? 0,
-        unhealthy: 0,
-      };
-      engine.handleStatus({
-        v: PROTOCOL_VERSION,
-        type: 'status',
-        nodeId: id,
-        seq: 0,
-        sentAt: 'now',
-        plan: { ...digest, state: 'applied' },
-        digest,
-        instances: (plan?.instances ?? []).map((i) => ({
-          id: i.id,
-          role: i.role,
-          epoch: i.epoch,
-          checksum: i.checksum,
-          phase: 'Healthy',
-          health: 'healthy',
-          restarts: 0,
-          simulated: false,
-        })),
-      });
-    }
-  };
-  /** advances time in heartbeat steps, letting queued reconciles run */
-  const advance = async (ms: number) => {
-    for (let t = 0; t < ms; t += 500) {
-      beat();
-      clock.advance(500);
-      await engine.queue.idle();
-    }
-  };
-  const where = (inst: string) => engine.currentAssignments('t').find((a) => a.instanceId === inst)?.nodeId;
-  const kinds = () => engine.events.list().map((e) => e.kind);
-  beat();
-  await engine.queue.idle();
-  return { engine, repair, clock, alive, advance, where, kinds };
-}
+const fleet = (n: number, replicas: number) =>
+  beatenRepairFleet({ nodes: n, address: (i) => `10.0.0.${i + 1}`, topology: TOPOLOGY(replicas) });
 
 describe('repair policy (injected clock)', () => {
   it("reassigns an Unreachable node's instance only after unreachableAfter + reassignAfter, bumping the epoch", async () => {
     const f = await fleet(4, 2);
     const victim = f.where('web#0')!;
     f.alive.delete(victim);
-    await f.advance(24_000); // 10 s to Unreachable + 15 s reassignAfter = 25 s
+    await f.advance(14_000); // 10 s to Unreachable + 5 s reassignAfter = 15 s
     expect(f.where('web#0')).toBe(victim);
     expect(f.kinds()).toContain('node.unreachable');
     expect(f.kinds()).not.toContain('role.moved');
