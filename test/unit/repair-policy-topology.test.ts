@@ -4,15 +4,7 @@
 // 127.0.76.x, where nothing listens: an etcd membership call fails at once.
 import { describe, expect, it } from 'vitest';
 import { roleViews } from '../../coordinator/api/index.js';
-import { Engine } from '../../coordinator/engine.js';
-import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from '../../coordinator/repair.js';
-import { MemoryStore } from '../../coordinator/store/index.js';
-import { parseTopology } from '../../coordinator/topology/index.js';
-import { ManualClock } from '../../lib/clock.js';
-import { silentLogger } from '../../lib/logger.js';
-import { generateSigningKey, PROTOCOL_VERSION } from '../../protocol/index.js';
-import { RecordingBus, TEST_TIMINGS } from '../helpers/api.js';
-import { sampleFacts } from '../helpers/fixtures.js';
+import { beatenRepairFleet } from '../helpers/repair-fleet.js';
 
 const web = (replicas: number, repair = '') => `
 apiVersion: drover.dev/v1
@@ -25,81 +17,8 @@ roles:
   web: { replicas: ${replicas}${repair ? `, repair: ${repair}` : ''} }
 `;
 
-async function fleet(n: number, topology: string) {
-  const clock = new ManualClock(1_000_000);
-  const engine = new Engine({
-    store: new MemoryStore(),
-    logger: silentLogger,
-    signingKey: generateSigningKey(),
-    timings: TEST_TIMINGS,
-    joinToken: 'j',
-    clock,
-  });
-  const repair = new RepairPolicy(engine, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger);
-  engine.attachBus(new RecordingBus());
-  await engine.start();
-  const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
-  for (const [i, id] of ids.entries())
-    await engine.handleRegister({
-      v: PROTOCOL_VERSION,
-      type: 'register',
-      nodeId: id,
-      hostname: id,
-      address: `127.0.76.${i + 2}`,
-      labels: {},
-      facts: sampleFacts({ hostname: id, machineId: id }),
-      fingerprint: { machineId: id, macs: [] },
-      agentVersion: 't',
-      joinToken: 'j',
-    });
-  await engine.applyTopology(parseTopology(topology, 't.yaml'));
-  await engine.queue.idle();
-  const alive = new Set(ids);
-  const beat = () => {
-    for (const id of alive) {
-      const plan = engine.desiredPlan(id);
-      const digest = {
-        generation: plan?.generation ?? 0,
-        checksum: plan?.checksum ?? '',
-        coordinatorEpoch: engine.epoch,
-        health: 'x',
-        instances: plan?.instances.length ?? 0,
-        unhealthy: 0,
-      };
-      engine.handleStatus({
-        v: PROTOCOL_VERSION,
-        type: 'status',
-        nodeId: id,
-        seq: 0,
-        sentAt: 'now',
-        plan: { ...digest, state: 'applied' },
-        digest,
-        instances: (plan?.instances ?? []).map((i) => ({
-          id: i.id,
-          role: i.role,
-          epoch: i.epoch,
-          checksum: i.checksum,
-          phase: 'Healthy' as const,
-          health: 'healthy' as const,
-          restarts: 0,
-          simulated: false,
-        })),
-      });
-    }
-  };
-  const advance = async (ms: number) => {
-    for (let t = 0; t < ms; t += 500) {
-      beat();
-      clock.advance(500);
-      await engine.queue.idle();
-    }
-  };
-  const where = (inst: string) => engine.currentAssignments('t').find((a) => a.instanceId === inst)?.nodeId;
-  const events = (kind: string) => engine.events.list().filter((e) => e.kind === kind);
-  beat();
-  await engine.queue.idle();
-  return { engine, repair, clock, alive, advance, where, events };
-}
+const fleet = (n: number, topology: string) =>
+  beatenRepairFleet({ nodes: n, address: (i) => `127.0.76.${i + 2}`, topology });
 
 describe('repair policy: the topology’s per-role overrides (injected clock)', () => {
   it('repair.autoReassign: false keeps the instance on its dead node (with one held event) until an operator acts', async () => {
@@ -189,18 +108,7 @@ roles:
     expect(f.events('repair.reassign')).toHaveLength(1);
     expect(f.events('repair.held')).toEqual([]);
     // capacity returns: a fourth node joins and the instance moves there by itself
-    await f.engine.handleRegister({
-      v: PROTOCOL_VERSION,
-      type: 'register',
-      nodeId: 'n4',
-      hostname: 'n4',
-      address: '127.0.76.5',
-      labels: {},
-      facts: sampleFacts({ hostname: 'n4', machineId: 'n4' }),
-      fingerprint: { machineId: 'n4', macs: [] },
-      agentVersion: 't',
-      joinToken: 'j',
-    });
+    await f.register('n4', '127.0.76.5');
     f.alive.add('n4');
     await f.advance(2000);
     expect(f.where('web#2')).toBe('n4');

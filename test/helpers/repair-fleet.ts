@@ -1,0 +1,116 @@
+import { Engine } from '../../coordinator/engine.js';
+import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from '../../coordinator/repair.js';
+import { MemoryStore } from '../../coordinator/store/index.js';
+import { parseTopology } from '../../coordinator/topology/index.js';
+import { ManualClock } from '../../lib/clock.js';
+import { silentLogger } from '../../lib/logger.js';
+import { generateSigningKey, PROTOCOL_VERSION } from '../../protocol/index.js';
+import { RecordingBus, TEST_TIMINGS } from './api.js';
+import { sampleFacts } from './fixtures.js';
+
+export interface RepairFleetOptions {
+  /** how many nodes register: n1, n2, … */
+  nodes: number;
+  /** the address of the i-th node (0-based) */
+  address: (i: number) => string;
+  /** topology YAML, applied once every node has registered */
+  topology: string;
+  /** the topology's file name in parse errors; default t.yaml */
+  source?: string;
+}
+
+/**
+ * A real Engine over a MemoryStore with a recording bus and the default repair policy, all on an
+ * injected clock (starting at 1 000 000 ms), with `nodes` approved nodes registered and the
+ * topology applied. The test plays the agents: `beat()` makes every node in `alive` report its
+ * planned instances Healthy; `advance()` moves time in 500 ms heartbeat steps.
+ */
+export async function repairFleet(o: RepairFleetOptions) {
+  const clock = new ManualClock(1_000_000);
+  const engine = new Engine({
+    store: new MemoryStore(),
+    logger: silentLogger,
+    signingKey: generateSigningKey(),
+    timings: TEST_TIMINGS,
+    joinToken: 'j',
+    clock,
+  });
+  const repair = new RepairPolicy(engine, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger);
+  engine.attachBus(new RecordingBus());
+  await engine.start();
+  /** registers an approved node named `id` (its hostname and machine id too) */
+  const register = (id: string, address: string) =>
+    engine.handleRegister({
+      v: PROTOCOL_VERSION,
+      type: 'register',
+      nodeId: id,
+      hostname: id,
+      address,
+      labels: {},
+      facts: sampleFacts({ hostname: id, machineId: id }),
+      fingerprint: { machineId: id, macs: [] },
+      agentVersion: 't',
+      joinToken: 'j',
+    });
+  const ids = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`);
+  for (const [i, id] of ids.entries()) await register(id, o.address(i));
+  const topology = parseTopology(o.topology, o.source ?? 't.yaml');
+  await engine.applyTopology(topology);
+  await engine.queue.idle();
+  const cluster = topology.metadata.name;
+  const alive = new Set(ids);
+  /** every live node reports its planned instances Healthy (a heartbeat with status) */
+  const beat = () => {
+    for (const id of alive) {
+      const plan = engine.desiredPlan(id);
+      const digest = {
+        generation: plan?.generation ?? 0,
+        checksum: plan?.checksum ?? '',
+        coordinatorEpoch: engine.epoch,
+        health: 'x',
+        instances: plan?.instances.length ?? 0,
+        unhealthy: 0,
+      };
+      engine.handleStatus({
+        v: PROTOCOL_VERSION,
+        type: 'status',
+        nodeId: id,
+        seq: 0,
+        sentAt: 'now',
+        plan: { ...digest, state: 'applied' },
+        digest,
+        instances: (plan?.instances ?? []).map((i) => ({
+          id: i.id,
+          role: i.role,
+          epoch: i.epoch,
+          checksum: i.checksum,
+          phase: 'Healthy' as const,
+          health: 'healthy' as const,
+          restarts: 0,
+          simulated: false,
+        })),
+      });
+    }
+  };
+  /** advances time in heartbeat steps, letting queued reconciles run */
+  const advance = async (ms: number) => {
+    for (let t = 0; t < ms; t += 500) {
+      beat();
+      clock.advance(500);
+      await engine.queue.idle();
+    }
+  };
+  const assignment = (inst: string) => engine.currentAssignments(cluster).find((a) => a.instanceId === inst);
+  const where = (inst: string) => assignment(inst)?.nodeId;
+  const kinds = () => engine.events.list().map((e) => e.kind);
+  const events = (kind: string) => engine.events.list().filter((e) => e.kind === kind);
+  return { engine, repair, clock, ids, alive, register, beat, advance, assignment, where, kinds, events };
+}
+
+/** `repairFleet` after a first round of Healthy reports has been processed. */
+export async function beatenRepairFleet(o: RepairFleetOptions) {
+  const f = await repairFleet(o);
+  f.beat();
+  await f.engine.queue.idle();
+  return f;
+}
