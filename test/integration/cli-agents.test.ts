@@ -1,17 +1,13 @@
-import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify as toYaml } from 'yaml';
-import { compileCoordinatorOptions } from '../../coordinator/config.js';
-import { type CoordinatorHandle, startCoordinator } from '../../coordinator/daemon.js';
-import { silentLogger } from '../../lib/logger.js';
+import type { CoordinatorHandle } from '../../coordinator/daemon.js';
 import { echoTopology } from '../helpers/api.js';
+import { type RunResult, readyNodes, runCaptured, startTestDaemon } from '../helpers/daemons.js';
 import { killAndWait, rmrf, type Spawned, spawnLogged } from '../helpers/proc.js';
-import { startNats, tempDir, waitFor } from '../helpers/servers.js';
+import { waitFor } from '../helpers/servers.js';
 
-const run = promisify(execFile);
 const DROVER = join(process.cwd(), 'dist', 'drover.mjs');
 const AGENT = join(process.cwd(), 'dist', 'drover-agent.mjs');
 const NODES = ['a1', 'a2', 'a3'];
@@ -21,15 +17,8 @@ let dir: string;
 let env: NodeJS.ProcessEnv;
 const agents: Spawned[] = [];
 
-async function drover(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [DROVER, ...args], { env, timeout: 90_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const drover = (args: string[]): Promise<RunResult> =>
+  runCaptured(process.execPath, [DROVER, ...args], { env, timeout: 90_000 });
 
 /** GET on the echo server an instance runs, straight over TCP: proof that a real process serves. */
 async function echoAnswers(address: string): Promise<boolean> {
@@ -40,30 +29,9 @@ async function echoAnswers(address: string): Promise<boolean> {
 }
 
 beforeAll(async () => {
-  const nats = await startNats();
-  dir = tempDir('cli-agents');
-  const opts = compileCoordinatorOptions({
-    file: {
-      path: 'test.yaml',
-      text: toYaml({
-        dataDir: join(dir, 'coordinator'),
-        nats: { servers: [nats.url] },
-        api: { listen: '127.0.0.1:0' },
-        joinToken: 'join-secret',
-        heartbeatInterval: '500ms',
-        unreachableAfter: '5s',
-        pushTimeout: '5s',
-      }),
-    },
-    env: {},
-  });
-  coord = await startCoordinator(opts, silentLogger);
-  env = {
-    PATH: process.env.PATH,
-    HOME: dir,
-    DROVER_URL: coord.api.url,
-    DROVER_TOKEN: readFileSync(coord.api.adminTokenFile, 'utf8').trim(),
-  };
+  const d = await startTestDaemon({ name: 'cli-agents' });
+  const nats = d.nats;
+  ({ dir, coord, cliEnv: env } = d);
   for (const [i, id] of NODES.entries()) {
     const cfg = join(dir, `${id}.yaml`);
     writeFileSync(
@@ -87,9 +55,7 @@ beforeAll(async () => {
     'three Ready agents',
     () => {
       for (const a of agents) if (a.child.exitCode !== null) throw new Error(`agent exited: ${a.output()}`);
-      return (
-        coord.engine.nodes.all().filter((n) => coord.engine.nodes.effectiveState(n) === 'Ready').length === 3
-      );
+      return readyNodes(coord) === 3;
     },
     { timeoutMs: 30_000 },
   );

@@ -1,18 +1,15 @@
-import { execFile, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify as toYaml } from 'yaml';
-import { compileCoordinatorOptions } from '../../coordinator/config.js';
-import { type CoordinatorHandle, startCoordinator } from '../../coordinator/daemon.js';
-import { silentLogger } from '../../lib/logger.js';
+import type { CoordinatorHandle } from '../../coordinator/daemon.js';
 import { echoTopology } from '../helpers/api.js';
+import { type RunResult, readyNodes, runCaptured, startTestDaemon } from '../helpers/daemons.js';
 import { rmrf } from '../helpers/proc.js';
-import { startNats, tempDir, waitFor } from '../helpers/servers.js';
+import { waitFor } from '../helpers/servers.js';
 import { type SimAgent, startSimAgent } from '../helpers/sim-agent.js';
 
-const run = promisify(execFile);
 const DROVER = join(process.cwd(), 'dist', 'drover.mjs');
 
 let coord: CoordinatorHandle;
@@ -22,45 +19,19 @@ let dir: string;
 let natsUrl: string;
 
 /** Runs the bundled CLI; never throws on a non-zero exit. */
-async function drover(
-  args: string[],
-  extraEnv: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [DROVER, ...args], {
-      env: { ...env, ...extraEnv },
-      timeout: 90_000,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+async function drover(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+  return runCaptured(process.execPath, [DROVER, ...args], { env: { ...env, ...extraEnv }, timeout: 90_000 });
 }
 
 beforeAll(async () => {
-  const nats = await startNats();
-  natsUrl = nats.url;
-  dir = tempDir('cli');
-  const opts = compileCoordinatorOptions({
-    file: {
-      path: 'test.yaml',
-      text: toYaml({
-        dataDir: join(dir, 'data'),
-        nats: { servers: [nats.url] },
-        api: { listen: '127.0.0.1:0' },
-        joinToken: 'join-secret',
-        heartbeatInterval: '300ms',
-        unreachableAfter: '5s',
-        pushTimeout: '3s',
-      }),
-    },
-    env: {},
+  const d = await startTestDaemon({
+    name: 'cli',
+    dataDir: 'data',
+    config: { heartbeatInterval: '300ms', pushTimeout: '3s' },
   });
-  coord = await startCoordinator(opts, silentLogger);
-  const admin = readFileSync(coord.api.adminTokenFile, 'utf8').trim();
-  // HOME points at an empty dir so a developer's ~/.config/drover/config.yaml cannot leak in.
-  env = { PATH: process.env.PATH, HOME: dir, DROVER_URL: coord.api.url, DROVER_TOKEN: admin };
+  const nats = d.nats;
+  natsUrl = nats.url;
+  ({ dir, coord, cliEnv: env } = d);
   for (const [i, id] of ['n1', 'n2', 'n3'].entries())
     agents.push(
       await startSimAgent({
@@ -71,11 +42,7 @@ beforeAll(async () => {
         heartbeatMs: 300,
       }),
     );
-  await waitFor(
-    'three Ready nodes',
-    () =>
-      coord.engine.nodes.all().filter((n) => coord.engine.nodes.effectiveState(n) === 'Ready').length === 3,
-  );
+  await waitFor('three Ready nodes', () => readyNodes(coord) === 3);
 }, 60_000);
 
 afterAll(async () => {

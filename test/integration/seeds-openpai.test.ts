@@ -5,24 +5,24 @@
  * admin` prints a working admin.conf; `drover clean` stops everything and keeps the data; `drover
  * clean --purge` deletes it; and the cluster can be deployed again.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import type { Agent } from '../../agent/agent.js';
-import { compileCoordinatorOptions } from '../../coordinator/config.js';
-import { type CoordinatorHandle, startCoordinator } from '../../coordinator/daemon.js';
-import { silentLogger } from '../../lib/logger.js';
-import { startTestAgent, testAgentOptions } from '../helpers/agent-harness.js';
+import type { CoordinatorHandle } from '../../coordinator/daemon.js';
+import {
+  type RunResult,
+  readyNodes,
+  runCaptured,
+  startJoinedAgents,
+  startTestDaemon,
+} from '../helpers/daemons.js';
 import { paiConfigDir } from '../helpers/openpai-fixtures.js';
 import { rmrf, tcpOpen } from '../helpers/proc.js';
-import { startNats, tempDir, waitFor } from '../helpers/servers.js';
+import { waitFor } from '../helpers/servers.js';
 
-const run = promisify(execFile);
 const DROVER = join(process.cwd(), 'dist', 'drover.mjs');
-const STANDIN = join(process.cwd(), 'dist', 'drover-standin.mjs');
 const MASTER = { id: 'pai-m1', addr: '127.0.8.1' };
 const WORKER = { id: 'pai-w1', addr: '127.0.8.2' };
 
@@ -32,63 +32,23 @@ let cfgDir: string;
 let env: NodeJS.ProcessEnv;
 const agents: Agent[] = [];
 
-async function sh(script: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run('bash', ['-c', script], { env, timeout: 150_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const sh = (script: string): Promise<RunResult> =>
+  runCaptured('bash', ['-c', script], { env, timeout: 150_000 });
 const drover = (args: string) => `'${process.execPath}' '${DROVER}' ${args}`;
 
 const etcdDataDir = () => join(agents[0]!.options.rootDir, 'var/lib/etcd/etcd-0-e1');
 const kubeletConfigDir = () => join(agents[0]!.options.rootDir, 'etc/drover/kubelet-0');
 
 beforeAll(async () => {
-  const nats = await startNats();
-  dir = tempDir('seeds-openpai');
-  const opts = compileCoordinatorOptions({
-    file: {
-      path: 'test.yaml',
-      text: toYaml({
-        dataDir: join(dir, 'coordinator'),
-        nats: { servers: [nats.url] },
-        api: { listen: '127.0.0.1:0' },
-        joinToken: 'join-secret',
-        heartbeatInterval: '500ms',
-        unreachableAfter: '5s',
-        pushTimeout: '5s',
-        standinCommand: [process.execPath, STANDIN],
-      }),
-    },
-    env: {},
-  });
-  coord = await startCoordinator(opts, silentLogger);
-  env = {
-    PATH: process.env.PATH,
-    HOME: dir,
-    DROVER_URL: coord.api.url,
-    DROVER_TOKEN: readFileSync(coord.api.adminTokenFile, 'utf8').trim(),
-  };
-  for (const n of [MASTER, WORKER])
-    agents.push(
-      await startTestAgent(
-        testAgentOptions(nats.url, {
-          nodeId: n.id,
-          advertiseAddress: n.addr,
-          joinToken: 'join-secret',
-          labels: {},
-        }),
-      ),
-    );
-  await waitFor(
-    'two Ready agents',
-    () =>
-      coord.engine.nodes.all().filter((n) => coord.engine.nodes.effectiveState(n) === 'Ready').length === 2,
-    { timeoutMs: 30_000 },
+  const d = await startTestDaemon({ name: 'seeds-openpai', standin: true });
+  ({ dir, coord, cliEnv: env } = d);
+  agents.push(
+    ...(await startJoinedAgents(
+      d.nats.url,
+      [MASTER, WORKER].map((n) => ({ nodeId: n.id, advertiseAddress: n.addr, labels: {} })),
+    )),
   );
+  await waitFor('two Ready agents', () => readyNodes(coord) === 2, { timeoutMs: 30_000 });
   // HA solution 3: one master (etcd + control plane) and one worker; OpenPAI names them by hostname
   cfgDir = paiConfigDir(
     [

@@ -11,20 +11,17 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import type { Agent } from '../../agent/agent.js';
-import { compileCoordinatorOptions } from '../../coordinator/config.js';
-import { type CoordinatorHandle, startCoordinator } from '../../coordinator/daemon.js';
+import type { CoordinatorHandle } from '../../coordinator/daemon.js';
 import { parseTopology } from '../../coordinator/topology/index.js';
 import { generateCsr } from '../../lib/csr.js';
-import { silentLogger } from '../../lib/logger.js';
 import { decodeMessage, encode, PROTOCOL_VERSION, subjects } from '../../protocol/index.js';
-import { startTestAgent, testAgentOptions } from '../helpers/agent-harness.js';
+import { readyNodes, startJoinedAgents, startTestDaemon } from '../helpers/daemons.js';
 import { opensslSans, opensslSubject, opensslVerify } from '../helpers/pki.js';
 import { rmrf } from '../helpers/proc.js';
-import { startNats, tempDir, waitFor } from '../helpers/servers.js';
+import { waitFor } from '../helpers/servers.js';
 
-const STANDIN = join(process.cwd(), 'dist', 'drover-standin.mjs');
 const NODES = [
   { id: 'pk1', addr: '127.0.9.1' },
   { id: 'pk2', addr: '127.0.9.2' },
@@ -91,43 +88,16 @@ function tlsGet(host: string, port: number, ca: string): Promise<{ status: numbe
 }
 
 beforeAll(async () => {
-  const nats = await startNats();
-  natsUrl = nats.url;
-  dir = tempDir('seeds-pki');
-  const opts = compileCoordinatorOptions({
-    file: {
-      path: 'test.yaml',
-      text: toYaml({
-        dataDir: join(dir, 'coordinator'),
-        nats: { servers: [nats.url] },
-        api: { listen: '127.0.0.1:0' },
-        joinToken: 'join-secret',
-        heartbeatInterval: '500ms',
-        unreachableAfter: '5s',
-        pushTimeout: '5s',
-        standinCommand: [process.execPath, STANDIN],
-      }),
-    },
-    env: {},
-  });
-  coord = await startCoordinator(opts, silentLogger);
-  for (const n of NODES)
-    agents.push(
-      await startTestAgent(
-        testAgentOptions(nats.url, {
-          nodeId: n.id,
-          advertiseAddress: n.addr,
-          joinToken: 'join-secret',
-          driftCheckInterval: '1s',
-        }),
-      ),
-    );
-  await waitFor(
-    'three Ready agents',
-    () =>
-      coord.engine.nodes.all().filter((n) => coord.engine.nodes.effectiveState(n) === 'Ready').length === 3,
-    { timeoutMs: 30_000 },
+  const d = await startTestDaemon({ name: 'seeds-pki', standin: true });
+  natsUrl = d.nats.url;
+  ({ dir, coord } = d);
+  agents.push(
+    ...(await startJoinedAgents(
+      natsUrl,
+      NODES.map((n) => ({ nodeId: n.id, advertiseAddress: n.addr, driftCheckInterval: '1s' })),
+    )),
   );
+  await waitFor('three Ready agents', () => readyNodes(coord) === 3, { timeoutMs: 30_000 });
   await coord.engine.applyTopology(parseTopology(TOPOLOGY, 'ark.yaml'));
   await waitFor(
     'every role healthy',

@@ -3,20 +3,14 @@
  * running a kubelet (lab stand-in). A tenant's two slices go {"r1":1,"r2":1}; when r2's host stops
  * heartbeating and turns Unreachable, its slice moves to r1 and an event says so.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify as toYaml } from 'yaml';
 import type { Agent } from '../../agent/agent.js';
-import { compileCoordinatorOptions } from '../../coordinator/config.js';
-import { type CoordinatorHandle, startCoordinator } from '../../coordinator/daemon.js';
+import type { CoordinatorHandle } from '../../coordinator/daemon.js';
 import { validateTopology } from '../../coordinator/topology/index.js';
-import { silentLogger } from '../../lib/logger.js';
-import { startTestAgent, testAgentOptions } from '../helpers/agent-harness.js';
+import { startJoinedAgents, startTestDaemon } from '../helpers/daemons.js';
 import { rmrf } from '../helpers/proc.js';
-import { startNats, tempDir, waitFor } from '../helpers/servers.js';
+import { waitFor } from '../helpers/servers.js';
 
-const STANDIN = join(process.cwd(), 'dist', 'drover-standin.mjs');
 let coord: CoordinatorHandle;
 let dir: string;
 let token: string;
@@ -32,39 +26,18 @@ const api = async (method: string, path: string, body?: unknown) => {
 };
 
 beforeAll(async () => {
-  const nats = await startNats();
-  dir = tempDir('seeds-vc');
-  coord = await startCoordinator(
-    compileCoordinatorOptions({
-      file: {
-        path: 'test.yaml',
-        text: toYaml({
-          dataDir: join(dir, 'coordinator'),
-          nats: { servers: [nats.url] },
-          api: { listen: '127.0.0.1:0' },
-          joinToken: 'join-secret',
-          heartbeatInterval: '500ms',
-          unreachableAfter: '2s',
-          pushTimeout: '5s',
-          standinCommand: [process.execPath, STANDIN],
-        }),
-      },
-      env: {},
-    }),
-    silentLogger,
+  const d = await startTestDaemon({ name: 'seeds-vc', standin: true, config: { unreachableAfter: '2s' } });
+  ({ dir, coord, adminToken: token } = d);
+  agents.push(
+    ...(await startJoinedAgents(
+      d.nats.url,
+      ['r1', 'r2'].map((c, i) => ({
+        nodeId: `vc-${c}`,
+        advertiseAddress: `127.0.10.${i + 1}`,
+        labels: { 'drover.dev/cluster': c },
+      })),
+    )),
   );
-  token = readFileSync(coord.api.adminTokenFile, 'utf8').trim();
-  for (const [i, c] of ['r1', 'r2'].entries())
-    agents.push(
-      await startTestAgent(
-        testAgentOptions(nats.url, {
-          nodeId: `vc-${c}`,
-          advertiseAddress: `127.0.10.${i + 1}`,
-          joinToken: 'join-secret',
-          labels: { 'drover.dev/cluster': c },
-        }),
-      ),
-    );
   for (const c of ['r1', 'r2'])
     await coord.engine.applyTopology(
       validateTopology({
