@@ -1,19 +1,29 @@
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LabApi, LabState } from '../../coordinator/lab/index.js';
-import { LbClient } from '../helpers/lab-client.js';
+import {
+  downFailoverLab,
+  dumpLabLogsOnFailure,
+  expectNothingRunsTwice,
+  expectWithinBudget,
+  FAILURE_BUDGET_MS,
+  labStateReadable,
+  upFailoverLab,
+  waitEtcdHealthy,
+  waitHaproxyBackends,
+  waitHealthyOn,
+  waitNodeReady,
+} from '../helpers/failover-lab.js';
+import type { LbClient } from '../helpers/lab-client.js';
 import {
   acquireLabLock,
   etcdctl,
   etcdHealthy,
   etcdPeerUrls,
   etcdUrl,
-  haproxyBackends,
   isHealthy,
   lab,
-  labApi,
   labLeftovers,
   labOk,
-  logTails,
   readState,
   runningInstances,
   sleep,
@@ -32,18 +42,6 @@ import { tempDir, waitFor } from '../helpers/proc.js';
  * 100 ms on a new connection; each disruption may cost at most 2 s worth of failed requests.
  */
 
-const FAILURE_BUDGET_MS = 2000;
-const TIMINGS = [
-  '--heartbeat-interval',
-  '1s',
-  '--unreachable-after',
-  '4s',
-  '--reassign-after',
-  '2s',
-  '--etcd-reassign-after',
-  '4s',
-];
-
 describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () => {
   let dir = '';
   let state: LabState;
@@ -55,53 +53,17 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
   let spare = '';
   let victimInstances: string[] = [];
 
-  const dumpLogs = () =>
-    onTestFailed(() => {
-      process.stderr.write(`\n==== lab logs (${dir})\n${logTails(dir)}\n`);
-    });
+  const dumpLogs = () => dumpLabLogsOnFailure(dir);
 
   beforeAll(async () => {
     release = await acquireLabLock();
     dir = tempDir('lab-e2e');
-    const up = await lab(dir, [
-      'up',
-      // a subnet of its own: a developer's lab on 127.0.0.x keeps running undisturbed
-      '--subnet',
-      '127.0.87',
-      '--api-port',
-      '0',
-      '--nats-port',
-      '0',
-      '--timeout',
-      '150s',
-      ...TIMINGS,
-    ]);
-    if (up.code !== 0) {
-      process.stderr.write(`lab up failed (${up.code}):\n${up.stdout}\n${up.stderr}\n${logTails(dir)}\n`);
-      throw new Error(`drover lab up exited ${up.code}: ${up.stderr}`);
-    }
-    figures.push(`lab up converged in ${(up.ms / 1000).toFixed(1)}s`);
-    state = readState(dir);
-    api = labApi(state);
-    const lb = state.nodes.find((n) => n.pool === 'lb')!;
-    client = new LbClient(lb.address, 6443).start();
-    const assignments = await api.assignments();
-    spare =
-      state.nodes.find((n) => n.pool === 'control-plane' && !assignments.some((a) => a.nodeId === n.name))
-        ?.name ?? '';
+    // a subnet of its own: a developer's lab on 127.0.0.x keeps running undisturbed
+    ({ state, api, client, spare } = await upFailoverLab(dir, { subnet: '127.0.87', figures }));
   }, 200_000);
 
   afterAll(async () => {
-    await client?.stop();
-    if (client) figures.push(`LB overall: ${client.summary()}`);
-    process.stdout.write(
-      `\nFIGURES (loopback lab, 2-core CI, shortened timings):\n  ${figures.join('\n  ')}\n`,
-    );
-    try {
-      if (readStateSafe(dir)) await lab(dir, ['down']);
-    } finally {
-      release();
-    }
+    await downFailoverLab({ dir, client, figures, kind: 'loopback', release });
   }, 60_000);
 
   it('converges: real etcd and haproxy, Kubernetes components as stand-ins marked simulated', async () => {
@@ -179,43 +141,21 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
     expect(k.stdout).toMatch(/killed \d+ processes/);
     expect(runningInstances(state).size).toBe(before.length - victimInstances.length);
 
-    const repaired = await waitFor(
-      `${victimInstances.join(', ')} healthy on ${spare}`,
-      async () => {
-        const now = await api.assignments();
-        const ok = victimInstances.every((id) => {
-          const a = now.find((x) => x.instanceId === id);
-          return a && a.nodeId === spare && isHealthy(a);
-        });
-        return ok ? Date.now() : undefined;
-      },
-      { timeoutMs: 90_000, intervalMs: 250 },
-    );
+    const repaired = await waitHealthyOn(api, victimInstances, spare);
     // the load balancer's backends are the API servers' hosts now: the spare in, the dead host out
     const apiHosts = (await api.assignments())
       .filter((a) => a.role === 'kube-apiserver')
       .map((a) => addr(a.nodeId))
       .sort();
     expect(apiHosts).toContain(addr(spare));
-    await waitFor(
-      'haproxy.cfg to list the moved API server',
-      () => JSON.stringify(haproxyBackends(state)) === JSON.stringify(apiHosts),
-      { timeoutMs: 10_000 },
-    );
+    await waitHaproxyBackends('haproxy.cfg to list the moved API server', state, apiHosts);
     // etcd: the dead member was removed and the spare added, through the survivors
     const members = [...survivors, spare].map((n) => etcdUrl(addr(n)));
     const peers = await etcdPeerUrls(members);
     expect(peers).toContain(`http://${addr(spare)}:2380`);
     expect(peers).not.toContain(`http://${addr(victim)}:2380`);
     expect(peers).toHaveLength(3);
-    await waitFor(
-      'etcd endpoint health on all three members',
-      async () => (await etcdHealthy(members)) === 3,
-      {
-        timeoutMs: 45_000,
-        intervalMs: 1000,
-      },
-    );
+    await waitEtcdHealthy(members);
     expect(await etcdctl(members, ['get', 'drover-e2e', '--print-value-only'])).toContain(
       'written-before-the-kill',
     );
@@ -229,12 +169,13 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
     ])
       expect(kinds, kind).toContain(kind);
 
-    await sleep(2000);
-    const until = Date.now();
-    figures.push(
-      `kill-host ${victim}: ${victimInstances.length} instances healthy on ${spare} ${((repaired - t0) / 1000).toFixed(1)}s after the kill; LB ${client.summary(t0, until)}`,
+    await expectWithinBudget(
+      client,
+      t0,
+      figures,
+      (lb) =>
+        `kill-host ${victim}: ${victimInstances.length} instances healthy on ${spare} ${((repaired - t0) / 1000).toFixed(1)}s after the kill; LB ${lb}`,
     );
-    expect(client.failedMs(t0, until), client.summary(t0, until)).toBeLessThanOrEqual(FAILURE_BUDGET_MS);
   }, 150_000);
 
   it('revive: the host comes back fenced and nothing runs twice', async () => {
@@ -242,14 +183,7 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
     const t0 = Date.now();
     const watch = watchHost(state, victim);
     await labOk(dir, ['revive', victim]);
-    await waitFor(
-      `${victim} Ready again`,
-      async () => (await api.nodes()).find((n) => n.id === victim)?.state === 'Ready',
-      {
-        timeoutMs: 30_000,
-        intervalMs: 250,
-      },
-    );
+    await waitNodeReady(api, victim, 30_000);
     // a few heartbeats for the returning agent to apply the plan that fences it
     await sleep(4000);
     // fenced from the first moment: the returning host never starts an instance that moved away
@@ -259,18 +193,19 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
       [...seen].map(([id, at]) => `${id} ran on ${victim} ${at - t0} ms after revive`),
       'moved instances started on the revived host',
     ).toEqual([]);
-    const assignments = await api.assignments();
-    const running = runningInstances(state);
-    for (const a of assignments) expect(running.get(a.instanceId), a.instanceId).toEqual([a.nodeId]);
-    for (const [id, hosts] of running) expect(hosts, `${id} runs on ${hosts.join(', ')}`).toHaveLength(1);
+    const running = await expectNothingRunsTwice(api, state);
     // its old instances live on the spare now; the revived host runs none of them
     for (const id of victimInstances) expect(running.get(id)).toEqual([spare]);
     const status = await lab(dir, ['status']);
     expect(status.code, status.stdout).toBe(0);
     expect(status.stdout).not.toContain('runs twice');
-    const until = Date.now();
-    figures.push(`revive ${victim}: fenced, nothing runs twice; LB ${client.summary(t0, until)}`);
-    expect(client.failedMs(t0, until), client.summary(t0, until)).toBeLessThanOrEqual(FAILURE_BUDGET_MS);
+    await expectWithinBudget(
+      client,
+      t0,
+      figures,
+      (lb) => `revive ${victim}: fenced, nothing runs twice; LB ${lb}`,
+      0,
+    );
   }, 60_000);
 
   it('lab down leaves no process behind', async () => {
@@ -280,15 +215,6 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
     const r = await labOk(dir, ['down']);
     expect(r.stdout).toMatch(/is down: \d+ processes stopped/);
     expect(await labLeftovers(s)).toEqual([]);
-    expect(readStateSafe(dir)).toBe(false);
+    expect(labStateReadable(dir)).toBe(false);
   }, 60_000);
 });
-
-function readStateSafe(dir: string): boolean {
-  try {
-    readState(dir);
-    return true;
-  } catch {
-    return false;
-  }
-}
