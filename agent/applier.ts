@@ -4,9 +4,9 @@ import type { Logger } from 'pino';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import { silentLogger } from '../lib/logger.js';
 import {
-  canonicalJson,
   decodeValue,
   type InstanceSpec,
+  isReloadOnly,
   type NodePlan,
   type PlanFile,
   SignedPlan,
@@ -213,9 +213,8 @@ export class Applier {
           await this.writeFiles(spec);
           await this.ensureCerts(spec);
           const before = previous.get(spec.id);
-          const signal = spec.run.reloadSignal as NodeJS.Signals | undefined;
-          if (signal && before && sameExceptFiles(before, spec)) {
-            await this.runtime.reload(this.runnable(spec), signal);
+          if (before && isReloadOnly(before, spec)) {
+            await this.runtime.reload(this.runnable(spec), spec.run.reloadSignal as NodeJS.Signals);
             changes.unchanged.push(spec.id);
           } else {
             await this.runtime.restart(this.runnable(spec));
@@ -380,10 +379,4 @@ export class Applier {
   async release(id: string): Promise<void> {
     if (this.held.delete(id)) await this.persistHeld();
   }
-}
-
-/** True when two specs of one instance differ only in their files (a reload is enough). */
-function sameExceptFiles(a: InstanceSpec, b: InstanceSpec): boolean {
-  const strip = ({ files: _f, checksum: _c, epoch: _e, ...rest }: InstanceSpec) => rest;
-  return canonicalJson(strip(a)) === canonicalJson(strip(b));
 }

@@ -14,7 +14,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
-import { encode, PROTOCOL_VERSION, subjects } from '../protocol/index.js';
+import { RolloutGate } from '../coordinator/rollout.js';
+import { encode, type NodePlan, PROTOCOL_VERSION, subjects } from '../protocol/index.js';
 import { sampleFacts } from '../test/helpers/fixtures.js';
 import { cpuPercent, freePort, procSample, sleep, startNatsServer, waitUntil } from './lib.js';
 
@@ -31,9 +32,16 @@ interface Sim {
   epoch: number;
   version: string;
   seq: number;
+  /** when this sim last received a plan with a new version */
+  appliedAt?: number;
 }
 
-function topology(version: string): string {
+/**
+ * An `everywhere` role on every simulated node. `run` is in its environment (a change restarts it,
+ * so the rollout gate restarts a quarter of the fleet at a time); `config` is only in a file and
+ * the role names a reload signal (a change is a reload on every node at once, like haproxy's).
+ */
+function topology(run: string, config: string): string {
   return `apiVersion: drover.dev/v1
 kind: Topology
 metadata: { name: bench }
@@ -42,9 +50,10 @@ customRoles:
   agentlet:
     command: /bin/sleep
     args: ["infinity"]
-    env: { BENCH_VERSION: "${version}" }
+    env: { BENCH_RUN: "${run}" }
+    reloadSignal: SIGHUP
     files:
-      - { path: /etc/bench/version, mode: "0644", content: "${version}\\n" }
+      - { path: /etc/bench/config, mode: "0644", content: "${config}" }
 roles:
   agentlet: { everywhere: true }
 `;
@@ -75,6 +84,7 @@ async function runSize(n: number): Promise<void> {
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const conns: NatsConnection[] = [];
+  let hbTimer: ReturnType<typeof setInterval> | undefined;
   try {
     const api = `http://127.0.0.1:${apiPort}`;
     await waitUntil(
@@ -93,19 +103,15 @@ async function runSize(n: number): Promise<void> {
         callback: (_e, m) => {
           const sim = sims.get(m.subject.slice(m.subject.lastIndexOf('.') + 1));
           if (!sim) return;
-          const signed = JSON.parse(new TextDecoder().decode(m.data)) as {
-            plan: {
-              generation: number;
-              checksum: string;
-              coordinatorEpoch: number;
-              instances: Array<{ run: { env: Record<string, string> } }>;
-            };
-          };
+          const signed = JSON.parse(new TextDecoder().decode(m.data)) as { plan: NodePlan };
           const p = signed.plan;
           sim.generation = p.generation;
           sim.checksum = p.checksum;
           sim.epoch = p.coordinatorEpoch;
-          sim.version = p.instances[0]?.run.env.BENCH_VERSION ?? '';
+          const i0 = p.instances[0];
+          const v = i0 ? `${i0.run.env.BENCH_RUN}/${i0.files[0]?.content}` : '';
+          if (v !== sim.version) sim.appliedAt = performance.now();
+          sim.version = v;
           m.respond(
             encode({
               v: PROTOCOL_VERSION,
@@ -114,6 +120,37 @@ async function runSize(n: number): Promise<void> {
               generation: p.generation,
               checksum: p.checksum,
               accepted: true,
+            }),
+          );
+          // as a real agent does after applying: a full status, every instance Healthy (simulated)
+          const digest = {
+            generation: p.generation,
+            checksum: p.checksum,
+            coordinatorEpoch: p.coordinatorEpoch,
+            health: '0000000000000000',
+            instances: p.instances.length,
+            unhealthy: 0,
+          };
+          sim.nc.publish(
+            subjects.status(sim.id),
+            encode({
+              v: PROTOCOL_VERSION,
+              type: 'status',
+              nodeId: sim.id,
+              seq: ++sim.seq,
+              sentAt: new Date().toISOString(),
+              plan: { ...digest, state: 'applied' },
+              digest,
+              instances: p.instances.map((i) => ({
+                id: i.id,
+                role: i.role,
+                epoch: i.epoch,
+                checksum: i.checksum,
+                phase: 'Healthy',
+                health: 'healthy',
+                restarts: 0,
+                simulated: true,
+              })),
             }),
           );
         },
@@ -156,7 +193,7 @@ async function runSize(n: number): Promise<void> {
     // heartbeats, spread evenly over the interval
     let sent = 0;
     let cursor = 0;
-    const hbTimer = setInterval(() => {
+    hbTimer = setInterval(() => {
       const slice = Math.ceil(list.length / 10);
       const start = cursor;
       cursor = (cursor + slice) % list.length;
@@ -185,15 +222,19 @@ async function runSize(n: number): Promise<void> {
 
     /** CPU the simulated fleet (this process) used during the last change, in % of one core */
     let simCpuDuringChange = Number.NaN;
-    const apply = async (version: string) => {
+    let coordCpuDuringChange = Number.NaN;
+    const apply = async (run: string, config: string) => {
+      const version = `${run}/${config}`;
       const t = performance.now();
       const c0 = process.cpuUsage();
+      const k0 = procSample(coord.pid!);
       const r = await fetch(`${api}/v1/topology`, {
         method: 'PUT',
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/yaml' },
-        body: topology(version),
+        body: topology(run, config),
       });
       if (!r.ok) throw new Error(`PUT /v1/topology: ${r.status} ${await r.text()}`);
+      const putMs = performance.now() - t;
       await waitUntil(
         `all ${n} simulated agents on ${version}`,
         () => list.every((s) => s.version === version),
@@ -201,13 +242,24 @@ async function runSize(n: number): Promise<void> {
         10,
       );
       const ms = performance.now() - t;
+      if (process.env.COORD_BENCH_DEBUG) {
+        const at = list.map((x) => (x.appliedAt ?? t) - t).sort((a, b) => a - b);
+        const q = (f: number) => (at[Math.floor(f * (at.length - 1))]! / 1000).toFixed(2);
+        process.stdout.write(
+          `  [debug] ${version}: PUT answered at ${(putMs / 1000).toFixed(2)} s, first plan at ${q(0)} s, 10% ${q(0.1)} s, 50% ${q(0.5)} s, 90% ${q(0.9)} s, last ${q(1)} s\n`,
+        );
+      }
       const c = process.cpuUsage(c0);
       simCpuDuringChange = ((c.user + c.system) / 1000 / ms) * 100;
+      coordCpuDuringChange = cpuPercent(k0, procSample(coord.pid!), ms);
       return ms;
     };
-    const firstMs = await apply('v1');
+    const firstMs = await apply('r1', 'c1');
     await sleep(3000);
-    const changeMs = await apply('v2');
+    const changeMs = await apply('r1', 'c2');
+    const reloadCpu = { sims: simCpuDuringChange, coordinator: coordCpuDuringChange };
+    await sleep(3000);
+    const rolloutMs = await apply('r2', 'c2');
     if (process.env.COORD_BENCH_DEBUG) {
       const m = await (
         await fetch(`${api}/metrics`, { headers: { authorization: `Bearer ${token}` } })
@@ -246,11 +298,15 @@ async function runSize(n: number): Promise<void> {
     line('first topology apply → all applied', `${(firstMs / 1000).toFixed(2)} s`);
     line(
       'change touching every node → all applied',
-      `${(changeMs / 1000).toFixed(2)} s (target < 5 s at 5,000: ${changeMs < 5000 ? 'met' : 'MISSED'})`,
+      `${(changeMs / 1000).toFixed(2)} s (a config change, reloaded on every node at once; target < 5 s at 5,000: ${changeMs < 5000 ? 'met' : 'MISSED'})`,
     );
     line(
-      '  coordinator push side vs simulated fleet',
-      `the simulated agents' own process used ${simCpuDuringChange.toFixed(0)} % of one core during the change; nats-server, the coordinator and the fleet share ${cpus().length} cores`,
+      "restart of every node's instance → all applied",
+      `${(rolloutMs / 1000).toFixed(2)} s (rolling: the gate restarts ${RolloutGate.budget(n)} of ${n} at a time, the next as each reports Healthy)`,
+    );
+    line(
+      '  CPU during that change',
+      `during the change the coordinator used ${reloadCpu.coordinator.toFixed(0)} % of one core and the simulated agents' process ${reloadCpu.sims.toFixed(0)} %; nats-server, the coordinator and the fleet share ${cpus().length} cores`,
     );
     line(
       'steady-state coordinator CPU',
@@ -269,6 +325,7 @@ async function runSize(n: number): Promise<void> {
       `${((cpu / ((n * 1000) / HEARTBEAT_MS)) * 1000).toFixed(2)} % of one core`,
     );
   } finally {
+    clearInterval(hbTimer);
     for (const c of conns) await c.close().catch(() => {});
     coord.kill('SIGTERM');
     await new Promise((r) => coord.once('exit', r));

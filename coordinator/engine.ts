@@ -6,6 +6,7 @@ import {
   type FactsUpdate,
   type Heartbeat,
   type InstanceSpec,
+  instanceChecksum,
   type NodePlan,
   type NodeStatus,
   type PlanFetch,
@@ -115,11 +116,28 @@ export class Engine {
   private readonly desired = new Map<string, Desired>();
   private readonly generation = new Map<string, number>();
   private readonly unplaced = new Map<string, Unplaced[]>();
-  private readonly renderCache = new RenderCache();
+  /** one render memo per cluster: instance ids repeat across clusters, and a render retains only its own */
+  private readonly renderCaches = new Map<string, RenderCache>();
+  private renderCache(cluster: string): RenderCache {
+    let c = this.renderCaches.get(cluster);
+    if (!c) {
+      c = new RenderCache();
+      this.renderCaches.set(cluster, c);
+    }
+    return c;
+  }
   private readonly rollout: RolloutGate;
   /** instances per role across clusters, refreshed on every cluster reconcile */
   private roleCounts = new Map<string, number>();
   private readonly lastClusterRun = new Map<string, { at: number; ms: number }>();
+  /** per node, the rendered instance objects its desired plan was last sealed from */
+  private readonly sealedFrom = new Map<string, Set<object>>();
+  /**
+   * Content checksums of rendered instance objects. Rendered specs are never mutated (the render
+   * cache hands the same object back while its inputs are unchanged), so identity is a safe key;
+   * a topology preview and the reconcile that applies it then checksum each instance once.
+   */
+  private readonly instanceSums = new WeakMap<object, string>();
   private sweepTimer: unknown;
   private closing?: Promise<void>;
   repair?: RepairHooks;
@@ -359,6 +377,8 @@ export class Engine {
     }
     const prevPhase = new Map(before?.instances.map((i) => [i.id, i.phase]) ?? []);
     for (const i of st.instances) {
+      if (i.phase === 'Healthy' || (i.phase === 'Running' && i.health === 'unknown'))
+        for (const next of this.rollout.release(i.role, i.id, i.checksum)) this.queue.add(`node:${next}`);
       const p = prevPhase.get(i.id);
       if (
         p !== undefined &&
@@ -451,11 +471,12 @@ export class Engine {
     const nodes = this.placementNodes(cluster);
     const res = place({ topology: t, nodes, current, ...this.evictionsFor(cluster, current) });
     const nodeMap = new Map(nodes.map((n) => [n.id, n]));
+    // With the render cache: what the preview renders, the reconcile that applies it reuses.
     const rendered = renderPlans({
       topology: t,
       assignments: res.assignments,
       nodes: nodeMap,
-      options: this.opts.renderOptions,
+      options: { ...this.opts.renderOptions, cache: this.renderCache(cluster) },
     });
     const nodesChanged: string[] = [];
     for (const n of nodes) {
@@ -554,6 +575,7 @@ export class Engine {
         if (ms !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? ms, ms);
     } else {
       await this.writeAssignments(cluster, [], current);
+      this.renderCaches.delete(cluster);
     }
     const counts = new Map<string, number>();
     for (const a of this.allAssignments()) counts.set(a.role, (counts.get(a.role) ?? 0) + 1);
@@ -564,7 +586,7 @@ export class Engine {
           topology: entry.topology,
           assignments,
           nodes: nodeMap,
-          options: { ...this.opts.renderOptions, cache: this.renderCache },
+          options: { ...this.opts.renderOptions, cache: this.renderCache(cluster) },
         })
       : new Map();
     for (const n of nodes) {
@@ -576,8 +598,21 @@ export class Engine {
 
   private setDesired(nodeId: string, instances: Array<Omit<InstanceSpec, 'checksum'>>): void {
     const cur = this.desired.get(nodeId);
+    // The render cache hands back the same objects for unchanged instances: when every one is the
+    // object the current plan was sealed from, the plan cannot have changed, and the O(content)
+    // checksum pass is skipped (most nodes on most cluster reconciles of a large fleet).
+    const inputs = this.sealedFrom.get(nodeId);
+    if (
+      cur &&
+      inputs &&
+      inputs.size === instances.length &&
+      instances.every((i) => inputs.has(i)) &&
+      samePlanAddons(cur.plan, { ...this.planAddons?.(nodeId) })
+    )
+      return;
     const gen = this.generation.get(nodeId) ?? 0;
     const candidate = this.sealFor(nodeId, instances, gen + 1);
+    this.sealedFrom.set(nodeId, new Set<object>(instances));
     if (cur && cur.plan.checksum === candidate.checksum && samePlanAddons(cur.plan, candidate)) return;
     this.generation.set(nodeId, gen + 1);
     this.desired.set(nodeId, { plan: candidate, signed: signPlan(candidate, this.opts.signingKey) });
@@ -589,16 +624,26 @@ export class Engine {
     instances: Array<Omit<InstanceSpec, 'checksum'>>,
     generation: number,
   ): NodePlan {
-    return sealPlan({
-      v: PROTOCOL_VERSION,
-      type: 'plan',
-      nodeId,
-      generation,
-      coordinatorEpoch: this.epoch,
-      issuedAt: new Date(this.clock.now()).toISOString(),
-      instances: [...instances].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
-      ...this.planAddons?.(nodeId),
-    });
+    return sealPlan(
+      {
+        v: PROTOCOL_VERSION,
+        type: 'plan',
+        nodeId,
+        generation,
+        coordinatorEpoch: this.epoch,
+        issuedAt: new Date(this.clock.now()).toISOString(),
+        instances: [...instances].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+        ...this.planAddons?.(nodeId),
+      },
+      (i) => {
+        let sum = this.instanceSums.get(i);
+        if (sum === undefined) {
+          sum = instanceChecksum(i);
+          this.instanceSums.set(i, sum);
+        }
+        return sum;
+      },
+    );
   }
 
   // ---------------------------------------------------------------- plan add-ons (seeds)
@@ -840,6 +885,7 @@ export class Engine {
     const cluster = this.clusterOf(rec);
     await this.nodes.forget(id);
     this.desired.delete(id);
+    this.sealedFrom.delete(id);
     this.rollout.forget(id);
     this.generation.delete(id);
     this.events.emit({
@@ -1010,7 +1056,7 @@ export class Engine {
 }
 
 /** Same plan add-ons (fields outside the content checksum, e.g. `purge`)? */
-function samePlanAddons(a: NodePlan, b: NodePlan): boolean {
+function samePlanAddons(a: Pick<NodePlan, 'purge'>, b: Pick<NodePlan, 'purge'>): boolean {
   return JSON.stringify(a.purge ?? null) === JSON.stringify(b.purge ?? null);
 }
 

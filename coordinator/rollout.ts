@@ -1,5 +1,5 @@
 import type { Clock } from '../lib/clock.js';
-import type { NodePlan } from '../protocol/index.js';
+import { isReloadOnly, type NodePlan } from '../protocol/index.js';
 
 interface Slot {
   nodeId: string;
@@ -15,10 +15,19 @@ interface Slot {
  * A push that would restart an instance waits while the role's restart budget is used up by
  * instances still restarting; one is done when it reports healthy at its new checksum, when its
  * node is gone, or after `timeoutMs` (a stuck instance must not block the rollout forever).
+ *
+ * Cost at scale: a slot is freed as soon as the engine passes on a healthy status (`release`), and
+ * the full re-check of a role's slots against `settled` runs at most every `PRUNE_EVERY_MS`, so
+ * thousands of held nodes asking again do not each scan thousands of slots. Nodes that were held
+ * are handed back by `release` as the budget frees up, to be pushed without waiting for a retry.
  */
 export class RolloutGate {
+  static readonly PRUNE_EVERY_MS = 100;
   private readonly slots = new Map<string, Map<string, Slot>>();
   private readonly lastPushed = new Map<string, NodePlan>();
+  private readonly prunedAt = new Map<string, number>();
+  /** nodes held per role, in the order they asked */
+  private readonly waiting = new Map<string, Set<string>>();
 
   constructor(
     private readonly clock: Clock,
@@ -26,6 +35,30 @@ export class RolloutGate {
     private readonly settled: (nodeId: string, instanceId: string, checksum: string) => boolean,
     private readonly timeoutMs = 60_000,
   ) {}
+
+  /**
+   * The instance runs healthy at `checksum`: frees its slot if it held one. Returns the held nodes
+   * that may now try again (as many as slots were freed), so the caller can push to them at once.
+   */
+  release(role: string, instanceId: string, checksum: string): string[] {
+    const slots = this.slots.get(role);
+    const s = slots?.get(instanceId);
+    if (!slots || !s || s.checksum !== checksum) return [];
+    slots.delete(instanceId);
+    const waiters = this.waiting.get(role);
+    const next = waiters?.values().next();
+    if (!waiters || !next || next.done) return [];
+    waiters.delete(next.value);
+    return [next.value];
+  }
+
+  private prune(role: string, slots: Map<string, Slot>, now: number): void {
+    if (now - (this.prunedAt.get(role) ?? Number.NEGATIVE_INFINITY) < RolloutGate.PRUNE_EVERY_MS) return;
+    this.prunedAt.set(role, now);
+    for (const [id, s] of slots) {
+      if (now - s.since >= this.timeoutMs || this.settled(s.nodeId, id, s.checksum)) slots.delete(id);
+    }
+  }
 
   /** How many instances of a role of `count` may restart at once. */
   static budget(count: number): number {
@@ -39,25 +72,35 @@ export class RolloutGate {
   acquire(nodeId: string, plan: NodePlan, roleCount: (role: string) => number): string[] {
     const prev = this.lastPushed.get(nodeId);
     if (!prev) return [];
-    const before = new Map(prev.instances.map((i) => [i.id, i.checksum]));
-    const restarting = plan.instances.filter(
-      (i) =>
-        before.has(i.id) && before.get(i.id) !== i.checksum && !i.run.reloadSignal && roleCount(i.role) > 1,
-    );
+    const before = new Map(prev.instances.map((i) => [i.id, i]));
+    const restarting = plan.instances.filter((i) => {
+      const b = before.get(i.id);
+      return b && b.checksum !== i.checksum && !isReloadOnly(b, i) && roleCount(i.role) > 1;
+    });
     if (restarting.length === 0) return [];
     const now = this.clock.now();
     const blocked = new Set<string>();
     for (const i of restarting) {
       const slots = this.slots.get(i.role);
       if (!slots) continue;
-      for (const [id, s] of slots) {
-        if (now - s.since >= this.timeoutMs || this.settled(s.nodeId, id, s.checksum)) slots.delete(id);
-      }
-      const busy = [...slots.keys()].filter((id) => id !== i.id).length;
-      if (busy >= RolloutGate.budget(roleCount(i.role))) blocked.add(i.role);
+      const budget = RolloutGate.budget(roleCount(i.role));
+      const busy = () => slots.size - (slots.has(i.id) ? 1 : 0);
+      if (busy() >= budget) this.prune(i.role, slots, now);
+      if (busy() >= budget) blocked.add(i.role);
     }
-    if (blocked.size) return [...blocked];
+    if (blocked.size) {
+      for (const role of blocked) {
+        let w = this.waiting.get(role);
+        if (!w) {
+          w = new Set();
+          this.waiting.set(role, w);
+        }
+        w.add(nodeId);
+      }
+      return [...blocked];
+    }
     for (const i of restarting) {
+      this.waiting.get(i.role)?.delete(nodeId);
       let slots = this.slots.get(i.role);
       if (!slots) {
         slots = new Map();
@@ -74,5 +117,6 @@ export class RolloutGate {
 
   forget(nodeId: string): void {
     this.lastPushed.delete(nodeId);
+    for (const w of this.waiting.values()) w.delete(nodeId);
   }
 }

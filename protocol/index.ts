@@ -17,8 +17,10 @@ export type { SigningKeyPair } from './signing.js';
 export {
   generateSigningKey,
   instanceChecksum,
+  isReloadOnly,
   keyFingerprintFromB64,
   planChecksum,
+  planSigningBytes,
   publicKeyFromB64,
   sealPlan,
   signingKeyFromPem,

@@ -18,6 +18,18 @@ export function instanceChecksum(spec: Omit<InstanceSpec, 'checksum'> & { checks
 }
 
 /**
+ * True when the change from `before` to `after` (one instance) is a reload, not a restart: the
+ * instance names a `run.reloadSignal` and only its files differ. The agent applies such a change
+ * by rewriting the files and signalling the process; the coordinator's rollout gate does not hold
+ * it back, since nothing stops serving.
+ */
+export function isReloadOnly(before: InstanceSpec, after: InstanceSpec): boolean {
+  if (!after.run.reloadSignal) return false;
+  const strip = ({ files: _f, checksum: _c, epoch: _e, ...rest }: InstanceSpec) => rest;
+  return canonicalJson(strip(before)) === canonicalJson(strip(after));
+}
+
+/**
  * Content checksum of a plan: the node and, per instance, its id, epoch and content checksum.
  * Generation, coordinator epoch and issue time are not content, so re-issuing identical content
  * gives the same checksum; the signature covers them. Building on the instance checksums (which
@@ -32,11 +44,15 @@ export function planChecksum(plan: Pick<NodePlan, 'nodeId' | 'instances'>): stri
   );
 }
 
-/** Fills in instance and plan checksums. */
+/**
+ * Fills in instance and plan checksums. `checksumOf` lets a caller that seals the same instance
+ * objects again and again (the coordinator) memoize `instanceChecksum`.
+ */
 export function sealPlan(
   plan: Omit<NodePlan, 'checksum' | 'instances'> & { instances: Array<Omit<InstanceSpec, 'checksum'>> },
+  checksumOf: (i: Omit<InstanceSpec, 'checksum'>) => string = instanceChecksum,
 ): NodePlan {
-  const instances = plan.instances.map((i) => ({ ...i, checksum: instanceChecksum(i) })) as InstanceSpec[];
+  const instances = plan.instances.map((i) => ({ ...i, checksum: checksumOf(i) })) as InstanceSpec[];
   const sealed = { ...plan, instances, checksum: '' } as NodePlan;
   sealed.checksum = planChecksum(sealed);
   return sealed;
@@ -81,8 +97,23 @@ export function keyFingerprintFromB64(b64: string): string {
   return sha256Hex(Buffer.from(b64, 'base64'));
 }
 
+/**
+ * The bytes a plan's signature covers: the canonical JSON of the plan with each instance reduced to
+ * `{id, epoch, checksum}`. Every field of the plan is covered — instance content through its
+ * SHA-256 checksum, which `verifyPlan` recomputes before it checks the signature — yet signing and
+ * verifying cost O(instances), not O(content): a coordinator signs thousands of plans a second.
+ */
+export function planSigningBytes(plan: NodePlan): Buffer {
+  return Buffer.from(
+    canonicalJson({
+      ...plan,
+      instances: plan.instances.map((i) => ({ id: i.id, epoch: i.epoch, checksum: i.checksum })),
+    }),
+  );
+}
+
 export function signPlan(plan: NodePlan, key: SigningKeyPair): SignedPlan {
-  const signature = sign(null, Buffer.from(canonicalJson(plan)), key.privateKey).toString('base64');
+  const signature = sign(null, planSigningBytes(plan), key.privateKey).toString('base64');
   return { v: PROTOCOL_VERSION, type: 'plan-push', plan, signature, keyId: key.fingerprint };
 }
 
@@ -106,7 +137,7 @@ export function verifyPlan(signed: SignedPlan, publicKey: KeyObject): NodePlan {
   }
   let ok = false;
   try {
-    ok = verify(null, Buffer.from(canonicalJson(plan)), publicKey, Buffer.from(signed.signature, 'base64'));
+    ok = verify(null, planSigningBytes(plan), publicKey, Buffer.from(signed.signature, 'base64'));
   } catch {
     ok = false;
   }

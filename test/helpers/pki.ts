@@ -22,7 +22,12 @@ export function openssl(args: string[], input?: string): { code: number; out: st
 
 /** `openssl verify -CAfile ca [-purpose p] leaf`; returns openssl's exit code and output. */
 /** Verifies `certPem` against `caPem` with openssl; `atMs` checks validity at that instant (a test's clock) instead of now. */
-export function opensslVerify(caPem: string, certPem: string, purpose?: 'sslserver' | 'sslclient', atMs?: number) {
+export function opensslVerify(
+  caPem: string,
+  certPem: string,
+  purpose?: 'sslserver' | 'sslclient',
+  atMs?: number,
+) {
   const dir = tempDir('verify');
   try {
     writeFileSync(join(dir, 'ca.crt'), caPem);
