@@ -204,6 +204,7 @@ export class Agent {
         logger: this.log.child({ component: 'runtime' }),
         logMaxBytes: this.opts.logMaxBytes,
         pollIntervalMs: this.deps.processPollIntervalMs,
+        restartHold: () => this.session_?.planMayBeStale() ?? false,
       });
     }
     return new SystemdRuntime({

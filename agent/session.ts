@@ -138,6 +138,8 @@ export class Session {
   private heartbeatMs: number;
   private readonly waits = new Set<() => void>();
   private disconnectedAt: number | undefined;
+  /** set on a reconnect after a long silence; cleared when a plan is applied (see planMayBeStale) */
+  private awaitingPlanSince: number | undefined;
   /** set while a registration request and its key check are in flight */
   private registering: Promise<void> | undefined;
   private work: Promise<unknown> = Promise.resolve();
@@ -244,6 +246,8 @@ export class Session {
       } else if (s.type === 'reconnect') {
         this.connected = true;
         this.counters.reconnects++;
+        if (this.disconnectedAt !== undefined && Date.now() - this.disconnectedAt >= 3 * this.heartbeatMs)
+          this.awaitingPlanSince = Date.now();
         this.disconnectedAt = undefined;
         this.log.info({ server: s.data }, 'NATS reconnected; registering again');
         void this.registerLoop();
@@ -315,7 +319,7 @@ export class Session {
       if (reply.plan) {
         const p = reply.plan;
         this.enqueue(async () => {
-          await this.h.onPlan(p, 'register');
+          await this.applyPlan(p, 'register');
         });
       } else await this.fetchPlan();
       return;
@@ -385,7 +389,7 @@ export class Session {
         return;
       }
       this.enqueue(async () => {
-        await this.h.onPlan(signed, 'fetch');
+        await this.applyPlan(signed, 'fetch');
       });
     } catch (err) {
       this.log.warn(
@@ -393,6 +397,27 @@ export class Session {
         'plan fetch failed; the next push or heartbeat mismatch repairs it',
       );
     }
+  }
+
+  private async applyPlan(signed: SignedPlan, source: 'register' | 'fetch' | 'push') {
+    const result = await this.h.onPlan(signed, source);
+    if (result.accepted) this.awaitingPlanSince = undefined;
+    return result;
+  }
+
+  /**
+   * True while this node's plan may be out of date because the coordinator could not hear it for
+   * long enough to move its instances away: NATS has been down for 3 heartbeat intervals (when the
+   * coordinator calls a node Suspect), or it came back after such a silence and no plan has been
+   * applied since. The process runtime holds local restarts of crashed instances meanwhile (up to
+   * a bound), so a fenced host does not bring back what moved away in the second before its new
+   * plan arrives (e.g. an etcd member that exits because it was replaced).
+   */
+  planMayBeStale(): boolean {
+    const staleAfter = 3 * this.heartbeatMs;
+    if (!this.connected && this.disconnectedAt !== undefined)
+      return Date.now() - this.disconnectedAt >= staleAfter;
+    return this.awaitingPlanSince !== undefined;
   }
 
   private async onPlanMsg(m: Msg): Promise<void> {
@@ -416,7 +441,7 @@ export class Session {
     // A coordinator may push a plan right after answering our registration, before the reply (and
     // the signing key in it) has been processed here: let the registration finish first.
     if (this.registering) await this.registering;
-    const result = await this.h.onPlan(signed, 'push');
+    const result = await this.applyPlan(signed, 'push');
     this.reply(m, result);
   }
 

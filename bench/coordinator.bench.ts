@@ -4,7 +4,10 @@
 // Printed for N = 1,000 and 5,000 (override with COORD_BENCH_N=1000,5000):
 // - time to register all N;
 // - time to converge a topology change touching every node (until every simulated agent has
-//   applied the new plan), twice: first apply, then a change of every node's content;
+//   applied the new plan): the first apply; a config change (files only, the role names a reload
+//   signal, so every node applies it at once); a change that restarts every node's instance (the
+//   rollout gate restarts a quarter at a time, the next as each reports Healthy). Like real agents,
+//   the simulated ones answer each push and then send a full status;
 // - steady-state coordinator CPU% and RSS at 2 s heartbeats;
 // - heartbeats handled per second.
 // Targets (issue 4): 5,000 agents at 2 s heartbeats under 50 % of one core and 1 GiB RSS; a

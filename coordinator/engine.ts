@@ -90,6 +90,11 @@ export interface RepairHooks {
   requestReassign?(instanceId: string): void;
   /** which instances must leave their nodes now (Unreachable past grace, drains, operator moves) */
   evictions(cluster: string, current: Assignment[]): Evictions;
+  /**
+   * Why forgetting `nodeId` now would break etcd quorum (its member would be removed and replaced
+   * while too few others are healthy), or undefined when it is safe.
+   */
+  removeRefusal?(cluster: string, nodeId: string): string | undefined;
   /** called after placement wrote new assignments (etcd membership changes, events) */
   afterPlacement?(
     cluster: string,
@@ -883,6 +888,22 @@ export class Engine {
   async remove(id: string): Promise<void> {
     const rec = this.requireNode(id);
     const cluster = this.clusterOf(rec);
+    // Refused even with --force: forgetting an etcd host removes its member, and a membership
+    // change without quorum can lose the cluster's data.
+    const refusal = this.repair?.removeRefusal?.(cluster, id);
+    if (refusal) {
+      this.events.emit({
+        kind: 'etcd.replace-refused',
+        severity: 'error',
+        cluster,
+        nodeId: id,
+        role: 'etcd',
+        message: `not removing node ${id}: ${refusal}`,
+      });
+      throw coordinatorError('DROVER_ERR_ETCD_QUORUM', `not removing node ${id}: ${refusal}`, {
+        nodeId: id,
+      });
+    }
     await this.nodes.forget(id);
     this.desired.delete(id);
     this.sealedFrom.delete(id);

@@ -457,6 +457,21 @@ export class RepairPolicy implements RepairHooks {
     return true;
   }
 
+  /** RepairHooks.removeRefusal: the replacement rule, for each etcd member the node holds. */
+  removeRefusal(cluster: string, nodeId: string): string | undefined {
+    const current = this.engine.currentAssignments(cluster);
+    const etcd = current.filter((x) => x.role === ETCD);
+    const byId = new Map(this.engine.placementNodes(cluster).map((n) => [n.id, n]));
+    for (const a of etcd.filter((x) => x.nodeId === nodeId)) {
+      const healthy = etcd.filter(
+        (x) => x.instanceId !== a.instanceId && this.instanceHealthy(x, byId.get(x.nodeId)),
+      ).length;
+      const q = replacementKeepsQuorum(etcd.length, healthy);
+      if (!q.ok) return `${a.instanceId} is an etcd member: ${q.reason}`;
+    }
+    return undefined;
+  }
+
   private refuseEtcdOnce(cluster: string, a: Assignment, reason: string): void {
     if (this.refusedEtcd.has(a.instanceId)) return;
     this.refusedEtcd.add(a.instanceId);

@@ -31,6 +31,14 @@ export interface ProcessRuntimeOptions {
   pollIntervalMs?: number;
   /** environment every role gets under its plan env; default `{ PATH }` of the agent */
   baseEnv?: Record<string, string>;
+  /**
+   * Asked when a crashed instance's backoff is over: true holds the restart (asked again every
+   * 250 ms) for at most `restartHoldMaxMs`, then it restarts anyway (static stability). The agent
+   * passes `Session.planMayBeStale`.
+   */
+  restartHold?: () => boolean;
+  /** default 10 s */
+  restartHoldMaxMs?: number;
 }
 
 interface PidFile {
@@ -104,6 +112,8 @@ export class ProcessRuntime implements Runtime {
   private readonly logMaxBytes: number;
   private readonly pollMs: number;
   private readonly baseEnv: Record<string, string>;
+  private readonly restartHold?: () => boolean;
+  private readonly restartHoldMaxMs: number;
   private pollTimer: unknown;
   private closed = false;
 
@@ -116,6 +126,8 @@ export class ProcessRuntime implements Runtime {
     this.logMaxBytes = opts.logMaxBytes ?? 10 * 1024 * 1024;
     this.pollMs = opts.pollIntervalMs ?? 1000;
     this.baseEnv = opts.baseEnv ?? { PATH: process.env.PATH || DEFAULT_PATH };
+    this.restartHold = opts.restartHold;
+    this.restartHoldMaxMs = opts.restartHoldMaxMs ?? 10_000;
     mkdirSync(this.runDir, { recursive: true });
     mkdirSync(this.logDir, { recursive: true });
     this.schedulePoll();
@@ -425,12 +437,29 @@ export class ProcessRuntime implements Runtime {
       { instance: id, reason: what, delayMs: delay, failures: e.consecutiveFailures },
       'instance exited; restarting after backoff',
     );
-    e.restartTimer = this.clock.setTimeout(() => {
+    let heldSince: number | undefined;
+    const restart = () => {
       e.restartTimer = undefined;
       if (!e.wantRunning || this.closed) return;
+      if (this.restartHold?.()) {
+        const now = this.clock.now();
+        if (heldSince === undefined) {
+          heldSince = now;
+          this.log.warn(
+            { instance: id },
+            'restart held: the plan may be stale after a long disconnect; waiting for a fresh one',
+          );
+        }
+        if (now - heldSince < this.restartHoldMaxMs) {
+          e.restartTimer = this.clock.setTimeout(restart, 250);
+          return;
+        }
+        this.log.warn({ instance: id }, 'no fresh plan in time; restarting on the last plan applied');
+      }
       e.restarts++;
       void this.spawnEntry(e);
-    }, delay);
+    };
+    e.restartTimer = this.clock.setTimeout(restart, delay);
     this.listeners.emit(id);
   }
 

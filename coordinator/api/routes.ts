@@ -217,7 +217,8 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
       config: operator,
       schema: {
         tags: ['nodes'],
-        description: 'Forget the node without its cooperation; its instances are placed elsewhere.',
+        description:
+          'Forget the node without its cooperation; its instances are placed elsewhere. Refused with DROVER_ERR_ETCD_QUORUM (409) when the node holds an etcd member whose replacement would break quorum.',
         params: NodeParams,
         response: { 200: ActionResult, ...errorResponses },
       },

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { systeminformationSource } from '../../agent/facts.js';
 import { generateSigningKey, type NodeStatus } from '../../protocol/index.js';
@@ -34,11 +35,15 @@ describe('agent session with a real nats-server', () => {
     await nats.stop();
     await waitFor('agent saw the disconnect', () => agent.session?.isConnected === false);
     killGroups([idlePid]);
-    // Restarted locally, with NATS down.
-    const restarted = await waitFor('idle restarted locally', () => {
-      const rs = agent.runtime.status('idle#0');
-      return rs?.pid && rs.pid !== idlePid && rs.state === 'running' ? rs : undefined;
-    });
+    // Restarted locally, with NATS down (at the latest after the 10 s stale-plan hold).
+    const restarted = await waitFor(
+      'idle restarted locally',
+      () => {
+        const rs = agent.runtime.status('idle#0');
+        return rs?.pid && rs.pid !== idlePid && rs.state === 'running' ? rs : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
     expect(restarted.restarts).toBe(1);
     expect(alive(webPid)).toBe(true);
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
@@ -60,6 +65,39 @@ describe('agent session with a real nats-server', () => {
     const hb = driver.heartbeats.length;
     await waitFor('heartbeats again', () => driver.heartbeats.length > hb);
     expect(driver.decodeErrors).toEqual([]);
+  });
+
+  it('after a long disconnect a crashed role waits for a fresh plan before it restarts (fencing), then restarts if the plan still has it', async () => {
+    const nats = await startNats();
+    const driver = await CoordinatorDriver.start(nats.url);
+    const agent = await startTestAgent(testAgentOptions(nats.url));
+    const id = agent.nodeId;
+    await waitFor('ready', () => agent.session?.currentState === 'ready');
+    await driver.push(id, driver.makePlan(id, [sleeperSpec('idle#0')]));
+    const s1 = await driver.waitStatus(id, 'running', (s) => inst(s, 'idle#0')?.phase === 'Running');
+    const idlePid = inst(s1, 'idle#0')!.pid!;
+    await nats.stop();
+    await waitFor('agent saw the disconnect', () => agent.session?.isConnected === false);
+    await sleep(2000); // > 3 heartbeats (1.5 s): the coordinator may have moved this node's roles
+    expect(agent.session?.planMayBeStale()).toBe(true);
+    killGroups([idlePid]);
+    await sleep(3000); // backoff (1 s) long over
+    expect(agent.runtime.status('idle#0')?.pid, 'restart held while the plan may be stale').toBeUndefined();
+    await nats.start();
+    const natsBack = Date.now();
+    // reconnect → register → the plan (still holding idle#0) is applied → the restart goes ahead
+    const back = await waitFor(
+      'idle restarted after the fresh plan',
+      () => {
+        const rs = agent.runtime.status('idle#0');
+        return rs?.pid && rs.pid !== idlePid && rs.state === 'running' ? rs : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
+    expect(back.restarts).toBe(1);
+    // released by the fresh plan, well before the 10 s bound (which ends ~8 s after NATS returns)
+    expect(Date.now() - natsBack).toBeLessThan(6000);
+    expect(agent.session?.planMayBeStale()).toBe(false);
   });
 
   it('a Pending node heartbeats and re-registers until approved, then fetches its plan', async () => {

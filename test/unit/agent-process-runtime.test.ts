@@ -69,6 +69,35 @@ describe('process runtime', () => {
     expect(s).toBe(1000);
   });
 
+  it('holds a crashed instance’s restart while the plan may be stale, at most restartHoldMaxMs, and restarts when it clears', async () => {
+    const clock = new ManualClock(1_000_000);
+    let stale = true;
+    const r = make({ clock, restartHold: () => stale, restartHoldMaxMs: 5000 });
+    await r.start(sleeper('web#0'));
+    let pid = await runningPid(r, 'web#0');
+    const killAndBackoff = async () => {
+      process.kill(pid, 'SIGKILL');
+      const s = await waitFor('exit noticed', () => {
+        const st = r.status('web#0');
+        return st?.pid === undefined && st?.nextRestartDelayMs !== undefined ? st : undefined;
+      });
+      clock.advance(s.nextRestartDelayMs!); // backoff over: the hold is asked
+    };
+    await killAndBackoff();
+    for (let i = 0; i < 19; i++) clock.advance(250); // 4.75 s held
+    await new Promise((res) => setTimeout(res, 100));
+    expect(r.status('web#0')?.pid, 'held while the plan may be stale').toBeUndefined();
+    clock.advance(250); // 5 s: the bound — restart on the last plan (static stability)
+    pid = await runningPid(r, 'web#0', pid);
+    // the hold clears (a fresh plan arrived): the next crash restarts at the end of its backoff
+    await killAndBackoff();
+    clock.advance(250);
+    stale = false;
+    clock.advance(250);
+    pid = await runningPid(r, 'web#0', pid);
+    expect(r.status('web#0')?.restarts).toBe(2);
+  });
+
   it('policy never: a clean exit is Stopped, a failing one is Failed; on-failure restarts only failures', async () => {
     const clock = new ManualClock();
     const r = make({ clock });

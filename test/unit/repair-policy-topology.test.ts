@@ -88,6 +88,33 @@ roles:
     await f.engine.close();
   });
 
+  it('`remove` of an etcd host is refused (even forced) while forgetting its member would break quorum; allowed once it would not', async () => {
+    const f = await fleet(
+      4,
+      `apiVersion: drover.dev/v1
+kind: Topology
+metadata: { name: t }
+cluster: { name: t }
+roles:
+  etcd: { replicas: 3 }
+`,
+    );
+    const [a, b] = ['etcd#0', 'etcd#1'].map((i) => f.where(i)!);
+    f.alive.delete(b!); // one of three members down: a (healthy) is needed for quorum
+    await f.advance(12_000);
+    await expect(f.engine.remove(a!)).rejects.toMatchObject({
+      code: 'DROVER_ERR_ETCD_QUORUM',
+      message: expect.stringMatching(/not removing node .*etcd#0 is an etcd member: .*quorum/),
+    });
+    expect(f.engine.nodes.get(a!)).toBeDefined(); // nothing changed
+    expect(f.where('etcd#0')).toBe(a);
+    expect(f.events('etcd.replace-refused').at(-1)?.message).toMatch(new RegExp(`not removing node ${a}`));
+    // the dead member's host itself can be forgotten: two healthy of three keep quorum throughout
+    await f.engine.remove(b!);
+    expect(f.engine.nodes.get(b!)).toBeUndefined();
+    await f.engine.close();
+  });
+
   it('no spare: the role is Degraded with the reason, one reassign decision (no event spam, no rate budget used up), and it recovers when capacity returns', async () => {
     const f = await fleet(3, web(3));
     const victim = f.where('web#2')!;
