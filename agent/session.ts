@@ -138,8 +138,11 @@ export class Session {
   private heartbeatMs: number;
   private readonly waits = new Set<() => void>();
   private disconnectedAt: number | undefined;
-  /** set on a reconnect after a long silence; cleared when a plan is applied (see planMayBeStale) */
+  /** set when contact returns after a long silence; cleared when a plan is applied (see planMayBeStale) */
   private awaitingPlanSince: number | undefined;
+  /** last NATS round trip, registration or applied plan (clock ms) */
+  private lastContactAt: number | undefined;
+  private probing = false;
   /** set while a registration request and its key check are in flight */
   private registering: Promise<void> | undefined;
   private work: Promise<unknown> = Promise.resolve();
@@ -246,8 +249,6 @@ export class Session {
       } else if (s.type === 'reconnect') {
         this.connected = true;
         this.counters.reconnects++;
-        if (this.disconnectedAt !== undefined && Date.now() - this.disconnectedAt >= 3 * this.heartbeatMs)
-          this.awaitingPlanSince = Date.now();
         this.disconnectedAt = undefined;
         this.log.info({ server: s.data }, 'NATS reconnected; registering again');
         void this.registerLoop();
@@ -285,6 +286,7 @@ export class Session {
         return;
       }
       this.lastReply = reply;
+      this.contact(false); // the registration brings (or fetches) the plan itself
       if (!reply.accepted) {
         finished();
         const delay = slow.next();
@@ -382,6 +384,7 @@ export class Session {
         const body = safeJson(msg.data) as { code?: unknown; message?: unknown } | undefined;
         if (body && typeof body.code === 'string') {
           this.log.info({ code: body.code, message: body.message }, 'coordinator has no plan for this node');
+          this.awaitingPlanSince = undefined; // nothing newer to wait for
           return;
         }
         this.counters.malformed.planFetchReply++;
@@ -401,7 +404,10 @@ export class Session {
 
   private async applyPlan(signed: SignedPlan, source: 'register' | 'fetch' | 'push') {
     const result = await this.h.onPlan(signed, source);
-    if (result.accepted) this.awaitingPlanSince = undefined;
+    if (result.accepted) {
+      this.awaitingPlanSince = undefined;
+      this.lastContactAt = this.clock.now();
+    }
     return result;
   }
 
@@ -414,10 +420,52 @@ export class Session {
    * plan arrives (e.g. an etcd member that exits because it was replaced).
    */
   planMayBeStale(): boolean {
-    const staleAfter = 3 * this.heartbeatMs;
-    if (!this.connected && this.disconnectedAt !== undefined)
-      return Date.now() - this.disconnectedAt >= staleAfter;
-    return this.awaitingPlanSince !== undefined;
+    if (this.awaitingPlanSince !== undefined) return true;
+    // never in contact yet: the applier's start-up grace covers a fresh start
+    if (this.lastContactAt === undefined) return false;
+    return this.clock.now() - this.lastContactAt >= 3 * this.heartbeatMs;
+  }
+
+  /**
+   * A round trip to the NATS server on every heartbeat. A partition often leaves the TCP
+   * connection half-open, so nats.js only notices after its ping timeouts (tens of seconds);
+   * this notices within a heartbeat or two.
+   */
+  private probeContact(): void {
+    const nc = this.nc;
+    if (!nc || !this.connected || this.probing) return;
+    this.probing = true;
+    let timer: unknown;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = this.clock.setTimeout(() => reject(new Error('rtt timed out')), this.heartbeatMs);
+    });
+    Promise.race([nc.rtt(), timeout])
+      .then(
+        () => this.contact(),
+        () => {},
+      )
+      .finally(() => {
+        this.clock.clearTimeout(timer);
+        this.probing = false;
+      });
+  }
+
+  /** We heard from NATS (or the coordinator). After a long silence: fetch the plan before any restart. */
+  private contact(fetch = true): void {
+    const now = this.clock.now();
+    if (
+      this.lastContactAt !== undefined &&
+      now - this.lastContactAt >= 3 * this.heartbeatMs &&
+      this.awaitingPlanSince === undefined
+    ) {
+      this.awaitingPlanSince = now;
+      this.log.warn(
+        { silentMs: now - this.lastContactAt },
+        'back in contact after a long silence; local restarts wait for a fresh plan',
+      );
+      if (fetch) void this.fetchPlan();
+    }
+    this.lastContactAt = now;
   }
 
   private async onPlanMsg(m: Msg): Promise<void> {
@@ -495,6 +543,7 @@ export class Session {
     this.stopHeartbeat();
     const tick = () => {
       this.sendHeartbeat();
+      this.probeContact();
       this.hbTimer = this.clock.setTimeout(tick, this.heartbeatMs);
     };
     this.hbTimer = this.clock.setTimeout(tick, this.heartbeatMs);
