@@ -244,17 +244,20 @@ async function runSize(n: number): Promise<void> {
         120_000,
         10,
       );
-      const ms = performance.now() - t;
+      const noticed = performance.now() - t;
+      // Converged = the moment the last simulated agent applied the plan (stamped in its handler);
+      // the polling loop above only notices it later, by however long this busy process lags.
+      const at = list.map((x) => (x.appliedAt ?? t) - t).sort((a, b) => a - b);
+      const ms = at[at.length - 1]!;
       if (process.env.COORD_BENCH_DEBUG) {
-        const at = list.map((x) => (x.appliedAt ?? t) - t).sort((a, b) => a - b);
         const q = (f: number) => (at[Math.floor(f * (at.length - 1))]! / 1000).toFixed(2);
         process.stdout.write(
-          `  [debug] ${version}: PUT answered at ${(putMs / 1000).toFixed(2)} s, first plan at ${q(0)} s, 10% ${q(0.1)} s, 50% ${q(0.5)} s, 90% ${q(0.9)} s, last ${q(1)} s\n`,
+          `  [debug] ${version}: PUT answered at ${(putMs / 1000).toFixed(2)} s, first plan at ${q(0)} s, 10% ${q(0.1)} s, 50% ${q(0.5)} s, 90% ${q(0.9)} s, last ${q(1)} s, noticed ${(noticed / 1000).toFixed(2)} s\n`,
         );
       }
       const c = process.cpuUsage(c0);
-      simCpuDuringChange = ((c.user + c.system) / 1000 / ms) * 100;
-      coordCpuDuringChange = cpuPercent(k0, procSample(coord.pid!), ms);
+      simCpuDuringChange = ((c.user + c.system) / 1000 / noticed) * 100;
+      coordCpuDuringChange = cpuPercent(k0, procSample(coord.pid!), noticed);
       return ms;
     };
     const firstMs = await apply('r1', 'c1');
@@ -301,7 +304,7 @@ async function runSize(n: number): Promise<void> {
     line('first topology apply → all applied', `${(firstMs / 1000).toFixed(2)} s`);
     line(
       'change touching every node → all applied',
-      `${(changeMs / 1000).toFixed(2)} s (a config change, reloaded on every node at once; target < 5 s at 5,000: ${changeMs < 5000 ? 'met' : 'MISSED'})`,
+      `${(changeMs / 1000).toFixed(2)} s from the PUT to the last agent's apply (a config change, reloaded on every node at once; target < 5 s at 5,000: ${changeMs < 5000 ? 'met' : 'MISSED'})`,
     );
     line(
       "restart of every node's instance → all applied",

@@ -594,14 +594,19 @@ export class Engine {
           options: { ...this.opts.renderOptions, cache: this.renderCache(cluster) },
         })
       : new Map();
+    // Sealing and signing thousands of changed plans takes a while: yield now and then so the
+    // pushes of the plans already sealed go out meanwhile (and heartbeats are not held up).
+    let sealed = 0;
     for (const n of nodes) {
-      if (!n.approved || n.state === 'Removed') continue;
-      this.setDesired(n.id, rendered.get(n.id) ?? []);
+      if (!n.approved || n.state === 'Removed' || !this.nodes.get(n.id)) continue; // removed while we yielded
+      if (this.setDesired(n.id, rendered.get(n.id) ?? []) && ++sealed % 250 === 0)
+        await new Promise((r) => setImmediate(r));
     }
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   }
 
-  private setDesired(nodeId: string, instances: Array<Omit<InstanceSpec, 'checksum'>>): void {
+  /** Returns true when the node got a new plan. */
+  private setDesired(nodeId: string, instances: Array<Omit<InstanceSpec, 'checksum'>>): boolean {
     const cur = this.desired.get(nodeId);
     // The render cache hands back the same objects for unchanged instances: when every one is the
     // object the current plan was sealed from, the plan cannot have changed, and the O(content)
@@ -614,14 +619,15 @@ export class Engine {
       instances.every((i) => inputs.has(i)) &&
       samePlanAddons(cur.plan, { ...this.planAddons?.(nodeId) })
     )
-      return;
+      return false;
     const gen = this.generation.get(nodeId) ?? 0;
     const candidate = this.sealFor(nodeId, instances, gen + 1);
     this.sealedFrom.set(nodeId, new Set<object>(instances));
-    if (cur && cur.plan.checksum === candidate.checksum && samePlanAddons(cur.plan, candidate)) return;
+    if (cur && cur.plan.checksum === candidate.checksum && samePlanAddons(cur.plan, candidate)) return false;
     this.generation.set(nodeId, gen + 1);
     this.desired.set(nodeId, { plan: candidate, signed: signPlan(candidate, this.opts.signingKey) });
     this.queue.add(`node:${nodeId}`);
+    return true;
   }
 
   private sealFor(
