@@ -20,6 +20,7 @@ import { connect, type NatsConnection } from 'nats';
 import { RolloutGate } from '../coordinator/rollout.js';
 import { encode, type NodePlan, PROTOCOL_VERSION, subjects } from '../protocol/index.js';
 import { sampleFacts } from '../test/helpers/fixtures.js';
+import { simulatedStatus } from '../test/helpers/sim-agent.js';
 import { cpuPercent, freePort, procSample, sleep, startNatsServer, waitUntil } from './lib.js';
 
 const SIZES = (process.env.COORD_BENCH_N ?? '1000,5000').split(',').map(Number);
@@ -126,36 +127,7 @@ async function runSize(n: number): Promise<void> {
             }),
           );
           // as a real agent does after applying: a full status, every instance Healthy (simulated)
-          const digest = {
-            generation: p.generation,
-            checksum: p.checksum,
-            coordinatorEpoch: p.coordinatorEpoch,
-            health: '0000000000000000',
-            instances: p.instances.length,
-            unhealthy: 0,
-          };
-          sim.nc.publish(
-            subjects.status(sim.id),
-            encode({
-              v: PROTOCOL_VERSION,
-              type: 'status',
-              nodeId: sim.id,
-              seq: ++sim.seq,
-              sentAt: new Date().toISOString(),
-              plan: { ...digest, state: 'applied' },
-              digest,
-              instances: p.instances.map((i) => ({
-                id: i.id,
-                role: i.role,
-                epoch: i.epoch,
-                checksum: i.checksum,
-                phase: 'Healthy',
-                health: 'healthy',
-                restarts: 0,
-                simulated: true,
-              })),
-            }),
-          );
+          sim.nc.publish(subjects.status(sim.id), encode(simulatedStatus(sim.id, ++sim.seq, p)));
         },
       });
       for (let i = 0; i < PER_CONN && sims.size < n; i++) {

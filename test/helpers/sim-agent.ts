@@ -5,6 +5,7 @@ import {
   encode,
   type InstanceStatus,
   type NodePlan,
+  type NodeStatus,
   PROTOCOL_VERSION,
   publicKeyFromB64,
   type RegisterReply,
@@ -28,6 +29,49 @@ export interface SimAgent {
   close(): Promise<void>;
 }
 
+/** The digest of a simulated node whose every planned instance is Healthy. */
+export function simulatedDigest(plan: NodePlan | undefined) {
+  return {
+    generation: plan?.generation ?? 0,
+    checksum: plan?.checksum ?? '',
+    coordinatorEpoch: plan?.coordinatorEpoch ?? 0,
+    health: '0000000000000000',
+    instances: plan?.instances.length ?? 0,
+    unhealthy: 0,
+  };
+}
+
+/** The full status a simulated node sends after applying `plan`: every instance Healthy, `simulated`. */
+export function simulatedStatus(nodeId: string, seq: number, plan: NodePlan | undefined): NodeStatus {
+  const d = simulatedDigest(plan);
+  return {
+    v: PROTOCOL_VERSION,
+    type: 'status',
+    nodeId,
+    seq,
+    sentAt: new Date().toISOString(),
+    plan: {
+      generation: d.generation,
+      checksum: d.checksum,
+      coordinatorEpoch: d.coordinatorEpoch,
+      state: plan ? 'applied' : 'none',
+    },
+    digest: d,
+    instances: (plan?.instances ?? []).map(
+      (i): InstanceStatus => ({
+        id: i.id,
+        role: i.role,
+        epoch: i.epoch,
+        checksum: i.checksum,
+        phase: 'Healthy',
+        health: 'healthy',
+        restarts: 0,
+        simulated: true,
+      }),
+    ),
+  };
+}
+
 export async function startSimAgent(o: {
   natsUrl: string;
   nodeId: string;
@@ -42,46 +86,8 @@ export async function startSimAgent(o: {
   let seq = 0;
   const state = { pushes: 0 };
 
-  const instances = (): InstanceStatus[] =>
-    (current?.instances ?? []).map((i) => ({
-      id: i.id,
-      role: i.role,
-      epoch: i.epoch,
-      checksum: i.checksum,
-      phase: 'Healthy',
-      health: 'healthy',
-      restarts: 0,
-      simulated: true,
-    }));
-  const digest = () => ({
-    generation: current?.generation ?? 0,
-    checksum: current?.checksum ?? '',
-    coordinatorEpoch: current?.coordinatorEpoch ?? 0,
-    health: '0000000000000000',
-    instances: current?.instances.length ?? 0,
-    unhealthy: 0,
-  });
-  const publishStatus = () => {
-    const d = digest();
-    nc.publish(
-      subjects.status(o.nodeId),
-      encode({
-        v: PROTOCOL_VERSION,
-        type: 'status',
-        nodeId: o.nodeId,
-        seq: ++seq,
-        sentAt: new Date().toISOString(),
-        plan: {
-          generation: d.generation,
-          checksum: d.checksum,
-          coordinatorEpoch: d.coordinatorEpoch,
-          state: current ? 'applied' : 'none',
-        },
-        digest: d,
-        instances: instances(),
-      }),
-    );
-  };
+  const publishStatus = () =>
+    nc.publish(subjects.status(o.nodeId), encode(simulatedStatus(o.nodeId, ++seq, current)));
   const accept = (signed: SignedPlan): NodePlan => {
     if (!key) throw new Error('no pinned key');
     const plan = verifyPlan(signed, key);
@@ -174,7 +180,7 @@ export async function startSimAgent(o: {
         nodeId: o.nodeId,
         seq: ++seq,
         sentAt: new Date().toISOString(),
-        digest: digest(),
+        digest: simulatedDigest(current),
       }),
     );
   beat();

@@ -17,6 +17,15 @@ roles:
   web: { replicas: ${replicas}${repair ? `, repair: ${repair}` : ''} }
 `;
 
+const etcd3 = (repair = '') => `
+apiVersion: drover.dev/v1
+kind: Topology
+metadata: { name: t }
+cluster: { name: t }
+roles:
+  etcd: { replicas: 3${repair ? `, repair: ${repair}` : ''} }
+`;
+
 const fleet = (n: number, topology: string) =>
   beatenRepairFleet({ nodes: n, address: (i) => `127.0.76.${i + 2}`, topology });
 
@@ -64,16 +73,7 @@ describe('repair policy: the topology’s per-role overrides (injected clock)', 
   });
 
   it('etcd changes refused for quorum do not use up the rate budget: once quorum returns, the member moves at once', async () => {
-    const f = await fleet(
-      4,
-      `apiVersion: drover.dev/v1
-kind: Topology
-metadata: { name: t }
-cluster: { name: t }
-roles:
-  etcd: { replicas: 3, repair: { reassignAfter: 1s } }
-`,
-    );
+    const f = await fleet(4, etcd3('{ reassignAfter: 1s }'));
     const [a, b] = ['etcd#0', 'etcd#1'].map((i) => f.where(i)!);
     f.alive.delete(a!);
     f.alive.delete(b!); // 2 of 3 members down (2 of 4 nodes: storm too; an operator overrides it)
@@ -89,16 +89,7 @@ roles:
   });
 
   it('`remove` of an etcd host is refused (even forced) while forgetting its member would break quorum; allowed once it would not', async () => {
-    const f = await fleet(
-      4,
-      `apiVersion: drover.dev/v1
-kind: Topology
-metadata: { name: t }
-cluster: { name: t }
-roles:
-  etcd: { replicas: 3 }
-`,
-    );
+    const f = await fleet(4, etcd3());
     const [a, b] = ['etcd#0', 'etcd#1'].map((i) => f.where(i)!);
     f.alive.delete(b!); // one of three members down: a (healthy) is needed for quorum
     await f.advance(12_000);
