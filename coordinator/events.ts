@@ -15,6 +15,9 @@ export interface EventFilter {
 }
 
 const KEY = (seq: number) => `events/${String(seq).padStart(12, '0')}`;
+/** the highest seq this coordinator may have handed out; survives a crash that lost the events */
+const RESERVED_KEY = 'events-meta/reserved';
+const RESERVE = 1000;
 
 /**
  * The bounded event history. Events are kept in the store (so the story survives a restart), the
@@ -22,6 +25,7 @@ const KEY = (seq: number) => `events/${String(seq).padStart(12, '0')}`;
  */
 export class EventLog {
   private seq = 0;
+  private reserved = 0;
   private readonly recent: Event[] = [];
   private readonly listeners = new Set<(e: Event) => void>();
 
@@ -31,10 +35,23 @@ export class EventLog {
     private readonly limit = 5000,
   ) {}
 
+  /**
+   * Loads the history. Sequence numbers are reserved in blocks ahead of use (persisted with the
+   * store's batched writes), and a restart continues above the reservation: events lost in the
+   * last moments before a crash leave a gap in `seq`, never a reused number, so an SSE client that
+   * resumes with `Last-Event-ID` cannot skip a new event that took an old number.
+   */
   async load(): Promise<void> {
     const all = await this.store.list<Event>('events/');
     for (const e of all.slice(-this.limit)) this.recent.push(e.value);
-    this.seq = this.recent.at(-1)?.seq ?? 0;
+    const reserved = (await this.store.get<{ seq: number }>(RESERVED_KEY))?.value.seq ?? 0;
+    this.seq = Math.max(this.recent.at(-1)?.seq ?? 0, reserved);
+    await this.reserve();
+  }
+
+  private reserve(): Promise<unknown> {
+    this.reserved = this.seq + RESERVE;
+    return this.store.put(RESERVED_KEY, { seq: this.reserved });
   }
 
   emit(input: EventInput): Event {
@@ -46,6 +63,9 @@ export class EventLog {
       time: input.time ?? new Date().toISOString(),
       ...input,
     } as Event;
+    // the next block is reserved half a block early, long before this one runs out
+    if (this.seq > this.reserved - RESERVE / 2)
+      void this.reserve().catch((err) => this.logger.error({ err }, 'cannot reserve event numbers'));
     this.recent.push(e);
     const log =
       e.severity === 'error'
