@@ -25,7 +25,7 @@ import { defaultAdvertiseAddress, type Identity, resolveIdentity } from './ident
 import { KeyPin } from './keys.js';
 import type { AgentOptions } from './options.js';
 import { type AppliedRef, checkPlan } from './plan-guard.js';
-import { Prober } from './probes.js';
+import { Prober, probeUnderRoot } from './probes.js';
 import { ProcessRuntime } from './runtime/process.js';
 import { SystemdRuntime, type SystemdRuntimeOptions } from './runtime/systemd.js';
 import type { Runtime } from './runtime/types.js';
@@ -383,11 +383,7 @@ export class Agent {
     }
     for (const spec of specs.values()) {
       if (!spec.health || this.probes.has(spec.id)) continue;
-      const probe = {
-        ...spec.health,
-        ...(spec.health.command ? { command: applier.expand(spec.health.command) } : {}),
-        ...(spec.health.args ? { args: spec.health.args.map(applier.expand) } : {}),
-      };
+      const probe = probeUnderRoot(spec.health, applier.expand);
       const prober = new Prober(probe, {
         clock: this.clock,
         logger: this.log.child({ instance: spec.id, component: 'probe' }),

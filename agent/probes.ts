@@ -15,7 +15,20 @@ export interface ProbeResult {
   error?: string;
 }
 
-/** `${DROVER_ROOT}` in an exec probe's command and args is expanded before it gets here. */
+/**
+ * The probe with `${DROVER_ROOT}` expanded in every path it names: an exec probe's command and
+ * args, an https probe's `caFile` (a CA the plan wrote under the role's root).
+ */
+export function probeUnderRoot(p: HealthProbe, expand: (s: string) => string): HealthProbe {
+  return {
+    ...p,
+    ...(p.command ? { command: expand(p.command) } : {}),
+    ...(p.args ? { args: p.args.map(expand) } : {}),
+    ...(p.caFile ? { caFile: expand(p.caFile) } : {}),
+  };
+}
+
+/** `${DROVER_ROOT}` in the probe is expanded before it gets here (`probeUnderRoot`). */
 export async function runProbe(p: HealthProbe): Promise<ProbeResult> {
   try {
     switch (p.kind) {

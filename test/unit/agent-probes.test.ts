@@ -5,7 +5,8 @@ import { createServer as createHttps } from 'node:https';
 import { createServer as createTcp } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Health, Prober, runProbe } from '../../agent/probes.js';
+import { makeExpander, ROOT_VAR } from '../../agent/applier.js';
+import { type Health, Prober, probeUnderRoot, runProbe } from '../../agent/probes.js';
 import { buildInstanceStatus, healthDigest, instancePhase } from '../../agent/status.js';
 import { ManualClock } from '../../lib/clock.js';
 import type { HealthProbe, InstanceStatus } from '../../protocol/index.js';
@@ -77,6 +78,15 @@ describe('probe kinds against real endpoints', () => {
     expect((await runProbe(p)).error).toMatch(/self[- ]signed/i);
     expect(await runProbe({ ...p, insecure: true })).toEqual({ ok: true });
     expect(await runProbe({ ...p, caFile: join(dir, 'cert.pem') })).toEqual({ ok: true });
+    // a plan names the CA under the role's root; the agent expands it like every other path
+    const planned = { ...p, caFile: `${ROOT_VAR}/cert.pem` };
+    expect((await runProbe(planned)).ok).toBe(false);
+    expect(await runProbe(probeUnderRoot(planned, makeExpander(dir)))).toEqual({ ok: true });
+    const exec = probeUnderRoot(
+      { kind: 'exec', command: `${ROOT_VAR}/bin/check`, args: ['--ca', `${ROOT_VAR}/ca.crt`], ...base },
+      makeExpander('/srv/host1'),
+    );
+    expect([exec.command, exec.args]).toEqual(['/srv/host1/bin/check', ['--ca', '/srv/host1/ca.crt']]);
   });
 
   it('tcp and exec', async () => {
