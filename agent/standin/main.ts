@@ -43,7 +43,9 @@ const DEFAULTS: Record<Component, Listen> = {
   'kube-controller-manager': { host: '0.0.0.0', port: 10257, tls: true },
   kubelet: { host: '0.0.0.0', port: 10248, tls: false },
   'kube-proxy': { host: '0.0.0.0', port: 10256, tls: false },
-  'workload-controller-manager': { host: '0.0.0.0', port: 10260, tls: false },
+  // The real one serves no health endpoint and takes no address flag: the stand-in's own endpoint
+  // (for humans) takes a free loopback port, so several on one machine (the lab) never collide.
+  'workload-controller-manager': { host: '127.0.0.1', port: 0, tls: false },
   dashboard: { host: '0.0.0.0', port: 9090, tls: false },
 };
 
@@ -265,8 +267,9 @@ async function main(): Promise<void> {
     process.exit(1);
   });
   server.listen(listen.port, listen.host, () => {
+    const port = (server.address() as { port: number } | null)?.port ?? listen.port;
     process.stdout.write(
-      `SIMULATED ${component} (drover-standin, not the real component) listening on ${listen.tls ? 'https' : 'http'}://${listen.host}:${listen.port}\n`,
+      `SIMULATED ${component} (drover-standin, not the real component) listening on ${listen.tls ? 'https' : 'http'}://${listen.host}:${port}\n`,
     );
   });
   const stop = () => server.close(() => process.exit(0));

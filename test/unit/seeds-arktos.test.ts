@@ -45,6 +45,20 @@ function instance(plans: Map<string, RenderedInstance[]>, id: string): RenderedI
 }
 const fileNamed = (i: RenderedInstance, name: string) => i.files.find((f) => f.path.endsWith(`/${name}`));
 
+describe('examples/arktos.yaml', () => {
+  it('is the topology these renders use: ha.yaml plus the seed’s partitions and the workload controller manager', () => {
+    const example = parseTopology(readFileSync('examples/arktos.yaml', 'utf8'), 'examples/arktos.yaml');
+    const derived = arktos();
+    expect({ ...example, metadata: derived.metadata, cluster: { ...example.cluster, name: 'ha' } }).toEqual(
+      derived,
+    );
+    expect(example.cluster.partitions?.map((p) => [p.id, p.replicas])).toEqual([
+      ['1', 1],
+      ['2', 2],
+    ]);
+  });
+});
+
 describe('Arktos partitions in the topology', () => {
   it('kube-apiserver replicas default to the partitions’ sum; bounds default to open when absent', () => {
     const t = arktos();
