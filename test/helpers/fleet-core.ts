@@ -5,13 +5,11 @@ import {
   constants,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   openSync,
   readFileSync,
   rmSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { compileCoordinatorOptions } from '../../coordinator/config.js';
@@ -21,6 +19,9 @@ import { allProcs, type ProcInfo, signalAll, withDescendants } from '../../coord
 import { createLogger } from '../../lib/logger.js';
 import type { Event } from '../../protocol/index.js';
 import { LbClient } from './lab-client.js';
+import { tempDir, waitFor } from './wait.js';
+
+export { waitFor };
 
 /**
  * A fleet of real processes on one machine, for repair tests: a real nats-server, a coordinator
@@ -525,33 +526,6 @@ export class Fleet {
 }
 
 // ------------------------------------------------------------------ small process helpers
-// (test/helpers/proc.ts has these too, but imports vitest)
-
-export async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false> | T | undefined | false,
-  { timeoutMs = 15_000, intervalMs = 100 } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v as T;
-    } catch (err) {
-      lastErr = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`,
-      );
-    await sleep(intervalMs);
-  }
-}
-
-function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `drover-${prefix}-`));
-}
 
 function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -1,9 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { onTestFinished } from 'vitest';
+import { tempDir, waitFor } from './wait.js';
+
+export { tempDir, waitFor };
 
 /** Debian package that provides each binary the harness needs. */
 export const DEBIAN_PACKAGES: Record<string, string> = {
@@ -67,33 +69,6 @@ export function tcpOpen(host: string, port: number, timeoutMs = 500): Promise<bo
     s.once('connect', () => done(true));
     s.once('error', () => done(false));
   });
-}
-
-export async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false> | T | undefined | false,
-  { timeoutMs = 15_000, intervalMs = 100 } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v as T;
-    } catch (err) {
-      lastErr = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
-export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `drover-${prefix}-`));
 }
 
 const live = new Set<ChildProcess>();
