@@ -61,7 +61,11 @@ describe('test harness: real servers', () => {
   });
 
   it('haproxy forwards TCP to a backend started by the test', async () => {
-    const backend = createServer((s) => s.end('from-backend\n'));
+    // haproxy's health checks close with a reset: a backend socket must expect ECONNRESET
+    const backend = createServer((s) => {
+      s.on('error', () => {});
+      s.end('from-backend\n');
+    });
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
     const bport = (backend.address() as { port: number }).port;
     const fport = await freePort();
