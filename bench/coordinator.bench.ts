@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from 'nats';
+import { connect, type Msg, type NatsConnection } from 'nats';
 import { RolloutGate } from '../coordinator/rollout.js';
 import { encode, type NodePlan, PROTOCOL_VERSION, subjects } from '../protocol/index.js';
 import { sampleFacts } from '../test/helpers/fixtures.js';
@@ -102,38 +102,39 @@ async function runSize(n: number): Promise<void> {
     for (let c = 0; c < Math.ceil(n / PER_CONN); c++) {
       const nc = await connect({ servers: nats.url, name: `bench-sims-${c}` });
       conns.push(nc);
-      // one wildcard subscription per connection answers every plan push for its sims
-      nc.subscribe(`${subjects.plan('x').slice(0, -1)}*`, {
-        callback: (_e, m) => {
-          const sim = sims.get(m.subject.slice(m.subject.lastIndexOf('.') + 1));
-          if (!sim) return;
-          const signed = JSON.parse(new TextDecoder().decode(m.data)) as { plan: NodePlan };
-          const p = signed.plan;
-          sim.generation = p.generation;
-          sim.checksum = p.checksum;
-          sim.epoch = p.coordinatorEpoch;
-          const i0 = p.instances[0];
-          const v = i0 ? `${i0.run.env.BENCH_RUN}/${i0.files[0]?.content}` : '';
-          if (v !== sim.version) sim.appliedAt = performance.now();
-          sim.version = v;
-          m.respond(
-            encode({
-              v: PROTOCOL_VERSION,
-              type: 'plan-result',
-              nodeId: sim.id,
-              generation: p.generation,
-              checksum: p.checksum,
-              accepted: true,
-            }),
-          );
-          // as a real agent does after applying: a full status, every instance Healthy (simulated)
-          sim.nc.publish(subjects.status(sim.id), encode(simulatedStatus(sim.id, ++sim.seq, p)));
-        },
-      });
+      // Each simulated agent subscribes to its own plan subject, as a real agent does. (A wildcard
+      // per connection, as this bench once had, delivers every push to every connection: 20
+      // answers and 20 status messages per plan at 5,000 nodes.)
+      const onPlan = (sim: Sim, m: Msg) => {
+        const signed = JSON.parse(new TextDecoder().decode(m.data)) as { plan: NodePlan };
+        const p = signed.plan;
+        sim.generation = p.generation;
+        sim.checksum = p.checksum;
+        sim.epoch = p.coordinatorEpoch;
+        const i0 = p.instances[0];
+        const v = i0 ? `${i0.run.env.BENCH_RUN}/${i0.files[0]?.content}` : '';
+        if (v !== sim.version) sim.appliedAt = performance.now();
+        sim.version = v;
+        m.respond(
+          encode({
+            v: PROTOCOL_VERSION,
+            type: 'plan-result',
+            nodeId: sim.id,
+            generation: p.generation,
+            checksum: p.checksum,
+            accepted: true,
+          }),
+        );
+        // as a real agent does after applying: a full status, every instance Healthy (simulated)
+        sim.nc.publish(subjects.status(sim.id), encode(simulatedStatus(sim.id, ++sim.seq, p)));
+      };
       for (let i = 0; i < PER_CONN && sims.size < n; i++) {
         const id = `sim-${String(sims.size).padStart(5, '0')}`;
-        sims.set(id, { id, nc, generation: 0, checksum: '', epoch: 0, version: '', seq: 0 });
+        const sim: Sim = { id, nc, generation: 0, checksum: '', epoch: 0, version: '', seq: 0 };
+        sims.set(id, sim);
+        nc.subscribe(subjects.plan(id), { callback: (_e, m) => onPlan(sim, m) });
       }
+      await nc.flush();
     }
     const facts = sampleFacts();
     const t0 = performance.now();
