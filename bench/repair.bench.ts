@@ -8,20 +8,10 @@ import { cpus } from 'node:os';
 import { DEFAULT_COORDINATOR_OPTIONS } from '../coordinator/config.js';
 import { DEFAULT_REPAIR_OPTIONS } from '../coordinator/repair.js';
 import type { Event } from '../protocol/index.js';
-import { Fleet, waitFor } from '../test/helpers/fleet-core.js';
+import { Fleet, repairTopology, waitFor } from '../test/helpers/fleet-core.js';
 import { sleep } from './lib.js';
 
-const TOPOLOGY = `apiVersion: drover.dev/v1
-kind: Topology
-metadata: { name: rb }
-cluster:
-  name: rb
-  apiEndpoint: { mode: haproxy, port: 6443 }
-roles:
-  load-balancer: { replicas: 1, nodeSelector: { pool: lb } }
-  etcd: { replicas: 1, nodeSelector: { pool: lb } }
-  kube-apiserver: { replicas: 3, nodeSelector: { pool: control-plane } }
-`;
+const TOPOLOGY = repairTopology('rb');
 
 /** The coordinator's own defaults (coordinator/config.ts), passed explicitly to the fleet's coordinator. */
 const D = DEFAULT_COORDINATOR_OPTIONS;

@@ -1,8 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { Agent, type AgentDeps } from '../../agent/agent.js';
-import { ROOT_VAR as R } from '../../agent/applier.js';
+import { Applier, ROOT_VAR as R } from '../../agent/applier.js';
 import { type AgentOptions, compileAgentOptions } from '../../agent/options.js';
+import { ProcessRuntime } from '../../agent/runtime/process.js';
 import type { InstanceSpec } from '../../protocol/index.js';
 import { killGroups } from './agent-instances.js';
 import { autoCleanup, rmrf, tempDir } from './proc.js';
@@ -161,4 +162,19 @@ export function etcdSpec(id: string, clientPort: number, peerPort: number, over:
     ports: [clientPort, peerPort],
     ...over,
   };
+}
+
+/**
+ * A plan applier on a real process runtime in fresh temp dirs (`<prefix>-data`, `<prefix>-root`);
+ * its processes are killed and the runtime closed when the test ends.
+ */
+export function processApplier(prefix: string) {
+  const dataDir = tempDir(`${prefix}-data`);
+  const rootDir = tempDir(`${prefix}-root`);
+  const runtime = new ProcessRuntime({ dataDir, pollIntervalMs: 100 });
+  autoCleanup(async () => {
+    killGroups(runtime.list().map((st) => st.pid));
+    await runtime.close();
+  });
+  return { dataDir, rootDir, runtime, applier: new Applier({ runtime, rootDir, dataDir }) };
 }

@@ -9,7 +9,6 @@ import {
   readFileSync,
   rmSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { compileCoordinatorOptions } from '../../coordinator/config.js';
@@ -19,9 +18,25 @@ import { allProcs, type ProcInfo, signalAll, withDescendants } from '../../coord
 import { createLogger } from '../../lib/logger.js';
 import type { Event } from '../../protocol/index.js';
 import { LbClient } from './lab-client.js';
-import { tempDir, waitFor } from './wait.js';
+import { freePort, tempDir, waitFor } from './wait.js';
 
 export { waitFor };
+
+/**
+ * The repair fleet's topology: haproxy and a single etcd on the `lb` node, three API servers on
+ * the `control-plane` pool (four nodes there leave one spare). Used by the repair tests and bench.
+ */
+export const repairTopology = (name: string) => `apiVersion: drover.dev/v1
+kind: Topology
+metadata: { name: ${name} }
+cluster:
+  name: ${name}
+  apiEndpoint: { mode: haproxy, port: 6443 }
+roles:
+  load-balancer: { replicas: 1, nodeSelector: { pool: lb } }
+  etcd: { replicas: 1, nodeSelector: { pool: lb } }
+  kube-apiserver: { replicas: 3, nodeSelector: { pool: control-plane } }
+`;
 
 /**
  * A fleet of real processes on one machine, for repair tests: a real nats-server, a coordinator
@@ -526,18 +541,6 @@ export class Fleet {
 }
 
 // ------------------------------------------------------------------ small process helpers
-
-function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, host, () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function requireBinary(name: string): string {
   for (const d of [

@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, rmSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { onTestFinished } from 'vitest';
-import { tempDir, waitFor } from './wait.js';
+import { freePort, tempDir, waitFor } from './wait.js';
 
-export { tempDir, waitFor };
+export { freePort, tempDir, waitFor };
 
 /** Debian package that provides each binary the harness needs. */
 export const DEBIAN_PACKAGES: Record<string, string> = {
@@ -43,19 +43,6 @@ export function hasBinary(name: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** A port that was free a moment ago on the given address. */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, host, () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export function tcpOpen(host: string, port: number, timeoutMs = 500): Promise<boolean> {

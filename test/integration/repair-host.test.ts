@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { type AssignmentView, Fleet } from '../helpers/fleet.js';
+import { type AssignmentView, Fleet, repairTopology } from '../helpers/fleet.js';
 import type { LbClient } from '../helpers/lab-client.js';
 import { waitFor } from '../helpers/proc.js';
 
@@ -14,17 +14,7 @@ import { waitFor } from '../helpers/proc.js';
  * every 100 ms; failures × 100 ms is the service gap a client saw.
  */
 
-const TOPOLOGY = `apiVersion: drover.dev/v1
-kind: Topology
-metadata: { name: rh }
-cluster:
-  name: rh
-  apiEndpoint: { mode: haproxy, port: 6443 }
-roles:
-  load-balancer: { replicas: 1, nodeSelector: { pool: lb } }
-  etcd: { replicas: 1, nodeSelector: { pool: lb } }
-  kube-apiserver: { replicas: 3, nodeSelector: { pool: control-plane } }
-`;
+const TOPOLOGY = repairTopology('rh');
 
 const FAILURE_BUDGET_MS = 2000;
 

@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Applier, filePathUnderRoot, makeExpander, ROOT_VAR as R } from '../../agent/applier.js';
 import { ProcessRuntime } from '../../agent/runtime/process.js';
 import {
@@ -10,8 +10,9 @@ import {
   sealPlan,
   signPlan,
 } from '../../protocol/index.js';
+import { processApplier } from '../helpers/agent-harness.js';
 import { killGroups } from '../helpers/agent-instances.js';
-import { tempDir, waitFor } from '../helpers/proc.js';
+import { autoCleanup, waitFor } from '../helpers/proc.js';
 
 const RESTART = {
   policy: 'always' as const,
@@ -54,21 +55,7 @@ function plan(generation: number, instances: Array<Omit<InstanceSpec, 'checksum'
   });
 }
 
-const runtimes: ProcessRuntime[] = [];
-afterEach(async () => {
-  for (const r of runtimes.splice(0)) {
-    killGroups(r.list().map((s) => s.pid));
-    await r.close();
-  }
-});
-
-function setup() {
-  const dataDir = tempDir('ap-data');
-  const rootDir = tempDir('ap-root');
-  const runtime = new ProcessRuntime({ dataDir, pollIntervalMs: 100 });
-  runtimes.push(runtime);
-  return { dataDir, rootDir, runtime, applier: new Applier({ runtime, rootDir, dataDir }) };
-}
+const setup = () => processApplier('ap');
 
 const pidOf = (r: ProcessRuntime, id: string) => waitFor(`${id} pid`, () => r.status(id)?.pid);
 
@@ -128,7 +115,10 @@ describe('plan applier', () => {
     expect(runtime.status('web#0')?.pid).toBeUndefined();
     // Survives an agent restart: a new applier reads held.json.
     const runtime2 = new ProcessRuntime({ dataDir, pollIntervalMs: 100 });
-    runtimes.push(runtime2);
+    autoCleanup(async () => {
+      killGroups(runtime2.list().map((st) => st.pid));
+      await runtime2.close();
+    });
     const applier2 = new Applier({ runtime: runtime2, rootDir, dataDir });
     await applier2.loadPersisted();
     expect(applier2.isHeld('web#0')).toBe(true);

@@ -1,10 +1,8 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Applier } from '../../agent/applier.js';
-import { ProcessRuntime } from '../../agent/runtime/process.js';
+import { describe, expect, it } from 'vitest';
 import { type InstanceSpec, type PlanPurge, PROTOCOL_VERSION, sealPlan } from '../../protocol/index.js';
-import { killGroups } from '../helpers/agent-instances.js';
+import { processApplier } from '../helpers/agent-harness.js';
 import { tempDir } from '../helpers/proc.js';
 
 type Spec = Omit<InstanceSpec, 'checksum'>;
@@ -39,25 +37,14 @@ const plan = (generation: number, instances: Spec[], purge?: PlanPurge[]) =>
     ...(purge ? { purge } : {}),
   });
 
-const runtimes: ProcessRuntime[] = [];
-afterEach(async () => {
-  for (const r of runtimes.splice(0)) {
-    killGroups(r.list().map((s) => s.pid));
-    await r.close();
-  }
-});
-
 function setup() {
-  const dataDir = tempDir('purge-data');
-  const rootDir = tempDir('purge-root');
-  const runtime = new ProcessRuntime({ dataDir, pollIntervalMs: 100 });
-  runtimes.push(runtime);
+  const { rootDir, runtime, applier } = processApplier('purge');
   const mk = (p: string) => {
     mkdirSync(join(rootDir, p), { recursive: true });
     writeFileSync(join(rootDir, p, 'data'), 'x');
     return join(rootDir, p);
   };
-  return { rootDir, runtime, mk, applier: new Applier({ runtime, rootDir, dataDir }) };
+  return { rootDir, runtime, mk, applier };
 }
 
 describe('agent purge (drover clean --purge)', () => {
