@@ -139,7 +139,7 @@ export class Session {
   private readonly waits = new Set<() => void>();
   private disconnectedAt: number | undefined;
   /** set when contact returns after a long silence; cleared when a plan is applied (see planMayBeStale) */
-  private awaitingPlanSince: number | undefined;
+  private awaitingPlan = false;
   /** last NATS round trip, registration or applied plan (clock ms) */
   private lastContactAt: number | undefined;
   private probing = false;
@@ -384,7 +384,7 @@ export class Session {
         const body = safeJson(msg.data) as { code?: unknown; message?: unknown } | undefined;
         if (body && typeof body.code === 'string') {
           this.log.info({ code: body.code, message: body.message }, 'coordinator has no plan for this node');
-          this.awaitingPlanSince = undefined; // nothing newer to wait for
+          this.awaitingPlan = false; // nothing newer to wait for
           return;
         }
         this.counters.malformed.planFetchReply++;
@@ -405,7 +405,7 @@ export class Session {
   private async applyPlan(signed: SignedPlan, source: 'register' | 'fetch' | 'push') {
     const result = await this.h.onPlan(signed, source);
     if (result.accepted) {
-      this.awaitingPlanSince = undefined;
+      this.awaitingPlan = false;
       this.lastContactAt = this.clock.now();
     }
     return result;
@@ -413,17 +413,19 @@ export class Session {
 
   /**
    * True while this node's plan may be out of date because the coordinator could not hear it for
-   * long enough to move its instances away: NATS has been down for 3 heartbeat intervals (when the
-   * coordinator calls a node Suspect), or it came back after such a silence and no plan has been
-   * applied since. The process runtime holds local restarts of crashed instances meanwhile (up to
+   * long enough to move its instances away: nothing heard for 3 heartbeat intervals (when the
+   * coordinator calls a node Suspect), or contact came back after such a silence and no plan has
+   * been applied since. The process runtime holds local restarts of crashed instances meanwhile (up to
    * a bound), so a fenced host does not bring back what moved away in the second before its new
    * plan arrives (e.g. an etcd member that exits because it was replaced).
    */
   planMayBeStale(): boolean {
-    if (this.awaitingPlanSince !== undefined) return true;
-    // never in contact yet: the applier's start-up grace covers a fresh start
-    if (this.lastContactAt === undefined) return false;
-    return this.clock.now() - this.lastContactAt >= 3 * this.heartbeatMs;
+    return this.awaitingPlan || this.silentTooLong(this.clock.now());
+  }
+
+  /** No contact for 3 heartbeat intervals; never in contact yet is not silence (the applier's start-up grace covers that). */
+  private silentTooLong(now: number): boolean {
+    return this.lastContactAt !== undefined && now - this.lastContactAt >= 3 * this.heartbeatMs;
   }
 
   /**
@@ -453,14 +455,10 @@ export class Session {
   /** We heard from NATS (or the coordinator). After a long silence: fetch the plan before any restart. */
   private contact(fetch = true): void {
     const now = this.clock.now();
-    if (
-      this.lastContactAt !== undefined &&
-      now - this.lastContactAt >= 3 * this.heartbeatMs &&
-      this.awaitingPlanSince === undefined
-    ) {
-      this.awaitingPlanSince = now;
+    if (this.silentTooLong(now) && !this.awaitingPlan) {
+      this.awaitingPlan = true;
       this.log.warn(
-        { silentMs: now - this.lastContactAt },
+        { silentMs: now - (this.lastContactAt ?? now) },
         'back in contact after a long silence; local restarts wait for a fresh plan',
       );
       if (fetch) void this.fetchPlan();

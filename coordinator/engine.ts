@@ -30,7 +30,7 @@ import {
 } from './catalog/index.js';
 import { coordinatorError } from './errors.js';
 import { EventLog } from './events.js';
-import type { Assignment, NodeRecord, Unplaced } from './model.js';
+import { type Assignment, isHealthy, type NodeRecord, type Unplaced } from './model.js';
 import { constantTimeEqual, NodeRegistry, sameMachine } from './nodes.js';
 import { place } from './placement/index.js';
 import { RolloutGate } from './rollout.js';
@@ -156,11 +156,7 @@ export class Engine {
       const l = this.nodes.liveness(nodeId);
       if (!l || l.state === 'Unreachable') return true;
       const i = l.status?.instances.find((x) => x.id === instanceId);
-      return (
-        !!i &&
-        i.checksum === checksum &&
-        (i.phase === 'Healthy' || (i.phase === 'Running' && i.health === 'unknown'))
-      );
+      return !!i && i.checksum === checksum && isHealthy(i);
     });
     this.queue = new WorkQueue((k) => this.reconcile(k), {
       concurrency: opts.concurrency ?? 256,
@@ -382,7 +378,7 @@ export class Engine {
     }
     const prevPhase = new Map(before?.instances.map((i) => [i.id, i.phase]) ?? []);
     for (const i of st.instances) {
-      if (i.phase === 'Healthy' || (i.phase === 'Running' && i.health === 'unknown'))
+      if (isHealthy(i))
         for (const next of this.rollout.release(i.role, i.id, i.checksum)) this.queue.add(`node:${next}`);
       const p = prevPhase.get(i.id);
       if (

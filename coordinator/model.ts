@@ -46,3 +46,12 @@ export interface Unplaced {
   role: string;
   reason: string;
 }
+
+/**
+ * An instance counts as healthy when its probe passes (phase Healthy) or, for a role without a
+ * probe, when it runs (phase Running) — and nothing reports it unhealthy. The one definition the
+ * API's views, the rollout gate and the repair policy share.
+ */
+export function isHealthy(i: { phase: string; health: string }): boolean {
+  return (i.phase === 'Healthy' || i.phase === 'Running') && i.health !== 'unhealthy';
+}

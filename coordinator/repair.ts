@@ -4,7 +4,7 @@ import type { InstanceStatus, NodeStatus } from '../protocol/index.js';
 import type { Engine, Evictions, RepairHooks } from './engine.js';
 import { coordinatorError } from './errors.js';
 import { EtcdAdmin, type EtcdTls, replacementKeepsQuorum } from './etcd.js';
-import type { Assignment, NodeRecord } from './model.js';
+import { type Assignment, isHealthy, type NodeRecord } from './model.js';
 
 /**
  * Repair timings. Defaults and why (docs/operations.md has the long form):
@@ -43,7 +43,6 @@ export const DEFAULT_REPAIR_OPTIONS: RepairOptions = {
 };
 
 const ETCD = 'etcd';
-const HEALTHY = new Set(['Healthy', 'Running']);
 
 interface InstanceTrouble {
   since: number;
@@ -521,7 +520,7 @@ export class RepairPolicy implements RepairHooks {
   instanceHealthy(a: Assignment, node: NodeRecord | undefined): boolean {
     if (!node || node.state === 'Unreachable' || node.state === 'Suspect') return false;
     const s = this.instanceStatus(a);
-    return !!s && HEALTHY.has(s.phase) && s.epoch === a.epoch;
+    return !!s && isHealthy(s) && s.epoch === a.epoch;
   }
 
   private observe(st: NodeStatus): void {
@@ -531,7 +530,7 @@ export class RepairPolicy implements RepairHooks {
       const t = this.trouble.get(i.id);
       if (bad && !t) this.trouble.set(i.id, { since: now });
       if (!bad && t) this.trouble.delete(i.id);
-      if (HEALTHY.has(i.phase)) this.held.delete(i.id);
+      if (isHealthy(i)) this.held.delete(i.id);
     }
   }
 

@@ -1,6 +1,6 @@
 import type { InstanceStatus } from '../../protocol/index.js';
 import type { Engine } from '../engine.js';
-import type { Assignment, NodeRecord } from '../model.js';
+import { type Assignment, isHealthy, type NodeRecord } from '../model.js';
 import type { InstanceView, NodeDetail, NodeView, RoleView, StatusView } from './schemas.js';
 
 /**
@@ -25,13 +25,10 @@ export type ViewEngine = Pick<
 >;
 
 /**
- * Healthy: a passing probe (phase Healthy), or running when the role has no probe (phase Running;
- * the agent reports Starting/Healthy/Unhealthy for probed roles). A phase from an unreachable
- * node is not trusted (see toView).
+ * Healthy as `isHealthy` (coordinator/model.ts) says. A phase from an unreachable node is not
+ * trusted (see toView).
  */
-export function isHealthy(i: Pick<InstanceView, 'phase' | 'health'>): boolean {
-  return (i.phase === 'Healthy' || i.phase === 'Running') && i.health !== 'unhealthy';
-}
+export { isHealthy };
 
 function toView(a: Assignment | undefined, s: InstanceStatus | undefined, trusted: boolean): InstanceView {
   const v: InstanceView = {
