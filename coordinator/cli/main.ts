@@ -1,4 +1,8 @@
+import { quietOnClosedPipes } from './pipes.js';
 import { run } from './run.js';
+
+// `drover status | head -2`: when the reader goes away, exit quietly instead of an EPIPE stack trace.
+quietOnClosedPipes(process);
 
 // Ctrl-C ends watches and waits cleanly (a second Ctrl-C exits at once).
 const controller = new AbortController();
