@@ -6,6 +6,7 @@ const VALUE_FLAGS: Record<string, string> = {
   token: 'token',
   'token-file': 'token-file',
   config: 'config',
+  'request-timeout': 'request-timeout',
   output: 'output',
   o: 'output',
   filename: 'filename',

@@ -1,5 +1,5 @@
 import { CliError, EXIT, exitForStatus } from './errors.js';
-import type { Settings } from './settings.js';
+import { describeTimeout, type Settings } from './settings.js';
 
 export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
@@ -7,6 +7,11 @@ export interface RequestOptions {
   /** raw text body with its content type (topologies as YAML) */
   text?: { body: string; contentType: string };
   signal?: AbortSignal;
+}
+
+/** The reason a request's own timer aborts it with (a user's Ctrl-C aborts with an AbortError). */
+class RequestTimedOut extends Error {
+  override name = 'RequestTimedOut';
 }
 
 interface ErrorBody {
@@ -58,7 +63,59 @@ export class ApiClient {
     return h;
   }
 
+  /**
+   * Runs `fn` with a signal that aborts on the caller's signal or after the request timeout
+   * (`--request-timeout`, default 30 s). A timeout becomes a CliError naming the server (exit 5).
+   */
+  private async timed<T>(
+    method: string,
+    path: string,
+    outer: AbortSignal | undefined,
+    fn: (signal: AbortSignal) => Promise<T>,
+    /** a stream's body is read after this returns: Ctrl-C must still reach it */
+    keepLinked = false,
+  ): Promise<T> {
+    const ms = this.settings.requestTimeoutMs;
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(outer?.reason);
+    if (outer?.aborted) onAbort();
+    else outer?.addEventListener('abort', onAbort, { once: true });
+    const timer =
+      ms > 0 ? setTimeout(() => controller.abort(new RequestTimedOut(`after ${ms} ms`)), ms) : undefined;
+    try {
+      return await fn(controller.signal);
+    } catch (err) {
+      if (controller.signal.reason instanceof RequestTimedOut && !outer?.aborted)
+        throw new CliError(
+          `${this.settings.server} did not answer ${method} ${path} within ${describeTimeout(ms)} (request timeout)`,
+          EXIT.TIMEOUT,
+          `is the coordinator overloaded or stopped? Raise the limit with --request-timeout (from ${this.settings.source.requestTimeout}), DROVER_REQUEST_TIMEOUT or requestTimeout in the CLI config`,
+        );
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      if (!keepLinked) outer?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** The response once its headers arrived (the request timeout covers only that far). */
   async fetch(method: string, path: string, opts: RequestOptions = {}, accept?: string): Promise<Response> {
+    return this.timed(
+      method,
+      path,
+      opts.signal,
+      (signal) => this.send(method, path, opts, signal, accept),
+      true,
+    );
+  }
+
+  private async send(
+    method: string,
+    path: string,
+    opts: RequestOptions,
+    signal: AbortSignal,
+    accept?: string,
+  ): Promise<Response> {
     let body: string | undefined;
     const extra: Record<string, string> = {};
     if (opts.text) {
@@ -74,10 +131,10 @@ export class ApiClient {
         method,
         headers: this.headers(extra),
         body,
-        signal: opts.signal,
+        signal,
       });
     } catch (err) {
-      if ((err as Error).name === 'AbortError') throw err;
+      if ((err as Error).name === 'AbortError' || signal.aborted) throw err;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|TLS|SSL/i.test(cause?.code ?? ''))
         throw new CliError(
@@ -93,9 +150,12 @@ export class ApiClient {
     }
   }
 
+  /** One request and its whole body, within the request timeout. */
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    const r = await this.fetch(method, path, opts);
-    const text = await r.text();
+    const { r, text } = await this.timed(method, path, opts.signal, async (signal) => {
+      const r = await this.send(method, path, opts, signal);
+      return { r, text: await r.text() };
+    });
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;

@@ -48,6 +48,7 @@ Connection (flags win over environment, environment over the config file):
   --token TOKEN       DROVER_TOKEN        token:
   --token-file FILE   DROVER_TOKEN_FILE   tokenFile:
   --config FILE       DROVER_CONFIG       another config file
+  --request-timeout D DROVER_REQUEST_TIMEOUT  requestTimeout: (default 30s; 0 = none) per API request
 
 Exit codes: 0 ok, 1 operation failed or server unreachable, 2 usage or invalid input,
 3 not found, 4 unauthorized or forbidden, 5 timed out waiting.
@@ -116,6 +117,7 @@ function connFlags(args: ParsedArgs) {
     token: str(args.flags, 'token'),
     tokenFile: str(args.flags, 'token-file'),
     config: str(args.flags, 'config'),
+    requestTimeout: str(args.flags, 'request-timeout'),
   };
 }
 

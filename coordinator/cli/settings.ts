@@ -2,19 +2,24 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { formatDuration, parseDuration } from '../../lib/duration.js';
 import { CliError, EXIT } from './errors.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:7480';
+/** how long one API request may take before the CLI gives up (exit 5); 0 waits forever */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 export interface Settings {
   server: string;
   token?: string;
+  /** per request; 0 = no limit */
+  requestTimeoutMs: number;
   /** where each value came from, for error hints */
-  source: { server: string; token: string };
+  source: { server: string; token: string; requestTimeout: string };
 }
 
 export interface SettingsInput {
-  flags: { server?: string; token?: string; tokenFile?: string; config?: string };
+  flags: { server?: string; token?: string; tokenFile?: string; config?: string; requestTimeout?: string };
   env: NodeJS.ProcessEnv;
   home?: string;
 }
@@ -30,6 +35,25 @@ interface FileSettings {
   server?: string;
   token?: string;
   tokenFile?: string;
+  requestTimeout?: string;
+}
+
+const FILE_KEYS = ['server', 'token', 'tokenFile', 'requestTimeout'] as const;
+
+function requestTimeout(text: string, source: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined)
+    throw new CliError(
+      `request timeout ${JSON.stringify(text)} (from ${source}) is not a duration`,
+      EXIT.USAGE,
+      'e.g. --request-timeout 10s, 2m, or 0 to wait forever',
+    );
+  return ms;
+}
+
+/** `30s`, or `no timeout` for 0. */
+export function describeTimeout(ms: number): string {
+  return ms === 0 ? 'no timeout' : formatDuration(ms);
 }
 
 function readTokenFile(path: string, what: string): string {
@@ -58,17 +82,20 @@ function readConfig(path: string, explicit: boolean): FileSettings {
   }
   if (v === null || v === undefined) return {};
   if (typeof v !== 'object' || Array.isArray(v))
-    throw new CliError(`${path}: expected a mapping with server, token or tokenFile`, EXIT.USAGE);
+    throw new CliError(`${path}: expected a mapping with ${FILE_KEYS.join(', ')}`, EXIT.USAGE);
   const out: FileSettings = {};
   for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
-    if (k !== 'server' && k !== 'token' && k !== 'tokenFile')
+    if (!(FILE_KEYS as readonly string[]).includes(k))
       throw new CliError(
-        `${path}: unknown key ${JSON.stringify(k)} (allowed: server, token, tokenFile)`,
+        `${path}: unknown key ${JSON.stringify(k)} (allowed: ${FILE_KEYS.join(', ')})`,
         EXIT.USAGE,
       );
     if (typeof val !== 'string' || !val)
-      throw new CliError(`${path}: ${k} must be a non-empty string`, EXIT.USAGE);
-    out[k] = val;
+      throw new CliError(
+        `${path}: ${k} must be a non-empty string${k === 'requestTimeout' ? ' with a unit, e.g. "30s"' : ''}`,
+        EXIT.USAGE,
+      );
+    out[k as (typeof FILE_KEYS)[number]] = val;
   }
   return out;
 }
@@ -94,6 +121,23 @@ export function resolveSettings(input: SettingsInput): Settings {
   else if (file.token) [token, tokenSource] = [file.token, path];
   else if (file.tokenFile)
     [token, tokenSource] = [readTokenFile(file.tokenFile, `tokenFile in ${path}`), `tokenFile in ${path}`];
+  let timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS;
+  let timeoutSource = 'default';
+  if (flags.requestTimeout !== undefined)
+    [timeoutMs, timeoutSource] = [
+      requestTimeout(flags.requestTimeout, '--request-timeout'),
+      '--request-timeout',
+    ];
+  else if (env.DROVER_REQUEST_TIMEOUT)
+    [timeoutMs, timeoutSource] = [
+      requestTimeout(env.DROVER_REQUEST_TIMEOUT, 'DROVER_REQUEST_TIMEOUT'),
+      'DROVER_REQUEST_TIMEOUT',
+    ];
+  else if (file.requestTimeout)
+    [timeoutMs, timeoutSource] = [
+      requestTimeout(file.requestTimeout, `requestTimeout in ${path}`),
+      `requestTimeout in ${path}`,
+    ];
   if (!/^https?:\/\//.test(server)) server = `http://${server}`;
   try {
     new URL(server);
@@ -104,5 +148,10 @@ export function resolveSettings(input: SettingsInput): Settings {
       'e.g. --server http://127.0.0.1:7480',
     );
   }
-  return { server: server.replace(/\/+$/, ''), token, source: { server: serverSource, token: tokenSource } };
+  return {
+    server: server.replace(/\/+$/, ''),
+    token,
+    requestTimeoutMs: timeoutMs,
+    source: { server: serverSource, token: tokenSource, requestTimeout: timeoutSource },
+  };
 }
