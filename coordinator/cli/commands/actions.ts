@@ -6,6 +6,8 @@ import { bool, str } from '../args.js';
 import { type CommandContext, printStructured } from '../context.js';
 import { CliError, EXIT, usage } from '../errors.js';
 import { formatTable } from '../table.js';
+import { REASON_WIDTH, truncate } from '../truncate.js';
+import { convergenceCheck, summarize, unplacedLines, unplacedOf } from './converge.js';
 import type { AssignmentRow } from './get.js';
 
 const DEFAULT_TIMEOUT_MS = 120_000;
@@ -21,12 +23,13 @@ export function timeoutMs(ctx: CommandContext): number {
 
 /**
  * Polls `check` until it reports done, printing its progress line (to stderr, so `-o json` output
- * stays parseable) whenever it changes. Gives up with exit code 5 after the timeout.
+ * stays parseable) whenever it changes. Gives up with exit code 5 after the timeout, and at once
+ * with exit code 1 when `check` reports `fatal` (waiting cannot help).
  */
 export async function waitUntil(
   ctx: CommandContext,
   what: string,
-  check: () => Promise<{ done: boolean; progress: string; detail?: string[] }>,
+  check: () => Promise<{ done: boolean; progress: string; detail?: string[]; fatal?: string }>,
   opts: { timeoutMs: number; intervalMs?: number },
 ): Promise<void> {
   const start = ctx.now();
@@ -43,6 +46,12 @@ export async function waitUntil(
       ctx.err(`${what}: ${r.progress}\n`);
       last = r.progress;
     }
+    if (r.fatal)
+      throw new CliError(
+        `gave up waiting for ${what} after ${formatDuration(ctx.now() - start)}: ${r.fatal}`,
+        EXIT.FAILED,
+        'this needs a change before it can converge (more or other nodes, fewer replicas, other placement); `drover get roles -o wide` shows every reason',
+      );
     if (ctx.signal.aborted) throw new CliError(`interrupted while waiting for ${what}`, EXIT.TIMEOUT);
     if (ctx.now() - start >= opts.timeoutMs) {
       throw new CliError(
@@ -103,22 +112,14 @@ export async function convergence(
   ctx: CommandContext,
   cluster: string | undefined,
 ): Promise<{ done: boolean; progress: string; detail: string[] }> {
-  const s = await ctx.client.get<StatusView>('/v1/status', { cluster });
-  const cs = s.clusters;
-  if (!cs.length) return { done: false, progress: 'no topology applied yet', detail: [] };
-  const roles = cs.reduce((n, c) => n + c.roles, 0);
-  const healthy = cs.reduce((n, c) => n + c.healthyRoles, 0);
-  const plans = cs.every((c) => c.plansApplied) ? 'plans applied' : 'plans being applied';
-  const unplaced = cs.reduce((n, c) => n + c.unplaced, 0);
-  const detail = cs.flatMap((c) => c.reasons);
-  return {
-    done: s.converged,
-    progress: `${healthy}/${roles} roles healthy, ${plans}${unplaced ? `, ${unplaced} instance(s) unschedulable` : ''}${detail.length ? ` (${detail[0]}${detail.length > 1 ? `; +${detail.length - 1} more` : ''})` : ''}`,
-    detail,
-  };
+  return summarize(await ctx.client.get<StatusView>('/v1/status', { cluster }));
 }
 
-/** `drover apply -f FILE [--dry-run] [--wait] [--timeout 2m]` */
+/**
+ * `drover apply -f FILE [--dry-run] [--wait] [--timeout 2m]`. The topology is applied even when
+ * some instances cannot be placed; the command then lists them and exits 1. `--wait` exits 0 once
+ * converged, 1 as soon as the coordinator reports instances it cannot place, 5 on the timeout.
+ */
 export async function apply(ctx: CommandContext): Promise<number> {
   const dryRun = bool(ctx.args.flags, 'dry-run');
   const d = await putTopology(ctx, dryRun);
@@ -126,10 +127,18 @@ export async function apply(ctx: CommandContext): Promise<number> {
     ctx.out(
       `topology ${JSON.stringify(d.cluster)} ${dryRun ? 'would be applied (dry run)' : 'applied'}\n${diffLines(d)}`,
     );
-  if (!dryRun && bool(ctx.args.flags, 'wait'))
-    await waitUntil(ctx, `cluster ${d.cluster} to converge`, () => convergence(ctx, d.cluster), {
+  if (!dryRun && bool(ctx.args.flags, 'wait')) {
+    await waitUntil(ctx, `cluster ${d.cluster} to converge`, convergenceCheck(ctx, d.cluster), {
       timeoutMs: timeoutMs(ctx),
     });
+    return 0;
+  }
+  if (d.unplaced.length) {
+    ctx.err(
+      `drover: ${d.unplaced.length} instance(s) ${dryRun ? 'would not be placed' : 'cannot be placed'}; the topology ${dryRun ? 'would still be applied' : 'was applied all the same'}:\n  ${unplacedLines(d.unplaced).join('\n  ')}\n  hint: add nodes that fit, lower replicas or change placement; \`drover get roles -o wide\` shows every reason\n`,
+    );
+    return EXIT.FAILED;
+  }
   return 0;
 }
 
@@ -140,19 +149,23 @@ export async function diff(ctx: CommandContext): Promise<number> {
   return 0;
 }
 
-/** `drover status [--wait]`: is everything converged? */
+/**
+ * `drover status [--wait]`: is everything converged? Exits 0 when it is, 1 when it is not (still
+ * converging or instances unplaced; the reasons are printed), 5 when `--wait` timed out.
+ */
 export async function status(ctx: CommandContext): Promise<number> {
   const cluster = str(ctx.args.flags, 'cluster');
   if (bool(ctx.args.flags, 'wait')) {
     await waitUntil(
       ctx,
       cluster ? `cluster ${cluster} to converge` : 'convergence',
-      () => convergence(ctx, cluster),
+      convergenceCheck(ctx, cluster),
       { timeoutMs: timeoutMs(ctx) },
     );
   }
   const s = await ctx.client.get<StatusView>('/v1/status', { cluster });
-  if (printStructured(ctx, s)) return 0;
+  const code = s.converged ? 0 : EXIT.FAILED;
+  if (printStructured(ctx, s)) return code;
   ctx.out(
     `${s.converged ? 'converged' : 'converging'} (coordinator epoch ${s.epoch}, NATS ${s.natsConnected ? 'connected' : 'DISCONNECTED'})\n`,
   );
@@ -171,11 +184,22 @@ export async function status(ctx: CommandContext): Promise<number> {
         c.converged ? 'yes' : 'no',
         `${c.healthyRoles}/${c.roles}`,
         c.unplaced,
-        c.reasons[0] ?? '-',
+        truncate(c.reasons[0] ?? '-', REASON_WIDTH),
       ]),
     ),
   );
-  return 0;
+  if (!s.converged) {
+    const unplaced = s.clusters.some((c) => c.unplaced > 0) ? await unplacedOf(ctx, cluster) : [];
+    const reasons = s.clusters.flatMap((c) =>
+      c.reasons.filter((r) => !/ unschedulable: /.test(r)).map((r) => `${c.name}: ${r}`),
+    );
+    if (unplaced.length)
+      ctx.out(
+        `\n${unplaced.length} instance(s) cannot be placed:\n  ${unplacedLines(unplaced).join('\n  ')}\n`,
+      );
+    if (reasons.length) ctx.out(`\nstill converging:\n  ${reasons.join('\n  ')}\n`);
+  }
+  return code;
 }
 
 type NodeAction = 'approve' | 'cordon' | 'uncordon' | 'drain' | 'repair' | 'remove';
