@@ -5,7 +5,9 @@ import type { Assignment } from '../../model.js';
 import { bool, str } from '../args.js';
 import { type CommandContext, outputFormat, printStructured } from '../context.js';
 import { usage } from '../errors.js';
+import { StreamTable } from '../stream-table.js';
 import { age, formatTable } from '../table.js';
+import { REASON_WIDTH, truncate } from '../truncate.js';
 
 export type AssignmentRow = Assignment & InstanceView;
 interface Listing<T> {
@@ -13,6 +15,8 @@ interface Listing<T> {
   wide?: string[];
   row: (x: T, wide: boolean) => Array<string | number | undefined>;
   name: (x: T) => string;
+  /** widths a streamed table (`--watch`) reserves for values that change */
+  minWidths?: number[];
 }
 
 const sim = (i: { simulated: boolean }) => (i.simulated ? ' (sim)' : '');
@@ -34,6 +38,7 @@ export const NODES: Listing<NodeView> = {
   header: ['NAME', 'STATUS', 'ADDRESS', 'CLUSTER', 'INSTANCES', 'HEARTBEAT'],
   wide: ['HOSTNAME', 'CPU', 'MEMORY', 'PLAN', 'ROLES'],
   name: (n) => `node/${n.id}`,
+  minWidths: [0, 'Unreachable,Cordoned'.length, 0, 0, '10/10 (10 sim)'.length],
   row: (n, wide) => {
     const base = [
       n.id,
@@ -52,20 +57,21 @@ export const NODES: Listing<NodeView> = {
   },
 };
 
+/** REASONS is cut to REASON_WIDTH characters (…) in the table; `-o wide` and json show them all. */
 export const ROLES: Listing<RoleView> = {
-  header: ['NAME', 'CLUSTER', 'STATUS', 'HEALTHY', 'SIMULATED', 'NODES'],
-  wide: ['REASONS'],
+  header: ['NAME', 'CLUSTER', 'STATUS', 'HEALTHY', 'SIMULATED', 'NODES', 'REASONS'],
   name: (r) => `role/${r.name}`,
   row: (r, wide) => {
-    const base = [
+    const reasons = r.reasons.join('; ') || '-';
+    return [
       r.name,
       r.cluster,
       r.status,
       `${r.healthy}/${r.desired}`,
       r.simulated ? `${r.simulated}/${r.placed}` : '-',
       r.instances.map((i) => `${i.nodeId ?? '?'}${sim(i)}`).join(',') || '-',
+      wide ? reasons : truncate(reasons, REASON_WIDTH),
     ];
-    return wide ? [...base, r.reasons.join('; ') || '-'] : base;
   },
 };
 
@@ -82,6 +88,7 @@ export const ASSIGNMENTS: Listing<AssignmentRow> = {
 export const EVENTS: Listing<Event> = {
   header: ['SEQ', 'TIME', 'SEVERITY', 'KIND', 'OBJECT', 'MESSAGE'],
   name: (e) => `event/${e.seq}`,
+  minWidths: [5, 8, 'warning'.length, 'role.unschedulable'.length + 4, 'kube-controller-manager#0'.length],
   row: (e) => [
     e.seq,
     e.time.slice(11, 19),
@@ -292,6 +299,11 @@ async function pollWatch(ctx: CommandContext, kind: string, name?: string): Prom
   const cols = [...listing.header, ...(listing.wide ?? [])];
   const volatile = new Set(cols.flatMap((h, i) => (['HEARTBEAT', 'AGE', 'SINCE'].includes(h) ? [i] : [])));
   let first = true;
+  const wide = outputFormat(ctx.args) === 'wide';
+  const table = new StreamTable(wide ? cols : listing.header, {
+    noHeaders: bool(ctx.args.flags, 'no-headers'),
+    minWidths: listing.minWidths,
+  });
   while (!ctx.signal.aborted) {
     const { items } = await fetchResource(ctx, kind, name);
     const changed = items.filter((x) => {
@@ -309,10 +321,9 @@ async function pollWatch(ctx: CommandContext, kind: string, name?: string): Prom
     }
     if (changed.length || first) {
       if (structured) for (const x of changed) printStructured(ctx, x);
-      else
-        printList(ctx, listing, changed, undefined, {
-          noHeaders: !first || bool(ctx.args.flags, 'no-headers'),
-        });
+      else if (outputFormat(ctx.args) === 'name') printList(ctx, listing, changed);
+      else if (first && !items.length) ctx.err('No resources found.\n');
+      else if (changed.length) ctx.out(table.rows(changed.map((x) => listing.row(x, wide))));
     }
     first = false;
     await ctx.sleep(interval, ctx.signal);
@@ -334,17 +345,22 @@ export async function watchEvents(ctx: CommandContext): Promise<number> {
     limit: str(f, 'limit') ?? 20,
   });
   let last = recent.items.at(-1)?.seq ?? Number(since);
-  let header = !bool(f, 'no-headers');
+  // the history sets the column widths; live rows keep them (a wider cell widens later rows)
+  const table = new StreamTable(EVENTS.header, {
+    noHeaders: bool(f, 'no-headers'),
+    minWidths: EVENTS.minWidths,
+  });
   const show = (e: Event) => {
     if (structured) {
       if (outputFormat(ctx.args) === 'json') ctx.out(`${JSON.stringify(e)}\n`);
       else printStructured(ctx, e);
       return;
     }
-    ctx.out(formatTable(EVENTS.header, [EVENTS.row(e, false)], { noHeaders: !header }));
-    header = false;
+    ctx.out(table.rows([EVENTS.row(e, false)]));
   };
-  for (const e of recent.items) show(e);
+  if (structured) for (const e of recent.items) show(e);
+  else if (recent.items.length) ctx.out(table.rows(recent.items.map((e) => EVENTS.row(e, false))));
+  else ctx.out(table.rows([]));
   // Reconnect with the last seq we saw, so a dropped stream loses nothing the history still holds.
   while (!ctx.signal.aborted) {
     try {
