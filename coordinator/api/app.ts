@@ -20,9 +20,11 @@ import './errors.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js';
 import { registerRoutes } from './routes.js';
+import { type JoinInfoSource, registerJoinRoutes } from './routes-join.js';
 import { SseHub, type SseOptions } from './sse.js';
 import { TaskTracker } from './tasks.js';
 import { roleAllows, type TokenInfo, type TokenRole, type TokenStore } from './tokens.js';
+import { validationHint } from './validation-hints.js';
 import { registerWeb } from './web.js';
 
 declare module 'fastify' {
@@ -61,12 +63,12 @@ export interface ApiDeps {
   https?: { key: string | Buffer; cert: string | Buffer };
   /** largest accepted body; default 4 MiB (topologies with inline files) */
   bodyLimit?: number;
-  /** where the first admin token is, for the 401 hint; default "<dataDir>/admin-token" */
-  adminTokenHint?: string;
   /** the cluster PKI (admin kubeconfigs); those routes answer 501 without it */
   pki?: ClusterPki;
   /** VirtualCluster slice placement: backstop re-placement period (default 10 s) */
   vcResyncMs?: number;
+  /** what `GET /v1/join-command` answers with (the daemon's NATS URLs, join token, key); 501 without */
+  join?: JoinInfoSource;
 }
 
 export interface ApiContext {
@@ -116,9 +118,9 @@ function describeValidation(err: FastifyError): { field: string; message: string
     field = `${field}/${String(params.additionalProperty)}`;
     message = 'is not an allowed field';
   } else if (v.keyword === 'pattern') {
-    message = `does not match ${String(params.pattern)}`;
+    message = validationHint(v, err.validation ?? []) ?? `does not match ${String(params.pattern)}`;
   } else if (v.keyword === 'anyOf' || v.keyword === 'const' || v.keyword === 'enum') {
-    message = 'is not one of the allowed values';
+    message = validationHint(v, err.validation ?? []) ?? 'is not one of the allowed values';
   }
   return { field: field || '/', message, where };
 }
@@ -142,7 +144,10 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.bodyLimit ?? 4 * 1024 * 1024,
     forceCloseConnections: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // verbose: each error carries its schema and value, for messages in the user's terms
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false, verbose: true },
+    },
     ...(deps.https ? { https: deps.https } : {}),
   }) as unknown as FastifyInstance;
 
@@ -168,7 +173,6 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     store: deps.store,
   };
   deps.metrics?.observe({ engine: deps.engine, natsConnected: ctx.natsConnected });
-  const adminHint = deps.adminTokenHint ?? 'the coordinator data dir (admin-token)';
 
   // Response schemas document the API; bodies are serialised as they are, so a schema gap can
   // never silently drop a field (test/unit/api-*.test.ts checks responses against the schemas).
@@ -213,7 +217,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         reply,
         coordinatorError(
           'DROVER_ERR_UNAUTHORIZED',
-          `missing bearer token: send "Authorization: Bearer <token>" (CLI: --token or DROVER_TOKEN); the first admin token is in ${adminHint}`,
+          // never where the admin token is kept: this is answered to anyone who asks
+          'missing bearer token: send "Authorization: Bearer <token>" (CLI: --token or DROVER_TOKEN)',
         ),
       );
     }
@@ -372,6 +377,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     },
   });
   app.register(async (scoped) => registerRoutes(scoped, ctx));
+  app.register(async (scoped) => registerJoinRoutes(scoped, deps.join));
   app.register(async (scoped) => registerWeb(scoped));
   return app;
 }

@@ -9,7 +9,11 @@ import { TOPOLOGY_ERRORS } from '../topology/index.js';
  */
 export const API_ERRORS = {
   DROVER_ERR_NOT_FOUND: { status: 404, description: 'No such route; see /docs for the API.' },
-  DROVER_ERR_TOKEN_NOT_FOUND: { status: 404, description: 'No API token has this id.' },
+  DROVER_ERR_TOKEN_NOT_FOUND: { status: 404, description: 'No API token has this id or name.' },
+  DROVER_ERR_TOKEN_EXISTS: {
+    status: 409,
+    description: 'An API token with this name exists already; token names are unique.',
+  },
   DROVER_ERR_TOPOLOGY_NOT_FOUND: {
     status: 404,
     description: 'No topology has been applied for this cluster yet.',

@@ -6,6 +6,7 @@ import type { ClusterPki } from '../pki/index.js';
 import type { Store } from '../store/types.js';
 import { buildApi } from './app.js';
 import type { CoordinatorMetrics } from './metrics.js';
+import type { JoinInfoSource } from './routes-join.js';
 import { adminTokenPath, TokenStore, tokensPath } from './tokens.js';
 
 export interface ApiServerOptions {
@@ -19,6 +20,7 @@ export interface ApiServerOptions {
   metrics?: CoordinatorMetrics;
   natsConnected: () => boolean;
   pki?: ClusterPki;
+  join?: JoinInfoSource;
 }
 
 export interface ApiServer {
@@ -75,8 +77,8 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     natsConnected: o.natsConnected,
     engineStarted: () => started,
     https,
-    adminTokenHint: adminTokenFile,
     pki: o.pki,
+    join: o.join,
   });
   await app.listen({ host, port });
   started = true;

@@ -114,8 +114,15 @@ export class TokenStore {
     return this.tokens.map(({ sha256: _h, ...rest }) => rest);
   }
 
-  /** Creates a token; the secret is returned once and never stored. */
+  /** Creates a token; the secret is returned once and never stored. Names are unique. */
   async create(name: string, role: TokenRole): Promise<TokenInfo & { token: string }> {
+    const same = this.tokens.find((t) => t.name === name);
+    if (same)
+      throw coordinatorError(
+        'DROVER_ERR_TOKEN_EXISTS',
+        `an API token named ${JSON.stringify(name)} exists already (id ${same.id}, role ${same.role}); pick another name, or delete it first (\`drover token delete ${name}\`)`,
+        { name, id: same.id },
+      );
     const token = newTokenSecret();
     const rec: TokenRecord = {
       id: randomUUID().slice(0, 8),
@@ -135,13 +142,26 @@ export class TokenStore {
     return { ...info, token };
   }
 
-  /** Deletes by id; refuses to delete the last admin token (nobody could manage tokens again). */
+  /**
+   * Deletes by id or by name (names are unique; a name that older versions let repeat must be
+   * deleted by id); refuses to delete the last admin token (nobody could manage tokens again).
+   */
   async delete(id: string): Promise<TokenInfo> {
-    const rec = this.tokens.find((t) => t.id === id);
+    let rec = this.tokens.find((t) => t.id === id);
+    if (!rec) {
+      const named = this.tokens.filter((t) => t.name === id);
+      if (named.length > 1)
+        throw coordinatorError(
+          'DROVER_ERR_ILLEGAL_STATE',
+          `${named.length} API tokens are named ${JSON.stringify(id)} (ids ${named.map((t) => t.id).join(', ')}); delete one by its id`,
+          { name: id, ids: named.map((t) => t.id) },
+        );
+      rec = named[0];
+    }
     if (!rec)
       throw coordinatorError(
         'DROVER_ERR_TOKEN_NOT_FOUND',
-        `no API token with id ${JSON.stringify(id)}; see \`GET /v1/tokens\``,
+        `no API token with id or name ${JSON.stringify(id)}; list them with \`drover get tokens\``,
         { id },
       );
     if (rec.role === 'admin' && this.tokens.filter((t) => t.role === 'admin').length === 1)

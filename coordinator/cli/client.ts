@@ -35,6 +35,10 @@ function hintFor(code: string | undefined, s: Settings): string | undefined {
       return 'list nodes with `drover get nodes`';
     case 'DROVER_ERR_INSTANCE_NOT_FOUND':
       return 'list instances with `drover get assignments`';
+    case 'DROVER_ERR_TOKEN_NOT_FOUND':
+      return 'list tokens with `drover get tokens`';
+    case 'DROVER_ERR_TOPOLOGY_NOT_FOUND':
+      return 'list topologies with `drover get topology`';
     case 'DROVER_ERR_ROLE_NOT_FOUND':
       return 'list roles with `drover get roles`';
     case 'DROVER_ERR_NOT_READY':

@@ -135,13 +135,15 @@ describe('authentication and roles', () => {
     ['POST', '/v1/tokens', { name: 'x', role: 'viewer' }],
   ];
 
-  it('refuses a missing token with 401 and says where the first admin token is', async () => {
+  it('refuses a missing token with 401 and does not tell an unauthenticated caller where the admin token is', async () => {
     for (const url of ['/v1/nodes', '/v1/roles', '/v1/events', '/metrics', '/v1/status']) {
       const r = await call('GET', url);
       expect(r.status, url).toBe(401);
       expect(r.json.code).toBe('DROVER_ERR_UNAUTHORIZED');
     }
-    expect((await call('GET', '/v1/nodes')).json.message).toMatch(/admin-token/);
+    const m = (await call('GET', '/v1/nodes')).json.message;
+    expect(m).toMatch(/missing bearer token/);
+    expect(m).not.toMatch(/admin-token|data ?dir|\//);
   });
 
   it('refuses a wrong token and a malformed header with 401', async () => {
