@@ -132,6 +132,12 @@ export async function startCoordinator(
       metrics,
       natsConnected: () => bus.connected,
       pki,
+      join: {
+        natsServers: opts.nats.servers,
+        joinToken,
+        caFile: opts.nats.tls?.ca,
+        coordinatorKeyFingerprint: signingKey.fingerprint,
+      },
     });
   } catch (err) {
     clearInterval(caRotation);

@@ -1,55 +1,59 @@
 import { readFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, readConfigFile, splitArgs } from '../../lib/config.js';
 import { signingKeyFromPem } from '../../protocol/index.js';
 import { compileCoordinatorOptions } from '../config.js';
+import {
+  agentNatsUrls,
+  defaultHostAddresses,
+  formatJoinCommand,
+  type JoinCommandParts,
+  shellQuote,
+} from '../join-info.js';
+import { ApiClient } from './client.js';
+import { CliError } from './errors.js';
+import { resolveSettings, type Settings } from './settings.js';
+
+export { formatJoinCommand, type JoinCommandParts, shellQuote };
 
 /**
  * `drover join-command`: prints the one-liner that joins a host to this coordinator's fleet,
  * `drover-agent join --server nats://… --token … [--ca …] [--coordinator-key-fingerprint …]`.
- * It reads what the coordinator itself uses (its config, join token and plan-signing key), so it
- * runs on the coordinator host as root or as a member of the `drover` group.
+ *
+ * Where it gets what it needs:
+ * - with `--coordinator-config FILE`, or when the CLI has no server configured, from what the
+ *   coordinator itself uses (its config, join token and plan-signing key, default
+ *   /etc/drover/coordinator.yaml): on the coordinator host, as root or a member of the `drover`
+ *   group;
+ * - when the CLI has a server (DROVER_CONFIG, DROVER_URL or ~/.config/drover/config.yaml, as the
+ *   lab's drover.yaml sets), from the API (`GET /v1/join-command`, an admin token), from anywhere.
  */
 
 export const DEFAULT_COORDINATOR_CONFIG = '/etc/drover/coordinator.yaml';
 
-export const JOIN_COMMAND_USAGE = `Usage: drover join-command [--config FILE] [--server URL] [--token TOKEN] [--ca FILE]
+export const JOIN_COMMAND_USAGE = `Usage: drover join-command [--coordinator-config FILE] [--server URL] [--token TOKEN] [--ca FILE]
 
 Prints the command that joins a host to this coordinator's fleet; run it as root on the new host.
 
+When the CLI has a server configured (DROVER_CONFIG, DROVER_URL, or server: in
+~/.config/drover/config.yaml; the lab's drover.yaml sets it), it asks the coordinator's API
+(an admin token). Otherwise, or with --coordinator-config, it reads the coordinator's own
+config, join token and signing key on this host (root or the drover group).
+
 Options:
-  --config FILE   coordinator config (default ${DEFAULT_COORDINATOR_CONFIG})
+  --coordinator-config FILE  the coordinator's config (default ${DEFAULT_COORDINATOR_CONFIG});
+                             --config FILE is an old, deprecated spelling of it
   --server URL    NATS URL(s) agents should use (default: the coordinator's own nats.servers,
-                  with a loopback host replaced by this host's first non-loopback address)
+                  with a loopback host replaced by this host's first non-loopback address, or
+                  via the API by the address the API was reached at)
   --token TOKEN   join token to print (default: joinToken, joinTokenFile or <dataDir>/join-token)
   --ca FILE       CA file for the agent's --ca (default: nats.tls.ca)
   --help          print this help
+
+Example:
+  export DROVER_CONFIG=/tmp/drover-lab/drover.yaml; drover join-command
+  sudo drover join-command --coordinator-config /etc/drover/coordinator.yaml
 `;
-
-export interface JoinCommandParts {
-  natsUrl: string;
-  joinToken: string;
-  caFile?: string;
-  /** sha256 hex of the coordinator's plan-signing key, so the agent pins it at join */
-  coordinatorKeyFingerprint?: string;
-}
-
-/** Quotes a word for a POSIX shell only when it needs it. */
-export function shellQuote(s: string): string {
-  return /^[A-Za-z0-9@%+=:,./_-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/** The one-liner, e.g. `drover-agent join --server nats://10.0.0.1:4222 --token abc`. */
-export function formatJoinCommand(parts: JoinCommandParts): string {
-  if (!parts.natsUrl.trim()) throw new TypeError('formatJoinCommand: natsUrl is empty');
-  if (!parts.joinToken.trim()) throw new TypeError('formatJoinCommand: joinToken is empty');
-  const words = ['drover-agent', 'join', '--server', parts.natsUrl, '--token', parts.joinToken];
-  if (parts.caFile) words.push('--ca', parts.caFile);
-  if (parts.coordinatorKeyFingerprint)
-    words.push('--coordinator-key-fingerprint', parts.coordinatorKeyFingerprint);
-  return words.map((w, i) => (i < 2 ? w : shellQuote(w))).join(' ');
-}
 
 export interface JoinCommandOptions {
   /** coordinator config file; default /etc/drover/coordinator.yaml (a missing default file is fine) */
@@ -64,17 +68,6 @@ export interface JoinCommandOptions {
   hostAddresses?: () => string[];
   stdout?: (text: string) => void;
   stderr?: (text: string) => void;
-}
-
-function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host.startsWith('127.') || host === '[::1]' || host === '::1';
-}
-
-function defaultHostAddresses(): string[] {
-  const out: string[] = [];
-  for (const list of Object.values(networkInterfaces()))
-    for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') out.push(a.address);
-  return out;
 }
 
 class JoinCommandError extends Error {
@@ -124,25 +117,13 @@ export async function runJoinCommand(opts: JoinCommandOptions = {}): Promise<num
         );
     }
     if (!natsUrl) {
-      const hostAddr = (opts.hostAddresses ?? defaultHostAddresses)()[0];
-      const urls = cfg.nats.servers.map((s) => {
-        let u: URL;
-        try {
-          u = new URL(s);
-        } catch {
-          return s;
-        }
-        if (!isLoopbackHost(u.hostname)) return s;
-        if (!hostAddr)
-          throw new JoinCommandError(
-            `the coordinator reaches NATS at ${s}, a loopback address other hosts cannot use, and this ` +
-              'host has no other address; pass --server nats://ADDRESS:PORT',
-          );
-        u.hostname = hostAddr;
-        err(`note: ${s} is a loopback address; printing ${hostAddr} instead (pass --server to choose)\n`);
-        return u.toString().replace(/\/$/, '');
-      });
-      natsUrl = [...new Set(urls)].join(',');
+      try {
+        natsUrl = agentNatsUrls(cfg.nats.servers, (opts.hostAddresses ?? defaultHostAddresses)(), (t) =>
+          err(`note: ${t}\n`),
+        );
+      } catch (e) {
+        throw new JoinCommandError((e as Error).message);
+      }
     }
 
     const tokenFile = cfg.joinTokenFile ?? join(cfg.dataDir, 'join-token');
@@ -183,18 +164,57 @@ export async function runJoinCommand(opts: JoinCommandOptions = {}): Promise<num
   }
 }
 
+/** What `GET /v1/join-command` answers. */
+interface JoinCommandView extends JoinCommandParts {
+  command: string;
+  notes: string[];
+}
+
+/** The join one-liner from the coordinator's API; `--server`, `--token` and `--ca` still win. */
+export async function runJoinCommandViaApi(
+  settings: Settings,
+  opts: Pick<JoinCommandOptions, 'server' | 'token' | 'caFile'> & {
+    stdout: (t: string) => void;
+    stderr: (t: string) => void;
+  },
+): Promise<number> {
+  const client = new ApiClient(settings);
+  try {
+    const v = await client.get<JoinCommandView>('/v1/join-command');
+    const parts = {
+      natsUrl: opts.server ?? v.natsUrl,
+      joinToken: opts.token ?? v.joinToken,
+      caFile: opts.caFile ?? v.caFile,
+      coordinatorKeyFingerprint: v.coordinatorKeyFingerprint,
+    };
+    for (const n of v.notes) if (!(opts.server && /loopback/.test(n))) opts.stderr(`note: ${n}\n`);
+    opts.stdout(`${formatJoinCommand(parts)}\n`);
+    return 0;
+  } catch (e) {
+    if (!(e instanceof CliError)) throw e;
+    opts.stderr(
+      `drover join-command: ${e.message} (asked ${settings.server}, from ${settings.source.server})\n`,
+    );
+    opts.stderr(
+      `  hint: ${e.hint ?? 'check the CLI config'}; on the coordinator host, \`drover join-command --coordinator-config ${DEFAULT_COORDINATOR_CONFIG}\` reads the coordinator's files instead\n`,
+    );
+    return e.exitCode;
+  }
+}
+
 /** `drover join-command [flags]` from argv (after the command word). */
 export async function joinCommandMain(
   argv: string[],
-  io: Pick<JoinCommandOptions, 'stdout' | 'stderr'> = {},
+  io: Pick<JoinCommandOptions, 'stdout' | 'stderr'> & { env?: NodeJS.ProcessEnv } = {},
 ) {
   const err = io.stderr ?? ((t: string) => process.stderr.write(t));
+  const out = io.stdout ?? ((t: string) => process.stdout.write(t));
   const { positionals, flags } = splitArgs(argv, new Set(['help']));
   if (flags.help) {
-    (io.stdout ?? ((t: string) => process.stdout.write(t)))(JOIN_COMMAND_USAGE);
+    out(JOIN_COMMAND_USAGE);
     return 0;
   }
-  const known = new Set(['config', 'server', 'token', 'ca']);
+  const known = new Set(['coordinator-config', 'config', 'server', 'token', 'ca']);
   for (const [name, v] of Object.entries(flags)) {
     if (!known.has(name)) {
       err(`drover join-command: unknown option --${name} (see drover join-command --help)\n`);
@@ -209,11 +229,32 @@ export async function joinCommandMain(
     err(`drover join-command: unexpected argument ${JSON.stringify(positionals[0])}\n`);
     return 2;
   }
-  return runJoinCommand({
-    configFile: flags.config as string | undefined,
+  if (flags.config !== undefined && flags['coordinator-config'] !== undefined) {
+    err('drover join-command: pass --coordinator-config only (--config is its old, deprecated name)\n');
+    return 2;
+  }
+  if (flags.config !== undefined)
+    err(
+      "drover join-command: warning: --config is deprecated here (it is the coordinator's config, unlike drover's global --config); use --coordinator-config\n",
+    );
+  const coordinatorConfig = (flags['coordinator-config'] ?? flags.config) as string | undefined;
+  const pick = {
     server: flags.server as string | undefined,
     token: flags.token as string | undefined,
     caFile: flags.ca as string | undefined,
-    ...io,
-  });
+  };
+  if (coordinatorConfig === undefined) {
+    // the CLI knows a coordinator (the lab's drover.yaml, DROVER_URL): ask its API
+    let settings: Settings | undefined;
+    try {
+      settings = resolveSettings({ flags: {}, env: io.env ?? process.env });
+    } catch (e) {
+      if (!(e instanceof CliError)) throw e;
+      err(`drover join-command: ${e.message}\n`);
+      return e.exitCode;
+    }
+    if (settings.source.server !== 'default')
+      return runJoinCommandViaApi(settings, { ...pick, stdout: out, stderr: err });
+  }
+  return runJoinCommand({ configFile: coordinatorConfig, ...pick, ...io });
 }
