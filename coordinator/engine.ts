@@ -459,6 +459,28 @@ export class Engine {
     this.queue.add(`cluster:${name}`);
   }
 
+  /**
+   * Forgets a cluster's topology: its instances are removed (the nodes get plans without them)
+   * by the cluster reconcile this queues. Returns false when there is no such topology.
+   */
+  async deleteTopology(name: string, by?: string): Promise<boolean> {
+    const cur = this.topologies.get(name);
+    if (!cur) return false;
+    await this.opts.store.delete(`topology/${name}`, cur.revision);
+    this.topologies.delete(name);
+    const n = this.currentAssignments(name).length;
+    this.events.emit({
+      kind: 'topology.deleted',
+      severity: 'warning',
+      cluster: name,
+      message: `topology ${name} deleted${by ? ` by ${by}` : ''}: its ${n} instance(s) are being removed`,
+      data: { instances: n },
+    });
+    // every cluster: nodes without a cluster label may now count to another one (the only topology left)
+    for (const c of new Set([name, ...this.clusterNames()])) this.queue.add(`cluster:${c}`);
+    return true;
+  }
+
   /** What applying `t` would change, computed without writing anything. */
   previewTopology(t: Topology): {
     added: Assignment[];

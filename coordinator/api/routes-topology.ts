@@ -4,7 +4,17 @@ import { coordinatorError } from '../errors.js';
 import { parseTopology, type Topology, validateTopology } from '../topology/index.js';
 import { type ApiContext, requireRole } from './app.js';
 import { isCleaned } from './clean.js';
-import { ClusterQuery, ErrorBody, errorResponses, List, TopologyDiff, TopologyQuery } from './schemas.js';
+import {
+  ActionResult,
+  ClusterQuery,
+  ErrorBody,
+  errorResponses,
+  List,
+  TopologyDiff,
+  TopologyQuery,
+} from './schemas.js';
+
+const TopologyParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) });
 
 export const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'];
 
@@ -86,6 +96,58 @@ export async function registerTopologyRoutes(app: FastifyInstance, ctx: ApiConte
     '/v1/topologies',
     { config: { auth: 'viewer' }, schema: { tags: ['topology'], response: { 200: List(AnyTopology) } } },
     async () => ({ items: engine.listTopologies() }),
+  );
+
+  const notFound = (name: string) => {
+    const names = engine.listTopologies().map((x) => x.metadata.name);
+    return coordinatorError(
+      'DROVER_ERR_TOPOLOGY_NOT_FOUND',
+      `no topology ${JSON.stringify(name)}${names.length ? ` (have: ${names.join(', ')})` : ' (none applied yet)'}`,
+      { cluster: name },
+    );
+  };
+
+  app.get<{ Params: Static<typeof TopologyParams> }>(
+    '/v1/topologies/:name',
+    {
+      config: { auth: 'viewer' },
+      schema: {
+        tags: ['topology'],
+        description: 'The applied topology of cluster `name`.',
+        params: TopologyParams,
+        response: { 200: AnyTopology, 404: ErrorBody },
+      },
+    },
+    async (req) => {
+      const t = engine.listTopologies().find((x) => x.metadata.name === req.params.name);
+      if (!t) throw notFound(req.params.name);
+      return t;
+    },
+  );
+
+  app.delete<{ Params: Static<typeof TopologyParams> }>(
+    '/v1/topologies/:name',
+    {
+      config: { auth: 'operator' },
+      schema: {
+        tags: ['topology'],
+        description:
+          "Deletes the topology of cluster `name`: the cluster's instances are removed (its nodes get plans without them; their data stays) and a `topology.deleted` event is recorded. The nodes stay in the fleet.",
+        params: TopologyParams,
+        response: { 200: ActionResult, ...errorResponses },
+      },
+    },
+    async (req) => {
+      const name = req.params.name;
+      const instances = engine.currentAssignments(name).length;
+      if (!(await engine.deleteTopology(name, req.token?.name))) throw notFound(name);
+      await ctx.clean.forget(name);
+      req.log.info({ cluster: name, by: req.token?.name }, 'topology deleted');
+      return {
+        ok: true,
+        message: `topology ${name} deleted: its ${instances} instance(s) are being removed from the nodes`,
+      };
+    },
   );
 
   app.put<{ Querystring: Static<typeof TopologyQuery> }>(

@@ -16,6 +16,8 @@ export interface CommandContext {
   /** injectable for tests; default Date.now / setTimeout */
   now: () => number;
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** asks the user yes/no on a terminal; undefined without one (destructive commands need --yes) */
+  confirm?: (question: string) => Promise<boolean>;
 }
 
 export function outputFormat(args: ParsedArgs): OutputFormat {

@@ -1,3 +1,4 @@
+import { terminalConfirm } from './confirm.js';
 import { quietOnClosedPipes } from './pipes.js';
 import { run } from './run.js';
 
@@ -16,6 +17,7 @@ run(process.argv.slice(2), {
   err: (t) => process.stderr.write(t),
   env: process.env,
   signal: controller.signal,
+  confirm: terminalConfirm(),
 }).then((code) => {
   process.exitCode = code;
 });
