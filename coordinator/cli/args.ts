@@ -29,6 +29,8 @@ const VALUE_FLAGS: Record<string, string> = {
   slices: 'slices',
   quota: 'quota',
   slice: 'slice',
+  selector: 'selector',
+  l: 'selector',
 };
 const BOOL_FLAGS: Record<string, string> = {
   wait: 'wait',

@@ -2,12 +2,15 @@ import type { Event } from '../../../protocol/index.js';
 import type { InstanceView, NodeView, RoleView, TaskRecord } from '../../api/schemas.js';
 import type { TokenInfo } from '../../api/tokens.js';
 import type { Assignment } from '../../model.js';
+import type { Topology } from '../../topology/index.js';
 import { bool, str } from '../args.js';
 import { type CommandContext, outputFormat, printStructured } from '../context.js';
 import { usage } from '../errors.js';
+import { matchesSelector, parseSelector } from '../selector.js';
 import { StreamTable } from '../stream-table.js';
 import { age, formatTable } from '../table.js';
 import { REASON_WIDTH, truncate } from '../truncate.js';
+import { TOPOLOGIES } from './topology.js';
 
 export type AssignmentRow = Assignment & InstanceView;
 interface Listing<T> {
@@ -168,6 +171,8 @@ const KIND_ALIASES: Record<string, string> = {
   tasks: 'tasks',
   token: 'tokens',
   tokens: 'tokens',
+  topology: 'topologies',
+  topologies: 'topologies',
 };
 
 export function resourceKind(word: string | undefined, allowed: string[]): string {
@@ -200,7 +205,12 @@ export async function fetchResource(
         return { items: [n], raw: n };
       }
       const r = await c.get<{ items: NodeView[] }>('/v1/nodes', { cluster, state: str(f, 'state') });
-      return { items: r.items, raw: r };
+      const selector = str(f, 'selector');
+      if (selector === undefined) return { items: r.items, raw: r };
+      // -l is matched here, on the labels the API returns (the API has no selector parameter)
+      const reqs = parseSelector(selector);
+      const items = r.items.filter((n) => matchesSelector(n.labels, reqs));
+      return { items, raw: { ...r, items } };
     }
     case 'roles': {
       if (name) {
@@ -251,6 +261,14 @@ export async function fetchResource(
       const r = await c.get<{ items: TokenInfo[] }>('/v1/tokens');
       return { items: r.items, raw: r };
     }
+    case 'topologies': {
+      if (name) {
+        const t = await c.get<Topology>(`/v1/topologies/${encodeURIComponent(name)}`);
+        return { items: [t], raw: t };
+      }
+      const r = await c.get<{ items: Topology[] }>('/v1/topologies');
+      return { items: r.items, raw: r };
+    }
   }
   throw usage(`unknown resource ${kind}`);
 }
@@ -263,6 +281,7 @@ export function listingFor(kind: string): Listing<unknown> {
     events: EVENTS,
     tasks: TASKS,
     tokens: TOKENS,
+    topologies: TOPOLOGIES,
   };
   return m[kind] as unknown as Listing<unknown>;
 }
@@ -279,7 +298,20 @@ function keyOf(kind: string, x: unknown): string {
 /** `drover get KIND [NAME] [-o …] [--watch]` */
 export async function get(ctx: CommandContext): Promise<number> {
   const [, word, name] = ctx.args.positionals;
-  const kind = resourceKind(word, ['nodes', 'roles', 'assignments', 'events', 'tasks', 'tokens']);
+  const kind = resourceKind(word, [
+    'nodes',
+    'roles',
+    'assignments',
+    'events',
+    'tasks',
+    'tokens',
+    'topologies',
+  ]);
+  const selector = str(ctx.args.flags, 'selector');
+  if (selector !== undefined && kind !== 'nodes')
+    throw usage(`-l/--selector works with \`get nodes\`, not with ${kind}`);
+  if (selector !== undefined && name) throw usage('get nodes takes a NAME or -l SELECTOR, not both');
+  if (selector !== undefined) parseSelector(selector); // a bad selector fails before any request
   if (bool(ctx.args.flags, 'watch')) return kind === 'events' ? watchEvents(ctx) : pollWatch(ctx, kind, name);
   const { items, raw } = await fetchResource(ctx, kind, name);
   printList(ctx, listingFor(kind), items, raw);
