@@ -9,6 +9,7 @@ import { validateTopology } from '../../topology/index.js';
 import { bool, str } from '../args.js';
 import { type CommandContext, outputFormat, printStructured } from '../context.js';
 import { CliError, EXIT, usage } from '../errors.js';
+import { checkWritable, writeSecretFile } from '../secret-file.js';
 import { formatTable } from '../table.js';
 import { convergence, timeoutMs, waitUntil } from './actions.js';
 
@@ -54,7 +55,10 @@ export async function importCmd(ctx: CommandContext): Promise<number> {
   return 0;
 }
 
-/** `drover kubeconfig admin [--cluster C] > admin.conf` */
+/**
+ * `drover kubeconfig admin [--cluster C] [-f FILE [--force]]`: prints the admin kubeconfig, or
+ * writes it to FILE with mode 0600 (an existing FILE is kept unless --force).
+ */
 export async function kubeconfig(ctx: CommandContext): Promise<number> {
   const what = ctx.args.positionals[1];
   if (what !== 'admin')
@@ -62,11 +66,20 @@ export async function kubeconfig(ctx: CommandContext): Promise<number> {
       `unknown kubeconfig ${JSON.stringify(what ?? '')}`,
       'drover kubeconfig admin > admin.conf (node components get theirs in their plans)',
     );
+  const file = str(ctx.args.flags, 'filename');
+  const force = bool(ctx.args.flags, 'force');
+  if (file !== undefined) checkWritable(file, force);
   const text = await ctx.client.request<string>('GET', '/v1/kubeconfig/admin', {
     query: { cluster: str(ctx.args.flags, 'cluster') },
   });
-  ctx.out(typeof text === 'string' ? text : toYaml(text));
-  ctx.err('admin kubeconfig written: it holds a cluster-admin key, keep it private (chmod 600)\n');
+  const body = typeof text === 'string' ? text : toYaml(text);
+  if (file === undefined) {
+    ctx.out(body);
+    ctx.err('admin kubeconfig written: it holds a cluster-admin key, keep it private (chmod 600)\n');
+    return 0;
+  }
+  writeSecretFile(file, body, force);
+  ctx.err(`admin kubeconfig written to ${file} (mode 0600): it holds a cluster-admin key, keep it private\n`);
   return 0;
 }
 
