@@ -5,8 +5,10 @@ import { apply, diff, move, nodeAction, status, task, token } from './commands/a
 import { describe } from './commands/describe.js';
 import { get, watchEvents } from './commands/get.js';
 import { clean, importCmd, kubeconfig, superclusters, tenants } from './commands/seeds.js';
+import { deleteTopology } from './commands/topology.js';
 import { type CommandContext, outputFormat, sleep } from './context.js';
 import { CliError, EXIT, usage } from './errors.js';
+import { commandHelp } from './help.js';
 import { resolveSettings } from './settings.js';
 
 export const HELP = `drover ${DROVER_VERSION}: operate a Drover-managed control plane
@@ -16,9 +18,12 @@ Usage: drover <command> [arguments] [flags]
 Topology:
   apply -f FILE [--wait] [--timeout 2m] [--dry-run]   validate and apply a topology (YAML or JSON)
   diff -f FILE                                        show what apply would change
-  status [--wait]                                     is every plan applied and every role healthy?
+  status [--wait]                                     is every plan applied and every role healthy? (exit 1 if not)
+  get topology [NAME] [-o yaml|json]                  the applied topologies
+  delete topology NAME [--yes]                        remove a cluster's instances (asks first)
 Resources:
-  get nodes|roles|assignments|events|tasks|tokens [NAME] [-o table|wide|json|yaml|name] [--watch]
+  get nodes|roles|assignments|events|tasks|tokens|topology [NAME] [-o table|wide|json|yaml|name] [--watch]
+  get nodes -l key=value,key!=value,key               nodes by label
   describe node|role NAME                             details, instances and recent events
   events [--watch] [--kind K] [--node N] [--role R] [--severity S]
 Nodes:
@@ -30,7 +35,7 @@ Nodes:
   move INSTANCE --to NODE [--wait]                    move one instance, e.g. kube-apiserver#1
 Seed scenarios (docs/seeds.md):
   import openpai FILE|DIR [-o yaml|json]              OpenPAI cluster config -> topology (| drover apply -f -)
-  kubeconfig admin [--cluster C]                      print an admin kubeconfig (> admin.conf)
+  kubeconfig admin [--cluster C] [-f FILE [--force]]  print an admin kubeconfig, or write FILE (mode 0600)
   clean [--purge] [--cluster C] --yes [--wait]        stop and remove every role; --purge deletes their data
   tenants resolve NAME [--cluster C]                  which Arktos data partition serves a tenant
   tenants [set NAME --slices N|--quota cpu=Q,memory=Q [--slice cpu=Q,memory=Q] | delete NAME]
@@ -38,8 +43,9 @@ Seed scenarios (docs/seeds.md):
   superclusters                                       super clusters, their capacity and what the slices use
 Other:
   task NODE KIND [--instance ID] [--wait]             run restart|stop|start|reprovision|diagnostics|run-command
-  token create NAME --role viewer|operator|admin | token delete ID
-  join-command                                        print the command that joins a host (on the coordinator host)
+  token create NAME [--role viewer|operator|admin]    a new API token (role default viewer; names are unique)
+  token delete NAME|ID                                delete an API token (see drover get tokens)
+  join-command                                        print the command that joins a host to the fleet
   lab up|down|…                                       run a whole fleet on this machine
   version                                             print client and server versions
 
@@ -50,8 +56,11 @@ Connection (flags win over environment, environment over the config file):
   --config FILE       DROVER_CONFIG       another config file
   --request-timeout D DROVER_REQUEST_TIMEOUT  requestTimeout: (default 30s; 0 = none) per API request
 
-Exit codes: 0 ok, 1 operation failed or server unreachable, 2 usage or invalid input,
-3 not found, 4 unauthorized or forbidden, 5 timed out waiting.
+Exit codes: 0 ok, 1 operation failed, server unreachable, or not converged (status, apply with
+unplaced instances), 2 usage or invalid input, 3 not found, 4 unauthorized or forbidden,
+5 timed out (--wait, or a request past --request-timeout).
+
+\`drover COMMAND --help\` (or \`drover help COMMAND\`) shows a command's usage, flags and examples.
 `;
 
 export interface RunIo {
@@ -59,11 +68,14 @@ export interface RunIo {
   err: (text: string) => void;
   env: NodeJS.ProcessEnv;
   signal?: AbortSignal;
+  /** yes/no on a terminal (main.ts); without it destructive commands need --yes */
+  confirm?: (question: string) => Promise<boolean>;
 }
 
 type Handler = (ctx: CommandContext) => Promise<number>;
 
-const COMMANDS: Record<string, Handler> = {
+/** Every command `run` dispatches (besides lab, join-command and version); each has a help text in help.ts. */
+export const COMMANDS: Record<string, Handler> = {
   apply,
   diff,
   status,
@@ -80,7 +92,9 @@ const COMMANDS: Record<string, Handler> = {
   repair: (ctx) => nodeAction(ctx, 'repair'),
   remove: (ctx) => nodeAction(ctx, 'remove'),
   delete: (ctx) => {
-    if (ctx.args.positionals[1] !== 'node') throw usage('delete supports `delete node NODE`');
+    const what = ctx.args.positionals[1];
+    if (what === 'topology' || what === 'topologies') return deleteTopology(ctx);
+    if (what !== 'node') throw usage('delete supports `delete node NODE` and `delete topology NAME`');
     return nodeAction(
       { ...ctx, args: { ...ctx.args, positionals: ['remove', ...ctx.args.positionals.slice(2)] } },
       'remove',
@@ -132,10 +146,17 @@ export async function run(argv: string[], io: RunIo): Promise<number> {
     }
     if (argv[0] === 'join-command') {
       const { joinCommandMain } = await import('./join-command.js');
-      return await joinCommandMain(argv.slice(1), { stdout: io.out, stderr: io.err });
+      return await joinCommandMain(argv.slice(1), { stdout: io.out, stderr: io.err, env: io.env });
     }
     const args = parseArgs(argv);
     const cmd = args.positionals[0];
+    if (cmd === 'help' && args.positionals[1]) return await run([...args.positionals.slice(1), '--help'], io);
+    if (cmd && cmd !== 'help' && bool(args.flags, 'help')) {
+      const text = commandHelp(args.positionals);
+      if (!text) throw usage(`unknown command ${JSON.stringify(cmd)}`);
+      io.out(text);
+      return 0;
+    }
     if (cmd === 'version' || bool(args.flags, 'version')) return await version(args, io, signal);
     if (!cmd || cmd === 'help' || bool(args.flags, 'help')) {
       io.out(HELP);
@@ -145,7 +166,16 @@ export async function run(argv: string[], io: RunIo): Promise<number> {
     if (!handler) throw usage(`unknown command ${JSON.stringify(cmd)}`);
     outputFormat(args);
     const client = new ApiClient(resolveSettings({ flags: connFlags(args), env: io.env }));
-    return await handler({ client, args, out: io.out, err: io.err, signal, now: Date.now, sleep });
+    return await handler({
+      client,
+      args,
+      out: io.out,
+      err: io.err,
+      signal,
+      now: Date.now,
+      sleep,
+      confirm: io.confirm,
+    });
   } catch (err) {
     if (err instanceof CliError) {
       io.err(`drover: ${err.message}\n`);

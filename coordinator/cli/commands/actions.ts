@@ -304,7 +304,10 @@ export async function task(ctx: CommandContext): Promise<number> {
   return t.state === 'failed' ? EXIT.FAILED : 0;
 }
 
-/** `drover token create NAME --role ROLE | token delete ID | token list` */
+/**
+ * `drover token create NAME [--role viewer|operator|admin] | token delete NAME|ID`. The role
+ * defaults to viewer (the least one); names are unique.
+ */
 export async function token(ctx: CommandContext): Promise<number> {
   const [, sub, arg] = ctx.args.positionals;
   if (sub === 'create') {
@@ -318,13 +321,13 @@ export async function token(ctx: CommandContext): Promise<number> {
     return 0;
   }
   if (sub === 'delete') {
-    if (!arg) throw usage('token delete needs a token id', 'see `drover get tokens`');
+    if (!arg) throw usage('token delete needs a token name or id', 'see `drover get tokens`');
     const t = await ctx.client.request<TokenInfo>('DELETE', `/v1/tokens/${encodeURIComponent(arg)}`);
     if (!printStructured(ctx, t)) ctx.out(`token ${t.id} (${t.name}) deleted\n`);
     return 0;
   }
   throw usage(
     `unknown token command ${JSON.stringify(sub ?? '')}`,
-    'drover token create NAME --role viewer|operator|admin, drover token delete ID, drover get tokens',
+    'drover token create NAME [--role viewer|operator|admin] (default viewer), drover token delete NAME|ID, drover get tokens',
   );
 }
