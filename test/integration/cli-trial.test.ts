@@ -203,6 +203,23 @@ describe('exit codes scripts can rely on', () => {
   });
 });
 
+describe('stdin', () => {
+  it('diff -f - still reads a slowly piped topology (the tty check must not make stdin non-blocking)', async () => {
+    const file = join(dir, 'piped.yaml');
+    writeFileSync(file, toYaml(echoTopology(2)));
+    const r = await runCaptured(
+      '/bin/sh',
+      ['-c', `(sleep 1; cat '${file}') | '${process.execPath}' '${DROVER}' diff -f -`],
+      {
+        env,
+        timeout: 30_000,
+      },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/topology "default":/);
+  });
+});
+
 describe('streaming tables', () => {
   it('events --watch keeps its columns aligned after the first row', async () => {
     const child = spawnDrover(['events', '--watch'], env);
