@@ -50,11 +50,11 @@ Other:
   version                                             print client and server versions
 
 Connection (flags win over environment, environment over the config file):
-  --server URL        DROVER_URL          server: in ~/.config/drover/config.yaml (default http://127.0.0.1:7480)
-  --token TOKEN       DROVER_TOKEN        token:
-  --token-file FILE   DROVER_TOKEN_FILE   tokenFile:
-  --config FILE       DROVER_CONFIG       another config file
-  --request-timeout D DROVER_REQUEST_TIMEOUT  requestTimeout: (default 30s; 0 = none) per API request
+  --server URL           DROVER_URL               server: in ~/.config/drover/config.yaml (default http://127.0.0.1:7480)
+  --token TOKEN          DROVER_TOKEN             token:
+  --token-file FILE      DROVER_TOKEN_FILE        tokenFile:
+  --config FILE          DROVER_CONFIG            another config file
+  --request-timeout DUR  DROVER_REQUEST_TIMEOUT   requestTimeout: per API request (default 30s; 0 = none)
 
 Exit codes: 0 ok, 1 operation failed, server unreachable, or not converged (status, apply with
 unplaced instances), 2 usage or invalid input, 3 not found, 4 unauthorized or forbidden,
