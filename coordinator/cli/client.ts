@@ -54,6 +54,16 @@ function hintFor(code: string | undefined, s: Settings): string | undefined {
 export class ApiClient {
   constructor(readonly settings: Settings) {}
 
+  /**
+   * A client whose request timeout covers a request the server holds for up to `ms` (a
+   * `task --wait`): the larger of that plus 10 s and the configured one (0, no limit, stays).
+   */
+  forLongRequest(ms: number): ApiClient {
+    const t = this.settings.requestTimeoutMs;
+    if (t === 0 || t >= ms + 10_000) return this;
+    return new ApiClient({ ...this.settings, requestTimeoutMs: ms + 10_000 });
+  }
+
   url(path: string, query?: RequestOptions['query']): string {
     const u = new URL(this.settings.server + path);
     for (const [k, v] of Object.entries(query ?? {}))

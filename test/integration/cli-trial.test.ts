@@ -5,6 +5,7 @@
  * looks for.
  */
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -121,6 +122,41 @@ describe('request timeout against a frozen coordinator', () => {
     const bad = await drover(['get', 'nodes', '--request-timeout', 'soon'], { DROVER_URL: url });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/request timeout "soon" \(from --request-timeout\) is not a duration/);
+  });
+
+  it('task --wait allows for the task timeout (the server holds the request until the task ends)', async () => {
+    // a coordinator whose task takes 1.5 s to finish, as POST /v1/tasks?wait=true answers then
+    const slow = createHttpServer((req, res) => {
+      setTimeout(() => {
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          JSON.stringify({
+            id: 't-1',
+            state: 'succeeded',
+            request: { nodeId: 'n1', kind: 'diagnostics' },
+            createdAt: new Date().toISOString(),
+            result: { output: 'slow diagnostics' },
+          }),
+        );
+      }, 1500);
+      req.resume();
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    try {
+      const u = `http://127.0.0.1:${(slow.address() as { port: number }).port}`;
+      const r = await drover(
+        ['task', 'n1', 'diagnostics', '--wait', '--timeout', '2s', '--request-timeout', '1s'],
+        {
+          DROVER_URL: u,
+        },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/task t-1 succeeded\nslow diagnostics/);
+      const plain = await drover(['get', 'tasks', '--request-timeout', '1s'], { DROVER_URL: u });
+      expect(plain.code).toBe(5);
+    } finally {
+      await new Promise((r) => slow.close(r));
+    }
   });
 
   it('a live coordinator answers within the default timeout', async () => {

@@ -296,7 +296,11 @@ export async function task(ctx: CommandContext): Promise<number> {
   if (str(f, 'tail')) body.tailLines = Number(str(f, 'tail'));
   if (str(f, 'timeout')) body.timeoutMs = timeoutMs(ctx);
   const wait = bool(f, 'wait');
-  const t = await ctx.client.post<TaskRecord>('/v1/tasks', body, { wait: wait || undefined });
+  // with wait=true the server answers when the task ends (its timeout, default 30 s, plus the bus's)
+  const client = wait
+    ? ctx.client.forLongRequest((body.timeoutMs as number | undefined) ?? 30_000)
+    : ctx.client;
+  const t = await client.post<TaskRecord>('/v1/tasks', body, { wait: wait || undefined });
   if (printStructured(ctx, t)) return t.state === 'failed' ? EXIT.FAILED : 0;
   ctx.out(`task ${t.id} ${t.state}\n`);
   if (t.result?.output) ctx.out(t.result.output.endsWith('\n') ? t.result.output : `${t.result.output}\n`);
