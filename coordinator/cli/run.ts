@@ -4,6 +4,7 @@ import { ApiClient } from './client.js';
 import { apply, diff, move, nodeAction, status, task, token } from './commands/actions.js';
 import { describe } from './commands/describe.js';
 import { get, watchEvents } from './commands/get.js';
+import { label } from './commands/label.js';
 import { clean, importCmd, kubeconfig, superclusters, tenants } from './commands/seeds.js';
 import { type CommandContext, outputFormat, sleep } from './context.js';
 import { CliError, EXIT, usage } from './errors.js';
@@ -24,6 +25,8 @@ Resources:
 Nodes:
   approve NODE                                        admit a Pending node
   cordon NODE | uncordon NODE                         stop / allow new instances on the node
+  label NODE KEY=VALUE… KEY-… [--force]               set / remove operator labels; drover.dev/cluster=C
+                                                      moves the node to cluster C (--force: even if it runs instances)
   drain NODE [--wait] [--timeout 2m]                  move the node's instances elsewhere
   repair NODE [--force]                               run the repair ladder now
   remove NODE                                         forget a node (its instances move)
@@ -85,6 +88,7 @@ const COMMANDS: Record<string, Handler> = {
       'remove',
     );
   },
+  label,
   move,
   task,
   token,
