@@ -55,7 +55,7 @@ export async function labelNode(
     if (!opts.force)
       throw coordinatorError(
         'DROVER_ERR_ILLEGAL_STATE',
-        `node ${id} still runs ${moving.length} instance(s) of cluster ${from} (${moving.join(', ')}); moving it to cluster ${to} would stop them: drain it first (\`drover drain ${id} --wait\`), or pass --force to move them to other nodes of ${from}`,
+        `node ${id} still runs ${moving.length} instance(s) of cluster ${from} (${moving.join(', ')}); moving it to cluster ${to} would stop them: drain it first (\`drover drain ${id} --wait\`), or pass --force to let them leave it (for other nodes of ${from} where they fit)`,
         { nodeId: id, cluster: from, instances: moving },
       );
     const refusal = engine.repair?.removeRefusal?.(from, id);
@@ -81,7 +81,7 @@ export async function labelNode(
       severity: 'warning',
       nodeId: id,
       cluster: to,
-      message: `node ${id} moved from cluster ${from} to cluster ${to}${moving.length ? ` (forced: ${moving.join(', ')} move to other nodes of ${from})` : ''}`,
+      message: `node ${id} moved from cluster ${from} to cluster ${to}${moving.length ? ` (forced: ${moving.join(', ')} of ${from} leave it, for other nodes of ${from} where they fit)` : ''}`,
       data: { from, to, moving },
     });
     engine.queue.add(`cluster:${from}`);

@@ -46,7 +46,7 @@ export async function registerLabelRoutes(app: FastifyInstance, ctx: ApiContext)
       const message = !r.changed
         ? `node ${id} unchanged`
         : moved
-          ? `node ${id} labelled; it moved from cluster ${r.cluster.from} to ${r.cluster.to}${r.moving.length ? ` and ${r.moving.join(', ')} move to other nodes of ${r.cluster.from}` : ''}`
+          ? `node ${id} labelled; it moved from cluster ${r.cluster.from} to ${r.cluster.to}${r.moving.length ? `; ${r.moving.join(', ')} of ${r.cluster.from} leave it` : ''}`
           : `node ${id} labelled`;
       req.log.info({ nodeId: id, change, by: req.token?.name }, 'node labelled');
       return {
