@@ -200,7 +200,8 @@ export class Engine {
     // every node's cluster too, with or without a topology: a node whose cluster has none gets an
     // empty plan (its agent stops what it ran), never its last plan forever
     const clusters = new Set(this.clusterNames());
-    for (const n of this.nodes.all()) if (n.approved && n.state !== 'Removed') clusters.add(this.clusterOf(n));
+    for (const n of this.nodes.all())
+      if (n.approved && n.state !== 'Removed') clusters.add(this.clusterOf(n));
     for (const c of clusters) this.queue.add(`cluster:${c}`);
     const tick = () => {
       this.sweep();

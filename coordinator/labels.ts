@@ -65,7 +65,8 @@ export function nextOperatorLabels(rec: NodeRecord, change: unknown): Labels {
     throw bad('the body must be an object {"set": {KEY: VALUE}, "remove": [KEY]}', '/');
   const { set = {}, remove = [], ...rest } = change as Record<string, unknown>;
   const extra = Object.keys(rest)[0];
-  if (extra !== undefined) throw bad(`unknown field ${JSON.stringify(extra)}: use "set" and "remove"`, `/${extra}`);
+  if (extra !== undefined)
+    throw bad(`unknown field ${JSON.stringify(extra)}: use "set" and "remove"`, `/${extra}`);
   if (typeof set !== 'object' || set === null || Array.isArray(set))
     throw bad('"set" must be an object of label keys to values', '/set');
   if (!Array.isArray(remove)) throw bad('"remove" must be an array of label keys', '/remove');
@@ -94,7 +95,8 @@ export function nextOperatorLabels(rec: NodeRecord, change: unknown): Labels {
         `label ${k} comes from the agent's configuration on ${rec.id}; change it there, or override its value with ${k}=VALUE`,
         `/remove/${i}`,
       );
-    if (reserved(k)) throw bad(`label ${k} is derived from the node's facts and cannot be removed`, `/remove/${i}`);
+    if (reserved(k))
+      throw bad(`label ${k} is derived from the node's facts and cannot be removed`, `/remove/${i}`);
     throw bad(`node ${rec.id} has no label ${k}`, `/remove/${i}`);
   }
   const next: Labels = { ...ops, ...(set as Labels) };

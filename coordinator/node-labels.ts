@@ -7,11 +7,12 @@
  * nodes of that cluster), or pass `force`, which moves them the same way as a drain would, from
  * the cluster's next reconcile on. Neither may take an etcd member away while that breaks quorum.
  */
-import { deriveLabels } from './topology/index.js';
+
 import type { Engine } from './engine.js';
 import { coordinatorError } from './errors.js';
 import { CLUSTER_LABEL, clusterOfRecord, mergeLabels, nextOperatorLabels } from './labels.js';
 import type { NodeRecord } from './model.js';
+import { deriveLabels } from './topology/index.js';
 
 export interface LabelOutcome {
   node: NodeRecord;
@@ -60,9 +61,13 @@ export async function labelNode(
       );
     const refusal = engine.repair?.removeRefusal?.(from, id);
     if (refusal)
-      throw coordinatorError('DROVER_ERR_ETCD_QUORUM', `not moving node ${id} out of cluster ${from}: ${refusal}`, {
-        nodeId: id,
-      });
+      throw coordinatorError(
+        'DROVER_ERR_ETCD_QUORUM',
+        `not moving node ${id} out of cluster ${from}: ${refusal}`,
+        {
+          nodeId: id,
+        },
+      );
   }
   await engine.nodes.save(next);
   const set = Object.keys(operatorLabels).filter((k) => rec.operatorLabels?.[k] !== operatorLabels[k]);

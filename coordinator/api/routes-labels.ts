@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { coordinatorError } from '../errors.js';
 import { labelNode } from '../node-labels.js';
 import type { ApiContext } from './app.js';
 import { ActionResult, errorResponses, NodeParams } from './schemas.js';
@@ -37,9 +38,23 @@ export async function registerLabelRoutes(app: FastifyInstance, ctx: ApiContext)
         body: LabelBody,
         response: { 200: ActionResult, ...errorResponses },
       },
+      // documented by the schema, checked by nextOperatorLabels: strictly (no type coercion of
+      // values), and naming the offending key
+      validatorCompiler: () => () => true,
     },
     async (req) => {
-      const { force, ...change } = req.body ?? {};
+      const body: unknown = req.body ?? {};
+      if (typeof body !== 'object' || body === null || Array.isArray(body))
+        throw coordinatorError(
+          'DROVER_ERR_BAD_REQUEST',
+          'the body must be an object {"set": {KEY: VALUE}, "remove": [KEY], "force": false}',
+          { field: '/' },
+        );
+      const { force, ...change } = body as Record<string, unknown>;
+      if (force !== undefined && typeof force !== 'boolean')
+        throw coordinatorError('DROVER_ERR_BAD_REQUEST', '"force" must be true or false', {
+          field: '/force',
+        });
       const r = await labelNode(engine, req.params.id, change, { force });
       const id = req.params.id;
       const moved = r.cluster.from !== r.cluster.to;

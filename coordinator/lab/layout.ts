@@ -44,7 +44,13 @@ export function fleetLayout(n: number, subnet: string, cluster?: string): NodeLa
   const add = (pool: Pool, prefix: string, count: number) => {
     for (let i = 1; i <= count; i++) {
       const name = `${prefix}-${i}`;
-      out.push({ name, pool, index, address: `${subnet}.${index + 1}`, labels: { pool, ...(cluster ? { [CLUSTER_LABEL]: cluster } : {}) } });
+      out.push({
+        name,
+        pool,
+        index,
+        address: `${subnet}.${index + 1}`,
+        labels: { pool, ...(cluster ? { [CLUSTER_LABEL]: cluster } : {}) },
+      });
       index++;
     }
   };

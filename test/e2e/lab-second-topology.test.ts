@@ -79,8 +79,12 @@ describe('lab: a second topology (an OpenPAI import) beside examples/ha.yaml', (
     const env = { ...process.env, DROVER_CONFIG: join(dir, 'drover.yaml'), DROVER_URL: '', DROVER_TOKEN: '' };
     const sh = (script: string): Promise<RunResult> =>
       new Promise((resolve) =>
-        execFile('bash', ['-c', script], { env, timeout: 60_000, maxBuffer: 4 << 20 }, (err, stdout, stderr) =>
-          resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+        execFile(
+          'bash',
+          ['-c', script],
+          { env, timeout: 60_000, maxBuffer: 4 << 20 },
+          (err, stdout, stderr) =>
+            resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
         ),
       );
     const drover = (args: string) => sh(`'${process.execPath}' '${CLI}' ${args}`);
@@ -91,7 +95,9 @@ describe('lab: a second topology (an OpenPAI import) beside examples/ha.yaml', (
     };
     const token = readFileSync(state.coordinator.adminTokenFile, 'utf8').trim();
     const api = async <T>(path: string): Promise<T> => {
-      const r = await fetch(`${state.coordinator.apiUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      const r = await fetch(`${state.coordinator.apiUrl}${path}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
       expect(r.status, path).toBe(200);
       return (await r.json()) as T;
     };
@@ -107,13 +113,13 @@ describe('lab: a second topology (an OpenPAI import) beside examples/ha.yaml', (
         ]),
       );
     const processes = (s: LabState) =>
-      s.nodes
-        .flatMap((n) => roleProcesses(n).map((p) => `${n.name}:${p.instanceId}:${p.pid}`))
-        .sort();
+      s.nodes.flatMap((n) => roleProcesses(n).map((p) => `${n.name}:${p.instanceId}:${p.pid}`)).sort();
     const events = async (kind: string) =>
-      (await api<{ items: Array<{ kind: string; nodeId?: string; message: string; cluster?: string }> }>(
-        `/v1/events?kind=${kind}&limit=500`,
-      )).items;
+      (
+        await api<{ items: Array<{ kind: string; nodeId?: string; message: string; cluster?: string }> }>(
+          `/v1/events?kind=${kind}&limit=500`,
+        )
+      ).items;
 
     // the lab labelled every host explicitly
     const clusters = await nodeClusters();
@@ -152,7 +158,8 @@ describe('lab: a second topology (an OpenPAI import) beside examples/ha.yaml', (
       '/v1/assignments?cluster=openpai',
     );
     expect(pai.unplaced.length).toBeGreaterThan(0);
-    for (const u of pai.unplaced) expect(u.reason).toMatch(/pinned to node (cp-1|worker-2), which is in cluster ha/);
+    for (const u of pai.unplaced)
+      expect(u.reason).toMatch(/pinned to node (cp-1|worker-2), which is in cluster ha/);
 
     // re-applying ha.yaml: the dry run shows nothing, and nothing happens
     const dry = await json<Diff>(`diff -f '${HA}'`);
@@ -225,9 +232,13 @@ describe('lab: a second topology (an OpenPAI import) beside examples/ha.yaml', (
     expect(w1.length).toBe(2);
     const orphan = await drover('label worker-1 drover.dev/cluster=nowhere --force');
     expect(orphan.code, orphan.stderr).toBe(0);
-    await waitFor('worker-1 to stop what it ran', () => !processes(state).some((p) => p.startsWith('worker-1:')), {
-      timeoutMs: 20_000,
-    });
+    await waitFor(
+      'worker-1 to stop what it ran',
+      () => !processes(state).some((p) => p.startsWith('worker-1:')),
+      {
+        timeoutMs: 20_000,
+      },
+    );
     const orphaned = (await events('node.orphaned')).filter((e) => e.nodeId === 'worker-1');
     expect(orphaned).toHaveLength(1);
     expect(orphaned[0]!.message).toMatch(
