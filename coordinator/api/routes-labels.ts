@@ -16,7 +16,7 @@ export const LabelBody = Type.Object(
     remove: Type.Optional(Type.Array(Type.String(), { description: 'operator labels to remove' })),
     force: Type.Optional(
       Type.Boolean({
-        description: `change ${'`drover.dev/cluster`'} even though the node still runs instances of its current cluster (they move to other nodes of it)`,
+        description: `change ${'`drover.dev/cluster`'} even though the node still runs instances of its current cluster (they leave it, for other nodes of that cluster where they fit)`,
       }),
     ),
   },
