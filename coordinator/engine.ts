@@ -90,6 +90,8 @@ export interface RepairHooks {
   requestReassign?(instanceId: string): void;
   /** which instances must leave their nodes now (Unreachable past grace, drains, operator moves) */
   evictions(cluster: string, current: Assignment[]): Evictions;
+  /** the same as a dry run: no event, task or budget spent, nothing used up (topology previews) */
+  previewEvictions?(cluster: string, current: Assignment[]): Evictions;
   /**
    * Why forgetting `nodeId` now would break etcd quorum (its member would be removed and replaced
    * while too few others are healthy), or undefined when it is safe.
@@ -501,7 +503,7 @@ export class Engine {
       topology: t,
       nodes,
       current,
-      ...this.evictionsFor(cluster, current),
+      ...this.evictionsFor(cluster, current, true),
       elsewhere: (pin) => this.pinElsewhere(cluster, pin),
     });
     const nodeMap = new Map(nodes.map((n) => [n.id, n]));
@@ -851,7 +853,13 @@ export class Engine {
     return m;
   }
 
-  private evictionsFor(cluster: string, current: Assignment[]): Evictions & { wakeAfterMs?: number } {
+  private evictionsFor(
+    cluster: string,
+    current: Assignment[],
+    dryRun = false,
+  ): Evictions & { wakeAfterMs?: number } {
+    if (this.repair && dryRun && this.repair.previewEvictions)
+      return this.repair.previewEvictions(cluster, current);
     if (this.repair) return this.repair.evictions(cluster, current);
     const evictNodes = new Set(
       this.nodes
