@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseLabelArgs } from '../../coordinator/cli/commands/label.js';
 import { labelKeyError, labelValueError } from '../../coordinator/labels.js';
 import { echoTopology, startTestApi, type TestApi } from '../helpers/api.js';
 
@@ -43,6 +44,24 @@ describe('label syntax (Kubernetes rules)', () => {
     expect(labelValueError('k', '-a')).toMatch(/starting and ending/);
     expect(labelValueError('k', 3)).toMatch(/must be a string/);
     expect(labelValueError('drover.dev/cluster', '')).toMatch(/must name a cluster/);
+  });
+});
+
+describe('drover label arguments', () => {
+  it('KEY=VALUE sets (the value may be empty or hold "="), KEY- removes; anything else is a usage error', () => {
+    expect(parseLabelArgs(['pool=cp', 'zone-', 'empty=', 'a=b=c'])).toEqual({
+      set: { pool: 'cp', empty: '', a: 'b=c' },
+      remove: ['zone'],
+    });
+    for (const bad of [['pool'], ['=x'], ['-'], ['pool=a', 'pool-'], ['a=1', 'a=2']]) {
+      let code: unknown;
+      try {
+        parseLabelArgs(bad);
+      } catch (err) {
+        code = (err as { exitCode?: number }).exitCode;
+      }
+      expect(code, bad.join(' ')).toBe(2);
+    }
   });
 });
 
