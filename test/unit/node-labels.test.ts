@@ -79,6 +79,8 @@ describe('PATCH /v1/nodes/:id/labels (drover label)', () => {
     // persisted in the node record
     const stored = await t.store.get<{ operatorLabels: Record<string, string> }>('nodes/n1');
     expect(stored?.value.operatorLabels).toEqual({ pool: 'b', tier: 'gold' });
+    const detail = await t.app.inject({ method: 'GET', url: '/v1/nodes/n1', headers: t.auth(t.viewer) });
+    expect(detail.json().operatorLabels).toEqual({ pool: 'b', tier: 'gold' });
     // the agent registers again (a restart) with its own, changed labels: the operator's stay and win
     await t.register('n1', { labels: { pool: 'a', zone: 'z2' } });
     expect(t.engine.nodes.get('n1')!.labels).toMatchObject({ pool: 'b', zone: 'z2', tier: 'gold' });
