@@ -152,7 +152,7 @@ async function runSize(n: number): Promise<void> {
             nodeId: s.id,
             hostname: s.id,
             address: addr,
-            labels: { pool: 'worker' },
+            labels: { pool: 'worker', 'drover.dev/cluster': 'bench' },
             facts: { ...facts, hostname: s.id, machineId: s.id },
             fingerprint: { machineId: s.id, macs: [] },
             agentVersion: 'bench',

@@ -57,6 +57,7 @@ export async function run(): Promise<void> {
   );
   const fleet = await Fleet.start({
     subnet: '127.0.81',
+    cluster: 'rb',
     nodes: [
       { id: 'lb', pool: 'lb' },
       { id: 'cp-1', pool: 'control-plane' },

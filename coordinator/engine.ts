@@ -30,6 +30,7 @@ import {
 } from './catalog/index.js';
 import { coordinatorError } from './errors.js';
 import { EventLog } from './events.js';
+import { CLUSTER_LABEL, clusterOfRecord, DEFAULT_CLUSTER, mergeLabels } from './labels.js';
 import { type Assignment, isHealthy, type NodeRecord, type Unplaced } from './model.js';
 import { constantTimeEqual, NodeRegistry, sameMachine } from './nodes.js';
 import { place } from './placement/index.js';
@@ -69,8 +70,7 @@ export interface EngineOptions {
   onPush?: (ok: boolean) => void;
 }
 
-export const DEFAULT_CLUSTER = 'default';
-const CLUSTER_LABEL = 'drover.dev/cluster';
+export { DEFAULT_CLUSTER };
 
 interface Desired {
   plan: NodePlan;
@@ -90,6 +90,8 @@ export interface RepairHooks {
   requestReassign?(instanceId: string): void;
   /** which instances must leave their nodes now (Unreachable past grace, drains, operator moves) */
   evictions(cluster: string, current: Assignment[]): Evictions;
+  /** the same as a dry run: no event, task or budget spent, nothing used up (topology previews) */
+  previewEvictions?(cluster: string, current: Assignment[]): Evictions;
   /**
    * Why forgetting `nodeId` now would break etcd quorum (its member would be removed and replaced
    * while too few others are healthy), or undefined when it is safe.
@@ -197,7 +199,12 @@ export class Engine {
     // Nodes get a grace period from start-up: liveness is memory-only, so treat every approved
     // node as just seen rather than instantly Unreachable.
     for (const n of this.nodes.all()) if (n.approved && n.state !== 'Removed') this.nodes.heartbeat(n.id);
-    for (const c of this.clusterNames()) this.queue.add(`cluster:${c}`);
+    // every node's cluster too, with or without a topology: a node whose cluster has none gets an
+    // empty plan (its agent stops what it ran), never its last plan forever
+    const clusters = new Set(this.clusterNames());
+    for (const n of this.nodes.all())
+      if (n.approved && n.state !== 'Removed') clusters.add(this.clusterOf(n));
+    for (const c of clusters) this.queue.add(`cluster:${c}`);
     const tick = () => {
       this.sweep();
       this.sweepTimer = this.clock.setTimeout(
@@ -230,8 +237,14 @@ export class Engine {
       keyFingerprint: this.opts.signingKey.fingerprint,
       heartbeatIntervalMs: this.opts.timings.heartbeatIntervalMs,
     };
-    const labels = { ...msg.labels, ...deriveLabels(msg.facts) };
     let rec = this.nodes.get(msg.nodeId);
+    const clusterBefore = rec && rec.state !== 'Removed' ? this.clusterOf(rec) : undefined;
+    // the operator's labels (`drover label`) survive every registration; a new record has none
+    const labels = mergeLabels(
+      msg.labels,
+      deriveLabels(msg.facts),
+      rec && rec.state !== 'Removed' ? rec.operatorLabels : undefined,
+    );
     const tokenOk =
       !!this.opts.joinToken && !!msg.joinToken && constantTimeEqual(msg.joinToken, this.opts.joinToken);
     if (rec && rec.state !== 'Removed' && !sameMachine(rec.fingerprint, msg.fingerprint)) {
@@ -263,6 +276,7 @@ export class Engine {
         now,
         cluster: msg.labels[CLUSTER_LABEL],
       });
+      rec.agentLabels = { ...msg.labels };
       if (twin) rec.heldFor = twin.id;
       if (this.nodes.get(msg.nodeId)) await this.nodes.forget(msg.nodeId);
       await this.nodes.save(rec);
@@ -288,6 +302,7 @@ export class Engine {
       rec.address !== msg.address ||
       rec.hostname !== msg.hostname ||
       JSON.stringify(rec.labels) !== JSON.stringify(labels) ||
+      JSON.stringify(rec.agentLabels) !== JSON.stringify(msg.labels) ||
       JSON.stringify({ ...rec.facts, collectedAt: '' }) !== JSON.stringify({ ...msg.facts, collectedAt: '' })
     ) {
       rec = {
@@ -295,6 +310,7 @@ export class Engine {
         address: msg.address,
         hostname: msg.hostname,
         labels,
+        agentLabels: { ...msg.labels },
         facts: msg.facts,
         fingerprint: msg.fingerprint,
       };
@@ -323,7 +339,20 @@ export class Engine {
         state: 'Pending',
         reason: 'waiting for operator approval (no valid join token)',
       };
-    this.queue.add(`cluster:${this.clusterOf(rec)}`);
+    const clusterNow = this.clusterOf(rec);
+    if (clusterBefore !== undefined && clusterBefore !== clusterNow) {
+      // the agent's configured cluster label changed: an explicit move, by whoever edited its config
+      this.events.emit({
+        kind: 'node.cluster-changed',
+        severity: 'warning',
+        nodeId: rec.id,
+        cluster: clusterNow,
+        message: `node ${rec.id} moved from cluster ${clusterBefore} to ${clusterNow} (its agent's ${CLUSTER_LABEL} label)`,
+        data: { from: clusterBefore, to: clusterNow },
+      });
+      this.queue.add(`cluster:${clusterBefore}`);
+    }
+    this.queue.add(`cluster:${clusterNow}`);
     const d = this.desired.get(rec.id);
     if (d) this.queue.add(`node:${rec.id}`);
     return { ...base, accepted: true, state: this.nodes.effectiveState(rec), plan: d?.signed };
@@ -404,12 +433,12 @@ export class Engine {
   async handleFacts(msg: FactsUpdate): Promise<void> {
     const rec = this.nodes.get(msg.nodeId);
     if (!rec) return;
-    const labels = {
-      ...Object.fromEntries(
+    const agent =
+      rec.agentLabels ??
+      Object.fromEntries(
         Object.entries(rec.labels).filter(([k]) => !k.startsWith('drover.dev/') || k === CLUSTER_LABEL),
-      ),
-      ...deriveLabels(msg.facts),
-    };
+      );
+    const labels = mergeLabels(agent, deriveLabels(msg.facts), rec.operatorLabels);
     await this.nodes.save({ ...rec, facts: msg.facts, labels });
     this.queue.add(`cluster:${this.clusterOf(rec)}`);
   }
@@ -476,8 +505,8 @@ export class Engine {
       message: `topology ${name} deleted${by ? ` by ${by}` : ''}: its ${n} instance(s) are being removed`,
       data: { instances: n },
     });
-    // every cluster: nodes without a cluster label may now count to another one (the only topology left)
-    for (const c of new Set([name, ...this.clusterNames()])) this.queue.add(`cluster:${c}`);
+    // its nodes stay in the cluster (membership is explicit) and get empty plans (node.orphaned)
+    this.queue.add(`cluster:${name}`);
     return true;
   }
 
@@ -492,7 +521,13 @@ export class Engine {
     const cluster = t.metadata.name;
     const current = this.currentAssignments(cluster);
     const nodes = this.placementNodes(cluster);
-    const res = place({ topology: t, nodes, current, ...this.evictionsFor(cluster, current) });
+    const res = place({
+      topology: t,
+      nodes,
+      current,
+      ...this.evictionsFor(cluster, current, true),
+      elsewhere: (pin) => this.pinElsewhere(cluster, pin),
+    });
     const nodeMap = new Map(nodes.map((n) => [n.id, n]));
     // With the render cache: what the preview renders, the reconcile that applies it reuses.
     const rendered = renderPlans({
@@ -555,6 +590,7 @@ export class Engine {
         nodes,
         current,
         ...ev,
+        elsewhere: (pin) => this.pinElsewhere(cluster, pin),
         now: new Date(this.clock.now()).toISOString(),
       });
       assignments = res.assignments;
@@ -599,6 +635,7 @@ export class Engine {
     } else {
       await this.writeAssignments(cluster, [], current);
       this.renderCaches.delete(cluster);
+      this.noteOrphans(cluster, nodes);
     }
     const counts = new Map<string, number>();
     for (const a of this.allAssignments()) counts.set(a.role, (counts.get(a.role) ?? 0) + 1);
@@ -621,6 +658,31 @@ export class Engine {
         await new Promise((r) => setImmediate(r));
     }
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
+  }
+
+  /**
+   * Nodes of a cluster that has no topology get empty plans: their agents stop every instance.
+   * Say so with a `node.orphaned` event for each node that runs (or was told to run) something.
+   */
+  private noteOrphans(cluster: string, nodes: NodeRecord[]): void {
+    for (const n of nodes) {
+      const d = this.desired.get(n.id);
+      // once its plan is empty the node was told; before any plan (a coordinator restart) go by its status
+      const ids = (
+        d
+          ? d.plan.instances.map((i) => i.id)
+          : (this.nodes.liveness(n.id)?.status?.instances.map((i) => i.id) ?? [])
+      ).sort();
+      if (ids.length === 0) continue;
+      this.events.emit({
+        kind: 'node.orphaned',
+        severity: 'warning',
+        cluster,
+        nodeId: n.id,
+        message: `node ${n.id} is in cluster ${cluster}, which has no topology: its plan is now empty and its agent stops ${ids.join(', ')}; apply a topology named ${cluster}, or move the node with \`drover label ${n.id} ${CLUSTER_LABEL}=NAME\``,
+        data: { instances: ids },
+      });
+    }
   }
 
   /** Returns true when the node got a new plan. */
@@ -757,14 +819,27 @@ export class Engine {
 
   // ---------------------------------------------------------------- helpers
 
+  /** Which topology `GET /v1/topology` shows without `?cluster=`; never used for node membership. */
   private defaultCluster(): string | undefined {
     if (this.topologies.has(DEFAULT_CLUSTER)) return DEFAULT_CLUSTER;
     if (this.topologies.size === 1) return [...this.topologies.keys()][0];
     return undefined;
   }
 
+  /** The node's cluster: explicit (its `drover.dev/cluster` label, else `default`); see coordinator/labels.ts. */
   clusterOf(rec: NodeRecord): string {
-    return rec.labels[CLUSTER_LABEL] ?? rec.cluster ?? this.defaultCluster() ?? DEFAULT_CLUSTER;
+    return clusterOfRecord(rec);
+  }
+
+  /** Why a node pinned by `cluster`'s topology is not among its nodes, if some node has that id or hostname. */
+  private pinElsewhere(cluster: string, pin: string): string | undefined {
+    const all = this.nodes.all().filter((n) => n.state !== 'Removed');
+    const n = all.find((x) => x.id === pin) ?? all.find((x) => x.hostname === pin);
+    if (!n) return undefined;
+    if (!n.approved) return `waiting for approval (\`drover approve ${n.id}\`)`;
+    const c = this.clusterOf(n);
+    if (c === cluster) return undefined;
+    return `in cluster ${c}, not ${cluster}: a node joins a cluster only explicitly (\`drover label ${n.id} ${CLUSTER_LABEL}=${cluster}\`)`;
   }
 
   /** Node records of a cluster with their effective state, as placement and rendering see them. */
@@ -800,7 +875,13 @@ export class Engine {
     return m;
   }
 
-  private evictionsFor(cluster: string, current: Assignment[]): Evictions & { wakeAfterMs?: number } {
+  private evictionsFor(
+    cluster: string,
+    current: Assignment[],
+    dryRun = false,
+  ): Evictions & { wakeAfterMs?: number } {
+    if (this.repair && dryRun && this.repair.previewEvictions)
+      return this.repair.previewEvictions(cluster, current);
     if (this.repair) return this.repair.evictions(cluster, current);
     const evictNodes = new Set(
       this.nodes

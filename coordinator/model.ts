@@ -24,8 +24,12 @@ export interface NodeRecord {
    * host): the join token no longer admits it; only an operator's approve does.
    */
   heldFor?: string;
-  /** cluster this node belongs to (multi-cluster coordinators); default "default" */
+  /** the `drover.dev/cluster` label it joined with (informational; membership reads `labels`, see coordinator/labels.ts) */
   cluster?: string;
+  /** the labels its agent last reported (config / `--labels`) */
+  agentLabels?: Labels;
+  /** labels set by operators (`drover label`); they override the agent's and survive registrations */
+  operatorLabels?: Labels;
 }
 
 /** One role instance bound to one node. `epoch` is bumped whenever it moves. */

@@ -106,6 +106,36 @@ export class RepairPolicy implements RepairHooks {
     this.moveTo.set(instanceId, { to: toNode, force });
   }
 
+  /**
+   * `evictions` for a dry run (`drover diff`, `PUT /v1/topology?dryRun=true`): the same decisions,
+   * made on copies of this policy's state with its effects muted — no event, no task, no rate
+   * budget spent, no operator request used up — so the preview is what the next reconcile does.
+   */
+  previewEvictions(cluster: string, current: Assignment[]): Evictions & { wakeAfterMs?: number } {
+    const muted = new Proxy(this.engine, {
+      get: (target, key) => {
+        if (key === 'events') return { emit: () => {} };
+        if (key === 'runTask') return async () => ({ ok: true });
+        return Reflect.get(target, key);
+      },
+    });
+    const dry = Object.create(this) as RepairPolicy;
+    Object.assign(dry, {
+      engine: muted,
+      onRepair: undefined,
+      paused: new Map(this.paused),
+      recentMoves: new Map([...this.recentMoves].map(([k, v]) => [k, [...v]])),
+      trouble: new Map([...this.trouble].map(([k, v]) => [k, { ...v }])),
+      held: new Set(this.held),
+      moveTo: new Map(this.moveTo),
+      immediate: new Set(this.immediate),
+      decided: new Set(this.decided),
+      refusedEtcd: new Set(this.refusedEtcd),
+      etcdConfirmed: new Set(this.etcdConfirmed),
+    });
+    return dry.evictions(cluster, current);
+  }
+
   /** Operator command: reassign this instance now, without waiting for `reassignAfter`. */
   requestReassign(instanceId: string): void {
     this.immediate.add(instanceId);

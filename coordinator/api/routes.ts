@@ -4,6 +4,7 @@ import { DROVER_VERSION } from '../../lib/version.js';
 import type { Event as EventMsg } from '../../protocol/index.js';
 import { coordinatorError } from '../errors.js';
 import type { ApiContext, EngineOps } from './app.js';
+import { registerLabelRoutes } from './routes-labels.js';
 import { registerSeedRoutes } from './routes-seeds.js';
 import { registerTopologyRoutes } from './routes-topology.js';
 import { registerVcRoutes } from './routes-vc.js';
@@ -113,6 +114,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
 
   // ---------------------------------------------------------------- topology
   await registerTopologyRoutes(app, ctx);
+  await registerLabelRoutes(app, ctx);
   await registerSeedRoutes(app, ctx);
   await registerVcRoutes(app, ctx);
 

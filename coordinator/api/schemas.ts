@@ -103,6 +103,9 @@ export const NodeDetail = Type.Composite([
   Type.Object({
     facts: Facts,
     fingerprint: Type.Object({ machineId: Type.String(), macs: Type.Array(Type.String()) }),
+    operatorLabels: Type.Record(Type.String(), Type.String(), {
+      description: 'the labels set with `drover label` (part of `labels`, where they override the agent’s)',
+    }),
     events: Type.Array(Event, { description: 'the newest events about this node' }),
   }),
 ]);

@@ -108,6 +108,7 @@ export function nodeDetail(engine: ViewEngine, rec: NodeRecord): NodeDetail {
     ...nodeView(engine, rec),
     facts: rec.facts,
     fingerprint: rec.fingerprint,
+    operatorLabels: rec.operatorLabels ?? {},
     events: engine.events.list({ nodeId: rec.id, limit: 20 }),
   };
 }

@@ -44,6 +44,13 @@ const ENTRIES: Record<string, HelpEntry> = {
     ],
     examples: ['drover apply -f examples/ha.yaml --wait', 'drover import openpai cfg/ | drover apply -f -'],
   },
+  label: {
+    usage: 'drover label NODE KEY=VALUE… KEY-… [--force]',
+    about:
+      "Sets (KEY=VALUE) or removes (KEY-) operator labels on a node; they win over the agent's own labels and survive its registrations. `drover.dev/cluster=NAME` moves the node into cluster NAME: refused while it still runs instances of its current cluster unless --force (they are placed elsewhere in that cluster first, never breaking etcd quorum).",
+    flags: [['--force', 'move a node that still runs instances into another cluster']],
+    examples: ['drover label cp-1 rack=r1 zone-', 'drover label worker-2 drover.dev/cluster=openpai --force'],
+  },
   diff: {
     usage: 'drover diff -f FILE',
     about:

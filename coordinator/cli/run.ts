@@ -4,6 +4,7 @@ import { ApiClient } from './client.js';
 import { apply, diff, move, nodeAction, status, task, token } from './commands/actions.js';
 import { describe } from './commands/describe.js';
 import { get, watchEvents } from './commands/get.js';
+import { label } from './commands/label.js';
 import { clean, importCmd, kubeconfig, superclusters, tenants } from './commands/seeds.js';
 import { deleteTopology } from './commands/topology.js';
 import { type CommandContext, outputFormat, sleep } from './context.js';
@@ -29,6 +30,8 @@ Resources:
 Nodes:
   approve NODE                                        admit a Pending node
   cordon NODE | uncordon NODE                         stop / allow new instances on the node
+  label NODE KEY=VALUE… KEY-… [--force]               set / remove operator labels; drover.dev/cluster=C
+                                                      moves the node to cluster C (--force: even if it runs instances)
   drain NODE [--wait] [--timeout 2m]                  move the node's instances elsewhere
   repair NODE [--force]                               run the repair ladder now
   remove NODE                                         forget a node (its instances move)
@@ -100,6 +103,7 @@ export const COMMANDS: Record<string, Handler> = {
       'remove',
     );
   },
+  label,
   move,
   task,
   token,

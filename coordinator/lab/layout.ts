@@ -1,3 +1,4 @@
+import { CLUSTER_LABEL } from '../labels.js';
 import { labError } from './errors.js';
 
 /**
@@ -27,7 +28,11 @@ export function poolSizes(n: number): Record<Pool, number> {
 }
 
 /** `subnet` is the first three octets, e.g. `127.0.0` or `10.77.0`. */
-export function fleetLayout(n: number, subnet: string): NodeLayout[] {
+/**
+ * With `cluster`, every host is labelled `drover.dev/cluster: <cluster>`: a node joins a cluster
+ * only explicitly, and the lab's hosts belong to the topology it applies.
+ */
+export function fleetLayout(n: number, subnet: string, cluster?: string): NodeLayout[] {
   if (!Number.isInteger(n) || n < MIN_NODES || n > MAX_NODES)
     throw labError(
       'DROVER_ERR_LAB_USAGE',
@@ -39,7 +44,13 @@ export function fleetLayout(n: number, subnet: string): NodeLayout[] {
   const add = (pool: Pool, prefix: string, count: number) => {
     for (let i = 1; i <= count; i++) {
       const name = `${prefix}-${i}`;
-      out.push({ name, pool, index, address: `${subnet}.${index + 1}`, labels: { pool } });
+      out.push({
+        name,
+        pool,
+        index,
+        address: `${subnet}.${index + 1}`,
+        labels: { pool, ...(cluster ? { [CLUSTER_LABEL]: cluster } : {}) },
+      });
       index++;
     }
   };

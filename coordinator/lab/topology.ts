@@ -10,6 +10,8 @@ export interface LabTopology {
   changes: string[];
   /** label values the topology selects nodes by (`pool`), to warn about a layout that cannot fit */
   pools: string[];
+  /** the topology's cluster (`metadata.name`): every lab host is labelled `drover.dev/cluster` with it */
+  cluster: string;
 }
 
 /**
@@ -50,8 +52,10 @@ export function loadLabTopology(
     if (changes.length) text = doc.toString();
   }
   let pools: string[] = [];
+  let cluster: string;
   try {
     const t = parseTopology(text, path);
+    cluster = t.metadata.name;
     pools = [
       ...new Set(
         Object.values(t.roles as Record<string, { nodeSelector?: Record<string, string> }>)
@@ -64,5 +68,5 @@ export function loadLabTopology(
       throw labError('DROVER_ERR_LAB_USAGE', `invalid topology: ${err.message}`);
     throw err;
   }
-  return { text, changes, pools };
+  return { text, changes, pools, cluster };
 }

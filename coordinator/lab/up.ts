@@ -186,7 +186,7 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
   // Everything that can be checked is checked before anything starts.
   preflight({ netns: o.netns, distDir: o.distDir });
   const topo = loadLabTopology(o.topology, o.timings);
-  const layout = fleetLayout(o.nodes, o.subnet);
+  const layout = fleetLayout(o.nodes, o.subnet, topo.cluster);
   const missingPools = topo.pools.filter((p) => !layout.some((n) => n.labels.pool === p));
   if (missingPools.length)
     progress(

@@ -164,7 +164,10 @@ export function place(input: PlacementInput): PlacementResult {
     const pin = pinOf(spec, ordinal);
     if (pin !== undefined) {
       const n = pinNode(pin);
-      if (!n) return { reason: `${id}: pinned to node ${pin}, which is not known` };
+      if (!n) {
+        const where = input.elsewhere?.(pin);
+        return { reason: `${id}: pinned to node ${pin}, which is ${where ?? 'not known'}` };
+      }
       const v: Verdict = n.id === exclude ? { kind: 'evicted' } : verdict(role, spec, ordinal, n);
       return v
         ? { reason: `${id}: pinned to node ${n.id}, which is ${rejectionText(v as Rejection)}` }

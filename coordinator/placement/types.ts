@@ -14,6 +14,11 @@ export interface PlacementInput {
   evictInstances?: ReadonlySet<string>;
   /** operator moves: instanceId → target nodeId */
   moveTo?: ReadonlyMap<string, string>;
+  /**
+   * Why a node id or hostname that is not among `nodes` is not (e.g. "in cluster ha"), for the
+   * reason of an instance pinned to it; undefined when no node has it at all
+   */
+  elsewhere?: (pin: string) => string | undefined;
   /** `since` for new and moved assignments; default the Unix epoch (keeps the function pure) */
   now?: string;
 }

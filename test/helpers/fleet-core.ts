@@ -80,6 +80,8 @@ export interface FleetOptions {
   /** the first three octets, e.g. `127.0.71`; nodes get .2, .3, … in order */
   subnet: string;
   nodes: Array<{ id: string; pool: string }>;
+  /** every agent is labelled `drover.dev/cluster=<cluster>`: a node joins a topology's cluster only explicitly */
+  cluster?: string;
   timings?: Partial<FleetTimings>;
   /** `child` runs `node dist/drover-coordinator.mjs` (killable); default in-process */
   coordinator?: 'in-process' | 'child';
@@ -365,7 +367,7 @@ export class Fleet {
       '--heartbeat-interval',
       this.timings.heartbeatInterval,
       '--labels',
-      `pool=${n.pool}`,
+      `pool=${n.pool}${this.opts.cluster ? `,drover.dev/cluster=${this.opts.cluster}` : ''}`,
       '--log-level',
       this.opts.logLevel ?? 'info',
     ];

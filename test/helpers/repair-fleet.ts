@@ -38,7 +38,9 @@ export async function repairFleet(o: RepairFleetOptions) {
   const repair = new RepairPolicy(engine, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger);
   engine.attachBus(new RecordingBus());
   await engine.start();
-  /** registers an approved node named `id` (its hostname and machine id too) */
+  const topology = parseTopology(o.topology, o.source ?? 't.yaml');
+  const cluster = topology.metadata.name;
+  /** registers an approved node named `id` (its hostname and machine id too), in the topology's cluster */
   const register = (id: string, address: string) =>
     engine.handleRegister({
       v: PROTOCOL_VERSION,
@@ -46,7 +48,7 @@ export async function repairFleet(o: RepairFleetOptions) {
       nodeId: id,
       hostname: id,
       address,
-      labels: {},
+      labels: { 'drover.dev/cluster': cluster },
       facts: sampleFacts({ hostname: id, machineId: id }),
       fingerprint: { machineId: id, macs: [] },
       agentVersion: 't',
@@ -54,10 +56,8 @@ export async function repairFleet(o: RepairFleetOptions) {
     });
   const ids = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`);
   for (const [i, id] of ids.entries()) await register(id, o.address(i));
-  const topology = parseTopology(o.topology, o.source ?? 't.yaml');
   await engine.applyTopology(topology);
   await engine.queue.idle();
-  const cluster = topology.metadata.name;
   const alive = new Set(ids);
   /** every live node reports its planned instances Healthy (a heartbeat with status) */
   const beat = () => {

@@ -71,6 +71,7 @@ describe('coordinator + 3 real agents over a real nats-server', () => {
             advertiseAddress: `127.0.0.${i + 2}`,
             joinToken: JOIN,
             driftCheckInterval: '1s',
+            labels: { pool: 'test', 'drover.dev/cluster': 'custom' },
           }),
         ),
       );

@@ -37,6 +37,7 @@ describe('repair: the coordinator is SIGKILLed mid-repair and restarted (child c
   beforeAll(async () => {
     fleet = await Fleet.start({
       subnet: '127.0.74',
+      cluster: 'rc',
       nodes: NODES.map((id) => ({ id, pool: 'control-plane' })),
       coordinator: 'child',
     });

@@ -100,7 +100,7 @@ describe('repair durability (lowdb store, injected clock)', () => {
           nodeId: id,
           hostname: id,
           address: `10.0.0.${i + 1}`,
-          labels: {},
+          labels: { 'drover.dev/cluster': 'd' },
           facts: sampleFacts({ hostname: id, machineId: id }),
           fingerprint: { machineId: id, macs: [] },
           agentVersion: 't',

@@ -43,6 +43,7 @@ describe('repair: etcd member replacement (real etcd ×3 on 4 nodes; heartbeat 5
   beforeAll(async () => {
     fleet = await Fleet.start({
       subnet: '127.0.73',
+      cluster: 're',
       nodes: ['cp-1', 'cp-2', 'cp-3', 'cp-4'].map((id) => ({ id, pool: 'control-plane' })),
     });
     await fleet.applyTopology(TOPOLOGY);

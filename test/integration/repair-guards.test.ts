@@ -42,6 +42,7 @@ describe('repair safety (real agents; heartbeat 500ms, unreachable 2s, reassign 
   beforeAll(async () => {
     fleet = await Fleet.start({
       subnet: '127.0.72',
+      cluster: 'rg',
       nodes: ['n-1', 'n-2', 'n-3', 'n-4'].map((id) => ({ id, pool: 'w' })),
       timings: { reassignAfter: '4s' },
     });

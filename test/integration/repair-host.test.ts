@@ -29,6 +29,7 @@ describe('repair: host death and return (real agents, etcd, haproxy; heartbeat 5
   beforeAll(async () => {
     fleet = await Fleet.start({
       subnet: '127.0.71',
+      cluster: 'rh',
       nodes: [
         { id: 'lb', pool: 'lb' },
         { id: 'cp-1', pool: 'control-plane' },

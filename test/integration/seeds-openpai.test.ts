@@ -45,7 +45,12 @@ beforeAll(async () => {
   agents.push(
     ...(await startJoinedAgents(
       d.nats.url,
-      [MASTER, WORKER].map((n) => ({ nodeId: n.id, advertiseAddress: n.addr, labels: {} })),
+      // the import names the cluster after OpenPAI's clusterid: the hosts join it explicitly
+      [MASTER, WORKER].map((n) => ({
+        nodeId: n.id,
+        advertiseAddress: n.addr,
+        labels: { 'drover.dev/cluster': 'pai' },
+      })),
     )),
   );
   await waitFor('two Ready agents', () => readyNodes(coord) === 2, { timeoutMs: 30_000 });

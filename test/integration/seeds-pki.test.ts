@@ -94,7 +94,12 @@ beforeAll(async () => {
   agents.push(
     ...(await startJoinedAgents(
       natsUrl,
-      NODES.map((n) => ({ nodeId: n.id, advertiseAddress: n.addr, driftCheckInterval: '1s' })),
+      NODES.map((n) => ({
+        nodeId: n.id,
+        advertiseAddress: n.addr,
+        driftCheckInterval: '1s',
+        labels: { 'drover.dev/cluster': 'ark' },
+      })),
     )),
   );
   await waitFor('three Ready agents', () => readyNodes(coord) === 3, { timeoutMs: 30_000 });

@@ -44,7 +44,7 @@ const controlPlane = (apiEndpoint?: Record<string, unknown>) => ({
 describe('GET /v1/kubeconfig/admin (drover kubeconfig admin)', () => {
   it('admin gets a kubeconfig for the API endpoint whose embedded cert chains to the cluster CA', async () => {
     t = await startSeedApi();
-    await t.register('n1');
+    await t.register('n1', { labels: { 'drover.dev/cluster': 'cp' } });
     expect((await call(t, 'PUT', '/v1/topology', t.admin, controlPlane())).status).toBe(200);
     await t.settle();
     const r = await call(t, 'GET', '/v1/kubeconfig/admin', t.admin);
@@ -64,7 +64,7 @@ describe('GET /v1/kubeconfig/admin (drover kubeconfig admin)', () => {
 
   it('follows the endpoint mode: an external load-balancer address', async () => {
     t = await startSeedApi();
-    await t.register('n1');
+    await t.register('n1', { labels: { 'drover.dev/cluster': 'cp' } });
     await call(t, 'PUT', '/v1/topology', t.admin, controlPlane({ mode: 'external', address: '10.9.9.9' }));
     await t.settle();
     const kc = parseYaml((await call(t, 'GET', '/v1/kubeconfig/admin?cluster=cp', t.admin)).body);

@@ -222,7 +222,7 @@ describe('GET /v1/tenants/:name/partition (drover tenants resolve)', () => {
 
   it('names the partition and the API servers that serve a tenant; range edges follow Arktos', async () => {
     t = await startSeedApi();
-    for (const id of ['n1', 'n2', 'n3']) await t.register(id);
+    for (const id of ['n1', 'n2', 'n3']) await t.register(id, { labels: { 'drover.dev/cluster': 'ark' } });
     const topo = {
       apiVersion: 'drover.dev/v1',
       kind: 'Topology',
@@ -277,7 +277,7 @@ describe('GET /v1/tenants/:name/partition (drover tenants resolve)', () => {
     expect(JSON.parse(json.stdout).partition.id).toBe('1');
     expect((await droverCli(['tenants', 'resolve', ...conn])).code).toBe(2);
     const unpartitioned = await startSeedApi();
-    await unpartitioned.register('n1');
+    await unpartitioned.register('n1', { labels: { 'drover.dev/cluster': 'ark' } });
     await unpartitioned.app.inject({
       method: 'PUT',
       url: '/v1/topology',
