@@ -1,3 +1,3 @@
-export { describeRequirements, describeResources } from './explain.js';
+export { describeRequirements, describeResources, unplacedReasons } from './explain.js';
 export { place } from './place.js';
 export type { PlacementInput, PlacementResult, RefusedMove } from './types.js';

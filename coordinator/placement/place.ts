@@ -1,7 +1,7 @@
 import { rolePorts } from '../catalog/index.js';
 import type { Assignment, NodeRecord, Unplaced } from '../model.js';
 import { describeSelector, isBuiltinRole, matchesSelector, type RoleSpec } from '../topology/index.js';
-import { describeResources, noNodeReason, type Rejection, rejectionText } from './explain.js';
+import { describeResources, noNodeReason, type Rejection, rejectionPhrase } from './explain.js';
 import type { PlacementInput, PlacementResult, RefusedMove } from './types.js';
 
 const EPOCH_ZERO = '1970-01-01T00:00:00.000Z';
@@ -167,7 +167,7 @@ export function place(input: PlacementInput): PlacementResult {
       if (!n) return { reason: `${id}: pinned to node ${pin}, which is not known` };
       const v: Verdict = n.id === exclude ? { kind: 'evicted' } : verdict(role, spec, ordinal, n);
       return v
-        ? { reason: `${id}: pinned to node ${n.id}, which is ${rejectionText(v as Rejection)}` }
+        ? { reason: `${id}: pinned to node ${n.id}, which ${rejectionPhrase(v as Rejection)}` }
         : { node: n };
     }
     const rejected: Array<{ node: NodeRecord; why: Rejection }> = [];
@@ -321,7 +321,7 @@ export function place(input: PlacementInput): PlacementResult {
     if (v) {
       if (cur && heldBefore) occ.add(cur);
       const sm = staticMismatch(spec, ordinal, n);
-      refuse(`cannot move to ${n.id}: ${v.kind === 'static' ? sm : `${n.id} is ${rejectionText(v)}`}`);
+      refuse(`cannot move to ${n.id}: ${v.kind === 'static' ? sm : `${n.id} ${rejectionPhrase(v)}`}`);
       continue;
     }
     final.delete(id);
@@ -366,7 +366,7 @@ export function place(input: PlacementInput): PlacementResult {
       });
     } else {
       removed.push(p.from);
-      unplaced.push({ instanceId: id, role: p.from.role, reason: `${id}: ${p.why} and ${reason}` });
+      unplaced.push({ instanceId: id, role: p.from.role, reason: `${id}: ${p.why}; ${reason}` });
       explained.add(id);
     }
     pending.delete(id);
