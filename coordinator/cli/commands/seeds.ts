@@ -6,6 +6,7 @@ import { stringify as toYaml } from 'yaml';
 import type { CleanResult } from '../../api/clean.js';
 import { OpenPaiError, openPaiTopologyDocument, parseOpenPai, readOpenPaiPath } from '../../openpai/index.js';
 import { validateTopology } from '../../topology/index.js';
+import { humanCpu, humanMemory } from '../../vc/quantity.js';
 import { bool, str } from '../args.js';
 import { type CommandContext, outputFormat, printStructured } from '../context.js';
 import { CliError, EXIT, usage } from '../errors.js';
@@ -143,6 +144,8 @@ interface TenantRow {
 interface CapacityRow {
   cpu: string;
   memory: string;
+  cpuMilli: number;
+  memoryBytes: number;
 }
 interface SuperClusterRow {
   name: string;
@@ -212,6 +215,15 @@ export async function tenants(ctx: CommandContext): Promise<number> {
     };
     const t = await ctx.client.request<TenantRow>('PUT', `/v1/tenants/${encodeURIComponent(name)}`, { body });
     if (!printStructured(ctx, t)) ctx.out(tenantTable([t]));
+    if (t.unplaced > 0) {
+      // The quota is kept (capacity may join later and the slices are placed then), but the
+      // command did not get the tenant what it asked for: say so and fail.
+      ctx.err(
+        `error: ${t.unplaced} of ${t.slices} slice(s) of tenant ${t.name} are unplaced: ${t.unplacedReason ?? 'no room'}\n` +
+          'hint: the quota is stored and placed as capacity frees up or joins (`drover superclusters` shows what is free); lower it with `drover tenants set` or delete it\n',
+      );
+      return EXIT.FAILED;
+    }
     return 0;
   }
   if (sub === 'delete') {
@@ -240,12 +252,12 @@ export async function superclusters(ctx: CommandContext): Promise<number> {
           r.items.map((s) => [
             s.name,
             s.nodes,
-            s.capacity.cpu,
-            s.capacity.memory,
-            s.used.cpu,
-            s.used.memory,
-            s.free.cpu,
-            s.free.memory,
+            humanCpu(s.capacity.cpuMilli),
+            humanMemory(s.capacity.memoryBytes),
+            humanCpu(s.used.cpuMilli),
+            humanMemory(s.used.memoryBytes),
+            humanCpu(s.free.cpuMilli),
+            humanMemory(s.free.memoryBytes),
           ]),
         )
       : 'no super clusters (a cluster whose topology has a kubelet role)\n',
