@@ -16,7 +16,14 @@
  */
 import type { Capacity } from './capacity.js';
 import { vcError } from './errors.js';
-import { formatCpu, formatMemory, humanCpu, humanMemory, parseCpuMilli, parseMemoryBytes } from './quantity.js';
+import {
+  formatCpu,
+  formatMemory,
+  humanCpu,
+  humanMemory,
+  parseCpuMilli,
+  parseMemoryBytes,
+} from './quantity.js';
 
 export interface SliceSize {
   cpu: string | number;

@@ -108,6 +108,7 @@ export function humanMemory(bytes: number): string {
   }
   const r = Math.round(v * 10) / 10;
   // 1023.96Mi rounds to 1024.0: say 1Gi instead
-  if (Math.abs(r) >= 1024 && u < units.length - 1) return `${Math.round((v / 1024) * 10) / 10}${units[u + 1]}`;
+  if (Math.abs(r) >= 1024 && u < units.length - 1)
+    return `${Math.round((v / 1024) * 10) / 10}${units[u + 1]}`;
   return `${r}${units[u]}`;
 }

@@ -440,7 +440,9 @@ describe('roles, assignments, status', () => {
     });
     // the two unplaced instances share one reason, so they share one line
     expect(roles.json.reasons.filter((r: string) => /unschedulable/.test(r))).toEqual([
-      expect.stringMatching(/^echo#3 and echo#4 unschedulable: none of the 3 nodes can take it: n1, n2 and n3 /),
+      expect.stringMatching(
+        /^echo#3 and echo#4 unschedulable: none of the 3 nodes can take it: n1, n2 and n3 /,
+      ),
     ]);
     const asg = await call('GET', '/v1/assignments', t.viewer);
     expect(asg.json.items).toHaveLength(3);

@@ -176,7 +176,9 @@ describe('VirtualCluster: super clusters and tenant slices', () => {
     // human units in the table (cores, binary units with one decimal), exact quantities in json
     expect(sc.stdout).toMatch(/r1\s+1\s+3\.9\s+7\.8Gi\s+0\.1\s+100Mi\s+3\.8\s+7\.7Gi/);
     expect(sc.stdout).not.toMatch(/\d(Ki|m)\b/);
-    const scj = JSON.parse((await droverCli(['superclusters', '-o', 'json', ...conn, '--token', t.viewer])).stdout);
+    const scj = JSON.parse(
+      (await droverCli(['superclusters', '-o', 'json', ...conn, '--token', t.viewer])).stdout,
+    );
     expect(scj.items[0].capacity).toMatchObject({ cpu: '3900m', memory: '7936Mi', cpuMilli: 3900 });
     // more slices than there is room for: the quota is kept, but the command fails and says why
     const huge = await droverCli(['tenants', 'set', 'big', '--slices', '100000', ...op]);
