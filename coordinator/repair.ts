@@ -106,6 +106,10 @@ export class RepairPolicy implements RepairHooks {
     this.moveTo.set(instanceId, { to: toNode, force });
   }
 
+  cancelMove(instanceId: string): void {
+    this.moveTo.delete(instanceId);
+  }
+
   /** Operator command: reassign this instance now, without waiting for `reassignAfter`. */
   requestReassign(instanceId: string): void {
     this.immediate.add(instanceId);

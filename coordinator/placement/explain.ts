@@ -107,9 +107,7 @@ export function noNodeReason(
 ): string {
   const req = describeRequirements(spec);
   if (matching === 0)
-    return req
-      ? `${instanceId}: no node matches ${req}`
-      : `${instanceId}: no approved node in the cluster`;
+    return req ? `${instanceId}: no node matches ${req}` : `${instanceId}: no approved node in the cluster`;
   const why = summarizeRejections(rejected);
   if (!req)
     return `${instanceId}: ${matching === 1 ? 'the only node cannot' : `none of the ${matching} nodes can`} take it: ${why}`;
