@@ -82,6 +82,10 @@ export const NodeView = Type.Object({
   }),
   cpuCores: Type.Integer({ minimum: 0 }),
   memoryBytes: Type.Number({ minimum: 0 }),
+  machineId: Type.String({
+    description:
+      'the machine id the agent presented (its /etc/machine-id, else its node id): compare it with the host before approving',
+  }),
   plan: Type.Object({
     generation: Type.Integer({ minimum: 0 }),
     checksum: Type.String(),

@@ -98,6 +98,7 @@ export function nodeView(engine: ViewEngine, rec: NodeRecord): NodeView {
     lastHeartbeat: l ? new Date(l.lastSeenAt).toISOString() : null,
     cpuCores: rec.facts?.cpu?.cores ?? 0,
     memoryBytes: rec.facts?.memory?.totalBytes ?? 0,
+    machineId: rec.fingerprint?.machineId ?? '',
     plan,
     instances,
     createdAt: rec.createdAt,
