@@ -153,6 +153,11 @@ export const TopologyDiff = Type.Object({
   removed: Type.Array(Assignment),
   unplaced: Type.Array(Unplaced),
   nodesChanged: Type.Array(NodeId, { description: 'nodes whose plans change' }),
+  warnings: Type.Optional(
+    Type.Array(Type.String(), {
+      description: 'what the topology allows but probably should not say (e.g. an even etcd member count)',
+    }),
+  ),
 });
 export type TopologyDiff = Static<typeof TopologyDiff>;
 

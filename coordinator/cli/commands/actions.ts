@@ -94,10 +94,12 @@ async function putTopology(ctx: CommandContext, dryRun: boolean): Promise<Topolo
       `e.g. drover ${dryRun ? 'diff' : 'apply'} -f topology.yaml`,
     );
   const input = readInput(file);
-  return ctx.client.request<TopologyDiff>('PUT', '/v1/topology', {
+  const d = await ctx.client.request<TopologyDiff>('PUT', '/v1/topology', {
     text: { body: input.text, contentType: input.contentType },
     query: { dryRun: dryRun || undefined },
   });
+  for (const w of d.warnings ?? []) ctx.err(`warning: ${w}\n`);
+  return d;
 }
 
 /** Convergence line for one cluster, and the reasons behind it. */
