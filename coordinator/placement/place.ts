@@ -126,10 +126,23 @@ export function place(input: PlacementInput): PlacementResult {
     (spec.resources.cpuCores === undefined || n.facts.cpu.cores >= spec.resources.cpuCores) &&
     (spec.resources.memoryBytes === undefined || n.facts.memory.totalBytes >= spec.resources.memoryBytes);
 
+  /** An everywhere role with pins runs on exactly those nodes (ids, by node id then hostname). */
+  const pinSets = new Map<RoleSpec, Set<string>>();
+  const pinnedSet = (spec: RoleSpec): Set<string> => {
+    let set = pinSets.get(spec);
+    if (!set) {
+      set = new Set(spec.pins.map((p) => pinNode(p)?.id).filter((id): id is string => id !== undefined));
+      pinSets.set(spec, set);
+    }
+    return set;
+  };
+
   /** Why `n` does not fit `role` at all (pins, selector, resources), or undefined. */
   function staticMismatch(spec: RoleSpec, ordinal: number | undefined, n: NodeRecord): string | undefined {
     const pin = pinOf(spec, ordinal);
     if (pin !== undefined) return pinNode(pin)?.id === n.id ? undefined : `pinned to ${pin}`;
+    if (spec.everywhere && spec.pins.length > 0 && !pinnedSet(spec).has(n.id))
+      return `${n.id} is not one of the role's pinned nodes`;
     if (!matchesSelector(n.labels, spec.nodeSelector))
       return `${n.id} does not match ${describeSelector(spec.nodeSelector)}`;
     if (!resourcesOk(n, spec)) return `${n.id} has less than ${describeResources(spec)}`;

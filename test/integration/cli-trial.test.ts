@@ -12,6 +12,7 @@ import type { CoordinatorHandle } from '../../coordinator/daemon.js';
 import type { Event } from '../../protocol/index.js';
 import { echoTopology } from '../helpers/api.js';
 import { type RunResult, runCaptured, startJoinedAgents, startTestDaemon } from '../helpers/daemons.js';
+import { paiConfigDir } from '../helpers/openpai-fixtures.js';
 import { rmrf } from '../helpers/proc.js';
 import { waitFor } from '../helpers/servers.js';
 import { type SimAgent, startSimAgent } from '../helpers/sim-agent.js';
@@ -205,6 +206,74 @@ describe('a new user trial: drover against a running coordinator', () => {
     expect(empty.stdout).toMatch(/repair of node n3: it runs no instance, nothing to repair/);
     expect(events('repair.started').some((e) => e.nodeId === 'n3')).toBe(true);
   }, 60_000);
+});
+
+describe('topology warnings and the OpenPAI import', () => {
+  it('an even etcd count is accepted with a quorum warning by diff/apply, and the same by the import', async () => {
+    const file = join(dir, 'etcd4.yaml');
+    writeFileSync(
+      file,
+      toYaml({
+        apiVersion: 'drover.dev/v1',
+        kind: 'Topology',
+        metadata: { name: 'quorum' },
+        cluster: { name: 'quorum' },
+        roles: { etcd: { replicas: 4 } },
+      }),
+    );
+    const d = await drover(['diff', '-f', file]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stderr).toMatch(
+      /^warning: roles\.etcd\.replicas: 4 etcd members tolerate 1 failure, like 3 \(quorum is 3 of 4\); use 3 or 5$/m,
+    );
+    const j = JSON.parse((await drover(['diff', '-f', file, '-o', 'json'])).stdout);
+    expect(j.warnings).toEqual([expect.stringMatching(/4 etcd members tolerate 1 failure/)]);
+
+    const two = paiConfigDir(
+      [
+        { hostname: 'n1', hostip: '127.0.0.2', role: 'master', etcdid: 'e1' },
+        { hostname: 'n2', hostip: '127.0.0.3', role: 'master', etcdid: 'e2' },
+      ],
+      { lb: '10.9.9.9' },
+    );
+    try {
+      const imp = await drover(['import', 'openpai', two]);
+      expect(imp.code, imp.stderr).toBe(0);
+      expect(imp.stderr).toMatch(
+        /warning: .*2 masters \(n1, n2\) run etcd: 2 etcd members tolerate 0 failures, like 1/,
+      );
+    } finally {
+      rmrf(two);
+    }
+  });
+
+  it('import openpai --cluster names the cluster, flags unknown hostips, and pins per-node roles by node list', async () => {
+    const cfg = paiConfigDir([
+      { hostname: 'n1', hostip: '127.0.0.2', role: 'master', etcdid: 'e1' },
+      { hostname: 'n2', hostip: '127.0.0.3', role: 'worker' },
+      { hostname: 'n9', hostip: '127.0.0.99', role: 'worker' },
+    ]);
+    try {
+      const imp = await drover(['import', 'openpai', cfg, '--cluster', 'trial', '-o', 'json']);
+      expect(imp.code, imp.stderr).toBe(0);
+      const doc = JSON.parse(imp.stdout);
+      expect(doc.metadata.name).toBe('trial');
+      expect(doc.roles.kubelet).toEqual({ everywhere: true, pins: ['n1', 'n2', 'n9'] });
+      expect(imp.stderr).toMatch(
+        /warning: 1 hostip of the machine list matches no node registered with the coordinator \(\d+ known\): 127\.0\.0\.99 \(n9\)/,
+      );
+      expect(imp.stderr).not.toMatch(/127\.0\.0\.2 /);
+      // without a coordinator to ask, the import works offline and says nothing about hostips
+      const offline = await runCaptured(process.execPath, [DROVER, 'import', 'openpai', cfg], {
+        env: { PATH: process.env.PATH, HOME: dir },
+        timeout: 30_000,
+      });
+      expect(offline.code, offline.stderr).toBe(0);
+      expect(offline.stderr).not.toMatch(/hostip/);
+    } finally {
+      rmrf(cfg);
+    }
+  });
 });
 
 describe('a local restart by the agent raises an event (real agent, crashing process)', () => {

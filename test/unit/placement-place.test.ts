@@ -135,7 +135,9 @@ describe('place: the HA example', () => {
       'kube-controller-manager#1',
       'kube-scheduler#1',
     ]);
-    expect(r.unplaced[0]!.reason).toMatch(/^etcd#1: node cp-2 is not known; 2 nodes match pool=control-plane with cpu-cores>=1, memory>=512Mi, but cp-1 and cp-3 already run etcd \(one per node\)$/);
+    expect(r.unplaced[0]!.reason).toMatch(
+      /^etcd#1: node cp-2 is not known; 2 nodes match pool=control-plane with cpu-cores>=1, memory>=512Mi, but cp-1 and cp-3 already run etcd \(one per node\)$/,
+    );
   });
 
   it('scales down from the highest ordinal and up onto the spare', () => {

@@ -4,7 +4,13 @@
  */
 import { stringify as toYaml } from 'yaml';
 import type { CleanResult } from '../../api/clean.js';
-import { OpenPaiError, openPaiTopologyDocument, parseOpenPai, readOpenPaiPath } from '../../openpai/index.js';
+import {
+  OpenPaiError,
+  openPaiTopologyDocument,
+  parseOpenPai,
+  readOpenPaiPath,
+  unknownHostIpsWarning,
+} from '../../openpai/index.js';
 import { validateTopology } from '../../topology/index.js';
 import { humanCpu, humanMemory } from '../../vc/quantity.js';
 import { bool, str } from '../args.js';
@@ -29,8 +35,9 @@ export async function importCmd(ctx: CommandContext): Promise<number> {
   const name = str(ctx.args.flags, 'cluster');
   let doc: ReturnType<typeof openPaiTopologyDocument>['doc'];
   let warnings: string[];
+  let source: ReturnType<typeof parseOpenPai>;
   try {
-    const source = parseOpenPai(await readOpenPaiPath(path));
+    source = parseOpenPai(await readOpenPaiPath(path));
     ({ doc, warnings } = openPaiTopologyDocument(source, name ? { name } : {}));
     validateTopology(doc, `openpai import of ${path}`);
   } catch (err) {
@@ -49,10 +56,33 @@ export async function importCmd(ctx: CommandContext): Promise<number> {
       throw new CliError(`the imported topology is invalid: ${(err as Error).message}`, EXIT.USAGE);
     throw err;
   }
+  const fleet = await knownNodes(ctx);
+  const unknown = fleet ? unknownHostIpsWarning(source, fleet) : undefined;
+  if (unknown) warnings.push(unknown);
   for (const w of warnings) ctx.err(`warning: ${w}\n`);
   const f = outputFormat(ctx.args);
   ctx.out(f === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : toYaml(doc));
   return 0;
+}
+
+/**
+ * The coordinator's nodes, when a coordinator is configured (a token is set) and answers within
+ * 3 s; undefined otherwise, since the import itself needs no server.
+ */
+async function knownNodes(ctx: CommandContext): Promise<Array<{ id: string; address: string }> | undefined> {
+  if (!ctx.client.settings.token) return undefined;
+  try {
+    const r = await ctx.client.request<{ items: Array<{ id: string; address: string }> }>(
+      'GET',
+      '/v1/nodes',
+      {
+        signal: AbortSignal.timeout(3000),
+      },
+    );
+    return r.items;
+  } catch {
+    return undefined;
+  }
 }
 
 /** `drover kubeconfig admin [--cluster C] > admin.conf` */
