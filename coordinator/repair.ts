@@ -281,6 +281,7 @@ export class RepairPolicy implements RepairHooks {
         this.instanceHealthy(a, from)
       ) {
         this.holdOnce(a, `move of ${inst} held: it is the last healthy ${a.role} and its node is live`);
+        wakeIn(2000); // look again: the hold ends when another instance is healthy or this one is not
         continue;
       }
       if (a.role === ETCD && !this.etcdGate(cluster, a, current, byId)) {

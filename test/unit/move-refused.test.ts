@@ -37,8 +37,10 @@ describe('operator moves: refused up front, or dropped loudly when the target st
     expect(t.engine.events.list({ kind: 'role.move-refused' })).toEqual([]);
     // the hold ends (the instance is no longer healthy where it is): placement gets the move now
     t.report(from, { phase: 'CrashLoop', lastError: 'exit status 1' });
-    t.engine.queue.add('cluster:default'); // the next cluster reconcile, whatever triggers it
-    await t.settle();
+    // the held move is looked at again on its own (every 2 s while held)
+    const deadline = Date.now() + 8000;
+    while (t.engine.events.list({ kind: 'role.move-refused' }).length === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
     const refused = t.engine.events.list({ kind: 'role.move-refused' });
     expect(refused).toHaveLength(1);
     expect(refused[0]!.message).toMatch(
