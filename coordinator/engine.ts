@@ -32,9 +32,16 @@ import { coordinatorError } from './errors.js';
 import { EventLog } from './events.js';
 import { CLUSTER_LABEL, clusterOfRecord, DEFAULT_CLUSTER, mergeLabels } from './labels.js';
 import { type Assignment, isHealthy, type NodeRecord, type Unplaced } from './model.js';
+import {
+  type NodeRepairOutcome,
+  type NodeRepairPorts,
+  type NodeRepairStarted,
+  startNodeRepair,
+} from './node-repair.js';
 import { constantTimeEqual, NodeRegistry, sameMachine } from './nodes.js';
-import { place } from './placement/index.js';
+import { moveFeasibility, place } from './placement/index.js';
 import { RolloutGate } from './rollout.js';
+import { restartEvents } from './status-events.js';
 import type { Store } from './store/types.js';
 import { deriveLabels, type Topology } from './topology/index.js';
 import { WorkQueue } from './workqueue.js';
@@ -87,6 +94,8 @@ export interface Evictions {
 export interface RepairHooks {
   force?(ms?: number): void;
   requestMove?(instanceId: string, toNode: string, force?: boolean): void;
+  /** drop a requested move that placement refused (the target no longer fits) */
+  cancelMove?(instanceId: string): void;
   requestReassign?(instanceId: string): void;
   /** which instances must leave their nodes now (Unreachable past grace, drains, operator moves) */
   evictions(cluster: string, current: Assignment[]): Evictions;
@@ -405,6 +414,7 @@ export class Engine {
         message: `node ${st.nodeId} refused its plan: ${st.plan.error ?? 'no reason given'}`,
       });
     }
+    for (const e of restartEvents(before, st)) this.events.emit(e);
     const prevPhase = new Map(before?.instances.map((i) => [i.id, i.phase]) ?? []);
     for (const i of st.instances) {
       if (isHealthy(i))
@@ -460,8 +470,10 @@ export class Engine {
 
   // ---------------------------------------------------------------- topology
 
+  /** Clusters with a topology, or with assignments left (a deleted topology's, until they are gone). */
   clusterNames(): string[] {
-    return [...new Set([...this.topologies.keys(), ...this.assignments.keys()])].sort();
+    const held = [...this.assignments].filter(([, m]) => m.size > 0).map(([name]) => name);
+    return [...new Set([...this.topologies.keys(), ...held])].sort();
   }
 
   topology(cluster?: string): Topology | undefined {
@@ -628,6 +640,18 @@ export class Engine {
           message: `${a.instanceId} removed from ${a.nodeId}`,
         });
       this.noteUnplaced(cluster, res.unplaced);
+      // A requested move the target can no longer take (it was fine when asked) is dropped, loudly.
+      for (const r of res.refusedMoves) {
+        this.repair?.cancelMove?.(r.instanceId);
+        this.events.emit({
+          kind: 'role.move-refused',
+          severity: 'warning',
+          cluster,
+          instanceId: r.instanceId,
+          nodeId: r.nodeId,
+          message: `move dropped: ${r.reason}`,
+        });
+      }
       const retry = await this.repair?.afterPlacement?.(cluster, res.moved);
       // Evictions that wait on a timer (reassignAfter) need a wake-up even if nothing else changes.
       for (const ms of [ev.wakeAfterMs, retry])
@@ -1024,59 +1048,50 @@ export class Engine {
   }
 
   /**
-   * `drover repair NODE`: a live node re-provisions every instance (files rewritten, restart); an
-   * Unreachable node's instances are reassigned now instead of after `reassignAfter`. `force`
-   * also overrides the storm guard for two minutes. Quorum and the one-etcd-change rule still hold.
+   * `drover repair NODE`: a live node re-provisions every instance (files rewritten, restart), one
+   * task each (`startTask`, e.g. the API's task tracker, makes them visible); an Unreachable node's
+   * instances are reassigned now instead of after `reassignAfter`. `force` also overrides the
+   * storm guard for two minutes. Quorum and the one-etcd-change rule still hold. Events:
+   * `repair.started`, then `repair.succeeded`/`repair.failed` (see coordinator/node-repair.ts).
    */
+  startRepair(
+    nodeId: string,
+    opts: { force?: boolean; startTask?: NodeRepairPorts['startTask'] } = {},
+  ): { started: NodeRepairStarted; done: Promise<NodeRepairOutcome> } {
+    const rec = this.requireNode(nodeId);
+    const cluster = this.clusterOf(rec);
+    if (opts.force) this.repair?.force?.();
+    const r = startNodeRepair({
+      nodeId,
+      unreachable: this.nodes.effectiveState(rec) === 'Unreachable',
+      instances: this.currentAssignments(cluster)
+        .filter((a) => a.nodeId === nodeId)
+        .map((a) => a.instanceId),
+      reassign: (id) => this.repair?.requestReassign?.(id),
+      startTask:
+        opts.startTask ??
+        ((req) => {
+          const id = randomUUID();
+          const done = this.runTask({ ...req, id }).then((x) => ({ ok: x.ok, error: x.error?.message }));
+          return { id, done };
+        }),
+      emit: (e) => this.events.emit(e),
+    });
+    this.queue.add(`cluster:${cluster}`);
+    void r.done.then(() => this.queue.add(`cluster:${cluster}`));
+    return r;
+  }
+
   async repairNode(
     nodeId: string,
     opts: { force?: boolean } = {},
   ): Promise<{ reprovisioned: string[]; reassigning: string[] }> {
-    const rec = this.requireNode(nodeId);
-    const cluster = this.clusterOf(rec);
-    const mine = this.currentAssignments(cluster).filter((a) => a.nodeId === nodeId);
-    if (opts.force) this.repair?.force?.();
-    const out = { reprovisioned: [] as string[], reassigning: [] as string[] };
-    if (this.nodes.effectiveState(rec) === 'Unreachable') {
-      for (const a of mine) {
-        this.repair?.requestReassign?.(a.instanceId);
-        out.reassigning.push(a.instanceId);
-      }
-      this.events.emit({
-        kind: 'repair.requested',
-        severity: 'warning',
-        nodeId,
-        message: `operator repair of unreachable node ${nodeId}: reassigning ${mine.length} instance(s) now`,
-      });
-    } else {
-      this.events.emit({
-        kind: 'repair.requested',
-        severity: 'info',
-        nodeId,
-        message: `operator repair of ${nodeId}: re-provisioning ${mine.length} instance(s)`,
-      });
-      const results = await Promise.all(
-        mine.map((a) =>
-          this.runTask({ nodeId, kind: 'reprovision', instanceId: a.instanceId }).then(
-            (r) => ({ a, r, err: undefined as Error | undefined }),
-            (err: Error) => ({ a, r: undefined, err }),
-          ),
-        ),
-      );
-      for (const x of results) {
-        if (x.r?.ok) out.reprovisioned.push(x.a.instanceId);
-        else
-          this.events.emit({
-            kind: 'repair.failed',
-            severity: 'error',
-            nodeId,
-            instanceId: x.a.instanceId,
-            message: `re-provision of ${x.a.instanceId} failed: ${x.err?.message ?? x.r?.error?.message ?? 'unknown'}`,
-          });
-      }
-    }
-    this.queue.add(`cluster:${cluster}`);
-    return out;
+    const { started, done } = this.startRepair(nodeId, opts);
+    const out = await done;
+    return {
+      reprovisioned: out.reprovisioned,
+      reassigning: started.mode === 'reassign' ? started.instances : [],
+    };
   }
 
   /** `drover move INSTANCE --to NODE`: same safety rules as automatic repair; `force` skips the last-healthy rule. */
@@ -1093,10 +1108,28 @@ export class Engine {
         { instanceId },
       );
     const to = this.requireNode(toNode);
+    const refuse = (reason: string) =>
+      coordinatorError('DROVER_ERR_MOVE_REFUSED', reason, { instanceId, to: toNode, reason });
     if (this.clusterOf(to) !== a.cluster)
-      throw coordinatorError('DROVER_ERR_BAD_REQUEST', `node ${toNode} is not in cluster ${a.cluster}`, {
-        field: '/to',
+      throw refuse(
+        `${instanceId}: cannot move to ${toNode}: it is in cluster ${this.clusterOf(to)}, not ${a.cluster}`,
+      );
+    const topology = this.topologies.get(a.cluster)?.topology;
+    if (topology) {
+      const nodes = this.placementNodes(a.cluster);
+      if (!nodes.some((n) => n.id === to.id))
+        throw refuse(
+          `${instanceId}: cannot move to ${toNode}: ${toNode} is ${to.state === 'Removed' ? 'Removed' : 'not approved'}`,
+        );
+      const v = moveFeasibility({
+        topology,
+        nodes,
+        current: this.currentAssignments(a.cluster),
+        instanceId,
+        to: to.id,
       });
+      if (!v.ok) throw refuse(v.reason);
+    }
     if (!this.repair?.requestMove)
       throw coordinatorError('DROVER_ERR_NOT_READY', 'the repair policy is not running');
     this.repair.requestMove(instanceId, toNode, opts.force ?? false);

@@ -55,6 +55,11 @@ export const ENGINE_ERRORS = {
     status: 409,
     description: 'Refused: this would move the last healthy instance of a role away from a live node.',
   },
+  DROVER_ERR_MOVE_REFUSED: {
+    status: 409,
+    description:
+      'The target node cannot take the instance (selector, one per node, port, state, cordon, cluster); `details.reason` says why, and nothing was recorded.',
+  },
   DROVER_ERR_INTERNAL: { status: 500, description: 'An unexpected internal error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

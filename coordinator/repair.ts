@@ -136,6 +136,10 @@ export class RepairPolicy implements RepairHooks {
     return dry.evictions(cluster, current);
   }
 
+  cancelMove(instanceId: string): void {
+    this.moveTo.delete(instanceId);
+  }
+
   /** Operator command: reassign this instance now, without waiting for `reassignAfter`. */
   requestReassign(instanceId: string): void {
     this.immediate.add(instanceId);
@@ -307,6 +311,7 @@ export class RepairPolicy implements RepairHooks {
         this.instanceHealthy(a, from)
       ) {
         this.holdOnce(a, `move of ${inst} held: it is the last healthy ${a.role} and its node is live`);
+        wakeIn(2000); // look again: the hold ends when another instance is healthy or this one is not
         continue;
       }
       if (a.role === ETCD && !this.etcdGate(cluster, a, current, byId)) {

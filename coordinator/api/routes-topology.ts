@@ -1,7 +1,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { coordinatorError } from '../errors.js';
-import { parseTopology, type Topology, validateTopology } from '../topology/index.js';
+import { parseTopology, type Topology, topologyWarnings, validateTopology } from '../topology/index.js';
 import { type ApiContext, requireRole } from './app.js';
 import { isCleaned } from './clean.js';
 import {
@@ -177,7 +177,7 @@ export async function registerTopologyRoutes(app: FastifyInstance, ctx: ApiConte
         if (!isCleaned(t)) await ctx.clean.forget(t.metadata.name);
         req.log.info({ cluster: t.metadata.name, by: req.token?.name }, 'topology applied');
       }
-      return { dryRun, cluster: t.metadata.name, ...diff };
+      return { dryRun, cluster: t.metadata.name, ...diff, warnings: topologyWarnings(t) };
     },
   );
 }

@@ -199,19 +199,48 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
     await engine.drain(id);
     return { message: `node ${id} is draining: ${n} instance(s) will move elsewhere` };
   });
-  action('repair', async (id, body) => {
-    // The engine's on-demand repair is `repairNode` (or a `repair` method, if it takes that name).
-    const legacy = (engine as unknown as { repair?: unknown }).repair;
-    const fn =
-      engine.repairNode ?? (typeof legacy === 'function' ? (legacy as EngineOps['repairNode']) : undefined);
-    if (typeof fn !== 'function')
-      throw coordinatorError(
-        'DROVER_ERR_NOT_IMPLEMENTED',
-        'this coordinator cannot run an on-demand repair yet; the automatic repair policy still runs',
-      );
-    const data = await fn.call(engine, id, { force: body.force ?? false });
-    return { message: `repair of node ${id} started`, data };
-  });
+  app.post<{
+    Params: Static<typeof NodeParams>;
+    Body: Static<typeof RepairBody> | undefined;
+    Querystring: Static<typeof TaskCreateQuery>;
+  }>(
+    '/v1/nodes/:id/repair',
+    {
+      config: operator,
+      schema: {
+        tags: ['nodes'],
+        description: `${ACTION_HELP.repair} A live node re-provisions each instance as a task (\`data.tasks\`, see GET /v1/tasks); an Unreachable node's instances are reassigned now. Events: \`repair.started\`, then \`repair.succeeded\` or \`repair.failed\`. With \`wait=true\` answers when the re-provisions finished (\`ok: false\` if one failed).`,
+        params: NodeParams,
+        body: RepairBody,
+        querystring: TaskCreateQuery,
+        response: { 200: ActionResult, ...errorResponses },
+      },
+    },
+    async (req) => {
+      const id = req.params.id;
+      engine.requireNode(id);
+      const { started, done } = engine.startRepair(id, {
+        force: req.body?.force ?? false,
+        startTask: (t) => {
+          const { record, done: finished } = ctx.tasks.start(t, req.token?.name ?? '?');
+          return {
+            id: record.id,
+            done: finished.then((r) => ({ ok: r.state === 'succeeded', error: r.error?.message })),
+          };
+        },
+      });
+      const rec = engine.nodes.get(id);
+      const node = rec ? { node: nodeView(engine, rec) } : {};
+      if (!req.query.wait) return { ok: true, message: started.message, ...node, data: started };
+      const out = await done;
+      const message = out.ok
+        ? started.mode === 'reprovision'
+          ? `repair of node ${id} succeeded: re-provisioned ${out.reprovisioned.join(', ')}`
+          : started.message
+        : `repair of node ${id} failed: ${out.failed.map((f) => `${f.instanceId}: ${f.error}`).join('; ')}`;
+      return { ok: out.ok, message, ...node, data: { ...started, ...out } };
+    },
+  );
 
   app.delete<{ Params: Static<typeof NodeParams> }>(
     '/v1/nodes/:id',

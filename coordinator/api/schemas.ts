@@ -82,6 +82,10 @@ export const NodeView = Type.Object({
   }),
   cpuCores: Type.Integer({ minimum: 0 }),
   memoryBytes: Type.Number({ minimum: 0 }),
+  machineId: Type.String({
+    description:
+      'the machine id the agent presented (its /etc/machine-id, else its node id): compare it with the host before approving',
+  }),
   plan: Type.Object({
     generation: Type.Integer({ minimum: 0 }),
     checksum: Type.String(),
@@ -152,6 +156,11 @@ export const TopologyDiff = Type.Object({
   removed: Type.Array(Assignment),
   unplaced: Type.Array(Unplaced),
   nodesChanged: Type.Array(NodeId, { description: 'nodes whose plans change' }),
+  warnings: Type.Optional(
+    Type.Array(Type.String(), {
+      description: 'what the topology allows but probably should not say (e.g. an even etcd member count)',
+    }),
+  ),
 });
 export type TopologyDiff = Static<typeof TopologyDiff>;
 

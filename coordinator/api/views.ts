@@ -1,6 +1,7 @@
 import type { InstanceStatus } from '../../protocol/index.js';
 import type { Engine } from '../engine.js';
 import { type Assignment, isHealthy, type NodeRecord } from '../model.js';
+import { unplacedReasons } from '../placement/index.js';
 import type { InstanceView, NodeDetail, NodeView, RoleView, StatusView } from './schemas.js';
 
 /**
@@ -97,6 +98,7 @@ export function nodeView(engine: ViewEngine, rec: NodeRecord): NodeView {
     lastHeartbeat: l ? new Date(l.lastSeenAt).toISOString() : null,
     cpuCores: rec.facts?.cpu?.cores ?? 0,
     memoryBytes: rec.facts?.memory?.totalBytes ?? 0,
+    machineId: rec.fingerprint?.machineId ?? '',
     plan,
     instances,
     createdAt: rec.createdAt,
@@ -178,7 +180,7 @@ function roleView(
     }
   }
   for (const u of stuck) reasons.push(u.reason);
-  for (const u of unplaced) reasons.push(`${u.instanceId} unschedulable: ${u.reason}`);
+  reasons.push(...unplacedReasons(unplaced));
   const healthy = instances.filter(isHealthy).length;
   const status: RoleView['status'] = unplaced.length
     ? 'Unschedulable'

@@ -1,3 +1,4 @@
+export { unknownHostIpsWarning } from './check-nodes.js';
 export { OPENPAI_ERRORS, OpenPaiError, type OpenPaiProblem } from './errors.js';
 export {
   CLUSTER_FILES,

@@ -18,6 +18,7 @@
  */
 import { isIP } from 'node:net';
 import { parseDocument } from 'yaml';
+import { etcdMemberCountWarning } from '../topology/warnings.js';
 import { OpenPaiError, type OpenPaiProblem } from './errors.js';
 
 export const K8S_ROLES = ['master', 'worker', 'proxy'] as const;
@@ -263,13 +264,14 @@ export function parseOpenPai(input: string | Record<string, string>): OpenPaiClu
       field: 'machine-list',
       message: 'no node has k8s-role: master; etcd and the API server need at least one',
     });
-  else if (masters.length % 2 === 0)
-    problems.add({
-      file: clusterFile,
-      node: masters[masters.length - 1]!.hostname,
-      field: 'machine-list[*].k8s-role',
-      message: `${masters.length} masters (${masters.map((m) => m.hostname).join(', ')}) cannot form a safe etcd quorum: an even count tolerates no more failures than one fewer; use 1, 3 or 5`,
-    });
+  else {
+    // Like a topology with an even etcd count: a warning, not a refusal (docs/seeds.md).
+    const w = etcdMemberCountWarning(masters.length);
+    if (w)
+      warnings.push(
+        `${clusterFile}: machine-list: ${masters.length} masters (${masters.map((m) => m.hostname).join(', ')}) run etcd: ${w}`,
+      );
+  }
   for (const extra of proxies.slice(1))
     problems.add({
       file: clusterFile,

@@ -4,7 +4,7 @@
  * | OpenPAI                      | Drover                                                             |
  * |------------------------------|--------------------------------------------------------------------|
  * | k8s-role: master (+ etcdid)  | etcd, kube-apiserver, kube-controller-manager, kube-scheduler pins  |
- * | master and worker nodes      | kubelet and kube-proxy pins                                         |
+ * | master and worker nodes      | kubelet and kube-proxy `everywhere` over those nodes (pins)         |
  * | k8s-role: proxy              | load-balancer pinned there, apiEndpoint.mode haproxy (solution 2)   |
  * | load-balance-ip, no proxy    | apiEndpoint.mode external, address = load-balance-ip (solution 1)   |
  * | one master, no balancer      | apiEndpoint.mode direct (solution 3)                                |
@@ -13,7 +13,10 @@
  * | cluster-dns                  | cluster.clusterDNS only when inside the service range (see below)   |
  * | apiserver-/hyperkube-version | cluster.kubernetesVersion                                           |
  *
- * Pins are hostnames in machine-list order, so `etcd#0` is the first master. OpenPAI's
+ * Pins are hostnames in machine-list order, so `etcd#0` is the first master. The per-node roles
+ * (kubelet, kube-proxy) are `everywhere` with the node list as pins: the engine numbers them as it
+ * numbers any everywhere role and keeps the ordinals of instances already running, so importing
+ * over a running cluster does not move `kubelet#0` from one host to another. OpenPAI's
  * `cluster-dns` is the hosts' resolver from /etc/resolv.conf, while Drover's `clusterDNS` is the
  * in-cluster DNS service IP and must sit inside the service range; when it does not, the import
  * uses the range's 10th address (the kubeadm convention) and says so in `warnings`.
@@ -78,6 +81,7 @@ function clusterDnsFor(c: OpenPaiCluster, warnings: string[]): string | undefine
 }
 
 const pinned = (ns: OpenPaiNode[]) => ({ replicas: ns.length, pins: ns.map((n) => n.hostname) });
+const perNode = (ns: OpenPaiNode[]) => ({ everywhere: true, pins: ns.map((n) => n.hostname) });
 
 /** The topology document (input shape, as a user would write it) for an OpenPAI cluster. */
 export function openPaiTopologyDocument(c: OpenPaiCluster, opts: OpenPaiImportOptions = {}) {
@@ -91,13 +95,15 @@ export function openPaiTopologyDocument(c: OpenPaiCluster, opts: OpenPaiImportOp
       },
     ]);
   const nodes = [...c.masters, ...c.workers].sort((a, b) => a.index - b.index);
-  const roles: Record<string, { replicas: number; pins: string[] }> = {
+  const roles: Record<string, { replicas?: number; everywhere?: boolean; pins: string[] }> = {
     etcd: pinned(c.masters),
     'kube-apiserver': pinned(c.masters),
     'kube-controller-manager': pinned(c.masters),
     'kube-scheduler': pinned(c.masters),
-    kubelet: pinned(nodes),
-    'kube-proxy': pinned(nodes),
+    // One per node: `everywhere` over the listed nodes, so ordinals are the engine's own (kept
+    // when the topology is applied over a running cluster), not positions in the machine list.
+    kubelet: perNode(nodes),
+    'kube-proxy': perNode(nodes),
   };
   if (c.proxy) roles['load-balancer'] = pinned([c.proxy]);
   if (c.dashboardNode) roles.dashboard = pinned([c.dashboardNode]);

@@ -1,7 +1,7 @@
 import { rolePorts } from '../catalog/index.js';
 import type { Assignment, NodeRecord, Unplaced } from '../model.js';
 import { describeSelector, isBuiltinRole, matchesSelector, type RoleSpec } from '../topology/index.js';
-import { describeResources, noNodeReason, type Rejection, rejectionText } from './explain.js';
+import { describeResources, noNodeReason, type Rejection, rejectionPhrase } from './explain.js';
 import type { PlacementInput, PlacementResult, RefusedMove } from './types.js';
 
 const EPOCH_ZERO = '1970-01-01T00:00:00.000Z';
@@ -126,10 +126,23 @@ export function place(input: PlacementInput): PlacementResult {
     (spec.resources.cpuCores === undefined || n.facts.cpu.cores >= spec.resources.cpuCores) &&
     (spec.resources.memoryBytes === undefined || n.facts.memory.totalBytes >= spec.resources.memoryBytes);
 
+  /** An everywhere role with pins runs on exactly those nodes (ids, by node id then hostname). */
+  const pinSets = new Map<RoleSpec, Set<string>>();
+  const pinnedSet = (spec: RoleSpec): Set<string> => {
+    let set = pinSets.get(spec);
+    if (!set) {
+      set = new Set(spec.pins.map((p) => pinNode(p)?.id).filter((id): id is string => id !== undefined));
+      pinSets.set(spec, set);
+    }
+    return set;
+  };
+
   /** Why `n` does not fit `role` at all (pins, selector, resources), or undefined. */
   function staticMismatch(spec: RoleSpec, ordinal: number | undefined, n: NodeRecord): string | undefined {
     const pin = pinOf(spec, ordinal);
     if (pin !== undefined) return pinNode(pin)?.id === n.id ? undefined : `pinned to ${pin}`;
+    if (spec.everywhere && spec.pins.length > 0 && !pinnedSet(spec).has(n.id))
+      return `${n.id} is not one of the role's pinned nodes`;
     if (!matchesSelector(n.labels, spec.nodeSelector))
       return `${n.id} does not match ${describeSelector(spec.nodeSelector)}`;
     if (!resourcesOk(n, spec)) return `${n.id} has less than ${describeResources(spec)}`;
@@ -170,7 +183,7 @@ export function place(input: PlacementInput): PlacementResult {
       }
       const v: Verdict = n.id === exclude ? { kind: 'evicted' } : verdict(role, spec, ordinal, n);
       return v
-        ? { reason: `${id}: pinned to node ${n.id}, which is ${rejectionText(v as Rejection)}` }
+        ? { reason: `${id}: pinned to node ${n.id}, which ${rejectionPhrase(v as Rejection)}` }
         : { node: n };
     }
     const rejected: Array<{ node: NodeRecord; why: Rejection }> = [];
@@ -324,7 +337,7 @@ export function place(input: PlacementInput): PlacementResult {
     if (v) {
       if (cur && heldBefore) occ.add(cur);
       const sm = staticMismatch(spec, ordinal, n);
-      refuse(`cannot move to ${n.id}: ${v.kind === 'static' ? sm : `${n.id} is ${rejectionText(v)}`}`);
+      refuse(`cannot move to ${n.id}: ${v.kind === 'static' ? sm : `${n.id} ${rejectionPhrase(v)}`}`);
       continue;
     }
     final.delete(id);
@@ -369,7 +382,7 @@ export function place(input: PlacementInput): PlacementResult {
       });
     } else {
       removed.push(p.from);
-      unplaced.push({ instanceId: id, role: p.from.role, reason: `${id}: ${p.why} and ${reason}` });
+      unplaced.push({ instanceId: id, role: p.from.role, reason: `${id}: ${p.why}; ${reason}` });
       explained.add(id);
     }
     pending.delete(id);

@@ -45,3 +45,4 @@ export type {
   Topology,
 } from './types.js';
 export { TOPOLOGY_DEFAULTS, validateTopology } from './validate.js';
+export { etcdMemberCountWarning, topologyWarnings } from './warnings.js';

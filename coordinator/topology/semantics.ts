@@ -93,8 +93,8 @@ function checkRoles(t: Topology, raw: Obj, out: LocatedProblem[]): void {
     if (name === 'etcd' && r.everywhere)
       out.push(problem(at('everywhere'), 'etcd needs a fixed member count; use replicas (3 or 5)'));
     if (r.pins.length > 0) {
-      if (r.everywhere) out.push(problem(at('pins'), 'cannot be combined with everywhere'));
-      else if (r.pins.length > r.replicas!)
+      // with everywhere, pins are the nodes it runs on (one instance each), not per-ordinal pins
+      if (!r.everywhere && r.pins.length > r.replicas!)
         out.push(
           problem(
             at('pins'),

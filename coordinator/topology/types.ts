@@ -76,7 +76,10 @@ export interface RoleSpec {
   resources: { cpuCores?: number; memoryBytes?: number };
   /** perNode: at most one instance per node (default true); acrossLabel: balance over that label's values */
   spread: { perNode: boolean; acrossLabel?: string };
-  /** instance `<role>#i` runs on node pins[i] (matched by node id, then hostname) */
+  /**
+   * instance `<role>#i` runs on node pins[i] (matched by node id, then hostname); with `everywhere`,
+   * the nodes the role runs on, one instance each, numbered like any everywhere role
+   */
   pins: string[];
   repair: RepairPolicy;
   /** appended to a built-in role's rendered flags */

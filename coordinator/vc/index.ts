@@ -15,7 +15,14 @@ export {
   type TenantQuota,
   type UnplacedSlices,
 } from './placement.js';
-export { formatCpu, formatMemory, parseCpuMilli, parseMemoryBytes } from './quantity.js';
+export {
+  formatCpu,
+  formatMemory,
+  humanCpu,
+  humanMemory,
+  parseCpuMilli,
+  parseMemoryBytes,
+} from './quantity.js';
 export {
   type PlacementRecord,
   type SuperClusterView,

@@ -16,7 +16,14 @@
  */
 import type { Capacity } from './capacity.js';
 import { vcError } from './errors.js';
-import { formatCpu, formatMemory, parseCpuMilli, parseMemoryBytes } from './quantity.js';
+import {
+  formatCpu,
+  formatMemory,
+  humanCpu,
+  humanMemory,
+  parseCpuMilli,
+  parseMemoryBytes,
+} from './quantity.js';
 
 export interface SliceSize {
   cpu: string | number;
@@ -222,7 +229,7 @@ function reasonFor(t: TenantState, clusters: ClusterState[]): string {
     return `a slice (${size}) is larger than the capacity of every super cluster`;
   const room = clusters
     .slice(0, 5)
-    .map((c) => `${c.name} cpu ${formatCpu(c.freeCpu)} memory ${formatMemory(c.freeMem)}`)
+    .map((c) => `${c.name} cpu ${humanCpu(c.freeCpu)} memory ${humanMemory(c.freeMem)}`)
     .join('; ');
   return `no super cluster has room for another slice (${size}); free: ${room}${clusters.length > 5 ? '; …' : ''}`;
 }

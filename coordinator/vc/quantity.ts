@@ -88,3 +88,27 @@ export function formatMemory(bytes: number): string {
   if (bytes % 1024 === 0) return `${bytes / 1024}Ki`;
   return String(bytes);
 }
+
+/**
+ * Human units for tables and messages (exact quantities stay in JSON): CPU in cores with up to
+ * two decimals (`3.5`, `0.25`), memory in the largest binary unit with one decimal (`46.6Gi`).
+ */
+export function humanCpu(milli: number): string {
+  const cores = Math.round(milli / 10) / 100;
+  return String(cores);
+}
+export function humanMemory(bytes: number): string {
+  const units = ['Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei'];
+  if (Math.abs(bytes) < 1024) return `${bytes}B`;
+  let v = bytes;
+  let u = -1;
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  const r = Math.round(v * 10) / 10;
+  // 1023.96Mi rounds to 1024.0: say 1Gi instead
+  if (Math.abs(r) >= 1024 && u < units.length - 1)
+    return `${Math.round((v / 1024) * 10) / 10}${units[u + 1]}`;
+  return `${r}${units[u]}`;
+}

@@ -155,7 +155,7 @@ describe('repair safety (real agents; heartbeat 500ms, unreachable 2s, reassign 
     expect(kinds).toEqual(
       expect.arrayContaining([
         'repair.paused',
-        'repair.requested',
+        'repair.started',
         'repair.forced',
         'repair.reassign',
         'role.moved',

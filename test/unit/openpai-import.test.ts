@@ -9,6 +9,9 @@ import {
   parseOpenPai,
   readOpenPaiPath,
 } from '../../coordinator/openpai/index.js';
+import { place } from '../../coordinator/placement/index.js';
+import { etcdMemberCountWarning, topologyWarnings } from '../../coordinator/topology/index.js';
+import { assign, makeNode } from '../helpers/cluster-fixtures.js';
 import { rmrf, tempDir } from '../helpers/proc.js';
 
 // Shaped like seed 004 (OpenPAI's cluster-configuration.yaml and kubernetes-configuration.yaml):
@@ -221,15 +224,63 @@ describe('importOpenPai: errors name the node and the field', () => {
     ]);
   });
 
-  it.each([
-    [
-      'two masters',
-      MASTERS.split('\n\n').slice(0, 2).join('\n\n'),
-      /2 masters \(pai-master-1, pai-master-2\) cannot form a safe etcd quorum/,
-    ],
-    ['no master', WORKERS, /no node has k8s-role: master/],
-  ])('a master count that cannot form etcd quorum: %s', (_, list, msg) => {
-    expect(() => importOpenPai(dir(`${list}\n`, '10.0.3.100'))).toThrow(msg);
+  it('no master cannot form an etcd cluster at all: refused', () => {
+    expect(() => importOpenPai(dir(`${WORKERS}\n`, '10.0.3.100'))).toThrow(/no node has k8s-role: master/);
+  });
+
+  it('an even master count imports with the same quorum warning a topology gets, not a refusal', () => {
+    const two = MASTERS.split('\n\n').slice(0, 2).join('\n\n');
+    const { topology, warnings } = importOpenPai(dir(`${two}\n`, '10.0.3.100'));
+    expect(topology.roles.etcd!.replicas).toBe(2);
+    const w = warnings.find((x) => /etcd/.test(x));
+    expect(w).toBe(
+      'cluster-configuration.yaml: machine-list: 2 masters (pai-master-1, pai-master-2) run etcd: 2 etcd members tolerate 0 failures, like 1 (quorum is 2 of 2); use 1 or 3',
+    );
+    // the topology's own validation says the same about the same count
+    expect(topologyWarnings(topology)).toEqual([
+      'roles.etcd.replicas: 2 etcd members tolerate 0 failures, like 1 (quorum is 2 of 2); use 1 or 3',
+    ]);
+    expect(etcdMemberCountWarning(4)).toBe(
+      '4 etcd members tolerate 1 failure, like 3 (quorum is 3 of 4); use 3 or 5',
+    );
+    expect([1, 3, 5].map(etcdMemberCountWarning)).toEqual([undefined, undefined, undefined]);
+    const three = importOpenPai(dir(MASTERS + WORKERS, '10.0.3.100'));
+    expect(three.warnings.filter((x) => /etcd members/.test(x))).toEqual([]);
+  });
+
+  it('per-node roles keep the ordinals of a running cluster (no kubelet#0 shuffle on re-import)', () => {
+    const { topology } = importOpenPai(dir(MASTERS + WORKERS, '10.0.3.100'));
+    expect(topology.roles.kubelet!.everywhere).toBe(true);
+    expect(topology.roles.kubelet!.replicas).toBeUndefined();
+    const hosts = ['pai-master-1', 'pai-master-2', 'pai-master-3', 'pai-worker-1', 'pai-worker-2'];
+    const nodes = hosts.map((h, i) =>
+      makeNode({
+        id: h,
+        address: `10.0.3.${i + 1}`,
+        pool: h.includes('master') ? 'control-plane' : 'worker',
+      }),
+    );
+    // running before the import: kubelets numbered workers first (e.g. by an earlier topology)
+    const order = ['pai-worker-1', 'pai-worker-2', 'pai-master-1', 'pai-master-2', 'pai-master-3'];
+    const current = ['kubelet', 'kube-proxy'].flatMap((role) =>
+      order.map((n, i) => assign(role, i, n, { cluster: topology.metadata.name })),
+    );
+    const r = place({ topology, nodes, current });
+    expect(r.moved.filter((m) => m.to.role === 'kubelet' || m.to.role === 'kube-proxy')).toEqual([]);
+    expect(r.removed).toEqual([]);
+    const kubelets = r.assignments
+      .filter((a) => a.role === 'kubelet')
+      .map((a) => `${a.instanceId}@${a.nodeId}`);
+    expect(kubelets).toEqual(order.map((n, i) => `kubelet#${i}@${n}`));
+    // a fresh cluster: one kubelet per listed node, none elsewhere
+    const extra = [...nodes, makeNode({ id: 'stranger', address: '10.0.9.9', pool: 'worker' })];
+    const fresh = place({ topology, nodes: extra, current: [] });
+    expect(
+      fresh.assignments
+        .filter((a) => a.role === 'kubelet')
+        .map((a) => a.nodeId)
+        .sort(),
+    ).toEqual(hosts);
   });
 
   it('duplicate etcdid, and a master without one', () => {

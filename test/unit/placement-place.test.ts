@@ -116,7 +116,7 @@ describe('place: the HA example', () => {
     expect(r.assignments).toEqual(place({ topology: ha(), nodes, current: haAssignments() }).assignments);
     const etcd = r.unplaced.find((u) => u.instanceId === 'etcd#1')!;
     expect(etcd.reason).toBe(
-      'etcd#1: cannot move off cp-2 (node cp-2 is being evicted): no Ready node matches pool=control-plane with cpu-cores>=1, memory>=512Mi (3 matching nodes; cp-1, cp-3: already run etcd (one per node); cp-2: Unreachable)',
+      'etcd#1: cannot move off cp-2 (node cp-2 is being evicted): 3 nodes match pool=control-plane with cpu-cores>=1, memory>=512Mi, but cp-1 and cp-3 already run etcd (one per node); cp-2 is Unreachable',
     );
     expect(r.unplaced.map((u) => u.instanceId)).toEqual([
       'etcd#1',
@@ -135,7 +135,9 @@ describe('place: the HA example', () => {
       'kube-controller-manager#1',
       'kube-scheduler#1',
     ]);
-    expect(r.unplaced[0]!.reason).toMatch(/^etcd#1: node cp-2 is not known and no Ready node matches/);
+    expect(r.unplaced[0]!.reason).toMatch(
+      /^etcd#1: node cp-2 is not known; 2 nodes match pool=control-plane with cpu-cores>=1, memory>=512Mi, but cp-1 and cp-3 already run etcd \(one per node\)$/,
+    );
   });
 
   it('scales down from the highest ordinal and up onto the spare', () => {
@@ -163,20 +165,20 @@ describe('place: selectors, resources and reasons', () => {
       instanceId: 'kube-apiserver#3',
       role: 'kube-apiserver',
       reason:
-        'kube-apiserver#3: no Ready node matches pool=control-plane with cpu-cores>=2 (3 matching nodes; cp-1, cp-2, cp-3: already run kube-apiserver (one per node))',
+        'kube-apiserver#3: 3 nodes match pool=control-plane with cpu-cores>=2, but cp-1, cp-2 and cp-3 already run kube-apiserver (one per node)',
     });
   });
 
   it('says plainly when no node matches at all', () => {
     const t = custom({ web: { replicas: 1, nodeSelector: { 'drover.dev/arch': 'arm64' } } });
-    expect(first(t, haNodes()).unplaced[0]!.reason).toBe('web#0: no Ready node matches arch=arm64');
+    expect(first(t, haNodes()).unplaced[0]!.reason).toBe('web#0: no node matches arch=arm64');
     const u = custom({ web: { replicas: 1 } });
     const none = first(
       u,
       haNodes().map((n) => ({ ...n, state: 'Unreachable' as const })),
     );
     expect(none.unplaced[0]!.reason).toBe(
-      'web#0: no Ready node available (7 matching nodes; cp-1, cp-2, cp-3 and 4 more: Unreachable)',
+      'web#0: none of the 7 nodes can take it: cp-1, cp-2, cp-3 and 4 more are Unreachable',
     );
   });
 
@@ -229,7 +231,7 @@ describe('place: selectors, resources and reasons', () => {
     const r = first(custom({ web: { replicas: 2 }, job: { everywhere: true } }), nodes);
     expect(ids(r.assignments)).toEqual(['job#0@ok', 'web#0@ok']);
     expect(r.unplaced[0]!.reason).toBe(
-      'web#1: no Ready node available (6 matching nodes; c: cordoned; d: Draining; ok: already run web (one per node); p, u: not approved; s: Suspect)',
+      'web#1: none of the 6 nodes can take it: c is cordoned; d is Draining; ok already runs web (one per node); p and u are not approved; s is Suspect',
     );
   });
 
@@ -241,7 +243,7 @@ describe('place: selectors, resources and reasons', () => {
     const r = first(t, [makeNode({ id: 'only', address: '10.1.0.1' })]);
     expect(ids(r.assignments)).toEqual(['api#0@only']);
     expect(r.unplaced[0]!.reason).toBe(
-      'web#0: no Ready node available (1 matching node; only: port 8080 taken by api#0)',
+      'web#0: the only node cannot take it: only has port 8080 in use by api#0',
     );
   });
 
@@ -256,7 +258,7 @@ describe('place: selectors, resources and reasons', () => {
     expect(lb?.nodeId).toBe('n4');
     const three = first(t, fleet.slice(0, 3));
     expect(three.unplaced.map((u) => u.reason)).toEqual([
-      'load-balancer#0: no Ready node available (3 matching nodes; n1: port 6443 taken by kube-apiserver#0; n2: port 6443 taken by kube-apiserver#1; n3: port 6443 taken by kube-apiserver#2)',
+      'load-balancer#0: none of the 3 nodes can take it: n1, n2 and n3 have port 6443 in use (by kube-apiserver#0, kube-apiserver#1 and kube-apiserver#2)',
     ]);
   });
 
@@ -281,7 +283,7 @@ describe('place: selectors, resources and reasons', () => {
     const four = first(custom({ web: { replicas: 7, spread: { acrossLabel: 'zone' } } }), nodes);
     expect(four.assignments.some((a) => a.nodeId === 'nozone')).toBe(false);
     expect(four.unplaced.map((u) => u.reason)).toEqual([
-      'web#6: no Ready node available (7 matching nodes; a1, a2, b1 and 3 more: already run web (one per node); nozone: no zone label (spread across zone))',
+      'web#6: none of the 7 nodes can take it: a1, a2, b1 and 3 more already run web (one per node); nozone has no zone label (spread across zone)',
     ]);
   });
 });
@@ -403,7 +405,7 @@ describe('place: operator moves and evictions', () => {
     expect(r.refusedMoves.map((m) => m.reason)).toEqual([
       'etcd#0: node ghost is not known',
       'etcd#9: not an instance of this topology (replicas: 3)',
-      'kube-apiserver#0: cannot move to cp-2: cp-2 is already run kube-apiserver (one per node)',
+      'kube-apiserver#0: cannot move to cp-2: cp-2 already runs kube-apiserver (one per node)',
       'kube-apiserver#1: cannot move to cp-4: cp-4 is cordoned',
       'kube-apiserver#2: cannot move to w-1: w-1 does not match pool=control-plane',
       'kubelet#0: kubelet runs on every matching node; its instances do not move',

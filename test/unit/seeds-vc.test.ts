@@ -173,7 +173,22 @@ describe('VirtualCluster: super clusters and tenant slices', () => {
     const list = await droverCli(['tenants', ...conn, '--token', t.viewer]);
     expect(list.stdout).toMatch(/default\s+2\s+\{"cpu":"100m","memory":"100Mi"\}\s+\{"r1":1,"r2":1\}/);
     const sc = await droverCli(['superclusters', ...conn, '--token', t.viewer]);
-    expect(sc.stdout).toMatch(/r1\s+1\s+3900m\s+7936Mi\s+100m\s+100Mi/);
+    // human units in the table (cores, binary units with one decimal), exact quantities in json
+    expect(sc.stdout).toMatch(/r1\s+1\s+3\.9\s+7\.8Gi\s+0\.1\s+100Mi\s+3\.8\s+7\.7Gi/);
+    expect(sc.stdout).not.toMatch(/\d(Ki|m)\b/);
+    const scj = JSON.parse(
+      (await droverCli(['superclusters', '-o', 'json', ...conn, '--token', t.viewer])).stdout,
+    );
+    expect(scj.items[0].capacity).toMatchObject({ cpu: '3900m', memory: '7936Mi', cpuMilli: 3900 });
+    // more slices than there is room for: the quota is kept, but the command fails and says why
+    const huge = await droverCli(['tenants', 'set', 'big', '--slices', '100000', ...op]);
+    expect(huge.code).toBe(1);
+    expect(huge.stderr).toMatch(
+      /error: \d+ of 100000 slice\(s\) of tenant big are unplaced: no super cluster has room for another slice \(cpu 100m, memory 100Mi\); free: r1 cpu 0 memory [\d.]+Gi; r2 cpu 0 memory [\d.]+Gi\n/,
+    );
+    const unplaced = Number(/error: (\d+) of/.exec(huge.stderr)![1]);
+    expect(unplaced).toBeGreaterThan(99_900);
+    await droverCli(['tenants', 'delete', 'big', ...op]);
     const bad = await droverCli(['tenants', 'set', 'x', '--quota', 'cpu=1', ...op]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/needs both cpu and memory/);

@@ -200,10 +200,10 @@ describe('validateTopology: errors name the field', () => {
       'pinned twice',
     ],
     [
-      'pins with everywhere',
-      () => ha((t) => (t.roles.kubelet.pins = ['a'])),
-      'roles.kubelet.pins',
-      'cannot be combined with everywhere',
+      'the same node twice in the pins of an everywhere role (its node list)',
+      () => ha((t) => (t.roles.kubelet.pins = ['a', 'a'])),
+      'roles.kubelet.pins[1]',
+      'node a is pinned twice',
     ],
     [
       'a custom role shadowing a built-in',

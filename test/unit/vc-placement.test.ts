@@ -78,7 +78,7 @@ describe('placeSlices policy', () => {
         tenant: 'a',
         slices: 3,
         reason: expect.stringMatching(
-          /no super cluster has room for another slice \(cpu 100m, memory 100Mi\); free: r1 cpu 50m/,
+          /no super cluster has room for another slice \(cpu 100m, memory 100Mi\); free: r1 cpu 0.05 memory/,
         ),
       },
     ]);

@@ -3,6 +3,8 @@ import {
   capacityFromNodes,
   formatCpu,
   formatMemory,
+  humanCpu,
+  humanMemory,
   parseCpuMilli,
   parseMemoryBytes,
 } from '../../coordinator/vc/index.js';
@@ -108,5 +110,19 @@ describe('VC error registry', () => {
       expect(COORDINATOR_ERRORS[code], code).toBe(spec);
       expect(spec.description.length).toBeGreaterThan(10);
     }
+  });
+});
+
+describe('human units for tables', () => {
+  it('prints CPU in cores and memory in the largest binary unit, one decimal', () => {
+    expect(humanCpu(3900)).toBe('3.9');
+    expect(humanCpu(250)).toBe('0.25');
+    expect(humanCpu(8000)).toBe('8');
+    expect(humanMemory(48842848 * 1024)).toBe('46.6Gi');
+    expect(humanMemory(100 * 1024 * 1024)).toBe('100Mi');
+    expect(humanMemory(7936 * 1024 * 1024)).toBe('7.8Gi');
+    expect(humanMemory(512)).toBe('512B');
+    expect(humanMemory(1024 ** 3 - 1)).toBe('1Gi');
+    expect(humanMemory(0)).toBe('0B');
   });
 });

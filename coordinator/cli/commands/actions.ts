@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { formatDuration, parseDuration } from '../../../lib/duration.js';
+import type { Event } from '../../../protocol/index.js';
 import type { NodeDetail, StatusView, TaskRecord, TopologyDiff } from '../../api/schemas.js';
 import type { TokenInfo } from '../../api/tokens.js';
 import { bool, str } from '../args.js';
@@ -30,7 +31,7 @@ export async function waitUntil(
   ctx: CommandContext,
   what: string,
   check: () => Promise<{ done: boolean; progress: string; detail?: string[]; fatal?: string }>,
-  opts: { timeoutMs: number; intervalMs?: number },
+  opts: { timeoutMs: number; intervalMs?: number; hint?: string },
 ): Promise<void> {
   const start = ctx.now();
   let last = '';
@@ -57,7 +58,8 @@ export async function waitUntil(
       throw new CliError(
         `timed out after ${formatDuration(opts.timeoutMs)} waiting for ${what}: ${last}${lastDetail.length ? `\n  ${lastDetail.slice(0, 10).join('\n  ')}` : ''}`,
         EXIT.TIMEOUT,
-        'the operation goes on in the background; `drover get roles -o wide` and `drover events` show why, or raise --timeout',
+        opts.hint ??
+          'the operation goes on in the background; `drover get roles -o wide` and `drover events` show why, or raise --timeout',
       );
     }
     await ctx.sleep(opts.intervalMs ?? 1000, ctx.signal);
@@ -101,10 +103,12 @@ async function putTopology(ctx: CommandContext, dryRun: boolean): Promise<Topolo
       `e.g. drover ${dryRun ? 'diff' : 'apply'} -f topology.yaml`,
     );
   const input = readInput(file);
-  return ctx.client.request<TopologyDiff>('PUT', '/v1/topology', {
+  const d = await ctx.client.request<TopologyDiff>('PUT', '/v1/topology', {
     text: { body: input.text, contentType: input.contentType },
     query: { dryRun: dryRun || undefined },
   });
+  for (const w of d.warnings ?? []) ctx.err(`warning: ${w}\n`);
+  return d;
 }
 
 /** Convergence line for one cluster, and the reasons behind it. */
@@ -221,13 +225,11 @@ export async function nodeAction(ctx: CommandContext, action: NodeAction): Promi
   if (ctx.args.positionals.length > 2)
     throw usage(`${action} takes one node, got ${ctx.args.positionals.length - 1}`);
   const path = `/v1/nodes/${encodeURIComponent(id)}`;
+  if (action === 'repair') return repairNode(ctx, id, path);
   const r =
     action === 'remove'
       ? await ctx.client.request<{ message: string }>('DELETE', path)
-      : await ctx.client.post<{ message: string }>(
-          `${path}/${action}`,
-          action === 'repair' ? { force: bool(ctx.args.flags, 'force') } : undefined,
-        );
+      : await ctx.client.post<{ message: string }>(`${path}/${action}`, undefined);
   if (!printStructured(ctx, r)) ctx.out(`${r.message}\n`);
   if (action === 'drain' && bool(ctx.args.flags, 'wait')) {
     await waitUntil(
@@ -256,29 +258,101 @@ export async function nodeAction(ctx: CommandContext, action: NodeAction): Promi
   return 0;
 }
 
+interface RepairAnswer {
+  ok: boolean;
+  message: string;
+  data: {
+    mode: 'reprovision' | 'reassign' | 'none';
+    instances: string[];
+    tasks: Array<{ instanceId: string; taskId: string }>;
+    failed?: Array<{ instanceId: string; taskId: string; error: string }>;
+  };
+}
+
+/**
+ * `drover repair NODE [--force] [--wait]`: prints what the repair does (the re-provision task of
+ * each instance, or the reassignment); `--wait` waits for the tasks (exit 1 if one failed) or,
+ * for an Unreachable node, until its instances run elsewhere.
+ */
+async function repairNode(ctx: CommandContext, id: string, path: string): Promise<number> {
+  const wait = bool(ctx.args.flags, 'wait');
+  const r = await ctx.client.post<RepairAnswer>(
+    `${path}/repair`,
+    { force: bool(ctx.args.flags, 'force') },
+    { wait: wait || undefined },
+  );
+  if (!printStructured(ctx, r)) {
+    ctx.out(`${r.message}\n`);
+    if (wait && r.data.mode === 'reprovision')
+      for (const t of r.data.tasks) {
+        const f = r.data.failed?.find((x) => x.instanceId === t.instanceId);
+        ctx.out(
+          `  ${f ? 'x' : '+'} ${t.instanceId}: task ${t.taskId} ${f ? `failed: ${f.error}` : 'succeeded'}\n`,
+        );
+      }
+    else if (r.data.tasks.length) ctx.out('  `drover get tasks` shows their results\n');
+  }
+  if (!r.ok) return EXIT.FAILED;
+  if (wait && r.data.mode === 'reassign')
+    await waitUntil(
+      ctx,
+      `the instances of ${id} to run elsewhere`,
+      async () => {
+        const all = await ctx.client.get<{ items: AssignmentRow[] }>('/v1/assignments');
+        const left = all.items.filter((a) => r.data.instances.includes(a.instanceId) && a.nodeId === id);
+        return {
+          done: left.length === 0,
+          progress: left.length
+            ? `${left.length} still on ${id}: ${left.map((a) => a.instanceId).join(', ')}`
+            : 'moved',
+        };
+      },
+      { timeoutMs: timeoutMs(ctx) },
+    );
+  return 0;
+}
+
 /** `drover move INSTANCE --to NODE [--wait]` */
 export async function move(ctx: CommandContext): Promise<number> {
   const instance = ctx.args.positionals[1];
   const to = str(ctx.args.flags, 'to');
   if (!instance || !to)
     throw usage('move needs an instance and --to NODE', 'e.g. drover move kube-apiserver#1 --to node-3');
+  const wait = bool(ctx.args.flags, 'wait');
+  // events after this seq tell whether the move was dropped or held while we wait
+  const since = wait
+    ? ((await ctx.client.get<{ items: Event[] }>('/v1/events', { limit: 1 })).items.at(-1)?.seq ?? 0)
+    : 0;
+  // A target that cannot take the instance is refused here (409 DROVER_ERR_MOVE_REFUSED, exit 1).
   const r = await ctx.client.post<{ message: string }>(
     `/v1/assignments/${encodeURIComponent(instance)}/move`,
     { to, ...(bool(ctx.args.flags, 'force') ? { force: true } : {}) },
   );
   if (!printStructured(ctx, r)) ctx.out(`${r.message}\n`);
-  if (bool(ctx.args.flags, 'wait')) {
+  if (wait) {
+    let held = '';
     await waitUntil(
       ctx,
       `${instance} to run on ${to}`,
       async () => {
+        const ev = await ctx.client.get<{ items: Event[] }>('/v1/events', { since });
+        const mine = ev.items.filter((e) => e.instanceId === instance);
+        const refused = mine.find((e) => e.kind === 'role.move-refused');
+        if (refused) throw new CliError(refused.message, EXIT.FAILED);
+        held = mine.find((e) => e.kind === 'repair.held')?.message ?? held;
         const all = await ctx.client.get<{ items: AssignmentRow[] }>('/v1/assignments');
         const a = all.items.find((x) => x.instanceId === instance);
         if (!a) return { done: false, progress: 'not assigned anywhere' };
         const healthy = (a.phase === 'Healthy' || a.phase === 'Running') && a.health !== 'unhealthy';
-        return { done: a.nodeId === to && healthy, progress: `on ${a.nodeId}, ${a.phase}` };
+        return {
+          done: a.nodeId === to && healthy,
+          progress: held && a.nodeId !== to ? held : `on ${a.nodeId}, ${a.phase}`,
+        };
       },
-      { timeoutMs: timeoutMs(ctx) },
+      {
+        timeoutMs: timeoutMs(ctx),
+        hint: `the move stays requested until ${instance} runs on ${to} or is refused; \`drover events --kind role.move\` and \`drover events --kind repair.held\` show why it waits`,
+      },
     );
   }
   return 0;

@@ -52,6 +52,14 @@ function gib(bytes: number): string {
   return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 }
 
+/** What the node applied: a Pending node has no plan to be up to date with. */
+function appliedLine(n: NodeDetail): string {
+  if (!n.approved) return 'none (Pending approval: no plan is sent before `drover approve`)';
+  if (n.plan.appliedGeneration === null && n.plan.generation === 0) return 'none (no plan yet)';
+  const agent = n.plan.state ? `, agent says ${n.plan.state}` : '';
+  return `${n.plan.appliedGeneration ?? 'none'}${n.plan.converged ? ' (up to date)' : ' (not yet)'}${agent}`;
+}
+
 export function describeNode(n: NodeDetail): string {
   const f = n.facts;
   let s = '';
@@ -60,7 +68,14 @@ export function describeNode(n: NodeDetail): string {
   s += field('Address', n.address);
   s += field('Cluster', n.cluster);
   s += field('Status', nodeStatus(n));
-  s += field('Approved', n.approved ? 'yes' : 'no (run `drover approve ' + n.id + '`)');
+  s += field(
+    'Approved',
+    n.approved
+      ? 'yes'
+      : `no: compare the fingerprint below with the host (\`cat /etc/machine-id\`, \`ip link\`), then \`drover approve ${n.id}\``,
+  );
+  s += field('Machine id', n.fingerprint?.machineId || '<none presented>');
+  s += field('MACs', n.fingerprint?.macs.length ? n.fingerprint.macs.join(', ') : '<none presented>');
   s += field(
     'Last heartbeat',
     n.lastHeartbeat
@@ -80,7 +95,7 @@ export function describeNode(n: NodeDetail): string {
   s += `  Binaries:     ${bins.join(', ') || '<none>'}\n`;
   s += 'Plan:\n';
   s += `  Generation:   ${n.plan.generation}${n.plan.checksum ? ` (${n.plan.checksum.slice(0, 12)})` : ''}\n`;
-  s += `  Applied:      ${n.plan.appliedGeneration ?? '-'}${n.plan.converged ? ' (up to date)' : ' (not yet)'}${n.plan.state ? `, agent says ${n.plan.state}` : ''}\n`;
+  s += `  Applied:      ${appliedLine(n)}\n`;
   if (n.plan.error) s += `  Error:        ${n.plan.error}\n`;
   s += 'Instances:\n';
   s += instancesTable(n.instances, false);

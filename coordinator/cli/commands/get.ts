@@ -39,7 +39,7 @@ function countHealthy(items: InstanceView[]): string {
 
 export const NODES: Listing<NodeView> = {
   header: ['NAME', 'STATUS', 'ADDRESS', 'CLUSTER', 'INSTANCES', 'HEARTBEAT'],
-  wide: ['HOSTNAME', 'CPU', 'MEMORY', 'PLAN', 'ROLES'],
+  wide: ['HOSTNAME', 'CPU', 'MEMORY', 'PLAN', 'ROLES', 'MACHINE-ID'],
   name: (n) => `node/${n.id}`,
   minWidths: [0, 'Unreachable,Cordoned'.length, 0, 0, '10/10 (10 sim)'.length],
   row: (n, wide) => {
@@ -56,7 +56,15 @@ export const NODES: Listing<NodeView> = {
       ? `gen ${n.plan.generation}`
       : `gen ${n.plan.generation} (applied ${n.plan.appliedGeneration ?? '-'})`;
     const roles = n.instances.map((i) => `${i.id}${sim(i)}`).join(',');
-    return [...base, n.hostname, n.cpuCores, `${(n.memoryBytes / 1024 ** 3).toFixed(1)}Gi`, plan, roles];
+    return [
+      ...base,
+      n.hostname,
+      n.cpuCores,
+      `${(n.memoryBytes / 1024 ** 3).toFixed(1)}Gi`,
+      plan,
+      roles || '-',
+      n.machineId || '-',
+    ];
   },
 };
 

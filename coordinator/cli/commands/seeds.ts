@@ -4,8 +4,15 @@
  */
 import { stringify as toYaml } from 'yaml';
 import type { CleanResult } from '../../api/clean.js';
-import { OpenPaiError, openPaiTopologyDocument, parseOpenPai, readOpenPaiPath } from '../../openpai/index.js';
+import {
+  OpenPaiError,
+  openPaiTopologyDocument,
+  parseOpenPai,
+  readOpenPaiPath,
+  unknownHostIpsWarning,
+} from '../../openpai/index.js';
 import { validateTopology } from '../../topology/index.js';
+import { humanCpu, humanMemory } from '../../vc/quantity.js';
 import { bool, str } from '../args.js';
 import { type CommandContext, outputFormat, printStructured } from '../context.js';
 import { CliError, EXIT, usage } from '../errors.js';
@@ -29,8 +36,9 @@ export async function importCmd(ctx: CommandContext): Promise<number> {
   const name = str(ctx.args.flags, 'cluster');
   let doc: ReturnType<typeof openPaiTopologyDocument>['doc'];
   let warnings: string[];
+  let source: ReturnType<typeof parseOpenPai>;
   try {
-    const source = parseOpenPai(await readOpenPaiPath(path));
+    source = parseOpenPai(await readOpenPaiPath(path));
     ({ doc, warnings } = openPaiTopologyDocument(source, name ? { name } : {}));
     validateTopology(doc, `openpai import of ${path}`);
   } catch (err) {
@@ -49,10 +57,33 @@ export async function importCmd(ctx: CommandContext): Promise<number> {
       throw new CliError(`the imported topology is invalid: ${(err as Error).message}`, EXIT.USAGE);
     throw err;
   }
+  const fleet = await knownNodes(ctx);
+  const unknown = fleet ? unknownHostIpsWarning(source, fleet) : undefined;
+  if (unknown) warnings.push(unknown);
   for (const w of warnings) ctx.err(`warning: ${w}\n`);
   const f = outputFormat(ctx.args);
   ctx.out(f === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : toYaml(doc));
   return 0;
+}
+
+/**
+ * The coordinator's nodes, when a coordinator is configured (a token is set) and answers within
+ * 3 s; undefined otherwise, since the import itself needs no server.
+ */
+async function knownNodes(ctx: CommandContext): Promise<Array<{ id: string; address: string }> | undefined> {
+  if (!ctx.client.settings.token) return undefined;
+  try {
+    const r = await ctx.client.request<{ items: Array<{ id: string; address: string }> }>(
+      'GET',
+      '/v1/nodes',
+      {
+        signal: AbortSignal.timeout(3000),
+      },
+    );
+    return r.items;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -156,6 +187,8 @@ interface TenantRow {
 interface CapacityRow {
   cpu: string;
   memory: string;
+  cpuMilli: number;
+  memoryBytes: number;
 }
 interface SuperClusterRow {
   name: string;
@@ -225,6 +258,15 @@ export async function tenants(ctx: CommandContext): Promise<number> {
     };
     const t = await ctx.client.request<TenantRow>('PUT', `/v1/tenants/${encodeURIComponent(name)}`, { body });
     if (!printStructured(ctx, t)) ctx.out(tenantTable([t]));
+    if (t.unplaced > 0) {
+      // The quota is kept (capacity may join later and the slices are placed then), but the
+      // command did not get the tenant what it asked for: say so and fail.
+      ctx.err(
+        `error: ${t.unplaced} of ${t.slices} slice(s) of tenant ${t.name} are unplaced: ${t.unplacedReason ?? 'no room'}\n` +
+          'hint: the quota is stored and placed as capacity frees up or joins (`drover superclusters` shows what is free); lower it with `drover tenants set` or delete it\n',
+      );
+      return EXIT.FAILED;
+    }
     return 0;
   }
   if (sub === 'delete') {
@@ -253,12 +295,12 @@ export async function superclusters(ctx: CommandContext): Promise<number> {
           r.items.map((s) => [
             s.name,
             s.nodes,
-            s.capacity.cpu,
-            s.capacity.memory,
-            s.used.cpu,
-            s.used.memory,
-            s.free.cpu,
-            s.free.memory,
+            humanCpu(s.capacity.cpuMilli),
+            humanMemory(s.capacity.memoryBytes),
+            humanCpu(s.used.cpuMilli),
+            humanMemory(s.used.memoryBytes),
+            humanCpu(s.free.cpuMilli),
+            humanMemory(s.free.memoryBytes),
           ]),
         )
       : 'no super clusters (a cluster whose topology has a kubelet role)\n',
