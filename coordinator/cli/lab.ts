@@ -208,10 +208,11 @@ export function formatStatus(r: LabStatusReport): string {
   lines.push(pad(rows));
   if (r.roles?.length) {
     lines.push('');
+    const several = new Set(r.roles.map((x) => x.cluster)).size > 1;
     const rr = [['ROLE', 'STATUS', 'HEALTHY', 'SIMULATED', 'WHERE']];
     for (const role of r.roles)
       rr.push([
-        role.name,
+        several ? `${role.cluster}/${role.name}` : role.name,
         role.status,
         `${role.healthy}/${role.desired}`,
         role.simulated ? `${role.simulated} (stand-in)` : '-',
@@ -230,6 +231,7 @@ export function formatStatus(r: LabStatusReport): string {
           : `  !! ${d.instanceId} has processes on ${d.nodes.join(' and ')} (runs twice)`,
       ),
     );
+  if (r.notes.length) lines.push('', ...r.notes.map((x) => `  note: ${x}`));
   lines.push(
     '',
     r.problems.length
@@ -369,7 +371,7 @@ export async function runLab(argv: string[], io: LabIo = defaultIo): Promise<num
         if (flags.output === 'json') {
           const { state, ...rest } = r;
           io.out(
-            `${JSON.stringify({ dir: state.dir, mode: state.mode, apiUrl: state.coordinator.apiUrl, ...rest }, null, 2)}\n`,
+            `${JSON.stringify({ dir: state.dir, mode: state.mode, apiUrl: state.coordinator.apiUrl, ok: !rest.problems.length, ...rest, converged: rest.converged ?? null }, null, 2)}\n`,
           );
         } else if (flags.output !== undefined) throw usageError('-o takes json (or nothing, for the table)');
         else io.out(formatStatus(r));

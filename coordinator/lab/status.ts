@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { LabNodeView, LabRoleView, LabStatusView } from './api.js';
 import { type RoleProcess, roleProcesses } from './collect.js';
 import { labApiOf, natsHealthy, serviceProc } from './control.js';
+import { CLUSTER_LABEL } from './layout.js';
 import { isAlive, isStopped } from './procs.js';
 import { type LabState, readState } from './state.js';
 
@@ -40,6 +41,8 @@ export interface LabStatusReport {
   converged?: boolean;
   /** what keeps the lab from being all up and converged; empty: `lab status` exits 0 */
   problems: string[];
+  /** worth knowing, but not a failure (a service running under a pid lab.json did not record) */
+  notes: string[];
   nodes: LabNodeReport[];
   roles?: LabRoleView[];
   status?: LabStatusView;
@@ -51,14 +54,19 @@ export interface LabStatusReport {
   duplicates: Array<{ instanceId: string; nodes: string[]; stale: boolean }>;
 }
 
-/** Which hosts run a process for each instance id (from pidfiles + /proc, not from Drover's view). */
+/**
+ * Which hosts run a process for each instance id (from pidfiles + /proc, not from Drover's view).
+ * Instance ids are per cluster: in a lab of several clusters the key is `<cluster>/<id>`.
+ */
 export function runningInstances(s: LabState): Map<string, string[]> {
   const m = new Map<string, string[]>();
+  const clusters = new Set(s.nodes.map((n) => n.labels[CLUSTER_LABEL]));
   for (const n of s.nodes)
     for (const r of roleProcesses(n)) {
-      const list = m.get(r.instanceId) ?? [];
+      const key = clusters.size > 1 ? `${n.labels[CLUSTER_LABEL] ?? ''}/${r.instanceId}` : r.instanceId;
+      const list = m.get(key) ?? [];
       list.push(n.name);
-      m.set(r.instanceId, list);
+      m.set(key, list);
     }
   return m;
 }
@@ -66,6 +74,7 @@ export function runningInstances(s: LabState): Map<string, string[]> {
 export async function labStatus(opts: { dir: string }): Promise<LabStatusReport> {
   const s = readState(resolve(opts.dir));
   const problems: string[] = [];
+  const notes: string[] = [];
   // the processes that really run, not the pids lab.json remembers (a service restarted by
   // hand is found by its command line)
   const natsProc = serviceProc(s, 'nats');
@@ -90,8 +99,8 @@ export async function labStatus(opts: { dir: string }): Promise<LabStatusReport>
     ['the coordinator', coordProc],
   ] as const)
     if (p.proc && !p.recorded)
-      problems.push(
-        `${which} runs as pid ${p.proc.pid}, which lab.json did not record (started outside the lab?)`,
+      notes.push(
+        `${which} runs as pid ${p.proc.pid}, which lab.json did not record (started outside the lab; \`drover lab start\` adopts it)`,
       );
 
   let apiNodes: LabNodeView[] | undefined;
@@ -105,11 +114,14 @@ export async function labStatus(opts: { dir: string }): Promise<LabStatusReport>
     } catch (err) {
       apiError = (err as Error).message;
     }
-  const converged = status ? status.converged : undefined;
+  // a coordinator that is not ready (no NATS) answers from what it last heard: not the truth
+  const converged = status && coordinator === 'running' && nats === 'running' ? status.converged : undefined;
+  if (status && converged === undefined)
+    apiError = `the coordinator is not ready${nats === 'running' ? '' : ' (nats-server is not running)'}: its view is stale`;
   if (converged === false) {
     const reasons = status!.clusters.flatMap((c) => c.reasons.map((r) => `${c.name}: ${r}`));
     problems.push(`not converged${reasons.length ? `: ${reasons.slice(0, 5).join('; ')}` : ''}`);
-  } else if (converged === undefined && coordProc.proc)
+  } else if (converged === undefined && coordinator === 'running')
     problems.push(`convergence unknown: the coordinator API cannot be asked (${apiError})`);
 
   const nodes: LabNodeReport[] = s.nodes.map((n) => {
@@ -150,6 +162,7 @@ export async function labStatus(opts: { dir: string }): Promise<LabStatusReport>
     ...(coordProc.proc ? { coordinatorPid: coordProc.proc.pid } : {}),
     ...(converged !== undefined ? { converged } : {}),
     problems,
+    notes,
     nodes,
     ...(roles ? { roles } : {}),
     ...(status ? { status } : {}),

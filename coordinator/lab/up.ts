@@ -139,7 +139,12 @@ function natsConfig(host: string, port: number, monitorPort: number, dir: string
 
 /** One line per role: `etcd 3/3 · kube-apiserver 1/3 (SIMULATED) · …`. */
 export function roleLine(roles: LabRoleView[]): string {
-  return roles.map((r) => `${r.name} ${r.healthy}/${r.desired}${r.simulated ? '*' : ''}`).join(' · ');
+  const several = new Set(roles.map((r) => r.cluster)).size > 1;
+  return roles
+    .map(
+      (r) => `${several ? `${r.cluster}/` : ''}${r.name} ${r.healthy}/${r.desired}${r.simulated ? '*' : ''}`,
+    )
+    .join(' · ');
 }
 
 /**

@@ -322,6 +322,7 @@ describe('drover lab command line', () => {
       duplicates: [{ instanceId: 'kube-apiserver#0', nodes: ['cp-1', 'cp-4'], stale: true }],
       apiError: 'down',
       problems: ['cp-1 is partitioned (`drover lab heal cp-1`)'],
+      notes: [],
     });
     // the API did not answer: convergence is unknown, never "converged"
     expect(text).toContain('convergence unknown (down)');
