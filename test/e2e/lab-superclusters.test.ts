@@ -42,6 +42,10 @@ describe('lab: two super clusters (examples/superclusters.yaml)', () => {
       '0',
       '--nats-port',
       '0',
+      '--heartbeat-interval',
+      '1s',
+      '--unreachable-after',
+      '4s',
       '--timeout',
       '150s',
     ]);
@@ -79,6 +83,17 @@ describe('lab: two super clusters (examples/superclusters.yaml)', () => {
     const set = drover('tenants', 'set', 'default', '--quota', 'cpu=200m,memory=200Mi');
     expect(set).toMatch(/default\s+2\s+\{"cpu":"100m","memory":"100Mi"\}\s+\{"r1":1,"r2":1\}/);
     expect(drover('tenants')).toContain('{"r1":1,"r2":1}');
+    // r2's only host dies: once it is Unreachable its slice moves to r1
+    await labOk(dir, ['kill-host', 'r2-1']);
+    await waitFor(
+      'the slice moved to r1',
+      async () =>
+        (await api.request<{ annotation?: string }>('GET', '/v1/tenants/default')).annotation === '{"r1":2}'
+          ? true
+          : undefined,
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
+    expect((await lab(dir, ['status'])).code).toBe(1);
     await labOk(dir, ['down']);
     expect(await labLeftovers(state)).toEqual([]);
   }, 240_000);
