@@ -264,6 +264,19 @@ describe('drover lab command line', () => {
         [['up', '--nodes', '3', '--dir', dir], 2, 'from 4 to 60'],
         [['status', '--dir', dir], 3, `no lab in ${dir}`],
         [['kill-host', 'cp-1', '--dir', dir], 3, 'no lab in'],
+        [['stop', '--dir', dir], 2, 'usage: drover lab stop coordinator|nats'],
+        [['stop', 'etcd', '--dir', dir], 2, 'lab start/stop takes coordinator or nats, not "etcd"'],
+        [['start', 'coordinator', 'nats', '--dir', dir], 2, 'usage: drover lab start coordinator|nats'],
+        [['start', 'nats', '--kill', '--dir', dir], 2, '--kill is a flag of `lab stop`'],
+        [['stop', 'nats', '--pending', '1', '--dir', dir], 2, '--pending is a flag of `lab up`'],
+        [['up', '--pending', 'two', '--dir', dir], 2, '--pending takes a whole number'],
+        [
+          ['up', '--pending', '57', '--dir', dir],
+          2,
+          '--pending must be a whole number from 0 to 53 (at most 60 hosts in all)',
+        ],
+        [['stop', 'coordinator', '--dir', dir], 3, 'no lab in'],
+        [['start', 'nats-server', '--dir', dir], 3, 'no lab in'],
       ];
       for (const [argv, code, msg] of cases) {
         const c = io();
@@ -273,6 +286,8 @@ describe('drover lab command line', () => {
       const h = io();
       expect(await runLab(['--help'], h.io)).toBe(0);
       expect(h.out()).toContain('kill-host NODE');
+      expect(h.out()).toContain('stop coordinator|nats [--kill]');
+      expect(h.out()).toContain('--pending N');
     } finally {
       rmrf(dir);
     }
