@@ -332,7 +332,8 @@ async function startFleet(
     await writeState(state);
   }
   const counts = layout.reduce<Record<string, number>>((m, n) => {
-    m[n.pool] = (m[n.pool] ?? 0) + 1;
+    const k = n.pending ? 'pending' : n.pool;
+    m[k] = (m[k] ?? 0) + 1;
     return m;
   }, {});
   const range = `${o.subnet}.2-${1 + layout.length}`;
