@@ -134,6 +134,8 @@ export async function labStatus(opts: { dir: string }): Promise<LabStatusReport>
       );
     else if (n.state === 'partitioned')
       problems.push(`${n.name} is partitioned (\`drover lab heal ${n.name}\`)`);
+    else if (agent === 'frozen')
+      problems.push(`the agent of ${n.name} is stopped (SIGSTOP; SIGCONT resumes it)`);
     return {
       name: n.name,
       pool: n.pool,
