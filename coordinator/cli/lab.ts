@@ -1,6 +1,7 @@
 import { relative, resolve } from 'node:path';
 import { parseDuration } from '../../lib/duration.js';
 import {
+  CLUSTER_LABEL,
   DEFAULT_LAB_DIR,
   heal,
   killHost,
@@ -10,9 +11,13 @@ import {
   labDown,
   labStatus,
   labUp,
+  parseService,
   partition,
   revive,
+  serviceLabel,
+  startService,
   stopRole,
+  stopService,
 } from '../lab/index.js';
 
 /**
@@ -27,9 +32,13 @@ Usage: drover lab <command> [flags]
 
   up [--nodes 7] [--topology examples/ha.yaml] [--netns]   start nats-server, a coordinator and N agents,
                                                             apply the topology, wait until it converges
-  status [-o json]                                          hosts, their processes, roles, convergence
+  status [-o json]                                          every lab process (running or not), hosts, roles,
+                                                            convergence from the live API; exit 0 only when
+                                                            all runs and the fleet is converged, else 1
   down                                                      stop everything, remove namespaces and veths
 Fault injection:
+  stop coordinator|nats [--kill]   stop the coordinator or nats-server (SIGTERM; --kill: SIGKILL)
+  start coordinator|nats           start it again: same config, ports and data
   kill-host NODE          SIGKILL the host's agent and every process it runs
   revive NODE             start the host's agent again (same identity and directories)
   stop-role NODE ROLE     kill a role's process behind Drover's back (the agent restarts it)
@@ -40,7 +49,9 @@ Flags:
   --dir DIR                 lab directory (default ./.lab, or $DROVER_LAB_DIR)
   up only:
   --nodes N                 hosts: 1 load balancer, up to 4 control-plane (3 + a spare), the rest workers (default 7)
-  --topology FILE           topology to apply (default examples/ha.yaml)
+  --topology FILE           topology to apply (default examples/ha.yaml); several documents: several
+                            clusters, the hosts split between them (examples/superclusters.yaml)
+  --pending N               N extra hosts pending-1… that join without the token (for \`drover approve\`)
   --netns                   one network namespace per host (root and iproute2 only)
   --subnet A.B.C            host addresses A.B.C.2… (default 127.0.0, or 10.77.0 with --netns)
   --api-port P              REST API port on 127.0.0.1 (default 7480, a free one if busy; 0: any)
@@ -67,11 +78,12 @@ const VALUE = new Set([
   'etcd-reassign-after',
   'timeout',
   'log-level',
+  'pending',
   'output',
   'o',
 ]);
-const BOOL = new Set(['netns', 'no-wait', 'help', 'h']);
-const UP_ONLY = [...VALUE, ...BOOL].filter((f) => !['dir', 'output', 'o', 'help', 'h'].includes(f));
+const BOOL = new Set(['netns', 'no-wait', 'kill', 'help', 'h']);
+const UP_ONLY = [...VALUE, ...BOOL].filter((f) => !['dir', 'output', 'o', 'help', 'h', 'kill'].includes(f));
 
 export interface LabIo {
   out: (text: string) => void;
@@ -166,13 +178,17 @@ function pad(rows: string[][]): string {
 export function formatStatus(r: LabStatusReport): string {
   const s = r.state;
   const lines: string[] = [];
-  const conv = r.status
-    ? r.status.converged
+  // from the live API only: never "converged" when the coordinator cannot be asked
+  const conv =
+    r.converged === true
       ? 'converged'
-      : 'not converged'
-    : `API unreachable (${r.apiError})`;
+      : r.converged === false
+        ? 'not converged'
+        : `convergence unknown (${r.apiError ?? 'the API did not answer'})`;
+  const svc = (name: string, st: string, pid: number | undefined) =>
+    `${name} ${st}${pid !== undefined && st !== 'down' ? ` (pid ${pid})` : ''}`;
   lines.push(
-    `lab ${s.dir} (${s.mode}${s.bridge ? `, bridge ${s.bridge} ${s.bridgeAddress}` : ''}): nats-server ${r.nats}, coordinator ${r.coordinator}, ${conv}`,
+    `lab ${s.dir} (${s.mode}${s.bridge ? `, bridge ${s.bridge} ${s.bridgeAddress}` : ''}): ${svc('nats-server', r.nats, r.natsPid)}, ${svc('coordinator', r.coordinator, r.coordinatorPid)}, ${conv}`,
   );
   lines.push(`API ${s.coordinator.apiUrl}   admin token ${s.coordinator.adminTokenFile}`);
   lines.push('');
@@ -192,10 +208,11 @@ export function formatStatus(r: LabStatusReport): string {
   lines.push(pad(rows));
   if (r.roles?.length) {
     lines.push('');
+    const several = new Set(r.roles.map((x) => x.cluster)).size > 1;
     const rr = [['ROLE', 'STATUS', 'HEALTHY', 'SIMULATED', 'WHERE']];
     for (const role of r.roles)
       rr.push([
-        role.name,
+        several ? `${role.cluster}/${role.name}` : role.name,
         role.status,
         `${role.healthy}/${role.desired}`,
         role.simulated ? `${role.simulated} (stand-in)` : '-',
@@ -214,6 +231,13 @@ export function formatStatus(r: LabStatusReport): string {
           : `  !! ${d.instanceId} has processes on ${d.nodes.join(' and ')} (runs twice)`,
       ),
     );
+  if (r.notes.length) lines.push('', ...r.notes.map((x) => `  note: ${x}`));
+  lines.push(
+    '',
+    r.problems.length
+      ? `NOT READY (exit 1):\n${r.problems.map((x) => `  - ${x}`).join('\n')}`
+      : 'OK: every lab process runs and the fleet is converged',
+  );
   return `${lines.join('\n')}\n`;
 }
 
@@ -241,6 +265,7 @@ async function up(flags: Record<string, string | true>, io: LabIo, dir: string):
     timeoutMs: dur('timeout'),
     noWait: flags['no-wait'] === true,
     logLevel: strFlag(flags, 'log-level'),
+    pending: intFlag(flags, 'pending'),
   };
   io.out(`Starting a Drover lab in ${dir}${opts.netns ? ' (network namespaces)' : ''}\n`);
   // Ctrl-C stops waiting, not the lab: what started keeps running until `lab down`.
@@ -262,6 +287,8 @@ async function up(flags: Record<string, string | true>, io: LabIo, dir: string):
   const d = dirArg(s.dir);
   const me = self();
   const lb = s.nodes.find((n) => n.pool === 'lb');
+  const pending = s.nodes.filter((n) => n.pending);
+  const clusters = [...new Set(s.nodes.map((n) => n.labels[CLUSTER_LABEL]).filter(Boolean))];
   io.out(
     [
       '',
@@ -281,8 +308,23 @@ async function up(flags: Record<string, string | true>, io: LabIo, dir: string):
       `  ${me} get nodes`,
       `  ${me} get roles`,
       `  ${me} lab status${d}`,
-      `  ${me} lab stop-role${d} ${r.victim ?? 'cp-1'} kube-apiserver    # the agent restarts it`,
-      `  ${me} lab kill-host${d} ${r.victim ?? 'cp-1'}                   # its roles move to ${r.spare ? `the spare, ${r.spare}` : 'another host'}`,
+      ...(r.victim
+        ? [
+            `  ${me} lab stop-role${d} ${r.victim} kube-apiserver    # the agent restarts it`,
+            `  ${me} lab kill-host${d} ${r.victim}                   # its roles move to ${r.spare ? `the spare, ${r.spare}` : 'another host'}`,
+          ]
+        : []),
+      `  ${me} lab stop${d} coordinator          # lab status says it is down; lab start${d} coordinator`,
+      ...pending.map(
+        (n) =>
+          `  ${me} approve ${n.name}                  # joined without the token: Pending until approved`,
+      ),
+      ...(clusters.length > 1
+        ? [
+            `  ${me} superclusters                       # clusters ${clusters.join(', ')}`,
+            `  ${me} tenants set default --quota cpu=200m,memory=200Mi   # slices over the super clusters`,
+          ]
+        : []),
       `  ${me} events --watch`,
       `  ${me} lab down${d}`,
       '',
@@ -305,6 +347,8 @@ export async function runLab(argv: string[], io: LabIo = defaultIo): Promise<num
       const misplaced = UP_ONLY.filter((f) => flags[f] !== undefined);
       if (misplaced.length) throw usageError(`--${misplaced[0]} is a flag of \`lab up\`, not \`lab ${cmd}\``);
     }
+    if (flags.kill && cmd !== 'stop')
+      throw usageError(`--kill is a flag of \`lab stop\`, not \`lab ${cmd}\``);
     const args = positionals.slice(1);
     const need = (n: number, what: string) => {
       if (args.length !== n) throw usageError(`usage: drover lab ${cmd} ${what}`);
@@ -327,12 +371,13 @@ export async function runLab(argv: string[], io: LabIo = defaultIo): Promise<num
         if (flags.output === 'json') {
           const { state, ...rest } = r;
           io.out(
-            `${JSON.stringify({ dir: state.dir, mode: state.mode, apiUrl: state.coordinator.apiUrl, ...rest }, null, 2)}\n`,
+            `${JSON.stringify({ dir: state.dir, mode: state.mode, apiUrl: state.coordinator.apiUrl, ok: !rest.problems.length, ...rest, converged: rest.converged ?? null }, null, 2)}\n`,
           );
         } else if (flags.output !== undefined) throw usageError('-o takes json (or nothing, for the table)');
         else io.out(formatStatus(r));
-        // exit 1 when something runs twice outside a partition: fencing failed
-        return r.duplicates.some((d) => !d.stale) ? 1 : 0;
+        // like `kubectl wait`: 0 only when every lab process runs (nats-server, the coordinator,
+        // every agent), the live API says converged and nothing runs twice; 1 otherwise
+        return r.problems.length ? 1 : 0;
       }
       case 'kill-host': {
         need(1, 'NODE');
@@ -354,6 +399,20 @@ export async function runLab(argv: string[], io: LabIo = defaultIo): Promise<num
         io.out(
           `${r.node}: killed ${r.instances.map((i) => `${i.instanceId} [${i.pid}]`).join(', ')} behind Drover's back\n`,
         );
+        return 0;
+      }
+      case 'stop': {
+        need(1, 'coordinator|nats [--kill]');
+        const r = await stopService(dir, parseService(args[0]!), { kill: flags.kill === true });
+        io.out(
+          `${serviceLabel(r.service)} stopped (pid ${r.pid}, ${r.how}); the agents keep running and reconnect when \`drover lab start${dirArg(dir)} ${r.service}\` brings it back\n`,
+        );
+        return 0;
+      }
+      case 'start': {
+        need(1, 'coordinator|nats');
+        const r = await startService(dir, parseService(args[0]!));
+        io.out(`${serviceLabel(r.service)} started (pid ${r.pid}): ${r.how}\n`);
         return 0;
       }
       case 'partition': {

@@ -30,6 +30,7 @@ export interface LabNodeView {
 
 export interface LabRoleView {
   name: string;
+  cluster?: string;
   desired: number;
   placed: number;
   healthy: number;

@@ -63,7 +63,8 @@ export const LAB_ERROR_CODES = {
   },
   DROVER_ERR_LAB_MODE: {
     exit: 2,
-    description: 'The operation needs the other lab mode (e.g. `heal` of a node that is not partitioned).',
+    description:
+      'The host or service is not in a state the command applies to (`heal` of a node that is not partitioned, `start` of a running service).',
   },
   DROVER_ERR_LAB_LEFTOVERS: {
     exit: 1,

@@ -8,6 +8,15 @@ export {
   type LabStatusView,
 } from './api.js';
 export { labProcs, nodeProcs, type RoleProcess, roleProcesses } from './collect.js';
+export {
+  type LabService,
+  parseService,
+  type ServiceResult,
+  serviceLabel,
+  serviceProc,
+  startService,
+  stopService,
+} from './control.js';
 export { type LabDownResult, labDown, labLeftovers, teardown } from './down.js';
 export { LAB_ERROR_CODES, LabError, type LabErrorCode, type LabErrorSpec } from './errors.js';
 export {
@@ -20,8 +29,10 @@ export {
   stopRole,
 } from './faults.js';
 export {
+  CLUSTER_LABEL,
   DEFAULT_NODES,
   fleetLayout,
+  type LayoutOptions,
   MAX_NODES,
   MIN_NODES,
   type NodeLayout,
@@ -41,6 +52,12 @@ export {
 export { defaultDistDir, defaultTopologyFile, labPaths } from './paths.js';
 export { LAB_PROGRAMS, preflight } from './preflight.js';
 export { type LabNodeState, type LabState, readState, STATE_FILE } from './state.js';
-export { type LabNodeReport, type LabStatusReport, labStatus, runningInstances } from './status.js';
+export {
+  type LabNodeReport,
+  type LabStatusReport,
+  labStatus,
+  runningInstances,
+  type ServiceStatus,
+} from './status.js';
 export { loadLabTopology } from './topology.js';
 export { type LabUpResult, labUp, type Progress, roleLine } from './up.js';

@@ -15,6 +15,8 @@ export interface NodeLayout {
   index: number;
   address: string;
   labels: Record<string, string>;
+  /** joins without the join token: stays Pending until `drover approve` */
+  pending?: boolean;
 }
 
 export const MIN_NODES = 4;
@@ -27,36 +29,63 @@ export function poolSizes(n: number): Record<Pool, number> {
   return { lb: 1, 'control-plane': cp, worker: n - 1 - cp };
 }
 
+/** The label that puts a node in a cluster (coordinator/labels.ts); the lab sets it on every host at join. */
+export { CLUSTER_LABEL };
+
+export interface LayoutOptions {
+  /**
+   * The clusters the topology file defines (metadata.name of each document). Every host gets
+   * `drover.dev/cluster=<name>`: with one cluster all of them; with several the hosts are
+   * `<cluster>-1`, `<cluster>-2`… (label `pool=worker`), split as evenly as `n` allows.
+   */
+  clusters?: readonly string[];
+  /** extra hosts `pending-1`… (pool=worker, the first cluster) that join without the join token */
+  pending?: number;
+}
+
 /** `subnet` is the first three octets, e.g. `127.0.0` or `10.77.0`. */
-/**
- * With `cluster`, every host is labelled `drover.dev/cluster: <cluster>`: a node joins a cluster
- * only explicitly, and the lab's hosts belong to the topology it applies.
- */
-export function fleetLayout(n: number, subnet: string, cluster?: string): NodeLayout[] {
-  if (!Number.isInteger(n) || n < MIN_NODES || n > MAX_NODES)
+export function fleetLayout(n: number, subnet: string, opts: LayoutOptions = {}): NodeLayout[] {
+  const clusters = opts.clusters?.length ? opts.clusters : undefined;
+  const multi = !!clusters && clusters.length > 1;
+  const min = multi ? clusters.length : MIN_NODES;
+  const pending = opts.pending ?? 0;
+  if (!Number.isInteger(n) || n < min || n > MAX_NODES)
     throw labError(
       'DROVER_ERR_LAB_USAGE',
-      `--nodes must be a whole number from ${MIN_NODES} to ${MAX_NODES} (1 load balancer, 3 control-plane nodes, then a spare and workers); got ${JSON.stringify(n)}`,
+      multi
+        ? `--nodes must be a whole number from ${min} to ${MAX_NODES} (at least one host for each of the topology's ${clusters.length} clusters); got ${JSON.stringify(n)}`
+        : `--nodes must be a whole number from ${MIN_NODES} to ${MAX_NODES} (1 load balancer, 3 control-plane nodes, then a spare and workers); got ${JSON.stringify(n)}`,
     );
-  const sizes = poolSizes(n);
+  if (!Number.isInteger(pending) || pending < 0 || n + pending > MAX_NODES)
+    throw labError(
+      'DROVER_ERR_LAB_USAGE',
+      `--pending must be a whole number from 0 to ${MAX_NODES - n} (at most ${MAX_NODES} hosts in all); got ${JSON.stringify(pending)}`,
+    );
   const out: NodeLayout[] = [];
   let index = 1;
-  const add = (pool: Pool, prefix: string, count: number) => {
+  const add = (pool: Pool, prefix: string, count: number, cluster: string | undefined) => {
     for (let i = 1; i <= count; i++) {
       const name = `${prefix}-${i}`;
-      out.push({
-        name,
-        pool,
-        index,
-        address: `${subnet}.${index + 1}`,
-        labels: { pool, ...(cluster ? { [CLUSTER_LABEL]: cluster } : {}) },
-      });
+      const labels: Record<string, string> = { pool };
+      if (cluster) labels[CLUSTER_LABEL] = cluster;
+      out.push({ name, pool, index, address: `${subnet}.${index + 1}`, labels });
       index++;
     }
   };
-  add('lb', 'lb', sizes.lb);
-  add('control-plane', 'cp', sizes['control-plane']);
-  add('worker', 'worker', sizes.worker);
+  if (multi)
+    clusters.forEach((c, j) => {
+      add('worker', c, Math.floor(n / clusters.length) + (j < n % clusters.length ? 1 : 0), c);
+    });
+  else {
+    const sizes = poolSizes(n);
+    const c = clusters?.[0];
+    add('lb', 'lb', sizes.lb, c);
+    add('control-plane', 'cp', sizes['control-plane'], c);
+    add('worker', 'worker', sizes.worker, c);
+  }
+  const first = out.length;
+  add('worker', 'pending', pending, clusters?.[0]);
+  for (const x of out.slice(first)) x.pending = true;
   return out;
 }
 

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { parseDuration } from '../../lib/duration.js';
 import { labError } from './errors.js';
-import { checkSubnet, DEFAULT_NODES, fleetLayout } from './layout.js';
+import { checkSubnet, DEFAULT_NODES, fleetLayout, MIN_NODES } from './layout.js';
 import { defaultDistDir, defaultTopologyFile } from './paths.js';
 
 /**
@@ -43,6 +43,8 @@ export interface LabUpOptions {
   nodeBinary?: string;
   /** daemon log level (default info) */
   logLevel?: string;
+  /** extra hosts that join without the join token, Pending until `drover approve` (default 0) */
+  pending?: number;
 }
 
 export const DEFAULT_LAB_DIR = '.lab';
@@ -65,6 +67,7 @@ export interface CompiledLabUpOptions {
   readonly distDir: string;
   readonly nodeBinary: string;
   readonly logLevel: string;
+  readonly pending: number;
 }
 
 const TIMING_KEYS = ['heartbeatInterval', 'unreachableAfter', 'reassignAfter', 'etcdReassignAfter'] as const;
@@ -84,7 +87,12 @@ export function compileLabUpOptions(o: LabUpOptions = {}, cwd = process.cwd()): 
   const netns = o.netns ?? false;
   const nodes = o.nodes ?? DEFAULT_NODES;
   const subnet = checkSubnet(o.subnet ?? (netns ? DEFAULT_SUBNET.netns : DEFAULT_SUBNET.loopback), netns);
-  fleetLayout(nodes, subnet); // validates the count
+  const pending = o.pending ?? 0;
+  // the range; the minimum depends on the topology (one host per cluster in a file of several,
+  // else the HA layout's 4), which labUp checks with the layout before anything starts
+  fleetLayout(Number.isInteger(nodes) && nodes >= 1 ? Math.max(nodes, MIN_NODES) : nodes, subnet, {
+    pending,
+  });
   const timings: Record<string, string> = {};
   for (const k of TIMING_KEYS) {
     const v = o[k];
@@ -129,5 +137,6 @@ export function compileLabUpOptions(o: LabUpOptions = {}, cwd = process.cwd()): 
     distDir,
     nodeBinary: o.nodeBinary ?? process.execPath,
     logLevel,
+    pending,
   });
 }

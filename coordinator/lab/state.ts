@@ -27,6 +27,8 @@ export const LabNodeState = Type.Object({
   state: Type.Union([Type.Literal('running'), Type.Literal('killed'), Type.Literal('partitioned')]),
   netns: Type.Optional(Type.String()),
   hostVeth: Type.Optional(Type.String()),
+  /** `lab up --pending`: joins without the join token, Pending until `drover approve` */
+  pending: Type.Optional(Type.Boolean()),
 });
 export type LabNodeState = Static<typeof LabNodeState>;
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isMap, parseDocument } from 'yaml';
+import { type Document, isMap, parseAllDocuments } from 'yaml';
 import { parseTopology, TopologyError } from '../topology/index.js';
 import { labError } from './errors.js';
 
@@ -10,8 +10,11 @@ export interface LabTopology {
   changes: string[];
   /** label values the topology selects nodes by (`pool`), to warn about a layout that cannot fit */
   pools: string[];
-  /** the topology's cluster (`metadata.name`): every lab host is labelled `drover.dev/cluster` with it */
-  cluster: string;
+  /**
+   * One entry per document of the file: each is a cluster (its `metadata.name`, the name the
+   * coordinator keys it by and the lab's hosts carry in `drover.dev/cluster`), applied on its own.
+   */
+  clusters: Array<{ name: string; text: string }>;
 }
 
 /**
@@ -31,42 +34,64 @@ export function loadLabTopology(
     throw labError('DROVER_ERR_LAB_USAGE', `cannot read the topology ${path}: ${(err as Error).message}`);
   }
   const changes: string[] = [];
-  if (timings.etcdReassignAfter || timings.reassignAfter) {
-    const doc = parseDocument(text);
-    const roles = doc.get('roles');
-    if (isMap(roles)) {
-      for (const item of roles.items) {
-        const name = String((item.key as { value?: unknown })?.value ?? item.key);
-        const want = name === 'etcd' ? timings.etcdReassignAfter : timings.reassignAfter;
-        if (!want) continue;
-        const before = doc.getIn(['roles', name, 'repair', 'reassignAfter']);
-        // etcd always gets the flag's value; other roles only where the file sets its own
-        if (name !== 'etcd' && before === undefined) continue;
-        if (before !== undefined && String(before) === want) continue;
-        doc.setIn(['roles', name, 'repair', 'reassignAfter'], want);
-        changes.push(
-          `roles.${name}.repair.reassignAfter ${before === undefined ? '(unset)' : String(before)} → ${want}`,
-        );
-      }
+  const docs = parseAllDocuments(text);
+  const list: Document[] = Array.isArray(docs) ? docs : [];
+  const bad = list.find((d) => d.errors.length);
+  if (bad) throw labError('DROVER_ERR_LAB_USAGE', `invalid topology: ${path}: ${bad.errors[0]!.message}`);
+  const real = list.filter((d) => d.contents !== null);
+  if (!real.length) throw labError('DROVER_ERR_LAB_USAGE', `invalid topology: ${path} is empty`);
+  if (timings.etcdReassignAfter || timings.reassignAfter)
+    for (const doc of real) changes.push(...overrideTimings(doc, timings, real.length > 1));
+  // a file without overrides is applied as it is, byte for byte
+  const texts =
+    changes.length || real.length > 1 ? real.map((d) => d.toString().replace(/^---[ \t]*\n/, '')) : [text];
+  if (changes.length) text = texts.join('---\n');
+  const pools = new Set<string>();
+  const clusters: LabTopology['clusters'] = [];
+  for (const t of texts) {
+    let parsed: ReturnType<typeof parseTopology>;
+    try {
+      parsed = parseTopology(t, path);
+    } catch (err) {
+      if (err instanceof TopologyError)
+        throw labError('DROVER_ERR_LAB_USAGE', `invalid topology: ${err.message}`);
+      throw err;
     }
-    if (changes.length) text = doc.toString();
+    const name = parsed.metadata.name;
+    if (clusters.some((c) => c.name === name))
+      throw labError(
+        'DROVER_ERR_LAB_USAGE',
+        `invalid topology: ${path} defines the cluster ${JSON.stringify(name)} twice (metadata.name must differ between documents)`,
+      );
+    clusters.push({ name, text: t });
+    for (const r of Object.values(parsed.roles as Record<string, { nodeSelector?: Record<string, string> }>))
+      if (typeof r.nodeSelector?.pool === 'string') pools.add(r.nodeSelector.pool);
   }
-  let pools: string[] = [];
-  let cluster: string;
-  try {
-    const t = parseTopology(text, path);
-    cluster = t.metadata.name;
-    pools = [
-      ...new Set(
-        Object.values(t.roles as Record<string, { nodeSelector?: Record<string, string> }>)
-          .map((r) => r.nodeSelector?.pool)
-          .filter((p): p is string => typeof p === 'string'),
-      ),
-    ];
-  } catch (err) {
-    if (err instanceof TopologyError)
-      throw labError('DROVER_ERR_LAB_USAGE', `invalid topology: ${err.message}`);
-    throw err;
+  return { text, changes, pools: [...pools], clusters };
+}
+
+/** Replaces the roles' `repair.reassignAfter` in one document; returns what changed. */
+function overrideTimings(
+  doc: Document,
+  timings: { etcdReassignAfter?: string; reassignAfter?: string },
+  named: boolean,
+): string[] {
+  const changes: string[] = [];
+  const roles = doc.get('roles');
+  if (!isMap(roles)) return changes;
+  const cluster = named ? `${String(doc.getIn(['metadata', 'name']))}: ` : '';
+  for (const item of roles.items) {
+    const name = String((item.key as { value?: unknown })?.value ?? item.key);
+    const want = name === 'etcd' ? timings.etcdReassignAfter : timings.reassignAfter;
+    if (!want) continue;
+    const before = doc.getIn(['roles', name, 'repair', 'reassignAfter']);
+    // etcd always gets the flag's value; other roles only where the file sets its own
+    if (name !== 'etcd' && before === undefined) continue;
+    if (before !== undefined && String(before) === want) continue;
+    doc.setIn(['roles', name, 'repair', 'reassignAfter'], want);
+    changes.push(
+      `${cluster}roles.${name}.repair.reassignAfter ${before === undefined ? '(unset)' : String(before)} → ${want}`,
+    );
   }
-  return { text, changes, pools, cluster };
+  return changes;
 }

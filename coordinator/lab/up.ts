@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { writeFileAtomic } from '../../lib/atomic-file.js';
 import { LabApi, type LabRoleView } from './api.js';
+import { exitedMessage, spawnCoordinator, spawnNats, waitUntil } from './control.js';
 import { labError } from './errors.js';
 import { fleetLayout, type NodeLayout } from './layout.js';
 import { createBridge, createNodeNet, netNames } from './netns.js';
@@ -32,8 +33,6 @@ export interface LabUpResult {
   topologyChanges: string[];
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 async function portFree(host: string, port: number): Promise<boolean> {
   return await new Promise((resolve) => {
     const s = createServer();
@@ -57,38 +56,6 @@ async function anyPort(host: string): Promise<number> {
 async function pickPort(host: string, preferred: number): Promise<number> {
   if (preferred !== 0 && (await portFree(host, preferred))) return preferred;
   return anyPort(host);
-}
-
-function tail(path: string, lines = 15): string {
-  try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-/** Waits for `ok()`; fails early when a lab process it depends on has exited. */
-async function waitUntil(
-  what: string,
-  ok: () => Promise<boolean>,
-  opts: { timeoutMs: number; alive?: () => string | undefined; intervalMs?: number },
-): Promise<void> {
-  const deadline = Date.now() + opts.timeoutMs;
-  for (;;) {
-    if (await ok()) return;
-    const dead = opts.alive?.();
-    if (dead) throw labError('DROVER_ERR_LAB_START', dead);
-    if (Date.now() > deadline)
-      throw labError(
-        'DROVER_ERR_LAB_TIMEOUT',
-        `timed out after ${opts.timeoutMs / 1000}s waiting for ${what}`,
-      );
-    await sleep(opts.intervalMs ?? 250);
-  }
-}
-
-function exitedMessage(name: string, log: string): string {
-  return `${name} exited during start-up; the end of ${log}:\n${tail(log)}`;
 }
 
 /** The command that runs a node's agent: directly, or inside its namespace with `ip netns exec`. */
@@ -128,11 +95,12 @@ function agentConfig(
     dataDir: np.dataDir,
     rootDir: np.rootDir,
     runtime: 'process',
-    joinToken,
+    // a --pending host has no token: it registers and waits for `drover approve`
+    ...(n.pending ? {} : { joinToken }),
     logLevel: o.logLevel,
   };
   if (o.timings.heartbeatInterval) cfg.heartbeatInterval = o.timings.heartbeatInterval;
-  return `# Written by \`drover lab up\` for lab host ${n.name} (${n.pool}).\n${toYaml(cfg)}`;
+  return `# Written by \`drover lab up\` for lab host ${n.name} (${n.pool}${n.pending ? ', joins without the token' : ''}).\n${toYaml(cfg)}`;
 }
 
 function coordinatorConfig(
@@ -171,7 +139,12 @@ function natsConfig(host: string, port: number, monitorPort: number, dir: string
 
 /** One line per role: `etcd 3/3 · kube-apiserver 1/3 (SIMULATED) · …`. */
 export function roleLine(roles: LabRoleView[]): string {
-  return roles.map((r) => `${r.name} ${r.healthy}/${r.desired}${r.simulated ? '*' : ''}`).join(' · ');
+  const several = new Set(roles.map((r) => r.cluster)).size > 1;
+  return roles
+    .map(
+      (r) => `${several ? `${r.cluster}/` : ''}${r.name} ${r.healthy}/${r.desired}${r.simulated ? '*' : ''}`,
+    )
+    .join(' · ');
 }
 
 /**
@@ -186,7 +159,10 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
   // Everything that can be checked is checked before anything starts.
   preflight({ netns: o.netns, distDir: o.distDir });
   const topo = loadLabTopology(o.topology, o.timings);
-  const layout = fleetLayout(o.nodes, o.subnet, topo.cluster);
+  const layout = fleetLayout(o.nodes, o.subnet, {
+    clusters: topo.clusters.map((c) => c.name),
+    pending: o.pending,
+  });
   const missingPools = topo.pools.filter((p) => !layout.some((n) => n.labels.pool === p));
   if (missingPools.length)
     progress(
@@ -260,6 +236,7 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
           config: np.config,
           log: p.log(`agent-${n.name}`),
           state: 'running' as const,
+          ...(n.pending ? { pending: true } : {}),
           ...(o.netns ? { netns: names.netns(n.name), hostVeth: names.hostVeth(n.index) } : {}),
         };
       }),
@@ -327,25 +304,8 @@ async function startFleet(
 
   // ---- nats-server
   await writeFileAtomic(p.natsConfig, natsConfig(natsHost, natsPort, monitorPort, p.natsDir));
-  state.nats.proc = await spawnDetached({
-    command: 'nats-server',
-    args: ['-c', p.natsConfig],
-    log: state.nats.log,
-    cwd: p.natsDir,
-    env: daemonEnv({ PATH: labPath() }),
-  }).catch((err) => {
-    throw labError('DROVER_ERR_LAB_START', `cannot start nats-server: ${(err as Error).message}`);
-  });
-  await writeState(state);
-  await waitUntil(
-    `nats-server on ${natsHost}:${natsPort}`,
-    async () => (await fetch(`${state.nats.monitorUrl}/healthz`).catch(() => undefined))?.ok === true,
-    {
-      timeoutMs: 15_000,
-      alive: () => (isAlive(state.nats.proc) ? undefined : exitedMessage('nats-server', state.nats.log)),
-    },
-  );
-  progress(`nats-server     ${natsUrl}  (pid ${state.nats.proc.pid})`);
+  await spawnNats(state);
+  progress(`nats-server     ${natsUrl}  (pid ${state.nats.proc!.pid})`);
 
   // ---- coordinator
   await writeFileAtomic(
@@ -353,30 +313,14 @@ async function startFleet(
     coordinatorConfig(o, natsUrl, `127.0.0.1:${apiPort}`, joinToken, p),
     0o600,
   );
-  state.coordinator.proc = await spawnDetached({
-    command: o.nodeBinary,
-    args: [join(o.distDir, 'drover-coordinator.mjs'), '--config', p.coordinatorConfig],
-    log: state.coordinator.log,
-    cwd: p.coordinatorDir,
-    env: daemonEnv({ PATH: labPath() }),
-  });
-  await writeState(state);
+  await spawnCoordinator(state);
   const api = new LabApi(apiUrl, state.coordinator.adminTokenFile);
-  await waitUntil(
-    `the coordinator API at ${apiUrl}`,
-    async () => (await api.ready()) && existsSync(state.coordinator.adminTokenFile),
-    {
-      timeoutMs: 30_000,
-      alive: () =>
-        isAlive(state.coordinator.proc) ? undefined : exitedMessage('the coordinator', state.coordinator.log),
-    },
-  );
   await writeFileAtomic(
     p.cliConfig,
     `# The drover CLI's settings for this lab: export DROVER_CONFIG=${p.cliConfig}\nserver: ${apiUrl}\ntokenFile: ${state.coordinator.adminTokenFile}\n`,
     0o600,
   );
-  progress(`coordinator     ${apiUrl}  (pid ${state.coordinator.proc.pid})`);
+  progress(`coordinator     ${apiUrl}  (pid ${state.coordinator.proc!.pid})`);
 
   // ---- agents
   for (const n of state.nodes) {
@@ -388,7 +332,8 @@ async function startFleet(
     await writeState(state);
   }
   const counts = layout.reduce<Record<string, number>>((m, n) => {
-    m[n.pool] = (m[n.pool] ?? 0) + 1;
+    const k = n.pending ? 'pending' : n.pool;
+    m[k] = (m[k] ?? 0) + 1;
     return m;
   }, {});
   const range = `${o.subnet}.2-${1 + layout.length}`;
@@ -407,14 +352,17 @@ async function startFleet(
         : exitedMessage('the coordinator', state.coordinator.log);
   };
   let lastReg = -1;
+  const pendingCount = state.nodes.filter((n) => n.pending).length;
+  const pendingNote = pendingCount ? `(Ready, or Pending for the ${pendingCount} without a token)` : 'Ready';
   await waitUntil(
     'every agent to register',
     async () => {
       const nodes = await api.nodes().catch(() => []);
-      const ready = nodes.filter(
-        (n) => n.state === 'Ready' && state.nodes.some((x) => x.name === n.id),
+      // a --pending host counts once the coordinator holds it Pending
+      const ready = state.nodes.filter((x) =>
+        nodes.some((n) => n.id === x.name && n.state === (x.pending ? 'Pending' : 'Ready')),
       ).length;
-      if (ready !== lastReg) progress(`registered      ${ready}/${state.nodes.length} Ready`);
+      if (ready !== lastReg) progress(`registered      ${ready}/${state.nodes.length} ${pendingNote}`);
       lastReg = ready;
       return ready === state.nodes.length;
     },
@@ -424,8 +372,18 @@ async function startFleet(
   // ---- topology
   for (const c of topo.changes) progress(`topology        ${c} (from the timing flags)`);
   await writeFileAtomic(p.topology, topo.text);
-  await api.applyTopology(topo.text);
-  progress(`topology        applied ${o.topology}${topo.changes.length ? ` (as ${p.topology})` : ''}`);
+  // one PUT per cluster: a file of several documents holds several clusters
+  for (const c of topo.clusters) await api.applyTopology(c.text);
+  progress(
+    `topology        applied ${o.topology}${topo.changes.length ? ` (as ${p.topology})` : ''}${topo.clusters.length > 1 ? `: clusters ${topo.clusters.map((c) => c.name).join(', ')}` : ''}`,
+  );
+  if (pendingCount)
+    progress(
+      `pending         ${state.nodes
+        .filter((n) => n.pending)
+        .map((n) => n.name)
+        .join(', ')} joined without the token: \`drover approve NODE\` admits them`,
+    );
   return state;
 }
 

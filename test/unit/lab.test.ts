@@ -74,6 +74,43 @@ describe('lab layout', () => {
     }
   });
 
+  it('labels every host with the topology cluster (drover.dev/cluster), as the join sets it', () => {
+    const l = fleetLayout(4, '127.0.0', { clusters: ['ha'] });
+    expect(l.map((n) => n.labels)).toEqual([
+      { pool: 'lb', 'drover.dev/cluster': 'ha' },
+      ...[1, 2, 3].map(() => ({ pool: 'control-plane', 'drover.dev/cluster': 'ha' })),
+    ]);
+  });
+
+  it('several clusters: hosts <cluster>-<i> split evenly, at least one each', () => {
+    const l = fleetLayout(5, '127.0.0', { clusters: ['r1', 'r2'] });
+    expect(l.map((n) => `${n.name}=${n.address}:${n.labels['drover.dev/cluster']}`)).toEqual([
+      'r1-1=127.0.0.2:r1',
+      'r1-2=127.0.0.3:r1',
+      'r1-3=127.0.0.4:r1',
+      'r2-1=127.0.0.5:r2',
+      'r2-2=127.0.0.6:r2',
+    ]);
+    expect(fleetLayout(2, '127.0.0', { clusters: ['r1', 'r2'] }).map((n) => n.name)).toEqual([
+      'r1-1',
+      'r2-1',
+    ]);
+    expect(labErr(() => fleetLayout(1, '127.0.0', { clusters: ['r1', 'r2'] })).message).toContain(
+      'at least one host for each',
+    );
+  });
+
+  it('--pending N: N more hosts pending-1… after the others, marked to join without the token', () => {
+    const l = fleetLayout(4, '127.0.0', { clusters: ['ha'], pending: 2 });
+    expect(l.slice(4).map((n) => `${n.name}=${n.address}:${n.pool}:${n.pending}`)).toEqual([
+      'pending-1=127.0.0.6:worker:true',
+      'pending-2=127.0.0.7:worker:true',
+    ]);
+    expect(l.slice(0, 4).every((n) => !n.pending)).toBe(true);
+    for (const p of [-1, 1.5, 57])
+      expect(labErr(() => fleetLayout(4, '127.0.0', { pending: p })).message).toContain('--pending must be');
+  });
+
   it('interface names fit the kernel limit of 15 bytes and differ between lab dirs', () => {
     const a = netNames('/tmp/a');
     const b = netNames('/tmp/b');
@@ -128,6 +165,28 @@ describe('lab topology', () => {
     expect(t.text).toContain('reassignAfter: 4s');
     expect(t.text).not.toContain('reassignAfter: 60s');
     expect(t.text).toContain('# etcd moves only after a long outage');
+  });
+
+  it('one cluster per document: examples/superclusters.yaml gives r1 and r2, each applied on its own', () => {
+    const t = loadLabTopology(new URL('../../examples/superclusters.yaml', import.meta.url).pathname, {});
+    expect(t.clusters.map((c) => c.name)).toEqual(['r1', 'r2']);
+    for (const c of t.clusters) {
+      expect(c.text).toContain(`name: ${c.name}`);
+      expect(c.text).not.toContain('---');
+    }
+    expect(loadLabTopology(HA, {}).clusters.map((c) => c.name)).toEqual(['ha']);
+    const dir = tempDir('lab-topo2');
+    try {
+      const twice = join(dir, 'twice.yaml');
+      const one = readFileSync(HA, 'utf8');
+      writeFileSync(twice, `${one}\n---\n${one}`);
+      expect(labErr(() => loadLabTopology(twice, {})).message).toContain('defines the cluster "ha" twice');
+      const empty = join(dir, 'empty.yaml');
+      writeFileSync(empty, '# nothing\n');
+      expect(labErr(() => loadLabTopology(empty, {})).message).toContain('is empty');
+    } finally {
+      rmrf(dir);
+    }
   });
 
   it('an invalid topology is refused before anything starts, naming the field', () => {
@@ -205,6 +264,19 @@ describe('drover lab command line', () => {
         [['up', '--nodes', '3', '--dir', dir], 2, 'from 4 to 60'],
         [['status', '--dir', dir], 3, `no lab in ${dir}`],
         [['kill-host', 'cp-1', '--dir', dir], 3, 'no lab in'],
+        [['stop', '--dir', dir], 2, 'usage: drover lab stop coordinator|nats'],
+        [['stop', 'etcd', '--dir', dir], 2, 'lab start/stop takes coordinator or nats, not "etcd"'],
+        [['start', 'coordinator', 'nats', '--dir', dir], 2, 'usage: drover lab start coordinator|nats'],
+        [['start', 'nats', '--kill', '--dir', dir], 2, '--kill is a flag of `lab stop`'],
+        [['stop', 'nats', '--pending', '1', '--dir', dir], 2, '--pending is a flag of `lab up`'],
+        [['up', '--pending', 'two', '--dir', dir], 2, '--pending takes a whole number'],
+        [
+          ['up', '--pending', '57', '--dir', dir],
+          2,
+          '--pending must be a whole number from 0 to 53 (at most 60 hosts in all)',
+        ],
+        [['stop', 'coordinator', '--dir', dir], 3, 'no lab in'],
+        [['start', 'nats-server', '--dir', dir], 3, 'no lab in'],
       ];
       for (const [argv, code, msg] of cases) {
         const c = io();
@@ -214,6 +286,8 @@ describe('drover lab command line', () => {
       const h = io();
       expect(await runLab(['--help'], h.io)).toBe(0);
       expect(h.out()).toContain('kill-host NODE');
+      expect(h.out()).toContain('stop coordinator|nats [--kill]');
+      expect(h.out()).toContain('--pending N');
     } finally {
       rmrf(dir);
     }
@@ -262,7 +336,13 @@ describe('drover lab command line', () => {
       ],
       duplicates: [{ instanceId: 'kube-apiserver#0', nodes: ['cp-1', 'cp-4'], stale: true }],
       apiError: 'down',
+      problems: ['cp-1 is partitioned (`drover lab heal cp-1`)'],
+      notes: [],
     });
+    // the API did not answer: convergence is unknown, never "converged"
+    expect(text).toContain('convergence unknown (down)');
+    expect(text).not.toMatch(/(?<!not )converged/);
+    expect(text).toContain('NOT READY (exit 1):\n  - cp-1 is partitioned');
     expect(text).toContain('kube-apiserver#0*');
     expect(text).toContain('frozen 7');
     expect(text).toContain('stale copy is fenced when it heals');
