@@ -716,7 +716,11 @@ export class Engine {
 
   // ---------------------------------------------------------------- liveness
 
+  /** runs before each liveness sweep (the composition root wires the stall re-base here) */
+  beforeSweep?: () => void;
+
   private sweep(): void {
+    this.beforeSweep?.();
     const changes = this.nodes.sweep();
     const clusters = new Set<string>();
     for (const c of changes) {
