@@ -145,6 +145,8 @@ export async function startCoordinator(
       metrics,
       natsConnected: () => bus.connected,
       pki,
+      // every automatic mover honours the storm guard: VirtualCluster slices too
+      vcStormGuard: (cluster) => repair.stormActive(cluster),
     });
   } catch (err) {
     clearInterval(caRotation);

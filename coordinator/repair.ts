@@ -5,6 +5,7 @@ import type { Engine, Evictions, RepairHooks } from './engine.js';
 import { coordinatorError } from './errors.js';
 import { EtcdAdmin, type EtcdTls, replacementKeepsQuorum } from './etcd.js';
 import { type Assignment, isHealthy, type NodeRecord } from './model.js';
+import { stormVerdict } from './storm-guard.js';
 
 /**
  * Repair timings. Defaults and why (docs/operations.md has the long form):
@@ -94,6 +95,18 @@ export class RepairPolicy implements RepairHooks {
     for (const c of this.engine.clusterNames()) this.engine.queue.add(`cluster:${c}`);
   }
 
+  /**
+   * Whether the storm guard holds automatic moves in `cluster` right now (computed from the
+   * current node states, not from the last reconcile); the VirtualCluster placement asks this.
+   */
+  stormActive(cluster: string): boolean {
+    if (this.clock.now() < this.forceUntil) return false;
+    return stormVerdict(
+      this.engine.placementNodes(cluster).map((n) => n.state),
+      this.opts.stormThreshold,
+    ).storm;
+  }
+
   isPaused(cluster: string): boolean {
     return this.paused.get(cluster) === true;
   }
@@ -122,10 +135,14 @@ export class RepairPolicy implements RepairHooks {
     const wakeIn = (ms: number) => {
       wake = wake === undefined ? ms : Math.min(wake, ms);
     };
-    const unreachable = nodes.filter((n) => n.state === 'Unreachable');
-    const share = nodes.length ? unreachable.length / nodes.length : 0;
+    const verdict = stormVerdict(
+      nodes.map((n) => n.state),
+      this.opts.stormThreshold,
+    );
+    const { share } = verdict;
+    const unreachable = { length: verdict.unreachable };
     const forced = now < this.forceUntil;
-    const storm = share > this.opts.stormThreshold && !forced;
+    const storm = verdict.storm && !forced;
     if (storm !== this.isPaused(cluster)) {
       this.paused.set(cluster, storm);
       this.engine.events.emit(

@@ -67,6 +67,8 @@ export interface ApiDeps {
   pki?: ClusterPki;
   /** VirtualCluster slice placement: backstop re-placement period (default 10 s) */
   vcResyncMs?: number;
+  /** VirtualCluster slice placement: the storm guard (RepairPolicy.stormActive) it honours */
+  vcStormGuard?: (cluster: string) => boolean;
 }
 
 export interface ApiContext {
@@ -164,7 +166,12 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     metrics: deps.metrics,
     pki: deps.pki,
     clean: new CleanService(deps.engine, deps.store, deps.logger),
-    vc: new VcService(deps.engine, { store: deps.store, logger: deps.logger, resyncMs: deps.vcResyncMs }),
+    vc: new VcService(deps.engine, {
+      store: deps.store,
+      logger: deps.logger,
+      resyncMs: deps.vcResyncMs,
+      stormGuard: deps.vcStormGuard,
+    }),
     store: deps.store,
   };
   deps.metrics?.observe({ engine: deps.engine, natsConnected: ctx.natsConnected });

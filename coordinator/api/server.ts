@@ -19,6 +19,8 @@ export interface ApiServerOptions {
   metrics?: CoordinatorMetrics;
   natsConnected: () => boolean;
   pki?: ClusterPki;
+  /** the storm guard VirtualCluster placement honours (RepairPolicy.stormActive) */
+  vcStormGuard?: (cluster: string) => boolean;
 }
 
 export interface ApiServer {
@@ -77,6 +79,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     https,
     adminTokenHint: adminTokenFile,
     pki: o.pki,
+    vcStormGuard: o.vcStormGuard,
   });
   await app.listen({ host, port });
   started = true;
