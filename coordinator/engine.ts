@@ -31,6 +31,7 @@ import {
 import { coordinatorError } from './errors.js';
 import { EventLog } from './events.js';
 import { type Assignment, isHealthy, type NodeRecord, type Unplaced } from './model.js';
+import { prepareRemoval, type RemovalOutcome, type RemovalPort, type RemoveOptions } from './node-removal.js';
 import { constantTimeEqual, NodeRegistry, sameMachine } from './nodes.js';
 import { place } from './placement/index.js';
 import { RolloutGate } from './rollout.js';
@@ -595,8 +596,8 @@ export class Engine {
     let sealed = 0;
     for (const n of nodes) {
       if (!n.approved || n.state === 'Removed' || !this.nodes.get(n.id)) continue; // removed while we yielded
-      if (this.setDesired(n.id, rendered.get(n.id) ?? []) && ++sealed % 250 === 0)
-        await new Promise((r) => setImmediate(r));
+      const instances = this.fenced.has(n.id) ? [] : (rendered.get(n.id) ?? []);
+      if (this.setDesired(n.id, instances) && ++sealed % 250 === 0) await new Promise((r) => setImmediate(r));
     }
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   }
@@ -890,8 +891,11 @@ export class Engine {
     return next;
   }
 
-  /** Forgets a node without its cooperation; its instances are placed elsewhere. */
-  async remove(id: string): Promise<void> {
+  /**
+   * Forgets a node; its instances are placed elsewhere. A live node that still runs instances is
+   * refused unless `force`, which fences it first (coordinator/node-removal.ts).
+   */
+  async remove(id: string, opts: RemoveOptions = {}): Promise<RemovalOutcome> {
     const rec = this.requireNode(id);
     const cluster = this.clusterOf(rec);
     // Refused even with --force: forgetting an etcd host removes its member, and a membership
@@ -910,7 +914,10 @@ export class Engine {
         nodeId: id,
       });
     }
+    const outcome = await prepareRemoval(this.removalPort(cluster), id, opts);
+    this.requireNode(id); // not removed by someone else while its agent was stopping its instances
     await this.nodes.forget(id);
+    this.fenced.delete(id);
     this.desired.delete(id);
     this.sealedFrom.delete(id);
     this.rollout.forget(id);
@@ -919,9 +926,39 @@ export class Engine {
       kind: 'node.removed',
       severity: 'warning',
       nodeId: id,
-      message: `node ${id} removed`,
+      message: `node ${id} removed${outcome.how === 'fenced' ? ' (fenced first: its agent stopped its instances)' : ''}`,
     });
     this.queue.add(`cluster:${cluster}`);
+    return outcome;
+  }
+
+  /** nodes whose plan is emptied while their removal waits for the agent (node-removal.ts) */
+  private readonly fenced = new Set<string>();
+
+  private removalPort(cluster: string): RemovalPort {
+    return {
+      clock: this.clock,
+      state: (n) => {
+        const r = this.nodes.get(n);
+        return r ? this.nodes.effectiveState(r) : 'Removed';
+      },
+      assigned: (n) => this.currentAssignments(cluster).filter((a) => a.nodeId === n).length,
+      runsNothing: (n) => {
+        const d = this.desired.get(n)?.plan;
+        const l = this.nodes.liveness(n);
+        if (!d) return (l?.status?.instances.length ?? 0) === 0;
+        return (
+          d.instances.length === 0 &&
+          l?.applied?.checksum === d.checksum &&
+          l.applied.generation >= d.generation
+        );
+      },
+      fence: (n, on) => {
+        if (on) this.fenced.add(n);
+        else this.fenced.delete(n);
+        this.queue.add(`cluster:${cluster}`);
+      },
+    };
   }
 
   /**

@@ -55,6 +55,16 @@ export const ENGINE_ERRORS = {
     status: 409,
     description: 'Refused: this would move the last healthy instance of a role away from a live node.',
   },
+  DROVER_ERR_NODE_LIVE: {
+    status: 409,
+    description:
+      'Refused: the node is still heartbeating and runs instances; drain it first, or remove it with --force (fenced first).',
+  },
+  DROVER_ERR_FENCE_TIMEOUT: {
+    status: 504,
+    description:
+      'A forced removal was abandoned: the node did not confirm in time that it stopped its instances; nothing was removed.',
+  },
   DROVER_ERR_INTERNAL: { status: 500, description: 'An unexpected internal error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

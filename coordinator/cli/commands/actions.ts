@@ -199,7 +199,7 @@ export async function nodeAction(ctx: CommandContext, action: NodeAction): Promi
   const path = `/v1/nodes/${encodeURIComponent(id)}`;
   const r =
     action === 'remove'
-      ? await ctx.client.request<{ message: string }>('DELETE', path)
+      ? await ctx.client.request<{ message: string }>('DELETE', path, { query: removeQuery(ctx) })
       : await ctx.client.post<{ message: string }>(
           `${path}/${action}`,
           action === 'repair' ? { force: bool(ctx.args.flags, 'force') } : undefined,
@@ -230,6 +230,22 @@ export async function nodeAction(ctx: CommandContext, action: NodeAction): Promi
     );
   }
   return 0;
+}
+
+/** `remove NODE [--force [--timeout 15s]]`: a forced removal of a live node waits for its agent to stop its instances. */
+function removeQuery(ctx: CommandContext): Record<string, string | number | boolean | undefined> {
+  const force = bool(ctx.args.flags, 'force');
+  if (!force) {
+    if (str(ctx.args.flags, 'timeout') !== undefined)
+      throw usage('--timeout goes with --force', 'e.g. drover remove NODE --force --timeout 30s');
+    return {};
+  }
+  const t = str(ctx.args.flags, 'timeout');
+  if (t === undefined) return { force: true };
+  const ms = parseDuration(t);
+  if (ms === undefined || ms < 1000 || ms > 600_000)
+    throw usage(`--timeout ${JSON.stringify(t)} is not a duration from 1s to 10m`, 'e.g. --timeout 30s');
+  return { force: true, timeout: Math.ceil(ms / 1000) };
 }
 
 /** `drover move INSTANCE --to NODE [--wait]` */
