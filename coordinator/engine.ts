@@ -31,7 +31,13 @@ import {
 import { coordinatorError } from './errors.js';
 import { EventLog } from './events.js';
 import { type Assignment, isHealthy, type NodeRecord, type Unplaced } from './model.js';
-import { prepareRemoval, type RemovalOutcome, type RemovalPort, type RemoveOptions } from './node-removal.js';
+import {
+  appliedEmptyPlan,
+  prepareRemoval,
+  type RemovalOutcome,
+  type RemovalPort,
+  type RemoveOptions,
+} from './node-removal.js';
 import { constantTimeEqual, NodeRegistry, sameMachine } from './nodes.js';
 import { place } from './placement/index.js';
 import { RolloutGate } from './rollout.js';
@@ -943,16 +949,7 @@ export class Engine {
         return r ? this.nodes.effectiveState(r) : 'Removed';
       },
       assigned: (n) => this.currentAssignments(cluster).filter((a) => a.nodeId === n).length,
-      runsNothing: (n) => {
-        const d = this.desired.get(n)?.plan;
-        const l = this.nodes.liveness(n);
-        if (!d) return (l?.status?.instances.length ?? 0) === 0;
-        return (
-          d.instances.length === 0 &&
-          l?.applied?.checksum === d.checksum &&
-          l.applied.generation >= d.generation
-        );
-      },
+      runsNothing: (n) => appliedEmptyPlan(this.desired.get(n)?.plan, this.nodes.liveness(n)),
       fence: (n, on) => {
         if (on) this.fenced.add(n);
         else this.fenced.delete(n);

@@ -56,6 +56,24 @@ export function removalVerdict(i: RemovalInput): RemovalVerdict {
   };
 }
 
+/**
+ * Pure: the node's agent confirmed a plan holding no instances (or, with no plan rendered for it,
+ * reports running none). Used for the fence and for `drover drain --wait`.
+ */
+export function appliedEmptyPlan(
+  desired: { instances: readonly unknown[]; checksum: string; generation: number } | undefined,
+  live:
+    | { applied?: { checksum: string; generation: number }; status?: { instances: readonly unknown[] } }
+    | undefined,
+): boolean {
+  if (!desired) return (live?.status?.instances.length ?? 0) === 0;
+  return (
+    desired.instances.length === 0 &&
+    live?.applied?.checksum === desired.checksum &&
+    live.applied.generation >= desired.generation
+  );
+}
+
 /** What `prepareRemoval` needs from the engine. */
 export interface RemovalPort {
   clock: Clock;

@@ -1,6 +1,7 @@
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { InstanceStatus, NodeStatus } from '../protocol/index.js';
+import { type DrainDecision, type DrainWait, drainBudget, everywhereRoles } from './drain.js';
 import type { Engine, Evictions, RepairHooks } from './engine.js';
 import { coordinatorError } from './errors.js';
 import { EtcdAdmin, type EtcdTls, replacementKeepsQuorum } from './etcd.js';
@@ -72,6 +73,8 @@ export class RepairPolicy implements RepairHooks {
   private readonly refusedEtcd = new Set<string>();
   private etcdBusy = false;
   private readonly etcdConfirmed = new Set<string>();
+  /** the last drain-wait message announced per instance */
+  private readonly drainWaits = new Map<string, string>();
 
   constructor(
     private readonly engine: Engine,
@@ -165,18 +168,18 @@ export class RepairPolicy implements RepairHooks {
           o.role === a.role && o.instanceId !== a.instanceId && this.instanceHealthy(o, byId.get(o.nodeId)),
       );
 
+    const drain = this.drainDecision(current, byId, topology);
     for (const a of current) {
       const node = byId.get(a.nodeId);
       const l = this.engine.nodes.liveness(a.nodeId);
       const isEtcd = a.role === ETCD;
       if (!node) continue; // removed nodes: placement drops the assignment by itself
       if (node.state === 'Draining') {
-        if (!healthyElsewhere(a) && this.instanceHealthy(a, node)) {
-          this.holdOnce(
-            a,
-            `${a.instanceId} stays on draining node ${a.nodeId}: it is the last healthy ${a.role}; start another first`,
-          );
-          wakeIn(2000);
+        // the disruption budget (coordinator/drain.ts): one instance of a role at a time
+        const w = drain.waits.get(a.instanceId);
+        if (w) {
+          this.noteDrainWait(a, `${a.instanceId} stays on draining node ${a.nodeId} for now: ${w.reason}`);
+          wakeIn(w.blocked ? 5000 : 500);
           continue;
         }
         if (isEtcd && !this.etcdGate(cluster, a, current, byId)) {
@@ -428,6 +431,40 @@ export class RepairPolicy implements RepairHooks {
   }
 
   // ------------------------------------------------------------------ internals
+
+  /** The drain budget over this cluster's assignments (coordinator/drain.ts). */
+  private drainDecision(
+    current: Assignment[],
+    byId: Map<string, NodeRecord>,
+    topology: ReturnType<Engine['topology']>,
+  ): DrainDecision & { waits: Map<string, DrainWait> } {
+    const nodeStates = new Map([...byId.values()].map((n) => [n.id, n.state]));
+    if (![...nodeStates.values()].includes('Draining')) return { leave: [], wait: [], waits: new Map() };
+    const d = drainBudget({
+      assignments: current,
+      healthy: new Set(
+        current.filter((a) => this.instanceHealthy(a, byId.get(a.nodeId))).map((a) => a.instanceId),
+      ),
+      nodeStates,
+      everywhere: everywhereRoles(topology),
+    });
+    for (const id of d.leave) this.drainWaits.delete(id);
+    return { ...d, waits: new Map(d.wait.map((w) => [w.instanceId, w])) };
+  }
+
+  /** A `repair.held` event when an instance's drain wait starts or its reason changes. */
+  private noteDrainWait(a: Assignment, message: string): void {
+    if (this.drainWaits.get(a.instanceId) === message) return;
+    this.drainWaits.set(a.instanceId, message);
+    this.engine.events.emit({
+      kind: 'repair.held',
+      severity: 'info',
+      nodeId: a.nodeId,
+      role: a.role,
+      instanceId: a.instanceId,
+      message,
+    });
+  }
 
   private reassign(cluster: string, a: Assignment, result: string, why: string, evict: Set<string>): void {
     this.engine.events.emit({

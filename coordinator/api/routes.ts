@@ -4,6 +4,7 @@ import { DROVER_VERSION } from '../../lib/version.js';
 import type { Event as EventMsg } from '../../protocol/index.js';
 import { coordinatorError } from '../errors.js';
 import type { ApiContext, EngineOps } from './app.js';
+import { registerDrainRoutes } from './routes-drain.js';
 import { registerSeedRoutes } from './routes-seeds.js';
 import { registerTopologyRoutes } from './routes-topology.js';
 import { registerVcRoutes } from './routes-vc.js';
@@ -131,6 +132,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
   await registerTopologyRoutes(app, ctx);
   await registerSeedRoutes(app, ctx);
   await registerVcRoutes(app, ctx);
+  await registerDrainRoutes(app, ctx);
 
   // ---------------------------------------------------------------- nodes
   const NodesQuery = Type.Object(
