@@ -77,6 +77,7 @@ export interface EngineOptions {
 }
 
 export const DEFAULT_CLUSTER = 'default';
+const NONE: ReadonlySet<string> = new Set();
 const CLUSTER_LABEL = 'drover.dev/cluster';
 
 interface Desired {
@@ -682,7 +683,12 @@ export class Engine {
       a.generation >= d.plan.generation
     )
       return undefined;
-    const blocked = this.rollout.acquire(nodeId, d.plan, (role) => this.roleCounts.get(role) ?? 0);
+    const blocked = this.rollout.acquire(
+      nodeId,
+      d.plan,
+      (role) => this.roleCounts.get(role) ?? 0,
+      (role) => this.unavailableByRole().get(role) ?? NONE,
+    );
     if (blocked.length) {
       this.log.debug(
         { nodeId, roles: blocked },
@@ -719,6 +725,27 @@ export class Engine {
     l.lastPushOkAt = this.clock.now();
     this.rollout.pushed(nodeId, d.plan);
     return undefined;
+  }
+
+  private unavailableMemo?: { at: number; byRole: Map<string, Set<string>> };
+
+  /** Instances on live nodes not healthy at their epoch (moving, starting, crashed), per role; memo of 100 ms. */
+  private unavailableByRole(): Map<string, Set<string>> {
+    const now = this.clock.now();
+    if (this.unavailableMemo && now - this.unavailableMemo.at < 100) return this.unavailableMemo.byRole;
+    const byRole = new Map<string, Set<string>>();
+    for (const a of this.allAssignments()) {
+      // only live nodes: an instance on a silent node must not hold every rollout of its role
+      const l = this.nodes.liveness(a.nodeId);
+      if (!l || l.state !== 'Ready') continue;
+      const s = l.status?.instances.find((i) => i.id === a.instanceId);
+      if (s && s.epoch === a.epoch && isHealthy(s)) continue;
+      let set = byRole.get(a.role);
+      if (!set) byRole.set(a.role, (set = new Set()));
+      set.add(a.instanceId);
+    }
+    this.unavailableMemo = { at: now, byRole };
+    return byRole;
   }
 
   // ---------------------------------------------------------------- liveness
