@@ -737,11 +737,11 @@ export class Engine {
     for (const a of this.allAssignments()) {
       // only live nodes: an instance on a silent node must not hold every rollout of its role
       const l = this.nodes.liveness(a.nodeId);
-      if (!l || l.state !== 'Ready') continue;
+      if (l?.state !== 'Ready') continue;
       const s = l.status?.instances.find((i) => i.id === a.instanceId);
       if (s && s.epoch === a.epoch && isHealthy(s)) continue;
-      let set = byRole.get(a.role);
-      if (!set) byRole.set(a.role, (set = new Set()));
+      const set = byRole.get(a.role) ?? new Set<string>();
+      byRole.set(a.role, set);
       set.add(a.instanceId);
     }
     this.unavailableMemo = { at: now, byRole };

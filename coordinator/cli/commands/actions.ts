@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { formatDuration, parseDuration } from '../../../lib/duration.js';
 import type { DrainStatus } from '../../api/routes-drain.js';
-import type { NodeDetail, StatusView, TaskRecord, TopologyDiff } from '../../api/schemas.js';
+import type { StatusView, TaskRecord, TopologyDiff } from '../../api/schemas.js';
 import type { TokenInfo } from '../../api/tokens.js';
 import { bool, str } from '../args.js';
 import { type CommandContext, printStructured } from '../context.js';
