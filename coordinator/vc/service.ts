@@ -153,7 +153,6 @@ export class VcService {
       // While the storm guard holds this cluster, Unreachable nodes count too: repair moves
       // nothing away from them, and neither does slice placement.
       const held = this.opts.stormGuard?.(cluster) === true;
-      this.noteHeld(cluster, held);
       const nodes = this.engine
         .placementNodes(cluster)
         .filter((n) => kubeletNodes.has(n.id))
@@ -272,6 +271,7 @@ export class VcService {
 
   private async replaceNow(why: string): Promise<PlacementRecord> {
     const supers = this.superClusters();
+    for (const sc of supers) this.noteHeld(sc.name, this.opts.stormGuard?.(sc.name) === true);
     const tenants = this.listTenants().map((t) => ({
       name: t.name,
       slices: t.slices,

@@ -13,6 +13,16 @@ import { waitFor } from '../helpers/proc.js';
 
 const STALL_MS = 6000;
 
+const SUPER = `apiVersion: drover.dev/v1
+kind: Topology
+metadata: { name: sc }
+cluster:
+  name: sc
+  apiEndpoint: { mode: external, address: 10.9.9.9 }
+roles:
+  kubelet: { everywhere: true }
+`;
+
 describe('liveness: a coordinator stall does not mark the fleet Unreachable (real coordinator process, SIGSTOP/SIGCONT)', () => {
   let fleet: Fleet;
 
@@ -26,11 +36,20 @@ describe('liveness: a coordinator stall does not mark the fleet Unreachable (rea
         { id: 'n-3', pool: 'worker' },
       ],
     });
+    // a super cluster (a kubelet on each node) holding a VirtualCluster tenant's slices
+    await fleet.applyTopology(SUPER);
+    await waitFor(
+      'the kubelets to be assigned',
+      async () => (await fleet.assignments()).filter((a) => a.role === 'kubelet').length === 3,
+      { timeoutMs: 20_000, intervalMs: 200 },
+    );
+    const t = await fleet.api<{ annotation: string }>('PUT', '/v1/tenants/t1', { slices: 6 });
+    expect(t.annotation).toBe('{"sc":6}');
   }, 60_000);
 
   afterAll(() => fleet?.close());
 
-  it('SIGSTOP for 6 s (> unreachableAfter 2s): no node Unreachable, no node.unreachable event; a node that stays silent after the resume still becomes Unreachable after the threshold', async () => {
+  it('SIGSTOP for 6 s (> unreachableAfter 2s): no node Unreachable, no node.unreachable event, no VirtualCluster slice moved; a node that stays silent after the resume still becomes Unreachable after the threshold', async () => {
     onTestFailed(() => {
       process.stderr.write(`\n${fleet.logs()}\n`);
     });
@@ -66,6 +85,9 @@ describe('liveness: a coordinator stall does not mark the fleet Unreachable (rea
     const unreachable = fleet.since(mark).filter((x) => x.kind === 'node.unreachable');
     expect(unreachable.map((x) => x.nodeId)).toEqual(['n-3']);
     expect(e.message).toMatch(/no heartbeat for 2\.\ds/);
+    // the VirtualCluster slices never moved (they went to {} and back before)
+    expect(fleet.since(mark).filter((x) => x.kind === 'vc.slices-moved')).toEqual([]);
+    expect((await fleet.api<{ annotation: string }>('GET', '/v1/tenants/t1')).annotation).toBe('{"sc":6}');
     const stalled = fleet.since(mark).filter((x) => x.kind === 'coordinator.stalled');
     expect(stalled).toHaveLength(1);
     expect(stalled[0]!.message).toMatch(/stalled for \d+\.\ds/);
