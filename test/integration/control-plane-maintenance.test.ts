@@ -189,4 +189,25 @@ describe('control-plane maintenance: drain respects a disruption budget, remove 
     expect(ids).not.toContain(c);
     expect(spares.every((s) => ids.includes(s))).toBe(true);
   }, 240_000);
+
+  it('a drain that cannot finish fails with the reason: the load balancer is the last healthy instance of its role (exit 1, the node stays Draining, nothing moved)', async () => {
+    onTestFailed(() => {
+      process.stderr.write(`\n${fleet.logs()}\n`);
+    });
+    const d = await fleet.cli(['drain', 'lb', '--wait', '--timeout', '60s']);
+    expect(d.code, d.stderr).toBe(1);
+    expect(d.stderr).toMatch(
+      /the drain of lb cannot finish:\n\s+load-balancer#0: load-balancer#0 is the last healthy load-balancer/,
+    );
+    expect(d.stderr).toMatch(/drover uncordon lb/);
+    const lb = (await fleet.assignments()).find((a) => a.role === 'load-balancer')!;
+    expect(lb.nodeId).toBe('lb');
+    expect(healthy(lb)).toBe(true);
+    const st = await fleet.api<{ blocked: boolean; items: Array<{ instanceId: string; state: string }> }>(
+      'GET',
+      '/v1/nodes/lb/drain',
+    );
+    expect(st).toMatchObject({ blocked: true, items: [{ instanceId: 'load-balancer#0', state: 'blocked' }] });
+    expect((await fleet.cli(['uncordon', 'lb'])).code).toBe(0);
+  }, 120_000);
 });
