@@ -148,6 +148,28 @@ export function healthyInstances(
   return out;
 }
 
+/**
+ * Instances on live (heartbeating) nodes that are not healthy at their epoch — moving, starting,
+ * crashed — per role. The rollout gate counts them against a role's restart budget. Instances on
+ * silent nodes are left out: a dead host must not hold every rollout of its roles.
+ */
+export function unavailableByRole(
+  assignments: readonly Assignment[],
+  liveness: (nodeId: string) => Pick<Liveness, 'state' | 'status'> | undefined,
+): Map<string, Set<string>> {
+  const byRole = new Map<string, Set<string>>();
+  for (const a of assignments) {
+    const l = liveness(a.nodeId);
+    if (l?.state !== 'Ready') continue;
+    const s = l.status?.instances.find((i) => i.id === a.instanceId);
+    if (s && s.epoch === a.epoch && isHealthy(s)) continue;
+    const set = byRole.get(a.role) ?? new Set<string>();
+    byRole.set(a.role, set);
+    set.add(a.instanceId);
+  }
+  return byRole;
+}
+
 export type DrainItemState = 'waiting' | 'leaving' | 'blocked' | 'starting' | 'replaced';
 
 export interface DrainItem {

@@ -28,6 +28,7 @@ import {
   type RenderOptions,
   renderPlans,
 } from './catalog/index.js';
+import { unavailableByRole } from './drain.js';
 import { coordinatorError } from './errors.js';
 import { EventLog } from './events.js';
 import { type Assignment, isHealthy, type NodeRecord, type Unplaced } from './model.js';
@@ -729,21 +730,11 @@ export class Engine {
 
   private unavailableMemo?: { at: number; byRole: Map<string, Set<string>> };
 
-  /** Instances on live nodes not healthy at their epoch (moving, starting, crashed), per role; memo of 100 ms. */
+  /** unavailableByRole (coordinator/drain.ts) over every assignment, memoized for 100 ms. */
   private unavailableByRole(): Map<string, Set<string>> {
     const now = this.clock.now();
     if (this.unavailableMemo && now - this.unavailableMemo.at < 100) return this.unavailableMemo.byRole;
-    const byRole = new Map<string, Set<string>>();
-    for (const a of this.allAssignments()) {
-      // only live nodes: an instance on a silent node must not hold every rollout of its role
-      const l = this.nodes.liveness(a.nodeId);
-      if (l?.state !== 'Ready') continue;
-      const s = l.status?.instances.find((i) => i.id === a.instanceId);
-      if (s && s.epoch === a.epoch && isHealthy(s)) continue;
-      const set = byRole.get(a.role) ?? new Set<string>();
-      byRole.set(a.role, set);
-      set.add(a.instanceId);
-    }
+    const byRole = unavailableByRole(this.allAssignments(), (n) => this.nodes.liveness(n));
     this.unavailableMemo = { at: now, byRole };
     return byRole;
   }
