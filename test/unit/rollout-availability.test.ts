@@ -59,7 +59,7 @@ describe('rollout gate and availability: restarts and moves share one budget', (
       n2: { state: 'Ready', status: { instances: [inst('web#1', 1, 'Healthy')] } }, // web#1 moved on at epoch 2
       n3: { state: 'Ready', status: { instances: [inst('web#2', 1, 'Starting')] } },
       n4: { state: 'Unreachable', status: { instances: [] } },
-    } as Record<string, never>;
+    } as unknown as Record<string, never>;
     const out = unavailableByRole(
       [a('web#0', 'n1'), a('web#1', 'n2', 2), a('web#2', 'n3'), a('web#3', 'n4')],
       (n) => live[n],
