@@ -64,7 +64,8 @@ const ACTION_HELP: Record<NodeAction, string> = {
   approve: 'Admit a Pending node (one that registered without the join token).',
   cordon: 'Keep new instances off the node; running ones stay.',
   uncordon: 'Allow placement on the node again (also ends a drain).',
-  drain: 'Cordon the node and move its instances elsewhere.',
+  drain:
+    'Cordon the node and move its instances elsewhere under the disruption budget: one instance of a replicated role at a time, the next once its replacement is healthy; etcd one member at a time with quorum kept. `GET /v1/nodes/:id/drain` shows the progress.',
   repair:
     'Run the repair ladder for the node now (restart, re-provision, reassign); `force` overrides the storm guard.',
 };
@@ -213,7 +214,9 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
       .currentAssignments(engine.clusterOf(engine.requireNode(id)))
       .filter((a) => a.nodeId === id).length;
     await engine.drain(id);
-    return { message: `node ${id} is draining: ${n} instance(s) will move elsewhere` };
+    return {
+      message: `node ${id} is draining: ${n} instance(s) will move elsewhere, one instance of a role at a time (\`drover drain ${id} --wait\` follows it)`,
+    };
   });
   action('repair', async (id, body) => {
     // The engine's on-demand repair is `repairNode` (or a `repair` method, if it takes that name).
