@@ -10,6 +10,8 @@ describe('stormVerdict (pure)', () => {
     [['Ready', 'Unreachable', 'Unreachable'], 0.4, true], // 67 %
     [['Ready', 'Suspect', 'Suspect', 'Unreachable', 'Unreachable'], 0.4, false], // Suspect is not dead: 40 %
     [['Unreachable', 'Unreachable'], 0.4, true],
+    [['Unreachable'], 0.4, false], // one silent host is a host failure, not a partition
+    [['Ready', 'Unreachable'], 0.4, false],
   ] as const)('%j at %s → storm %s', (states, threshold, storm) => {
     expect(stormVerdict(states, threshold).storm).toBe(storm);
   });
