@@ -142,8 +142,7 @@ export class RepairPolicy implements RepairHooks {
       nodes.map((n) => n.state),
       this.opts.stormThreshold,
     );
-    const { share } = verdict;
-    const unreachable = { length: verdict.unreachable };
+    const { share, unreachable } = verdict;
     const forced = now < this.forceUntil;
     const storm = verdict.storm && !forced;
     if (storm !== this.isPaused(cluster)) {
@@ -154,8 +153,8 @@ export class RepairPolicy implements RepairHooks {
               kind: 'repair.paused',
               severity: 'error',
               cluster,
-              message: `automatic reassignment paused: ${unreachable.length} of ${nodes.length} nodes (${Math.round(share * 100)}%) are Unreachable, above the ${Math.round(this.opts.stormThreshold * 100)}% storm threshold — probably a partition on the coordinator's side; \`drover repair --force\` overrides`,
-              data: { unreachable: unreachable.length, nodes: nodes.length },
+              message: `automatic reassignment paused: ${unreachable} of ${nodes.length} nodes (${Math.round(share * 100)}%) are Unreachable, above the ${Math.round(this.opts.stormThreshold * 100)}% storm threshold — probably a partition on the coordinator's side; \`drover repair --force\` overrides`,
+              data: { unreachable, nodes: nodes.length },
             }
           : { kind: 'repair.resumed', severity: 'info', cluster, message: 'automatic reassignment resumed' },
       );
