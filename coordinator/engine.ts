@@ -939,9 +939,13 @@ export class Engine {
       });
     }
     const outcome = await prepareRemoval(this.removalPort(cluster), id, opts);
-    this.requireNode(id); // not removed by someone else while its agent was stopping its instances
-    await this.nodes.forget(id);
-    this.fenced.delete(id);
+    try {
+      this.requireNode(id); // not removed by someone else while its agent was stopping its instances
+      await this.nodes.forget(id);
+    } finally {
+      // the fence ends with the record (an id that registers again later starts unfenced)
+      this.fenced.delete(id);
+    }
     this.desired.delete(id);
     this.sealedFrom.delete(id);
     this.rollout.forget(id);
