@@ -84,13 +84,17 @@ describe('liveness: a coordinator stall does not mark the fleet Unreachable (rea
     expect(states).toEqual({ 'n-1': 'Ready', 'n-2': 'Ready', 'n-3': 'Unreachable' });
     const unreachable = fleet.since(mark).filter((x) => x.kind === 'node.unreachable');
     expect(unreachable.map((x) => x.nodeId)).toEqual(['n-3']);
-    expect(e.message).toMatch(/no heartbeat for 2\.\ds/);
+    // silence counted from the resume: ~2 s, not the 6 s of the pause plus that
+    const silent = Number(/no heartbeat for (\d+\.\d)s/.exec(e.message)?.[1]);
+    expect(silent).toBeGreaterThanOrEqual(2);
+    expect(silent).toBeLessThan(STALL_MS / 1000);
     // the VirtualCluster slices never moved (they went to {} and back before)
     expect(fleet.since(mark).filter((x) => x.kind === 'vc.slices-moved')).toEqual([]);
     expect((await fleet.api<{ annotation: string }>('GET', '/v1/tenants/t1')).annotation).toBe('{"sc":6}');
     const stalled = fleet.since(mark).filter((x) => x.kind === 'coordinator.stalled');
-    expect(stalled).toHaveLength(1);
+    expect(stalled.length).toBeGreaterThanOrEqual(1); // a loaded CI machine may add a short one
     expect(stalled[0]!.message).toMatch(/stalled for \d+\.\ds/);
+    expect((stalled[0]!.data as { gapMs: number }).gapMs).toBeGreaterThanOrEqual(STALL_MS - 500);
 
     fleet.resume('n-3');
     await waitFor('n-3 to be Ready again', async () => (await nodeStates())['n-3'] === 'Ready', {
