@@ -8,6 +8,7 @@ import { type ApiServer, type CoordinatorMetrics, createMetrics, startApiServer 
 import type { CompiledCoordinatorOptions } from './config.js';
 import { Engine, type EngineOptions } from './engine.js';
 import { loadOrCreateSigningKey } from './keys.js';
+import { LivenessRebase, stallThresholdMs } from './liveness-rebase.js';
 import { NatsBus } from './nats.js';
 import { ClusterPki, csrSigner } from './pki/index.js';
 import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from './repair.js';
@@ -108,6 +109,18 @@ export async function startCoordinator(
     log.child({ part: 'repair' }),
     (result) => metrics.repairs.inc({ result }),
   );
+  // Liveness re-base: a stall of this process (VM pause, SIGSTOP) must not make the fleet look dead.
+  const rebase = new LivenessRebase(systemClock, engine.nodes, {
+    stallAfterMs: stallThresholdMs({ heartbeatIntervalMs: opts.heartbeatInterval }),
+    onStall: ({ gapMs, nodes }) =>
+      engine.events.emit({
+        kind: 'coordinator.stalled',
+        severity: 'warning',
+        message: `coordinator was stalled for ${(gapMs / 1000).toFixed(1)}s (its event loop or clock); liveness of ${nodes} node(s) re-based: silence counts from now`,
+        data: { gapMs, nodes },
+      }),
+  });
+  engine.beforeSweep = () => void rebase.beforeSweep();
   await engine.start();
   const bus = await NatsBus.connect(opts.nats, engine, log.child({ part: 'nats' }), {
     csr: csrSigner(pki, engine, { logger: log.child({ part: 'pki' }) }),
@@ -138,6 +151,8 @@ export async function startCoordinator(
         caFile: opts.nats.tls?.ca,
         coordinatorKeyFingerprint: signingKey.fingerprint,
       },
+      // every automatic mover honours the storm guard: VirtualCluster slices too
+      vcStormGuard: (cluster) => repair.stormActive(cluster),
     });
   } catch (err) {
     clearInterval(caRotation);

@@ -28,10 +28,18 @@ import {
   type RenderOptions,
   renderPlans,
 } from './catalog/index.js';
+import { unavailableByRole } from './drain.js';
 import { coordinatorError } from './errors.js';
 import { EventLog } from './events.js';
 import { CLUSTER_LABEL, clusterOfRecord, DEFAULT_CLUSTER, mergeLabels } from './labels.js';
 import { type Assignment, isHealthy, type NodeRecord, type Unplaced } from './model.js';
+import {
+  appliedEmptyPlan,
+  prepareRemoval,
+  type RemovalOutcome,
+  type RemovalPort,
+  type RemoveOptions,
+} from './node-removal.js';
 import {
   type NodeRepairOutcome,
   type NodeRepairPorts,
@@ -78,6 +86,8 @@ export interface EngineOptions {
 }
 
 export { DEFAULT_CLUSTER };
+
+const NONE: ReadonlySet<string> = new Set();
 
 interface Desired {
   plan: NodePlan;
@@ -678,8 +688,8 @@ export class Engine {
     let sealed = 0;
     for (const n of nodes) {
       if (!n.approved || n.state === 'Removed' || !this.nodes.get(n.id)) continue; // removed while we yielded
-      if (this.setDesired(n.id, rendered.get(n.id) ?? []) && ++sealed % 250 === 0)
-        await new Promise((r) => setImmediate(r));
+      const instances = this.fenced.has(n.id) ? [] : (rendered.get(n.id) ?? []);
+      if (this.setDesired(n.id, instances) && ++sealed % 250 === 0) await new Promise((r) => setImmediate(r));
     }
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   }
@@ -783,7 +793,12 @@ export class Engine {
       a.generation >= d.plan.generation
     )
       return undefined;
-    const blocked = this.rollout.acquire(nodeId, d.plan, (role) => this.roleCounts.get(role) ?? 0);
+    const blocked = this.rollout.acquire(
+      nodeId,
+      d.plan,
+      (role) => this.roleCounts.get(role) ?? 0,
+      (role) => this.unavailableByRole().get(role) ?? NONE,
+    );
     if (blocked.length) {
       this.log.debug(
         { nodeId, roles: blocked },
@@ -822,9 +837,24 @@ export class Engine {
     return undefined;
   }
 
+  private unavailableMemo?: { at: number; byRole: Map<string, Set<string>> };
+
+  /** unavailableByRole (coordinator/drain.ts) over every assignment, memoized for 100 ms. */
+  private unavailableByRole(): Map<string, Set<string>> {
+    const now = this.clock.now();
+    if (this.unavailableMemo && now - this.unavailableMemo.at < 100) return this.unavailableMemo.byRole;
+    const byRole = unavailableByRole(this.allAssignments(), (n) => this.nodes.liveness(n));
+    this.unavailableMemo = { at: now, byRole };
+    return byRole;
+  }
+
   // ---------------------------------------------------------------- liveness
 
+  /** runs before each liveness sweep (the composition root wires the stall re-base here) */
+  beforeSweep?: () => void;
+
   private sweep(): void {
+    this.beforeSweep?.();
     const changes = this.nodes.sweep();
     const clusters = new Set<string>();
     for (const c of changes) {
@@ -1013,8 +1043,11 @@ export class Engine {
     return next;
   }
 
-  /** Forgets a node without its cooperation; its instances are placed elsewhere. */
-  async remove(id: string): Promise<void> {
+  /**
+   * Forgets a node; its instances are placed elsewhere. A live node that still runs instances is
+   * refused unless `force`, which fences it first (coordinator/node-removal.ts).
+   */
+  async remove(id: string, opts: RemoveOptions = {}): Promise<RemovalOutcome> {
     const rec = this.requireNode(id);
     const cluster = this.clusterOf(rec);
     // Refused even with --force: forgetting an etcd host removes its member, and a membership
@@ -1033,7 +1066,14 @@ export class Engine {
         nodeId: id,
       });
     }
-    await this.nodes.forget(id);
+    const outcome = await prepareRemoval(this.removalPort(cluster), id, opts);
+    try {
+      this.requireNode(id); // not removed by someone else while its agent was stopping its instances
+      await this.nodes.forget(id);
+    } finally {
+      // the fence ends with the record (an id that registers again later starts unfenced)
+      this.fenced.delete(id);
+    }
     this.desired.delete(id);
     this.sealedFrom.delete(id);
     this.rollout.forget(id);
@@ -1042,9 +1082,30 @@ export class Engine {
       kind: 'node.removed',
       severity: 'warning',
       nodeId: id,
-      message: `node ${id} removed`,
+      message: `node ${id} removed${outcome.how === 'fenced' ? ' (fenced first: its agent stopped its instances)' : ''}`,
     });
     this.queue.add(`cluster:${cluster}`);
+    return outcome;
+  }
+
+  /** nodes whose plan is emptied while their removal waits for the agent (node-removal.ts) */
+  private readonly fenced = new Set<string>();
+
+  private removalPort(cluster: string): RemovalPort {
+    return {
+      clock: this.clock,
+      state: (n) => {
+        const r = this.nodes.get(n);
+        return r ? this.nodes.effectiveState(r) : 'Removed';
+      },
+      assigned: (n) => this.currentAssignments(cluster).filter((a) => a.nodeId === n).length,
+      runsNothing: (n) => appliedEmptyPlan(this.desired.get(n)?.plan, this.nodes.liveness(n)),
+      fence: (n, on) => {
+        if (on) this.fenced.add(n);
+        else this.fenced.delete(n);
+        this.queue.add(`cluster:${cluster}`);
+      },
+    };
   }
 
   /**

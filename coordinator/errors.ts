@@ -60,6 +60,16 @@ export const ENGINE_ERRORS = {
     description:
       'The target node cannot take the instance (selector, one per node, port, state, cordon, cluster); `details.reason` says why, and nothing was recorded.',
   },
+  DROVER_ERR_NODE_LIVE: {
+    status: 409,
+    description:
+      'Refused: the node is still heartbeating and runs instances; drain it first, or remove it with --force (fenced first).',
+  },
+  DROVER_ERR_FENCE_TIMEOUT: {
+    status: 504,
+    description:
+      'A forced removal was abandoned: the node did not confirm in time that it stopped its instances; nothing was removed.',
+  },
   DROVER_ERR_INTERNAL: { status: 500, description: 'An unexpected internal error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

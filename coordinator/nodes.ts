@@ -153,6 +153,20 @@ export class NodeRegistry {
     return out;
   }
 
+  /**
+   * After a stall of the coordinator itself (coordinator/liveness-rebase.ts): every node not
+   * already Unreachable counts as heard from at `now`. Returns how many were re-based.
+   */
+  rebaseLiveness(now: number): number {
+    let n = 0;
+    for (const l of this.live.values()) {
+      if (l.state === 'Unreachable') continue;
+      if (l.lastSeenAt < now) l.lastSeenAt = now;
+      n++;
+    }
+    return n;
+  }
+
   setTimings(t: LivenessTimings): void {
     this.timings = t;
   }

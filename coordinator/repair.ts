@@ -1,10 +1,12 @@
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { InstanceStatus, NodeStatus } from '../protocol/index.js';
+import { type DrainDecision, type DrainWait, drainBudget, everywhereRoles } from './drain.js';
 import type { Engine, Evictions, RepairHooks } from './engine.js';
 import { coordinatorError } from './errors.js';
 import { EtcdAdmin, type EtcdTls, replacementKeepsQuorum } from './etcd.js';
 import { type Assignment, isHealthy, type NodeRecord } from './model.js';
+import { stormVerdict } from './storm-guard.js';
 
 /**
  * Repair timings. Defaults and why (docs/operations.md has the long form):
@@ -71,6 +73,8 @@ export class RepairPolicy implements RepairHooks {
   private readonly refusedEtcd = new Set<string>();
   private etcdBusy = false;
   private readonly etcdConfirmed = new Set<string>();
+  /** the last drain-wait message announced per instance */
+  private readonly drainWaits = new Map<string, string>();
 
   constructor(
     private readonly engine: Engine,
@@ -92,6 +96,18 @@ export class RepairPolicy implements RepairHooks {
       message: `storm guard overridden by an operator for ${Math.round(ms / 1000)}s`,
     });
     for (const c of this.engine.clusterNames()) this.engine.queue.add(`cluster:${c}`);
+  }
+
+  /**
+   * Whether the storm guard holds automatic moves in `cluster` right now (computed from the
+   * current node states, not from the last reconcile); the VirtualCluster placement asks this.
+   */
+  stormActive(cluster: string): boolean {
+    if (this.clock.now() < this.forceUntil) return false;
+    return stormVerdict(
+      this.engine.placementNodes(cluster).map((n) => n.state),
+      this.opts.stormThreshold,
+    ).storm;
   }
 
   isPaused(cluster: string): boolean {
@@ -156,10 +172,13 @@ export class RepairPolicy implements RepairHooks {
     const wakeIn = (ms: number) => {
       wake = wake === undefined ? ms : Math.min(wake, ms);
     };
-    const unreachable = nodes.filter((n) => n.state === 'Unreachable');
-    const share = nodes.length ? unreachable.length / nodes.length : 0;
+    const verdict = stormVerdict(
+      nodes.map((n) => n.state),
+      this.opts.stormThreshold,
+    );
+    const { share, unreachable } = verdict;
     const forced = now < this.forceUntil;
-    const storm = share > this.opts.stormThreshold && !forced;
+    const storm = verdict.storm && !forced;
     if (storm !== this.isPaused(cluster)) {
       this.paused.set(cluster, storm);
       this.engine.events.emit(
@@ -168,8 +187,8 @@ export class RepairPolicy implements RepairHooks {
               kind: 'repair.paused',
               severity: 'error',
               cluster,
-              message: `automatic reassignment paused: ${unreachable.length} of ${nodes.length} nodes (${Math.round(share * 100)}%) are Unreachable, above the ${Math.round(this.opts.stormThreshold * 100)}% storm threshold — probably a partition on the coordinator's side; \`drover repair --force\` overrides`,
-              data: { unreachable: unreachable.length, nodes: nodes.length },
+              message: `automatic reassignment paused: ${unreachable} of ${nodes.length} nodes (${Math.round(share * 100)}%) are Unreachable, above the ${Math.round(this.opts.stormThreshold * 100)}% storm threshold — probably a partition on the coordinator's side; \`drover repair --force\` overrides`,
+              data: { unreachable, nodes: nodes.length },
             }
           : { kind: 'repair.resumed', severity: 'info', cluster, message: 'automatic reassignment resumed' },
       );
@@ -182,18 +201,18 @@ export class RepairPolicy implements RepairHooks {
           o.role === a.role && o.instanceId !== a.instanceId && this.instanceHealthy(o, byId.get(o.nodeId)),
       );
 
+    const drain = this.drainDecision(current, byId, topology);
     for (const a of current) {
       const node = byId.get(a.nodeId);
       const l = this.engine.nodes.liveness(a.nodeId);
       const isEtcd = a.role === ETCD;
       if (!node) continue; // removed nodes: placement drops the assignment by itself
       if (node.state === 'Draining') {
-        if (!healthyElsewhere(a) && this.instanceHealthy(a, node)) {
-          this.holdOnce(
-            a,
-            `${a.instanceId} stays on draining node ${a.nodeId}: it is the last healthy ${a.role}; start another first`,
-          );
-          wakeIn(2000);
+        // the disruption budget (coordinator/drain.ts): one instance of a role at a time
+        const w = drain.waits.get(a.instanceId);
+        if (w) {
+          this.noteDrainWait(a, `${a.instanceId} stays on draining node ${a.nodeId} for now: ${w.reason}`);
+          wakeIn(w.blocked ? 5000 : 500);
           continue;
         }
         if (isEtcd && !this.etcdGate(cluster, a, current, byId)) {
@@ -446,6 +465,40 @@ export class RepairPolicy implements RepairHooks {
   }
 
   // ------------------------------------------------------------------ internals
+
+  /** The drain budget over this cluster's assignments (coordinator/drain.ts). */
+  private drainDecision(
+    current: Assignment[],
+    byId: Map<string, NodeRecord>,
+    topology: ReturnType<Engine['topology']>,
+  ): DrainDecision & { waits: Map<string, DrainWait> } {
+    const nodeStates = new Map([...byId.values()].map((n) => [n.id, n.state]));
+    if (![...nodeStates.values()].includes('Draining')) return { leave: [], wait: [], waits: new Map() };
+    const d = drainBudget({
+      assignments: current,
+      healthy: new Set(
+        current.filter((a) => this.instanceHealthy(a, byId.get(a.nodeId))).map((a) => a.instanceId),
+      ),
+      nodeStates,
+      everywhere: everywhereRoles(topology),
+    });
+    for (const id of d.leave) this.drainWaits.delete(id);
+    return { ...d, waits: new Map(d.wait.map((w) => [w.instanceId, w])) };
+  }
+
+  /** A `repair.held` event when an instance's drain wait starts or its reason changes. */
+  private noteDrainWait(a: Assignment, message: string): void {
+    if (this.drainWaits.get(a.instanceId) === message) return;
+    this.drainWaits.set(a.instanceId, message);
+    this.engine.events.emit({
+      kind: 'repair.held',
+      severity: 'info',
+      nodeId: a.nodeId,
+      role: a.role,
+      instanceId: a.instanceId,
+      message,
+    });
+  }
 
   private reassign(cluster: string, a: Assignment, result: string, why: string, evict: Set<string>): void {
     this.engine.events.emit({

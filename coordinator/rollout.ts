@@ -69,7 +69,18 @@ export class RolloutGate {
    * Roles that block pushing `plan` to `nodeId` now; when none do, takes their slots and returns [].
    * Only restarts of instances the node already runs count; new instances and reloads never wait.
    */
-  acquire(nodeId: string, plan: NodePlan, roleCount: (role: string) => number): string[] {
+  acquire(
+    nodeId: string,
+    plan: NodePlan,
+    roleCount: (role: string) => number,
+    /**
+     * instance ids of the role that are not healthy now (moving, starting, crashed): a restart of
+     * a healthy instance counts them against the budget too, so a rollout and a drain or repair
+     * move together never take a role below its budget (a restart of an instance that is down
+     * anyway costs nothing and does not wait for them)
+     */
+    unavailable?: (role: string) => ReadonlySet<string>,
+  ): string[] {
     const prev = this.lastPushed.get(nodeId);
     if (!prev) return [];
     const before = new Map(prev.instances.map((i) => [i.id, i]));
@@ -82,10 +93,17 @@ export class RolloutGate {
     const blocked = new Set<string>();
     for (const i of restarting) {
       const slots = this.slots.get(i.role);
-      if (!slots) continue;
+      if (!slots && !unavailable) continue;
       const budget = RolloutGate.budget(roleCount(i.role));
-      const busy = () => slots.size - (slots.has(i.id) ? 1 : 0);
-      if (busy() >= budget) this.prune(i.role, slots, now);
+      const down = unavailable?.(i.role);
+      const others = () => {
+        if (!down || down.has(i.id)) return 0;
+        let n = 0;
+        for (const id of down) if (!slots?.has(id)) n++;
+        return n;
+      };
+      const busy = () => (slots ? slots.size - (slots.has(i.id) ? 1 : 0) : 0) + others();
+      if (busy() >= budget && slots) this.prune(i.role, slots, now);
       if (busy() >= budget) blocked.add(i.role);
     }
     if (blocked.size) {

@@ -42,10 +42,18 @@ export class ManualClock implements Clock {
       for (const e of this.timers) if (e[1].at <= target && (!next || e[1].at < next[1].at)) next = e;
       if (!next) break;
       this.timers.delete(next[0]);
-      this.t = next[1].at;
+      // timers overdue after a stall() fire late, as they do in a resumed process
+      this.t = Math.max(this.t, next[1].at);
       next[1].fn();
     }
     this.t = target;
+  }
+  /**
+   * Moves time forward WITHOUT firing timers, as a SIGSTOPped or paused process sees it: the
+   * timers due meanwhile fire late, on the next `advance()`.
+   */
+  stall(ms: number): void {
+    this.t += ms;
   }
   pending(): number {
     return this.timers.size;

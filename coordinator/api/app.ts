@@ -69,6 +69,8 @@ export interface ApiDeps {
   vcResyncMs?: number;
   /** what `GET /v1/join-command` answers with (the daemon's NATS URLs, join token, key); 501 without */
   join?: JoinInfoSource;
+  /** VirtualCluster slice placement: the storm guard (RepairPolicy.stormActive) it honours */
+  vcStormGuard?: (cluster: string) => boolean;
 }
 
 export interface ApiContext {
@@ -169,7 +171,12 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     metrics: deps.metrics,
     pki: deps.pki,
     clean: new CleanService(deps.engine, deps.store, deps.logger),
-    vc: new VcService(deps.engine, { store: deps.store, logger: deps.logger, resyncMs: deps.vcResyncMs }),
+    vc: new VcService(deps.engine, {
+      store: deps.store,
+      logger: deps.logger,
+      resyncMs: deps.vcResyncMs,
+      stormGuard: deps.vcStormGuard,
+    }),
     store: deps.store,
   };
   deps.metrics?.observe({ engine: deps.engine, natsConnected: ctx.natsConnected });

@@ -4,6 +4,7 @@ import { DROVER_VERSION } from '../../lib/version.js';
 import type { Event as EventMsg } from '../../protocol/index.js';
 import { coordinatorError } from '../errors.js';
 import type { ApiContext, EngineOps } from './app.js';
+import { registerDrainRoutes } from './routes-drain.js';
 import { registerLabelRoutes } from './routes-labels.js';
 import { registerSeedRoutes } from './routes-seeds.js';
 import { registerTopologyRoutes } from './routes-topology.js';
@@ -44,11 +45,28 @@ import { assignmentViews, nodeDetail, nodeView, roleViews, statusView } from './
 
 type NodeAction = 'approve' | 'cordon' | 'uncordon' | 'drain' | 'repair';
 
+const RemoveQuery = Type.Object(
+  {
+    force: Type.Optional(
+      Type.Boolean({ description: 'fence a live node first (stop its instances there) instead of refusing' }),
+    ),
+    timeout: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 600,
+        description: 'seconds a forced removal waits for the agent to stop its instances (default 15)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 const ACTION_HELP: Record<NodeAction, string> = {
   approve: 'Admit a Pending node (one that registered without the join token).',
   cordon: 'Keep new instances off the node; running ones stay.',
   uncordon: 'Allow placement on the node again (also ends a drain).',
-  drain: 'Cordon the node and move its instances elsewhere.',
+  drain:
+    'Cordon the node and move its instances elsewhere under the disruption budget: one instance of a replicated role at a time, the next once its replacement is healthy; etcd one member at a time with quorum kept. `GET /v1/nodes/:id/drain` shows the progress.',
   repair:
     'Run the repair ladder for the node now (restart, re-provision, reassign); `force` overrides the storm guard.',
 };
@@ -117,6 +135,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
   await registerLabelRoutes(app, ctx);
   await registerSeedRoutes(app, ctx);
   await registerVcRoutes(app, ctx);
+  await registerDrainRoutes(app, ctx);
 
   // ---------------------------------------------------------------- nodes
   const NodesQuery = Type.Object(
@@ -197,7 +216,9 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
       .currentAssignments(engine.clusterOf(engine.requireNode(id)))
       .filter((a) => a.nodeId === id).length;
     await engine.drain(id);
-    return { message: `node ${id} is draining: ${n} instance(s) will move elsewhere` };
+    return {
+      message: `node ${id} is draining: ${n} instance(s) will move elsewhere, one instance of a role at a time (\`drover drain ${id} --wait\` follows it)`,
+    };
   });
   app.post<{
     Params: Static<typeof NodeParams>;
@@ -242,23 +263,29 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
     },
   );
 
-  app.delete<{ Params: Static<typeof NodeParams> }>(
+  app.delete<{ Params: Static<typeof NodeParams>; Querystring: Static<typeof RemoveQuery> }>(
     '/v1/nodes/:id',
     {
       config: operator,
       schema: {
         tags: ['nodes'],
         description:
-          'Forget the node without its cooperation; its instances are placed elsewhere. Refused with DROVER_ERR_ETCD_QUORUM (409) when the node holds an etcd member whose replacement would break quorum.',
+          'Forget the node; its instances are placed elsewhere. A node that is still heartbeating (Ready, Suspect, Cordoned, Draining) and runs instances is refused with DROVER_ERR_NODE_LIVE (409): drain it first, or pass `force=true`, which fences it first — its plan is emptied and the removal waits (up to `timeout` seconds, default 15) until its agent has stopped its instances; without that confirmation nothing is removed (DROVER_ERR_FENCE_TIMEOUT, 504). Refused with DROVER_ERR_ETCD_QUORUM (409), even forced, when the node holds an etcd member whose replacement would break quorum.',
         params: NodeParams,
+        querystring: RemoveQuery,
         response: { 200: ActionResult, ...errorResponses },
       },
     },
     async (req) => {
       const rec = engine.requireNode(req.params.id);
-      const n = engine.currentAssignments(engine.clusterOf(rec)).filter((a) => a.nodeId === rec.id).length;
-      await engine.remove(rec.id);
-      return { ok: true, message: `node ${rec.id} removed; ${n} instance(s) will be placed elsewhere` };
+      const r = await engine.remove(rec.id, {
+        force: req.query.force === true,
+        ...(req.query.timeout === undefined ? {} : { timeoutMs: req.query.timeout * 1000 }),
+      });
+      return {
+        ok: true,
+        message: `node ${rec.id} removed${r.how === 'fenced' ? ' after its agent stopped its instances' : ''}; ${r.instances} instance(s) will be placed elsewhere`,
+      };
     },
   );
 

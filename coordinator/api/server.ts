@@ -21,6 +21,8 @@ export interface ApiServerOptions {
   natsConnected: () => boolean;
   pki?: ClusterPki;
   join?: JoinInfoSource;
+  /** the storm guard VirtualCluster placement honours (RepairPolicy.stormActive) */
+  vcStormGuard?: (cluster: string) => boolean;
 }
 
 export interface ApiServer {
@@ -79,6 +81,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     https,
     pki: o.pki,
     join: o.join,
+    vcStormGuard: o.vcStormGuard,
   });
   await app.listen({ host, port });
   started = true;

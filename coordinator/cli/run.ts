@@ -34,7 +34,7 @@ Nodes:
                                                       moves the node to cluster C (--force: even if it runs instances)
   drain NODE [--wait] [--timeout 2m]                  move the node's instances elsewhere
   repair NODE [--force]                               run the repair ladder now
-  remove NODE                                         forget a node (its instances move)
+  remove NODE [--force] [--timeout 15s]               forget a node; a live one: drain it first, or --force
   move INSTANCE --to NODE [--wait]                    move one instance, e.g. kube-apiserver#1
 Seed scenarios (docs/seeds.md):
   import openpai FILE|DIR [-o yaml|json]              OpenPAI cluster config -> topology (| drover apply -f -)

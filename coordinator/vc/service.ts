@@ -74,6 +74,11 @@ export interface VcServiceOptions {
   resyncMs?: number;
   /** how long fleet events are gathered before one re-placement; default 200 ms */
   debounceMs?: number;
+  /**
+   * The storm guard (RepairPolicy.stormActive): while it holds a super cluster, its Unreachable
+   * nodes keep counting, so no slice is re-placed away from nodes that only look dead.
+   */
+  stormGuard?: (cluster: string) => boolean;
 }
 
 const TENANTS = 'vc/tenants/';
@@ -145,11 +150,19 @@ export class VcService {
           .filter((a) => a.role === 'kubelet')
           .map((a) => a.nodeId),
       );
+      // While the storm guard holds this cluster, Unreachable nodes count too: repair moves
+      // nothing away from them, and neither does slice placement.
+      const held = this.opts.stormGuard?.(cluster) === true;
       const nodes = this.engine
         .placementNodes(cluster)
         .filter((n) => kubeletNodes.has(n.id))
         // a Suspect node rides out the blip, as repair's grace period does
-        .map((n) => ({ facts: n.facts, state: (n.state === 'Suspect' ? 'Ready' : n.state) as NodeState }));
+        .map((n) => ({
+          facts: n.facts,
+          state: (n.state === 'Suspect' || (held && n.state === 'Unreachable')
+            ? 'Ready'
+            : n.state) as NodeState,
+        }));
       const capacity = capacityFromNodes(nodes, this.opts.capacity);
       out.push({
         name: cluster,
@@ -159,6 +172,30 @@ export class VcService {
       });
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  private readonly held = new Set<string>();
+
+  /** One event when the storm guard starts holding a super cluster's slices, one when it ends. */
+  private noteHeld(cluster: string, held: boolean): void {
+    if (held === this.held.has(cluster)) return;
+    if (held) this.held.add(cluster);
+    else this.held.delete(cluster);
+    this.engine.events.emit(
+      held
+        ? {
+            kind: 'vc.placement-held',
+            severity: 'warning',
+            cluster,
+            message: `super cluster ${cluster}: the storm guard holds (too many nodes look Unreachable); its slices stay where they are`,
+          }
+        : {
+            kind: 'vc.placement-resumed',
+            severity: 'info',
+            cluster,
+            message: `super cluster ${cluster}: the storm guard released; slices follow its capacity again`,
+          },
+    );
   }
 
   listTenants(): TenantRecord[] {
@@ -234,6 +271,7 @@ export class VcService {
 
   private async replaceNow(why: string): Promise<PlacementRecord> {
     const supers = this.superClusters();
+    for (const sc of supers) this.noteHeld(sc.name, this.opts.stormGuard?.(sc.name) === true);
     const tenants = this.listTenants().map((t) => ({
       name: t.name,
       slices: t.slices,

@@ -118,6 +118,7 @@ export class Fleet {
   readonly nodes = new Map<string, FleetNode>();
   coordinator?: CoordinatorHandle;
   private coordProc?: ChildProcess;
+  private coordPaused = false;
   private apiUrl = '';
   private token = '';
   private apiPort = 0;
@@ -249,6 +250,22 @@ export class Fleet {
       await gone;
     }
     this.coordProc = undefined;
+  }
+
+  /** SIGSTOPs the coordinator child process (a VM pause; coordinator: 'child' only). */
+  pauseCoordinator(): void {
+    const p = this.coordProc;
+    if (!p?.pid) throw new Error('pauseCoordinator needs a fleet started with coordinator: "child"');
+    process.kill(p.pid, 'SIGSTOP');
+    this.coordPaused = true;
+  }
+
+  /** SIGCONTs the coordinator child process after `pauseCoordinator`. */
+  resumeCoordinator(): void {
+    const p = this.coordProc;
+    if (!p?.pid) throw new Error('resumeCoordinator needs a fleet started with coordinator: "child"');
+    process.kill(p.pid, 'SIGCONT');
+    this.coordPaused = false;
   }
 
   async api<T = unknown>(method: string, path: string, body?: unknown, yaml = false): Promise<T> {
@@ -529,6 +546,7 @@ export class Fleet {
         }
         await this.kill(n.id).catch(() => {});
       }
+      if (this.coordProc && this.coordPaused) this.resumeCoordinator();
       if (this.coordProc) await this.killCoordinator().catch(() => {});
       await this.coordinator?.close().catch(() => {});
       await this.nc?.close().catch(() => {});

@@ -349,11 +349,29 @@ describe('nodes', () => {
     expect(r.json.node).toMatchObject({ state: 'Ready', cordoned: false });
   });
 
-  it('remove forgets the node and places its instances elsewhere', async () => {
+  it('remove of a live node running instances is refused (409 DROVER_ERR_NODE_LIVE) and changes nothing', async () => {
     await fleet();
     const victim = nodesOf()[0]!;
+    const before = t.engine.currentAssignments('default').map((a) => `${a.instanceId}@${a.nodeId}`);
     const r = await call('DELETE', `/v1/nodes/${victim}`, t.operator);
+    expect(r.status).toBe(409);
+    expect(r.json).toMatchObject({ code: 'DROVER_ERR_NODE_LIVE', details: { nodeId: victim } });
+    expect(r.json.message).toMatch(/drain it first.*--force/);
+    await t.settle();
+    expect(t.engine.nodes.get(victim)).toBeDefined();
+    expect(t.engine.currentAssignments('default').map((a) => `${a.instanceId}@${a.nodeId}`)).toEqual(before);
+    expect((await call('DELETE', `/v1/nodes/${victim}?force=maybe`, t.operator)).status).toBe(400);
+  });
+
+  it('remove --force fences the live node first (its agent applies an empty plan), then forgets it and places its instances elsewhere', async () => {
+    await fleet();
+    const victim = nodesOf()[0]!;
+    const r = await call('DELETE', `/v1/nodes/${victim}?force=true&timeout=5`, t.operator);
     expect(r).toMatchObject({ status: 200, json: { ok: true } });
+    expect(r.json.message).toMatch(/after its agent stopped its instances/);
+    const last = t.bus.pushes.filter((p) => p.nodeId === victim).at(-1)!;
+    expect(last.signed.plan.instances).toEqual([]); // the fence: an empty plan, acknowledged
+    expect(t.engine.events.list({ kind: 'node.removed' })[0]!.message).toMatch(/fenced first/);
     await t.settle();
     expect(t.engine.nodes.get(victim)).toBeUndefined();
     expect(nodesOf()).not.toContain(victim);

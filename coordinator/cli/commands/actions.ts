@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { formatDuration, parseDuration } from '../../../lib/duration.js';
 import type { Event } from '../../../protocol/index.js';
+import type { DrainStatus } from '../../api/routes-drain.js';
 import type { NodeDetail, StatusView, TaskRecord, TopologyDiff } from '../../api/schemas.js';
 import type { TokenInfo } from '../../api/tokens.js';
 import { bool, str } from '../args.js';
@@ -228,33 +229,10 @@ export async function nodeAction(ctx: CommandContext, action: NodeAction): Promi
   if (action === 'repair') return repairNode(ctx, id, path);
   const r =
     action === 'remove'
-      ? await ctx.client.request<{ message: string }>('DELETE', path)
+      ? await ctx.client.request<{ message: string }>('DELETE', path, { query: removeQuery(ctx) })
       : await ctx.client.post<{ message: string }>(`${path}/${action}`, undefined);
   if (!printStructured(ctx, r)) ctx.out(`${r.message}\n`);
-  if (action === 'drain' && bool(ctx.args.flags, 'wait')) {
-    await waitUntil(
-      ctx,
-      `node ${id} to drain`,
-      async () => {
-        const n = await ctx.client.get<NodeDetail>(path);
-        const left = n.instances.filter((i) => i.assigned);
-        const running = n.instances.filter((i) => !i.assigned && i.phase !== 'Stopped');
-        const done = !left.length && (n.plan.converged || n.state === 'Unreachable') && !running.length;
-        const what = [
-          ...left.map((i) => `${i.id} (assigned)`),
-          ...running.map((i) => `${i.id} (${i.phase}, stopping)`),
-        ];
-        return {
-          done,
-          progress: what.length
-            ? `${what.length} instance(s) left: ${what.join(', ')}`
-            : 'waiting for the agent to apply its plan',
-          detail: what,
-        };
-      },
-      { timeoutMs: timeoutMs(ctx) },
-    );
-  }
+  if (action === 'drain' && bool(ctx.args.flags, 'wait')) await waitForDrain(ctx, id, path);
   return 0;
 }
 
@@ -310,6 +288,68 @@ async function repairNode(ctx: CommandContext, id: string, path: string): Promis
       { timeoutMs: timeoutMs(ctx) },
     );
   return 0;
+}
+
+/**
+ * `drain NODE --wait`: returns when the node is empty, its agent stopped everything and every
+ * replacement is healthy (GET /v1/nodes/:id/drain, under the disruption budget); fails (exit 1)
+ * with the reasons when the drain cannot finish without an operator, or was cancelled.
+ */
+async function waitForDrain(ctx: CommandContext, id: string, path: string): Promise<void> {
+  let blockedSeen = 0;
+  await waitUntil(
+    ctx,
+    `node ${id} to drain`,
+    async () => {
+      const d = await ctx.client.get<DrainStatus>(`${path}/drain`);
+      if (d.done) return { done: true, progress: 'done' };
+      if (d.state !== 'Draining' && d.state !== 'Unreachable')
+        throw new CliError(
+          `node ${id} is no longer draining (it is ${d.state}): the drain was cancelled`,
+          EXIT.FAILED,
+          `\`drover drain ${id} --wait\` starts it again`,
+        );
+      const blocked = d.items.filter((i) => i.state === 'blocked');
+      blockedSeen = blocked.length ? blockedSeen + 1 : 0;
+      // seen twice in a row, so a reconcile in between cannot make it look stuck
+      if (blockedSeen >= 2)
+        throw new CliError(
+          `the drain of ${id} cannot finish:\n  ${blocked.map((i) => `${i.instanceId}: ${i.reason ?? 'blocked'}`).join('\n  ')}`,
+          EXIT.FAILED,
+          `the node stays Draining (everything else has moved); fix the cause, or \`drover uncordon ${id}\` to end the drain`,
+        );
+      const on = d.items.filter((i) => i.nodeId === id);
+      const starting = d.items.filter((i) => i.state === 'starting');
+      const parts = [
+        ...on.map((i) => `${i.instanceId} ${i.state}${i.reason ? ` (${i.reason})` : ''}`),
+        ...starting.map((i) => `${i.instanceId} starting on ${i.nodeId}`),
+      ];
+      return {
+        done: false,
+        progress: parts.length
+          ? `${on.length} instance(s) left, ${starting.length} replacement(s) starting: ${parts.join('; ')}`
+          : 'waiting for the agent to stop its instances',
+        detail: parts,
+      };
+    },
+    { timeoutMs: timeoutMs(ctx), intervalMs: 500 },
+  );
+}
+
+/** `remove NODE [--force [--timeout 15s]]`: a forced removal of a live node waits for its agent to stop its instances. */
+function removeQuery(ctx: CommandContext): Record<string, string | number | boolean | undefined> {
+  const force = bool(ctx.args.flags, 'force');
+  if (!force) {
+    if (str(ctx.args.flags, 'timeout') !== undefined)
+      throw usage('--timeout goes with --force', 'e.g. drover remove NODE --force --timeout 30s');
+    return {};
+  }
+  const t = str(ctx.args.flags, 'timeout');
+  if (t === undefined) return { force: true };
+  const ms = parseDuration(t);
+  if (ms === undefined || ms < 1000 || ms > 600_000)
+    throw usage(`--timeout ${JSON.stringify(t)} is not a duration from 1s to 10m`, 'e.g. --timeout 30s');
+  return { force: true, timeout: Math.ceil(ms / 1000) };
 }
 
 /** `drover move INSTANCE --to NODE [--wait]` */
