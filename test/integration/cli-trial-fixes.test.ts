@@ -40,6 +40,8 @@ const api = async (method: string, path: string, body?: unknown) => {
 const nodeOf = (id: string) => coord.engine.allAssignments().find((a) => a.instanceId === id)?.nodeId;
 const events = (kind: string) =>
   coord.engine.events.list({ kind, limit: 1000 }).filter((e) => e.kind === kind) as Event[];
+/** the cluster label every trial node carries but x1 (a node joins a cluster only explicitly) */
+const PROD = { 'drover.dev/cluster': 'prod' };
 const sim = async (nodeId: string, i: number, labels: Record<string, string>, joinToken = 'join-secret') => {
   const a = await startSimAgent({
     natsUrl,
@@ -60,11 +62,11 @@ beforeAll(async () => {
   });
   natsUrl = d.nats.url;
   ({ dir, coord, cliEnv: env, adminToken: token } = d);
-  await sim('n1', 2, { pool: 'a' });
-  await sim('n2', 3, { pool: 'a' });
-  await sim('n3', 4, { pool: 'b' });
+  await sim('n1', 2, { pool: 'a', ...PROD });
+  await sim('n2', 3, { pool: 'a', ...PROD });
+  await sim('n3', 4, { pool: 'b', ...PROD });
   await waitFor('three Ready nodes', () => coord.engine.nodes.all().length === 3);
-  // the nodes registered before any topology existed (under the default cluster name)
+  // the nodes registered before any topology existed (labelled for prod: membership is explicit)
   await new Promise((r) => setTimeout(r, 500));
   const t = echoTopology(2, 'prod');
   (t.roles as Record<string, Record<string, unknown>>).echo!.nodeSelector = { pool: 'a' };
@@ -118,8 +120,8 @@ describe('a new user trial: drover against a running coordinator', () => {
     });
 
     // cordoned, Pending (not approved) and another cluster's node
-    await sim('n4', 5, { pool: 'a' });
-    await sim('p1', 6, { pool: 'a' }, '');
+    await sim('n4', 5, { pool: 'a', ...PROD });
+    await sim('p1', 6, { pool: 'a', ...PROD }, '');
     await sim('x1', 7, { pool: 'a', 'drover.dev/cluster': 'other' });
     await waitFor('n4 Ready', () => coord.engine.nodes.get('n4')?.state === 'Ready');
     await waitFor('p1 registered', () => coord.engine.nodes.get('p1') !== undefined);

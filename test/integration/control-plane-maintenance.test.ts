@@ -76,6 +76,7 @@ describe('control-plane maintenance: drain respects a disruption budget, remove 
 
   beforeAll(async () => {
     fleet = await Fleet.start({
+      cluster: 'cpm',
       subnet: '127.0.114',
       nodes: [{ id: 'lb', pool: 'lb' }, ...cps.map((id) => ({ id, pool: 'control-plane' }))],
     });

@@ -28,6 +28,7 @@ describe('liveness: a coordinator stall does not mark the fleet Unreachable (rea
 
   beforeAll(async () => {
     fleet = await Fleet.start({
+      cluster: 'sc',
       subnet: '127.0.113',
       coordinator: 'child',
       nodes: [
