@@ -140,6 +140,8 @@ export async function startCoordinator(
     concurrency: extra.concurrency,
   });
   const repair = engine.repair!;
+  // the clean records before the first reconcile: plans carry their purge lists from the start
+  await purge.load();
   await engine.start();
   const bus = await NatsBus.connect(opts.nats, engine, log.child({ part: 'nats' }), {
     csr: csrSigner(pki, engine, { logger: log.child({ part: 'pki' }) }),

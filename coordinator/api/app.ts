@@ -196,7 +196,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   app.addHook('onReady', () => tasks.load());
-  app.addHook('onReady', () => ctx.clean.load());
+  // the composition root loads the purge lists it wired into the engine; a fallback set loads here
+  if (!deps.purge) app.addHook('onReady', () => ctx.clean.load());
   // tenants and placements live in the store: without one (the docs generator) VC stays idle
   if (deps.store) app.addHook('onReady', () => ctx.vc.start());
   app.addHook('onClose', (_app, done) => {

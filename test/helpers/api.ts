@@ -132,6 +132,7 @@ export async function startTestApi(
         metrics.repairs.inc({ result: r }),
       ),
   });
+  await purge.load();
   engine.attachBus(bus);
   await engine.start();
   const tokens = await TokenStore.open({ logger: silentLogger });
