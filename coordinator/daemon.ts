@@ -6,17 +6,21 @@ import { systemClock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { type ApiServer, type CoordinatorMetrics, createMetrics, startApiServer } from './api/index.js';
 import type { CompiledCoordinatorOptions } from './config.js';
+import { PurgeLists } from './engine/purge-lists.js';
 import { Engine, type EngineOptions } from './engine.js';
+import { EventLog } from './events.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { LivenessRebase, stallThresholdMs } from './liveness-rebase.js';
 import { NatsBus } from './nats.js';
+import { NodeRegistry } from './nodes.js';
 import { ClusterPki, csrSigner } from './pki/index.js';
 import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from './repair.js';
+import { ClusterState } from './state/cluster-state.js';
 import { openLowdbStore } from './store/index.js';
 import type { Store } from './store/types.js';
 
 export interface CoordinatorHandle {
-  engine: Engine;
+  engine: Engine<RepairPolicy>;
   repair: RepairPolicy;
   bus: NatsBus;
   store: Store;
@@ -65,20 +69,58 @@ export async function startCoordinator(
   // damaged one stops the start-up here, before any agent is told anything.
   const pki = await ClusterPki.open({ dir: join(opts.dataDir, 'pki'), logger: log.child({ part: 'pki' }) });
   const metrics = createMetrics({ processMetrics: true });
+  const clock = systemClock;
+  const timings = {
+    heartbeatIntervalMs: opts.heartbeatInterval,
+    suspectAfterMissed: opts.suspectAfterMissed,
+    unreachableAfterMs: opts.unreachableAfter,
+    reassignAfterMs: opts.reassignAfter,
+    etcdReassignAfterMs: opts.etcdReassignAfter,
+    stormThreshold: opts.stormThreshold,
+    pushTimeoutMs: opts.pushTimeout,
+  };
+  // ---- the read model and what reads it before the engine: node records with liveness, the
+  // event log, the clean records (their purge lists go into plans) and the stall re-base.
+  const engineLog = log.child({ part: 'engine' });
+  const nodes = new NodeRegistry(store, clock, timings);
+  const state = new ClusterState(nodes);
+  const events = new EventLog(store, engineLog);
+  const purge = new PurgeLists(state, store);
+  // Liveness re-base: a stall of this process (VM pause, SIGSTOP) must not make the fleet look dead.
+  const rebase = new LivenessRebase(clock, nodes, {
+    stallAfterMs: stallThresholdMs({ heartbeatIntervalMs: opts.heartbeatInterval }),
+    onStall: ({ gapMs, nodes }) =>
+      events.emit({
+        kind: 'coordinator.stalled',
+        severity: 'warning',
+        message: `coordinator was stalled for ${(gapMs / 1000).toFixed(1)}s (its event loop or clock); liveness of ${nodes} node(s) re-based: silence counts from now`,
+        data: { gapMs, nodes },
+      }),
+  });
   const engine = new Engine({
     store,
-    logger: log.child({ part: 'engine' }),
+    logger: engineLog,
     signingKey,
     joinToken,
-    timings: {
-      heartbeatIntervalMs: opts.heartbeatInterval,
-      suspectAfterMissed: opts.suspectAfterMissed,
-      unreachableAfterMs: opts.unreachableAfter,
-      reassignAfterMs: opts.reassignAfter,
-      etcdReassignAfterMs: opts.etcdReassignAfter,
-      stormThreshold: opts.stormThreshold,
-      pushTimeoutMs: opts.pushTimeout,
-    },
+    clock,
+    timings,
+    state,
+    events,
+    planAddons: (nodeId) => purge.addons(nodeId),
+    beforeSweep: () => void rebase.beforeSweep(),
+    repair: (e) =>
+      new RepairPolicy(
+        e,
+        {
+          ...DEFAULT_REPAIR_OPTIONS,
+          reassignAfterMs: opts.reassignAfter,
+          etcdReassignAfterMs: opts.etcdReassignAfter,
+          stormThreshold: opts.stormThreshold,
+        },
+        clock,
+        log.child({ part: 'repair' }),
+        (result) => metrics.repairs.inc({ result }),
+      ),
     renderOptions: {
       ...(extra.renderOptions ??
         (opts.standinCommand
@@ -97,30 +139,9 @@ export async function startCoordinator(
     },
     concurrency: extra.concurrency,
   });
-  const repair = new RepairPolicy(
-    engine,
-    {
-      ...DEFAULT_REPAIR_OPTIONS,
-      reassignAfterMs: opts.reassignAfter,
-      etcdReassignAfterMs: opts.etcdReassignAfter,
-      stormThreshold: opts.stormThreshold,
-    },
-    systemClock,
-    log.child({ part: 'repair' }),
-    (result) => metrics.repairs.inc({ result }),
-  );
-  // Liveness re-base: a stall of this process (VM pause, SIGSTOP) must not make the fleet look dead.
-  const rebase = new LivenessRebase(systemClock, engine.nodes, {
-    stallAfterMs: stallThresholdMs({ heartbeatIntervalMs: opts.heartbeatInterval }),
-    onStall: ({ gapMs, nodes }) =>
-      engine.events.emit({
-        kind: 'coordinator.stalled',
-        severity: 'warning',
-        message: `coordinator was stalled for ${(gapMs / 1000).toFixed(1)}s (its event loop or clock); liveness of ${nodes} node(s) re-based: silence counts from now`,
-        data: { gapMs, nodes },
-      }),
-  });
-  engine.beforeSweep = () => void rebase.beforeSweep();
+  const repair = engine.repair!;
+  // the clean records before the first reconcile: plans carry their purge lists from the start
+  await purge.load();
   await engine.start();
   const bus = await NatsBus.connect(opts.nats, engine, log.child({ part: 'nats' }), {
     csr: csrSigner(pki, engine, { logger: log.child({ part: 'pki' }) }),
@@ -153,6 +174,7 @@ export async function startCoordinator(
       },
       // every automatic mover honours the storm guard: VirtualCluster slices too
       vcStormGuard: (cluster) => repair.stormActive(cluster),
+      purge,
     });
   } catch (err) {
     clearInterval(caRotation);

@@ -82,10 +82,7 @@ export class RepairPolicy implements RepairHooks {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly onRepair?: (result: string) => void,
-  ) {
-    engine.repair = this;
-    engine.repairObserver = (st) => this.observe(st);
-  }
+  ) {}
 
   /** Operator override: ignore the storm guard for the next `ms`. */
   force(ms = 120_000): void {
@@ -611,7 +608,7 @@ export class RepairPolicy implements RepairHooks {
     return !!s && isHealthy(s) && s.epoch === a.epoch;
   }
 
-  private observe(st: NodeStatus): void {
+  observe(st: NodeStatus): void {
     const now = this.clock.now();
     for (const i of st.instances) {
       const bad = i.phase === 'CrashLoop' || i.phase === 'Failed';

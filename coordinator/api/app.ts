@@ -10,6 +10,7 @@ import { type Clock, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { DROVER_VERSION } from '../../lib/version.js';
 import { DroverError } from '../../protocol/index.js';
+import { PurgeLists } from '../engine/purge-lists.js';
 import type { Engine } from '../engine.js';
 import { COORDINATOR_ERRORS, coordinatorError } from '../errors.js';
 import type { ClusterPki } from '../pki/index.js';
@@ -71,6 +72,11 @@ export interface ApiDeps {
   join?: JoinInfoSource;
   /** VirtualCluster slice placement: the storm guard (RepairPolicy.stormActive) it honours */
   vcStormGuard?: (cluster: string) => boolean;
+  /**
+   * The clean records whose purge lists the engine's plans carry (its `planAddons` port, wired at
+   * the composition root); without it `drover clean --purge` purges nothing.
+   */
+  purge?: PurgeLists;
 }
 
 export interface ApiContext {
@@ -170,7 +176,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     engineStarted: deps.engineStarted ?? (() => true),
     metrics: deps.metrics,
     pki: deps.pki,
-    clean: new CleanService(deps.engine, deps.store, deps.logger),
+    clean: new CleanService(
+      deps.engine,
+      deps.purge ?? new PurgeLists(deps.engine.state, deps.store),
+      deps.logger,
+    ),
     vc: new VcService(deps.engine, {
       store: deps.store,
       logger: deps.logger,
@@ -186,7 +196,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   app.addHook('onReady', () => tasks.load());
-  app.addHook('onReady', () => ctx.clean.load());
+  // the composition root loads the purge lists it wired into the engine; a fallback set loads here
+  if (!deps.purge) app.addHook('onReady', () => ctx.clean.load());
   // tenants and placements live in the store: without one (the docs generator) VC stays idle
   if (deps.store) app.addHook('onReady', () => ctx.vc.start());
   app.addHook('onClose', (_app, done) => {

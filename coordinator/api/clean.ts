@@ -17,26 +17,12 @@
  * to delete after the plans were emptied.
  */
 import type { Logger } from '../../lib/logger.js';
-import type { PlanPurge } from '../../protocol/index.js';
+import { CLEANED_LABEL, type CleanRecord, type PurgeLists } from '../engine/purge-lists.js';
 import type { Engine } from '../engine.js';
 import { coordinatorError } from '../errors.js';
-import type { Store } from '../store/types.js';
-import { type Topology, validateTopology } from '../topology/index.js';
+import { validateTopology } from '../topology/index.js';
 
-export const CLEANED_LABEL = 'drover.dev/cleaned';
-const KEY = 'clean/';
-
-export interface CleanRecord {
-  cluster: string;
-  /** when the cluster was first cleaned (ISO) */
-  at: string;
-  by?: string;
-  purge: boolean;
-  /** the topology before the first clean: `drover apply` it again to redeploy */
-  previous: Topology;
-  /** nodeId → instanceId → paths the instance owned (its `dataPaths`) */
-  owned: Record<string, Record<string, string[]>>;
-}
+export { CLEANED_LABEL, type CleanRecord, isCleaned } from '../engine/purge-lists.js';
 
 export interface CleanResult {
   cluster: string;
@@ -48,47 +34,29 @@ export interface CleanResult {
   message: string;
 }
 
-export const isCleaned = (t: Topology | undefined): boolean => t?.metadata.labels?.[CLEANED_LABEL] === 'true';
-
-/** Holds clean records and feeds the engine's `planAddons` hook with purge lists. */
+/**
+ * `drover clean`: writes clean records into the purge lists (coordinator/engine/purge-lists.ts,
+ * which the engine's plan book reads) and applies the cleaned topology.
+ */
 export class CleanService {
-  private readonly records = new Map<string, CleanRecord>();
-
   constructor(
     private readonly engine: Engine,
-    private readonly store: Store | undefined,
+    private readonly purge: PurgeLists,
     private readonly log: Logger,
-  ) {
-    engine.planAddons = (nodeId) => this.addons(nodeId);
-  }
+  ) {}
 
   /** Loads records from the store and re-renders their clusters so purge lists are in the plans. */
   async load(): Promise<void> {
-    if (!this.store) return;
-    for (const e of await this.store.list<CleanRecord>(KEY)) {
-      this.records.set(e.value.cluster, e.value);
-      this.engine.queue.add(`cluster:${e.value.cluster}`);
-    }
+    for (const cluster of await this.purge.load()) this.engine.queue.add(`cluster:${cluster}`);
   }
 
   record(cluster: string): CleanRecord | undefined {
-    return this.records.get(cluster);
+    return this.purge.record(cluster);
   }
 
   /** The purge list of a node: only for a purge-cleaned cluster whose cleaned topology is applied. */
-  addons(nodeId: string): { purge?: PlanPurge[] } | undefined {
-    if (this.records.size === 0) return undefined;
-    const rec = this.engine.nodes.get(nodeId);
-    if (!rec) return undefined;
-    const r = this.records.get(this.engine.clusterOf(rec));
-    if (!r?.purge || !isCleaned(this.engine.topology(r.cluster))) return undefined;
-    const owned = r.owned[nodeId];
-    if (!owned) return undefined;
-    const purge = Object.entries(owned)
-      .filter(([, paths]) => paths.length > 0)
-      .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([instanceId, paths]) => ({ instanceId, paths: [...paths].sort() }));
-    return purge.length ? { purge } : undefined;
+  addons(nodeId: string): ReturnType<PurgeLists['addons']> {
+    return this.purge.addons(nodeId);
   }
 
   /** Cleans a cluster: every role stops everywhere; with `purge`, their data is deleted too. */
@@ -107,7 +75,7 @@ export class CleanService {
       );
     }
     const cluster = t.metadata.name;
-    const prev = this.records.get(cluster);
+    const prev = this.purge.record(cluster);
     const owned: CleanRecord['owned'] = structuredClone(prev?.owned ?? {});
     const stopping: CleanResult['stopping'] = [];
     for (const n of this.engine.placementNodes(cluster)) {
@@ -135,8 +103,7 @@ export class CleanService {
       'drover clean',
     );
     // The record goes first: the reconcile that the apply triggers renders the purge lists from it.
-    await this.store?.put(`${KEY}${cluster}`, record);
-    this.records.set(cluster, record);
+    await this.purge.save(record);
     await this.engine.applyTopology(cleaned);
     this.engine.events.emit({
       kind: 'cluster.cleaned',
@@ -168,8 +135,7 @@ export class CleanService {
 
   /** A real topology was applied to `cluster`: its clean record (and any purge list) is dropped. */
   async forget(cluster: string): Promise<void> {
-    if (!this.records.delete(cluster)) return;
-    await this.store?.delete(`${KEY}${cluster}`);
+    if (!(await this.purge.forget(cluster))) return;
     this.log.info({ cluster }, 'clean record dropped: a topology was applied');
   }
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../../lib/logger.js';
+import type { PurgeLists } from '../engine/purge-lists.js';
 import type { Engine } from '../engine.js';
 import type { ClusterPki } from '../pki/index.js';
 import type { Store } from '../store/types.js';
@@ -23,6 +24,8 @@ export interface ApiServerOptions {
   join?: JoinInfoSource;
   /** the storm guard VirtualCluster placement honours (RepairPolicy.stormActive) */
   vcStormGuard?: (cluster: string) => boolean;
+  /** the clean records the engine's plans read their purge lists from (see ApiDeps.purge) */
+  purge?: PurgeLists;
 }
 
 export interface ApiServer {
@@ -82,6 +85,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     pki: o.pki,
     join: o.join,
     vcStormGuard: o.vcStormGuard,
+    purge: o.purge,
   });
   await app.listen({ host, port });
   started = true;

@@ -1,7 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApi, type CoordinatorMetrics, createMetrics, TokenStore } from '../../coordinator/api/index.js';
+import { PurgeLists } from '../../coordinator/engine/purge-lists.js';
 import { type AgentBus, Engine, type EngineTimings } from '../../coordinator/engine.js';
+import { NodeRegistry } from '../../coordinator/nodes.js';
 import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from '../../coordinator/repair.js';
+import { ClusterState } from '../../coordinator/state/cluster-state.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
 import { systemClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/logger.js';
@@ -73,6 +76,8 @@ export interface TestApi {
   engine: Engine;
   bus: RecordingBus;
   store: MemoryStore;
+  /** the clean records the engine's plans read purge lists from (pass on to another buildApi) */
+  purge: PurgeLists;
   metrics: CoordinatorMetrics;
   tokens: TokenStore;
   admin: string;
@@ -109,6 +114,9 @@ export async function startTestApi(
   const store = new MemoryStore();
   const bus = new RecordingBus();
   const metrics = createMetrics();
+  // as in coordinator/daemon.ts: the read model and the clean records (plans carry their purge lists) first
+  const state = new ClusterState(new NodeRegistry(store, systemClock, TEST_TIMINGS));
+  const purge = new PurgeLists(state, store);
   const engine = new Engine({
     store,
     logger: silentLogger,
@@ -117,10 +125,14 @@ export async function startTestApi(
     joinToken: JOIN,
     onReconcile: metrics.onReconcile,
     onPush: metrics.onPush,
+    state,
+    planAddons: (nodeId) => purge.addons(nodeId),
+    repair: (e) =>
+      new RepairPolicy(e, { ...DEFAULT_REPAIR_OPTIONS }, systemClock, silentLogger, (r) =>
+        metrics.repairs.inc({ result: r }),
+      ),
   });
-  new RepairPolicy(engine, { ...DEFAULT_REPAIR_OPTIONS }, systemClock, silentLogger, (r) =>
-    metrics.repairs.inc({ result: r }),
-  );
+  await purge.load();
   engine.attachBus(bus);
   await engine.start();
   const tokens = await TokenStore.open({ logger: silentLogger });
@@ -135,6 +147,7 @@ export async function startTestApi(
     store,
     natsConnected: opts.natsConnected ?? (() => true),
     sse: { heartbeatMs: opts.sseHeartbeatMs ?? 15_000 },
+    purge,
   });
   await app.ready();
   // Reconciles enqueue more reconciles (cluster → node pushes); wait until the queue stays empty.
@@ -150,6 +163,7 @@ export async function startTestApi(
     engine,
     bus,
     store,
+    purge,
     metrics,
     tokens,
     admin,

@@ -34,8 +34,9 @@ export async function repairFleet(o: RepairFleetOptions) {
     timings: TEST_TIMINGS,
     joinToken: 'j',
     clock,
+    repair: (e) => new RepairPolicy(e, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger),
   });
-  const repair = new RepairPolicy(engine, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger);
+  const repair = engine.repair!;
   engine.attachBus(new RecordingBus());
   await engine.start();
   const topology = parseTopology(o.topology, o.source ?? 't.yaml');

@@ -25,6 +25,7 @@ export async function startSeedApi(o: { pki?: boolean } = {}): Promise<SeedApi> 
     tokens: t.tokens,
     logger: silentLogger,
     store: t.store,
+    purge: t.purge,
     natsConnected: () => true,
     ...(o.pki === false ? {} : { pki }),
   });

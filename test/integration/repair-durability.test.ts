@@ -88,8 +88,8 @@ describe('repair durability (lowdb store, injected clock)', () => {
       timings: TEST_TIMINGS,
       joinToken: 'j',
       clock,
+      repair: (e) => new RepairPolicy(e, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger),
     });
-    new RepairPolicy(engine, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger);
     engine.attachBus(bus);
     try {
       await engine.start();

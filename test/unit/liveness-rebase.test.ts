@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../coordinator/engine.js';
 import { detectStall, LivenessRebase, stallThresholdMs } from '../../coordinator/liveness-rebase.js';
+import { NodeRegistry } from '../../coordinator/nodes.js';
+import { ClusterState } from '../../coordinator/state/cluster-state.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
 import { ManualClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/logger.js';
@@ -28,22 +30,26 @@ describe('detectStall (pure)', () => {
 });
 
 /** A real engine on a manual clock (heartbeat 1 s, Suspect after 3 s, Unreachable after 10 s). */
-async function engineWithRebase() {
+async function engineWithRebase(o: { rebase?: boolean } = {}) {
   const clock = new ManualClock(1_000_000);
+  const store = new MemoryStore();
+  // as in coordinator/daemon.ts: the read model first, the re-base on its nodes, then the engine
+  const state = new ClusterState(new NodeRegistry(store, clock, TEST_TIMINGS));
+  const stalls: number[] = [];
+  const rebase = new LivenessRebase(clock, state.nodes, {
+    stallAfterMs: stallThresholdMs(TEST_TIMINGS),
+    onStall: ({ gapMs }) => stalls.push(gapMs),
+  });
   const engine = new Engine({
-    store: new MemoryStore(),
+    store,
     logger: silentLogger,
     signingKey: generateSigningKey(),
     timings: TEST_TIMINGS,
     joinToken: 'j',
     clock,
+    state,
+    beforeSweep: o.rebase === false ? undefined : () => void rebase.beforeSweep(),
   });
-  const stalls: number[] = [];
-  const rebase = new LivenessRebase(clock, engine.nodes, {
-    stallAfterMs: stallThresholdMs(TEST_TIMINGS),
-    onStall: ({ gapMs }) => stalls.push(gapMs),
-  });
-  engine.beforeSweep = () => void rebase.beforeSweep();
   engine.attachBus(new RecordingBus());
   await engine.start();
   const ids = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
@@ -128,8 +134,7 @@ describe('liveness re-base after a coordinator stall (injected clock)', () => {
   });
 
   it('without the re-base the same stall marks all 7 nodes Unreachable (the bug)', async () => {
-    const f = await engineWithRebase();
-    f.engine.beforeSweep = undefined;
+    const f = await engineWithRebase({ rebase: false });
     for (const id of f.ids) f.beat(id);
     f.clock.advance(500);
     f.clock.stall(40_000);

@@ -1,0 +1,276 @@
+/**
+ * Agent intake: what agents send (register, heartbeat, status, facts, plan fetch), turned into
+ * node records, liveness and the reconciles they call for.
+ */
+import type { Clock } from '../../lib/clock.js';
+import {
+  type FactsUpdate,
+  type Heartbeat,
+  type NodeStatus,
+  type PlanFetch,
+  PROTOCOL_VERSION,
+  type Register,
+  type RegisterReply,
+  type SignedPlan,
+  type SigningKeyPair,
+} from '../../protocol/index.js';
+import { coordinatorError } from '../errors.js';
+import type { EventLog } from '../events.js';
+import { CLUSTER_LABEL, mergeLabels } from '../labels.js';
+import { isHealthy } from '../model.js';
+import { constantTimeEqual, NodeRegistry, sameMachine } from '../nodes.js';
+import type { ClusterState } from '../state/cluster-state.js';
+import { restartEvents } from '../status-events.js';
+import { deriveLabels } from '../topology/index.js';
+import type { NodePush } from './node-push.js';
+import type { PlanBook } from './plan-book.js';
+import type { EngineTimings, Enqueue } from './ports.js';
+
+export interface IntakePorts {
+  state: ClusterState;
+  plans: PlanBook;
+  push: NodePush;
+  events: EventLog;
+  clock: Clock;
+  enqueue: Enqueue;
+  epoch: () => number;
+  signingKey: SigningKeyPair;
+  timings: EngineTimings;
+  joinToken?: string;
+  /** sees every status report (the repair policy's instance trouble) */
+  observeStatus?: (st: NodeStatus) => void;
+}
+
+export class Intake {
+  constructor(private readonly p: IntakePorts) {}
+
+  async handleRegister(msg: Register): Promise<RegisterReply> {
+    const now = new Date(this.p.clock.now()).toISOString();
+    const base = {
+      v: PROTOCOL_VERSION,
+      type: 'register-reply' as const,
+      nodeId: msg.nodeId,
+      coordinatorEpoch: this.p.epoch(),
+      signingKey: this.p.signingKey.publicKeyB64,
+      keyFingerprint: this.p.signingKey.fingerprint,
+      heartbeatIntervalMs: this.p.timings.heartbeatIntervalMs,
+    };
+    let rec = this.p.state.nodes.get(msg.nodeId);
+    const clusterBefore = rec && rec.state !== 'Removed' ? this.p.state.clusterOf(rec) : undefined;
+    // the operator's labels (`drover label`) survive every registration; a new record has none
+    const labels = mergeLabels(
+      msg.labels,
+      deriveLabels(msg.facts),
+      rec && rec.state !== 'Removed' ? rec.operatorLabels : undefined,
+    );
+    const tokenOk =
+      !!this.p.joinToken && !!msg.joinToken && constantTimeEqual(msg.joinToken, this.p.joinToken);
+    if (rec && rec.state !== 'Removed' && !sameMachine(rec.fingerprint, msg.fingerprint)) {
+      this.p.events.emit({
+        kind: 'node.refused',
+        severity: 'error',
+        nodeId: msg.nodeId,
+        message: `node ${msg.nodeId} registered from a different machine (machine-id ${msg.fingerprint.machineId || '?'} ≠ ${rec.fingerprint.machineId || '?'}); refused — a wiped or cloned host must be removed first`,
+      });
+      return {
+        ...base,
+        accepted: false,
+        state: 'Pending',
+        reason:
+          'fingerprint mismatch: this node id belongs to a different machine; remove the old node first',
+      };
+    }
+    if (!rec || rec.state === 'Removed') {
+      const twin = this.p.state.nodes.findByAddress(msg.address, msg.nodeId);
+      const approved = tokenOk && !twin;
+      rec = NodeRegistry.newRecord({
+        id: msg.nodeId,
+        hostname: msg.hostname,
+        address: msg.address,
+        labels,
+        facts: msg.facts,
+        fingerprint: msg.fingerprint,
+        approved,
+        now,
+        cluster: msg.labels[CLUSTER_LABEL],
+      });
+      rec.agentLabels = { ...msg.labels };
+      if (twin) rec.heldFor = twin.id;
+      if (this.p.state.nodes.get(msg.nodeId)) await this.p.state.nodes.forget(msg.nodeId);
+      await this.p.state.nodes.save(rec);
+      if (twin) {
+        this.p.events.emit({
+          kind: 'node.suspected-wipe',
+          severity: 'warning',
+          nodeId: msg.nodeId,
+          message: `new node ${msg.nodeId} has the address ${msg.address} of existing node ${twin.id}: possibly a wiped or cloned host; kept Pending — remove ${twin.id} and approve ${msg.nodeId} to replace it`,
+          data: { existing: twin.id },
+        });
+      } else {
+        this.p.events.emit({
+          kind: approved ? 'node.joined' : 'node.pending',
+          severity: 'info',
+          nodeId: msg.nodeId,
+          message: approved
+            ? `node ${msg.nodeId} (${msg.hostname}, ${msg.address}) joined`
+            : `node ${msg.nodeId} (${msg.hostname}) is waiting for approval`,
+        });
+      }
+    } else if (
+      rec.address !== msg.address ||
+      rec.hostname !== msg.hostname ||
+      JSON.stringify(rec.labels) !== JSON.stringify(labels) ||
+      JSON.stringify(rec.agentLabels) !== JSON.stringify(msg.labels) ||
+      JSON.stringify({ ...rec.facts, collectedAt: '' }) !== JSON.stringify({ ...msg.facts, collectedAt: '' })
+    ) {
+      rec = {
+        ...rec,
+        address: msg.address,
+        hostname: msg.hostname,
+        labels,
+        agentLabels: { ...msg.labels },
+        facts: msg.facts,
+        fingerprint: msg.fingerprint,
+      };
+      if (!rec.approved && tokenOk && !rec.heldFor) rec = { ...rec, approved: true, state: 'Ready' };
+      await this.p.state.nodes.save(rec);
+    } else if (!rec.approved && tokenOk && !rec.heldFor) {
+      rec = { ...rec, approved: true, state: 'Ready' };
+      await this.p.state.nodes.save(rec);
+    }
+    const was = this.p.state.nodes.heartbeat(msg.nodeId);
+    if (msg.applied) {
+      const l = this.p.state.nodes.liveness(msg.nodeId);
+      if (l) l.applied = { ...msg.applied };
+    }
+    if (rec.approved && (was === 'Suspect' || was === 'Unreachable'))
+      this.p.events.emit({
+        kind: 'node.recovered',
+        severity: 'info',
+        nodeId: msg.nodeId,
+        message: `node ${msg.nodeId} registered again (was ${was})`,
+      });
+    if (!rec.approved)
+      return {
+        ...base,
+        accepted: true,
+        state: 'Pending',
+        reason: 'waiting for operator approval (no valid join token)',
+      };
+    const clusterNow = this.p.state.clusterOf(rec);
+    if (clusterBefore !== undefined && clusterBefore !== clusterNow) {
+      // the agent's configured cluster label changed: an explicit move, by whoever edited its config
+      this.p.events.emit({
+        kind: 'node.cluster-changed',
+        severity: 'warning',
+        nodeId: rec.id,
+        cluster: clusterNow,
+        message: `node ${rec.id} moved from cluster ${clusterBefore} to ${clusterNow} (its agent's ${CLUSTER_LABEL} label)`,
+        data: { from: clusterBefore, to: clusterNow },
+      });
+      this.p.enqueue(`cluster:${clusterBefore}`);
+    }
+    this.p.enqueue(`cluster:${clusterNow}`);
+    const d = this.p.plans.get(rec.id);
+    if (d) this.p.enqueue(`node:${rec.id}`);
+    return { ...base, accepted: true, state: this.p.state.nodes.effectiveState(rec), plan: d?.signed };
+  }
+
+  handleHeartbeat(hb: Heartbeat): void {
+    const rec = this.p.state.nodes.get(hb.nodeId);
+    if (!rec || !rec.approved || rec.state === 'Removed') return;
+    const prev = this.p.state.nodes.heartbeat(hb.nodeId, hb.digest);
+    if (prev && prev !== 'new') {
+      this.p.events.emit({
+        kind: 'node.recovered',
+        severity: 'info',
+        nodeId: hb.nodeId,
+        message: `node ${hb.nodeId} is heartbeating again (was ${prev})`,
+      });
+      this.p.enqueue(`cluster:${this.p.state.clusterOf(rec)}`);
+    }
+    const l = this.p.state.nodes.liveness(hb.nodeId)!;
+    const d = this.p.plans.get(hb.nodeId);
+    if (!d) return;
+    const dg = hb.digest;
+    const matches = dg.checksum === d.plan.checksum && dg.coordinatorEpoch === this.p.epoch();
+    if (matches) {
+      l.applied = { generation: dg.generation, checksum: dg.checksum, coordinatorEpoch: dg.coordinatorEpoch };
+      return;
+    }
+    // A heartbeat sent just before our push landed still shows the old plan; don't re-push for it.
+    const recentlyPushed =
+      l.lastPushOkAt !== undefined &&
+      this.p.clock.now() - l.lastPushOkAt < this.p.timings.heartbeatIntervalMs * 1.5;
+    if (!recentlyPushed) {
+      l.applied = { generation: dg.generation, checksum: dg.checksum, coordinatorEpoch: dg.coordinatorEpoch };
+      this.p.enqueue(`node:${hb.nodeId}`);
+    }
+  }
+
+  handleStatus(st: NodeStatus): void {
+    const rec = this.p.state.nodes.get(st.nodeId);
+    if (!rec || !rec.approved) return;
+    this.p.state.nodes.heartbeat(st.nodeId, st.digest);
+    const l = this.p.state.nodes.liveness(st.nodeId)!;
+    const before = l.status;
+    l.status = st;
+    if (st.plan.state === 'refused' && before?.plan.state !== 'refused') {
+      this.p.events.emit({
+        kind: 'plan.refused',
+        severity: 'error',
+        nodeId: st.nodeId,
+        message: `node ${st.nodeId} refused its plan: ${st.plan.error ?? 'no reason given'}`,
+      });
+    }
+    for (const e of restartEvents(before, st)) this.p.events.emit(e);
+    const prevPhase = new Map(before?.instances.map((i) => [i.id, i.phase]) ?? []);
+    for (const i of st.instances) {
+      if (isHealthy(i)) this.p.push.released(i.role, i.id, i.checksum);
+      const p = prevPhase.get(i.id);
+      if (
+        p !== undefined &&
+        p !== i.phase &&
+        (i.phase === 'CrashLoop' || i.phase === 'Failed' || i.phase === 'Unhealthy')
+      ) {
+        this.p.events.emit({
+          kind: 'instance.unhealthy',
+          severity: 'warning',
+          nodeId: st.nodeId,
+          instanceId: i.id,
+          role: i.role,
+          message: `${i.id} on ${st.nodeId} is ${i.phase}${i.lastError ? `: ${i.lastError}` : ''}`,
+        });
+      }
+    }
+    this.p.observeStatus?.(st);
+  }
+
+  async handleFacts(msg: FactsUpdate): Promise<void> {
+    const rec = this.p.state.nodes.get(msg.nodeId);
+    if (!rec) return;
+    const agent =
+      rec.agentLabels ??
+      Object.fromEntries(
+        Object.entries(rec.labels).filter(([k]) => !k.startsWith('drover.dev/') || k === CLUSTER_LABEL),
+      );
+    const labels = mergeLabels(agent, deriveLabels(msg.facts), rec.operatorLabels);
+    await this.p.state.nodes.save({ ...rec, facts: msg.facts, labels });
+    this.p.enqueue(`cluster:${this.p.state.clusterOf(rec)}`);
+  }
+
+  handlePlanFetch(msg: PlanFetch): SignedPlan {
+    const rec = this.p.state.nodes.get(msg.nodeId);
+    if (!rec)
+      throw coordinatorError(
+        'DROVER_ERR_NODE_NOT_FOUND',
+        `node ${msg.nodeId} is not registered; register first`,
+      );
+    if (!rec.approved)
+      throw coordinatorError('DROVER_ERR_ILLEGAL_STATE', `node ${msg.nodeId} is waiting for approval`);
+    const d = this.p.plans.get(msg.nodeId);
+    if (!d)
+      throw coordinatorError('DROVER_ERR_NOT_READY', `no plan rendered yet for ${msg.nodeId}; retry shortly`);
+    return d.signed;
+  }
+}

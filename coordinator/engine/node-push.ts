@@ -1,0 +1,133 @@
+/**
+ * The node reconcile (`node:<id>`): pushes a node's desired plan from the plan book until the
+ * agent's applied checksum matches, through the rollout gate (one restart per role at a time,
+ * within the drain budget).
+ */
+import type { Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/logger.js';
+import type { PlanResult } from '../../protocol/index.js';
+import { unavailableByRole } from '../drain.js';
+import { coordinatorError } from '../errors.js';
+import type { EventLog } from '../events.js';
+import { isHealthy } from '../model.js';
+import { RolloutGate } from '../rollout.js';
+import type { ClusterState } from '../state/cluster-state.js';
+import type { PlanBook } from './plan-book.js';
+import type { AgentBus, Enqueue, Reconciled } from './ports.js';
+
+const NONE: ReadonlySet<string> = new Set();
+
+export interface NodePushPorts {
+  state: ClusterState;
+  plans: PlanBook;
+  events: EventLog;
+  clock: Clock;
+  log: Logger;
+  enqueue: Enqueue;
+  bus: () => AgentBus | undefined;
+  epoch: () => number;
+  pushTimeoutMs: number;
+  onPush?: (ok: boolean) => void;
+}
+
+export class NodePush {
+  private readonly rollout: RolloutGate;
+  /** instances per role across clusters, refreshed on every cluster reconcile */
+  private roleCounts = new Map<string, number>();
+  private unavailableMemo?: { at: number; byRole: Map<string, Set<string>> };
+
+  constructor(private readonly p: NodePushPorts) {
+    const nodes = p.state.nodes;
+    this.rollout = new RolloutGate(p.clock, (nodeId, instanceId, checksum) => {
+      const l = nodes.liveness(nodeId);
+      if (!l || l.state === 'Unreachable') return true;
+      const i = l.status?.instances.find((x) => x.id === instanceId);
+      return !!i && i.checksum === checksum && isHealthy(i);
+    });
+  }
+
+  /** Counts instances per role over every assignment (after a cluster reconcile wrote them). */
+  refreshRoleCounts(): void {
+    const counts = new Map<string, number>();
+    for (const a of this.p.state.allAssignments()) counts.set(a.role, (counts.get(a.role) ?? 0) + 1);
+    this.roleCounts = counts;
+  }
+
+  /** An instance reported healthy: the pushes it held back may go now. */
+  released(role: string, instanceId: string, checksum: string): void {
+    for (const next of this.rollout.release(role, instanceId, checksum)) this.p.enqueue(`node:${next}`);
+  }
+
+  /** A removed node holds no rollout slot. */
+  forget(nodeId: string): void {
+    this.rollout.forget(nodeId);
+  }
+
+  async reconcile(nodeId: string): Promise<Reconciled> {
+    const { plans, state, clock } = this.p;
+    const d = plans.get(nodeId);
+    const rec = state.nodes.get(nodeId);
+    const l = state.nodes.liveness(nodeId);
+    const bus = this.p.bus();
+    if (!d || !rec || !rec.approved || !l || l.state === 'Unreachable' || !bus) return undefined;
+    const a = l.applied;
+    if (
+      a &&
+      a.checksum === d.plan.checksum &&
+      a.coordinatorEpoch === this.p.epoch() &&
+      a.generation >= d.plan.generation
+    )
+      return undefined;
+    const blocked = this.rollout.acquire(
+      nodeId,
+      d.plan,
+      (role) => this.roleCounts.get(role) ?? 0,
+      (role) => this.unavailableByRole().get(role) ?? NONE,
+    );
+    if (blocked.length) {
+      this.p.log.debug(
+        { nodeId, roles: blocked },
+        'plan push waits: another instance of these roles is still restarting',
+      );
+      return { requeueAfterMs: 500 };
+    }
+    let res: PlanResult;
+    try {
+      res = await bus.pushPlan(nodeId, d.signed, this.p.pushTimeoutMs);
+    } catch (err) {
+      this.p.onPush?.(false);
+      throw coordinatorError(
+        'DROVER_ERR_NODE_UNREACHABLE',
+        `plan push to ${nodeId} failed: ${(err as Error).message}`,
+        undefined,
+        err,
+      );
+    }
+    this.p.onPush?.(res.accepted);
+    if (!res.accepted) {
+      this.p.events.emit({
+        kind: 'plan.refused',
+        severity: 'error',
+        nodeId,
+        message: `node ${nodeId} refused plan generation ${d.plan.generation}: ${res.error?.message ?? 'no reason'}`,
+      });
+      throw coordinatorError(
+        'DROVER_ERR_ILLEGAL_STATE',
+        `node ${nodeId} refused its plan: ${res.error?.code ?? ''} ${res.error?.message ?? ''}`,
+      );
+    }
+    l.applied = { generation: res.generation, checksum: res.checksum, coordinatorEpoch: this.p.epoch() };
+    l.lastPushOkAt = clock.now();
+    this.rollout.pushed(nodeId, d.plan);
+    return undefined;
+  }
+
+  /** unavailableByRole (coordinator/drain.ts) over every assignment, memoized for 100 ms. */
+  private unavailableByRole(): Map<string, Set<string>> {
+    const now = this.p.clock.now();
+    if (this.unavailableMemo && now - this.unavailableMemo.at < 100) return this.unavailableMemo.byRole;
+    const byRole = unavailableByRole(this.p.state.allAssignments(), (n) => this.p.state.nodes.liveness(n));
+    this.unavailableMemo = { at: now, byRole };
+    return byRole;
+  }
+}

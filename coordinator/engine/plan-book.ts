@@ -1,0 +1,156 @@
+/**
+ * The plan book: every node's desired plan, rendered from its cluster's topology and assignments,
+ * sealed (content checksum) and signed. A new plan queues the node's push (`onNewPlan`); the
+ * push itself is coordinator/engine/node-push.ts.
+ */
+import type { Clock } from '../../lib/clock.js';
+import {
+  type InstanceSpec,
+  instanceChecksum,
+  type NodePlan,
+  PROTOCOL_VERSION,
+  type SignedPlan,
+  type SigningKeyPair,
+  sealPlan,
+  signPlan,
+} from '../../protocol/index.js';
+import { RenderCache, type RenderOptions, renderPlans } from '../catalog/index.js';
+import type { Assignment, NodeRecord } from '../model.js';
+import type { Topology } from '../topology/index.js';
+import type { PlanAddons } from './ports.js';
+
+export interface Desired {
+  plan: NodePlan;
+  signed: SignedPlan;
+}
+
+export interface PlanBookPorts {
+  clock: Clock;
+  signingKey: SigningKeyPair;
+  renderOptions?: RenderOptions;
+  /** the coordinator epoch every plan carries (set at start-up) */
+  epoch: () => number;
+  /** extra plan fields (the purge lists of `drover clean --purge`) */
+  planAddons?: PlanAddons;
+  /** a node got a new desired plan: push it */
+  onNewPlan: (nodeId: string) => void;
+}
+
+export class PlanBook {
+  private readonly desired = new Map<string, Desired>();
+  private readonly generation = new Map<string, number>();
+  /** one render memo per cluster: instance ids repeat across clusters, and a render retains only its own */
+  private readonly renderCaches = new Map<string, RenderCache>();
+  /** per node, the rendered instance objects its desired plan was last sealed from */
+  private readonly sealedFrom = new Map<string, Set<object>>();
+  /**
+   * Content checksums of rendered instance objects. Rendered specs are never mutated (the render
+   * cache hands the same object back while its inputs are unchanged), so identity is a safe key;
+   * a topology preview and the reconcile that applies it then checksum each instance once.
+   */
+  private readonly instanceSums = new WeakMap<object, string>();
+
+  constructor(private readonly p: PlanBookPorts) {}
+
+  get(nodeId: string): Desired | undefined {
+    return this.desired.get(nodeId);
+  }
+
+  plan(nodeId: string): NodePlan | undefined {
+    return this.desired.get(nodeId)?.plan;
+  }
+
+  entries(): IterableIterator<[string, Desired]> {
+    return this.desired.entries();
+  }
+
+  /** Renders every node's instances of a cluster (memoised per cluster, so a preview's work is reused). */
+  render(
+    cluster: string,
+    topology: Topology,
+    assignments: Assignment[],
+    nodes: Map<string, NodeRecord>,
+  ): Map<string, Array<Omit<InstanceSpec, 'checksum'>>> {
+    return renderPlans({
+      topology,
+      assignments,
+      nodes,
+      options: { ...this.p.renderOptions, cache: this.renderCache(cluster) },
+    });
+  }
+
+  /** A cluster without a topology renders nothing: drop its memo. */
+  dropRenderCache(cluster: string): void {
+    this.renderCaches.delete(cluster);
+  }
+
+  /** Forgets a removed node's plan. */
+  forget(nodeId: string): void {
+    this.desired.delete(nodeId);
+    this.sealedFrom.delete(nodeId);
+    this.generation.delete(nodeId);
+  }
+
+  /** Returns true when the node got a new plan. */
+  setDesired(nodeId: string, instances: Array<Omit<InstanceSpec, 'checksum'>>): boolean {
+    const cur = this.desired.get(nodeId);
+    // The render cache hands back the same objects for unchanged instances: when every one is the
+    // object the current plan was sealed from, the plan cannot have changed, and the O(content)
+    // checksum pass is skipped (most nodes on most cluster reconciles of a large fleet).
+    const inputs = this.sealedFrom.get(nodeId);
+    if (
+      cur &&
+      inputs &&
+      inputs.size === instances.length &&
+      instances.every((i) => inputs.has(i)) &&
+      samePlanAddons(cur.plan, { ...this.p.planAddons?.(nodeId) })
+    )
+      return false;
+    const gen = this.generation.get(nodeId) ?? 0;
+    const candidate = this.sealFor(nodeId, instances, gen + 1);
+    this.sealedFrom.set(nodeId, new Set<object>(instances));
+    if (cur && cur.plan.checksum === candidate.checksum && samePlanAddons(cur.plan, candidate)) return false;
+    this.generation.set(nodeId, gen + 1);
+    this.desired.set(nodeId, { plan: candidate, signed: signPlan(candidate, this.p.signingKey) });
+    this.p.onNewPlan(nodeId);
+    return true;
+  }
+
+  /** Seals (checksums) a plan for `nodeId` without booking it. */
+  sealFor(nodeId: string, instances: Array<Omit<InstanceSpec, 'checksum'>>, generation: number): NodePlan {
+    return sealPlan(
+      {
+        v: PROTOCOL_VERSION,
+        type: 'plan',
+        nodeId,
+        generation,
+        coordinatorEpoch: this.p.epoch(),
+        issuedAt: new Date(this.p.clock.now()).toISOString(),
+        instances: [...instances].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+        ...this.p.planAddons?.(nodeId),
+      },
+      (i) => {
+        let sum = this.instanceSums.get(i);
+        if (sum === undefined) {
+          sum = instanceChecksum(i);
+          this.instanceSums.set(i, sum);
+        }
+        return sum;
+      },
+    );
+  }
+
+  private renderCache(cluster: string): RenderCache {
+    let c = this.renderCaches.get(cluster);
+    if (!c) {
+      c = new RenderCache();
+      this.renderCaches.set(cluster, c);
+    }
+    return c;
+  }
+}
+
+/** Same plan add-ons (fields outside the content checksum, e.g. `purge`)? */
+function samePlanAddons(a: Pick<NodePlan, 'purge'>, b: Pick<NodePlan, 'purge'>): boolean {
+  return JSON.stringify(a.purge ?? null) === JSON.stringify(b.purge ?? null);
+}

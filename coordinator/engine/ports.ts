@@ -1,0 +1,75 @@
+/**
+ * The ports between the engine's modules and the rest of the coordinator: the agents' bus, the
+ * repair policy's hooks, the plan add-ons. Types only; the composition root (coordinator/daemon.ts,
+ * through `Engine` in coordinator/engine.ts) wires them.
+ */
+import type {
+  Event,
+  NodePlan,
+  NodeStatus,
+  PlanResult,
+  SignedPlan,
+  Task,
+  TaskResult,
+} from '../../protocol/index.js';
+import type { Assignment } from '../model.js';
+
+/** The narrow port to the agents; the NATS adapter implements it, unit tests fake it. */
+export interface AgentBus {
+  pushPlan(nodeId: string, signed: SignedPlan, timeoutMs: number): Promise<PlanResult>;
+  sendTask(nodeId: string, task: Task, timeoutMs: number): Promise<TaskResult>;
+  publishEvent(e: Event): void;
+}
+
+export interface EngineTimings {
+  heartbeatIntervalMs: number;
+  suspectAfterMissed: number;
+  unreachableAfterMs: number;
+  reassignAfterMs: number;
+  etcdReassignAfterMs: number;
+  stormThreshold: number;
+  pushTimeoutMs: number;
+}
+
+/** Evictions decided by the repair policy for one cluster reconcile. */
+export interface Evictions {
+  evictNodes: Set<string>;
+  evictInstances: Set<string>;
+  moveTo: Map<string, string>;
+}
+
+export interface RepairHooks {
+  force?(ms?: number): void;
+  requestMove?(instanceId: string, toNode: string, force?: boolean): void;
+  /** drop a requested move that placement refused (the target no longer fits) */
+  cancelMove?(instanceId: string): void;
+  requestReassign?(instanceId: string): void;
+  /** which instances must leave their nodes now (Unreachable past grace, drains, operator moves) */
+  evictions(cluster: string, current: Assignment[]): Evictions;
+  /** the same as a dry run: no event, task or budget spent, nothing used up (topology previews) */
+  previewEvictions?(cluster: string, current: Assignment[]): Evictions;
+  /**
+   * Why forgetting `nodeId` now would break etcd quorum (its member would be removed and replaced
+   * while too few others are healthy), or undefined when it is safe.
+   */
+  removeRefusal?(cluster: string, nodeId: string): string | undefined;
+  /** called after placement wrote new assignments (etcd membership changes, events) */
+  afterPlacement?(
+    cluster: string,
+    moved: Array<{ from: Assignment; to: Assignment }>,
+  ): Promise<number | undefined>;
+  /** sees every status report an agent sends (instance trouble: reprovision, then reassign) */
+  observe?(st: NodeStatus): void;
+}
+
+/**
+ * Extra plan fields for a node that are not instances (the purge list of `drover clean --purge`).
+ * They are signed with the plan but are not part of its content checksum.
+ */
+export type PlanAddons = (nodeId: string) => Pick<NodePlan, 'purge'> | undefined;
+
+/** Adds a key (`cluster:<name>`, `node:<id>`) to the work queue. */
+export type Enqueue = (key: string) => void;
+
+/** What a reconcile returns to the work queue. */
+export type Reconciled = { requeueAfterMs?: number } | undefined;
