@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT_VAR } from '../../agent/applier.js';
-import { EtcdAdmin } from '../../coordinator/etcd.js';
+import { EtcdGatewayAdmin as EtcdAdmin } from '../../coordinator/etcd/admin.js';
 import { autoCleanup, killAndWait, requireBinary, spawnLogged, tempDir, waitFor } from '../helpers/proc.js';
 import { repairFleet } from '../helpers/repair-fleet.js';
 
