@@ -121,6 +121,8 @@ export interface RepairHooks {
     cluster: string,
     moved: Array<{ from: Assignment; to: Assignment }>,
   ): Promise<number | undefined>;
+  /** the `etcd:<cluster>` queue key: etcd membership changes (coordinator/etcd/membership.ts) */
+  reconcileEtcd?(cluster: string): Promise<{ requeueAfterMs?: number } | undefined>;
 }
 
 /**
@@ -578,6 +580,8 @@ export class Engine {
   private async reconcile(key: string): Promise<{ requeueAfterMs?: number } | undefined> {
     if (key.startsWith('cluster:')) return this.reconcileCluster(key.slice(8));
     if (key.startsWith('node:')) return this.reconcileNode(key.slice(5));
+    // etcd membership runs on its own key per cluster: one change in flight (coordinator/etcd/)
+    if (key.startsWith('etcd:')) return this.repair?.reconcileEtcd?.(key.slice(5));
     return undefined;
   }
 

@@ -2,8 +2,8 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { NodeStatus } from '../protocol/index.js';
 import type { Engine, Evictions, RepairHooks } from './engine.js';
-import { coordinatorError } from './errors.js';
 import { type EtcdAdminFactory, gatewayEtcdAdmin } from './etcd/admin.js';
+import { EtcdMembership } from './etcd/membership.js';
 import { replacementKeepsQuorum } from './etcd/quorum.js';
 import { type Assignment, isHealthy, type NodeRecord } from './model.js';
 import { decideRepair, type RepairDecision } from './repair/decide.js';
@@ -24,13 +24,12 @@ export interface RepairDeps {
  * The repair policy the engine consults on every cluster reconcile (the `RepairHooks`): it holds
  * the repair memory, asks the pure decision (coordinator/repair/decide.ts, where the ladder is)
  * and applies its effects (repair/effects.ts). A preview asks the same decision and applies
- * nothing.
+ * nothing. etcd membership changes run in coordinator/etcd/membership.ts on their own queue key.
  */
 export class RepairPolicy implements RepairHooks {
   private readonly memory = emptyRepairMemory();
-  private readonly etcdAdmin: EtcdAdminFactory;
-  private etcdBusy = false;
-  private readonly etcdConfirmed = new Set<string>();
+  /** the etcd membership reconcile (`etcd:<cluster>` keys) */
+  readonly etcd: EtcdMembership;
 
   constructor(
     private readonly engine: Engine,
@@ -40,7 +39,19 @@ export class RepairPolicy implements RepairHooks {
     private readonly onRepair?: (result: string) => void,
     deps: RepairDeps = {},
   ) {
-    this.etcdAdmin = deps.etcdAdmin ?? gatewayEtcdAdmin;
+    this.etcd = new EtcdMembership(
+      {
+        assignments: (c) => engine.currentAssignments(c),
+        nodes: (c) => engine.placementNodes(c),
+        emit: (e) => engine.events.emit(e),
+        enqueue: (key) => engine.queue.add(key),
+        admin: deps.etcdAdmin ?? gatewayEtcdAdmin,
+        clock,
+        log,
+        onRepair,
+      },
+      { tls: opts.etcdTls, clientPort: opts.etcdClientPort, peerPort: opts.etcdPeerPort },
+    );
     engine.repair = this;
     engine.repairObserver = (st) => this.observe(st);
   }
@@ -129,13 +140,17 @@ export class RepairPolicy implements RepairHooks {
     return this.decide(cluster, current).evictions;
   }
 
+  /** RepairHooks.reconcileEtcd: the handler of the `etcd:<cluster>` queue key. */
+  reconcileEtcd(cluster: string): Promise<undefined> {
+    return this.etcd.reconcile(cluster);
+  }
+
   /**
    * After placement wrote assignments: forget finished operator moves, and while an etcd member is
-   * joining an existing cluster (moved or added late), make the membership match — before its plan
-   * is pushed, so the new member finds itself in the member list. Returns a retry delay while a
-   * membership change is still outstanding.
+   * joining an existing cluster, have the membership match before its plan is pushed. Returns a
+   * retry delay while a membership change is still outstanding.
    */
-  async afterPlacement(
+  afterPlacement(
     cluster: string,
     moved: Array<{ from: Assignment; to: Assignment }>,
   ): Promise<number | undefined> {
@@ -144,111 +159,7 @@ export class RepairPolicy implements RepairHooks {
       this.memory.held.delete(m.to.instanceId);
       this.memory.decided.delete(`${m.from.instanceId}@${m.from.epoch}`);
     }
-    const key = (a: Assignment) => `${a.instanceId}@${a.epoch}@${a.nodeId}`;
-    const joiners = this.engine
-      .currentAssignments(cluster)
-      .filter(
-        (a) =>
-          a.role === ETCD &&
-          (a as { existing?: boolean }).existing === true &&
-          !this.etcdConfirmed.has(key(a)),
-      );
-    if (joiners.length === 0) return undefined;
-    try {
-      const done = await this.reconcileEtcdMembership(cluster);
-      if (done) for (const a of joiners) this.etcdConfirmed.add(key(a));
-      return done ? undefined : 1000;
-    } catch (err) {
-      this.log.warn({ err, cluster }, 'etcd membership change failed; will retry');
-      return 5000;
-    }
-  }
-
-  /**
-   * Level-triggered etcd membership: makes the member list match the etcd assignments, one change
-   * at a time, through the members that still answer. Safe to re-run after a coordinator crash
-   * in the middle: a member already removed or already added is simply not touched again.
-   */
-  async reconcileEtcdMembership(cluster: string): Promise<boolean> {
-    if (this.etcdBusy) return false;
-    this.etcdBusy = true;
-    try {
-      const etcdA = this.engine.currentAssignments(cluster).filter((a) => a.role === ETCD);
-      const nodes = new Map(this.engine.placementNodes(cluster).map((n) => [n.id, n]));
-      const want = new Map<string, Assignment>();
-      for (const a of etcdA) {
-        const n = nodes.get(a.nodeId);
-        if (n) want.set(this.peerUrl(n), a);
-      }
-      const clientUrls = etcdA
-        .map((a) => nodes.get(a.nodeId))
-        .filter((n): n is NodeRecord => !!n && n.state !== 'Unreachable')
-        .map((n) => this.clientUrl(n));
-      const admin = this.etcdAdmin(clientUrls, this.opts.etcdTls);
-      const members = await admin.memberList();
-      const healthy = await admin.healthyEndpoints(
-        members.flatMap((m) => m.clientURLs).filter((u) => clientUrls.includes(u)),
-      );
-      const stale = members.filter((m) => !m.peerURLs.some((u) => want.has(u)));
-      // Only a joining member (moved or placed after the bootstrap) is added. A bootstrap member
-      // missing from the list was removed (e.g. by a coordinator that crashed before its move was
-      // durable): its old data holds a removed member id and it can never rejoin, so re-adding its
-      // URL would only put a dead voter in the cluster. It is replaced when its node is repaired.
-      // Nor is a member added for a node that is Unreachable: it could not start.
-      const missing = [...want.keys()].filter((u) => {
-        if (members.some((m) => m.peerURLs.includes(u))) return false;
-        const a = want.get(u)!;
-        if ((a as { existing?: boolean }).existing === true && nodes.get(a.nodeId)?.state !== 'Unreachable')
-          return true;
-        this.log.warn(
-          { cluster, instanceId: a.instanceId, nodeId: a.nodeId, peerUrl: u },
-          'etcd member is not in the member list and cannot rejoin as it is; not adding it back (it is replaced when its node is repaired)',
-        );
-        return false;
-      });
-      if (stale.length === 0 && missing.length === 0) return true;
-      const q = replacementKeepsQuorum(members.length, healthy.length);
-      if (!q.ok) {
-        this.engine.events.emit({
-          kind: 'etcd.replace-refused',
-          severity: 'error',
-          cluster,
-          role: ETCD,
-          message: `etcd membership change refused: ${q.reason}`,
-        });
-        this.onRepair?.('etcd-refused');
-        throw coordinatorError('DROVER_ERR_ETCD_QUORUM', q.reason ?? 'quorum');
-      }
-      const s = stale[0];
-      if (s) {
-        await admin.memberRemove(s.id, healthy);
-        this.engine.events.emit({
-          kind: 'etcd.member-removed',
-          severity: 'warning',
-          cluster,
-          role: ETCD,
-          message: `etcd member ${s.name || s.id} (${s.peerURLs.join(',')}) removed through the surviving members`,
-        });
-      }
-      const add = missing[0];
-      if (add) {
-        await admin.memberAdd([add], healthy);
-        const a = want.get(add)!;
-        this.engine.events.emit({
-          kind: 'etcd.member-added',
-          severity: 'info',
-          cluster,
-          role: ETCD,
-          instanceId: a.instanceId,
-          nodeId: a.nodeId,
-          message: `etcd member for ${a.instanceId} added at ${add}; it starts with initial-cluster-state=existing`,
-        });
-        this.onRepair?.('etcd-replaced');
-      }
-      return stale.length <= 1 && missing.length <= 1;
-    } finally {
-      this.etcdBusy = false;
-    }
+    return this.etcd.afterPlacement(cluster);
   }
 
   /** RepairHooks.removeRefusal: the replacement rule, for each etcd member the node holds. */
@@ -280,13 +191,5 @@ export class RepairPolicy implements RepairHooks {
       if (!bad && t) this.memory.trouble.delete(i.id);
       if (isHealthy(i)) this.memory.held.delete(i.id);
     }
-  }
-
-  private peerUrl(n: NodeRecord): string {
-    return `http://${n.address}:${this.opts.etcdPeerPort ?? 2380}`;
-  }
-
-  private clientUrl(n: NodeRecord): string {
-    return `http://${n.address}:${this.opts.etcdClientPort ?? 2379}`;
   }
 }
