@@ -18,7 +18,7 @@
  * shows and waits for.
  */
 import type { NodePlan, NodeState } from '../protocol/index.js';
-import { replacementKeepsQuorum } from './etcd.js';
+import { replacementKeepsQuorum } from './etcd/quorum.js';
 import { type Assignment, isHealthy, type NodeRecord, type Unplaced } from './model.js';
 import { appliedEmptyPlan } from './node-removal.js';
 import type { Liveness } from './nodes.js';

@@ -229,6 +229,8 @@ export class Engine<R extends RepairHooks = RepairHooks> {
   private async route(key: string): Promise<Reconciled> {
     if (key.startsWith('cluster:')) return this.clusters.reconcile(key.slice(8));
     if (key.startsWith('node:')) return this.push.reconcile(key.slice(5));
+    // etcd membership runs on its own key per cluster: one change in flight (coordinator/etcd/)
+    if (key.startsWith('etcd:')) return this.repair?.reconcileEtcd?.(key.slice(5));
     return undefined;
   }
 

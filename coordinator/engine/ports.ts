@@ -60,6 +60,8 @@ export interface RepairHooks {
   ): Promise<number | undefined>;
   /** sees every status report an agent sends (instance trouble: reprovision, then reassign) */
   observe?(st: NodeStatus): void;
+  /** the `etcd:<cluster>` queue key: etcd membership changes (coordinator/etcd/membership.ts) */
+  reconcileEtcd?(cluster: string): Promise<{ requeueAfterMs?: number } | undefined>;
 }
 
 /**

@@ -27,8 +27,10 @@ export interface RepairFleetOptions {
  */
 export async function repairFleet(o: RepairFleetOptions) {
   const clock = new ManualClock(1_000_000);
+  const store = new MemoryStore();
+  const bus = new RecordingBus();
   const engine = new Engine({
-    store: new MemoryStore(),
+    store,
     logger: silentLogger,
     signingKey: generateSigningKey(),
     timings: TEST_TIMINGS,
@@ -37,7 +39,7 @@ export async function repairFleet(o: RepairFleetOptions) {
     repair: (e) => new RepairPolicy(e, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger),
   });
   const repair = engine.repair!;
-  engine.attachBus(new RecordingBus());
+  engine.attachBus(bus);
   await engine.start();
   const topology = parseTopology(o.topology, o.source ?? 't.yaml');
   const cluster = topology.metadata.name;
@@ -105,7 +107,22 @@ export async function repairFleet(o: RepairFleetOptions) {
   const where = (inst: string) => assignment(inst)?.nodeId;
   const kinds = () => engine.events.list().map((e) => e.kind);
   const events = (kind: string) => engine.events.list().filter((e) => e.kind === kind);
-  return { engine, repair, clock, ids, alive, register, beat, advance, assignment, where, kinds, events };
+  return {
+    engine,
+    repair,
+    store,
+    bus,
+    clock,
+    ids,
+    alive,
+    register,
+    beat,
+    advance,
+    assignment,
+    where,
+    kinds,
+    events,
+  };
 }
 
 /** `repairFleet` after a first round of Healthy reports has been processed. */

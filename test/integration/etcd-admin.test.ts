@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { EtcdAdmin, quorum, replacementKeepsQuorum } from '../../coordinator/etcd.js';
+import { EtcdGatewayAdmin as EtcdAdmin } from '../../coordinator/etcd/admin.js';
+import { quorum, replacementKeepsQuorum } from '../../coordinator/etcd/quorum.js';
 import { spawnLogged } from '../helpers/proc.js';
 import { freePort, requireBinary, startEtcd, waitFor } from '../helpers/servers.js';
 

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT_VAR } from '../../agent/applier.js';
-import { EtcdAdmin } from '../../coordinator/etcd.js';
+import { EtcdGatewayAdmin as EtcdAdmin } from '../../coordinator/etcd/admin.js';
 import { autoCleanup, killAndWait, requireBinary, spawnLogged, tempDir, waitFor } from '../helpers/proc.js';
 import { repairFleet } from '../helpers/repair-fleet.js';
 
@@ -74,7 +74,7 @@ describe('etcd membership reconcile (real etcd on 127.0.75.x, engine on an injec
     await admin.memberAdd([peer(idx(spare))], survivors);
 
     // The restarted coordinator reconciles the membership with its (older) assignments.
-    await repair.reconcileEtcdMembership('m');
+    await repair.etcd.request('m'); // the `etcd:m` queue key
     const m1 = await admin.memberList(survivors);
     expect(m1.flatMap((m) => m.peerURLs).sort()).toEqual(
       bootstrap.filter((n) => n !== old).map((n) => peer(idx(n))),

@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { coordinatorError } from './errors.js';
+import { coordinatorError } from '../errors.js';
 
 export interface EtcdMemberInfo {
   /** uint64 member id, as a decimal string (JSON cannot carry it as a number) */
@@ -18,11 +18,27 @@ export interface EtcdTls {
 }
 
 /**
+ * The etcd admin port the membership reconcile depends on: member list, health, remove and add,
+ * each through the endpoints given (the surviving members). Tests and other transports (a gRPC
+ * client, a fake) implement the same four calls.
+ */
+export interface EtcdAdmin {
+  memberList(endpoints?: string[]): Promise<EtcdMemberInfo[]>;
+  /** the client URLs (of those given) whose /health answers health=true */
+  healthyEndpoints(clientUrls: string[]): Promise<string[]>;
+  memberRemove(id: string, endpoints?: string[]): Promise<void>;
+  memberAdd(peerURLs: string[], endpoints?: string[]): Promise<EtcdMemberInfo>;
+}
+
+/** Builds an admin client over these client URLs (wired at the composition root). */
+export type EtcdAdminFactory = (endpoints: string[], tls?: EtcdTls) => EtcdAdmin;
+
+/**
  * Talks to etcd's v3 JSON gateway on the SURVIVING members' client URLs: a dead member cannot
  * cooperate, so every membership change goes through whoever still answers. One endpoint failing
  * falls through to the next.
  */
-export class EtcdAdmin {
+export class EtcdGatewayAdmin implements EtcdAdmin {
   constructor(
     private readonly endpoints: string[],
     private readonly tls: EtcdTls = {},
@@ -182,35 +198,5 @@ export class EtcdAdmin {
   }
 }
 
-/** Quorum of an etcd cluster of n voting members. */
-export function quorum(n: number): number {
-  return Math.floor(n / 2) + 1;
-}
-
-/**
- * Whether replacing one member keeps quorum throughout: after removing the dead member the
- * cluster has n-1 voters, of which `healthy` answer; adding the new one makes n voters with the
- * new one not yet started. Both states need `healthy >= quorum`.
- */
-export function replacementKeepsQuorum(members: number, healthy: number): { ok: boolean; reason?: string } {
-  if (healthy < quorum(members)) {
-    return {
-      ok: false,
-      reason: `only ${healthy} of ${members} etcd members are healthy; quorum needs ${quorum(members)}; a membership change now would lose quorum`,
-    };
-  }
-  const afterRemove = members - 1;
-  if (healthy < quorum(afterRemove))
-    return {
-      ok: false,
-      reason: `removing a member leaves ${healthy} healthy of ${afterRemove}; below quorum`,
-    };
-  // The new member is added as a voter before it has started: n voters, `healthy` live.
-  if (healthy < quorum(afterRemove + 1)) {
-    return {
-      ok: false,
-      reason: `adding a member before it starts needs ${quorum(afterRemove + 1)} healthy members; only ${healthy}`,
-    };
-  }
-  return { ok: true };
-}
+/** The default factory: etcd's v3 JSON gateway over HTTP(S). */
+export const gatewayEtcdAdmin: EtcdAdminFactory = (endpoints, tls) => new EtcdGatewayAdmin(endpoints, tls);
