@@ -27,14 +27,7 @@ export interface RepairFleetOptions {
  */
 export async function repairFleet(o: RepairFleetOptions) {
   const clock = new ManualClock(1_000_000);
-  const engine = new Engine({
-    store: new MemoryStore(),
-    logger: silentLogger,
-    signingKey: generateSigningKey(),
-    timings: TEST_TIMINGS,
-    joinToken: 'j',
-    clock,
-  });
+  const engine = manualEngine(clock);
   const repair = new RepairPolicy(engine, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger);
   engine.attachBus(new RecordingBus());
   await engine.start();
@@ -42,18 +35,7 @@ export async function repairFleet(o: RepairFleetOptions) {
   const cluster = topology.metadata.name;
   /** registers an approved node named `id` (its hostname and machine id too), in the topology's cluster */
   const register = (id: string, address: string) =>
-    engine.handleRegister({
-      v: PROTOCOL_VERSION,
-      type: 'register',
-      nodeId: id,
-      hostname: id,
-      address,
-      labels: { 'drover.dev/cluster': cluster },
-      facts: sampleFacts({ hostname: id, machineId: id }),
-      fingerprint: { machineId: id, macs: [] },
-      agentVersion: 't',
-      joinToken: 'j',
-    });
+    registerNode(engine, id, address, { 'drover.dev/cluster': cluster });
   const ids = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`);
   for (const [i, id] of ids.entries()) await register(id, o.address(i));
   await engine.applyTopology(topology);
@@ -113,4 +95,48 @@ export async function beatenRepairFleet(o: RepairFleetOptions) {
   f.beat();
   await f.engine.queue.idle();
   return f;
+}
+
+/** A real Engine over a MemoryStore on `clock` with the test timings and join token `j` (not started). */
+export function manualEngine(clock: ManualClock): Engine {
+  return new Engine({
+    store: new MemoryStore(),
+    logger: silentLogger,
+    signingKey: generateSigningKey(),
+    timings: TEST_TIMINGS,
+    joinToken: 'j',
+    clock,
+  });
+}
+
+/** Registers an approved node named `id` (its hostname and machine id too) with `labels`. */
+export function registerNode(engine: Engine, id: string, address: string, labels: Record<string, string>) {
+  return engine.handleRegister({
+    v: PROTOCOL_VERSION,
+    type: 'register',
+    nodeId: id,
+    hostname: id,
+    address,
+    labels,
+    facts: sampleFacts({ hostname: id, machineId: id }),
+    fingerprint: { machineId: id, macs: [] },
+    agentVersion: 't',
+    joinToken: 'j',
+  });
+}
+
+/** A topology `t` of `replicas` `web` instances (a custom role running /bin/sleep). */
+export function webTopology(replicas: number): string {
+  return `
+apiVersion: drover.dev/v1
+kind: Topology
+metadata: { name: t }
+cluster: { name: t }
+customRoles:
+  web:
+    command: /bin/sleep
+    args: ["1000"]
+roles:
+  web: { replicas: ${replicas} }
+`;
 }

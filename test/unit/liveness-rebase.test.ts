@@ -1,12 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { Engine } from '../../coordinator/engine.js';
 import { detectStall, LivenessRebase, stallThresholdMs } from '../../coordinator/liveness-rebase.js';
-import { MemoryStore } from '../../coordinator/store/index.js';
 import { ManualClock } from '../../lib/clock.js';
-import { silentLogger } from '../../lib/logger.js';
-import { generateSigningKey, PROTOCOL_VERSION } from '../../protocol/index.js';
+import { PROTOCOL_VERSION } from '../../protocol/index.js';
 import { RecordingBus, TEST_TIMINGS } from '../helpers/api.js';
-import { sampleFacts } from '../helpers/fixtures.js';
+import { manualEngine, registerNode } from '../helpers/repair-fleet.js';
 
 describe('detectStall (pure)', () => {
   it.each([
@@ -30,14 +27,7 @@ describe('detectStall (pure)', () => {
 /** A real engine on a manual clock (heartbeat 1 s, Suspect after 3 s, Unreachable after 10 s). */
 async function engineWithRebase() {
   const clock = new ManualClock(1_000_000);
-  const engine = new Engine({
-    store: new MemoryStore(),
-    logger: silentLogger,
-    signingKey: generateSigningKey(),
-    timings: TEST_TIMINGS,
-    joinToken: 'j',
-    clock,
-  });
+  const engine = manualEngine(clock);
   const stalls: number[] = [];
   const rebase = new LivenessRebase(clock, engine.nodes, {
     stallAfterMs: stallThresholdMs(TEST_TIMINGS),
@@ -47,19 +37,7 @@ async function engineWithRebase() {
   engine.attachBus(new RecordingBus());
   await engine.start();
   const ids = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
-  for (const id of ids)
-    await engine.handleRegister({
-      v: PROTOCOL_VERSION,
-      type: 'register',
-      nodeId: id,
-      hostname: id,
-      address: `10.0.0.${ids.indexOf(id) + 1}`,
-      labels: {},
-      facts: sampleFacts({ hostname: id, machineId: id }),
-      fingerprint: { machineId: id, macs: [] },
-      agentVersion: 't',
-      joinToken: 'j',
-    });
+  for (const id of ids) await registerNode(engine, id, `10.0.0.${ids.indexOf(id) + 1}`, {});
   const beat = (id: string) =>
     engine.handleHeartbeat({
       v: PROTOCOL_VERSION,
