@@ -11,23 +11,21 @@ import type { Agent } from '../../agent/agent.js';
 import type { CoordinatorHandle } from '../../coordinator/daemon.js';
 import type { Event } from '../../protocol/index.js';
 import { echoTopology } from '../helpers/api.js';
-import { type RunResult, runCaptured, startJoinedAgents, startTestDaemon } from '../helpers/daemons.js';
+import { type CliDaemon, DROVER, runDrover, startCliDaemon } from '../helpers/cli-daemon.js';
+import { type RunResult, runCaptured, startJoinedAgents } from '../helpers/daemons.js';
 import { paiConfigDir } from '../helpers/openpai-fixtures.js';
 import { rmrf } from '../helpers/proc.js';
 import { waitFor } from '../helpers/servers.js';
-import { type SimAgent, startSimAgent } from '../helpers/sim-agent.js';
 
-const DROVER = join(process.cwd(), 'dist', 'drover.mjs');
-
+let d: CliDaemon;
 let coord: CoordinatorHandle;
-let agents: SimAgent[] = [];
 let env: NodeJS.ProcessEnv;
 let dir: string;
 let natsUrl: string;
 let token: string;
 
 async function drover(args: string[]): Promise<RunResult> {
-  return runCaptured(process.execPath, [DROVER, ...args], { env, timeout: 90_000 });
+  return runDrover(env, args);
 }
 const api = async (method: string, path: string, body?: unknown) => {
   const r = await fetch(`${coord.api.url}${path}`, {
@@ -42,24 +40,11 @@ const events = (kind: string) =>
   coord.engine.events.list({ kind, limit: 1000 }).filter((e) => e.kind === kind) as Event[];
 /** the cluster label every trial node carries but x1 (a node joins a cluster only explicitly) */
 const PROD = { 'drover.dev/cluster': 'prod' };
-const sim = async (nodeId: string, i: number, labels: Record<string, string>, joinToken = 'join-secret') => {
-  const a = await startSimAgent({
-    natsUrl,
-    nodeId,
-    address: `127.0.0.${i}`,
-    joinToken,
-    heartbeatMs: 300,
-    labels,
-  });
-  agents.push(a);
-  return a;
-};
+const sim = (nodeId: string, i: number, labels: Record<string, string>, joinToken?: string) =>
+  d.sim(nodeId, i, labels, joinToken);
 
 beforeAll(async () => {
-  const d = await startTestDaemon({
-    name: 'cli-trial',
-    config: { heartbeatInterval: '300ms', pushTimeout: '3s' },
-  });
+  d = await startCliDaemon({ name: 'cli-trial' });
   natsUrl = d.nats.url;
   ({ dir, coord, cliEnv: env, adminToken: token } = d);
   await sim('n1', 2, { pool: 'a', ...PROD });
@@ -76,12 +61,7 @@ beforeAll(async () => {
   expect(a.code, a.stderr).toBe(0);
 }, 90_000);
 
-afterAll(async () => {
-  for (const a of agents) await a.close();
-  agents = [];
-  await coord?.close();
-  rmrf(dir);
-});
+afterAll(() => d?.close());
 
 describe('a new user trial: drover against a running coordinator', () => {
   it('status lists only the clusters that exist (no phantom default 0/0)', async () => {
