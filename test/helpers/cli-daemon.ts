@@ -1,4 +1,6 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { stringify as toYaml } from 'yaml';
 import {
   JOIN_TOKEN,
   type RunResult,
@@ -29,6 +31,8 @@ export interface CliDaemon extends TestDaemon {
   agents: SimAgent[];
   /** starts a simulated agent `nodeId` on 127.0.0.`host`, heartbeating every 300 ms */
   sim(nodeId: string, host: number, labels?: Record<string, string>, joinToken?: string): Promise<SimAgent>;
+  /** runs the bundled CLI as admin against this coordinator (`extraEnv` on top); never throws */
+  drover(args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<RunResult>;
   /** closes the agents and the coordinator and removes the directory */
   close(): Promise<void>;
 }
@@ -71,5 +75,16 @@ export async function startCliDaemon(
   };
   for (const [i, labels] of nodes.entries()) await sim(`n${i + 1}`, i + 2, labels);
   if (nodes.length) await waitFor(`${nodes.length} Ready nodes`, () => readyNodes(d.coord) === nodes.length);
-  return { ...d, agents, sim, close };
+  const drover = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
+    runDrover({ ...d.cliEnv, ...extraEnv }, args);
+  return { ...d, agents, sim, drover, close };
+}
+
+/** Writes a Topology `name` (its cluster of the same name) with `spec` (roles, customRoles, …) to `file`. */
+export function writeTopology(file: string, name: string, spec: Record<string, unknown>): string {
+  writeFileSync(
+    file,
+    toYaml({ apiVersion: 'drover.dev/v1', kind: 'Topology', metadata: { name }, cluster: { name }, ...spec }),
+  );
+  return file;
 }

@@ -5,28 +5,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify as toYaml } from 'yaml';
 import type { CoordinatorHandle } from '../../coordinator/daemon.js';
 import { echoTopology } from '../helpers/api.js';
-import { type CliDaemon, DROVER, runDrover, startCliDaemon } from '../helpers/cli-daemon.js';
+import { type CliDaemon, DROVER, startCliDaemon } from '../helpers/cli-daemon.js';
 import type { RunResult } from '../helpers/daemons.js';
 import { waitFor } from '../helpers/servers.js';
-import type { SimAgent } from '../helpers/sim-agent.js';
 
-let d: CliDaemon;
+let daemon: CliDaemon;
 let coord: CoordinatorHandle;
-let agents: SimAgent[] = [];
 let env: NodeJS.ProcessEnv;
 let dir: string;
 
 /** Runs the bundled CLI; never throws on a non-zero exit. */
-async function drover(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  return runDrover({ ...env, ...extraEnv }, args);
-}
+const drover = (args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<RunResult> =>
+  daemon.drover(args, extraEnv);
 
 beforeAll(async () => {
-  d = await startCliDaemon({ name: 'cli', dataDir: 'data' }, [undefined, undefined, undefined]);
-  ({ dir, coord, cliEnv: env, agents } = d);
+  daemon = await startCliDaemon({ name: 'cli', dataDir: 'data' }, [undefined, undefined, undefined]);
+  ({ dir, coord, cliEnv: env } = daemon);
 }, 60_000);
 
-afterAll(() => d?.close());
+afterAll(() => daemon?.close());
 
 describe('drover CLI against a running coordinator (real NATS, simulated agents)', () => {
   it('version and get nodes (table and -o json)', async () => {
@@ -88,7 +85,7 @@ describe('drover CLI against a running coordinator (real NATS, simulated agents)
     }>;
     expect(after).toHaveLength(2);
     expect(after.map((x) => x.nodeId)).not.toContain(victim);
-    const agent = agents.find((x) => x.nodeId === victim)!;
+    const agent = daemon.agents.find((x) => x.nodeId === victim)!;
     expect(agent.plan()?.instances ?? []).toEqual([]);
     const desc = await drover(['describe', 'node', victim]);
     expect(desc.stdout).toMatch(/Status:\s+Draining/);
@@ -176,7 +173,7 @@ describe('drover CLI against a running coordinator (real NATS, simulated agents)
     expect(task.stdout).toMatch(/task [0-9a-f-]+ succeeded\nsimulated diagnostics/);
     expect((await drover(['get', 'tasks'])).stdout).toMatch(/n1\s+diagnostics\s+-\s+succeeded/);
 
-    await d.sim('p1', 9, undefined, '');
+    await daemon.sim('p1', 9, undefined, '');
     expect(JSON.parse((await drover(['get', 'nodes', 'p1', '-o', 'json'])).stdout).state).toBe('Pending');
     expect((await drover(['approve', 'p1'])).stdout).toMatch(/node p1 approved/);
     await waitFor(

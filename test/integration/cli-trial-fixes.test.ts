@@ -11,22 +11,19 @@ import type { Agent } from '../../agent/agent.js';
 import type { CoordinatorHandle } from '../../coordinator/daemon.js';
 import type { Event } from '../../protocol/index.js';
 import { echoTopology } from '../helpers/api.js';
-import { type CliDaemon, DROVER, runDrover, startCliDaemon } from '../helpers/cli-daemon.js';
+import { type CliDaemon, DROVER, startCliDaemon, writeTopology } from '../helpers/cli-daemon.js';
 import { type RunResult, runCaptured, startJoinedAgents } from '../helpers/daemons.js';
 import { paiConfigDir } from '../helpers/openpai-fixtures.js';
 import { rmrf } from '../helpers/proc.js';
 import { waitFor } from '../helpers/servers.js';
 
-let d: CliDaemon;
+let daemon: CliDaemon;
 let coord: CoordinatorHandle;
-let env: NodeJS.ProcessEnv;
 let dir: string;
 let natsUrl: string;
 let token: string;
 
-async function drover(args: string[]): Promise<RunResult> {
-  return runDrover(env, args);
-}
+const drover = (args: string[]): Promise<RunResult> => daemon.drover(args);
 const api = async (method: string, path: string, body?: unknown) => {
   const r = await fetch(`${coord.api.url}${path}`, {
     method,
@@ -41,12 +38,12 @@ const events = (kind: string) =>
 /** the cluster label every trial node carries but x1 (a node joins a cluster only explicitly) */
 const PROD = { 'drover.dev/cluster': 'prod' };
 const sim = (nodeId: string, i: number, labels: Record<string, string>, joinToken?: string) =>
-  d.sim(nodeId, i, labels, joinToken);
+  daemon.sim(nodeId, i, labels, joinToken);
 
 beforeAll(async () => {
-  d = await startCliDaemon({ name: 'cli-trial' });
-  natsUrl = d.nats.url;
-  ({ dir, coord, cliEnv: env, adminToken: token } = d);
+  daemon = await startCliDaemon({ name: 'cli-trial' });
+  natsUrl = daemon.nats.url;
+  ({ dir, coord, adminToken: token } = daemon);
   await sim('n1', 2, { pool: 'a', ...PROD });
   await sim('n2', 3, { pool: 'a', ...PROD });
   await sim('n3', 4, { pool: 'b', ...PROD });
@@ -61,7 +58,7 @@ beforeAll(async () => {
   expect(a.code, a.stderr).toBe(0);
 }, 90_000);
 
-afterAll(() => d?.close());
+afterAll(() => daemon?.close());
 
 describe('a new user trial: drover against a running coordinator', () => {
   it('status lists only the clusters that exist (no phantom default 0/0)', async () => {
@@ -192,17 +189,7 @@ describe('a new user trial: drover against a running coordinator', () => {
 
 describe('topology warnings and the OpenPAI import', () => {
   it('an even etcd count is accepted with a quorum warning by diff/apply, and the same by the import', async () => {
-    const file = join(dir, 'etcd4.yaml');
-    writeFileSync(
-      file,
-      toYaml({
-        apiVersion: 'drover.dev/v1',
-        kind: 'Topology',
-        metadata: { name: 'quorum' },
-        cluster: { name: 'quorum' },
-        roles: { etcd: { replicas: 4 } },
-      }),
-    );
+    const file = writeTopology(join(dir, 'etcd4.yaml'), 'quorum', { roles: { etcd: { replicas: 4 } } });
     const d = await drover(['diff', '-f', file]);
     expect(d.code, d.stderr).toBe(0);
     expect(d.stderr).toMatch(
@@ -274,31 +261,23 @@ describe('a local restart by the agent raises an event (real agent, crashing pro
       },
     ]);
     await waitFor('crash-1 Ready', () => coord.engine.nodes.get('crash-1')?.state === 'Ready');
-    const file = join(dir, 'crash.yaml');
-    writeFileSync(
-      file,
-      toYaml({
-        apiVersion: 'drover.dev/v1',
-        kind: 'Topology',
-        metadata: { name: 'crash' },
-        cluster: { name: 'crash' },
-        customRoles: {
-          crasher: {
-            command: process.execPath,
-            args: ['-e', 'setTimeout(() => process.exit(3), 300)'],
+    const file = writeTopology(join(dir, 'crash.yaml'), 'crash', {
+      customRoles: {
+        crasher: {
+          command: process.execPath,
+          args: ['-e', 'setTimeout(() => process.exit(3), 300)'],
+        },
+      },
+      roles: {
+        crasher: {
+          replicas: 1,
+          repair: {
+            autoReassign: false,
+            restart: { initialBackoff: '200ms', maxBackoff: '400ms', crashLoopThreshold: 50 },
           },
         },
-        roles: {
-          crasher: {
-            replicas: 1,
-            repair: {
-              autoReassign: false,
-              restart: { initialBackoff: '200ms', maxBackoff: '400ms', crashLoopThreshold: 50 },
-            },
-          },
-        },
-      }),
-    );
+      },
+    });
     const a = await drover(['apply', '-f', file]);
     expect(a.code, a.stderr).toBe(0);
     await waitFor(

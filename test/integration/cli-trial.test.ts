@@ -12,32 +12,29 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import type { CoordinatorHandle } from '../../coordinator/daemon.js';
 import { echoTopology } from '../helpers/api.js';
-import { type CliDaemon, runDrover, startCliDaemon } from '../helpers/cli-daemon.js';
+import { type CliDaemon, startCliDaemon } from '../helpers/cli-daemon.js';
 import { type RunResult, runCaptured } from '../helpers/daemons.js';
 import { waitFor } from '../helpers/servers.js';
-import type { SimAgent } from '../helpers/sim-agent.js';
 import { DROVER, spawnDrover, waitExit } from './cli-trial-helpers.js';
 
-let d: CliDaemon;
+let daemon: CliDaemon;
 let coord: CoordinatorHandle;
-let agents: SimAgent[] = [];
 let env: NodeJS.ProcessEnv;
 let dir: string;
 
-async function drover(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  return runDrover({ ...env, ...extraEnv }, args);
-}
+const drover = (args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<RunResult> =>
+  daemon.drover(args, extraEnv);
 
 beforeAll(async () => {
-  d = await startCliDaemon({ name: 'cli-trial' }, [
+  daemon = await startCliDaemon({ name: 'cli-trial' }, [
     { pool: 'control-plane', zone: 'a' },
     { pool: 'control-plane', zone: 'b' },
     { pool: 'worker', zone: 'a', gpu: 'true' },
   ]);
-  ({ dir, coord, cliEnv: env, agents } = d);
+  ({ dir, coord, cliEnv: env } = daemon);
 }, 60_000);
 
-afterAll(() => d?.close());
+afterAll(() => daemon?.close());
 
 describe('closed stdout (drover status | head -2)', () => {
   for (const args of [['status'], ['get', 'nodes'], ['--help'], ['events']]) {
@@ -429,7 +426,7 @@ describe('what a kubectl user expects', () => {
     expect(yes.code, yes.stderr).toBe(0);
     expect(yes.stdout).toMatch(/topology default deleted: its 2 instance\(s\) are being removed/);
     await waitFor('instances removed from the nodes', () =>
-      agents.every((a) => (a.plan()?.instances ?? []).length === 0),
+      daemon.agents.every((a) => (a.plan()?.instances ?? []).length === 0),
     );
     expect(coord.engine.currentAssignments('default')).toEqual([]);
     expect(coord.engine.listTopologies().map((t) => t.metadata.name)).toEqual(['kc']);
