@@ -8,7 +8,7 @@ import { cpus } from 'node:os';
 import { DEFAULT_COORDINATOR_OPTIONS } from '../coordinator/config.js';
 import { DEFAULT_REPAIR_OPTIONS } from '../coordinator/repair.js';
 import type { Event } from '../protocol/index.js';
-import { Fleet, repairTopology, waitFor } from '../test/helpers/fleet-core.js';
+import { Fleet, repairNodes, repairTopology, waitFor } from '../test/helpers/fleet-core.js';
 import { sleep } from './lib.js';
 
 const TOPOLOGY = repairTopology('rb');
@@ -58,13 +58,7 @@ export async function run(): Promise<void> {
   const fleet = await Fleet.start({
     subnet: '127.0.81',
     cluster: 'rb',
-    nodes: [
-      { id: 'lb', pool: 'lb' },
-      { id: 'cp-1', pool: 'control-plane' },
-      { id: 'cp-2', pool: 'control-plane' },
-      { id: 'cp-3', pool: 'control-plane' },
-      { id: 'cp-4', pool: 'control-plane' },
-    ],
+    nodes: repairNodes(),
     timings: DEFAULTS,
     logLevel: 'warn',
   });

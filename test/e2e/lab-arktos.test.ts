@@ -1,17 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import {
-  acquireLabLock,
-  CLI,
-  isHealthy,
-  lab,
-  labApi,
-  labLeftovers,
-  labOk,
-  logTails,
-  readState,
-} from '../helpers/lab-e2e.js';
+import { describe, expect, it } from 'vitest';
+import { isHealthy, labApi, labLeftovers, labOk, logTails, readState } from '../helpers/lab-e2e.js';
+import { labDroverSync, labSession, labUp } from '../helpers/lab-session.js';
 import { tempDir, waitFor } from '../helpers/proc.js';
 
 /**
@@ -27,29 +16,11 @@ const up = (a: Parameters<typeof isHealthy>[0]) =>
 
 describe('lab: the Arktos partitions example', () => {
   const dir = tempDir('lab-arktos');
-  let release: () => void = () => {};
-
-  afterAll(async () => {
-    await lab(dir, ['down']).catch(() => undefined);
-    release();
-  });
+  const lock = labSession(dir);
 
   it('comes up Healthy, resolves tenants to partitions, and goes down clean', async () => {
-    release = await acquireLabLock();
-    const started = await lab(dir, [
-      'up',
-      '--topology',
-      'examples/arktos.yaml',
-      '--subnet',
-      '127.0.83',
-      '--api-port',
-      '0',
-      '--nats-port',
-      '0',
-      '--timeout',
-      '150s',
-    ]);
-    if (started.code !== 0) process.stderr.write(`${started.stdout}\n${started.stderr}\n${logTails(dir)}\n`);
+    await lock.take();
+    const started = await labUp(dir, ['--topology', 'examples/arktos.yaml', '--subnet', '127.0.83']);
     expect(started.code).toBe(0);
     const state = readState(dir);
     const api = labApi(state);
@@ -75,11 +46,7 @@ describe('lab: the Arktos partitions example', () => {
       expect(wcm.map((a) => a.phase)).toEqual(['Running', 'Running']);
     }
     expect(roles.filter((a) => a.role === 'kube-apiserver')).toHaveLength(3);
-    const resolve = (tenant: string) =>
-      execFileSync(process.execPath, [CLI, 'tenants', 'resolve', tenant], {
-        env: { ...process.env, DROVER_CONFIG: join(dir, 'drover.yaml'), DROVER_URL: '', DROVER_TOKEN: '' },
-        encoding: 'utf8',
-      });
+    const resolve = (tenant: string) => labDroverSync(dir, 'tenants', 'resolve', tenant);
     expect(resolve('zeta')).toMatch(/served by partition-2 \(service group 2/);
     expect(resolve('alpha')).toMatch(/served by partition-1 \(service group 1/);
     await labOk(dir, ['down']);

@@ -1,18 +1,8 @@
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { spawnDetached } from '../../coordinator/lab/procs.js';
-import {
-  acquireLabLock,
-  CLI,
-  type CliResult,
-  lab,
-  labApi,
-  labLeftovers,
-  labOk,
-  logTails,
-  readState,
-} from '../helpers/lab-e2e.js';
+import { type CliResult, lab, labApi, labLeftovers, labOk, readState } from '../helpers/lab-e2e.js';
+import { FAST_LIVENESS, labDrover, labSession, labUp } from '../helpers/lab-session.js';
 import { tempDir, waitFor } from '../helpers/proc.js';
 
 /**
@@ -44,7 +34,7 @@ interface NodeJson {
 
 describe('lab control services, status and pending hosts (real nats-server, coordinator, agents)', () => {
   const dir = tempDir('lab-control');
-  let release: () => void = () => {};
+  const lock = labSession(dir);
 
   const status = async (): Promise<{ r: CliResult; j: StatusJson }> => {
     const r = await lab(dir, ['status']);
@@ -61,19 +51,7 @@ describe('lab control services, status and pending hosts (real nats-server, coor
       },
       { timeoutMs, intervalMs: 1000 },
     );
-  const drover = (args: string[]): Promise<CliResult> =>
-    new Promise((resolve) => {
-      const t0 = Date.now();
-      execFile(
-        process.execPath,
-        [CLI, ...args],
-        {
-          env: { ...process.env, DROVER_CONFIG: join(dir, 'drover.yaml'), DROVER_URL: '', DROVER_TOKEN: '' },
-        },
-        (err, stdout, stderr) =>
-          resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr, ms: Date.now() - t0 }),
-      );
-    });
+  const drover = (args: string[]): Promise<CliResult> => labDrover(dir, args);
   const nodes = async () =>
     (await labApi(readState(dir)).request<{ items: NodeJson[] }>('GET', '/v1/nodes')).items;
   /** every agent heartbeats the (new) coordinator after `since` */
@@ -92,35 +70,11 @@ describe('lab control services, status and pending hosts (real nats-server, coor
     );
 
   beforeAll(async () => {
-    release = await acquireLabLock();
-    const r = await lab(dir, [
-      'up',
-      '--nodes',
-      '4',
-      '--pending',
-      '1',
-      '--subnet',
-      '127.0.86',
-      '--api-port',
-      '0',
-      '--nats-port',
-      '0',
-      '--heartbeat-interval',
-      '1s',
-      '--unreachable-after',
-      '4s',
-      '--timeout',
-      '150s',
-    ]);
-    if (r.code !== 0) process.stderr.write(`${r.stdout}\n${r.stderr}\n${logTails(dir)}\n`);
+    await lock.take();
+    const r = await labUp(dir, ['--nodes', '4', '--pending', '1', '--subnet', '127.0.86', ...FAST_LIVENESS]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('pending-1 joined without the token');
   }, 200_000);
-
-  afterAll(async () => {
-    await lab(dir, ['down']).catch(() => undefined);
-    release();
-  }, 60_000);
 
   it('up and converged: status exits 0 with the real pids; every host has drover.dev/cluster=ha', async () => {
     const s = readState(dir);

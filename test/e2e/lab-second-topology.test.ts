@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { roleProcesses } from '../../coordinator/lab/collect.js';
 import type { LabState } from '../../coordinator/lab/index.js';
-import { acquireLabLock, CLI, lab, labLeftovers, labOk, logTails, readState } from '../helpers/lab-e2e.js';
+import { CLI, labLeftovers, labOk, readState } from '../helpers/lab-e2e.js';
+import { labCliEnv, labSession, labUp } from '../helpers/lab-session.js';
 import { paiConfigDir } from '../helpers/openpai-fixtures.js';
 import { rmrf, tempDir, waitFor } from '../helpers/proc.js';
 
@@ -52,31 +53,16 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 describe('lab: a second topology (an OpenPAI import) beside examples/ha.yaml', () => {
   const dir = tempDir('lab-second');
   let cfgDir = '';
-  let release: () => void = () => {};
-
-  afterAll(async () => {
-    await lab(dir, ['down']).catch(() => undefined);
+  const lock = labSession(dir, () => {
     if (cfgDir) rmrf(cfgDir);
-    release();
   });
 
   it('takes no node of ha, says why its pins cannot be placed, previews exactly what applies, and moves nodes only when labelled', async () => {
-    release = await acquireLabLock();
-    const started = await lab(dir, [
-      'up',
-      '--subnet',
-      '127.0.84',
-      '--api-port',
-      '0',
-      '--nats-port',
-      '0',
-      '--timeout',
-      '150s',
-    ]);
-    if (started.code !== 0) process.stderr.write(`${started.stdout}\n${started.stderr}\n${logTails(dir)}\n`);
+    await lock.take();
+    const started = await labUp(dir, ['--subnet', '127.0.84']);
     expect(started.code).toBe(0);
     const state = readState(dir);
-    const env = { ...process.env, DROVER_CONFIG: join(dir, 'drover.yaml'), DROVER_URL: '', DROVER_TOKEN: '' };
+    const env = labCliEnv(dir);
     const sh = (script: string): Promise<RunResult> =>
       new Promise((resolve) =>
         execFile(

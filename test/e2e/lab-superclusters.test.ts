@@ -1,16 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import {
-  acquireLabLock,
-  CLI,
-  lab,
-  labApi,
-  labLeftovers,
-  labOk,
-  logTails,
-  readState,
-} from '../helpers/lab-e2e.js';
+import { describe, expect, it } from 'vitest';
+import { lab, labApi, labLeftovers, labOk, readState } from '../helpers/lab-e2e.js';
+import { FAST_LIVENESS, labDroverSync, labSession, labUp } from '../helpers/lab-session.js';
 import { tempDir, waitFor } from '../helpers/proc.js';
 
 /**
@@ -21,35 +11,19 @@ import { tempDir, waitFor } from '../helpers/proc.js';
  */
 describe('lab: two super clusters (examples/superclusters.yaml)', () => {
   const dir = tempDir('lab-vc');
-  let release: () => void = () => {};
-
-  afterAll(async () => {
-    await lab(dir, ['down']).catch(() => undefined);
-    release();
-  }, 60_000);
+  const lock = labSession(dir);
 
   it('comes up converged with r1 and r2, spreads a tenant {"r1":1,"r2":1}, and goes down clean', async () => {
-    release = await acquireLabLock();
-    const up = await lab(dir, [
-      'up',
+    await lock.take();
+    const up = await labUp(dir, [
       '--topology',
       'examples/superclusters.yaml',
       '--nodes',
       '2',
       '--subnet',
       '127.0.84',
-      '--api-port',
-      '0',
-      '--nats-port',
-      '0',
-      '--heartbeat-interval',
-      '1s',
-      '--unreachable-after',
-      '4s',
-      '--timeout',
-      '150s',
+      ...FAST_LIVENESS,
     ]);
-    if (up.code !== 0) process.stderr.write(`${up.stdout}\n${up.stderr}\n${logTails(dir)}\n`);
     expect(up.code).toBe(0);
     expect(up.stdout).toContain('clusters r1, r2');
     const state = readState(dir);
@@ -62,11 +36,7 @@ describe('lab: two super clusters (examples/superclusters.yaml)', () => {
     // instance ids repeat across clusters (etcd#0 in each): that is not "runs twice"
     expect(st.stdout).not.toContain('runs twice');
     expect(st.stdout).toContain('r1/kubelet');
-    const drover = (...args: string[]) =>
-      execFileSync(process.execPath, [CLI, ...args], {
-        env: { ...process.env, DROVER_CONFIG: join(dir, 'drover.yaml'), DROVER_URL: '', DROVER_TOKEN: '' },
-        encoding: 'utf8',
-      });
+    const drover = (...args: string[]) => labDroverSync(dir, ...args);
     const api = labApi(state);
     const sc = await waitFor(
       'two super clusters with a kubelet host each',

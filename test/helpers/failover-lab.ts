@@ -12,6 +12,7 @@ import {
   runningInstances,
   sleep,
 } from './lab-e2e.js';
+import { FAST_LIVENESS, labUpArgs } from './lab-session.js';
 import { waitFor } from './proc.js';
 
 /**
@@ -24,16 +25,7 @@ import { waitFor } from './proc.js';
 export const FAILURE_BUDGET_MS = 2000;
 
 /** heartbeat 1s, Unreachable after 4s, reassign after 2s, etcd reassign after 4s */
-export const FAILOVER_TIMINGS = [
-  '--heartbeat-interval',
-  '1s',
-  '--unreachable-after',
-  '4s',
-  '--reassign-after',
-  '2s',
-  '--etcd-reassign-after',
-  '4s',
-];
+export const FAILOVER_TIMINGS = [...FAST_LIVENESS, '--reassign-after', '2s', '--etcd-reassign-after', '4s'];
 
 export interface FailoverLab {
   state: LabState;
@@ -55,19 +47,7 @@ export async function upFailoverLab(
 ): Promise<FailoverLab> {
   const flags = o.flags ?? [];
   const what = ['lab up', ...flags].join(' ');
-  const up = await lab(dir, [
-    'up',
-    ...flags,
-    '--subnet',
-    o.subnet,
-    '--api-port',
-    '0',
-    '--nats-port',
-    '0',
-    '--timeout',
-    '150s',
-    ...FAILOVER_TIMINGS,
-  ]);
+  const up = await lab(dir, labUpArgs([...flags, '--subnet', o.subnet, ...FAILOVER_TIMINGS]));
   if (up.code !== 0) {
     process.stderr.write(`${what} failed (${up.code}):\n${up.stdout}\n${up.stderr}\n${logTails(dir)}\n`);
     throw new Error(`drover ${what} exited ${up.code}: ${up.stderr}`);

@@ -38,6 +38,16 @@ roles:
   kube-apiserver: { replicas: 3, nodeSelector: { pool: control-plane } }
 `;
 
+/** Fleet nodes `ids`, all in `pool`. */
+export const poolNodes = (pool: string, ...ids: string[]): FleetOptions['nodes'] =>
+  ids.map((id) => ({ id, pool }));
+
+/** The repair fleet's nodes (see repairTopology): `lb`, and cp-1 … cp-4 in the control-plane pool. */
+export const repairNodes = (): FleetOptions['nodes'] => [
+  ...poolNodes('lb', 'lb'),
+  ...poolNodes('control-plane', 'cp-1', 'cp-2', 'cp-3', 'cp-4'),
+];
+
 /**
  * A fleet of real processes on one machine, for repair tests: a real nats-server, a coordinator
  * (in this process through `startCoordinator`, or as a `drover-coordinator` child process that can

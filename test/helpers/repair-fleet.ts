@@ -1,4 +1,4 @@
-import { Engine } from '../../coordinator/engine.js';
+import { Engine, type EngineOptions, type RepairHooks } from '../../coordinator/engine.js';
 import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from '../../coordinator/repair.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
 import { parseTopology } from '../../coordinator/topology/index.js';
@@ -29,13 +29,8 @@ export async function repairFleet(o: RepairFleetOptions) {
   const clock = new ManualClock(1_000_000);
   const store = new MemoryStore();
   const bus = new RecordingBus();
-  const engine = new Engine({
+  const engine = manualEngine(clock, {
     store,
-    logger: silentLogger,
-    signingKey: generateSigningKey(),
-    timings: TEST_TIMINGS,
-    joinToken: 'j',
-    clock,
     repair: (e) => new RepairPolicy(e, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger),
   });
   const repair = engine.repair!;
@@ -45,18 +40,7 @@ export async function repairFleet(o: RepairFleetOptions) {
   const cluster = topology.metadata.name;
   /** registers an approved node named `id` (its hostname and machine id too), in the topology's cluster */
   const register = (id: string, address: string) =>
-    engine.handleRegister({
-      v: PROTOCOL_VERSION,
-      type: 'register',
-      nodeId: id,
-      hostname: id,
-      address,
-      labels: { 'drover.dev/cluster': cluster },
-      facts: sampleFacts({ hostname: id, machineId: id }),
-      fingerprint: { machineId: id, macs: [] },
-      agentVersion: 't',
-      joinToken: 'j',
-    });
+    registerNode(engine, id, address, { 'drover.dev/cluster': cluster });
   const ids = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`);
   for (const [i, id] of ids.entries()) await register(id, o.address(i));
   await engine.applyTopology(topology);
@@ -131,4 +115,52 @@ export async function beatenRepairFleet(o: RepairFleetOptions) {
   f.beat();
   await f.engine.queue.idle();
   return f;
+}
+
+/** A real Engine over a MemoryStore on `clock` with the test timings and join token `j` (not started). */
+export function manualEngine<R extends RepairHooks = RepairHooks>(
+  clock: ManualClock,
+  extra: Partial<EngineOptions<R>> = {},
+): Engine<R> {
+  return new Engine<R>({
+    store: new MemoryStore(),
+    logger: silentLogger,
+    signingKey: generateSigningKey(),
+    timings: TEST_TIMINGS,
+    joinToken: 'j',
+    clock,
+    ...extra,
+  });
+}
+
+/** Registers an approved node named `id` (its hostname and machine id too) with `labels`. */
+export function registerNode(engine: Engine, id: string, address: string, labels: Record<string, string>) {
+  return engine.handleRegister({
+    v: PROTOCOL_VERSION,
+    type: 'register',
+    nodeId: id,
+    hostname: id,
+    address,
+    labels,
+    facts: sampleFacts({ hostname: id, machineId: id }),
+    fingerprint: { machineId: id, macs: [] },
+    agentVersion: 't',
+    joinToken: 'j',
+  });
+}
+
+/** A topology `t` of `replicas` `web` instances (a custom role running /bin/sleep). */
+export function webTopology(replicas: number): string {
+  return `
+apiVersion: drover.dev/v1
+kind: Topology
+metadata: { name: t }
+cluster: { name: t }
+customRoles:
+  web:
+    command: /bin/sleep
+    args: ["1000"]
+roles:
+  web: { replicas: ${replicas} }
+`;
 }

@@ -5,52 +5,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify as toYaml } from 'yaml';
 import type { CoordinatorHandle } from '../../coordinator/daemon.js';
 import { echoTopology } from '../helpers/api.js';
-import { type RunResult, readyNodes, runCaptured, startTestDaemon } from '../helpers/daemons.js';
-import { rmrf } from '../helpers/proc.js';
+import { type CliDaemon, DROVER, startCliDaemon } from '../helpers/cli-daemon.js';
+import type { RunResult } from '../helpers/daemons.js';
 import { waitFor } from '../helpers/servers.js';
-import { type SimAgent, startSimAgent } from '../helpers/sim-agent.js';
 
-const DROVER = join(process.cwd(), 'dist', 'drover.mjs');
-
+let daemon: CliDaemon;
 let coord: CoordinatorHandle;
-let agents: SimAgent[] = [];
 let env: NodeJS.ProcessEnv;
 let dir: string;
-let natsUrl: string;
 
 /** Runs the bundled CLI; never throws on a non-zero exit. */
-async function drover(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  return runCaptured(process.execPath, [DROVER, ...args], { env: { ...env, ...extraEnv }, timeout: 90_000 });
-}
+const drover = (args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<RunResult> =>
+  daemon.drover(args, extraEnv);
 
 beforeAll(async () => {
-  const d = await startTestDaemon({
-    name: 'cli',
-    dataDir: 'data',
-    config: { heartbeatInterval: '300ms', pushTimeout: '3s' },
-  });
-  const nats = d.nats;
-  natsUrl = nats.url;
-  ({ dir, coord, cliEnv: env } = d);
-  for (const [i, id] of ['n1', 'n2', 'n3'].entries())
-    agents.push(
-      await startSimAgent({
-        natsUrl: nats.url,
-        nodeId: id,
-        address: `127.0.0.${i + 2}`,
-        joinToken: 'join-secret',
-        heartbeatMs: 300,
-      }),
-    );
-  await waitFor('three Ready nodes', () => readyNodes(coord) === 3);
+  daemon = await startCliDaemon({ name: 'cli', dataDir: 'data' }, [undefined, undefined, undefined]);
+  ({ dir, coord, cliEnv: env } = daemon);
 }, 60_000);
 
-afterAll(async () => {
-  for (const a of agents) await a.close();
-  agents = [];
-  await coord?.close();
-  rmrf(dir);
-});
+afterAll(() => daemon?.close());
 
 describe('drover CLI against a running coordinator (real NATS, simulated agents)', () => {
   it('version and get nodes (table and -o json)', async () => {
@@ -112,7 +85,7 @@ describe('drover CLI against a running coordinator (real NATS, simulated agents)
     }>;
     expect(after).toHaveLength(2);
     expect(after.map((x) => x.nodeId)).not.toContain(victim);
-    const agent = agents.find((x) => x.nodeId === victim)!;
+    const agent = daemon.agents.find((x) => x.nodeId === victim)!;
     expect(agent.plan()?.instances ?? []).toEqual([]);
     const desc = await drover(['describe', 'node', victim]);
     expect(desc.stdout).toMatch(/Status:\s+Draining/);
@@ -200,14 +173,7 @@ describe('drover CLI against a running coordinator (real NATS, simulated agents)
     expect(task.stdout).toMatch(/task [0-9a-f-]+ succeeded\nsimulated diagnostics/);
     expect((await drover(['get', 'tasks'])).stdout).toMatch(/n1\s+diagnostics\s+-\s+succeeded/);
 
-    const pending = await startSimAgent({
-      natsUrl: natsUrl,
-      nodeId: 'p1',
-      address: '127.0.0.9',
-      joinToken: '',
-      heartbeatMs: 300,
-    });
-    agents.push(pending);
+    await daemon.sim('p1', 9, undefined, '');
     expect(JSON.parse((await drover(['get', 'nodes', 'p1', '-o', 'json'])).stdout).state).toBe('Pending');
     expect((await drover(['approve', 'p1'])).stdout).toMatch(/node p1 approved/);
     await waitFor(

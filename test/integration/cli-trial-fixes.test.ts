@@ -11,24 +11,19 @@ import type { Agent } from '../../agent/agent.js';
 import type { CoordinatorHandle } from '../../coordinator/daemon.js';
 import type { Event } from '../../protocol/index.js';
 import { echoTopology } from '../helpers/api.js';
-import { type RunResult, runCaptured, startJoinedAgents, startTestDaemon } from '../helpers/daemons.js';
+import { type CliDaemon, DROVER, startCliDaemon, writeTopology } from '../helpers/cli-daemon.js';
+import { type RunResult, runCaptured, startJoinedAgents } from '../helpers/daemons.js';
 import { paiConfigDir } from '../helpers/openpai-fixtures.js';
 import { rmrf } from '../helpers/proc.js';
 import { waitFor } from '../helpers/servers.js';
-import { type SimAgent, startSimAgent } from '../helpers/sim-agent.js';
 
-const DROVER = join(process.cwd(), 'dist', 'drover.mjs');
-
+let daemon: CliDaemon;
 let coord: CoordinatorHandle;
-let agents: SimAgent[] = [];
-let env: NodeJS.ProcessEnv;
 let dir: string;
 let natsUrl: string;
 let token: string;
 
-async function drover(args: string[]): Promise<RunResult> {
-  return runCaptured(process.execPath, [DROVER, ...args], { env, timeout: 90_000 });
-}
+const drover = (args: string[]): Promise<RunResult> => daemon.drover(args);
 const api = async (method: string, path: string, body?: unknown) => {
   const r = await fetch(`${coord.api.url}${path}`, {
     method,
@@ -42,26 +37,13 @@ const events = (kind: string) =>
   coord.engine.events.list({ kind, limit: 1000 }).filter((e) => e.kind === kind) as Event[];
 /** the cluster label every trial node carries but x1 (a node joins a cluster only explicitly) */
 const PROD = { 'drover.dev/cluster': 'prod' };
-const sim = async (nodeId: string, i: number, labels: Record<string, string>, joinToken = 'join-secret') => {
-  const a = await startSimAgent({
-    natsUrl,
-    nodeId,
-    address: `127.0.0.${i}`,
-    joinToken,
-    heartbeatMs: 300,
-    labels,
-  });
-  agents.push(a);
-  return a;
-};
+const sim = (nodeId: string, i: number, labels: Record<string, string>, joinToken?: string) =>
+  daemon.sim(nodeId, i, labels, joinToken);
 
 beforeAll(async () => {
-  const d = await startTestDaemon({
-    name: 'cli-trial',
-    config: { heartbeatInterval: '300ms', pushTimeout: '3s' },
-  });
-  natsUrl = d.nats.url;
-  ({ dir, coord, cliEnv: env, adminToken: token } = d);
+  daemon = await startCliDaemon({ name: 'cli-trial' });
+  natsUrl = daemon.nats.url;
+  ({ dir, coord, adminToken: token } = daemon);
   await sim('n1', 2, { pool: 'a', ...PROD });
   await sim('n2', 3, { pool: 'a', ...PROD });
   await sim('n3', 4, { pool: 'b', ...PROD });
@@ -76,12 +58,7 @@ beforeAll(async () => {
   expect(a.code, a.stderr).toBe(0);
 }, 90_000);
 
-afterAll(async () => {
-  for (const a of agents) await a.close();
-  agents = [];
-  await coord?.close();
-  rmrf(dir);
-});
+afterAll(() => daemon?.close());
 
 describe('a new user trial: drover against a running coordinator', () => {
   it('status lists only the clusters that exist (no phantom default 0/0)', async () => {
@@ -212,17 +189,7 @@ describe('a new user trial: drover against a running coordinator', () => {
 
 describe('topology warnings and the OpenPAI import', () => {
   it('an even etcd count is accepted with a quorum warning by diff/apply, and the same by the import', async () => {
-    const file = join(dir, 'etcd4.yaml');
-    writeFileSync(
-      file,
-      toYaml({
-        apiVersion: 'drover.dev/v1',
-        kind: 'Topology',
-        metadata: { name: 'quorum' },
-        cluster: { name: 'quorum' },
-        roles: { etcd: { replicas: 4 } },
-      }),
-    );
+    const file = writeTopology(join(dir, 'etcd4.yaml'), 'quorum', { roles: { etcd: { replicas: 4 } } });
     const d = await drover(['diff', '-f', file]);
     expect(d.code, d.stderr).toBe(0);
     expect(d.stderr).toMatch(
@@ -294,31 +261,23 @@ describe('a local restart by the agent raises an event (real agent, crashing pro
       },
     ]);
     await waitFor('crash-1 Ready', () => coord.engine.nodes.get('crash-1')?.state === 'Ready');
-    const file = join(dir, 'crash.yaml');
-    writeFileSync(
-      file,
-      toYaml({
-        apiVersion: 'drover.dev/v1',
-        kind: 'Topology',
-        metadata: { name: 'crash' },
-        cluster: { name: 'crash' },
-        customRoles: {
-          crasher: {
-            command: process.execPath,
-            args: ['-e', 'setTimeout(() => process.exit(3), 300)'],
+    const file = writeTopology(join(dir, 'crash.yaml'), 'crash', {
+      customRoles: {
+        crasher: {
+          command: process.execPath,
+          args: ['-e', 'setTimeout(() => process.exit(3), 300)'],
+        },
+      },
+      roles: {
+        crasher: {
+          replicas: 1,
+          repair: {
+            autoReassign: false,
+            restart: { initialBackoff: '200ms', maxBackoff: '400ms', crashLoopThreshold: 50 },
           },
         },
-        roles: {
-          crasher: {
-            replicas: 1,
-            repair: {
-              autoReassign: false,
-              restart: { initialBackoff: '200ms', maxBackoff: '400ms', crashLoopThreshold: 50 },
-            },
-          },
-        },
-      }),
-    );
+      },
+    });
     const a = await drover(['apply', '-f', file]);
     expect(a.code, a.stderr).toBe(0);
     await waitFor(

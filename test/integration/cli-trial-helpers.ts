@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { DROVER } from '../helpers/cli-daemon.js';
 
-export const DROVER = join(process.cwd(), 'dist', 'drover.mjs');
+export { DROVER };
 
 /** Starts the bundled CLI with piped stdio. */
 export function spawnDrover(args: string[], env: NodeJS.ProcessEnv): ChildProcess {

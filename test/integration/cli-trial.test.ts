@@ -12,52 +12,29 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import type { CoordinatorHandle } from '../../coordinator/daemon.js';
 import { echoTopology } from '../helpers/api.js';
-import { type RunResult, readyNodes, runCaptured, startTestDaemon } from '../helpers/daemons.js';
-import { rmrf } from '../helpers/proc.js';
+import { type CliDaemon, startCliDaemon } from '../helpers/cli-daemon.js';
+import { type RunResult, runCaptured } from '../helpers/daemons.js';
 import { waitFor } from '../helpers/servers.js';
-import { type SimAgent, startSimAgent } from '../helpers/sim-agent.js';
 import { DROVER, spawnDrover, waitExit } from './cli-trial-helpers.js';
 
+let daemon: CliDaemon;
 let coord: CoordinatorHandle;
-let agents: SimAgent[] = [];
 let env: NodeJS.ProcessEnv;
 let dir: string;
 
-async function drover(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  return runCaptured(process.execPath, [DROVER, ...args], { env: { ...env, ...extraEnv }, timeout: 90_000 });
-}
+const drover = (args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<RunResult> =>
+  daemon.drover(args, extraEnv);
 
 beforeAll(async () => {
-  const d = await startTestDaemon({
-    name: 'cli-trial',
-    config: { heartbeatInterval: '300ms', pushTimeout: '3s' },
-  });
-  ({ dir, coord, cliEnv: env } = d);
-  const labels: Array<Record<string, string>> = [
+  daemon = await startCliDaemon({ name: 'cli-trial' }, [
     { pool: 'control-plane', zone: 'a' },
     { pool: 'control-plane', zone: 'b' },
     { pool: 'worker', zone: 'a', gpu: 'true' },
-  ];
-  for (const [i, id] of ['n1', 'n2', 'n3'].entries())
-    agents.push(
-      await startSimAgent({
-        natsUrl: d.nats.url,
-        nodeId: id,
-        address: `127.0.0.${i + 2}`,
-        joinToken: 'join-secret',
-        heartbeatMs: 300,
-        labels: labels[i],
-      }),
-    );
-  await waitFor('three Ready nodes', () => readyNodes(coord) === 3);
+  ]);
+  ({ dir, coord, cliEnv: env } = daemon);
 }, 60_000);
 
-afterAll(async () => {
-  for (const a of agents) await a.close();
-  agents = [];
-  await coord?.close();
-  rmrf(dir);
-});
+afterAll(() => daemon?.close());
 
 describe('closed stdout (drover status | head -2)', () => {
   for (const args of [['status'], ['get', 'nodes'], ['--help'], ['events']]) {
@@ -449,7 +426,7 @@ describe('what a kubectl user expects', () => {
     expect(yes.code, yes.stderr).toBe(0);
     expect(yes.stdout).toMatch(/topology default deleted: its 2 instance\(s\) are being removed/);
     await waitFor('instances removed from the nodes', () =>
-      agents.every((a) => (a.plan()?.instances ?? []).length === 0),
+      daemon.agents.every((a) => (a.plan()?.instances ?? []).length === 0),
     );
     expect(coord.engine.currentAssignments('default')).toEqual([]);
     expect(coord.engine.listTopologies().map((t) => t.metadata.name)).toEqual(['kc']);

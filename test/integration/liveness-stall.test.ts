@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { Fleet } from '../helpers/fleet.js';
+import { Fleet, poolNodes } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/proc.js';
 
 /**
@@ -31,11 +31,7 @@ describe('liveness: a coordinator stall does not mark the fleet Unreachable (rea
       cluster: 'sc',
       subnet: '127.0.113',
       coordinator: 'child',
-      nodes: [
-        { id: 'n-1', pool: 'worker' },
-        { id: 'n-2', pool: 'worker' },
-        { id: 'n-3', pool: 'worker' },
-      ],
+      nodes: poolNodes('worker', 'n-1', 'n-2', 'n-3'),
     });
     // a super cluster (a kubelet on each node) holding a VirtualCluster tenant's slices
     await fleet.applyTopology(SUPER);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { type AssignmentView, Fleet, repairTopology } from '../helpers/fleet.js';
+import { type AssignmentView, Fleet, repairNodes, repairTopology } from '../helpers/fleet.js';
 import type { LbClient } from '../helpers/lab-client.js';
 import { waitFor } from '../helpers/proc.js';
 
@@ -30,13 +30,7 @@ describe('repair: host death and return (real agents, etcd, haproxy; heartbeat 5
     fleet = await Fleet.start({
       subnet: '127.0.71',
       cluster: 'rh',
-      nodes: [
-        { id: 'lb', pool: 'lb' },
-        { id: 'cp-1', pool: 'control-plane' },
-        { id: 'cp-2', pool: 'control-plane' },
-        { id: 'cp-3', pool: 'control-plane' },
-        { id: 'cp-4', pool: 'control-plane' },
-      ],
+      nodes: repairNodes(),
     });
     await fleet.applyTopology(TOPOLOGY);
     await fleet.converged(60_000);

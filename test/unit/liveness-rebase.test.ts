@@ -1,14 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { Engine } from '../../coordinator/engine.js';
 import { detectStall, LivenessRebase, stallThresholdMs } from '../../coordinator/liveness-rebase.js';
 import { NodeRegistry } from '../../coordinator/nodes.js';
 import { ClusterState } from '../../coordinator/state/cluster-state.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
 import { ManualClock } from '../../lib/clock.js';
-import { silentLogger } from '../../lib/logger.js';
-import { generateSigningKey, PROTOCOL_VERSION } from '../../protocol/index.js';
+import { PROTOCOL_VERSION } from '../../protocol/index.js';
 import { RecordingBus, TEST_TIMINGS } from '../helpers/api.js';
-import { sampleFacts } from '../helpers/fixtures.js';
+import { manualEngine, registerNode } from '../helpers/repair-fleet.js';
 
 describe('detectStall (pure)', () => {
   it.each([
@@ -40,32 +38,15 @@ async function engineWithRebase(o: { rebase?: boolean } = {}) {
     stallAfterMs: stallThresholdMs(TEST_TIMINGS),
     onStall: ({ gapMs }) => stalls.push(gapMs),
   });
-  const engine = new Engine({
+  const engine = manualEngine(clock, {
     store,
-    logger: silentLogger,
-    signingKey: generateSigningKey(),
-    timings: TEST_TIMINGS,
-    joinToken: 'j',
-    clock,
     state,
     beforeSweep: o.rebase === false ? undefined : () => void rebase.beforeSweep(),
   });
   engine.attachBus(new RecordingBus());
   await engine.start();
   const ids = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
-  for (const id of ids)
-    await engine.handleRegister({
-      v: PROTOCOL_VERSION,
-      type: 'register',
-      nodeId: id,
-      hostname: id,
-      address: `10.0.0.${ids.indexOf(id) + 1}`,
-      labels: {},
-      facts: sampleFacts({ hostname: id, machineId: id }),
-      fingerprint: { machineId: id, macs: [] },
-      agentVersion: 't',
-      joinToken: 'j',
-    });
+  for (const id of ids) await registerNode(engine, id, `10.0.0.${ids.indexOf(id) + 1}`, {});
   const beat = (id: string) =>
     engine.handleHeartbeat({
       v: PROTOCOL_VERSION,

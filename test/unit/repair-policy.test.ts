@@ -2,23 +2,10 @@
 // last-healthy rule, with a real Engine over a MemoryStore and a recording bus (a narrow port).
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_REPAIR_OPTIONS } from '../../coordinator/repair.js';
-import { beatenRepairFleet } from '../helpers/repair-fleet.js';
-
-const TOPOLOGY = (replicas: number) => `
-apiVersion: drover.dev/v1
-kind: Topology
-metadata: { name: t }
-cluster: { name: t }
-customRoles:
-  web:
-    command: /bin/sleep
-    args: ["1000"]
-roles:
-  web: { replicas: ${replicas} }
-`;
+import { beatenRepairFleet, webTopology } from '../helpers/repair-fleet.js';
 
 const fleet = (n: number, replicas: number) =>
-  beatenRepairFleet({ nodes: n, address: (i) => `10.0.0.${i + 1}`, topology: TOPOLOGY(replicas) });
+  beatenRepairFleet({ nodes: n, address: (i) => `10.0.0.${i + 1}`, topology: webTopology(replicas) });
 
 describe('repair policy (injected clock)', () => {
   it("reassigns an Unreachable node's instance only after unreachableAfter + reassignAfter, bumping the epoch", async () => {

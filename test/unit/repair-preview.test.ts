@@ -2,20 +2,9 @@
 // decisions as a dry run: it acts on nothing (no event, no task, no request used up), and the
 // reconcile that follows does exactly what it showed.
 import { describe, expect, it } from 'vitest';
-import { beatenRepairFleet } from '../helpers/repair-fleet.js';
+import { beatenRepairFleet, webTopology } from '../helpers/repair-fleet.js';
 
-const TOPOLOGY = `
-apiVersion: drover.dev/v1
-kind: Topology
-metadata: { name: t }
-cluster: { name: t }
-customRoles:
-  web:
-    command: /bin/sleep
-    args: ["1000"]
-roles:
-  web: { replicas: 2 }
-`;
+const TOPOLOGY = webTopology(2);
 
 const moves = (d: {
   moved: Array<{ from: { nodeId: string }; to: { instanceId: string; nodeId: string; epoch: number } }>;
