@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnDetached } from '../../coordinator/lab/procs.js';
+import { spawnDetached } from '../../lab/procs.js';
 import {
   acquireLabLock,
   CLI,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { formatDuration, parseDuration } from '../../lib/duration.js';
+import { formatDuration, parseDuration } from '../lib/duration.js';
 import { CliError, EXIT } from './errors.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:7480';

@@ -1,8 +1,8 @@
-import type { Event } from '../../../protocol/index.js';
-import type { InstanceView, NodeView, RoleView, TaskRecord } from '../../api/schemas.js';
-import type { TokenInfo } from '../../api/tokens.js';
-import type { Assignment } from '../../model.js';
-import type { Topology } from '../../topology/index.js';
+import type { InstanceView, NodeView, RoleView, TaskRecord } from '../../coordinator/api/schemas.js';
+import type { TokenInfo } from '../../coordinator/api/tokens.js';
+import type { Assignment } from '../../coordinator/model.js';
+import type { Topology } from '../../coordinator/topology/index.js';
+import type { Event } from '../../protocol/index.js';
 import { bool, str } from '../args.js';
 import { type CommandContext, outputFormat, printStructured } from '../context.js';
 import { usage } from '../errors.js';

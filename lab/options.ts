@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { parseDuration } from '../../lib/duration.js';
+import { parseDuration } from '../lib/duration.js';
 import { labError } from './errors.js';
 import { checkSubnet, DEFAULT_NODES, fleetLayout, MIN_NODES } from './layout.js';
 import { defaultDistDir, defaultTopologyFile } from './paths.js';

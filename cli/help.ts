@@ -2,7 +2,7 @@
  * Each command's own `--help`: usage, what it does, its flags and an example. `commandHelp`
  * picks the most specific entry (`token create` before `token`). Every command in run.ts's
  * COMMANDS has an entry (test/unit/cli-help.test.ts checks it); lab and join-command print their
- * own (coordinator/cli/lab.ts, join-command.ts).
+ * own (cli/lab.ts, join-command.ts).
  */
 
 interface HelpEntry {

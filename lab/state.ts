@@ -2,7 +2,7 @@ import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from
 import { join } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { writeFileAtomic } from '../../lib/atomic-file.js';
+import { writeFileAtomic } from '../lib/atomic-file.js';
 import { labError } from './errors.js';
 import { readStat } from './procs.js';
 

@@ -3,7 +3,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { writeFileAtomic } from '../../lib/atomic-file.js';
+import { writeFileAtomic } from '../lib/atomic-file.js';
 import { LabApi, type LabRoleView } from './api.js';
 import { exitedMessage, spawnCoordinator, spawnNats, waitUntil } from './control.js';
 import { labError } from './errors.js';

@@ -1,4 +1,4 @@
-import { DROVER_VERSION } from '../../lib/version.js';
+import { DROVER_VERSION } from '../lib/version.js';
 import { bool, type ParsedArgs, parseArgs, str } from './args.js';
 import { ApiClient } from './client.js';
 import { apply, diff, move, nodeAction, status, task, token } from './commands/actions.js';

@@ -1,4 +1,4 @@
-import { CLUSTER_LABEL } from '../labels.js';
+import { CLUSTER_LABEL } from '../coordinator/labels.js';
 import { labError } from './errors.js';
 
 /**

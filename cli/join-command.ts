@@ -1,15 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, readConfigFile, splitArgs } from '../../lib/config.js';
-import { signingKeyFromPem } from '../../protocol/index.js';
-import { compileCoordinatorOptions } from '../config.js';
+import { compileCoordinatorOptions } from '../coordinator/config.js';
 import {
   agentNatsUrls,
   defaultHostAddresses,
   formatJoinCommand,
   type JoinCommandParts,
   shellQuote,
-} from '../join-info.js';
+} from '../coordinator/join-info.js';
+import { ConfigError, readConfigFile, splitArgs } from '../lib/config.js';
+import { signingKeyFromPem } from '../protocol/index.js';
 import { ApiClient } from './client.js';
 import { CliError } from './errors.js';
 import { resolveSettings, type Settings } from './settings.js';

@@ -35,9 +35,8 @@ export const labCreated = (dir: string): string[] => {
  */
 export function defaultDistDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const c of [here, resolve(here, '..', '..', 'dist'), resolve(here, '..', 'dist')])
-    if (existsSync(join(c, 'drover-agent.mjs'))) return c;
-  return resolve(here, '..', '..', 'dist');
+  for (const c of [here, resolve(here, '..', 'dist')]) if (existsSync(join(c, 'drover-agent.mjs'))) return c;
+  return resolve(here, '..', 'dist');
 }
 
 /** examples/ha.yaml of the checkout or package the bundles came from. */

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { type Document, isMap, parseAllDocuments } from 'yaml';
-import { parseTopology, TopologyError } from '../topology/index.js';
+import { parseTopology, TopologyError } from '../coordinator/topology/index.js';
 import { labError } from './errors.js';
 
 export interface LabTopology {

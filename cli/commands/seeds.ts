@@ -3,16 +3,16 @@
  * and `superclusters`. See docs/seeds.md for the paictl parity table.
  */
 import { stringify as toYaml } from 'yaml';
-import type { CleanResult } from '../../api/clean.js';
+import type { CleanResult } from '../../coordinator/api/clean.js';
 import {
   OpenPaiError,
   openPaiTopologyDocument,
   parseOpenPai,
   readOpenPaiPath,
   unknownHostIpsWarning,
-} from '../../openpai/index.js';
-import { validateTopology } from '../../topology/index.js';
-import { humanCpu, humanMemory } from '../../vc/quantity.js';
+} from '../../coordinator/openpai/index.js';
+import { validateTopology } from '../../coordinator/topology/index.js';
+import { humanCpu, humanMemory } from '../../coordinator/vc/quantity.js';
 import { bool, str } from '../args.js';
 import { type CommandContext, outputFormat, printStructured } from '../context.js';
 import { CliError, EXIT, usage } from '../errors.js';

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { isLiveState, readProcStat } from '../../lib/procfs.js';
+import { isLiveState, readProcStat } from '../lib/procfs.js';
 
 /**
  * Process plumbing for the lab: detached spawning with log files, and /proc reads so that a pid

@@ -1,5 +1,5 @@
 /** `drover get topology [NAME]` (its listing) and `drover delete topology NAME`. */
-import type { Topology } from '../../topology/index.js';
+import type { Topology } from '../../coordinator/topology/index.js';
 import { bool } from '../args.js';
 import { type CommandContext, printStructured } from '../context.js';
 import { CliError, EXIT, usage } from '../errors.js';

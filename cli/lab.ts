@@ -1,5 +1,4 @@
 import { relative, resolve } from 'node:path';
-import { parseDuration } from '../../lib/duration.js';
 import {
   CLUSTER_LABEL,
   DEFAULT_LAB_DIR,
@@ -19,10 +18,11 @@ import {
   stopRole,
   stopService,
 } from '../lab/index.js';
+import { parseDuration } from '../lib/duration.js';
 
 /**
  * `drover lab …`: the whole fleet on one machine (docs/lab.md). Parses the command line, calls
- * coordinator/lab, prints results. Exit codes follow the CLI's: 0 ok, 1 failed, 2 usage, 3 not
+ * lab/, prints results. Exit codes follow the CLI's: 0 ok, 1 failed, 2 usage, 3 not
  * found, 5 timed out.
  */
 
