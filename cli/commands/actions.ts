@@ -1,9 +1,14 @@
 import { readFileSync } from 'node:fs';
-import type { DrainStatus } from '../../coordinator/api/routes-drain.js';
-import type { NodeDetail, StatusView, TaskRecord, TopologyDiff } from '../../coordinator/api/schemas.js';
-import type { TokenInfo } from '../../coordinator/api/tokens.js';
 import { formatDuration, parseDuration } from '../../lib/duration.js';
 import type { Event } from '../../protocol/index.js';
+import type {
+  DrainStatus,
+  NodeDetail,
+  StatusView,
+  TaskRecord,
+  TokenInfo,
+  TopologyDiff,
+} from '../../protocol/rest/schemas.js';
 import { bool, str } from '../args.js';
 import { type CommandContext, printStructured } from '../context.js';
 import { CliError, EXIT, usage } from '../errors.js';

@@ -7,8 +7,7 @@
  * placed" (no node fits, an unschedulable instance) is not: it needs a change (more nodes, fewer
  * replicas, other labels) before it can converge.
  */
-import type { StatusView } from '../../coordinator/api/schemas.js';
-import type { Unplaced } from '../../coordinator/model.js';
+import type { StatusView, Unplaced } from '../../protocol/rest/schemas.js';
 import type { CommandContext } from '../context.js';
 
 /** What `/v1/assignments` lists as unplaced; the status only counts them. */

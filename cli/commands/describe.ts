@@ -1,5 +1,5 @@
-import type { InstanceView, NodeDetail, RoleView } from '../../coordinator/api/schemas.js';
 import type { Event } from '../../protocol/index.js';
+import type { InstanceView, NodeDetail, RoleView } from '../../protocol/rest/schemas.js';
 import { str } from '../args.js';
 import { type CommandContext, printStructured } from '../context.js';
 import { usage } from '../errors.js';

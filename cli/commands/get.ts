@@ -1,8 +1,13 @@
-import type { InstanceView, NodeView, RoleView, TaskRecord } from '../../coordinator/api/schemas.js';
-import type { TokenInfo } from '../../coordinator/api/tokens.js';
-import type { Assignment } from '../../coordinator/model.js';
 import type { Topology } from '../../coordinator/topology/index.js';
 import type { Event } from '../../protocol/index.js';
+import type {
+  Assignment,
+  InstanceView,
+  NodeView,
+  RoleView,
+  TaskRecord,
+  TokenInfo,
+} from '../../protocol/rest/schemas.js';
 import { bool, str } from '../args.js';
 import { type CommandContext, outputFormat, printStructured } from '../context.js';
 import { usage } from '../errors.js';

@@ -3,7 +3,6 @@
  * and `superclusters`. See docs/seeds.md for the paictl parity table.
  */
 import { stringify as toYaml } from 'yaml';
-import type { CleanResult } from '../../coordinator/api/clean.js';
 import {
   OpenPaiError,
   openPaiTopologyDocument,
@@ -13,6 +12,7 @@ import {
 } from '../../coordinator/openpai/index.js';
 import { validateTopology } from '../../coordinator/topology/index.js';
 import { humanCpu, humanMemory } from '../../coordinator/vc/quantity.js';
+import type { CleanResult } from '../../protocol/rest/schemas.js';
 import { bool, str } from '../args.js';
 import { type CommandContext, outputFormat, printStructured } from '../context.js';
 import { CliError, EXIT, usage } from '../errors.js';

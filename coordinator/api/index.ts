@@ -1,3 +1,4 @@
+export * as schemas from '../../protocol/rest/schemas.js';
 export { type ApiContext, type ApiDeps, buildApi, type EngineOps, requireRole } from './app.js';
 export { API_ERRORS, type ApiErrorCode } from './errors.js';
 export {
@@ -8,7 +9,6 @@ export {
   type RepairResult,
 } from './metrics.js';
 export { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js';
-export * as schemas from './schemas.js';
 export { type ApiServer, type ApiServerOptions, parseListen, startApiServer } from './server.js';
 export { SseHub, type SseOptions } from './sse.js';
 export { TaskTracker, type TaskTrackerOptions } from './tasks.js';

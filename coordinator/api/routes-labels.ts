@@ -1,9 +1,9 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { ActionResult, errorResponses, NodeParams } from '../../protocol/rest/schemas.js';
 import { coordinatorError } from '../errors.js';
 import { labelNode } from '../node-labels.js';
 import type { ApiContext } from './app.js';
-import { ActionResult, errorResponses, NodeParams } from './schemas.js';
 import { nodeView } from './views.js';
 
 export const LabelBody = Type.Object(

@@ -4,6 +4,13 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import {
+  CleanBody,
+  CleanResultBody,
+  ClusterQuery,
+  ErrorBody,
+  errorResponses,
+} from '../../protocol/rest/schemas.js';
 import { arktosError, partitionName, resolveTenant } from '../arktos/index.js';
 import {
   APISERVER_PORT,
@@ -15,23 +22,6 @@ import {
 import { coordinatorError } from '../errors.js';
 import type { Topology } from '../topology/index.js';
 import type { ApiContext } from './app.js';
-import { ClusterQuery, ErrorBody, errorResponses } from './schemas.js';
-
-export const CleanBody = Type.Object(
-  {
-    cluster: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
-    purge: Type.Optional(Type.Boolean({ description: 'also delete the data the roles kept on the nodes' })),
-  },
-  { additionalProperties: false },
-);
-
-export const CleanResultBody = Type.Object({
-  cluster: Type.String(),
-  purge: Type.Boolean(),
-  stopping: Type.Array(Type.Object({ nodeId: Type.String(), instances: Type.Array(Type.String()) })),
-  purging: Type.Array(Type.Object({ nodeId: Type.String(), paths: Type.Integer() })),
-  message: Type.String(),
-});
 
 /** The applied topology of `cluster` (or the default one), or a 404 naming the clusters there are. */
 export function topologyOr404(ctx: ApiContext, cluster: string | undefined): Topology {

@@ -1,9 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { coordinatorError } from '../errors.js';
-import { parseTopology, type Topology, topologyWarnings, validateTopology } from '../topology/index.js';
-import { type ApiContext, requireRole } from './app.js';
-import { isCleaned } from './clean.js';
 import {
   ActionResult,
   ClusterQuery,
@@ -12,7 +8,11 @@ import {
   List,
   TopologyDiff,
   TopologyQuery,
-} from './schemas.js';
+} from '../../protocol/rest/schemas.js';
+import { coordinatorError } from '../errors.js';
+import { parseTopology, type Topology, topologyWarnings, validateTopology } from '../topology/index.js';
+import { type ApiContext, requireRole } from './app.js';
+import { isCleaned } from './clean.js';
 
 const TopologyParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) });
 

@@ -2,13 +2,6 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { DROVER_VERSION } from '../../lib/version.js';
 import type { Event as EventMsg } from '../../protocol/index.js';
-import { coordinatorError } from '../errors.js';
-import type { ApiContext, EngineOps } from './app.js';
-import { registerDrainRoutes } from './routes-drain.js';
-import { registerLabelRoutes } from './routes-labels.js';
-import { registerSeedRoutes } from './routes-seeds.js';
-import { registerTopologyRoutes } from './routes-topology.js';
-import { registerVcRoutes } from './routes-vc.js';
 import {
   ActionResult,
   Assignment,
@@ -39,7 +32,14 @@ import {
   TokenInfo,
   TokenParams,
   Unplaced,
-} from './schemas.js';
+} from '../../protocol/rest/schemas.js';
+import { coordinatorError } from '../errors.js';
+import type { ApiContext, EngineOps } from './app.js';
+import { registerDrainRoutes } from './routes-drain.js';
+import { registerLabelRoutes } from './routes-labels.js';
+import { registerSeedRoutes } from './routes-seeds.js';
+import { registerTopologyRoutes } from './routes-topology.js';
+import { registerVcRoutes } from './routes-vc.js';
 import { streamEvents, wantsEventStream } from './sse.js';
 import { assignmentViews, nodeDetail, nodeView, roleViews, statusView } from './views.js';
 

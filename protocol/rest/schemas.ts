@@ -12,8 +12,7 @@ import {
   RoleName,
   TASK_KINDS,
   TaskResult as TaskResultSchema,
-} from '../../protocol/index.js';
-import { TokenRoleSchema } from './tokens.js';
+} from '../index.js';
 
 /**
  * REST bodies. Protocol messages (Event, Facts, TaskResult, instance status) are reused as they
@@ -26,6 +25,10 @@ function inline<T extends TSchema>(s: T): T {
   const { $id: _id, ...rest } = s as T & { $id?: string };
   return rest as T;
 }
+
+export const TOKEN_ROLES = ['viewer', 'operator', 'admin'] as const;
+export type TokenRole = (typeof TOKEN_ROLES)[number];
+export const TokenRoleSchema = Type.Union(TOKEN_ROLES.map((r) => Type.Literal(r)));
 
 export const Event = inline(EventSchema);
 export const Facts = inline(FactsSchema);
@@ -49,7 +52,10 @@ export const Assignment = Type.Object({
   since: IsoTime,
 });
 
+export type Assignment = Static<typeof Assignment>;
+
 export const Unplaced = Type.Object({ instanceId: InstanceId, role: RoleName, reason: Type.String() });
+export type Unplaced = Static<typeof Unplaced>;
 
 /** One instance as the API shows it: the assignment joined with what the agent reports. */
 export const InstanceView = Type.Object({
@@ -265,6 +271,8 @@ export const TokenInfo = Type.Object({
   createdAt: IsoTime,
 });
 
+export type TokenInfo = Static<typeof TokenInfo>;
+
 export const TokenCreate = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._@-]+$' }),
@@ -286,6 +294,51 @@ export const HealthBody = Type.Object({
 });
 
 export const List = <T extends TSchema>(item: T) => Type.Object({ items: Type.Array(item) });
+
+/** How far a drain has got (GET /v1/nodes/:id/drain). */
+export const DrainItem = Type.Object({
+  instanceId: Type.String(),
+  role: Type.String(),
+  nodeId: Type.String({ description: 'where the instance is assigned now' }),
+  state: Type.Union(
+    ['waiting', 'leaving', 'blocked', 'starting', 'replaced'].map((s) => Type.Literal(s)),
+    {
+      description:
+        'on the node: waiting (for its turn under the disruption budget), leaving, blocked (needs an operator); placed elsewhere from it: starting, replaced (healthy)',
+    },
+  ),
+  reason: Type.Optional(Type.String()),
+});
+
+export const DrainStatus = Type.Object({
+  nodeId: Type.String(),
+  state: Type.String({ description: 'the node state (Draining while the drain runs)' }),
+  done: Type.Boolean({
+    description: 'nothing is left on the node, its agent stopped everything, every replacement is healthy',
+  }),
+  blocked: Type.Boolean({ description: 'some instance cannot leave without an operator; see the items' }),
+  agentStopped: Type.Boolean({ description: 'the agent applied its (empty) plan' }),
+  items: Type.Array(DrainItem),
+});
+export type DrainStatus = Static<typeof DrainStatus>;
+
+/** POST /v1/clean (seed 001's paictl clean). */
+export const CleanBody = Type.Object(
+  {
+    cluster: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+    purge: Type.Optional(Type.Boolean({ description: 'also delete the data the roles kept on the nodes' })),
+  },
+  { additionalProperties: false },
+);
+
+export const CleanResultBody = Type.Object({
+  cluster: Type.String(),
+  purge: Type.Boolean(),
+  stopping: Type.Array(Type.Object({ nodeId: Type.String(), instances: Type.Array(Type.String()) })),
+  purging: Type.Array(Type.Object({ nodeId: Type.String(), paths: Type.Integer() })),
+  message: Type.String(),
+});
+export type CleanResult = Static<typeof CleanResultBody>;
 
 /** Standard error responses for the OpenAPI document. */
 export const errorResponses = {
