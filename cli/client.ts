@@ -1,24 +1,8 @@
+import { RestClient, type RestError, type RestErrorBody, type RestRequest } from '../protocol/rest/client.js';
 import { CliError, EXIT, exitForStatus } from './errors.js';
 import { describeTimeout, type Settings } from './settings.js';
 
-export interface RequestOptions {
-  query?: Record<string, string | number | boolean | undefined>;
-  body?: unknown;
-  /** raw text body with its content type (topologies as YAML) */
-  text?: { body: string; contentType: string };
-  signal?: AbortSignal;
-}
-
-/** The reason a request's own timer aborts it with (a user's Ctrl-C aborts with an AbortError). */
-class RequestTimedOut extends Error {
-  override name = 'RequestTimedOut';
-}
-
-interface ErrorBody {
-  code?: string;
-  message?: string;
-  details?: Record<string, unknown>;
-}
+export type RequestOptions = RestRequest;
 
 /** What to do next, by error code; the server's message says what went wrong. */
 function hintFor(code: string | undefined, s: Settings): string | undefined {
@@ -50,9 +34,14 @@ function hintFor(code: string | undefined, s: Settings): string | undefined {
   }
 }
 
-/** A small client for the coordinator's REST API. Errors become CliErrors with stable exit codes. */
-export class ApiClient {
-  constructor(readonly settings: Settings) {}
+/**
+ * The coordinator's REST client (protocol/rest/client.ts) for the CLI: its failures become
+ * CliErrors with stable exit codes and a hint at what to do next.
+ */
+export class ApiClient extends RestClient {
+  constructor(readonly settings: Settings) {
+    super({ server: settings.server, token: settings.token, requestTimeoutMs: settings.requestTimeoutMs });
+  }
 
   /**
    * A client whose request timeout covers a request the server holds for up to `ms` (a
@@ -64,124 +53,36 @@ export class ApiClient {
     return new ApiClient({ ...this.settings, requestTimeoutMs: ms + 10_000 });
   }
 
-  url(path: string, query?: RequestOptions['query']): string {
-    const u = new URL(this.settings.server + path);
-    for (const [k, v] of Object.entries(query ?? {}))
-      if (v !== undefined && v !== '') u.searchParams.set(k, String(v));
-    return u.toString();
-  }
-
-  private headers(extra: Record<string, string> = {}): Record<string, string> {
-    const h: Record<string, string> = { accept: 'application/json', ...extra };
-    if (this.settings.token) h.authorization = `Bearer ${this.settings.token}`;
-    return h;
-  }
-
-  /**
-   * Runs `fn` with a signal that aborts on the caller's signal or after the request timeout
-   * (`--request-timeout`, default 30 s). A timeout becomes a CliError naming the server (exit 5).
-   */
-  private async timed<T>(
-    method: string,
-    path: string,
-    outer: AbortSignal | undefined,
-    fn: (signal: AbortSignal) => Promise<T>,
-    /** a stream's body is read after this returns: Ctrl-C must still reach it */
-    keepLinked = false,
-  ): Promise<T> {
-    const ms = this.settings.requestTimeoutMs;
-    const controller = new AbortController();
-    const onAbort = () => controller.abort(outer?.reason);
-    if (outer?.aborted) onAbort();
-    else outer?.addEventListener('abort', onAbort, { once: true });
-    const timer =
-      ms > 0 ? setTimeout(() => controller.abort(new RequestTimedOut(`after ${ms} ms`)), ms) : undefined;
-    try {
-      return await fn(controller.signal);
-    } catch (err) {
-      if (controller.signal.reason instanceof RequestTimedOut && !outer?.aborted)
-        throw new CliError(
-          `${this.settings.server} did not answer ${method} ${path} within ${describeTimeout(ms)} (request timeout)`,
+  protected override failed(err: RestError): Error {
+    const f = err.failure;
+    const s = this.settings;
+    switch (f.kind) {
+      case 'timeout':
+        return new CliError(
+          `${s.server} did not answer ${err.method} ${err.path} within ${describeTimeout(f.ms)} (request timeout)`,
           EXIT.TIMEOUT,
-          `is the coordinator overloaded or stopped? Raise the limit with --request-timeout (from ${this.settings.source.requestTimeout}), DROVER_REQUEST_TIMEOUT or requestTimeout in the CLI config`,
+          `is the coordinator overloaded or stopped? Raise the limit with --request-timeout (from ${s.source.requestTimeout}), DROVER_REQUEST_TIMEOUT or requestTimeout in the CLI config`,
         );
-      throw err;
-    } finally {
-      clearTimeout(timer);
-      if (!keepLinked) outer?.removeEventListener('abort', onAbort);
-    }
-  }
-
-  /** The response once its headers arrived (the request timeout covers only that far). */
-  async fetch(method: string, path: string, opts: RequestOptions = {}, accept?: string): Promise<Response> {
-    return this.timed(
-      method,
-      path,
-      opts.signal,
-      (signal) => this.send(method, path, opts, signal, accept),
-      true,
-    );
-  }
-
-  private async send(
-    method: string,
-    path: string,
-    opts: RequestOptions,
-    signal: AbortSignal,
-    accept?: string,
-  ): Promise<Response> {
-    let body: string | undefined;
-    const extra: Record<string, string> = {};
-    if (opts.text) {
-      body = opts.text.body;
-      extra['content-type'] = opts.text.contentType;
-    } else if (opts.body !== undefined) {
-      body = JSON.stringify(opts.body);
-      extra['content-type'] = 'application/json';
-    }
-    if (accept) extra.accept = accept;
-    try {
-      return await fetch(this.url(path, opts.query), {
-        method,
-        headers: this.headers(extra),
-        body,
-        signal,
-      });
-    } catch (err) {
-      if ((err as Error).name === 'AbortError' || signal.aborted) throw err;
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|TLS|SSL/i.test(cause?.code ?? ''))
-        throw new CliError(
-          `the TLS certificate of ${this.settings.server} is not trusted (${cause?.code})`,
+      case 'unreachable':
+        if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|TLS|SSL/i.test(f.code ?? ''))
+          return new CliError(
+            `the TLS certificate of ${s.server} is not trusted (${f.code})`,
+            EXIT.FAILED,
+            'point NODE_EXTRA_CA_CERTS at the CA (or certificate) that signed the coordinator API certificate',
+          );
+        return new CliError(
+          `cannot reach the coordinator at ${s.server} (${f.code ?? f.message})`,
           EXIT.FAILED,
-          'point NODE_EXTRA_CA_CERTS at the CA (or certificate) that signed the coordinator API certificate',
+          `is drover-coordinator running? The server comes from ${s.source.server}; set --server or DROVER_URL`,
         );
-      throw new CliError(
-        `cannot reach the coordinator at ${this.settings.server} (${cause?.code ?? cause?.message ?? (err as Error).message})`,
-        EXIT.FAILED,
-        `is drover-coordinator running? The server comes from ${this.settings.source.server}; set --server or DROVER_URL`,
-      );
+      case 'status':
+        return this.errorFrom(f.status, f.body, f.text);
+      case 'bad-response':
+        return new CliError(f.message, EXIT.FAILED);
     }
   }
 
-  /** One request and its whole body, within the request timeout. */
-  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    const { r, text } = await this.timed(method, path, opts.signal, async (signal) => {
-      const r = await this.send(method, path, opts, signal);
-      return { r, text: await r.text() };
-    });
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (!r.ok) throw this.errorFrom(r.status, parsed as ErrorBody | undefined, text);
-    if (parsed === undefined && text) return text as T;
-    return parsed as T;
-  }
-
-  errorFrom(status: number, b: ErrorBody | undefined, text = ''): CliError {
+  errorFrom(status: number, b: RestErrorBody | undefined, text = ''): CliError {
     const code = b?.code;
     const field = b?.details?.field;
     const msg = b?.message ?? (text.trim() || `HTTP ${status}`);
@@ -191,42 +92,5 @@ export class ApiClient {
       hintFor(code, this.settings),
       code,
     );
-  }
-
-  get<T>(path: string, query?: RequestOptions['query']): Promise<T> {
-    return this.request<T>('GET', path, { query });
-  }
-
-  post<T>(path: string, body?: unknown, query?: RequestOptions['query']): Promise<T> {
-    return this.request<T>('POST', path, { body, query });
-  }
-
-  /** Server-Sent Events from `path`: yields each `data:` payload parsed as JSON. */
-  async *stream<T>(path: string, query: RequestOptions['query'], signal?: AbortSignal): AsyncGenerator<T> {
-    const r = await this.fetch('GET', path, { query, signal }, 'text/event-stream');
-    if (!r.ok) {
-      const text = await r.text();
-      let b: ErrorBody | undefined;
-      try {
-        b = JSON.parse(text) as ErrorBody;
-      } catch {}
-      throw this.errorFrom(r.status, b, text);
-    }
-    if (!r.body) throw new CliError('the server sent an empty event stream', EXIT.FAILED);
-    const decoder = new TextDecoder();
-    let buf = '';
-    for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>) {
-      buf += decoder.decode(chunk, { stream: true });
-      for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
-        const block = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const data = block
-          .split('\n')
-          .filter((l) => l.startsWith('data:'))
-          .map((l) => l.slice(5).replace(/^ /, ''))
-          .join('\n');
-        if (data) yield JSON.parse(data) as T;
-      }
-    }
   }
 }

@@ -18,7 +18,9 @@ export interface LabNodeReport {
   /** role processes actually running on this host (the agent's pidfiles, checked in /proc) */
   processes: RoleProcess[];
   /** what the coordinator says (absent when the API is unreachable) */
-  api?: Pick<LabNodeView, 'state' | 'plan' | 'instances'>;
+  api?: Pick<LabNodeView, 'state' | 'instances'> & {
+    plan: Pick<LabNodeView['plan'], 'converged' | 'generation'>;
+  };
 }
 
 /**
