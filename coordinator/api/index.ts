@@ -1,5 +1,7 @@
 export * as schemas from '../../protocol/rest/schemas.js';
-export { type ApiContext, type ApiDeps, buildApi, type EngineOps, requireRole } from './app.js';
+export { TaskTracker, type TaskTrackerOptions } from '../tasks.js';
+export { type ApiDeps, buildApi } from './app.js';
+export { type ApiContext, type EngineOps, requireRole } from './context.js';
 export { API_ERRORS, type ApiErrorCode } from './errors.js';
 export {
   type CoordinatorMetrics,
@@ -11,7 +13,6 @@ export {
 export { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js';
 export { type ApiServer, type ApiServerOptions, parseListen, startApiServer } from './server.js';
 export { SseHub, type SseOptions } from './sse.js';
-export { TaskTracker, type TaskTrackerOptions } from './tasks.js';
 export {
   adminTokenPath,
   newTokenSecret,

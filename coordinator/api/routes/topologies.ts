@@ -8,11 +8,11 @@ import {
   List,
   TopologyDiff,
   TopologyQuery,
-} from '../../protocol/rest/schemas.js';
-import { coordinatorError } from '../errors.js';
-import { parseTopology, type Topology, topologyWarnings, validateTopology } from '../topology/index.js';
-import { type ApiContext, requireRole } from './app.js';
-import { isCleaned } from './clean.js';
+} from '../../../protocol/rest/schemas.js';
+import { isCleaned } from '../../clean.js';
+import { coordinatorError } from '../../errors.js';
+import { parseTopology, type Topology, topologyWarnings, validateTopology } from '../../topology/index.js';
+import { type ApiContext, requireRole } from '../context.js';
 
 const TopologyParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) });
 

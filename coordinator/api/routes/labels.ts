@@ -1,10 +1,10 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { ActionResult, errorResponses, NodeParams } from '../../protocol/rest/schemas.js';
-import { coordinatorError } from '../errors.js';
-import { labelNode } from '../node-labels.js';
-import type { ApiContext } from './app.js';
-import { nodeView } from './views.js';
+import { ActionResult, errorResponses, NodeParams } from '../../../protocol/rest/schemas.js';
+import { coordinatorError } from '../../errors.js';
+import { labelNode } from '../../node-labels.js';
+import type { ApiContext } from '../context.js';
+import { nodeView } from '../views.js';
 
 export const LabelBody = Type.Object(
   {

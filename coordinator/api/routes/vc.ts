@@ -4,7 +4,7 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { ErrorBody, errorResponses, List } from '../../protocol/rest/schemas.js';
+import { ErrorBody, errorResponses, List } from '../../../protocol/rest/schemas.js';
 import {
   type Capacity,
   DEFAULT_SLICE,
@@ -14,8 +14,8 @@ import {
   type TenantRecord,
   type VcService,
   vcError,
-} from '../vc/index.js';
-import type { ApiContext } from './app.js';
+} from '../../vc/index.js';
+import type { ApiContext } from '../context.js';
 
 const Quantity = Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Number({ minimum: 0 })]);
 const Resources = Type.Object({ cpu: Quantity, memory: Quantity }, { additionalProperties: false });

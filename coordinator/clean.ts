@@ -16,12 +16,13 @@
  * node owned) survives restarts, so `drover clean` then `drover clean --purge` still knows what
  * to delete after the plans were emptied.
  */
-import type { Logger } from '../../lib/logger.js';
-import type { PlanPurge } from '../../protocol/index.js';
-import type { Engine } from '../engine.js';
-import { coordinatorError } from '../errors.js';
-import type { Store } from '../store/types.js';
-import { type Topology, validateTopology } from '../topology/index.js';
+import type { Logger } from '../lib/logger.js';
+import type { PlanPurge } from '../protocol/index.js';
+import type { CleanResult } from '../protocol/rest/schemas.js';
+import type { Engine } from './engine.js';
+import { coordinatorError } from './errors.js';
+import type { Store } from './store/types.js';
+import { type Topology, validateTopology } from './topology/index.js';
 
 export const CLEANED_LABEL = 'drover.dev/cleaned';
 const KEY = 'clean/';
@@ -38,15 +39,7 @@ export interface CleanRecord {
   owned: Record<string, Record<string, string[]>>;
 }
 
-export interface CleanResult {
-  cluster: string;
-  purge: boolean;
-  /** instances being stopped, per node */
-  stopping: Array<{ nodeId: string; instances: string[] }>;
-  /** paths each node deletes (purge only) */
-  purging: Array<{ nodeId: string; paths: number }>;
-  message: string;
-}
+export type { CleanResult };
 
 export const isCleaned = (t: Topology | undefined): boolean => t?.metadata.labels?.[CLEANED_LABEL] === 'true';
 

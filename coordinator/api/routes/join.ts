@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { ErrorBody } from '../../protocol/rest/schemas.js';
-import { coordinatorError } from '../errors.js';
-import { agentNatsUrls, formatJoinCommand, isLoopbackHost } from '../join-info.js';
+import { ErrorBody } from '../../../protocol/rest/schemas.js';
+import { coordinatorError } from '../../errors.js';
+import { agentNatsUrls, formatJoinCommand, isLoopbackHost } from '../../join-info.js';
 
 /** What the daemon knows about joining (app.ts `ApiDeps.join`). */
 export interface JoinInfoSource {

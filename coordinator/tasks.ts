@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { type Clock, systemClock } from '../../lib/clock.js';
-import type { Logger } from '../../lib/logger.js';
-import { DroverError, type TaskResult } from '../../protocol/index.js';
-import type { TaskCreate, TaskRecord } from '../../protocol/rest/schemas.js';
-import type { Engine } from '../engine.js';
-import { coordinatorError } from '../errors.js';
-import type { Store } from '../store/types.js';
+import { type Clock, systemClock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import { DroverError, type TaskResult } from '../protocol/index.js';
+import type { TaskCreate, TaskRecord } from '../protocol/rest/schemas.js';
+import type { Engine } from './engine.js';
+import { coordinatorError } from './errors.js';
+import type { Store } from './store/types.js';
 
 export interface TaskTrackerOptions {
   engine: Pick<Engine, 'runTask' | 'requireNode'>;

@@ -10,18 +10,18 @@ import {
   ClusterQuery,
   ErrorBody,
   errorResponses,
-} from '../../protocol/rest/schemas.js';
-import { arktosError, partitionName, resolveTenant } from '../arktos/index.js';
+} from '../../../protocol/rest/schemas.js';
+import { arktosError, partitionName, resolveTenant } from '../../arktos/index.js';
 import {
   APISERVER_PORT,
   apiEndpointFor,
   hostPort,
   membersByRole,
   partitionMembers,
-} from '../catalog/index.js';
-import { coordinatorError } from '../errors.js';
-import type { Topology } from '../topology/index.js';
-import type { ApiContext } from './app.js';
+} from '../../catalog/index.js';
+import { coordinatorError } from '../../errors.js';
+import type { Topology } from '../../topology/index.js';
+import type { ApiContext } from '../context.js';
 
 /** The applied topology of `cluster` (or the default one), or a 404 naming the clusters there are. */
 export function topologyOr404(ctx: ApiContext, cluster: string | undefined): Topology {

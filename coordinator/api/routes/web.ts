@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { DASHBOARD_HTML, DOCS_HTML } from '../web/dashboard.js';
+import { DASHBOARD_HTML, DOCS_HTML } from '../../web/dashboard.js';
 
 /** Public, data-free pages: the dashboard shell, the API docs page and the OpenAPI document. */
 export async function registerWeb(app: FastifyInstance): Promise<void> {

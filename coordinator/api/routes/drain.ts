@@ -1,8 +1,8 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { DrainStatus, errorResponses, NodeParams } from '../../protocol/rest/schemas.js';
-import { drainStatusOf } from '../drain.js';
-import type { ApiContext } from './app.js';
+import { DrainStatus, errorResponses, NodeParams } from '../../../protocol/rest/schemas.js';
+import { drainStatusOf } from '../../drain.js';
+import type { ApiContext } from '../context.js';
 
 /** GET /v1/nodes/:id/drain: how far a drain has got, under the disruption budget (coordinator/drain.ts). */
 export async function registerDrainRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
