@@ -1,7 +1,6 @@
-#!/usr/bin/env node
 // Reports import cycles between the repository's .ts files (relative imports, type-only ones
 // included: a cycle of types is still a knot in the design). Exit 1 when there is one.
-// Usage: node scripts/check-cycles.mjs [--json]
+// Usage: npx tsx scripts/check-cycles.ts [--json]   (part of `npm run lint`; test/unit/import-cycles.test.ts)
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SKIP = new Set(['node_modules', 'dist', 'build', 'coverage', '.git', '.lab', 'tmp']);
 
-function tsFiles(dir) {
-  const out = [];
+function tsFiles(dir: string): string[] {
+  const out: string[] = [];
   for (const e of readdirSync(dir)) {
     if (SKIP.has(e)) continue;
     const p = join(dir, e);
@@ -21,18 +20,19 @@ function tsFiles(dir) {
 }
 
 // `import … from './x.js'`, `export … from './x.js'`, `import './x.js'`, `import('./x.js')`.
-const IMPORT = /(?:^|[^.\w$])(?:import|export)\s*(?:type\s+)?(?:[\w$*{}\s,]+?\s+from\s+)?\(?\s*(['"])(\.\.?\/[^'"]+)\1/g;
+const IMPORT =
+  /(?:^|[^.\w$])(?:import|export)\s*(?:type\s+)?(?:[\w$*{}\s,]+?\s+from\s+)?\(?\s*(['"])(\.\.?\/[^'"]+)\1/g;
 
 /** The file graph: each file → the repository files it imports. */
-export function importGraph(root = ROOT) {
+export function importGraph(root = ROOT): Map<string, string[]> {
   const files = tsFiles(root);
   const known = new Set(files);
-  const graph = new Map();
+  const graph = new Map<string, string[]>();
   for (const f of files) {
     const text = readFileSync(f, 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*/g, '');
-    const deps = new Set();
+    const deps = new Set<string>();
     for (const m of text.matchAll(IMPORT)) {
-      const spec = resolve(dirname(f), m[2]);
+      const spec = resolve(dirname(f), m[2]!);
       const candidates = [spec.replace(/\.js$/, '.ts'), spec, `${spec}.ts`, join(spec, 'index.ts')];
       const hit = candidates.find((c) => known.has(c));
       if (hit) deps.add(hit);
@@ -43,14 +43,14 @@ export function importGraph(root = ROOT) {
 }
 
 /** Strongly connected components with more than one file (or a file importing itself). */
-export function cycles(graph) {
+export function cycles(graph: Map<string, string[]>): string[][] {
   let index = 0;
-  const idx = new Map();
-  const low = new Map();
-  const stack = [];
-  const on = new Set();
-  const out = [];
-  const visit = (v) => {
+  const idx = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const on = new Set<string>();
+  const out: string[][] = [];
+  const visit = (v: string): void => {
     idx.set(v, index);
     low.set(v, index++);
     stack.push(v);
@@ -58,14 +58,14 @@ export function cycles(graph) {
     for (const w of graph.get(v) ?? []) {
       if (!idx.has(w)) {
         visit(w);
-        low.set(v, Math.min(low.get(v), low.get(w)));
-      } else if (on.has(w)) low.set(v, Math.min(low.get(v), idx.get(w)));
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (on.has(w)) low.set(v, Math.min(low.get(v)!, idx.get(w)!));
     }
     if (low.get(v) === idx.get(v)) {
-      const comp = [];
-      let w;
+      const comp: string[] = [];
+      let w: string;
       do {
-        w = stack.pop();
+        w = stack.pop()!;
         on.delete(w);
         comp.push(w);
       } while (w !== v);
@@ -77,18 +77,18 @@ export function cycles(graph) {
 }
 
 /** One shortest loop through a component's first file, to show how it closes. */
-function loopOf(graph, comp) {
+export function loopOf(graph: Map<string, string[]>, comp: string[]): string[] {
   const inComp = new Set(comp);
-  const start = comp[0];
-  const prev = new Map([[start, null]]);
+  const start = comp[0]!;
+  const prev = new Map<string, string | null>([[start, null]]);
   const queue = [start];
   while (queue.length) {
-    const v = queue.shift();
+    const v = queue.shift()!;
     for (const w of graph.get(v) ?? []) {
       if (!inComp.has(w)) continue;
       if (w === start) {
         const path = [start];
-        for (let u = v; u !== start; u = prev.get(u)) path.splice(1, 0, u);
+        for (let u = v; u !== start; u = prev.get(u)!) path.splice(1, 0, u);
         return [...path, start];
       }
       if (!prev.has(w)) {
@@ -103,9 +103,15 @@ function loopOf(graph, comp) {
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const graph = importGraph();
   const found = cycles(graph);
-  const rel = (f) => relative(ROOT, f);
+  const rel = (f: string) => relative(ROOT, f);
   if (process.argv.includes('--json')) {
-    process.stdout.write(`${JSON.stringify(found.map((c) => c.map(rel)), null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify(
+        found.map((c) => c.map(rel)),
+        null,
+        2,
+      )}\n`,
+    );
   } else {
     for (const c of found) {
       process.stdout.write(`cycle (${c.length} files): ${loopOf(graph, c).map(rel).join(' → ')}\n`);
