@@ -13,6 +13,8 @@ import {
 import { validateTopology } from '../../coordinator/topology/index.js';
 import { humanCpu, humanMemory } from '../../coordinator/vc/quantity.js';
 import type { CleanResult } from '../../protocol/rest/schemas.js';
+import type { TenantPartition } from '../../protocol/rest/seeds.js';
+import type { SuperClusterView, TenantView } from '../../protocol/rest/vc.js';
 import { bool, str } from '../args.js';
 import { type CommandContext, outputFormat, printStructured } from '../context.js';
 import { CliError, EXIT, usage } from '../errors.js';
@@ -139,24 +141,10 @@ export async function clean(ctx: CommandContext): Promise<number> {
   return 0;
 }
 
-interface TenantPartitionView {
-  cluster: string;
-  tenant: string;
-  partition: {
-    id: string;
-    name: string;
-    rangeStart: string;
-    isRangeStartValid: boolean;
-    rangeEnd: string;
-    isRangeEndValid: boolean;
-  };
-  apiServers: Array<{ instanceId: string; nodeId: string; url: string }>;
-}
-
 /** `drover tenants resolve NAME [--cluster C]`: which Arktos partition serves a tenant. */
 export async function tenantsResolve(ctx: CommandContext, name: string | undefined): Promise<number> {
   if (!name) throw usage('tenants resolve needs a tenant name', 'e.g. drover tenants resolve acme');
-  const r = await ctx.client.get<TenantPartitionView>(`/v1/tenants/${encodeURIComponent(name)}/partition`, {
+  const r = await ctx.client.get<TenantPartition>(`/v1/tenants/${encodeURIComponent(name)}/partition`, {
     cluster: str(ctx.args.flags, 'cluster'),
   });
   if (printStructured(ctx, r)) return 0;
@@ -176,27 +164,8 @@ export async function tenantsResolve(ctx: CommandContext, name: string | undefin
   return 0;
 }
 
-interface TenantRow {
-  name: string;
-  slices: number;
-  slice: { cpu: string | number; memory: string | number };
-  annotation: string;
-  unplaced: number;
-  unplacedReason?: string;
-}
-interface CapacityRow {
-  cpu: string;
-  memory: string;
-  cpuMilli: number;
-  memoryBytes: number;
-}
-interface SuperClusterRow {
-  name: string;
-  nodes: number;
-  capacity: CapacityRow;
-  used: CapacityRow;
-  free: CapacityRow;
-}
+type TenantRow = TenantView;
+type SuperClusterRow = SuperClusterView;
 
 /** `cpu=200m,memory=200Mi` → `{ cpu, memory }`. */
 function resources(flag: string, text: string): { cpu: string; memory: string } {

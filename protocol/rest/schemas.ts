@@ -340,6 +340,73 @@ export const CleanResultBody = Type.Object({
 });
 export type CleanResult = Static<typeof CleanResultBody>;
 
+/** POST /v1/nodes/:id/labels */
+export const LabelBody = Type.Object(
+  {
+    set: Type.Optional(
+      Type.Record(Type.String(), Type.String(), {
+        description: 'labels to set (Kubernetes key and value syntax); they override the agent’s',
+      }),
+    ),
+    remove: Type.Optional(Type.Array(Type.String(), { description: 'operator labels to remove' })),
+    force: Type.Optional(
+      Type.Boolean({
+        description: `change ${'`drover.dev/cluster`'} even though the node still runs instances of its current cluster (they leave it, for other nodes of that cluster where they fit)`,
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+/** GET /v1/join-command */
+export const JoinCommandView = Type.Object({
+  command: Type.String({ description: 'the `drover-agent join …` one-liner, shell-quoted' }),
+  natsUrl: Type.String({ description: 'NATS URL(s) for agents, comma-separated' }),
+  joinToken: Type.String(),
+  caFile: Type.Optional(Type.String()),
+  coordinatorKeyFingerprint: Type.String(),
+  notes: Type.Array(Type.String(), { description: 'what to know before running it' }),
+});
+/** DELETE /v1/nodes/:id */
+export const RemoveQuery = Type.Object(
+  {
+    force: Type.Optional(
+      Type.Boolean({ description: 'fence a live node first (stop its instances there) instead of refusing' }),
+    ),
+    timeout: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 600,
+        description: 'seconds a forced removal waits for the agent to stop its instances (default 15)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+/** GET /v1/nodes */
+export const NodesQuery = Type.Object(
+  { cluster: Type.Optional(Type.String()), state: Type.Optional(Type.String()) },
+  { additionalProperties: false },
+);
+/** GET /v1/assignments */
+export const AssignmentsQuery = Type.Object(
+  {
+    cluster: Type.Optional(Type.String()),
+    node: Type.Optional(Type.String()),
+    role: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+/** /v1/topologies/:name */
+export const TopologyParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) });
+/** GET /v1/topologies */
+export const AnyTopology = Type.Object(
+  {
+    metadata: Type.Object({ name: Type.String() }, { additionalProperties: true }),
+  },
+  { additionalProperties: true, description: 'a topology document; see docs/topology.md' },
+);
+export type JoinCommandView = Static<typeof JoinCommandView>;
+
 /** Standard error responses for the OpenAPI document. */
 export const errorResponses = {
   400: ErrorBody,

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import {
   ActionResult,
   Assignment,
+  AssignmentsQuery,
   ErrorBody,
   errorResponses,
   InstanceParams,
@@ -17,14 +18,6 @@ import { assignmentViews } from '../views.js';
 /** /v1/assignments: where each instance runs (and what is unplaced), and moving one instance. */
 export async function registerAssignmentRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
   const { engine } = ctx;
-  const AssignmentsQuery = Type.Object(
-    {
-      cluster: Type.Optional(Type.String()),
-      node: Type.Optional(Type.String()),
-      role: Type.Optional(Type.String()),
-    },
-    { additionalProperties: false },
-  );
   app.get<{ Querystring: Static<typeof AssignmentsQuery> }>(
     '/v1/assignments',
     {

@@ -6,7 +6,6 @@ import { type ApiContext, viewer } from '../context.js';
 
 /** GET /healthz and /readyz (no token), /metrics (Prometheus text). */
 export async function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
-  const { engine } = ctx;
   app.get(
     '/healthz',
     { config: { auth: 'public' }, schema: { tags: ['health'], security: [], response: { 200: HealthBody } } },

@@ -1,6 +1,5 @@
-import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { ErrorBody } from '../../../protocol/rest/schemas.js';
+import { ErrorBody, JoinCommandView } from '../../../protocol/rest/schemas.js';
 import { coordinatorError } from '../../errors.js';
 import { agentNatsUrls, formatJoinCommand, isLoopbackHost } from '../../join-info.js';
 
@@ -12,15 +11,6 @@ export interface JoinInfoSource {
   caFile?: string;
   coordinatorKeyFingerprint: string;
 }
-
-const JoinCommandView = Type.Object({
-  command: Type.String({ description: 'the `drover-agent join …` one-liner, shell-quoted' }),
-  natsUrl: Type.String({ description: 'NATS URL(s) for agents, comma-separated' }),
-  joinToken: Type.String(),
-  caFile: Type.Optional(Type.String()),
-  coordinatorKeyFingerprint: Type.String(),
-  notes: Type.Array(Type.String(), { description: 'what to know before running it' }),
-});
 
 /** `GET /v1/join-command` (admin): what `drover join-command` prints, from anywhere. */
 export async function registerJoinRoutes(

@@ -1,27 +1,10 @@
-import { type Static, Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { ActionResult, errorResponses, NodeParams } from '../../../protocol/rest/schemas.js';
+import { ActionResult, errorResponses, LabelBody, NodeParams } from '../../../protocol/rest/schemas.js';
 import { coordinatorError } from '../../errors.js';
 import { labelNode } from '../../node-labels.js';
 import type { ApiContext } from '../context.js';
 import { nodeView } from '../views.js';
-
-export const LabelBody = Type.Object(
-  {
-    set: Type.Optional(
-      Type.Record(Type.String(), Type.String(), {
-        description: 'labels to set (Kubernetes key and value syntax); they override the agent’s',
-      }),
-    ),
-    remove: Type.Optional(Type.Array(Type.String(), { description: 'operator labels to remove' })),
-    force: Type.Optional(
-      Type.Boolean({
-        description: `change ${'`drover.dev/cluster`'} even though the node still runs instances of its current cluster (they leave it, for other nodes of that cluster where they fit)`,
-      }),
-    ),
-  },
-  { additionalProperties: false },
-);
 
 /** `PATCH /v1/nodes/:id/labels` (`drover label`). */
 export async function registerLabelRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {

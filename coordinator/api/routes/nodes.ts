@@ -1,4 +1,4 @@
-import { type Static, Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import {
   ActionResult,
@@ -7,7 +7,9 @@ import {
   List,
   NodeDetail,
   NodeParams,
+  NodesQuery,
   NodeView,
+  RemoveQuery,
   RepairBody,
   TaskCreateQuery,
 } from '../../../protocol/rest/schemas.js';
@@ -15,22 +17,6 @@ import { type ApiContext, operator, viewer } from '../context.js';
 import { nodeDetail, nodeView } from '../views.js';
 
 type NodeAction = 'approve' | 'cordon' | 'uncordon' | 'drain' | 'repair';
-
-const RemoveQuery = Type.Object(
-  {
-    force: Type.Optional(
-      Type.Boolean({ description: 'fence a live node first (stop its instances there) instead of refusing' }),
-    ),
-    timeout: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        maximum: 600,
-        description: 'seconds a forced removal waits for the agent to stop its instances (default 15)',
-      }),
-    ),
-  },
-  { additionalProperties: false },
-);
 
 const ACTION_HELP: Record<NodeAction, string> = {
   approve: 'Admit a Pending node (one that registered without the join token).',
@@ -45,10 +31,6 @@ const ACTION_HELP: Record<NodeAction, string> = {
 /** /v1/nodes: list, describe, the node actions (approve, cordon, uncordon, drain, repair) and removal. */
 export async function registerNodeRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
   const { engine } = ctx;
-  const NodesQuery = Type.Object(
-    { cluster: Type.Optional(Type.String()), state: Type.Optional(Type.String()) },
-    { additionalProperties: false },
-  );
   app.get<{ Querystring: Static<typeof NodesQuery> }>(
     '/v1/nodes',
     {

@@ -11,6 +11,7 @@ import {
   ErrorBody,
   errorResponses,
 } from '../../../protocol/rest/schemas.js';
+import { TenantParams, TenantPartition } from '../../../protocol/rest/seeds.js';
 import { arktosError, partitionName, resolveTenant } from '../../arktos/index.js';
 import {
   APISERVER_PORT,
@@ -38,30 +39,6 @@ export function topologyOr404(ctx: ApiContext, cluster: string | undefined): Top
     { cluster },
   );
 }
-
-const TenantParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) });
-const PartitionView = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  rangeStart: Type.String(),
-  isRangeStartValid: Type.Boolean(),
-  rangeEnd: Type.String(),
-  isRangeEndValid: Type.Boolean(),
-  replicas: Type.Integer(),
-});
-export const TenantPartition = Type.Object({
-  cluster: Type.String(),
-  tenant: Type.String(),
-  partition: PartitionView,
-  apiServers: Type.Array(
-    Type.Object({
-      instanceId: Type.String(),
-      nodeId: Type.String(),
-      address: Type.String(),
-      url: Type.String(),
-    }),
-  ),
-});
 
 export async function registerSeedRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
   const { engine } = ctx;

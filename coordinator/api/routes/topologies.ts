@@ -2,11 +2,13 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
   ActionResult,
+  AnyTopology,
   ClusterQuery,
   ErrorBody,
   errorResponses,
   List,
   TopologyDiff,
+  TopologyParams,
   TopologyQuery,
 } from '../../../protocol/rest/schemas.js';
 import { isCleaned } from '../../clean.js';
@@ -14,21 +16,12 @@ import { coordinatorError } from '../../errors.js';
 import { parseTopology, type Topology, topologyWarnings, validateTopology } from '../../topology/index.js';
 import { type ApiContext, requireRole } from '../context.js';
 
-const TopologyParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) });
-
 export const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'];
 
 /** A YAML body, kept as text so topology validation can report lines and field paths itself. */
 export class YamlBody {
   constructor(readonly text: string) {}
 }
-
-const AnyTopology = Type.Object(
-  {
-    metadata: Type.Object({ name: Type.String() }, { additionalProperties: true }),
-  },
-  { additionalProperties: true, description: 'a topology document; see docs/topology.md' },
-);
 
 function readTopology(req: FastifyRequest): Topology {
   const source = 'request body';
