@@ -14,6 +14,7 @@ import {
 import type { CertManager } from './certs.js';
 import { AgentError, errorBody } from './errors.js';
 import { rootPrefix } from './options.js';
+import { filePathUnderRoot } from './root-path.js';
 import { type RunnableInstance, type Runtime, runnableFrom } from './runtime/types.js';
 
 export interface ApplyChanges {
@@ -29,6 +30,8 @@ export interface ApplyOutcome {
   errors: Array<{ id: string; code: string; message: string }>;
 }
 
+export { filePathUnderRoot };
+
 /** The literal plans use for the agent's root dir (built up so linters do not take it for a template). */
 export const ROOT_VAR = ['$', '{DROVER_ROOT}'].join('');
 
@@ -36,18 +39,6 @@ export const ROOT_VAR = ['$', '{DROVER_ROOT}'].join('');
 export function makeExpander(rootDir: string): (s: string) => string {
   const prefix = rootPrefix(rootDir);
   return (s) => (s.includes(ROOT_VAR) ? s.split(ROOT_VAR).join(prefix) : s);
-}
-
-/** Where a plan file lands: under the root dir, never outside it (`..` is refused). */
-export function filePathUnderRoot(rootDir: string, path: string): string {
-  const root = resolve(rootDir);
-  const full = resolve(root, `.${path}`);
-  if (full !== root && !full.startsWith(root === sep ? root : `${root}${sep}`)) {
-    throw new AgentError('DROVER_ERR_PLAN_INVALID', `file ${path} escapes the root dir`, {
-      details: { path },
-    });
-  }
-  return full;
 }
 
 export interface ApplierOptions {

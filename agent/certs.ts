@@ -23,8 +23,8 @@ import type {
   InstanceSpec,
   PlanCertificate,
 } from '../protocol/index.js';
-import { filePathUnderRoot } from './applier.js';
 import { AgentError } from './errors.js';
+import { filePathUnderRoot } from './root-path.js';
 
 /** Sends one CSR to the coordinator (the Session does, over NATS). */
 export type CsrTransport = (

@@ -58,7 +58,7 @@ export interface EngineOptions<R extends RepairHooks = RepairHooks> {
    * nodes are evicted.
    */
   repair?: (engine: Engine) => R;
-  /** extra plan fields per node (the purge lists of `drover clean --purge`, coordinator/api/clean.ts) */
+  /** extra plan fields per node (the purge lists of `drover clean --purge`, coordinator/clean.ts) */
   planAddons?: PlanAddons;
   /** runs before each liveness sweep (the stall re-base, coordinator/liveness-rebase.ts) */
   beforeSweep?: () => void;

@@ -7,8 +7,8 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 const entries = {
   'drover-agent': 'agent/main.ts',
   'drover-coordinator': 'coordinator/main.ts',
-  drover: 'coordinator/cli/main.ts',
-  'drover-standin': 'agent/standin/main.ts',
+  drover: 'cli/main.ts',
+  'drover-standin': 'lab/standin/main.ts',
 };
 const { existsSync } = await import('node:fs');
 // Each command is bundled on its own so one broken entry does not hold the others back.

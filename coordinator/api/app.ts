@@ -10,42 +10,23 @@ import { type Clock, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { DROVER_VERSION } from '../../lib/version.js';
 import { DroverError } from '../../protocol/index.js';
-import { PurgeLists } from '../engine/purge-lists.js';
+import type { PurgeLists } from '../engine/purge-lists.js';
 import type { Engine } from '../engine.js';
 import { COORDINATOR_ERRORS, coordinatorError } from '../errors.js';
 import type { ClusterPki } from '../pki/index.js';
+import { createServices, type Services } from '../services.js';
 import type { Store } from '../store/types.js';
-import { VcService } from '../vc/index.js';
-import { CleanService } from './clean.js';
 import './errors.js';
+import type { ApiContext, EngineOps } from './context.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js';
-import { registerRoutes } from './routes.js';
-import { type JoinInfoSource, registerJoinRoutes } from './routes-join.js';
+import { registerRoutes } from './routes/index.js';
+import { type JoinInfoSource, registerJoinRoutes } from './routes/join.js';
+import { registerWeb } from './routes/web.js';
 import { SseHub, type SseOptions } from './sse.js';
-import { TaskTracker } from './tasks.js';
-import { roleAllows, type TokenInfo, type TokenRole, type TokenStore } from './tokens.js';
+
+import { roleAllows, type TokenStore } from './tokens.js';
 import { validationHint } from './validation-hints.js';
-import { registerWeb } from './web.js';
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** who may call the route: a token role, or `public` (no token) */
-    auth?: TokenRole | 'public';
-  }
-  interface FastifyRequest {
-    token?: TokenInfo;
-  }
-}
-
-/**
- * Engine operations the API uses when the engine has them, answering 501 (DROVER_ERR_NOT_IMPLEMENTED)
- * until then: an on-demand repair of one node, and moving one instance to a chosen node.
- */
-export interface EngineOps {
-  repairNode?(nodeId: string, opts: { force: boolean }): Promise<unknown>;
-  moveInstance?(instanceId: string, toNode: string, opts?: { force?: boolean }): Promise<unknown>;
-}
 
 export interface ApiDeps {
   engine: Engine;
@@ -77,34 +58,11 @@ export interface ApiDeps {
    * the composition root); without it `drover clean --purge` purges nothing.
    */
   purge?: PurgeLists;
-}
-
-export interface ApiContext {
-  engine: Engine & EngineOps;
-  tokens: TokenStore;
-  tasks: TaskTracker;
-  sse: SseHub;
-  sseOptions: SseOptions;
-  natsConnected: () => boolean;
-  engineStarted: () => boolean;
-  metrics?: CoordinatorMetrics;
-  pki?: ClusterPki;
-  /** `drover clean`: clean records and the purge lists they add to plans */
-  clean: CleanService;
-  /** VirtualCluster tenants and their slices across super clusters */
-  vc: VcService;
-  store?: Store;
-}
-
-/** Throws FORBIDDEN unless the request's token has at least `need`. */
-export function requireRole(req: FastifyRequest, need: TokenRole, what: string): void {
-  const t = req.token;
-  if (t && roleAllows(t.role, need)) return;
-  throw coordinatorError(
-    'DROVER_ERR_FORBIDDEN',
-    `token ${JSON.stringify(t?.name ?? '?')} has role ${t?.role ?? 'none'}; ${what} needs ${need}: ask an admin for an ${need} token`,
-    { need, have: t?.role },
-  );
+  /**
+   * The domain services the routes serve (coordinator/services.ts), started when the API is ready
+   * and stopped when it closes; built from the deps above without.
+   */
+  services?: Services;
 }
 
 function sendError(reply: FastifyReply, err: DroverError): FastifyReply {
@@ -160,12 +118,18 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   }) as unknown as FastifyInstance;
 
   const limiter = new FailureLimiter(clock, deps.authLimit);
-  const tasks = new TaskTracker({
-    engine: deps.engine,
-    logger: deps.logger,
-    store: deps.store,
-    clock,
-  });
+  const services =
+    deps.services ??
+    createServices({
+      engine: deps.engine,
+      logger: deps.logger,
+      store: deps.store,
+      clock,
+      vcResyncMs: deps.vcResyncMs,
+      vcStormGuard: deps.vcStormGuard,
+      purge: deps.purge,
+    });
+  const { tasks } = services;
   const ctx: ApiContext = {
     engine: deps.engine as Engine & EngineOps,
     tokens: deps.tokens,
@@ -176,17 +140,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     engineStarted: deps.engineStarted ?? (() => true),
     metrics: deps.metrics,
     pki: deps.pki,
-    clean: new CleanService(
-      deps.engine,
-      deps.purge ?? new PurgeLists(deps.engine.state, deps.store),
-      deps.logger,
-    ),
-    vc: new VcService(deps.engine, {
-      store: deps.store,
-      logger: deps.logger,
-      resyncMs: deps.vcResyncMs,
-      stormGuard: deps.vcStormGuard,
-    }),
+    clean: services.clean,
+    vc: services.vc,
     store: deps.store,
   };
   deps.metrics?.observe({ engine: deps.engine, natsConnected: ctx.natsConnected });
@@ -195,13 +150,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   // never silently drop a field (test/unit/api-*.test.ts checks responses against the schemas).
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
-  app.addHook('onReady', () => tasks.load());
-  // the composition root loads the purge lists it wired into the engine; a fallback set loads here
-  if (!deps.purge) app.addHook('onReady', () => ctx.clean.load());
-  // tenants and placements live in the store: without one (the docs generator) VC stays idle
-  if (deps.store) app.addHook('onReady', () => ctx.vc.start());
+  app.addHook('onReady', () => services.start());
   app.addHook('onClose', (_app, done) => {
-    ctx.vc.stop();
+    services.stop();
     done();
   });
   app.addHook('preClose', (done) => {

@@ -1,4 +1,7 @@
-export { type ApiContext, type ApiDeps, buildApi, type EngineOps, requireRole } from './app.js';
+export * as schemas from '../../protocol/rest/schemas.js';
+export { TaskTracker, type TaskTrackerOptions } from '../tasks.js';
+export { type ApiDeps, buildApi } from './app.js';
+export { type ApiContext, type EngineOps, requireRole } from './context.js';
 export { API_ERRORS, type ApiErrorCode } from './errors.js';
 export {
   type CoordinatorMetrics,
@@ -8,10 +11,8 @@ export {
   type RepairResult,
 } from './metrics.js';
 export { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js';
-export * as schemas from './schemas.js';
 export { type ApiServer, type ApiServerOptions, parseListen, startApiServer } from './server.js';
 export { SseHub, type SseOptions } from './sse.js';
-export { TaskTracker, type TaskTrackerOptions } from './tasks.js';
 export {
   adminTokenPath,
   newTokenSecret,

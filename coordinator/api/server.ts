@@ -7,7 +7,7 @@ import type { ClusterPki } from '../pki/index.js';
 import type { Store } from '../store/types.js';
 import { buildApi } from './app.js';
 import type { CoordinatorMetrics } from './metrics.js';
-import type { JoinInfoSource } from './routes-join.js';
+import type { JoinInfoSource } from './routes/join.js';
 import { adminTokenPath, TokenStore, tokensPath } from './tokens.js';
 
 export interface ApiServerOptions {

@@ -6,11 +6,10 @@ import { Value } from '@sinclair/typebox/value';
 import { writeFileAtomic } from '../../lib/atomic-file.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
+import { TOKEN_ROLES, type TokenRole, TokenRoleSchema } from '../../protocol/rest/schemas.js';
 import { coordinatorError } from '../errors.js';
 
-export const TOKEN_ROLES = ['viewer', 'operator', 'admin'] as const;
-export type TokenRole = (typeof TOKEN_ROLES)[number];
-export const TokenRoleSchema = Type.Union(TOKEN_ROLES.map((r) => Type.Literal(r)));
+export { TOKEN_ROLES, type TokenRole, TokenRoleSchema };
 
 /** What `<dataDir>/tokens.json` holds per token: never the token itself, only its sha256. */
 export const TokenRecord = Type.Object({

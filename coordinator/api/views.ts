@@ -1,8 +1,14 @@
 import type { InstanceStatus } from '../../protocol/index.js';
+import type {
+  InstanceView,
+  NodeDetail,
+  NodeView,
+  RoleView,
+  StatusView,
+} from '../../protocol/rest/schemas.js';
 import type { Engine } from '../engine.js';
 import { type Assignment, isHealthy, type NodeRecord } from '../model.js';
 import { unplacedReasons } from '../placement/index.js';
-import type { InstanceView, NodeDetail, NodeView, RoleView, StatusView } from './schemas.js';
 
 /**
  * Read models for the API: node records + liveness + assignments + agent status joined into what

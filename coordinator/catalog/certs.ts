@@ -15,14 +15,9 @@ import type { NodeRecord } from '../model.js';
 import { type CertProfile, certSpecFor, type PkiClusterContext, type PkiNode } from '../pki/profiles.js';
 import type { Topology } from '../topology/index.js';
 import { CERTS, CLIENT_CERT, certPath } from './paths.js';
-import type { ApiEndpoint, RenderContext } from './types.js';
+import type { ApiEndpoint, PkiRenderOptions, RenderContext } from './types.js';
 
-export interface PkiRenderOptions {
-  /** the service-account key pair (PEM): sa.key to API servers and controller managers, sa.pub to API servers */
-  serviceAccount: { publicKeyPem: string; privateKeyPem: string };
-  /** extra subjectAltNames for API-server serving certificates (a DNS name in front of the endpoint) */
-  extraApiserverSans?: string[];
-}
+export type { PkiRenderOptions };
 
 /** The certificates each role needs: profile and file name (without `.crt`/`.key`). */
 export const ROLE_CERTIFICATES: Readonly<Record<string, ReadonlyArray<[CertProfile, string]>>> =

@@ -7,7 +7,14 @@ import type {
 } from '../../protocol/index.js';
 import type { Assignment, NodeRecord } from '../model.js';
 import type { BuiltinRole, RoleSpec, Topology } from '../topology/index.js';
-import type { PkiRenderOptions } from './certs.js';
+
+/** What certificate rendering needs beyond the render context (catalog/certs.ts). */
+export interface PkiRenderOptions {
+  /** the service-account key pair (PEM): sa.key to API servers and controller managers, sa.pub to API servers */
+  serviceAccount: { publicKeyPem: string; privateKeyPem: string };
+  /** extra subjectAltNames for API-server serving certificates (a DNS name in front of the endpoint) */
+  extraApiserverSans?: string[];
+}
 
 export interface RenderOptions {
   /**

@@ -2,7 +2,7 @@
  * The records of `drover clean` (`clean/<cluster>` in the store) and the purge list each node's
  * plan carries from them: the plan book's add-on port. Built at the composition root before the
  * engine, so a node's plan never depends on the HTTP layer; the clean action itself
- * (coordinator/api/clean.ts) writes the records through here.
+ * (coordinator/clean.ts) writes the records through here.
  */
 import type { PlanPurge } from '../../protocol/index.js';
 import type { ClusterState } from '../state/cluster-state.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LabApi, LabAssignment, LabState } from '../../coordinator/lab/index.js';
-import { leftovers, netNames, roleProcesses } from '../../coordinator/lab/index.js';
+import type { LabApi, LabAssignment, LabState } from '../../lab/index.js';
+import { leftovers, netNames, roleProcesses } from '../../lab/index.js';
 import {
   downFailoverLab,
   dumpLabLogsOnFailure,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LabApi, LabState } from '../../coordinator/lab/index.js';
+import type { LabApi, LabState } from '../../lab/index.js';
 import {
   downFailoverLab,
   dumpLabLogsOnFailure,

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { spawnDetached } from '../../coordinator/lab/procs.js';
+import { spawnDetached } from '../../lab/procs.js';
 import { type CliResult, lab, labApi, labLeftovers, labOk, readState } from '../helpers/lab-e2e.js';
 import { FAST_LIVENESS, labDrover, labSession, labUp } from '../helpers/lab-session.js';
 import { tempDir, waitFor } from '../helpers/proc.js';

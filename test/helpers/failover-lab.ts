@@ -1,5 +1,5 @@
 import { expect, onTestFailed } from 'vitest';
-import type { LabApi, LabAssignment, LabState } from '../../coordinator/lab/index.js';
+import type { LabApi, LabAssignment, LabState } from '../../lab/index.js';
 import { LbClient } from './lab-client.js';
 import {
   etcdHealthy,

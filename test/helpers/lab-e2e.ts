@@ -10,7 +10,7 @@ import {
   readState,
   roleProcesses,
   runningInstances,
-} from '../../coordinator/lab/index.js';
+} from '../../lab/index.js';
 
 /**
  * Helpers for the end-to-end lab tests. They drive the lab exactly as a user does, through

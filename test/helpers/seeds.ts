@@ -2,8 +2,9 @@
  * Helpers for the seed-scenario tests: the REST API on a real Engine (as test/helpers/api.ts) but
  * with a cluster PKI, and an in-process run of the `drover` CLI that captures its output.
  */
+
+import { run } from '../../cli/run.js';
 import { buildApi } from '../../coordinator/api/index.js';
-import { run } from '../../coordinator/cli/run.js';
 import { ClusterPki } from '../../coordinator/pki/index.js';
 import { silentLogger } from '../../lib/logger.js';
 import { startTestApi, type TestApi } from './api.js';

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { labProcs, labUp, readState } from '../../coordinator/lab/index.js';
+import { labProcs, labUp, readState } from '../../lab/index.js';
 import { rmrf, tempDir } from '../helpers/proc.js';
 
 const DIST = new URL('../../dist/', import.meta.url).pathname;

@@ -2,11 +2,11 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseArgs } from '../../coordinator/cli/args.js';
-import { CliError, EXIT, exitForStatus } from '../../coordinator/cli/errors.js';
-import { run } from '../../coordinator/cli/run.js';
-import { resolveSettings } from '../../coordinator/cli/settings.js';
-import { age, formatTable } from '../../coordinator/cli/table.js';
+import { parseArgs } from '../../cli/args.js';
+import { CliError, EXIT, exitForStatus } from '../../cli/errors.js';
+import { run } from '../../cli/run.js';
+import { resolveSettings } from '../../cli/settings.js';
+import { age, formatTable } from '../../cli/table.js';
 
 function catchErr(fn: () => unknown): CliError {
   try {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { commandHelp } from '../../coordinator/cli/help.js';
-import { COMMANDS, HELP, run } from '../../coordinator/cli/run.js';
+import { commandHelp } from '../../cli/help.js';
+import { COMMANDS, HELP, run } from '../../cli/run.js';
 
 async function capture(argv: string[]) {
   let out = '';

@@ -9,7 +9,7 @@ import {
   type JoinCommandOptions,
   joinCommandMain,
   runJoinCommand,
-} from '../../coordinator/cli/join-command.js';
+} from '../../cli/join-command.js';
 import { generateSigningKey, signingKeyToPem } from '../../protocol/index.js';
 import { rmrf, tempDir } from '../helpers/proc.js';
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatStatus, parseLabArgs, runLab } from '../../coordinator/cli/lab.js';
+import { formatStatus, parseLabArgs, runLab } from '../../cli/lab.js';
 import {
   compileLabUpOptions,
   fleetLayout,
@@ -15,9 +15,9 @@ import {
   preflight,
   readState,
   roleProcesses,
-} from '../../coordinator/lab/index.js';
-import { isAlive, readStat, spawnDetached, terminate, withDescendants } from '../../coordinator/lab/procs.js';
-import { withLock } from '../../coordinator/lab/state.js';
+} from '../../lab/index.js';
+import { isAlive, readStat, spawnDetached, terminate, withDescendants } from '../../lab/procs.js';
+import { withLock } from '../../lab/state.js';
 import { rmrf, tempDir } from '../helpers/proc.js';
 
 const HA = new URL('../../examples/ha.yaml', import.meta.url).pathname;

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseLabelArgs } from '../../coordinator/cli/commands/label.js';
+import { parseLabelArgs } from '../../cli/commands/label.js';
 import { labelKeyError, labelValueError } from '../../coordinator/labels.js';
 import { echoTopology, startTestApi, type TestApi } from '../helpers/api.js';
 

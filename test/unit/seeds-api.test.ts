@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { CLEANED_LABEL } from '../../coordinator/api/clean.js';
+import { CLEANED_LABEL } from '../../coordinator/clean.js';
 import { echoTopology } from '../helpers/api.js';
 import { opensslSubject, opensslVerify } from '../helpers/pki.js';
 import { type SeedApi, startSeedApi } from '../helpers/seeds.js';
