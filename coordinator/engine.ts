@@ -237,7 +237,7 @@ export class Engine {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.clock.clearTimeout(this.sweepTimer);
-      this.queue.close();
+      await this.queue.close();
       await this.opts.store.flush().catch((err) => this.log.error({ err }, 'store flush failed on close'));
     })();
     return this.closing;

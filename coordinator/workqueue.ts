@@ -38,6 +38,8 @@ export class WorkQueue {
   private readonly logger: Logger;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
+  /** the reconciles running now, so close() can wait for them */
+  private readonly running = new Set<Promise<void>>();
 
   constructor(
     private readonly fn: ReconcileFn,
@@ -92,12 +94,19 @@ export class WorkQueue {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
-  close(): void {
+  /**
+   * Stops the queue: nothing new starts, queued and delayed keys are dropped, and the promise
+   * resolves once the reconciles in flight have finished (their outcome is still reported, but
+   * they are not requeued), so a caller can flush the store after the last write.
+   */
+  async close(): Promise<void> {
     this.closed = true;
     for (const t of this.timers.values()) this.clock.clearTimeout(t);
     this.timers.clear();
     this.queue.length = 0;
     this.queued.clear();
+    this.dirty.clear();
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
 
   private pump(): void {
@@ -105,7 +114,9 @@ export class WorkQueue {
       const key = this.queue.shift()!;
       this.queued.delete(key);
       this.inFlight.add(key);
-      void this.run(key);
+      const p = this.run(key);
+      this.running.add(p);
+      void p.finally(() => this.running.delete(p));
     }
     if (this.queue.length === 0 && this.inFlight.size === 0) {
       const w = this.idleWaiters.splice(0);
