@@ -1,17 +1,9 @@
-import { readFileSync } from 'node:fs';
-import {
-  type Authenticator,
-  type ConnectionOptions,
-  connect,
-  credsAuthenticator,
-  type Msg,
-  type NatsConnection,
-  nkeyAuthenticator,
-} from 'nats';
+import { type ConnectionOptions, connect, type Msg, type NatsConnection } from 'nats';
 import type { Logger } from 'pino';
 import { Backoff } from '../lib/backoff.js';
 import { type Clock, systemClock } from '../lib/clock.js';
 import { silentLogger } from '../lib/logger.js';
+import { natsConnectOptions } from '../lib/nats-options.js';
 import {
   type CertificateReply,
   type CertificateRequest,
@@ -85,35 +77,12 @@ export function natsConnectionOptions(
   nats: AgentOptions['nats'],
   reconnectDelay: () => number,
 ): ConnectionOptions {
-  const o: ConnectionOptions = {
-    servers: [...nats.servers],
+  return natsConnectOptions(nats, {
     name: `drover-agent-${nodeId}`,
-    reconnect: true,
-    maxReconnectAttempts: -1,
-    reconnectDelayHandler: reconnectDelay,
-    pingInterval: 10_000,
+    reconnect: { delayMs: reconnectDelay },
     maxPingOut: 3,
-    timeout: 5000,
-  };
-  if (nats.token) o.token = nats.token;
-  if (nats.user) o.user = nats.user;
-  if (nats.password) o.pass = nats.password;
-  const auth: Authenticator[] = [];
-  if (nats.nkeySeed) auth.push(nkeyAuthenticator(new TextEncoder().encode(nats.nkeySeed)));
-  if (nats.credsFile) {
-    const path = nats.credsFile;
-    auth.push(credsAuthenticator(() => new Uint8Array(readFileSync(path))));
-  }
-  if (auth.length === 1) o.authenticator = auth[0];
-  else if (auth.length > 1) o.authenticator = auth;
-  if (nats.tls) {
-    o.tls = {
-      ...(nats.tls.ca ? { caFile: nats.tls.ca } : {}),
-      ...(nats.tls.cert ? { certFile: nats.tls.cert } : {}),
-      ...(nats.tls.key ? { keyFile: nats.tls.key } : {}),
-    };
-  }
-  return o;
+    connectTimeoutMs: 5000,
+  });
 }
 
 /**
