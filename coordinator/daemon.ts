@@ -10,8 +10,9 @@ import { Engine, type EngineOptions } from './engine.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { LivenessRebase, stallThresholdMs } from './liveness-rebase.js';
 import { NatsBus } from './nats.js';
+import { compileEngineOptions } from './options.js';
 import { ClusterPki, csrSigner } from './pki/index.js';
-import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from './repair.js';
+import { RepairPolicy } from './repair.js';
 import { openLowdbStore } from './store/index.js';
 import type { Store } from './store/types.js';
 
@@ -65,20 +66,14 @@ export async function startCoordinator(
   // damaged one stops the start-up here, before any agent is told anything.
   const pki = await ClusterPki.open({ dir: join(opts.dataDir, 'pki'), logger: log.child({ part: 'pki' }) });
   const metrics = createMetrics({ processMetrics: true });
+  // the engine's timings and the repair options, from the configured tunables (coordinator/options.ts)
+  const tuned = compileEngineOptions(opts);
   const engine = new Engine({
     store,
     logger: log.child({ part: 'engine' }),
     signingKey,
     joinToken,
-    timings: {
-      heartbeatIntervalMs: opts.heartbeatInterval,
-      suspectAfterMissed: opts.suspectAfterMissed,
-      unreachableAfterMs: opts.unreachableAfter,
-      reassignAfterMs: opts.reassignAfter,
-      etcdReassignAfterMs: opts.etcdReassignAfter,
-      stormThreshold: opts.stormThreshold,
-      pushTimeoutMs: opts.pushTimeout,
-    },
+    timings: tuned.timings,
     renderOptions: {
       ...(extra.renderOptions ??
         (opts.standinCommand
@@ -99,19 +94,14 @@ export async function startCoordinator(
   });
   const repair = new RepairPolicy(
     engine,
-    {
-      ...DEFAULT_REPAIR_OPTIONS,
-      reassignAfterMs: opts.reassignAfter,
-      etcdReassignAfterMs: opts.etcdReassignAfter,
-      stormThreshold: opts.stormThreshold,
-    },
+    tuned.repair,
     systemClock,
     log.child({ part: 'repair' }),
     (result) => metrics.repairs.inc({ result }),
   );
   // Liveness re-base: a stall of this process (VM pause, SIGSTOP) must not make the fleet look dead.
   const rebase = new LivenessRebase(systemClock, engine.nodes, {
-    stallAfterMs: stallThresholdMs({ heartbeatIntervalMs: opts.heartbeatInterval }),
+    stallAfterMs: stallThresholdMs(tuned.timings),
     onStall: ({ gapMs, nodes }) =>
       engine.events.emit({
         kind: 'coordinator.stalled',

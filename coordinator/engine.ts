@@ -47,6 +47,7 @@ import {
   startNodeRepair,
 } from './node-repair.js';
 import { constantTimeEqual, NodeRegistry, sameMachine } from './nodes.js';
+import type { EngineTimings } from './options.js';
 import { moveFeasibility, place } from './placement/index.js';
 import { RolloutGate } from './rollout.js';
 import { restartEvents } from './status-events.js';
@@ -61,15 +62,7 @@ export interface AgentBus {
   publishEvent(e: Event): void;
 }
 
-export interface EngineTimings {
-  heartbeatIntervalMs: number;
-  suspectAfterMissed: number;
-  unreachableAfterMs: number;
-  reassignAfterMs: number;
-  etcdReassignAfterMs: number;
-  stormThreshold: number;
-  pushTimeoutMs: number;
-}
+export type { EngineTimings } from './options.js';
 
 export interface EngineOptions {
   store: Store;
