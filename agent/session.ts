@@ -2,7 +2,7 @@ import { type ConnectionOptions, connect, type Msg, type NatsConnection } from '
 import type { Logger } from 'pino';
 import { Backoff } from '../lib/backoff.js';
 import { type Clock, systemClock } from '../lib/clock.js';
-import { silentLogger } from '../lib/logger.js';
+import { componentLogger, silentLogger } from '../lib/logger.js';
 import { natsConnectOptions } from '../lib/nats-options.js';
 import {
   type CertificateReply,
@@ -128,7 +128,7 @@ export class Session {
 
   constructor(private readonly opts: SessionOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.log = (opts.logger ?? silentLogger).child({ component: 'session' });
+    this.log = componentLogger(opts.logger ?? silentLogger, 'session');
     this.h = opts.handlers;
     this.heartbeatMs = opts.heartbeatIntervalMs;
   }

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import { systemClock } from '../lib/clock.js';
-import type { Logger } from '../lib/logger.js';
+import { componentLogger, type Logger } from '../lib/logger.js';
 import { type ApiServer, type CoordinatorMetrics, createMetrics, startApiServer } from './api/index.js';
 import type { CompiledCoordinatorOptions } from './config.js';
 import { Engine, type EngineOptions } from './engine.js';
@@ -58,19 +58,19 @@ export async function startCoordinator(
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const store = await openLowdbStore({
     path: join(opts.dataDir, 'state.json'),
-    logger: log.child({ part: 'store' }),
+    logger: componentLogger(log, 'store'),
   });
   const signingKey = await loadOrCreateSigningKey(opts.dataDir);
   const joinToken = await resolveJoinToken(opts);
   // ---- seeds: the cluster PKI (coordinator/pki). Created on first start, never overwritten; a
   // damaged one stops the start-up here, before any agent is told anything.
-  const pki = await ClusterPki.open({ dir: join(opts.dataDir, 'pki'), logger: log.child({ part: 'pki' }) });
+  const pki = await ClusterPki.open({ dir: join(opts.dataDir, 'pki'), logger: componentLogger(log, 'pki') });
   const metrics = createMetrics({ processMetrics: true });
   // the engine's timings and the repair options, from the configured tunables (coordinator/options.ts)
   const tuned = compileEngineOptions(opts);
   const engine = new Engine({
     store,
-    logger: log.child({ part: 'engine' }),
+    logger: componentLogger(log, 'engine'),
     signingKey,
     joinToken,
     timings: tuned.timings,
@@ -96,7 +96,7 @@ export async function startCoordinator(
     engine,
     tuned.repair,
     systemClock,
-    log.child({ part: 'repair' }),
+    componentLogger(log, 'repair'),
     (result) => metrics.repairs.inc({ result }),
   );
   // Liveness re-base: a stall of this process (VM pause, SIGSTOP) must not make the fleet look dead.
@@ -112,8 +112,8 @@ export async function startCoordinator(
   });
   engine.beforeSweep = () => void rebase.beforeSweep();
   await engine.start();
-  const bus = await NatsBus.connect(opts.nats, engine, log.child({ part: 'nats' }), {
-    csr: csrSigner(pki, engine, { logger: log.child({ part: 'pki' }) }),
+  const bus = await NatsBus.connect(opts.nats, engine, componentLogger(log, 'nats'), {
+    csr: csrSigner(pki, engine, { logger: componentLogger(log, 'pki') }),
   });
   // seeds: re-sign a CA certificate in its last year (same key, so every leaf keeps verifying)
   const caRotation = setInterval(
@@ -131,7 +131,7 @@ export async function startCoordinator(
       dataDir: opts.dataDir,
       engine,
       store,
-      logger: log.child({ part: 'api' }),
+      logger: componentLogger(log, 'api'),
       metrics,
       natsConnected: () => bus.connected,
       pki,

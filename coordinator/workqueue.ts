@@ -9,7 +9,15 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-export type ReconcileFn = (key: string) => Promise<ReconcileResult | undefined | void>;
+/** One run of a key's reconcile: its id (unique in this queue) and a logger bound to it. */
+export interface ReconcileRun {
+  readonly id: number;
+  readonly key: string;
+  /** the queue's logger bound to `{ reconcile: id, key }` (created on first use) */
+  readonly log: Logger;
+}
+
+export type ReconcileFn = (key: string, run: ReconcileRun) => Promise<ReconcileResult | undefined | void>;
 
 export interface WorkQueueOptions {
   /** keys reconciled at once across the queue; default 64 */
@@ -40,6 +48,7 @@ export class WorkQueue {
   private idleWaiters: Array<() => void> = [];
   /** the reconciles running now, so close() can wait for them */
   private readonly running = new Set<Promise<void>>();
+  private runs = 0;
 
   constructor(
     private readonly fn: ReconcileFn,
@@ -124,12 +133,28 @@ export class WorkQueue {
     }
   }
 
+  /** A run's handle: the child logger is made only when someone logs (most runs never do). */
+  private newRun(key: string): ReconcileRun {
+    const id = ++this.runs;
+    const base = this.logger;
+    let log: Logger | undefined;
+    return {
+      id,
+      key,
+      get log() {
+        log ??= base.child({ reconcile: id, key });
+        return log;
+      },
+    };
+  }
+
   private async run(key: string): Promise<void> {
     const started = this.clock.now();
+    const r = this.newRun(key);
     let requeueMs: number | undefined;
     let outcome: 'success' | 'error' | 'requeue' | 'terminal' = 'success';
     try {
-      const res = await this.fn(key);
+      const res = await this.fn(key, r);
       this.backoffs.delete(key);
       if (res?.requeueAfterMs !== undefined) {
         requeueMs = res.requeueAfterMs;
@@ -138,7 +163,7 @@ export class WorkQueue {
     } catch (err) {
       if (err instanceof TerminalError) {
         outcome = 'terminal';
-        this.logger.warn({ key, err }, 'reconcile failed terminally; not retrying');
+        r.log.warn({ err }, 'reconcile failed terminally; not retrying');
       } else {
         outcome = 'error';
         let b = this.backoffs.get(key);
@@ -151,7 +176,7 @@ export class WorkQueue {
           this.backoffs.set(key, b);
         }
         requeueMs = b.next();
-        this.logger.debug({ key, err, retryInMs: requeueMs }, 'reconcile failed; will retry');
+        r.log.debug({ err, retryInMs: requeueMs }, 'reconcile failed; will retry');
       }
     } finally {
       this.inFlight.delete(key);
