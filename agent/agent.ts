@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { type Clock, systemClock } from '../lib/clock.js';
+import { type Clock, isoNow, systemClock } from '../lib/clock.js';
 import { componentLogger, silentLogger } from '../lib/logger.js';
 import { DROVER_VERSION } from '../lib/version.js';
 import {
@@ -473,7 +473,7 @@ export class Agent {
         nodeId: this.nodeId,
         ok: false,
         error: { code: 'DROVER_ERR_TASK_BAD_REQUEST', message: `task is for node ${task.nodeId}` },
-        finishedAt: new Date().toISOString(),
+        finishedAt: isoNow(this.clock),
       };
     }
     const r = await runTask(task, {
@@ -484,6 +484,7 @@ export class Agent {
       instanceStatus: (id) => this.instanceStatuses().find((i) => i.id === id),
       counters: () => this.counters(),
       logger: this.log,
+      clock: this.clock,
     });
     this.scheduleStatus();
     return r;

@@ -164,7 +164,7 @@ export class Engine {
   constructor(private readonly opts: EngineOptions) {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger;
-    this.events = new EventLog(opts.store, opts.logger);
+    this.events = new EventLog(opts.store, opts.logger, undefined, this.clock);
     this.nodes = new NodeRegistry(opts.store, this.clock, opts.timings);
     this.rollout = new RolloutGate(this.clock, (nodeId, instanceId, checksum) => {
       const l = this.nodes.liveness(nodeId);
