@@ -7,11 +7,13 @@ import { runTask, type TaskContext } from '../../agent/tasks.js';
 import { Engine } from '../../coordinator/engine.js';
 import { EventLog } from '../../coordinator/events.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
+import { VcService } from '../../coordinator/vc/index.js';
 import { OutageBackoff } from '../../lib/backoff.js';
 import { isoNow, ManualClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/logger.js';
 import { generateSigningKey, PROTOCOL_VERSION } from '../../protocol/index.js';
 import { TEST_TIMINGS } from '../helpers/api.js';
+import { repairFleet } from '../helpers/repair-fleet.js';
 
 const T0 = Date.parse('2031-05-04T03:02:01.000Z');
 
@@ -93,5 +95,27 @@ describe('the injected clock', () => {
     expect(b.ageMs).toBeUndefined();
     clock.advance(1000);
     expect(b.next()).toBe(250);
+  });
+
+  it("stamps VirtualCluster placements with the service's clock", async () => {
+    const f = await repairFleet({
+      nodes: 2,
+      address: (i) => `10.0.0.${i + 1}`,
+      topology: `apiVersion: drover.dev/v1
+kind: Topology
+metadata: { name: r1 }
+cluster:
+  name: r1
+  apiEndpoint: { mode: external, address: 10.9.9.9 }
+roles:
+  kubelet: { everywhere: true }
+`,
+    });
+    await f.advance(2000);
+    const vc = new VcService(f.engine, { clock: f.clock, resyncMs: 0 });
+    const r = await vc.setTenant('t1', { slices: 1, slice: { cpu: '100m', memory: '64Mi' } });
+    expect(r.placement.at).toBe(isoNow(f.clock));
+    expect(new Date(r.placement.at).getFullYear()).toBe(1970);
+    vc.stop();
   });
 });
