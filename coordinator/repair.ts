@@ -4,7 +4,7 @@ import type { InstanceStatus, NodeStatus } from '../protocol/index.js';
 import { type DrainDecision, type DrainWait, drainBudget, everywhereRoles } from './drain.js';
 import type { Engine, Evictions, RepairHooks } from './engine.js';
 import { coordinatorError } from './errors.js';
-import { EtcdAdmin, type EtcdTls, replacementKeepsQuorum } from './etcd.js';
+import { EtcdAdmin, replacementKeepsQuorum } from './etcd.js';
 import { type Assignment, isHealthy, type NodeRecord } from './model.js';
 import type { RepairOptions } from './options.js';
 import { stormVerdict } from './storm-guard.js';
