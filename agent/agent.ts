@@ -101,7 +101,7 @@ export class Agent {
     this.deps = deps;
     this.clock = deps.clock ?? systemClock;
     this.log = deps.logger ?? silentLogger;
-    this.keys = new KeyPin(options.dataDir, options.coordinatorKeyFingerprint);
+    this.keys = new KeyPin(options.dataDir, options.coordinatorKeyFingerprint, this.clock);
   }
 
   get state(): AgentState {

@@ -1,7 +1,11 @@
 // Time through the injected clock: event timestamps (coordinator/events.ts, the engine's events),
 // task results (agent/tasks.ts) and the agent's reconnect backoff (lib/backoff.ts OutageBackoff,
 // which agent/session.ts paces nats.js with) all read the Clock they are given, not Date.now().
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { KeyPin } from '../../agent/keys.js';
 import { reconnectDelay } from '../../agent/session.js';
 import { runTask, type TaskContext } from '../../agent/tasks.js';
 import { Engine } from '../../coordinator/engine.js';
@@ -13,6 +17,7 @@ import { isoNow, ManualClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/logger.js';
 import { generateSigningKey, PROTOCOL_VERSION } from '../../protocol/index.js';
 import { TEST_TIMINGS } from '../helpers/api.js';
+import { tempDir } from '../helpers/proc.js';
 import { repairFleet } from '../helpers/repair-fleet.js';
 
 const T0 = Date.parse('2031-05-04T03:02:01.000Z');
@@ -117,5 +122,13 @@ roles:
     expect(r.placement.at).toBe(isoNow(f.clock));
     expect(new Date(r.placement.at).getFullYear()).toBe(1970);
     vc.stop();
+  });
+
+  it("stamps the agent's key pin", async () => {
+    const clock = new ManualClock(T0);
+    const dir = tempDir('pin-clock');
+    await new KeyPin(dir, undefined, clock).accept(generateSigningKey().publicKeyB64);
+    const pf = JSON.parse(readFileSync(join(dir, 'coordinator-key.json'), 'utf8')) as { pinnedAt: string };
+    expect(pf.pinnedAt).toBe('2031-05-04T03:02:01.000Z');
   });
 });
