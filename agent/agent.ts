@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { type Clock, systemClock } from '../lib/clock.js';
-import { silentLogger } from '../lib/logger.js';
+import { type Clock, isoNow, systemClock } from '../lib/clock.js';
+import { componentLogger, silentLogger } from '../lib/logger.js';
 import { DROVER_VERSION } from '../lib/version.js';
 import {
   type Facts,
@@ -101,7 +101,7 @@ export class Agent {
     this.deps = deps;
     this.clock = deps.clock ?? systemClock;
     this.log = deps.logger ?? silentLogger;
-    this.keys = new KeyPin(options.dataDir, options.coordinatorKeyFingerprint);
+    this.keys = new KeyPin(options.dataDir, options.coordinatorKeyFingerprint, this.clock);
   }
 
   get state(): AgentState {
@@ -152,7 +152,7 @@ export class Agent {
         certs: new CertManager({
           rootDir: this.opts.rootDir,
           clock: this.clock,
-          logger: this.log.child({ component: 'certs' }),
+          logger: componentLogger(this.log, 'certs'),
           transport: () => {
             const s = this.session_;
             return s?.isConnected ? (req) => s.requestCertificate(req) : undefined;
@@ -201,7 +201,7 @@ export class Agent {
       return new ProcessRuntime({
         dataDir: this.opts.dataDir,
         clock: this.clock,
-        logger: this.log.child({ component: 'runtime' }),
+        logger: componentLogger(this.log, 'runtime'),
         logMaxBytes: this.opts.logMaxBytes,
         pollIntervalMs: this.deps.processPollIntervalMs,
         restartHold: () => this.session_?.planMayBeStale() ?? false,
@@ -210,7 +210,7 @@ export class Agent {
     return new SystemdRuntime({
       unitDir: this.opts.unitDir,
       clock: this.clock,
-      logger: this.log.child({ component: 'runtime' }),
+      logger: componentLogger(this.log, 'runtime'),
       ...this.deps.systemd,
     });
   }
@@ -386,7 +386,7 @@ export class Agent {
       const probe = probeUnderRoot(spec.health, applier.expand);
       const prober = new Prober(probe, {
         clock: this.clock,
-        logger: this.log.child({ instance: spec.id, component: 'probe' }),
+        logger: componentLogger(this.log, 'probe', { instance: spec.id }),
         onChange: (health, err) => {
           this.log.info({ instance: spec.id, health, err }, 'health changed');
           this.scheduleStatus();
@@ -473,7 +473,7 @@ export class Agent {
         nodeId: this.nodeId,
         ok: false,
         error: { code: 'DROVER_ERR_TASK_BAD_REQUEST', message: `task is for node ${task.nodeId}` },
-        finishedAt: new Date().toISOString(),
+        finishedAt: isoNow(this.clock),
       };
     }
     const r = await runTask(task, {
@@ -484,6 +484,7 @@ export class Agent {
       instanceStatus: (id) => this.instanceStatuses().find((i) => i.id === id),
       counters: () => this.counters(),
       logger: this.log,
+      clock: this.clock,
     });
     this.scheduleStatus();
     return r;

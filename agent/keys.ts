@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.js';
+import { type Clock, isoNow, systemClock } from '../lib/clock.js';
 import { keyFingerprintFromB64, publicKeyFromB64 } from '../protocol/index.js';
 import { AgentError } from './errors.js';
 
@@ -23,6 +24,8 @@ export class KeyPin {
   constructor(
     dataDir: string,
     private readonly configuredFingerprint?: string,
+    /** stamps `pinnedAt` */
+    private readonly clock: Clock = systemClock,
   ) {
     this.path = join(dataDir, 'coordinator-key.json');
   }
@@ -80,7 +83,7 @@ export class KeyPin {
       }
       return;
     }
-    const pf: PinFile = { publicKey: signingKeyB64, fingerprint, pinnedAt: new Date().toISOString() };
+    const pf: PinFile = { publicKey: signingKeyB64, fingerprint, pinnedAt: isoNow(this.clock) };
     await writeFileAtomic(this.path, `${JSON.stringify(pf, null, 2)}\n`, 0o644);
     this.pinned = { key, fingerprint };
   }

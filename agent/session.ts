@@ -1,17 +1,9 @@
-import { readFileSync } from 'node:fs';
-import {
-  type Authenticator,
-  type ConnectionOptions,
-  connect,
-  credsAuthenticator,
-  type Msg,
-  type NatsConnection,
-  nkeyAuthenticator,
-} from 'nats';
+import { type ConnectionOptions, connect, type Msg, type NatsConnection } from 'nats';
 import type { Logger } from 'pino';
-import { Backoff } from '../lib/backoff.js';
-import { type Clock, systemClock } from '../lib/clock.js';
-import { silentLogger } from '../lib/logger.js';
+import { Backoff, OutageBackoff } from '../lib/backoff.js';
+import { type Clock, isoNow, systemClock } from '../lib/clock.js';
+import { componentLogger, silentLogger } from '../lib/logger.js';
+import { natsConnectOptions } from '../lib/nats-options.js';
 import {
   type CertificateReply,
   type CertificateRequest,
@@ -85,35 +77,12 @@ export function natsConnectionOptions(
   nats: AgentOptions['nats'],
   reconnectDelay: () => number,
 ): ConnectionOptions {
-  const o: ConnectionOptions = {
-    servers: [...nats.servers],
+  return natsConnectOptions(nats, {
     name: `drover-agent-${nodeId}`,
-    reconnect: true,
-    maxReconnectAttempts: -1,
-    reconnectDelayHandler: reconnectDelay,
-    pingInterval: 10_000,
+    reconnect: { delayMs: reconnectDelay },
     maxPingOut: 3,
-    timeout: 5000,
-  };
-  if (nats.token) o.token = nats.token;
-  if (nats.user) o.user = nats.user;
-  if (nats.password) o.pass = nats.password;
-  const auth: Authenticator[] = [];
-  if (nats.nkeySeed) auth.push(nkeyAuthenticator(new TextEncoder().encode(nats.nkeySeed)));
-  if (nats.credsFile) {
-    const path = nats.credsFile;
-    auth.push(credsAuthenticator(() => new Uint8Array(readFileSync(path))));
-  }
-  if (auth.length === 1) o.authenticator = auth[0];
-  else if (auth.length > 1) o.authenticator = auth;
-  if (nats.tls) {
-    o.tls = {
-      ...(nats.tls.ca ? { caFile: nats.tls.ca } : {}),
-      ...(nats.tls.cert ? { certFile: nats.tls.cert } : {}),
-      ...(nats.tls.key ? { keyFile: nats.tls.key } : {}),
-    };
-  }
-  return o;
+    connectTimeoutMs: 5000,
+  });
 }
 
 /**
@@ -137,7 +106,8 @@ export class Session {
   private lastStatusKey = '';
   private heartbeatMs: number;
   private readonly waits = new Set<() => void>();
-  private disconnectedAt: number | undefined;
+  /** the NATS outage, on the injected clock: it paces nats.js's reconnect attempts */
+  private readonly outage: OutageBackoff;
   /** set when contact returns after a long silence; cleared when a plan is applied (see planMayBeStale) */
   private awaitingPlan = false;
   /** last NATS round trip, registration or applied plan (clock ms) */
@@ -159,7 +129,8 @@ export class Session {
 
   constructor(private readonly opts: SessionOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.log = (opts.logger ?? silentLogger).child({ component: 'session' });
+    this.outage = new OutageBackoff(this.clock, (ageMs) => reconnectDelay(ageMs));
+    this.log = componentLogger(opts.logger ?? silentLogger, 'session');
     this.h = opts.handlers;
     this.heartbeatMs = opts.heartbeatIntervalMs;
   }
@@ -202,12 +173,7 @@ export class Session {
     let nc: NatsConnection | undefined;
     while (!this.closed) {
       try {
-        nc = await connect(
-          natsConnectionOptions(this.opts.nodeId, this.opts.nats, () => {
-            this.disconnectedAt ??= Date.now();
-            return reconnectDelay(Date.now() - this.disconnectedAt);
-          }),
-        );
+        nc = await connect(natsConnectionOptions(this.opts.nodeId, this.opts.nats, () => this.outage.next()));
         break;
       } catch (err) {
         const delay = backoff.next();
@@ -244,12 +210,12 @@ export class Session {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') {
         this.connected = false;
-        this.disconnectedAt ??= Date.now();
+        this.outage.down();
         this.log.warn({ server: s.data }, 'NATS disconnected; roles keep running; reconnecting');
       } else if (s.type === 'reconnect') {
         this.connected = true;
         this.counters.reconnects++;
-        this.disconnectedAt = undefined;
+        this.outage.up();
         this.log.info({ server: s.data }, 'NATS reconnected; registering again');
         void this.registerLoop();
       }
@@ -507,7 +473,7 @@ export class Session {
         nodeId: this.opts.nodeId,
         ok: false,
         error: errorBody(err),
-        finishedAt: new Date().toISOString(),
+        finishedAt: isoNow(this.clock),
       } satisfies TaskResult);
       return;
     }
@@ -522,7 +488,7 @@ export class Session {
         nodeId: this.opts.nodeId,
         ok: false,
         error: errorBody(err),
-        finishedAt: new Date().toISOString(),
+        finishedAt: isoNow(this.clock),
       };
     }
     this.reply(m, result);
@@ -568,7 +534,7 @@ export class Session {
       type: 'heartbeat',
       nodeId: this.opts.nodeId,
       seq: this.hbSeq++,
-      sentAt: new Date().toISOString(),
+      sentAt: isoNow(this.clock),
       digest: this.h.digest(),
     };
     if (this.publish(subjects.heartbeat(this.opts.nodeId), hb)) this.counters.heartbeats++;
@@ -596,7 +562,7 @@ export class Session {
     const s = this.h.status();
     const key = canonicalJson(s);
     if (!force && key === this.lastStatusKey) return false;
-    const msg: NodeStatus = { ...s, seq: this.statusSeq++, sentAt: new Date().toISOString() };
+    const msg: NodeStatus = { ...s, seq: this.statusSeq++, sentAt: isoNow(this.clock) };
     if (!this.publish(subjects.status(this.opts.nodeId), msg)) return false;
     this.lastStatusKey = key;
     this.counters.statusPublished++;

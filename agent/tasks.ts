@@ -1,5 +1,6 @@
 import { execa } from 'execa';
 import type { Logger } from 'pino';
+import { type Clock, isoNow, systemClock } from '../lib/clock.js';
 import {
   type Facts,
   type InstanceSpec,
@@ -22,6 +23,8 @@ export interface TaskContext {
   instanceStatus(id: string): InstanceStatus | undefined;
   counters(): Record<string, unknown>;
   logger: Logger;
+  /** stamps `finishedAt`; default the system clock */
+  clock?: Clock;
 }
 
 function specFor(ctx: TaskContext, task: Task): InstanceSpec {
@@ -137,6 +140,7 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<TaskResult>
   const log = ctx.logger.child({ taskId: task.id, kind: task.kind, instance: task.instanceId });
   log.info('task started');
   const base = { v: PROTOCOL_VERSION, type: 'task-result' as const, id: task.id, nodeId: ctx.nodeId };
+  const clock = ctx.clock ?? systemClock;
   let timer: NodeJS.Timeout | undefined;
   try {
     const r = await Promise.race([
@@ -155,7 +159,7 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<TaskResult>
       }),
     ]);
     log.info('task done');
-    return { ...base, ok: true, ...r, finishedAt: new Date().toISOString() };
+    return { ...base, ok: true, ...r, finishedAt: isoNow(clock) };
   } catch (err) {
     const body = errorBody(err);
     log.warn({ err: body }, 'task failed');
@@ -165,7 +169,7 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<TaskResult>
       ok: false,
       error: body,
       ...(typeof output === 'string' ? { output } : {}),
-      finishedAt: new Date().toISOString(),
+      finishedAt: isoNow(clock),
     };
   } finally {
     clearTimeout(timer);

@@ -6,7 +6,7 @@
 // DROVER_BENCH_REPAIR_RUNS (default 10) and DROVER_BENCH_REPAIR_BLIPS (default 20) change the counts.
 import { cpus } from 'node:os';
 import { DEFAULT_COORDINATOR_OPTIONS } from '../coordinator/config.js';
-import { DEFAULT_REPAIR_OPTIONS } from '../coordinator/repair.js';
+import { DEFAULT_REPAIR_OPTIONS } from '../coordinator/options.js';
 import type { Event } from '../protocol/index.js';
 import { Fleet, repairNodes, repairTopology, waitFor } from '../test/helpers/fleet-core.js';
 import { sleep } from './lib.js';

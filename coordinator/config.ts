@@ -1,5 +1,12 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { type CompileConfigInput, compileConfig, Duration } from '../lib/config.js';
+import { DEFAULT_TUNING } from './options.js';
+
+/** `(default 2s)` from the one defaults table (coordinator/options.ts) */
+const dflt = (key: keyof typeof DEFAULT_TUNING, ms = true) => {
+  const v = DEFAULT_TUNING[key];
+  return `(default ${!ms ? v : v % 1000 === 0 ? `${v / 1000}s` : `${v}ms`})`;
+};
 
 /**
  * CoordinatorOptions: every field optional; the defaults below are documented in
@@ -41,26 +48,35 @@ export const CoordinatorOptionsSchema = Type.Object({
   joinTokenFile: Type.Optional(
     Type.String({ description: 'file holding the join token (default <dataDir>/join-token)' }),
   ),
-  heartbeatInterval: Type.Optional(Duration({ description: 'agent heartbeat interval (default 2s)' })),
-  suspectAfterMissed: Type.Optional(
-    Type.Integer({ minimum: 1, description: 'missed heartbeats before Suspect (default 3)' }),
+  heartbeatInterval: Type.Optional(
+    Duration({ description: `agent heartbeat interval ${dflt('heartbeatInterval')}` }),
   ),
-  unreachableAfter: Type.Optional(Duration({ description: 'silence before Unreachable (default 10s)' })),
+  suspectAfterMissed: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      description: `missed heartbeats before Suspect ${dflt('suspectAfterMissed', false)}`,
+    }),
+  ),
+  unreachableAfter: Type.Optional(
+    Duration({ description: `silence before Unreachable ${dflt('unreachableAfter')}` }),
+  ),
   reassignAfter: Type.Optional(
-    Duration({ description: 'Unreachable time before stateless roles move (default 5s)' }),
+    Duration({ description: `Unreachable time before stateless roles move ${dflt('reassignAfter')}` }),
   ),
   etcdReassignAfter: Type.Optional(
-    Duration({ description: 'Unreachable time before an etcd member is replaced (default 60s)' }),
+    Duration({
+      description: `Unreachable time before an etcd member is replaced ${dflt('etcdReassignAfter')}`,
+    }),
   ),
   stormThreshold: Type.Optional(
     Type.Number({
       minimum: 0,
       maximum: 1,
-      description: 'share of Unreachable nodes that pauses reassignment (default 0.4)',
+      description: `share of Unreachable nodes that pauses reassignment ${dflt('stormThreshold', false)}`,
     }),
   ),
   pushTimeout: Type.Optional(
-    Duration({ description: 'how long a plan push waits for the agent (default 10s)' }),
+    Duration({ description: `how long a plan push waits for the agent ${dflt('pushTimeout')}` }),
   ),
   standinCommand: Type.Optional(
     Type.Array(Type.String(), {
@@ -85,13 +101,8 @@ export const DEFAULT_COORDINATOR_OPTIONS = {
   api: { listen: '127.0.0.1:7480' } as { listen: string; tls?: { cert?: string; key?: string } },
   joinToken: undefined as string | undefined,
   joinTokenFile: undefined as string | undefined,
-  heartbeatInterval: 2000,
-  suspectAfterMissed: 3,
-  unreachableAfter: 10_000,
-  reassignAfter: 5_000,
-  etcdReassignAfter: 60_000,
-  stormThreshold: 0.4,
-  pushTimeout: 10_000,
+  // the engine timings, under their config keys (coordinator/options.ts holds the one table)
+  ...DEFAULT_TUNING,
   standinCommand: undefined as string[] | undefined,
   logLevel: 'info',
 };

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import { systemClock } from '../lib/clock.js';
-import type { Logger } from '../lib/logger.js';
+import { componentLogger, type Logger } from '../lib/logger.js';
 import { type ApiServer, type CoordinatorMetrics, createMetrics, startApiServer } from './api/index.js';
 import type { CompiledCoordinatorOptions } from './config.js';
 import { PurgeLists } from './engine/purge-lists.js';
@@ -13,8 +13,9 @@ import { loadOrCreateSigningKey } from './keys.js';
 import { LivenessRebase, stallThresholdMs } from './liveness-rebase.js';
 import { NatsBus } from './nats.js';
 import { NodeRegistry } from './nodes.js';
+import { compileEngineOptions } from './options.js';
 import { ClusterPki, csrSigner } from './pki/index.js';
-import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from './repair.js';
+import { RepairPolicy } from './repair.js';
 import { ClusterState } from './state/cluster-state.js';
 import { openLowdbStore } from './store/index.js';
 import type { Store } from './store/types.js';
@@ -61,34 +62,28 @@ export async function startCoordinator(
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const store = await openLowdbStore({
     path: join(opts.dataDir, 'state.json'),
-    logger: log.child({ part: 'store' }),
+    logger: componentLogger(log, 'store'),
   });
   const signingKey = await loadOrCreateSigningKey(opts.dataDir);
   const joinToken = await resolveJoinToken(opts);
   // ---- seeds: the cluster PKI (coordinator/pki). Created on first start, never overwritten; a
   // damaged one stops the start-up here, before any agent is told anything.
-  const pki = await ClusterPki.open({ dir: join(opts.dataDir, 'pki'), logger: log.child({ part: 'pki' }) });
+  const pki = await ClusterPki.open({ dir: join(opts.dataDir, 'pki'), logger: componentLogger(log, 'pki') });
   const metrics = createMetrics({ processMetrics: true });
   const clock = systemClock;
-  const timings = {
-    heartbeatIntervalMs: opts.heartbeatInterval,
-    suspectAfterMissed: opts.suspectAfterMissed,
-    unreachableAfterMs: opts.unreachableAfter,
-    reassignAfterMs: opts.reassignAfter,
-    etcdReassignAfterMs: opts.etcdReassignAfter,
-    stormThreshold: opts.stormThreshold,
-    pushTimeoutMs: opts.pushTimeout,
-  };
+  // the engine's timings and the repair options, from the configured tunables (coordinator/options.ts)
+  const tuned = compileEngineOptions(opts);
+  const timings = tuned.timings;
   // ---- the read model and what reads it before the engine: node records with liveness, the
   // event log, the clean records (their purge lists go into plans) and the stall re-base.
-  const engineLog = log.child({ part: 'engine' });
+  const engineLog = componentLogger(log, 'engine');
   const nodes = new NodeRegistry(store, clock, timings);
   const state = new ClusterState(nodes);
   const events = new EventLog(store, engineLog);
   const purge = new PurgeLists(state, store);
   // Liveness re-base: a stall of this process (VM pause, SIGSTOP) must not make the fleet look dead.
   const rebase = new LivenessRebase(clock, nodes, {
-    stallAfterMs: stallThresholdMs({ heartbeatIntervalMs: opts.heartbeatInterval }),
+    stallAfterMs: stallThresholdMs(timings),
     onStall: ({ gapMs, nodes }) =>
       events.emit({
         kind: 'coordinator.stalled',
@@ -109,17 +104,8 @@ export async function startCoordinator(
     planAddons: (nodeId) => purge.addons(nodeId),
     beforeSweep: () => void rebase.beforeSweep(),
     repair: (e) =>
-      new RepairPolicy(
-        e,
-        {
-          ...DEFAULT_REPAIR_OPTIONS,
-          reassignAfterMs: opts.reassignAfter,
-          etcdReassignAfterMs: opts.etcdReassignAfter,
-          stormThreshold: opts.stormThreshold,
-        },
-        clock,
-        log.child({ part: 'repair' }),
-        (result) => metrics.repairs.inc({ result }),
+      new RepairPolicy(e, tuned.repair, clock, componentLogger(log, 'repair'), (result) =>
+        metrics.repairs.inc({ result }),
       ),
     renderOptions: {
       ...(extra.renderOptions ??
@@ -143,8 +129,8 @@ export async function startCoordinator(
   // the clean records before the first reconcile: plans carry their purge lists from the start
   await purge.load();
   await engine.start();
-  const bus = await NatsBus.connect(opts.nats, engine, log.child({ part: 'nats' }), {
-    csr: csrSigner(pki, engine, { logger: log.child({ part: 'pki' }) }),
+  const bus = await NatsBus.connect(opts.nats, engine, componentLogger(log, 'nats'), {
+    csr: csrSigner(pki, engine, { logger: componentLogger(log, 'pki') }),
   });
   // seeds: re-sign a CA certificate in its last year (same key, so every leaf keeps verifying)
   const caRotation = setInterval(
@@ -162,7 +148,7 @@ export async function startCoordinator(
       dataDir: opts.dataDir,
       engine,
       store,
-      logger: log.child({ part: 'api' }),
+      logger: componentLogger(log, 'api'),
       metrics,
       natsConnected: () => bus.connected,
       pki,

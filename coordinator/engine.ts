@@ -96,7 +96,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
     const clock = opts.clock ?? systemClock;
     this.clock = clock;
     this.log = opts.logger;
-    this.events = opts.events ?? new EventLog(opts.store, opts.logger);
+    this.events = opts.events ?? new EventLog(opts.store, opts.logger, undefined, clock);
     this.state = opts.state ?? new ClusterState(new NodeRegistry(opts.store, clock, opts.timings));
     this.nodes = this.state.nodes;
     this.queue = new WorkQueue((k) => this.route(k), {
@@ -220,7 +220,10 @@ export class Engine<R extends RepairHooks = RepairHooks> {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.liveness.stop();
-      this.queue.close();
+      // the queue starts nothing more; then the repair policy ends waits on runs that never start
+      const drained = this.queue.close();
+      this.repair?.close?.();
+      await drained;
       await this.opts.store.flush().catch((err) => this.log.error({ err }, 'store flush failed on close'));
     })();
     return this.closing;

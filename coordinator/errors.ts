@@ -1,4 +1,5 @@
 import { DroverError, type ErrorSpec, PROTOCOL_ERRORS } from '../protocol/index.js';
+import { API_ERRORS } from './api/errors.js';
 import { ARKTOS_ERRORS } from './arktos/errors.js';
 import { OPENPAI_ERRORS } from './openpai/errors.js';
 import { PKI_ERRORS } from './pki/errors.js';
@@ -73,32 +74,42 @@ export const ENGINE_ERRORS = {
   DROVER_ERR_INTERNAL: { status: 500, description: 'An unexpected internal error.' },
 } as const satisfies Record<string, ErrorSpec>;
 
-export const COORDINATOR_ERRORS: Record<string, ErrorSpec> = {
+/**
+ * Every code the coordinator may answer with, composed statically: `CoordinatorErrorCode` is the
+ * union of its keys, so `coordinatorError('DROVER_ERR_TYPO', …)` fails to compile rather than
+ * answering 500 at run time. A part adds its table here (and `npm run openapi` documents it).
+ */
+const REGISTRY = {
   ...PROTOCOL_ERRORS,
   ...ENGINE_ERRORS,
+  ...API_ERRORS,
   ...PKI_ERRORS,
   ...VC_ERRORS,
   ...ARKTOS_ERRORS,
   ...OPENPAI_ERRORS,
   ...STORE_ERRORS,
   ...TOPOLOGY_ERRORS,
-};
+} as const satisfies Record<string, ErrorSpec>;
 
-/** Registers a part's error table; throws on a duplicate code so collisions fail at start-up and in tests. */
-export function registerErrors(table: Record<string, ErrorSpec>): void {
-  for (const [code, spec] of Object.entries(table)) {
-    if (code in COORDINATOR_ERRORS && COORDINATOR_ERRORS[code] !== spec)
-      throw new Error(`duplicate error code ${code}`);
-    COORDINATOR_ERRORS[code] = spec;
-  }
+export type CoordinatorErrorCode = keyof typeof REGISTRY;
+
+/**
+ * The registry as a lookup table for codes that arrive as strings (another part's error, the
+ * wire); check with `isCoordinatorErrorCode` first. Code that names a code uses the union type.
+ */
+export const COORDINATOR_ERRORS: Readonly<Record<string, ErrorSpec>> = REGISTRY;
+
+/** Whether a string (from the wire, or another part's error) is one of the coordinator's codes. */
+export function isCoordinatorErrorCode(code: unknown): code is CoordinatorErrorCode {
+  return typeof code === 'string' && Object.hasOwn(REGISTRY, code);
 }
 
 export function coordinatorError(
-  code: keyof typeof ENGINE_ERRORS | string,
+  code: CoordinatorErrorCode,
   message: string,
   details?: Record<string, unknown>,
   cause?: unknown,
 ): DroverError {
-  const spec = COORDINATOR_ERRORS[code];
-  return new DroverError(code, message, { status: spec?.status ?? 500, details, cause });
+  const spec: ErrorSpec = REGISTRY[code];
+  return new DroverError(code, message, { status: spec.status, details, cause });
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { type Clock, isoNow, systemClock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { type Event, PROTOCOL_VERSION } from '../protocol/index.js';
 import type { Store } from './store/types.js';
@@ -33,6 +34,7 @@ export class EventLog {
     private readonly store: Store,
     private readonly logger: Logger,
     private readonly limit = 5000,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /**
@@ -60,7 +62,7 @@ export class EventLog {
       type: 'event',
       id: randomUUID(),
       seq: ++this.seq,
-      time: input.time ?? new Date().toISOString(),
+      time: input.time ?? isoNow(this.clock),
       ...input,
     } as Event;
     // the next block is reserved half a block early, long before this one runs out

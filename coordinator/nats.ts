@@ -1,13 +1,6 @@
-import { readFileSync } from 'node:fs';
-import {
-  type ConnectionOptions,
-  connect,
-  credsAuthenticator,
-  type Msg,
-  type NatsConnection,
-  type Subscription,
-} from 'nats';
+import { type ConnectionOptions, connect, type Msg, type NatsConnection, type Subscription } from 'nats';
 import type { Logger } from '../lib/logger.js';
+import { type NatsSettings, natsConnectOptions } from '../lib/nats-options.js';
 import {
   type CertificateReply,
   type CertificateRequest,
@@ -28,36 +21,13 @@ import {
 } from '../protocol/index.js';
 import type { AgentBus, Engine } from './engine.js';
 
-export interface NatsSettings {
-  servers: string[];
-  token?: string;
-  user?: string;
-  password?: string;
-  credsFile?: string;
-  tls?: { ca?: string; cert?: string; key?: string };
-}
+export type { NatsSettings };
 
+/** The coordinator's nats.js options: a fixed reconnect wait with jitter, no per-request traces. */
 export function natsConnectionOptions(s: NatsSettings, name: string): ConnectionOptions {
-  const o: ConnectionOptions = {
-    servers: s.servers,
-    name,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
-    reconnectJitter: 500,
-    pingInterval: 10_000,
-    // nats.js captures a stack trace per request for async error traces; at thousands of plan
-    // pushes a second that was ~5 % of the coordinator's CPU.
-    noAsyncTraces: true,
-  };
-  if (s.token) o.token = s.token;
-  if (s.user) {
-    o.user = s.user;
-    o.pass = s.password;
-  }
-  if (s.credsFile) o.authenticator = credsAuthenticator(new Uint8Array(readFileSync(s.credsFile)));
-  if (s.tls && (s.tls.ca || s.tls.cert))
-    o.tls = { caFile: s.tls.ca, certFile: s.tls.cert, keyFile: s.tls.key };
-  return o;
+  // nats.js captures a stack trace per request for async error traces; at thousands of plan
+  // pushes a second that was ~5 % of the coordinator's CPU.
+  return natsConnectOptions(s, { name, reconnect: { waitMs: 500, jitterMs: 500 }, noAsyncTraces: true });
 }
 
 export interface NatsBusOptions {

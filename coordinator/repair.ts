@@ -54,6 +54,11 @@ export class RepairPolicy implements RepairHooks {
     );
   }
 
+  /** Shutdown: ends the waits for etcd membership runs (the engine closes its queue next). */
+  close(): void {
+    this.etcd.close();
+  }
+
   /** Operator override: ignore the storm guard for the next `ms`. */
   force(ms = 120_000): void {
     this.memory.forceUntil = this.clock.now() + ms;

@@ -9,7 +9,15 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-export type ReconcileFn = (key: string) => Promise<ReconcileResult | undefined | void>;
+/** One run of a key's reconcile: its id (unique in this queue) and a logger bound to it. */
+export interface ReconcileRun {
+  readonly id: number;
+  readonly key: string;
+  /** the queue's logger bound to `{ reconcile: id, key }` (created on first use) */
+  readonly log: Logger;
+}
+
+export type ReconcileFn = (key: string, run: ReconcileRun) => Promise<ReconcileResult | undefined | void>;
 
 export interface WorkQueueOptions {
   /** keys reconciled at once across the queue; default 64 */
@@ -38,6 +46,9 @@ export class WorkQueue {
   private readonly logger: Logger;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
+  /** the reconciles running now, so close() can wait for them */
+  private readonly running = new Set<Promise<void>>();
+  private runs = 0;
 
   constructor(
     private readonly fn: ReconcileFn,
@@ -92,12 +103,19 @@ export class WorkQueue {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
-  close(): void {
+  /**
+   * Stops the queue: nothing new starts, queued and delayed keys are dropped, and the promise
+   * resolves once the reconciles in flight have finished (their outcome is still reported, but
+   * they are not requeued), so a caller can flush the store after the last write.
+   */
+  async close(): Promise<void> {
     this.closed = true;
     for (const t of this.timers.values()) this.clock.clearTimeout(t);
     this.timers.clear();
     this.queue.length = 0;
     this.queued.clear();
+    this.dirty.clear();
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
 
   private pump(): void {
@@ -105,7 +123,9 @@ export class WorkQueue {
       const key = this.queue.shift()!;
       this.queued.delete(key);
       this.inFlight.add(key);
-      void this.run(key);
+      const p = this.run(key);
+      this.running.add(p);
+      void p.finally(() => this.running.delete(p));
     }
     if (this.queue.length === 0 && this.inFlight.size === 0) {
       const w = this.idleWaiters.splice(0);
@@ -113,12 +133,28 @@ export class WorkQueue {
     }
   }
 
+  /** A run's handle: the child logger is made only when someone logs (most runs never do). */
+  private newRun(key: string): ReconcileRun {
+    const id = ++this.runs;
+    const base = this.logger;
+    let log: Logger | undefined;
+    return {
+      id,
+      key,
+      get log() {
+        log ??= base.child({ reconcile: id, key });
+        return log;
+      },
+    };
+  }
+
   private async run(key: string): Promise<void> {
     const started = this.clock.now();
+    const r = this.newRun(key);
     let requeueMs: number | undefined;
     let outcome: 'success' | 'error' | 'requeue' | 'terminal' = 'success';
     try {
-      const res = await this.fn(key);
+      const res = await this.fn(key, r);
       this.backoffs.delete(key);
       if (res?.requeueAfterMs !== undefined) {
         requeueMs = res.requeueAfterMs;
@@ -127,7 +163,7 @@ export class WorkQueue {
     } catch (err) {
       if (err instanceof TerminalError) {
         outcome = 'terminal';
-        this.logger.warn({ key, err }, 'reconcile failed terminally; not retrying');
+        r.log.warn({ err }, 'reconcile failed terminally; not retrying');
       } else {
         outcome = 'error';
         let b = this.backoffs.get(key);
@@ -140,7 +176,7 @@ export class WorkQueue {
           this.backoffs.set(key, b);
         }
         requeueMs = b.next();
-        this.logger.debug({ key, err, retryInMs: requeueMs }, 'reconcile failed; will retry');
+        r.log.debug({ err, retryInMs: requeueMs }, 'reconcile failed; will retry');
       }
     } finally {
       this.inFlight.delete(key);

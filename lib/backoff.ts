@@ -1,3 +1,5 @@
+import type { Clock } from './clock.js';
+
 /**
  * Exponential backoff as a policy object: jittered, capped, and reset after success.
  * `next()` returns the delay before the next attempt.
@@ -59,5 +61,39 @@ export class Backoff {
 
   reset(): void {
     this.attempt = 0;
+  }
+}
+
+/**
+ * A reconnect backoff measured on a clock: the wait before the next attempt is a function of how
+ * long the outage has lasted (`delayFor(ageMs)`), not of how often it was asked, because a client
+ * library may ask more than once per attempt. `down()` marks the outage's start (the first call
+ * wins), `up()` ends it.
+ */
+export class OutageBackoff {
+  private since: number | undefined;
+
+  constructor(
+    private readonly clock: Pick<Clock, 'now'>,
+    private readonly delayFor: (ageMs: number) => number,
+  ) {}
+
+  down(): void {
+    this.since ??= this.clock.now();
+  }
+
+  up(): void {
+    this.since = undefined;
+  }
+
+  /** The outage's age on the clock, or undefined while connected. */
+  get ageMs(): number | undefined {
+    return this.since === undefined ? undefined : this.clock.now() - this.since;
+  }
+
+  /** The wait before the next attempt (starting the outage if `down()` was not called). */
+  next(): number {
+    this.down();
+    return this.delayFor(this.ageMs!);
   }
 }

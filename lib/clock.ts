@@ -15,6 +15,11 @@ export const systemClock: Clock = {
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
+/** The clock's now as an ISO-8601 timestamp: how events, results and messages are stamped. */
+export function isoNow(clock: Clock): string {
+  return new Date(clock.now()).toISOString();
+}
+
 /** A manual clock for tests: time moves only when `advance()` is called. */
 export class ManualClock implements Clock {
   private t: number;

@@ -36,3 +36,18 @@ export function createLogger(opts: LoggerOptions): Logger {
 
 /** A logger that drops everything: the default for library code under test. */
 export const silentLogger: Logger = pino({ level: 'silent' });
+
+/**
+ * The binding key both daemons name their parts with (`{"component":"engine"}`), so one query
+ * (`component=repair`) finds a part's lines in the agent's and the coordinator's logs alike.
+ */
+export const COMPONENT_KEY = 'component';
+
+/** A child logger for one part of a daemon: `componentLogger(log, 'engine')`. */
+export function componentLogger(
+  log: Logger,
+  component: string,
+  bindings: Record<string, unknown> = {},
+): Logger {
+  return log.child({ ...bindings, [COMPONENT_KEY]: component });
+}

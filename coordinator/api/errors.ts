@@ -1,11 +1,8 @@
 import type { ErrorSpec } from '../../protocol/index.js';
-import { registerErrors } from '../errors.js';
-import { TOPOLOGY_ERRORS } from '../topology/index.js';
 
 /**
  * Codes only the REST API returns (routing, content negotiation, tokens, optional engine
- * features). They join the coordinator's one registry at import time, so `COORDINATOR_ERRORS`
- * holds them wherever the API is loaded (the daemon, the docs generator, the registry test).
+ * features). `COORDINATOR_ERRORS` (coordinator/errors.ts) composes them into the one registry.
  */
 export const API_ERRORS = {
   DROVER_ERR_NOT_FOUND: { status: 404, description: 'No such route; see /docs for the API.' },
@@ -38,7 +35,3 @@ export const API_ERRORS = {
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;
-
-registerErrors(API_ERRORS);
-// The API answers with topology validation errors, so their codes must be in the registry it documents.
-registerErrors(TOPOLOGY_ERRORS);

@@ -21,15 +21,8 @@ export interface AgentBus {
   publishEvent(e: Event): void;
 }
 
-export interface EngineTimings {
-  heartbeatIntervalMs: number;
-  suspectAfterMissed: number;
-  unreachableAfterMs: number;
-  reassignAfterMs: number;
-  etcdReassignAfterMs: number;
-  stormThreshold: number;
-  pushTimeoutMs: number;
-}
+/** the engine's liveness and push timings, with their defaults, in coordinator/options.ts */
+export type { EngineTimings } from '../options.js';
 
 /** Evictions decided by the repair policy for one cluster reconcile. */
 export interface Evictions {
@@ -62,6 +55,8 @@ export interface RepairHooks {
   observe?(st: NodeStatus): void;
   /** the `etcd:<cluster>` queue key: etcd membership changes (coordinator/etcd/membership.ts) */
   reconcileEtcd?(cluster: string): Promise<{ requeueAfterMs?: number } | undefined>;
+  /** shutdown, before the engine's queue closes: end waits on runs that will not start */
+  close?(): void;
 }
 
 /**

@@ -49,6 +49,7 @@ export class EtcdMembership {
   private readonly confirmed = new Set<string>();
   /** callers waiting for the next run of a cluster's key */
   private readonly waiters = new Map<string, Array<(o: MembershipOutcome) => void>>();
+  private closed = false;
 
   constructor(
     private readonly ports: EtcdMembershipPorts,
@@ -79,6 +80,7 @@ export class EtcdMembership {
    * (`pending` if none finished within `waitMs`, e.g. the queue was closed).
    */
   request(cluster: string): Promise<MembershipOutcome> {
+    if (this.closed) return Promise.resolve('pending');
     return new Promise((resolve) => {
       let settled = false;
       const timer = this.ports.clock.setTimeout(() => finish('pending'), this.opts.waitMs ?? 30_000);
@@ -93,6 +95,17 @@ export class EtcdMembership {
       this.waiters.set(cluster, list);
       this.ports.enqueue(etcdKey(cluster));
     });
+  }
+
+  /**
+   * Shutdown: whoever waits for a run hears `pending` now (the closed queue starts none), so a
+   * cluster reconcile in flight ends and the queue's close does not wait out `waitMs`.
+   */
+  close(): void {
+    this.closed = true;
+    const all = [...this.waiters.values()].flat();
+    this.waiters.clear();
+    for (const w of all) w('pending');
   }
 
   /** The handler of `etcd:<cluster>`: one level-triggered pass; whoever asked hears the outcome. */

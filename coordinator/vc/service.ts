@@ -13,6 +13,7 @@
  * node is Unreachable, removed, cordoned or drained. Each tenant whose placement changed gets a
  * `vc.slices-moved` event; slices that fit nowhere give `vc.slices-unplaced`.
  */
+import { type Clock, isoNow, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Event, NodeState } from '../../protocol/index.js';
 import type { EventInput } from '../events.js';
@@ -79,6 +80,8 @@ export interface VcServiceOptions {
    * nodes keep counting, so no slice is re-placed away from nodes that only look dead.
    */
   stormGuard?: (cluster: string) => boolean;
+  /** stamps tenant updates and placements; default the system clock */
+  clock?: Clock;
 }
 
 const TENANTS = 'vc/tenants/';
@@ -246,7 +249,7 @@ export class VcService {
       slices,
       ...(input.slice ? { slice: input.slice } : {}),
       ...(input.quota ? { quota: input.quota } : {}),
-      updatedAt: new Date().toISOString(),
+      updatedAt: isoNow(this.opts.clock ?? systemClock),
     };
     await this.opts.store?.put(`${TENANTS}${name}`, rec);
     this.tenants.set(name, rec);
@@ -289,7 +292,7 @@ export class VcService {
       placements: r.placements,
       unplaced: r.unplaced,
       capacity: Object.fromEntries(supers.map((s) => [s.name, s.capacity])),
-      at: new Date().toISOString(),
+      at: isoNow(this.opts.clock ?? systemClock),
     };
     this.signature = signature;
     this.last = next;

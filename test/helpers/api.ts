@@ -3,7 +3,8 @@ import { buildApi, type CoordinatorMetrics, createMetrics, TokenStore } from '..
 import { PurgeLists } from '../../coordinator/engine/purge-lists.js';
 import { type AgentBus, Engine, type EngineTimings } from '../../coordinator/engine.js';
 import { NodeRegistry } from '../../coordinator/nodes.js';
-import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from '../../coordinator/repair.js';
+import { compileEngineOptions, DEFAULT_REPAIR_OPTIONS } from '../../coordinator/options.js';
+import { RepairPolicy } from '../../coordinator/repair.js';
 import { ClusterState } from '../../coordinator/state/cluster-state.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
 import { systemClock } from '../../lib/clock.js';
@@ -61,15 +62,12 @@ export class RecordingBus implements AgentBus {
   }
 }
 
-export const TEST_TIMINGS: EngineTimings = {
-  heartbeatIntervalMs: 1000,
-  suspectAfterMissed: 3,
-  unreachableAfterMs: 10_000,
-  reassignAfterMs: 15_000,
-  etcdReassignAfterMs: 60_000,
-  stormThreshold: 0.4,
-  pushTimeoutMs: 2000,
-};
+/** The engine's defaults (coordinator/options.ts) with a faster heartbeat, a later move and a short push timeout. */
+export const TEST_TIMINGS: EngineTimings = compileEngineOptions({
+  heartbeatInterval: 1000,
+  reassignAfter: 15_000,
+  pushTimeout: 2000,
+}).timings;
 
 export interface TestApi {
   app: FastifyInstance;

@@ -1,5 +1,6 @@
 import { Engine, type EngineOptions, type RepairHooks } from '../../coordinator/engine.js';
-import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from '../../coordinator/repair.js';
+import { DEFAULT_REPAIR_OPTIONS } from '../../coordinator/options.js';
+import { RepairPolicy } from '../../coordinator/repair.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
 import { parseTopology } from '../../coordinator/topology/index.js';
 import { ManualClock } from '../../lib/clock.js';

@@ -160,4 +160,14 @@ describe('etcd membership on its own queue key', () => {
     expect(await r).toBe('pending');
     expect(s.calls).toEqual([]);
   });
+
+  it('close() ends every wait at once, and later requests answer pending without waiting (shutdown never waits out waitMs)', async () => {
+    const s = setup({ members: [member(1)], nodes: [node(1)], assignments: [etcd(0, 'n1')] });
+    s.queue.close();
+    const waiting = s.membership.request('c');
+    s.membership.close();
+    expect(await waiting).toBe('pending');
+    expect(await s.membership.request('c')).toBe('pending');
+    expect(s.calls).toEqual([]);
+  });
 });
