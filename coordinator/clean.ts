@@ -16,6 +16,7 @@
  * node owned) survives restarts, so `drover clean` then `drover clean --purge` still knows what
  * to delete after the plans were emptied.
  */
+import { type Clock, isoNow, systemClock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { CleanResult } from '../protocol/rest/schemas.js';
 import { CLEANED_LABEL, type CleanRecord, type PurgeLists } from './engine/purge-lists.js';
@@ -36,6 +37,7 @@ export class CleanService {
     private readonly engine: Engine,
     private readonly purge: PurgeLists,
     private readonly log: Logger,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** Loads records from the store and re-renders their clusters so purge lists are in the plans. */
@@ -81,7 +83,7 @@ export class CleanService {
     }
     const record: CleanRecord = {
       cluster,
-      at: prev?.at ?? new Date().toISOString(),
+      at: prev?.at ?? isoNow(this.clock),
       ...(input.by ? { by: input.by } : {}),
       purge: input.purge || prev?.purge === true,
       previous: prev?.previous ?? t,

@@ -1,5 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { type Clock, systemClock } from '../../lib/clock.js';
 import { coordinatorError } from '../errors.js';
 
 export interface EtcdMemberInfo {
@@ -31,7 +32,8 @@ export interface EtcdAdmin {
 }
 
 /** Builds an admin client over these client URLs (wired at the composition root). */
-export type EtcdAdminFactory = (endpoints: string[], tls?: EtcdTls) => EtcdAdmin;
+/** builds an admin client on the given endpoints; `clock` paces its retries (the injected clock) */
+export type EtcdAdminFactory = (endpoints: string[], tls?: EtcdTls, clock?: Clock) => EtcdAdmin;
 
 /**
  * Talks to etcd's v3 JSON gateway on the SURVIVING members' client URLs: a dead member cannot
@@ -43,6 +45,7 @@ export class EtcdGatewayAdmin implements EtcdAdmin {
     private readonly endpoints: string[],
     private readonly tls: EtcdTls = {},
     private readonly timeoutMs = 3000,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   private post<T>(endpoint: string, path: string, body: unknown): Promise<T> {
@@ -173,7 +176,7 @@ export class EtcdGatewayAdmin implements EtcdAdmin {
    * removal or start-up; that is retried for up to `waitMs`.
    */
   async memberAdd(peerURLs: string[], endpoints?: string[], waitMs = 15_000): Promise<EtcdMemberInfo> {
-    const deadline = Date.now() + waitMs;
+    const deadline = this.clock.now() + waitMs;
     let value: { member?: { ID?: string; name?: string; peerURLs?: string[] } };
     for (;;) {
       try {
@@ -184,8 +187,8 @@ export class EtcdGatewayAdmin implements EtcdAdmin {
         ));
         break;
       } catch (err) {
-        if (!/unhealthy cluster/.test((err as Error).message) || Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 500));
+        if (!/unhealthy cluster/.test((err as Error).message) || this.clock.now() > deadline) throw err;
+        await new Promise((r) => this.clock.setTimeout(() => r(undefined), 500));
       }
     }
     return {
@@ -199,4 +202,5 @@ export class EtcdGatewayAdmin implements EtcdAdmin {
 }
 
 /** The default factory: etcd's v3 JSON gateway over HTTP(S). */
-export const gatewayEtcdAdmin: EtcdAdminFactory = (endpoints, tls) => new EtcdGatewayAdmin(endpoints, tls);
+export const gatewayEtcdAdmin: EtcdAdminFactory = (endpoints, tls, clock) =>
+  new EtcdGatewayAdmin(endpoints, tls, undefined, clock);

@@ -142,6 +142,8 @@ export class EtcdMembership {
       .map((a) => nodes.get(a.nodeId))
       .filter((n): n is NodeRecord => !!n && n.state !== 'Unreachable')
       .map((n) => this.clientUrl(n));
+    // the admin client's retries against the real members pace on the wall clock (its default), not
+    // the reconcile's injected clock: a test's manual clock would otherwise hold a live request
     const admin = ports.admin(clientUrls, this.opts.tls);
     const members = await admin.memberList();
     const healthy = await admin.healthyEndpoints(
