@@ -1,5 +1,5 @@
 import { DroverError, type ErrorSpec, PROTOCOL_ERRORS } from '../protocol/index.js';
-import { API_ERRORS } from './api/errors.js';
+import { API_ERRORS } from '../protocol/rest/errors.js';
 import { ARKTOS_ERRORS } from './arktos/errors.js';
 import { OPENPAI_ERRORS } from './openpai/errors.js';
 import { PKI_ERRORS } from './pki/errors.js';

@@ -42,12 +42,21 @@ export async function loadErrorTables(): Promise<ErrorTable[]> {
   return tables;
 }
 
+/**
+ * Whose codes a table holds: the NATS contract's (protocol/) are both components', the REST
+ * contract's (protocol/rest/) the coordinator's alone, the rest by their top folder.
+ */
+function belongsTo(file: string, component: 'coordinator' | 'agent'): boolean {
+  if (file.startsWith('protocol/rest/')) return component === 'coordinator';
+  return file.startsWith('protocol/') || file.startsWith(`${component}/`);
+}
+
 /** Codes defined twice with a different status or description (a collision between parts). */
 export function collisions(tables: ErrorTable[], component: 'coordinator' | 'agent'): string[] {
   const seen = new Map<string, { spec: ErrorSpec; where: string }>();
   const out: string[] = [];
   for (const t of tables) {
-    if (!t.file.startsWith('protocol/') && !t.file.startsWith(`${component}/`)) continue;
+    if (!belongsTo(t.file, component)) continue;
     for (const [code, spec] of Object.entries(t.table)) {
       const prev = seen.get(code);
       if (prev && (prev.spec.status !== spec.status || prev.spec.description !== spec.description))
@@ -65,7 +74,7 @@ export function componentCodes(
 ): Map<string, ErrorSpec> {
   const m = new Map<string, ErrorSpec>();
   for (const t of tables) {
-    if (!t.file.startsWith('protocol/') && !t.file.startsWith(`${component}/`)) continue;
+    if (!belongsTo(t.file, component)) continue;
     for (const [code, spec] of Object.entries(t.table)) if (!m.has(code)) m.set(code, spec);
   }
   return new Map([...m].sort(([a], [b]) => (a < b ? -1 : 1)));

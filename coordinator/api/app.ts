@@ -16,7 +16,6 @@ import { COORDINATOR_ERRORS, coordinatorError } from '../errors.js';
 import type { ClusterPki } from '../pki/index.js';
 import { createServices, type Services } from '../services.js';
 import type { Store } from '../store/types.js';
-import './errors.js';
 import type { ApiContext, EngineOps } from './context.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js';

@@ -1,8 +1,8 @@
+export { API_ERRORS, type ApiErrorCode } from '../../protocol/rest/errors.js';
 export * as schemas from '../../protocol/rest/schemas.js';
 export { TaskTracker, type TaskTrackerOptions } from '../tasks.js';
 export { type ApiDeps, buildApi } from './app.js';
 export { type ApiContext, type EngineOps, requireRole } from './context.js';
-export { API_ERRORS, type ApiErrorCode } from './errors.js';
 export {
   type CoordinatorMetrics,
   createMetrics,

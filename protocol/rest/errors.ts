@@ -1,8 +1,8 @@
-import type { ErrorSpec } from '../../protocol/index.js';
+import type { ErrorSpec } from '../index.js';
 
 /**
  * Codes only the REST API returns (routing, content negotiation, tokens, optional engine
- * features). `COORDINATOR_ERRORS` (coordinator/errors.ts) composes them into the one registry.
+ * features). `COORDINATOR_ERRORS` (coordinator/errors.ts) composes them; they are part of the REST contract into the one registry.
  */
 export const API_ERRORS = {
   DROVER_ERR_NOT_FOUND: { status: 404, description: 'No such route; see /docs for the API.' },
