@@ -30,7 +30,7 @@ import { NodeRegistry } from './nodes.js';
 import { ClusterState } from './state/cluster-state.js';
 import type { Store } from './store/types.js';
 import type { Topology } from './topology/index.js';
-import { WorkQueue } from './workqueue.js';
+import { type ReconcileRun, WorkQueue } from './workqueue.js';
 
 export { freezeEtcdMembership } from './engine/cluster-reconcile.js';
 export type { AgentBus, EngineTimings, Evictions, PlanAddons, RepairHooks } from './engine/ports.js';
@@ -99,7 +99,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
     this.events = opts.events ?? new EventLog(opts.store, opts.logger, undefined, clock);
     this.state = opts.state ?? new ClusterState(new NodeRegistry(opts.store, clock, opts.timings));
     this.nodes = this.state.nodes;
-    this.queue = new WorkQueue((k) => this.route(k), {
+    this.queue = new WorkQueue((k, run) => this.route(k, run), {
       concurrency: opts.concurrency ?? 256,
       clock,
       logger: opts.logger,
@@ -229,9 +229,9 @@ export class Engine<R extends RepairHooks = RepairHooks> {
     return this.closing;
   }
 
-  private async route(key: string): Promise<Reconciled> {
+  private async route(key: string, run: ReconcileRun): Promise<Reconciled> {
     if (key.startsWith('cluster:')) return this.clusters.reconcile(key.slice(8));
-    if (key.startsWith('node:')) return this.push.reconcile(key.slice(5));
+    if (key.startsWith('node:')) return this.push.reconcile(key.slice(5), run.log);
     // etcd membership runs on its own key per cluster: one change in flight (coordinator/etcd/)
     if (key.startsWith('etcd:')) return this.repair?.reconcileEtcd?.(key.slice(5));
     return undefined;

@@ -63,7 +63,8 @@ export class NodePush {
     this.rollout.forget(nodeId);
   }
 
-  async reconcile(nodeId: string): Promise<Reconciled> {
+  /** `log`: the queue's per-run logger (`{ reconcile: id, key }`), else this module's own. */
+  async reconcile(nodeId: string, log: Logger = this.p.log): Promise<Reconciled> {
     const { plans, state, clock } = this.p;
     const d = plans.get(nodeId);
     const rec = state.nodes.get(nodeId);
@@ -85,7 +86,7 @@ export class NodePush {
       (role) => this.unavailableByRole().get(role) ?? NONE,
     );
     if (blocked.length) {
-      this.p.log.debug(
+      log.debug(
         { nodeId, roles: blocked },
         'plan push waits: another instance of these roles is still restarting',
       );
