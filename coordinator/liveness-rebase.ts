@@ -19,6 +19,7 @@
  * Suspect on its own (2 heartbeats of stall + at most 1 since the last beat < 3 missed).
  */
 import type { Clock } from '../lib/clock.js';
+import { sweepIntervalMs } from './engine/liveness-sweep.js';
 
 export interface StallDecision {
   /** how long the sweeps were apart */
@@ -40,11 +41,6 @@ export function detectStall(
 export function stallThresholdMs(t: { heartbeatIntervalMs: number }): number {
   const sweep = sweepIntervalMs(t);
   return Math.max(2 * t.heartbeatIntervalMs, 8 * sweep);
-}
-
-/** The engine's liveness sweep period (see Engine.start). */
-export function sweepIntervalMs(t: { heartbeatIntervalMs: number }): number {
-  return Math.max(100, Math.floor(t.heartbeatIntervalMs / 4));
 }
 
 /** What the re-base needs: move the last-heard time of every not-Unreachable node to `now`. */

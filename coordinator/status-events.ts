@@ -6,14 +6,28 @@
 import type { InstanceStatus, NodeStatus } from '../protocol/index.js';
 import type { EventInput } from './events.js';
 
+type Previous = ReadonlyMap<string, InstanceStatus>;
+
+/**
+ * Everything a status report says happened since the previous one: `instance.restarted` events
+ * (below), then `instance.unhealthy` for each instance that entered CrashLoop, Failed or
+ * Unhealthy. Without a previous status (the coordinator just started) nothing is reported.
+ */
+export function statusEvents(before: NodeStatus | undefined, after: NodeStatus): EventInput[] {
+  if (!before) return [];
+  const prev: Previous = new Map(before.instances.map((i) => [i.id, i]));
+  return [...restartsSince(prev, after), ...unhealthySince(prev, after)];
+}
+
 /**
  * One `instance.restarted` event per instance whose restart counter rose since the previous
- * status of the same incarnation (same id and epoch). Without a previous status (the coordinator
- * just started) there is nothing to compare with, so nothing is reported.
+ * status of the same incarnation (same id and epoch).
  */
 export function restartEvents(before: NodeStatus | undefined, after: NodeStatus): EventInput[] {
-  if (!before) return [];
-  const prev = new Map<string, InstanceStatus>(before.instances.map((i) => [i.id, i]));
+  return before ? restartsSince(new Map(before.instances.map((i) => [i.id, i])), after) : [];
+}
+
+function restartsSince(prev: Previous, after: NodeStatus): EventInput[] {
   const out: EventInput[] = [];
   for (const i of after.instances) {
     const p = prev.get(i.id);
@@ -32,6 +46,25 @@ export function restartEvents(before: NodeStatus | undefined, after: NodeStatus)
         ...(i.lastError ? { lastError: i.lastError } : {}),
         phase: i.phase,
       },
+    });
+  }
+  return out;
+}
+
+const TROUBLE = new Set<InstanceStatus['phase']>(['CrashLoop', 'Failed', 'Unhealthy']);
+
+function unhealthySince(prev: Previous, after: NodeStatus): EventInput[] {
+  const out: EventInput[] = [];
+  for (const i of after.instances) {
+    const p = prev.get(i.id)?.phase;
+    if (p === undefined || p === i.phase || !TROUBLE.has(i.phase)) continue;
+    out.push({
+      kind: 'instance.unhealthy',
+      severity: 'warning',
+      nodeId: after.nodeId,
+      instanceId: i.id,
+      role: i.role,
+      message: `${i.id} on ${after.nodeId} is ${i.phase}${i.lastError ? `: ${i.lastError}` : ''}`,
     });
   }
   return out;

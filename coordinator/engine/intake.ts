@@ -20,7 +20,7 @@ import { CLUSTER_LABEL, mergeLabels } from '../labels.js';
 import { isHealthy } from '../model.js';
 import { constantTimeEqual, NodeRegistry, sameMachine } from '../nodes.js';
 import type { ClusterState } from '../state/cluster-state.js';
-import { restartEvents } from '../status-events.js';
+import { statusEvents } from '../status-events.js';
 import { deriveLabels } from '../topology/index.js';
 import type { NodePush } from './node-push.js';
 import type { PlanBook } from './plan-book.js';
@@ -223,26 +223,8 @@ export class Intake {
         message: `node ${st.nodeId} refused its plan: ${st.plan.error ?? 'no reason given'}`,
       });
     }
-    for (const e of restartEvents(before, st)) this.p.events.emit(e);
-    const prevPhase = new Map(before?.instances.map((i) => [i.id, i.phase]) ?? []);
-    for (const i of st.instances) {
-      if (isHealthy(i)) this.p.push.released(i.role, i.id, i.checksum);
-      const p = prevPhase.get(i.id);
-      if (
-        p !== undefined &&
-        p !== i.phase &&
-        (i.phase === 'CrashLoop' || i.phase === 'Failed' || i.phase === 'Unhealthy')
-      ) {
-        this.p.events.emit({
-          kind: 'instance.unhealthy',
-          severity: 'warning',
-          nodeId: st.nodeId,
-          instanceId: i.id,
-          role: i.role,
-          message: `${i.id} on ${st.nodeId} is ${i.phase}${i.lastError ? `: ${i.lastError}` : ''}`,
-        });
-      }
-    }
+    for (const e of statusEvents(before, st)) this.p.events.emit(e);
+    for (const i of st.instances) if (isHealthy(i)) this.p.push.released(i.role, i.id, i.checksum);
     this.p.observeStatus?.(st);
   }
 

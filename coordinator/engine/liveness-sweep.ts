@@ -7,6 +7,11 @@ import type { EventLog } from '../events.js';
 import type { ClusterState } from '../state/cluster-state.js';
 import type { Enqueue } from './ports.js';
 
+/** The sweep period: a quarter heartbeat, at least 100 ms (the stall re-base measures against it). */
+export function sweepIntervalMs(t: { heartbeatIntervalMs: number }): number {
+  return Math.max(100, Math.floor(t.heartbeatIntervalMs / 4));
+}
+
 export interface LivenessSweepPorts {
   state: ClusterState;
   events: EventLog;
@@ -25,7 +30,7 @@ export class LivenessSweep {
   start(): void {
     const tick = () => {
       this.sweep();
-      this.timer = this.p.clock.setTimeout(tick, Math.max(100, Math.floor(this.p.heartbeatIntervalMs / 4)));
+      this.timer = this.p.clock.setTimeout(tick, sweepIntervalMs(this.p));
     };
     tick();
   }

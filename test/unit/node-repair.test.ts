@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EventInput } from '../../coordinator/events.js';
 import { startNodeRepair } from '../../coordinator/node-repair.js';
-import { restartEvents } from '../../coordinator/status-events.js';
+import { restartEvents, statusEvents } from '../../coordinator/status-events.js';
 import type { NodeStatus } from '../../protocol/index.js';
 
 function ports(over: { unreachable?: boolean; instances?: string[]; fail?: string[] } = {}) {
@@ -100,5 +100,23 @@ describe('restartEvents', () => {
     expect(restartEvents(undefined, st(4))).toEqual([]);
     expect(restartEvents(st(4, 1), st(5, 2))).toEqual([]);
     expect(restartEvents(st(4), st(4))).toEqual([]);
+  });
+
+  it('statusEvents: the restart first, then instance.unhealthy once when the phase turns CrashLoop', () => {
+    const crash = (restarts: number) => {
+      const s = st(restarts, 1, 'exited with code 1');
+      s.instances[0]!.phase = 'CrashLoop';
+      return s;
+    };
+    expect(statusEvents(st(1), crash(2)).map((e) => e.kind)).toEqual([
+      'instance.restarted',
+      'instance.unhealthy',
+    ]);
+    expect(statusEvents(st(1), crash(2))[1]).toMatchObject({
+      instanceId: 'x#0',
+      message: 'x#0 on n1 is CrashLoop: exited with code 1',
+    });
+    expect(statusEvents(crash(2), crash(2))).toEqual([]);
+    expect(statusEvents(undefined, crash(2))).toEqual([]);
   });
 });
