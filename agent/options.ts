@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { ConfigError, compileConfig, Duration, describeOptions, readConfigFile } from '../lib/config.js';
+import type { NatsSettings } from '../lib/nats-options.js';
 import { AgentError } from './errors.js';
 
 /**
@@ -113,15 +114,7 @@ export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
 /** What the rest of the agent reads: every default filled in, durations in ms, frozen. */
 export interface AgentOptions {
   readonly nodeId: string | undefined;
-  readonly nats: {
-    readonly servers: readonly string[];
-    readonly token?: string;
-    readonly user?: string;
-    readonly password?: string;
-    readonly nkeySeed?: string;
-    readonly credsFile?: string;
-    readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
-  };
+  readonly nats: NatsSettings;
   readonly advertiseAddress: string | undefined;
   readonly labels: Readonly<Record<string, string>>;
   readonly dataDir: string;
