@@ -82,7 +82,7 @@ export function nextOperatorLabels(rec: NodeRecord, change: unknown): Labels {
         `/set/${k}`,
       );
   }
-  const agent = rec.agentLabels ?? {};
+  const agent = agentLabelsOf(rec);
   const ops = rec.operatorLabels ?? {};
   for (const [i, k] of remove.entries()) {
     if (typeof k !== 'string') throw bad('"remove" must be an array of label keys', `/remove/${i}`);
@@ -102,6 +102,19 @@ export function nextOperatorLabels(rec: NodeRecord, change: unknown): Labels {
   const next: Labels = { ...ops, ...(set as Labels) };
   for (const k of remove as string[]) delete next[k];
   return next;
+}
+
+/**
+ * The labels the node's agent configured. Records written before `agentLabels` was kept hold them
+ * only mixed into `labels`: there they are every label but the fact-derived `drover.dev/*` ones.
+ */
+export function agentLabelsOf(rec: Pick<NodeRecord, 'agentLabels' | 'labels'>): Labels {
+  return (
+    rec.agentLabels ??
+    Object.fromEntries(
+      Object.entries(rec.labels).filter(([k]) => !k.startsWith('drover.dev/') || k === CLUSTER_LABEL),
+    )
+  );
 }
 
 /** The effective labels of a node: agent labels, then derived, then the operator's. */

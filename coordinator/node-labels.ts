@@ -10,7 +10,7 @@
 
 import type { Engine } from './engine.js';
 import { coordinatorError } from './errors.js';
-import { CLUSTER_LABEL, clusterOfRecord, mergeLabels, nextOperatorLabels } from './labels.js';
+import { agentLabelsOf, CLUSTER_LABEL, clusterOfRecord, mergeLabels, nextOperatorLabels } from './labels.js';
 import type { NodeRecord } from './model.js';
 import { deriveLabels } from './topology/index.js';
 
@@ -30,11 +30,7 @@ export async function labelNode(
 ): Promise<LabelOutcome> {
   const rec = engine.requireNode(id);
   const operatorLabels = nextOperatorLabels(rec, change);
-  const agent =
-    rec.agentLabels ??
-    Object.fromEntries(
-      Object.entries(rec.labels).filter(([k]) => !k.startsWith('drover.dev/') || k === CLUSTER_LABEL),
-    );
+  const agent = agentLabelsOf(rec);
   const labels = mergeLabels(agent, deriveLabels(rec.facts), operatorLabels);
   const next: NodeRecord = { ...rec, labels, operatorLabels };
   const from = clusterOfRecord(rec);

@@ -16,7 +16,7 @@ import {
 } from '../../protocol/index.js';
 import { coordinatorError } from '../errors.js';
 import type { EventLog } from '../events.js';
-import { CLUSTER_LABEL, mergeLabels } from '../labels.js';
+import { agentLabelsOf, CLUSTER_LABEL, mergeLabels } from '../labels.js';
 import { isHealthy } from '../model.js';
 import { constantTimeEqual, NodeRegistry, sameMachine } from '../nodes.js';
 import type { ClusterState } from '../state/cluster-state.js';
@@ -231,11 +231,7 @@ export class Intake {
   async handleFacts(msg: FactsUpdate): Promise<void> {
     const rec = this.p.state.nodes.get(msg.nodeId);
     if (!rec) return;
-    const agent =
-      rec.agentLabels ??
-      Object.fromEntries(
-        Object.entries(rec.labels).filter(([k]) => !k.startsWith('drover.dev/') || k === CLUSTER_LABEL),
-      );
+    const agent = agentLabelsOf(rec);
     const labels = mergeLabels(agent, deriveLabels(msg.facts), rec.operatorLabels);
     await this.p.state.nodes.save({ ...rec, facts: msg.facts, labels });
     this.p.enqueue(`cluster:${this.p.state.clusterOf(rec)}`);
