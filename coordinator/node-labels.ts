@@ -10,7 +10,7 @@
 
 import type { Engine } from './engine.js';
 import { coordinatorError } from './errors.js';
-import { agentLabelsOf, CLUSTER_LABEL, clusterOfRecord, mergeLabels, nextOperatorLabels } from './labels.js';
+import { agentLabelsOf, clusterOfRecord, mergeLabels, nextOperatorLabels } from './labels.js';
 import type { NodeRecord } from './model.js';
 import { deriveLabels } from './topology/index.js';
 

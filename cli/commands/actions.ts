@@ -3,7 +3,6 @@ import { formatDuration, parseDuration } from '../../lib/duration.js';
 import type { Event } from '../../protocol/index.js';
 import type {
   DrainStatus,
-  NodeDetail,
   StatusView,
   TaskRecord,
   TokenInfo,
