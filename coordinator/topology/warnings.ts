@@ -3,6 +3,7 @@
  * (and printed by the CLI as `warning: …`), never a refusal. The OpenPAI import uses the same
  * words for the same facts. Pure.
  */
+import { quorum as quorumOf } from '../etcd/quorum.js';
 import type { Topology } from './types.js';
 
 /**
@@ -11,7 +12,7 @@ import type { Topology } from './types.js';
  */
 export function etcdMemberCountWarning(members: number): string | undefined {
   if (members < 2 || members % 2 !== 0) return undefined;
-  const quorum = Math.floor(members / 2) + 1;
+  const quorum = quorumOf(members);
   const tolerated = members - quorum;
   return `${members} etcd members tolerate ${tolerated} failure${tolerated === 1 ? '' : 's'}, like ${members - 1} (quorum is ${quorum} of ${members}); use ${members - 1} or ${members + 1}`;
 }
