@@ -65,12 +65,16 @@ export class ManualClock implements Clock {
   }
 }
 
+/** Waits `ms` of wall time; an abort ends the wait early (and leaves no listener behind). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
       clearTimeout(t);
+      signal?.removeEventListener('abort', done);
       resolve();
-    });
+    }
+    signal?.addEventListener('abort', done, { once: true });
   });
 }
