@@ -51,6 +51,9 @@ export class NodePush {
     const counts = new Map<string, number>();
     for (const a of this.p.state.allAssignments()) counts.set(a.role, (counts.get(a.role) ?? 0) + 1);
     this.roleCounts = counts;
+    // New assignments (a move, a drain step) change who is down at once: never judge the pushes
+    // that the same reconcile books by a picture from before it.
+    this.unavailableMemo = undefined;
   }
 
   /** An instance reported healthy: the pushes it held back may go now. */
@@ -123,7 +126,11 @@ export class NodePush {
     return undefined;
   }
 
-  /** unavailableByRole (coordinator/drain.ts) over every assignment, memoized for 100 ms. */
+  /**
+   * unavailableByRole (coordinator/drain.ts) over every assignment, memoized for 100 ms and
+   * dropped whenever assignments change (refreshRoleCounts). Restarts the gate itself started are
+   * held by its slots; this covers instances down for other reasons (moved, starting, crashed).
+   */
   private unavailableByRole(): Map<string, Set<string>> {
     const now = this.p.clock.now();
     if (this.unavailableMemo && now - this.unavailableMemo.at < 100) return this.unavailableMemo.byRole;
