@@ -64,6 +64,8 @@ export const ROLE_BINARIES: Readonly<Record<string, readonly string[]>> = {
   kubelet: ['--version'],
   'kube-proxy': ['--version'],
   kubectl: ['version', '--client'],
+  // the kubelet role's simulator on workers without a container runtime (simulated, kwok)
+  kwok: ['--version'],
   containerd: ['--version'],
   'nats-server': ['--version'],
 };

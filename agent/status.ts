@@ -66,6 +66,7 @@ export function buildInstanceStatus(
     ...(rs?.pid ? { pid: rs.pid } : {}),
     ...(rs?.pid && rs.startedAt ? { startedAt: new Date(rs.startedAt).toISOString() } : {}),
     simulated: spec.simulated,
+    ...(spec.simulator ? { simulator: spec.simulator } : {}),
   };
 }
 

@@ -63,6 +63,9 @@ Flags:
   --timeout D               give up waiting for convergence after D (default 4m)
   --no-wait                 return once the topology is applied
   --log-level L             daemon log level (default info)
+  --k8s-bin-dir DIR         real Kubernetes binaries (default: the build cache of scripts/k8s-binaries.sh,
+                            else PATH); a component without a binary runs as the SIMULATED stand-in
+  --simulated               run every Kubernetes component as the stand-in, even where binaries exist
 `;
 
 const VALUE = new Set([
@@ -79,10 +82,11 @@ const VALUE = new Set([
   'timeout',
   'log-level',
   'pending',
+  'k8s-bin-dir',
   'output',
   'o',
 ]);
-const BOOL = new Set(['netns', 'no-wait', 'kill', 'help', 'h']);
+const BOOL = new Set(['netns', 'no-wait', 'kill', 'simulated', 'help', 'h']);
 const UP_ONLY = [...VALUE, ...BOOL].filter((f) => !['dir', 'output', 'o', 'help', 'h', 'kill'].includes(f));
 
 export interface LabIo {
@@ -266,6 +270,8 @@ async function up(flags: Record<string, string | true>, io: LabIo, dir: string):
     noWait: flags['no-wait'] === true,
     logLevel: strFlag(flags, 'log-level'),
     pending: intFlag(flags, 'pending'),
+    k8sBinDir: strFlag(flags, 'k8s-bin-dir'),
+    simulated: flags.simulated === true,
   };
   io.out(`Starting a Drover lab in ${dir}${opts.netns ? ' (network namespaces)' : ''}\n`);
   // Ctrl-C stops waiting, not the lab: what started keeps running until `lab down`.

@@ -10,6 +10,7 @@ import { PurgeLists } from './engine/purge-lists.js';
 import { Engine, type EngineOptions } from './engine.js';
 import { EventLog } from './events.js';
 import { loadOrCreateSigningKey } from './keys.js';
+import { ClusterBootstrap } from './kube/bootstrap-service.js';
 import { LivenessRebase, stallThresholdMs } from './liveness-rebase.js';
 import { NatsBus } from './nats.js';
 import { NodeRegistry } from './nodes.js';
@@ -169,6 +170,18 @@ export async function startCoordinator(
     await store.close().catch(() => {});
     throw err;
   }
+  // cluster bootstrap objects (the kwok workers' RBAC), applied over mTLS once an API answers
+  const bootstrap = new ClusterBootstrap(
+    {
+      topologies: () => engine.listTopologies(),
+      assignments: (c) => engine.currentAssignments(c),
+      nodes: (c) => engine.placementNodes(c),
+      credentials: () => pki.adminCredentials(),
+      events: engine.events,
+    },
+    { logger: componentLogger(log, 'bootstrap') },
+  );
+  bootstrap.start();
   metrics.observe({ engine, natsConnected: () => bus.connected, busCounters: () => bus.counters });
   log.info(
     { epoch: engine.epoch, keyFingerprint: signingKey.fingerprint, nats: opts.nats.servers },
@@ -187,6 +200,7 @@ export async function startCoordinator(
     close() {
       closing ??= (async () => {
         clearInterval(caRotation);
+        await bootstrap.stop();
         const steps: Array<[string, () => Promise<void>]> = [
           ['api', () => api.close()],
           ['nats', () => bus.close()],

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { LabApi } from './api.js';
 import { labError } from './errors.js';
+import { hostPath } from './k8s.js';
 import { labPath } from './preflight.js';
 import {
   allProcs,
@@ -116,7 +117,7 @@ export async function spawnNats(s: LabState): Promise<ProcRef> {
     args: ['-c', s.nats.config],
     log: s.nats.log,
     cwd: join(s.dir, 'nats'),
-    env: daemonEnv({ PATH: labPath() }),
+    env: daemonEnv({ PATH: hostPath(s.k8s, labPath()) }),
   }).catch((err) => {
     throw labError('DROVER_ERR_LAB_START', `cannot start nats-server: ${(err as Error).message}`);
   });
@@ -136,7 +137,7 @@ export async function spawnCoordinator(s: LabState): Promise<ProcRef> {
     args: [join(s.distDir, 'drover-coordinator.mjs'), '--config', s.coordinator.config],
     log: s.coordinator.log,
     cwd: join(s.dir, 'coordinator'),
-    env: daemonEnv({ PATH: labPath() }),
+    env: daemonEnv({ PATH: hostPath(s.k8s, labPath()) }),
   });
   s.coordinator.proc = proc;
   await writeState(s);

@@ -45,6 +45,10 @@ export interface LabUpOptions {
   logLevel?: string;
   /** extra hosts that join without the join token, Pending until `drover approve` (default 0) */
   pending?: number;
+  /** where the real Kubernetes binaries are (default: the build cache of scripts/k8s-binaries.sh, else PATH) */
+  k8sBinDir?: string;
+  /** run every Kubernetes component as the stand-in, even where real binaries exist */
+  simulated?: boolean;
 }
 
 export const DEFAULT_LAB_DIR = '.lab';
@@ -68,6 +72,8 @@ export interface CompiledLabUpOptions {
   readonly nodeBinary: string;
   readonly logLevel: string;
   readonly pending: number;
+  readonly k8sBinDir: string | undefined;
+  readonly simulated: boolean;
 }
 
 const TIMING_KEYS = ['heartbeatInterval', 'unreachableAfter', 'reassignAfter', 'etcdReassignAfter'] as const;
@@ -138,5 +144,7 @@ export function compileLabUpOptions(o: LabUpOptions = {}, cwd = process.cwd()): 
     nodeBinary: o.nodeBinary ?? process.execPath,
     logLevel,
     pending,
+    k8sBinDir: o.k8sBinDir === undefined ? undefined : resolve(cwd, o.k8sBinDir),
+    simulated: o.simulated ?? false,
   });
 }

@@ -4,6 +4,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import { labError } from './errors.js';
+import { LabK8sState } from './k8s.js';
 import { readStat } from './procs.js';
 
 /**
@@ -65,6 +66,8 @@ export const LabState = Type.Object({
     proc: Type.Optional(Proc),
   }),
   nodes: Type.Array(LabNodeState),
+  /** which Kubernetes components run for real (absent in a lab.json from before real binaries) */
+  k8s: Type.Optional(LabK8sState),
 });
 export type LabState = Static<typeof LabState>;
 

@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../lib/atomic-file.js';
 import { LabApi, type LabRoleView } from './api.js';
 import { exitedMessage, spawnCoordinator, spawnNats, waitUntil } from './control.js';
 import { labError } from './errors.js';
+import { hostPath, k8sSummary, linkK8sBinaries, resolveLabK8s } from './k8s.js';
 import { fleetLayout, type NodeLayout } from './layout.js';
 import { createBridge, createNodeNet, netNames } from './netns.js';
 import { type CompiledLabUpOptions, compileLabUpOptions, type LabUpOptions } from './options.js';
@@ -76,7 +77,13 @@ export function canSetHostnames(): boolean {
 
 export async function startAgent(s: LabState, n: LabNodeState): Promise<ProcRef> {
   const { command, args } = agentCommand(s, n);
-  return spawnDetached({ command, args, log: n.log, cwd: n.dir, env: daemonEnv({ PATH: labPath() }) });
+  return spawnDetached({
+    command,
+    args,
+    log: n.log,
+    cwd: n.dir,
+    env: daemonEnv({ PATH: hostPath(s.k8s, labPath()) }),
+  });
 }
 
 function agentConfig(
@@ -158,6 +165,11 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
   const t0 = Date.now();
   // Everything that can be checked is checked before anything starts.
   preflight({ netns: o.netns, distDir: o.distDir });
+  const k8s = resolveLabK8s({
+    netns: o.netns,
+    simulated: o.simulated,
+    ...(o.k8sBinDir ? { k8sBinDir: o.k8sBinDir } : {}),
+  });
   const topo = loadLabTopology(o.topology, o.timings);
   const layout = fleetLayout(o.nodes, o.subnet, {
     clusters: topo.clusters.map((c) => c.name),
@@ -198,6 +210,7 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
     const joinToken = randomBytes(18).toString('base64url');
     const state: LabState = {
       version: 1,
+      k8s: linkK8sBinaries(o.dir, k8s.state),
       dir: o.dir,
       createdAt: new Date().toISOString(),
       mode: o.netns ? 'netns' : 'loopback',
@@ -305,6 +318,7 @@ async function startFleet(
   // ---- nats-server
   await writeFileAtomic(p.natsConfig, natsConfig(natsHost, natsPort, monitorPort, p.natsDir));
   await spawnNats(state);
+  for (const line of k8sSummary(state.k8s!)) progress(line);
   progress(`nats-server     ${natsUrl}  (pid ${state.nats.proc!.pid})`);
 
   // ---- coordinator

@@ -49,6 +49,7 @@ function toView(a: Assignment | undefined, s: InstanceStatus | undefined, truste
     restarts: s?.restarts ?? 0,
     simulated: s?.simulated ?? false,
   };
+  if (s?.simulator) v.simulator = s.simulator;
   if (s?.lastError) v.lastError = s.lastError;
   if (s?.startedAt && trusted) v.startedAt = s.startedAt;
   // An instance reported under an older epoch is the fenced copy, not the assigned one.

@@ -26,8 +26,14 @@ export const ROLE_CERTIFICATES: Readonly<Record<string, ReadonlyArray<[CertProfi
       ['apiserver-serving', 'apiserver'],
       ['apiserver-kubelet-client', 'apiserver-kubelet-client'],
     ],
-    'kube-scheduler': [['scheduler', CLIENT_CERT['kube-scheduler']!]],
-    'kube-controller-manager': [['controller-manager', CLIENT_CERT['kube-controller-manager']!]],
+    'kube-scheduler': [
+      ['scheduler', CLIENT_CERT['kube-scheduler']!],
+      ['scheduler-serving', 'scheduler-serving'],
+    ],
+    'kube-controller-manager': [
+      ['controller-manager', CLIENT_CERT['kube-controller-manager']!],
+      ['controller-manager-serving', 'controller-manager-serving'],
+    ],
     'workload-controller-manager': [['controller-manager', CLIENT_CERT['workload-controller-manager']!]],
     kubelet: [
       ['kubelet-client', CLIENT_CERT.kubelet!],
@@ -56,8 +62,11 @@ export function pkiContextFor(
 }
 
 /** The `certificates` entries of one instance (empty for roles without certificates). */
-export function planCertificates(ctx: RenderContext, pki: PkiRenderOptions): PlanCertificate[] {
-  const wanted = ROLE_CERTIFICATES[ctx.role];
+export function planCertificates(
+  ctx: RenderContext,
+  pki: PkiRenderOptions,
+  wanted: ReadonlyArray<[CertProfile, string]> | undefined = ROLE_CERTIFICATES[ctx.role],
+): PlanCertificate[] {
   if (!wanted) return [];
   const context = pkiContextFor(ctx.topology, ctx.api, pki.extraApiserverSans);
   const node = pkiNodeFor(ctx.node);

@@ -24,12 +24,12 @@ export function yamlScalar(s: string): string {
  */
 export function kubeconfigFile(
   ctx: RenderContext,
-  opts: { path?: string; server?: string; contextName?: string } = {},
+  opts: { path?: string; server?: string; contextName?: string; cert?: string } = {},
 ): PlanFile {
   const path = opts.path ?? kubeconfigPath(ctx);
   const dir = posix.dirname(path);
   const t = ctx.topology;
-  const cert = CLIENT_CERT[ctx.role] ?? ctx.role;
+  const cert = opts.cert ?? CLIENT_CERT[ctx.role] ?? ctx.role;
   const user = `drover-${ctx.role}`;
   // Written out by hand rather than with a YAML library: it is rendered for every API client on
   // every reconcile (10,000 times for 5,000 nodes), and the library made rendering 10x slower.

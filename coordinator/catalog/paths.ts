@@ -37,6 +37,10 @@ export const CERTS = {
   apiserverKubeletClientKey: 'apiserver-kubelet-client.key',
   kubeletServing: 'kubelet.crt',
   kubeletServingKey: 'kubelet.key',
+  schedulerServing: 'scheduler-serving.crt',
+  schedulerServingKey: 'scheduler-serving.key',
+  controllerManagerServing: 'controller-manager-serving.crt',
+  controllerManagerServingKey: 'controller-manager-serving.key',
 } as const;
 
 /** The client certificate (`<name>.crt` / `<name>.key`) each API client role uses. */

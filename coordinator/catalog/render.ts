@@ -101,7 +101,9 @@ function instanceKey(base: string, deps: string, m: Member): string {
   const a = m.assignment as Member['assignment'] & EtcdAssignmentExtras;
   const n = m.node;
   const def = isBuiltinRole(a.role) ? ROLE_CATALOG[a.role] : undefined;
-  const bin = def ? (n.facts.binaries[def.binary]?.path ?? '-') : '';
+  const bin = def
+    ? [def.binary, ...(def.simulator?.binaries ?? [])].map((b) => n.facts.binaries[b]?.path ?? '-').join(',')
+    : '';
   return [
     base,
     deps,
@@ -207,6 +209,8 @@ export function renderInstance(ctx: RenderContext, options: RenderOptions = {}):
     });
   }
   const def: RoleDefinition = ROLE_CATALOG[role];
+  const sim = simulatorPaths(def, ctx.topology, ctx.node);
+  if (sim) return renderSimulated(ctx, def, sim, options);
   const r = def.render(ctx);
   const certificates = options.pki ? planCertificates(ctx, options.pki) : [];
   const files = [...(r.files ?? []), ...(options.pki ? serviceAccountFiles(ctx, options.pki) : [])];
@@ -229,6 +233,7 @@ export function renderInstance(ctx: RenderContext, options: RenderOptions = {}):
   return clean({
     ...base,
     simulated,
+    ...(simulated ? { simulator: 'standin' as const } : {}),
     files,
     run,
     health: def.probe(ctx),
@@ -237,6 +242,54 @@ export function renderInstance(ctx: RenderContext, options: RenderOptions = {}):
     ports: def.ports(ctx.topology),
     certificates,
     dataPaths: ownedPaths(a, files, [...(r.dataPaths ?? []), ...owned]),
+  });
+}
+
+/**
+ * The simulator's binary paths when `def` has one and the node lacks the real binary but has the
+ * simulator's (the kubelet on a worker with kwok): then the role runs simulated. A binary pinned
+ * in `cluster.binaries` is always the real one.
+ */
+export function simulatorPaths(
+  def: RoleDefinition,
+  t: Topology,
+  node: NodeRecord,
+): Record<string, string> | undefined {
+  const sim = def.simulator;
+  if (!sim || t.cluster.binaries[def.name] || node.facts.binaries[def.binary]) return undefined;
+  const paths: Record<string, string> = {};
+  for (const b of sim.binaries) {
+    const found = node.facts.binaries[b];
+    if (!found) return undefined;
+    paths[b] = found.path;
+  }
+  return paths;
+}
+
+function renderSimulated(
+  ctx: RenderContext,
+  def: RoleDefinition,
+  paths: Record<string, string>,
+  options: RenderOptions,
+): RenderedInstance {
+  const sim = def.simulator!;
+  const r = sim.render(ctx, paths);
+  const files = r.files ?? [];
+  const owned = [instanceCertDir(ctx.topology, ctx.assignment)];
+  return clean({
+    id: ctx.assignment.instanceId,
+    role: ctx.role,
+    epoch: ctx.assignment.epoch,
+    simulated: true,
+    simulator: sim.name,
+    files,
+    // the role's extraArgs are the real binary's flags: the simulator does not take them
+    run: { command: r.command, args: r.args, env: { ...(r.env ?? {}), ...ctx.spec.env } },
+    health: sim.probe(ctx),
+    restart: withRestartOverrides(def.restart, ctx.spec.repair.restart),
+    ports: sim.ports(ctx.topology),
+    certificates: options.pki ? planCertificates(ctx, options.pki, sim.certificates) : [],
+    dataPaths: ownedPaths(ctx.assignment, files, [...(r.dataPaths ?? []), ...owned]),
   });
 }
 

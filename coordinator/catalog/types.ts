@@ -6,6 +6,7 @@ import type {
   SystemdUnitOptions,
 } from '../../protocol/index.js';
 import type { Assignment, NodeRecord } from '../model.js';
+import type { CertProfile } from '../pki/profiles.js';
 import type { BuiltinRole, RoleSpec, Topology } from '../topology/index.js';
 
 /** What certificate rendering needs beyond the render context (catalog/certs.ts). */
@@ -105,6 +106,22 @@ export interface RoleRender {
   dataPaths?: string[];
 }
 
+/**
+ * What runs in a role's place on a node that lacks the role's binary but has the simulator's:
+ * the kubelet's is a kwok-managed node. Such an instance is `simulated: true` with `simulator`
+ * naming it, everywhere it shows.
+ */
+export interface RoleSimulator {
+  name: 'kwok';
+  /** the certificates it needs instead of the role's: [profile, file name] */
+  certificates: ReadonlyArray<[CertProfile, string]>;
+  /** binaries the node must have (facts.binaries); `render` gets their paths */
+  binaries: readonly string[];
+  ports(topology: Topology): number[];
+  probe(ctx: RenderContext): HealthProbe | undefined;
+  render(ctx: RenderContext, paths: Readonly<Record<string, string>>): RoleRender & { command: string };
+}
+
 export interface RoleDefinition {
   name: BuiltinRole;
   description: string;
@@ -126,4 +143,6 @@ export interface RoleDefinition {
   needs: readonly string[];
   probe(ctx: RenderContext): HealthProbe | undefined;
   render(ctx: RenderContext): RoleRender;
+  /** runs instead where the node has no `binary` but has the simulator's binaries */
+  simulator?: RoleSimulator;
 }

@@ -272,6 +272,20 @@ export class ClusterPki {
     return { ...cert, keyPem: await privateKeyToPem(keys.privateKey) };
   }
 
+  /**
+   * The coordinator's own admin credentials for a cluster's API (it applies Drover's bootstrap
+   * objects with them): a fresh key and certificate, held in memory by the caller, never written.
+   */
+  async adminCredentials(): Promise<{ caPem: string; certPem: string; keyPem: string }> {
+    const spec = certSpecFor('admin', {
+      node: { id: 'coordinator', hostname: 'coordinator', addresses: [] },
+      role: 'coordinator',
+      context: { clusterDomain: 'unused', serviceCidr: '10.96.0.0/12' },
+    });
+    const issued = await this.issueWithGeneratedKey({ ...spec, commonName: 'drover-coordinator' });
+    return { caPem: issued.caPem, certPem: issued.certPem, keyPem: issued.keyPem };
+  }
+
   /** A fresh admin.conf (CN drover-admin, O system:masters) with its key embedded; nothing is kept. */
   async adminKubeconfig(input: { server: string; clusterName?: string; user?: string }): Promise<string> {
     const spec = certSpecFor('admin', {

@@ -19,8 +19,11 @@ export const CERT_PROFILES = [
   'kubelet-client',
   'kubelet-serving',
   'scheduler',
+  'scheduler-serving',
   'controller-manager',
+  'controller-manager-serving',
   'kube-proxy',
+  'kwok-node',
   'admin',
 ] as const;
 export type CertProfile = (typeof CERT_PROFILES)[number];
@@ -48,9 +51,13 @@ export const DEFAULT_PROFILE_ROLES: Readonly<Record<CertProfile, readonly string
   'kubelet-client': ['kubelet'],
   'kubelet-serving': ['kubelet'],
   scheduler: ['kube-scheduler'],
+  'scheduler-serving': ['kube-scheduler'],
+  'controller-manager-serving': ['kube-controller-manager'],
   // Arktos' workload-controller-manager runs with controller-manager credentials (seed 000/001)
   'controller-manager': ['kube-controller-manager', 'workload-controller-manager'],
   'kube-proxy': ['kube-proxy'],
+  // the kubelet role simulated by kwok (lab workers without a container runtime)
+  'kwok-node': ['kubelet'],
   admin: [],
 });
 
@@ -217,10 +224,25 @@ export function certSpecFor(
       );
     case 'scheduler':
       return spec('cluster', 'system:kube-scheduler', [], [], ['clientAuth']);
+    case 'scheduler-serving':
+    case 'controller-manager-serving':
+      // the secure port's serving cert (/healthz, /metrics), so probes verify it against the CA;
+      // loopback names for a local `curl --cacert` on the host
+      return spec(
+        'cluster',
+        profile === 'scheduler-serving' ? 'kube-scheduler' : 'kube-controller-manager',
+        [],
+        [host, ...node.addresses, 'localhost', '127.0.0.1'],
+        ['serverAuth'],
+      );
     case 'controller-manager':
       return spec('cluster', 'system:kube-controller-manager', [], [], ['clientAuth']);
     case 'kube-proxy':
       return spec('cluster', 'system:kube-proxy', ['system:node-proxier'], [], ['clientAuth']);
+    case 'kwok-node':
+      // not system:node:*: the Node authorizer lets a node read only its own Node, and kwok lists
+      // them all. The coordinator binds this group to the drover:kwok-node ClusterRole.
+      return spec('cluster', `drover:kwok:${host}`, ['drover:kwok-nodes'], [], ['clientAuth']);
     case 'admin':
       return spec('cluster', 'drover-admin', ['system:masters'], [], ['clientAuth']);
   }

@@ -10,6 +10,7 @@ import {
   NodeId,
   NodeState,
   RoleName,
+  Simulator,
   TASK_KINDS,
   TaskResult as TaskResultSchema,
 } from '../index.js';
@@ -69,6 +70,7 @@ export const InstanceView = Type.Object({
   health: InstanceHealth,
   restarts: Type.Integer({ minimum: 0 }),
   simulated: Type.Boolean({ description: 'a clearly-labelled stand-in, not the real binary' }),
+  simulator: Type.Optional(Simulator),
   lastError: Type.Optional(Type.String()),
   startedAt: Type.Optional(IsoTime),
 });

@@ -41,6 +41,12 @@ export const INSTANCE_PHASES = [
 export type InstancePhase = (typeof INSTANCE_PHASES)[number];
 export const InstancePhase = Type.Union(INSTANCE_PHASES.map((s) => Type.Literal(s)));
 
+/** What stands in for a real component: the lab's stand-in process, or a kwok-managed node. */
+export const Simulator = Type.Union([Type.Literal('standin'), Type.Literal('kwok')], {
+  description: 'standin: the lab stand-in honouring the real flags; kwok: a node simulated by kwok',
+});
+export type Simulator = Static<typeof Simulator>;
+
 export const ErrorBody = Type.Object({
   code: Type.String(),
   message: Type.String(),

@@ -7,6 +7,7 @@ import {
   NodeId,
   NodeState,
   RoleName,
+  Simulator,
   Version,
 } from './common.js';
 import { Facts } from './facts.js';
@@ -98,6 +99,7 @@ export const InstanceStatus = Type.Object({
   pid: Type.Optional(Type.Integer({ minimum: 1 })),
   startedAt: Type.Optional(IsoTime),
   simulated: Type.Boolean(),
+  simulator: Type.Optional(Simulator),
 });
 export type InstanceStatus = Static<typeof InstanceStatus>;
 

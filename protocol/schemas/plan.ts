@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { InstanceId, IsoTime, NodeId, RoleName, Sha256Hex, Version } from './common.js';
+import { InstanceId, IsoTime, NodeId, RoleName, Sha256Hex, Simulator, Version } from './common.js';
 
 export const PlanFile = Type.Object({
   path: Type.String({
@@ -130,6 +130,7 @@ export const InstanceSpec = Type.Object({
   epoch: Type.Integer({ minimum: 1, description: 'assignment epoch; bumped whenever the instance moves' }),
   checksum: Sha256Hex,
   simulated: Type.Boolean({ description: 'true when the process is a lab stand-in, not the real component' }),
+  simulator: Type.Optional(Simulator),
   files: Type.Array(PlanFile),
   run: RunSpec,
   health: Type.Optional(HealthProbe),

@@ -18,10 +18,29 @@ export const ADMISSION_PLUGINS = [
   'ResourceQuota',
 ];
 
+/**
+ * How the `kubernetes` Service's endpoints are kept: `lease` (each API server renews its own
+ * entry, so a dead one drops out; the default since 1.11), `master-count` with --apiserver-count
+ * for older releases, and `none` on a loopback address, which the real API server refuses to
+ * publish as an endpoint (the loopback lab; in-cluster clients then have no `kubernetes` endpoint).
+ */
+export function endpointReconciler(ctx: RenderContext): string[] {
+  if (isLoopback(ctx.node.address)) return ['--endpoint-reconciler-type=none'];
+  if (atLeast(ctx.topology.cluster.kubernetesVersion, 1, 11)) return ['--endpoint-reconciler-type=lease'];
+  return [
+    `--apiserver-count=${ctx.members('kube-apiserver').length}`,
+    '--endpoint-reconciler-type=master-count',
+  ];
+}
+
+function isLoopback(address: string): boolean {
+  return /^127\./.test(address) || address === '::1';
+}
+
 export const kubeApiserver: RoleDefinition = {
   name: 'kube-apiserver',
   description:
-    'Kubernetes API server; --etcd-servers from the etcd assignments, --apiserver-count from its own',
+    'Kubernetes API server; --etcd-servers from the etcd assignments, lease endpoint reconciler, probes verified against the cluster CA',
   binary: 'kube-apiserver',
   kubernetes: true,
   stateful: false,
@@ -34,7 +53,13 @@ export const kubeApiserver: RoleDefinition = {
   usesApiEndpoint: true,
   probe: (ctx) =>
     probe(
-      { kind: 'https', host: ctx.node.address, port: APISERVER_PORT, path: '/livez', insecure: true },
+      {
+        kind: 'https',
+        host: ctx.node.address,
+        port: APISERVER_PORT,
+        path: '/livez',
+        caFile: arg(certPath(ctx.topology, ctx.assignment, CERTS.ca)),
+      },
       { initialDelayMs: 10_000, timeoutMs: 2000, failureThreshold: 5 },
     ),
   render(ctx: RenderContext) {
@@ -50,8 +75,7 @@ export const kubeApiserver: RoleDefinition = {
       `--secure-port=${APISERVER_PORT}`,
       `--etcd-servers=${etcdServers.join(',')}`,
       '--storage-backend=etcd3',
-      `--apiserver-count=${ctx.members('kube-apiserver').length}`,
-      '--endpoint-reconciler-type=master-count',
+      ...endpointReconciler(ctx),
       '--authorization-mode=Node,RBAC',
       `--enable-admission-plugins=${ADMISSION_PLUGINS.join(',')}`,
       '--feature-gates=AllAlpha=false',

@@ -39,6 +39,29 @@ export function kubeconfigFlag(files: PlanFile[]): string {
   return `--kubeconfig=${files.map((f) => arg(f.path)).join(' ')}`;
 }
 
+/**
+ * The secure port's serving cert, issued by the cluster CA (without it the component makes a
+ * self-signed one, and the controller manager would even pick its client cert out of --cert-dir).
+ */
+function servingCertArgs(ctx: RenderContext, crt: string, key: string): string[] {
+  const t = ctx.topology;
+  return [
+    `--tls-cert-file=${arg(certPath(t, ctx.assignment, crt))}`,
+    `--tls-private-key-file=${arg(certPath(t, ctx.assignment, key))}`,
+  ];
+}
+
+/** /healthz over TLS, verified against the cluster CA the instance's cert dir holds. */
+export function servingProbe(ctx: RenderContext, port: number): ReturnType<typeof probe> {
+  return probe({
+    kind: 'https',
+    host: ctx.node.address,
+    port,
+    path: '/healthz',
+    caFile: arg(certPath(ctx.topology, ctx.assignment, CERTS.ca)),
+  });
+}
+
 export const kubeScheduler: RoleDefinition = {
   name: 'kube-scheduler',
   description: 'Kubernetes scheduler with leader election (20s/15s/4s), kubeconfig on the API endpoint',
@@ -51,8 +74,7 @@ export const kubeScheduler: RoleDefinition = {
   ports: () => [SCHEDULER_PORT],
   reads: [],
   usesApiEndpoint: true,
-  probe: (ctx) =>
-    probe({ kind: 'https', host: ctx.node.address, port: SCHEDULER_PORT, path: '/healthz', insecure: true }),
+  probe: (ctx) => servingProbe(ctx, SCHEDULER_PORT),
   render: (ctx) => {
     const kc = kubeconfigArgs(ctx);
     return {
@@ -61,6 +83,7 @@ export const kubeScheduler: RoleDefinition = {
         ...kc.args,
         `--bind-address=${ctx.node.address}`,
         `--secure-port=${SCHEDULER_PORT}`,
+        ...servingCertArgs(ctx, CERTS.schedulerServing, CERTS.schedulerServingKey),
         ...LEADER_ELECTION,
       ],
       files: kc.files,
@@ -81,14 +104,7 @@ export const kubeControllerManager: RoleDefinition = {
   ports: () => [CONTROLLER_MANAGER_PORT],
   reads: [],
   usesApiEndpoint: true,
-  probe: (ctx) =>
-    probe({
-      kind: 'https',
-      host: ctx.node.address,
-      port: CONTROLLER_MANAGER_PORT,
-      path: '/healthz',
-      insecure: true,
-    }),
+  probe: (ctx) => servingProbe(ctx, CONTROLLER_MANAGER_PORT),
   render: (ctx) => {
     const t = ctx.topology;
     const cert = (f: string) => arg(certPath(t, ctx.assignment, f));
@@ -99,6 +115,7 @@ export const kubeControllerManager: RoleDefinition = {
         ...kc.args,
         `--bind-address=${ctx.node.address}`,
         `--secure-port=${CONTROLLER_MANAGER_PORT}`,
+        ...servingCertArgs(ctx, CERTS.controllerManagerServing, CERTS.controllerManagerServingKey),
         ...LEADER_ELECTION,
         `--service-account-private-key-file=${cert(CERTS.serviceAccountKey)}`,
         `--root-ca-file=${cert(CERTS.ca)}`,

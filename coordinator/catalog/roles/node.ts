@@ -1,14 +1,107 @@
 import { atLeast, DEFAULT_RESTART, probe } from '../common.js';
+import { kubeconfigFile } from '../kubeconfig.js';
 import { clientKubeconfigs, KUBECONFIG_NAMES } from '../partitions.js';
-import { arg, CERTS, certPath, hostPort } from '../paths.js';
-import type { RoleDefinition } from '../types.js';
+import { arg, CERTS, certPath, configDir, hostPort } from '../paths.js';
+import type { RenderContext, RoleDefinition, RoleSimulator } from '../types.js';
 import { kubeconfigFlag } from './controllers.js';
+import { KWOK_STAGES } from './kwok-stages.js';
 
 export const KUBELET_PORT = 10250;
 export const KUBELET_HEALTHZ_PORT = 10248;
 export const KUBE_PROXY_HEALTHZ_PORT = 10256;
 export const KUBE_PROXY_METRICS_PORT = 10249;
 export const DEFAULT_CRI_ENDPOINT = 'unix:///run/containerd/containerd.sock';
+
+const KWOK_CERT = 'kwok-node';
+
+/** The annotation kwok's own tooling puts on the nodes it fakes; Drover adds drover.dev/simulated. */
+export const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
+
+/** The Node object a kwok-managed worker registers (a real kubelet registers itself). */
+export function kwokNodeManifest(ctx: RenderContext): string {
+  const n = ctx.node;
+  const cores = Math.max(1, n.facts.cpu.cores);
+  const memKi = Math.max(1, Math.floor(n.facts.memory.totalBytes / 1024));
+  const node = {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name: n.hostname,
+      labels: {
+        'kubernetes.io/hostname': n.hostname,
+        'kubernetes.io/os': 'linux',
+        'kubernetes.io/arch': n.facts.os.arch === 'x64' ? 'amd64' : n.facts.os.arch,
+        type: 'kwok',
+      },
+      annotations: { [KWOK_NODE_ANNOTATION]: 'fake', 'drover.dev/simulated': 'kwok' },
+    },
+    spec: {},
+    status: {
+      capacity: { cpu: String(cores), memory: `${memKi}Ki`, pods: '110' },
+      allocatable: { cpu: String(cores), memory: `${memKi}Ki`, pods: '110' },
+      addresses: [
+        { type: 'InternalIP', address: n.address },
+        { type: 'Hostname', address: n.hostname },
+      ],
+    },
+  };
+  return `${JSON.stringify(node, null, 2)}\n`;
+}
+
+/**
+ * Registers the Node (kubectl apply, retried while the API server comes up: at most ~2 min,
+ * then the instance fails and the agent's restart policy takes over), then execs kwok, which keeps
+ * the Node Ready, renews its Lease and runs the pods bound to it: simulated, with no containers.
+ */
+const KWOK_WRAPPER =
+  'k=$1; cfg=$2; node=$3; shift 3; i=0; ' +
+  'until "$k" --kubeconfig="$cfg" --request-timeout=10s apply -f "$node" >&2; do ' +
+  'i=$((i+1)); [ "$i" -lt 60 ] || exit 1; sleep 2; done; exec "$@"';
+
+export const KWOK_SIMULATOR: RoleSimulator = {
+  name: 'kwok',
+  certificates: [['kwok-node', KWOK_CERT]],
+  binaries: ['kwok', 'kubectl'],
+  ports: () => [KUBELET_HEALTHZ_PORT],
+  // kwok's own server: /healthz answers once its controllers run
+  probe: (ctx) =>
+    probe(
+      { kind: 'http', host: ctx.node.address, port: KUBELET_HEALTHZ_PORT, path: '/healthz' },
+      { failureThreshold: 5 },
+    ),
+  render: (ctx, paths) => {
+    const c = ctx.topology.cluster;
+    const kc = kubeconfigFile(ctx, { path: `${configDir(ctx.assignment)}/kwok.kubeconfig`, cert: KWOK_CERT });
+    const kubeconfig = kc.path;
+    const manifest = `${configDir(ctx.assignment)}/node.json`;
+    const stages = `${configDir(ctx.assignment)}/kwok-stages.yaml`;
+    return {
+      command: 'sh',
+      args: [
+        '-ec',
+        KWOK_WRAPPER,
+        'drover-kwok-node',
+        paths.kubectl!,
+        arg(kubeconfig),
+        arg(manifest),
+        paths.kwok!,
+        `--kubeconfig=${arg(kubeconfig)}`,
+        `--config=${arg(stages)}`,
+        '--node-lease-duration-seconds=40',
+        `--manage-single-node=${ctx.node.hostname}`,
+        `--server-address=${hostPort(ctx.node.address, KUBELET_HEALTHZ_PORT)}`,
+        `--node-ip=${ctx.node.address}`,
+        `--node-name=${ctx.node.hostname}`,
+        ...(c.podCIDR ? [`--cidr=${c.podCIDR}`] : []),
+      ],
+      files: [
+        kc,
+        { path: manifest, mode: 0o644, content: kwokNodeManifest(ctx) },
+        { path: stages, mode: 0o644, content: KWOK_STAGES },
+      ],
+    };
+  },
+};
 
 export const kubelet: RoleDefinition = {
   name: 'kubelet',
@@ -67,6 +160,7 @@ export const kubelet: RoleDefinition = {
       unit: { extraService: { KillMode: 'process' } },
     };
   },
+  simulator: KWOK_SIMULATOR,
 };
 
 export const kubeProxy: RoleDefinition = {
