@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { connect } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
+import { ROOT_VAR } from '../../agent/applier.js';
 import { encode, LAST_OUTPUT_MAX_LENGTH, type NodeStatus, subjects } from '../../protocol/index.js';
 import type { NodeDetail } from '../../protocol/rest/schemas.js';
 import { runDrover, writeTopology } from '../helpers/cli-daemon.js';
@@ -56,7 +57,7 @@ http.createServer((req, res) => res.end('ok\\n')).listen(port, process.env.HOST)
 
 const role = (port: number, extra: string[]) => ({
   command: 'node',
-  args: ['${DROVER_ROOT}/opt/serve/serve.cjs', '--port', String(port), ...extra],
+  args: [`${ROOT_VAR}/opt/serve/serve.cjs`, '--port', String(port), ...extra],
   env: { HOST: '{{node.address}}' },
   files: [{ path: '/opt/serve/serve.cjs', mode: '0644', content: SERVER }],
   ports: [port],
