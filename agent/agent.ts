@@ -23,6 +23,7 @@ import { errorBody, IllegalStateError } from './errors.js';
 import { type BinaryProbeOptions, collectFacts, type FactsSource, factsKey } from './facts.js';
 import { defaultAdvertiseAddress, type Identity, resolveIdentity } from './identity.js';
 import { KeyPin } from './keys.js';
+import { LastOutputs } from './last-output.js';
 import type { AgentOptions } from './options.js';
 import { type AppliedRef, checkPlan } from './plan-guard.js';
 import { Prober, probeUnderRoot } from './probes.js';
@@ -82,6 +83,8 @@ export class Agent {
   private closing: Promise<void> | undefined;
   private identity_: Identity | undefined;
   private runtime_: Runtime | undefined;
+  /** the last output of failing instances, for their status (agent/last-output.ts) */
+  private outputs: LastOutputs | undefined;
   private applier_: Applier | undefined;
   private keys: KeyPin;
   private session_: Session | undefined;
@@ -143,6 +146,7 @@ export class Agent {
       await this.keys.load();
       const runtime = this.deps.runtime ?? this.createRuntime();
       this.runtime_ = runtime;
+      this.outputs = new LastOutputs(runtime, () => this.scheduleStatus(), this.log);
       runtime.onChange((id) => this.onRuntimeChange(id));
       this.applier_ = new Applier({
         runtime,
@@ -398,6 +402,7 @@ export class Agent {
   }
 
   private onRuntimeChange(id: string): void {
+    this.outputs?.observe(id);
     const slot = this.probes.get(id);
     if (slot) {
       const rs = this.runtime_?.status(id);
@@ -428,7 +433,9 @@ export class Agent {
     if (!applier || !runtime) return [];
     return [...applier.instances().values()].map((spec) => {
       const slot = this.probes.get(spec.id);
-      return buildInstanceStatus(spec, runtime.status(spec.id), slot?.prober, applier.isHeld(spec.id));
+      const rs = runtime.status(spec.id);
+      const held = applier.isHeld(spec.id);
+      return buildInstanceStatus(spec, rs, slot?.prober, held, this.outputs?.get(spec.id));
     });
   }
 
@@ -612,6 +619,7 @@ export class Agent {
       this.clock.clearTimeout(this.driftTimer);
       this.clock.clearTimeout(this.graceTimer);
       this.clock.clearTimeout(this.statusTimer);
+      this.outputs?.close();
     });
     await step('probes', () => {
       for (const s of this.probes.values()) s.prober.stop();

@@ -6,6 +6,7 @@ import {
   type StatusDigest,
   sha256Hex,
 } from '../protocol/index.js';
+import { isFailing } from './last-output.js';
 import type { Health } from './probes.js';
 import type { RuntimeInstanceStatus } from './runtime/types.js';
 
@@ -47,6 +48,8 @@ export function buildInstanceStatus(
   rs: RuntimeInstanceStatus | undefined,
   probe: { health: Health; lastError?: string } | undefined,
   held: boolean,
+  /** the cleaned last output (agent/last-output.ts), present only while the instance is failing */
+  lastOutput?: string,
 ): InstanceStatus {
   const health = probe?.health ?? 'unknown';
   const phase = instancePhase(rs, health, !!spec.health, held);
@@ -63,6 +66,8 @@ export function buildInstanceStatus(
     health: rs?.state === 'running' || rs?.state === 'crashloop' ? health : 'unknown',
     restarts: rs?.restarts ?? 0,
     ...(lastError ? { lastError: lastError.slice(0, 1000) } : {}),
+    ...(lastOutput ? { lastOutput } : {}),
+    ...(isFailing(rs) && rs?.lastExitCode !== undefined ? { lastExitCode: rs.lastExitCode } : {}),
     ...(rs?.pid ? { pid: rs.pid } : {}),
     ...(rs?.pid && rs.startedAt ? { startedAt: new Date(rs.startedAt).toISOString() } : {}),
     simulated: spec.simulated,

@@ -58,7 +58,10 @@ export async function resolveJoinToken(opts: CompiledCoordinatorOptions): Promis
 export async function startCoordinator(
   opts: CompiledCoordinatorOptions,
   log: Logger,
-  extra: Partial<Pick<EngineOptions, 'onReconcile' | 'onPush' | 'renderOptions' | 'concurrency'>> = {},
+  extra: Partial<Pick<EngineOptions, 'onReconcile' | 'onPush' | 'renderOptions' | 'concurrency'>> & {
+    /** the repair ladder's own timings (re-provision, instance reassign), which have no config key: tests shorten them */
+    repair?: Parameters<typeof compileEngineOptions>[1];
+  } = {},
 ): Promise<CoordinatorHandle> {
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const store = await openLowdbStore({
@@ -73,7 +76,7 @@ export async function startCoordinator(
   const metrics = createMetrics({ processMetrics: true });
   const clock = systemClock;
   // the engine's timings and the repair options, from the configured tunables (coordinator/options.ts)
-  const tuned = compileEngineOptions(opts);
+  const tuned = compileEngineOptions(opts, extra.repair);
   const timings = tuned.timings;
   // ---- the read model and what reads it before the engine: node records with liveness, the
   // event log, the clean records (their purge lists go into plans) and the stall re-base.

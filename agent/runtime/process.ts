@@ -61,6 +61,7 @@ interface Entry {
   restarts: number;
   consecutiveFailures: number;
   lastError?: string;
+  lastExitCode?: number;
   nextRestartDelayMs?: number;
   adopted: boolean;
   child?: ChildProcess;
@@ -304,6 +305,7 @@ export class ProcessRuntime implements Runtime {
       restarts: e.restarts,
       consecutiveFailures: e.consecutiveFailures,
       ...(e.lastError !== undefined ? { lastError: e.lastError } : {}),
+      ...(e.lastExitCode !== undefined ? { lastExitCode: e.lastExitCode } : {}),
       ...(e.nextRestartDelayMs !== undefined &&
       (e.state === 'backoff' || e.state === 'crashloop') &&
       e.pid === undefined
@@ -420,6 +422,7 @@ export class ProcessRuntime implements Runtime {
           ? 'exited (adopted process; exit code unknown)'
           : `exited with code ${code}`;
     e.lastError = what;
+    e.lastExitCode = !err && !signal && code !== null ? code : undefined;
     e.consecutiveFailures++;
     const policy = e.inst.restart.policy;
     if (policy === 'never' || (policy === 'on-failure' && clean)) {

@@ -356,7 +356,7 @@ export class SystemdRuntime implements Runtime {
     const out = await this.systemctlRun(
       [
         'show',
-        '--property=Id,ActiveState,SubState,MainPID,NRestarts,Result,ExecMainStartTimestamp',
+        '--property=Id,ActiveState,SubState,MainPID,NRestarts,Result,ExecMainStartTimestamp,ExecMainCode,ExecMainStatus',
         ...es.map((e) => e.unit),
       ],
       true,
@@ -403,6 +403,7 @@ export class SystemdRuntime implements Runtime {
     if ((state === 'backoff' || state === 'running') && streak >= e.inst.restart.crashLoopThreshold)
       state = 'crashloop';
     const started = b.ExecMainStartTimestamp ? Date.parse(b.ExecMainStartTimestamp) : Number.NaN;
+    const exit = lastExitCodeOf(b);
     const s: RuntimeInstanceStatus = {
       id: e.inst.id,
       checksum: e.inst.checksum,
@@ -414,10 +415,22 @@ export class SystemdRuntime implements Runtime {
       ...(state === 'failed' && b.Result && b.Result !== 'success'
         ? { lastError: `unit failed: ${b.Result}` }
         : {}),
+      ...(exit !== undefined ? { lastExitCode: exit } : {}),
       ...(e.status.adopted ? { adopted: true } : {}),
     };
     e.status = s;
   }
+}
+
+/**
+ * The main process's last exit code from `systemctl show`: `ExecMainCode` 1 (CLD_EXITED) means
+ * `ExecMainStatus` is an exit code; 2 and 3 (killed, dumped) mean it is a signal number, and 0
+ * means nothing exited yet.
+ */
+export function lastExitCodeOf(b: Record<string, string>): number | undefined {
+  if (b.ExecMainCode !== '1') return undefined;
+  const code = Number(b.ExecMainStatus);
+  return Number.isInteger(code) && code >= 0 && code <= 255 ? code : undefined;
 }
 
 /** Parses `systemctl show` output: `Key=Value` lines, one blank-line-separated block per unit. */

@@ -44,6 +44,8 @@ export interface RuntimeInstanceStatus {
   /** failed starts in a row; reset after a run of `resetAfterMs` */
   consecutiveFailures: number;
   lastError?: string;
+  /** the exit code of the last exit, when the process exited (not killed by a signal) */
+  lastExitCode?: number;
   /** when state is backoff/crashloop: the delay chosen before the next start */
   nextRestartDelayMs?: number;
   /** true when this runtime adopted a process it found running at start-up */

@@ -38,6 +38,21 @@ function instancesTable(items: InstanceView[], withNode: boolean): string {
   return indent(formatTable(header, rows));
 }
 
+/**
+ * Under the instances table: the last output the agent reported for each CrashLoop/Failed
+ * instance, so a flag or certificate error reads here without a shell on the host.
+ */
+export function lastOutputBlocks(items: InstanceView[]): string {
+  let s = '';
+  for (const i of items) {
+    if ((i.phase !== 'CrashLoop' && i.phase !== 'Failed') || !i.lastOutput) continue;
+    const why =
+      i.lastExitCode !== undefined ? ` (exit ${i.lastExitCode})` : i.lastError ? ` (${i.lastError})` : '';
+    s += `  Last output of ${i.id}${why}:\n${indent(i.lastOutput, '    ')}\n`;
+  }
+  return s;
+}
+
 function eventsTable(items: Event[]): string {
   if (!items.length) return '  <none>\n';
   return indent(
@@ -99,6 +114,7 @@ export function describeNode(n: NodeDetail): string {
   if (n.plan.error) s += `  Error:        ${n.plan.error}\n`;
   s += 'Instances:\n';
   s += instancesTable(n.instances, false);
+  s += lastOutputBlocks(n.instances);
   s += 'Events:\n';
   s += eventsTable(n.events);
   return s;
@@ -118,6 +134,7 @@ export function describeRole(r: RoleView, events: Event[]): string {
   s += r.reasons.length ? r.reasons.map((x) => `  ${x}\n`).join('') : '  <none>\n';
   s += 'Instances:\n';
   s += instancesTable(r.instances, true);
+  s += lastOutputBlocks(r.instances);
   s += 'Events:\n';
   s += eventsTable(events);
   return s;

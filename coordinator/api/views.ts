@@ -51,6 +51,8 @@ function toView(a: Assignment | undefined, s: InstanceStatus | undefined, truste
   };
   if (s?.simulator) v.simulator = s.simulator;
   if (s?.lastError) v.lastError = s.lastError;
+  if (s?.lastOutput) v.lastOutput = s.lastOutput;
+  if (s?.lastExitCode !== undefined) v.lastExitCode = s.lastExitCode;
   if (s?.startedAt && trusted) v.startedAt = s.startedAt;
   // An instance reported under an older epoch is the fenced copy, not the assigned one.
   if (a && s && s.epoch !== a.epoch) {

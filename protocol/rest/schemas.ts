@@ -7,6 +7,7 @@ import {
   InstancePhase,
   IsoTime,
   Labels,
+  LastOutput,
   NodeId,
   NodeState,
   RoleName,
@@ -72,6 +73,10 @@ export const InstanceView = Type.Object({
   simulated: Type.Boolean({ description: 'a clearly-labelled stand-in, not the real binary' }),
   simulator: Type.Optional(Simulator),
   lastError: Type.Optional(Type.String()),
+  lastOutput: Type.Optional(LastOutput),
+  lastExitCode: Type.Optional(
+    Type.Integer({ minimum: 0, maximum: 255, description: 'exit code of the last exit, while failing' }),
+  ),
   startedAt: Type.Optional(IsoTime),
 });
 export type InstanceView = Static<typeof InstanceView>;

@@ -87,6 +87,24 @@ export const Heartbeat = Type.Object(
 );
 export type Heartbeat = Static<typeof Heartbeat>;
 
+/** At most this many characters (and UTF-8 bytes) of an instance's last output travel in a status. */
+export const LAST_OUTPUT_MAX_LENGTH = 4096;
+/** Lines of output an agent attaches (the newest); fewer when they would pass the length cap. */
+export const LAST_OUTPUT_MAX_LINES = 20;
+/**
+ * Characters the last output may not hold: C0 controls but tab and newline, DEL, C1 controls, and
+ * the bidirectional overrides and isolates — so it renders as plain lines on any terminal.
+ */
+export const LAST_OUTPUT_FORBIDDEN =
+  '\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069';
+
+/** The newest lines of an instance's output (stderr and stdout), as the agent attaches them. */
+export const LastOutput = Type.String({
+  maxLength: LAST_OUTPUT_MAX_LENGTH,
+  pattern: `^[^${LAST_OUTPUT_FORBIDDEN}]*$`,
+  description: `the newest lines (at most ${LAST_OUTPUT_MAX_LINES}, ${LAST_OUTPUT_MAX_LENGTH} characters) of the instance's output, control characters removed; sent while it is CrashLoop or Failed or has exited non-zero`,
+});
+
 export const InstanceStatus = Type.Object({
   id: InstanceId,
   role: RoleName,
@@ -96,6 +114,15 @@ export const InstanceStatus = Type.Object({
   health: Type.Union([Type.Literal('unknown'), Type.Literal('healthy'), Type.Literal('unhealthy')]),
   restarts: Type.Integer({ minimum: 0 }),
   lastError: Type.Optional(Type.String()),
+  lastOutput: Type.Optional(LastOutput),
+  lastExitCode: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: 255,
+      description:
+        'exit code of the last exit, while the instance is failing and when it exited (not killed by a signal)',
+    }),
+  ),
   pid: Type.Optional(Type.Integer({ minimum: 1 })),
   startedAt: Type.Optional(IsoTime),
   simulated: Type.Boolean(),

@@ -38,6 +38,8 @@ export interface TestDaemonOptions {
   dataDir?: string;
   standin?: boolean;
   config?: Record<string, unknown>;
+  /** the repair ladder's re-provision and instance-reassign timings, which have no config key */
+  repair?: NonNullable<Parameters<typeof startCoordinator>[2]>['repair'];
 }
 
 /**
@@ -50,7 +52,7 @@ export async function startTestDaemon(o: TestDaemonOptions): Promise<TestDaemon>
   const dir = tempDir(o.name);
   let coord: CoordinatorHandle;
   try {
-    coord = await startCoordinator(coordinatorOptions(nats, dir, o), silentLogger);
+    coord = await startCoordinator(coordinatorOptions(nats, dir, o), silentLogger, { repair: o.repair });
   } catch (err) {
     rmrf(dir);
     throw err;

@@ -139,6 +139,40 @@ describe('process runtime', () => {
     expect(r.status('of#0')?.state).toBe('stopped');
     expect(r.status('of#1')).toMatchObject({ state: 'backoff', nextRestartDelayMs: 1000 });
     expect(clock.pending()).toBeGreaterThan(0);
+    expect(r.status('bad#0')?.lastExitCode).toBe(3);
+    expect(r.status('of#1')?.lastExitCode).toBe(2);
+    expect(r.status('ok#0')?.lastExitCode).toBe(0);
+  });
+
+  it('a binary that refuses its flags crash-loops with its exit code; its stderr is in the log tail', async () => {
+    const clock = new ManualClock(1_000_000);
+    const r = make({ clock });
+    const flagError = 'echo "Error: unknown flag: --bogus" >&2; echo "Usage: web [flags]" >&2; exit 2';
+    await r.start(sleeper('web#0', { command: '/bin/sh', args: ['-c', flagError] }));
+    for (let i = 1; i <= FAST_RESTART.crashLoopThreshold; i++) {
+      const s = await waitFor(`exit ${i}`, () => {
+        const st = r.status('web#0');
+        return st?.pid === undefined && st?.consecutiveFailures === i ? st : undefined;
+      });
+      if (i < FAST_RESTART.crashLoopThreshold) clock.advance(s.nextRestartDelayMs!);
+    }
+    // down, waiting out its backoff: nothing writes to the log now
+    expect(r.status('web#0')).toMatchObject({
+      state: 'crashloop',
+      lastExitCode: 2,
+      lastError: 'exited with code 2',
+    });
+    const tail = await r.logs('web#0', 2);
+    expect(tail).toBe('Error: unknown flag: --bogus\nUsage: web [flags]');
+    // killed by a signal: no exit code
+    await r.start(sleeper('kill#0'));
+    const pid = await runningPid(r, 'kill#0');
+    process.kill(pid, 'SIGKILL');
+    const k = await waitFor('kill noticed', () =>
+      r.status('kill#0')?.pid === undefined ? r.status('kill#0') : undefined,
+    );
+    expect(k).toMatchObject({ state: 'backoff', lastError: 'killed by SIGKILL' });
+    expect(k.lastExitCode).toBeUndefined();
   });
 
   it('a missing binary is retried with backoff and reported, not thrown', async () => {

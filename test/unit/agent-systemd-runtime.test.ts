@@ -3,7 +3,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseShow, renderUnit, SystemdRuntime, unitNameFor } from '../../agent/runtime/systemd.js';
+import {
+  lastExitCodeOf,
+  parseShow,
+  renderUnit,
+  SystemdRuntime,
+  unitNameFor,
+} from '../../agent/runtime/systemd.js';
 import { ManualClock } from '../../lib/clock.js';
 import { installFakeSystemd } from '../helpers/agent-fake-systemd.js';
 import { FAST_RESTART, killGroups, sleeper } from '../helpers/agent-instances.js';
@@ -166,7 +172,7 @@ describe('systemd runtime against a recording fake systemctl', () => {
     const writeShow = () =>
       writeFileSync(
         join(dir, 'show.txt'),
-        `Id=drover-web-0.service\nActiveState=${active}\nSubState=${sub}\nMainPID=${active === 'active' ? 4242 : 0}\nNRestarts=${nrestarts}\nResult=exit-code\nExecMainStartTimestamp=Mon 2026-11-23 08:00:00 UTC\n\nId=drover-db-0.service\nActiveState=failed\nSubState=failed\nMainPID=0\nNRestarts=0\nResult=exit-code\n`,
+        `Id=drover-web-0.service\nActiveState=${active}\nSubState=${sub}\nMainPID=${active === 'active' ? 4242 : 0}\nNRestarts=${nrestarts}\nResult=exit-code\nExecMainStartTimestamp=Mon 2026-11-23 08:00:00 UTC\n\nId=drover-db-0.service\nActiveState=failed\nSubState=failed\nMainPID=0\nNRestarts=0\nResult=exit-code\nExecMainCode=1\nExecMainStatus=2\n`,
       );
     writeShow();
     const clock = new ManualClock(0);
@@ -177,7 +183,12 @@ describe('systemd runtime against a recording fake systemctl', () => {
     await r.start(sleeper('web#0'));
     await r.start(sleeper('db#0'));
     expect(r.status('web#0')).toMatchObject({ state: 'backoff', restarts: 0 });
-    expect(r.status('db#0')).toMatchObject({ state: 'failed', lastError: 'unit failed: exit-code' });
+    expect(r.status('db#0')).toMatchObject({
+      state: 'failed',
+      lastError: 'unit failed: exit-code',
+      lastExitCode: 2,
+    });
+    expect(r.status('web#0')?.lastExitCode).toBeUndefined();
     nrestarts = 5;
     writeShow();
     await r.refresh(['web#0']);
@@ -192,6 +203,16 @@ describe('systemd runtime against a recording fake systemctl', () => {
     expect(r.status('web#0')).toMatchObject({ state: 'running', consecutiveFailures: 0, restarts: 5 });
     expect(r.status('web#0')?.startedAt).toBe(Date.parse('2026-11-23T08:00:00Z'));
     expect(changes).toContain('web#0');
+  });
+
+  it('lastExitCodeOf reads an exit code only when the main process exited', () => {
+    expect(lastExitCodeOf({ ExecMainCode: '1', ExecMainStatus: '2' })).toBe(2);
+    expect(lastExitCodeOf({ ExecMainCode: '1', ExecMainStatus: '0' })).toBe(0);
+    // 2 = killed, 3 = dumped core: the status is a signal number, not an exit code
+    expect(lastExitCodeOf({ ExecMainCode: '2', ExecMainStatus: '9' })).toBeUndefined();
+    expect(lastExitCodeOf({ ExecMainCode: '0', ExecMainStatus: '0' })).toBeUndefined();
+    expect(lastExitCodeOf({ ExecMainCode: '1', ExecMainStatus: 'junk' })).toBeUndefined();
+    expect(lastExitCodeOf({})).toBeUndefined();
   });
 
   it('parseShow splits blocks by unit', () => {
