@@ -92,7 +92,8 @@ export const KWOK_SIMULATOR: RoleSimulator = {
         `--server-address=${hostPort(ctx.node.address, KUBELET_HEALTHZ_PORT)}`,
         `--node-ip=${ctx.node.address}`,
         `--node-name=${ctx.node.hostname}`,
-        ...(c.podCIDR ? [`--cidr=${c.podCIDR}`] : []),
+        // pod IPs: the cluster's pod CIDR, else a /24 per worker so two nodes never hand out one IP
+        `--cidr=${c.podCIDR ?? `10.244.${ctx.assignment.ordinal % 256}.0/24`}`,
       ],
       files: [
         kc,
