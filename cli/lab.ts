@@ -196,9 +196,23 @@ export function formatStatus(r: LabStatusReport): string {
   );
   lines.push(`API ${s.coordinator.apiUrl}   admin token ${s.coordinator.adminTokenFile}`);
   lines.push('');
-  const rows = [['HOST', 'POOL', 'ADDRESS', 'LAB', 'AGENT', 'DROVER', 'PROCESSES (* simulated stand-in)']];
+  const rows = [
+    [
+      'HOST',
+      'POOL',
+      'ADDRESS',
+      'LAB',
+      'AGENT',
+      'DROVER',
+      'PROCESSES (* simulated stand-in, ~ simulated kwok node)',
+    ],
+  ];
   for (const n of r.nodes) {
-    const sim = new Set((n.api?.instances ?? []).filter((i) => i.simulated).map((i) => i.id));
+    const mark = new Map(
+      (n.api?.instances ?? [])
+        .filter((i) => i.simulated)
+        .map((i) => [i.id, i.simulator === 'kwok' ? '~' : '*']),
+    );
     rows.push([
       n.name,
       n.pool,
@@ -206,7 +220,7 @@ export function formatStatus(r: LabStatusReport): string {
       n.labState,
       n.agent === 'down' ? 'down' : `${n.agent} ${n.pid}`,
       n.api?.state ?? '?',
-      n.processes.map((p) => `${p.instanceId}${sim.has(p.instanceId) ? '*' : ''}`).join(' ') || '-',
+      n.processes.map((p) => `${p.instanceId}${mark.get(p.instanceId) ?? ''}`).join(' ') || '-',
     ]);
   }
   lines.push(pad(rows));
@@ -219,7 +233,9 @@ export function formatStatus(r: LabStatusReport): string {
         several ? `${role.cluster}/${role.name}` : role.name,
         role.status,
         `${role.healthy}/${role.desired}`,
-        role.simulated ? `${role.simulated} (stand-in)` : '-',
+        role.simulated
+          ? `${role.simulated} (${role.instances.some((i) => i.simulator === 'kwok') ? 'kwok' : 'stand-in'})`
+          : '-',
         role.instances.map((i) => `${i.id}@${i.nodeId ?? '?'}`).join(' '),
       ]);
     lines.push(pad(rr));

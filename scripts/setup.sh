@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in nats-server:nats-server etcd:etcd-server etcdctl:etcd-client haproxy:haproxy ip:iproute2 systemd-analyze:systemd lintian:lintian man:man-db fakeroot:fakeroot; do
+for pair in nats-server:nats-server etcd:etcd-server etcdctl:etcd-client haproxy:haproxy ip:iproute2 systemd-analyze:systemd lintian:lintian man:man-db fakeroot:fakeroot nft:nftables; do
   bin=${pair%%:*}; pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done
@@ -32,3 +32,15 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund 2>/dev/null || npm install --no-audit --no-fund --no-save
 fi
 node scripts/build.mjs
+
+# The real Kubernetes control plane (kube-apiserver, scheduler, controller-manager, kube-proxy,
+# kubectl, kubelet), etcd and kwok, built from the Go module proxy into a cache keyed by version
+# (~10 min cold on 2 cores, a no-op afterwards). Without Go the lab falls back to stand-ins.
+if bash scripts/k8s-binaries.sh; then :; else
+  rc=$?
+  if [ "$rc" = 3 ]; then
+    echo "WARNING: Go is missing, so the real Kubernetes binaries are not built: the lab runs SIMULATED stand-ins, and the tests that need the real binaries fail" >&2
+  else
+    exit "$rc"
+  fi
+fi

@@ -28,7 +28,7 @@ function instancesTable(items: InstanceView[], withNode: boolean): string {
     i.health,
     i.restarts,
     [
-      i.simulated ? 'simulated stand-in' : '',
+      i.simulated ? (i.simulator === 'kwok' ? 'simulated (kwok node)' : 'simulated stand-in') : '',
       i.assigned ? '' : 'not assigned here (stopping)',
       i.lastError ?? '',
     ]

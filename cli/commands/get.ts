@@ -27,7 +27,8 @@ interface Listing<T> {
   minWidths?: number[];
 }
 
-const sim = (i: { simulated: boolean }) => (i.simulated ? ' (sim)' : '');
+const sim = (i: { simulated: boolean; simulator?: string }) =>
+  i.simulated ? (i.simulator === 'kwok' ? ' (sim: kwok)' : ' (sim)') : '';
 
 export function nodeStatus(n: NodeView): string {
   return n.cordoned && n.state !== 'Cordoned' && n.state !== 'Draining' ? `${n.state},Cordoned` : n.state;

@@ -5,6 +5,7 @@ import { ROLE_CATALOG, roleReads } from './catalog.js';
 import { planCertificates, ROLE_CERTIFICATES, serviceAccountFiles } from './certs.js';
 import { DEFAULT_RESTART, withRestartOverrides } from './common.js';
 import { resolveApiEndpoint } from './endpoint.js';
+import { isPartitioned } from './partitions.js';
 import { configDir, instanceCertDir } from './paths.js';
 import { renderCustom } from './roles/custom.js';
 import type {
@@ -256,7 +257,8 @@ export function simulatorPaths(
   node: NodeRecord,
 ): Record<string, string> | undefined {
   const sim = def.simulator;
-  if (!sim || t.cluster.binaries[def.name] || node.facts.binaries[def.binary]) return undefined;
+  if (!sim || t.cluster.binaries[def.name] || node.facts.binaries[def.binary] || isPartitioned(t))
+    return undefined;
   const paths: Record<string, string> = {};
   for (const b of sim.binaries) {
     const found = node.facts.binaries[b];
@@ -313,7 +315,8 @@ export function ownedPaths(
 /**
  * The binary to run: `cluster.binaries[role]`, else the path the agent found, else the bare name.
  * A Kubernetes component whose binary the node does not have runs as the lab stand-in when one is
- * configured. etcd and haproxy are always real.
+ * configured, and so does every Kubernetes component of a partitioned (Arktos) cluster there.
+ * etcd and haproxy are always real.
  */
 export function resolveCommand(
   def: RoleDefinition,
@@ -322,7 +325,9 @@ export function resolveCommand(
   options: RenderOptions = {},
 ): { command: string; simulated: boolean } {
   const found = node.facts.binaries[def.binary];
-  if (!found && def.kubernetes && options.standin)
+  // Arktos is a fork: upstream binaries lack its partition flags (and space-separated kubeconfig
+  // lists), so where the lab has a stand-in, a partitioned cluster's components run as stand-ins
+  if ((!found || isPartitioned(t)) && def.kubernetes && options.standin)
     return { command: options.standin.command, simulated: true };
   return { command: t.cluster.binaries[def.name] ?? found?.path ?? def.binary, simulated: false };
 }

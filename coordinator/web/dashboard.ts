@@ -49,7 +49,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   var events = [];
   function esc(s) { return String(s == null ? '' : s).replace(/[&<>"]/g, function (c) { return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]; }); }
   function cls(s) { return '<span class="' + esc(s) + '">' + esc(s) + '</span>'; }
-  function sim(i) { return i.simulated ? '<span class="sim" title="a stand-in that honours the same flags and health endpoints, not the real binary">simulated</span>' : ''; }
+  function sim(i) { return i.simulated ? (i.simulator === 'kwok' ? '<span class="sim" title="a node simulated by kwok: the real scheduler places pods on it, no containers run">simulated (kwok)</span>' : '<span class="sim" title="a stand-in that honours the same flags and health endpoints, not the real binary">simulated</span>') : ''; }
   function api(path) {
     return fetch(path, { headers: { authorization: 'Bearer ' + tokenEl.value.trim() } }).then(function (r) {
       return r.json().then(function (b) { if (!r.ok) throw new Error(b.code + ': ' + b.message); return b; });

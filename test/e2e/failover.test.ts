@@ -29,12 +29,13 @@ import {
   sleep,
   watchHost,
 } from '../helpers/lab-e2e.js';
+import { requireK8sBinaries } from '../../lib/k8s-bins.js';
 import { tempDir, waitFor } from '../helpers/proc.js';
 
 /**
  * The seed-003 failover demo of examples/README.md, run automatically on loopback addresses with
- * a real nats-server, real etcd (3 members) and real haproxy; the Kubernetes components are the
- * lab's stand-ins. Driven through `node dist/drover.mjs lab …` exactly as the README shows.
+ * a real nats-server, real etcd (3 members), real haproxy and the real Kubernetes control plane
+ * (v1.37.2 from scripts/k8s-binaries.sh); workers are kwok nodes, kube-proxy the stand-in. Driven through `node dist/drover.mjs lab …` exactly as the README shows.
  *
  * Timings are shortened with the lab's flags so the test stays around two minutes:
  * heartbeat 1s, Unreachable after 4s, reassign after 2s, etcd reassign after 4s (the defaults are
@@ -56,6 +57,7 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
   const dumpLogs = () => dumpLabLogsOnFailure(dir);
 
   beforeAll(async () => {
+    requireK8sBinaries();
     release = await acquireLabLock();
     dir = tempDir('lab-e2e');
     // a subnet of its own: a developer's lab on 127.0.0.x keeps running undisturbed
@@ -66,7 +68,7 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
     await downFailoverLab({ dir, client, figures, kind: 'loopback', release });
   }, 60_000);
 
-  it('converges: real etcd and haproxy, Kubernetes components as stand-ins marked simulated', async () => {
+  it('converges: real etcd, haproxy and Kubernetes control plane; workers are kwok nodes marked simulated', async () => {
     dumpLogs();
     const roles = await api.roles();
     const by = Object.fromEntries(roles.map((r) => [r.name, r]));
@@ -75,7 +77,11 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
     expect(by.etcd?.simulated).toBe(0);
     expect(by['load-balancer']?.simulated).toBe(0);
     expect(by['kube-apiserver']?.healthy).toBe(3);
-    expect(by['kube-apiserver']?.simulated).toBe(3);
+    // the real upstream binaries (scripts/k8s-binaries.sh); the test fails if they are missing
+    for (const role of ['kube-apiserver', 'kube-scheduler', 'kube-controller-manager'])
+      expect(by[role]?.simulated, `${role} should run the real binary`).toBe(0);
+    expect(by.kubelet?.simulated).toBe(2);
+    expect(by.kubelet?.instances.every((i) => i.simulator === 'kwok')).toBe(true);
     const etcdNodes = by.etcd!.instances.map((i) => state.nodes.find((n) => n.name === i.nodeId)!.address);
     expect(await etcdHealthy(etcdNodes.map(etcdUrl))).toBe(3);
     // the spare control-plane host runs nothing yet

@@ -177,7 +177,25 @@ describe('renderPlans: structure', () => {
     );
     const pd = renderPlans({ topology: direct, assignments: as, nodes: nodeMap(nodes) });
     expect(instance(pd, 'kube-scheduler#2').files[0]!.content).toContain('server: https://10.0.0.11:6443');
-    expect(instance(pd, 'kube-apiserver#0').run.args).toContain('--apiserver-count=1');
+    expect(instance(pd, 'kube-apiserver#0').run.args).toContain('--endpoint-reconciler-type=lease');
+  });
+
+  it('endpoint reconciler: lease from 1.11, master-count with --apiserver-count before, none on loopback', () => {
+    const as = haAssignments();
+    const topo = ha();
+    const args = (t: Topology, ns = nodes) =>
+      instance(renderPlans({ topology: t, assignments: as, nodes: nodeMap(ns) }), 'kube-apiserver#0').run
+        .args;
+    expect(args(topo)).toContain('--endpoint-reconciler-type=lease');
+    expect(args(topo).some((a) => a.startsWith('--apiserver-count'))).toBe(false);
+    const old = ha();
+    old.cluster.kubernetesVersion = 'v1.10.13';
+    expect(args(old)).toEqual(
+      expect.arrayContaining(['--apiserver-count=3', '--endpoint-reconciler-type=master-count']),
+    );
+    // the real API server refuses to publish a loopback address as the kubernetes endpoint
+    const loop = nodes.map((n) => ({ ...n, address: n.address.replace(/^10\.0\.0\./, '127.0.90.') }));
+    expect(args(topo, loop)).toContain('--endpoint-reconciler-type=none');
   });
 
   it('uses the stand-in only for missing Kubernetes binaries, never for etcd or haproxy', () => {

@@ -25,6 +25,8 @@ const PARTITIONS = `  partitions:
 
 function arktos(partitions = PARTITIONS): Topology {
   const text = readFileSync('examples/ha.yaml', 'utf8')
+    // Arktos is a fork: its example keeps the version of the seed, not the upstream pin of ha.yaml
+    .replace(/kubernetesVersion: \S+/, 'kubernetesVersion: v1.28.15')
     .replace('  apiEndpoint:', `${partitions}  apiEndpoint:`)
     .replace(
       '  kubelet:',

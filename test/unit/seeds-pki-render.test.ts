@@ -61,7 +61,11 @@ describe('plans with a cluster PKI (golden)', () => {
     for (const list of plans.values())
       for (const i of list) for (const f of i.files) expect(f.content).not.toMatch(/ca\.key/);
     const sched = instance(plans, 'kube-scheduler#0');
-    expect(sched.certificates!.map((c) => c.commonName)).toEqual(['system:kube-scheduler']);
+    // its client identity, and a serving cert for its secure port (probes verify it against the CA)
+    expect(sched.certificates!.map((c) => c.commonName)).toEqual(['system:kube-scheduler', 'kube-scheduler']);
+    expect(sched.run.args).toContain(`--tls-cert-file=${R}${sched.certificates![1]!.certPath}`);
+    expect(sched.health).toMatchObject({ kind: 'https', caFile: `${R}${sched.certificates![1]!.caPath}` });
+    expect(sched.health!.insecure).toBeUndefined();
     expect(sched.files[0]!.content).toMatch(
       /client-certificate: \.\.\/\.\.\/kubernetes\/pki\/kube-scheduler-0\/scheduler\.crt/,
     );
@@ -111,8 +115,8 @@ describe('plans with a cluster PKI (golden)', () => {
           expect(opensslVerify(r.caPem!, r.certPem!).code).toBe(0);
           issued++;
         }
-    // 3 API servers × 2, 3 schedulers, 3 controller managers, 2 kubelets × 2, 2 kube-proxies
-    expect(issued).toBe(18);
+    // 3 API servers × 2, 3 schedulers × 2, 3 controller managers × 2, 2 kubelets × 2, 2 kube-proxies
+    expect(issued).toBe(24);
     // another node cannot have cp-1's API-server certificate
     const c = instance(plansByNode, 'kube-apiserver#0').certificates![0]!;
     const { csrPem } = await generateCsr(c);

@@ -49,7 +49,7 @@ describe('parseTopology: the examples', () => {
     expect(t.metadata.name).toBe('ha');
     expect(t.cluster).toEqual({
       name: 'ha',
-      kubernetesVersion: 'v1.28.15',
+      kubernetesVersion: 'v1.37.2',
       serviceCIDR: '10.0.0.0/24',
       clusterDNS: '10.0.0.10',
       clusterDomain: 'cluster.local',

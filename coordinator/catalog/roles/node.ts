@@ -191,6 +191,9 @@ export const kubeProxy: RoleDefinition = {
       `--metrics-bind-address=${hostPort(addr, KUBE_PROXY_METRICS_PORT)}`,
     ];
     if (c.podCIDR) args.push(`--cluster-cidr=${c.podCIDR}`);
+    // nftables is GA from 1.33 and needs only nft, not the iptables tools; a topology that wants
+    // iptables says `extraArgs: [--proxy-mode=iptables]` (the last flag wins)
+    if (atLeast(c.kubernetesVersion, 1, 33)) args.push('--proxy-mode=nftables');
     return { args, files: kubeconfigs };
   },
 };
