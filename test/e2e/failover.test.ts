@@ -1,5 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import type { LabApi, LabState } from '../../lab/index.js';
+import { requireK8sBinaries } from '../../lib/k8s-bins.js';
 import {
   downFailoverLab,
   dumpLabLogsOnFailure,
@@ -29,7 +33,7 @@ import {
   sleep,
   watchHost,
 } from '../helpers/lab-e2e.js';
-import { requireK8sBinaries } from '../../lib/k8s-bins.js';
+import { labDroverSync } from '../helpers/lab-session.js';
 import { tempDir, waitFor } from '../helpers/proc.js';
 
 /**
@@ -218,6 +222,68 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
       0,
     );
   }, 60_000);
+
+  it('a bad flag: the real API server crash-loops with the flag error in describe node; nothing else moves', async () => {
+    dumpLogs();
+    const file = join(dir, 'topology.yaml');
+    const original = readFileSync(file, 'utf8');
+    const doc = parseYaml(original) as { roles: Record<string, { extraArgs?: string[] }> };
+    doc.roles['kube-apiserver']!.extraArgs = ['--no-such-flag=drover-e2e'];
+    const before = await api.assignments();
+    const apis = () => api.roles().then((r) => r.find((x) => x.name === 'kube-apiserver')!.instances);
+    const started = new Map((await apis()).map((i) => [i.id, i.startedAt]));
+    const t0 = Date.now();
+    await api.applyTopology(toYaml(doc));
+    const broken = await waitFor(
+      'an API server in CrashLoop with its flag error',
+      async () =>
+        (await apis()).find(
+          (i) =>
+            (i.phase === 'CrashLoop' || i.phase === 'Failed') && i.lastOutput?.includes('--no-such-flag'),
+        ),
+      { timeoutMs: 90_000, intervalMs: 500 },
+    );
+    const describe = labDroverSync(dir, 'describe', 'node', broken.nodeId!);
+    expect(describe).toContain(`Last output of ${broken.id}`);
+    expect(describe).toMatch(/unknown flag: --no-such-flag/);
+    // the rollout stops at the broken one: the other two keep running the old flags, unrestarted
+    await sleep(10_000);
+    const now = await apis();
+    const others = now.filter((i) => i.id !== broken.id && i.assigned);
+    expect(others.length).toBe(2);
+    for (const o of others) {
+      expect(o.phase, `${o.id}`).toBe('Healthy');
+      expect(o.startedAt, `${o.id} was restarted`).toBe(started.get(o.id));
+    }
+    expect(now.filter((i) => i.phase === 'CrashLoop' || i.phase === 'Failed').map((i) => i.id)).toEqual([
+      broken.id,
+    ]);
+    // nothing was moved or fenced because of it
+    const after = await api.assignments();
+    expect(after.map((a) => `${a.instanceId}@${a.nodeId}/${a.epoch}`).sort()).toEqual(
+      before.map((a) => `${a.instanceId}@${a.nodeId}/${a.epoch}`).sort(),
+    );
+    // haproxy takes the broken one out: clients of the load balancer hardly notice
+    expect(client.failedMs(t0, Date.now()), client.summary(t0, Date.now())).toBeLessThanOrEqual(
+      FAILURE_BUDGET_MS,
+    );
+    figures.push(
+      `bad flag: ${broken.id} crash-looped with "${broken
+        .lastOutput!.split('\n')
+        .find((l) => l.includes('no-such-flag'))
+        ?.slice(0, 80)}"; 2 others untouched`,
+    );
+    // the fix rolls out like any change
+    await api.applyTopology(original);
+    await waitFor(
+      'every API server healthy again',
+      async () => (await apis()).filter((i) => i.assigned).every((i) => i.phase === 'Healthy') || undefined,
+      {
+        timeoutMs: 120_000,
+        intervalMs: 1000,
+      },
+    );
+  }, 300_000);
 
   it('lab down leaves no process behind', async () => {
     dumpLogs();
