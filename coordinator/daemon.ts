@@ -137,11 +137,10 @@ export async function startCoordinator(
     csr: csrSigner(pki, engine, { logger: componentLogger(log, 'pki') }),
   });
   // seeds: re-sign a CA certificate in its last year (same key, so every leaf keeps verifying)
-  const caRotation = setInterval(
-    () => void pki.rotateIfNeeded().catch((err) => log.error({ err }, 'CA rotation check failed')),
+  const caRotation = clock.every(
     24 * 3600_000,
+    () => void pki.rotateIfNeeded().catch((err) => log.error({ err }, 'CA rotation check failed')),
   );
-  caRotation.unref();
   void pki.rotateIfNeeded().catch((err) => log.error({ err }, 'CA rotation check failed'));
   // ---- REST API (coordinator/api): after the engine and NATS, so /readyz can turn ready at once.
   let api: ApiServer;
@@ -167,7 +166,7 @@ export async function startCoordinator(
       purge,
     });
   } catch (err) {
-    clearInterval(caRotation);
+    caRotation.stop();
     await bus.close().catch(() => {});
     await engine.close().catch(() => {});
     await store.close().catch(() => {});
@@ -202,7 +201,7 @@ export async function startCoordinator(
     pki,
     close() {
       closing ??= (async () => {
-        clearInterval(caRotation);
+        caRotation.stop();
         await bootstrap.stop();
         const steps: Array<[string, () => Promise<void>]> = [
           ['api', () => api.close()],
