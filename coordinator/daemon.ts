@@ -107,9 +107,21 @@ export async function startCoordinator(
     events,
     planAddons: (nodeId) => purge.addons(nodeId),
     beforeSweep: () => void rebase.beforeSweep(),
-    repair: (e) =>
-      new RepairPolicy(e, tuned.repair, clock, componentLogger(log, 'repair'), (result) =>
-        metrics.repairs.inc({ result }),
+    // the repair policy's narrow ports: the read model and event log built above, and from the
+    // engine only its work queue and task sender
+    repair: ({ enqueue, runTask }) =>
+      new RepairPolicy(
+        {
+          state,
+          liveness: (id) => nodes.liveness(id),
+          emit: (e) => events.emit(e),
+          enqueue,
+          runTask,
+          clock,
+          log: componentLogger(log, 'repair'),
+          onRepair: (result) => metrics.repairs.inc({ result }),
+        },
+        tuned.repair,
       ),
     renderOptions: {
       ...(extra.renderOptions ??

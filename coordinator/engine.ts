@@ -53,15 +53,26 @@ export interface EngineOptions<R extends RepairHooks = RepairHooks> {
   /** the event log, when the composition root builds it first */
   events?: EventLog;
   /**
-   * The repair policy, built on this engine (it reads the cluster state, emits events, queues
-   * reconciles and sends tasks); the cluster reconcile consults it. Without one only Draining
-   * nodes are evicted.
+   * Builds the repair policy from what only the engine has (`EngineRepairPorts`: its work queue
+   * and task sender, beside the read model and event log); the composition root picks the ports
+   * the policy gets (coordinator/daemon.ts). The cluster reconcile consults it. Without one only
+   * Draining nodes are evicted.
    */
-  repair?: (engine: Engine) => R;
+  repair?: (ports: EngineRepairPorts) => R;
   /** extra plan fields per node (the purge lists of `drover clean --purge`, coordinator/clean.ts) */
   planAddons?: PlanAddons;
   /** runs before each liveness sweep (the stall re-base, coordinator/liveness-rebase.ts) */
   beforeSweep?: () => void;
+}
+
+/** What the engine hands the `repair` factory: its parts a repair policy may be wired to. */
+export interface EngineRepairPorts {
+  state: ClusterState;
+  events: EventLog;
+  /** queues a key on the engine's work queue */
+  enqueue: (key: string) => void;
+  /** sends an agent a one-off task (OperatorActions.runTask) */
+  runTask(task: { nodeId: string; kind: 'reprovision'; instanceId: string }): Promise<TaskResult>;
 }
 
 /**
@@ -130,8 +141,13 @@ export class Engine<R extends RepairHooks = RepairHooks> {
       pushTimeoutMs: opts.timings.pushTimeoutMs,
       onPush: opts.onPush,
     });
-    // the policy only keeps the engine now; it reads and acts through it on reconciles
-    this.repair = opts.repair?.(this);
+    // the policy gets ports, not the engine: the task sender is the operator actions', built below
+    this.repair = opts.repair?.({
+      state,
+      events,
+      enqueue,
+      runTask: (t) => this.operator.runTask(t),
+    });
     const repair = this.repair;
     this.intake = new Intake({
       state,

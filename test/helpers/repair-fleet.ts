@@ -1,6 +1,6 @@
 import { Engine, type EngineOptions, type RepairHooks } from '../../coordinator/engine.js';
 import { DEFAULT_REPAIR_OPTIONS } from '../../coordinator/options.js';
-import { RepairPolicy } from '../../coordinator/repair.js';
+import { RepairPolicy, repairPortsFrom } from '../../coordinator/repair.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
 import { parseTopology } from '../../coordinator/topology/index.js';
 import { ManualClock } from '../../lib/clock.js';
@@ -32,7 +32,8 @@ export async function repairFleet(o: RepairFleetOptions) {
   const bus = new RecordingBus();
   const engine = manualEngine(clock, {
     store,
-    repair: (e) => new RepairPolicy(e, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger),
+    repair: (e) =>
+      new RepairPolicy(repairPortsFrom(e, { clock, log: silentLogger }), { ...DEFAULT_REPAIR_OPTIONS }),
   });
   const repair = engine.repair!;
   engine.attachBus(bus);
