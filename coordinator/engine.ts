@@ -20,7 +20,14 @@ import { LivenessSweep } from './engine/liveness-sweep.js';
 import { NodePush } from './engine/node-push.js';
 import { OperatorActions } from './engine/operator.js';
 import { PlanBook } from './engine/plan-book.js';
-import type { AgentBus, EngineTimings, PlanAddons, Reconciled, RepairHooks } from './engine/ports.js';
+import type {
+  AgentBus,
+  EngineTimings,
+  EtcdMemberRepair,
+  PlanAddons,
+  Reconciled,
+  RepairHooks,
+} from './engine/ports.js';
 import { EventLog } from './events.js';
 import { DEFAULT_CLUSTER } from './labels.js';
 import type { Assignment, NodeRecord, Unplaced } from './model.js';
@@ -33,7 +40,14 @@ import type { Topology } from './topology/index.js';
 import { type ReconcileRun, WorkQueue } from './workqueue.js';
 
 export { freezeEtcdMembership } from './engine/cluster-reconcile.js';
-export type { AgentBus, EngineTimings, Evictions, PlanAddons, RepairHooks } from './engine/ports.js';
+export type {
+  AgentBus,
+  EngineTimings,
+  EtcdMemberRepair,
+  Evictions,
+  PlanAddons,
+  RepairHooks,
+} from './engine/ports.js';
 export { DEFAULT_CLUSTER };
 
 export interface EngineOptions<R extends RepairHooks = RepairHooks> {
@@ -393,9 +407,12 @@ export class Engine<R extends RepairHooks = RepairHooks> {
     return this.operator.moveInstance(instanceId, toNode, opts);
   }
 
-  /** `drover repair etcd --member NAME`: replace that member now (through the survivors, quorum permitting). */
-  repairEtcdMember(member: string): Promise<{ instanceId: string; nodeId: string }> {
-    return this.operator.repairEtcdMember(member);
+  /**
+   * `drover repair etcd --member NAME`: replace that member now (through the survivors, quorum
+   * permitting); `dryRun` says what would happen and does nothing.
+   */
+  repairEtcdMember(member: string, opts: { dryRun?: boolean } = {}): EtcdMemberRepair {
+    return this.operator.repairEtcdMember(member, opts);
   }
 
   runTask(

@@ -1,14 +1,16 @@
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { NodeStatus } from '../protocol/index.js';
-import type { Enqueue, Evictions, RepairHooks } from './engine/ports.js';
+import type { Enqueue, EtcdMemberRepair, Evictions, RepairHooks } from './engine/ports.js';
+import { coordinatorError } from './errors.js';
 import { type EtcdAdminFactory, gatewayEtcdAdmin } from './etcd/admin.js';
 import { EtcdMembership } from './etcd/membership.js';
 import { replacementKeepsQuorum } from './etcd/quorum.js';
 import type { EventInput } from './events.js';
 import { type Assignment, isHealthy, type NodeRecord } from './model.js';
 import { decideRepair, type RepairDecision } from './repair/decide.js';
-import { applyRepairEffects } from './repair/effects.js';
+import { applyRepairEffects, type RepairEffect } from './repair/effects.js';
+import { decideEtcdMemberRepair, findEtcdMember } from './repair/etcd-member.js';
 import { emptyRepairMemory, type RepairMemoryView } from './repair/memory.js';
 import { ETCD, instanceHealthy, type LivenessView, type RepairOptions } from './repair/policy.js';
 import type { ClusterState } from './state/cluster-state.js';
@@ -170,13 +172,43 @@ export class RepairPolicy implements RepairHooks {
   /** RepairHooks.evictions (a reconcile): decides, then applies the decision's effects. */
   evictions(cluster: string, current: Assignment[]): Evictions & { wakeAfterMs?: number } {
     const { evictions, effects } = this.decide(cluster, current);
+    this.apply(effects);
+    return evictions;
+  }
+
+  private apply(effects: readonly RepairEffect[]): void {
     applyRepairEffects(effects, this.memory, {
       emit: (e) => this.ports.emit(e),
       runTask: (t) => this.ports.runTask(t),
       onRepair: this.ports.onRepair,
+      enqueue: (key) => this.ports.enqueue(key),
       log: this.ports.log,
     });
-    return evictions;
+  }
+
+  /**
+   * RepairHooks.repairEtcdMember (`drover repair etcd --member NAME`): the pure decision
+   * (repair/etcd-member.ts) says what the request does and what the next reconcile will make of
+   * it; it is carried out by applying its effects — unless `dryRun`, which reads the decision
+   * only: no event, no reconcile queued, nothing remembered.
+   */
+  repairEtcdMember(member: string, opts: { dryRun?: boolean } = {}): EtcdMemberRepair {
+    const a = findEtcdMember(member, this.ports.state.allAssignments());
+    if (!a)
+      throw coordinatorError(
+        'DROVER_ERR_INSTANCE_NOT_FOUND',
+        `no etcd member ${JSON.stringify(member)}; members are named etcd-<ordinal>, see \`drover get assignments\``,
+        { member },
+      );
+    const byId = new Map(this.ports.state.placementNodes(a.cluster).map((n) => [n.id, n]));
+    const d = decideEtcdMemberRepair({
+      member: a,
+      current: this.ports.state.currentAssignments(a.cluster),
+      healthy: (x) => this.instanceHealthy(x, byId.get(x.nodeId)),
+    });
+    const dryRun = opts.dryRun === true;
+    if (!dryRun) this.apply(d.effects);
+    return { cluster: d.cluster, instanceId: d.instanceId, nodeId: d.nodeId, verdict: d.verdict, dryRun };
   }
 
   /**

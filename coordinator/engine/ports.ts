@@ -31,12 +31,25 @@ export interface Evictions {
   moveTo: Map<string, string>;
 }
 
+/** `drover repair etcd --member NAME`: the member, and what the next reconcile makes of the request. */
+export interface EtcdMemberRepair {
+  cluster: string;
+  instanceId: string;
+  nodeId: string;
+  /** judged now: the member is replaced, or the replacement is refused and why (quorum, one change at a time) */
+  verdict: { replace: true } | { replace: false; reason: string };
+  /** a dry run: nothing was done */
+  dryRun: boolean;
+}
+
 export interface RepairHooks {
   force?(ms?: number): void;
   requestMove?(instanceId: string, toNode: string, force?: boolean): void;
   /** drop a requested move that placement refused (the target no longer fits) */
   cancelMove?(instanceId: string): void;
   requestReassign?(instanceId: string): void;
+  /** `drover repair etcd --member NAME`: decided purely; carried out unless `dryRun` */
+  repairEtcdMember?(member: string, opts?: { dryRun?: boolean }): EtcdMemberRepair;
   /** which instances must leave their nodes now (Unreachable past grace, drains, operator moves) */
   evictions(cluster: string, current: Assignment[]): Evictions;
   /** the same as a dry run: no event, task or budget spent, nothing used up (topology previews) */
