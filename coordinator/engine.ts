@@ -190,6 +190,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
     this.clusters = new ClusterReconcile({
       state,
       store,
+      log: opts.logger,
       plans: this.plans,
       events,
       clock,
@@ -260,10 +261,11 @@ export class Engine<R extends RepairHooks = RepairHooks> {
   }
 
   private async route(key: string, run: ReconcileRun): Promise<Reconciled> {
-    if (key.startsWith('cluster:')) return this.clusters.reconcile(key.slice(8));
+    // each module logs with the run's logger (`{ reconcile: id, key }`) or binds its own to the run
+    if (key.startsWith('cluster:')) return this.clusters.reconcile(key.slice(8), run);
     if (key.startsWith('node:')) return this.push.reconcile(key.slice(5), run.log);
     // etcd membership runs on its own key per cluster: one change in flight (coordinator/etcd/)
-    if (key.startsWith('etcd:')) return this.repair?.reconcileEtcd?.(key.slice(5));
+    if (key.startsWith('etcd:')) return this.repair?.reconcileEtcd?.(key.slice(5), run);
     return undefined;
   }
 

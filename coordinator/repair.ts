@@ -1,5 +1,5 @@
 import type { Clock } from '../lib/clock.js';
-import type { Logger } from '../lib/logger.js';
+import { type Logger, type ReconcileRef, reconcileLogger } from '../lib/logger.js';
 import type { NodeStatus } from '../protocol/index.js';
 import type { Enqueue, EtcdMemberRepair, Evictions, RepairHooks } from './engine/ports.js';
 import { coordinatorError } from './errors.js';
@@ -169,20 +169,32 @@ export class RepairPolicy implements RepairHooks {
     });
   }
 
-  /** RepairHooks.evictions (a reconcile): decides, then applies the decision's effects. */
-  evictions(cluster: string, current: Assignment[]): Evictions & { wakeAfterMs?: number } {
+  /**
+   * RepairHooks.evictions (a reconcile): decides, then applies the decision's effects; what they
+   * log (a re-provision task that failed) is bound to the cluster reconcile's `run`.
+   */
+  evictions(
+    cluster: string,
+    current: Assignment[],
+    run?: ReconcileRef,
+  ): Evictions & { wakeAfterMs?: number } {
     const { evictions, effects } = this.decide(cluster, current);
-    this.apply(effects);
+    this.apply(effects, this.logFor(run));
     return evictions;
   }
 
-  private apply(effects: readonly RepairEffect[]): void {
+  /** The policy's logger, bound to the reconcile run it works in when there is one. */
+  private logFor(run: ReconcileRef | undefined): Logger {
+    return run ? reconcileLogger(this.ports.log, run) : this.ports.log;
+  }
+
+  private apply(effects: readonly RepairEffect[], log: Logger = this.ports.log): void {
     applyRepairEffects(effects, this.memory, {
       emit: (e) => this.ports.emit(e),
       runTask: (t) => this.ports.runTask(t),
       onRepair: this.ports.onRepair,
       enqueue: (key) => this.ports.enqueue(key),
-      log: this.ports.log,
+      log,
     });
   }
 
@@ -220,9 +232,9 @@ export class RepairPolicy implements RepairHooks {
     return this.decide(cluster, current).evictions;
   }
 
-  /** RepairHooks.reconcileEtcd: the handler of the `etcd:<cluster>` queue key. */
-  reconcileEtcd(cluster: string): Promise<undefined> {
-    return this.etcd.reconcile(cluster);
+  /** RepairHooks.reconcileEtcd: the handler of the `etcd:<cluster>` queue key (its lines bound to `run`). */
+  reconcileEtcd(cluster: string, run?: ReconcileRef): Promise<undefined> {
+    return this.etcd.reconcile(cluster, this.logFor(run));
   }
 
   /**
