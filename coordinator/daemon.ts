@@ -193,7 +193,7 @@ export async function startCoordinator(
       credentials: () => pki.adminCredentials(),
       events: engine.events,
     },
-    { logger: componentLogger(log, 'bootstrap') },
+    { logger: componentLogger(log, 'bootstrap'), clock },
   );
   bootstrap.start();
   metrics.observe({ engine, natsConnected: () => bus.connected, busCounters: () => bus.counters });

@@ -11,6 +11,7 @@ import { reconnectDelay } from '../../agent/session.js';
 import { runTask, type TaskContext } from '../../agent/tasks.js';
 import { Engine } from '../../coordinator/engine.js';
 import { EventLog } from '../../coordinator/events.js';
+import { ClusterBootstrap } from '../../coordinator/kube/bootstrap-service.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
 import { VcService } from '../../coordinator/vc/index.js';
 import { OutageBackoff } from '../../lib/backoff.js';
@@ -159,6 +160,41 @@ roles:
     f.clock.advance(30_000);
     expect(calls('resync')).toBe(2);
     await f.engine.close();
+  });
+
+  it("paces the cluster bootstrap's passes on its clock, and stops with it", async () => {
+    const clock = new ManualClock(T0);
+    let passes = 0;
+    const b = new ClusterBootstrap(
+      {
+        topologies: () => {
+          passes++;
+          return [];
+        },
+        assignments: () => [],
+        nodes: () => [],
+        credentials: async () => {
+          throw new Error('unused: no cluster to bootstrap');
+        },
+        events: { emit: (e) => ({ ...e, seq: 0, time: '' }) as never },
+      },
+      { clock, intervalMs: 5000 },
+    );
+    b.start();
+    clock.advance(4999);
+    expect(passes).toBe(0);
+    clock.advance(1);
+    await b.tick(); // the pass the timer started (serialised: the same one)
+    expect(passes).toBe(1);
+    for (let i = 0; i < 2; i++) {
+      clock.advance(5000);
+      await b.tick();
+    }
+    expect(passes).toBe(3);
+    await b.stop();
+    clock.advance(60_000);
+    expect(passes).toBe(3);
+    expect(clock.pending()).toBe(0);
   });
 
   it("stamps the agent's key pin", async () => {
