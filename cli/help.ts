@@ -26,7 +26,7 @@ const NODE_ACTIONS: Record<string, string> = {
   uncordon: 'Allows placement on the node again (also ends a drain).',
   drain: "Cordons the node and moves its instances elsewhere (the old node's copies are stopped).",
   repair:
-    'Runs the repair ladder on the node now (restart, reprovision, reassign). `drover repair etcd --member NAME` replaces one etcd member.',
+    'Runs the repair ladder on the node now (restart, reprovision, reassign). `drover repair etcd --member NAME` replaces one etcd member (quorum permitting); with --dry-run it only says whether it would.',
   remove: 'Forgets the node; its instances are placed elsewhere. Same as `drover delete node NODE`.',
 };
 
@@ -120,11 +120,15 @@ const ENTRIES: Record<string, HelpEntry> = {
               ? [
                   ['--force', 'act even when the storm guard paused repairs'],
                   ['--member NAME', 'with `repair etcd`: the etcd member to replace'],
+                  [
+                    '--dry-run',
+                    'with `repair etcd`: say whether the member would be replaced now; do nothing',
+                  ],
                 ]
               : [],
         examples: [
           cmd === 'repair'
-            ? 'drover repair node-2; drover repair etcd --member etcd-1'
+            ? 'drover repair node-2; drover repair etcd --member etcd-1 [--dry-run]'
             : `drover ${cmd} node-2${cmd === 'drain' ? ' --wait' : ''}`,
         ],
       } satisfies HelpEntry,

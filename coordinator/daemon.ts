@@ -107,9 +107,21 @@ export async function startCoordinator(
     events,
     planAddons: (nodeId) => purge.addons(nodeId),
     beforeSweep: () => void rebase.beforeSweep(),
-    repair: (e) =>
-      new RepairPolicy(e, tuned.repair, clock, componentLogger(log, 'repair'), (result) =>
-        metrics.repairs.inc({ result }),
+    // the repair policy's narrow ports: the read model and event log built above, and from the
+    // engine only its work queue and task sender
+    repair: ({ enqueue, runTask }) =>
+      new RepairPolicy(
+        {
+          state,
+          liveness: (id) => nodes.liveness(id),
+          emit: (e) => events.emit(e),
+          enqueue,
+          runTask,
+          clock,
+          log: componentLogger(log, 'repair'),
+          onRepair: (result) => metrics.repairs.inc({ result }),
+        },
+        tuned.repair,
       ),
     renderOptions: {
       ...(extra.renderOptions ??
@@ -137,11 +149,10 @@ export async function startCoordinator(
     csr: csrSigner(pki, engine, { logger: componentLogger(log, 'pki') }),
   });
   // seeds: re-sign a CA certificate in its last year (same key, so every leaf keeps verifying)
-  const caRotation = setInterval(
-    () => void pki.rotateIfNeeded().catch((err) => log.error({ err }, 'CA rotation check failed')),
+  const caRotation = clock.every(
     24 * 3600_000,
+    () => void pki.rotateIfNeeded().catch((err) => log.error({ err }, 'CA rotation check failed')),
   );
-  caRotation.unref();
   void pki.rotateIfNeeded().catch((err) => log.error({ err }, 'CA rotation check failed'));
   // ---- REST API (coordinator/api): after the engine and NATS, so /readyz can turn ready at once.
   let api: ApiServer;
@@ -167,7 +178,7 @@ export async function startCoordinator(
       purge,
     });
   } catch (err) {
-    clearInterval(caRotation);
+    caRotation.stop();
     await bus.close().catch(() => {});
     await engine.close().catch(() => {});
     await store.close().catch(() => {});
@@ -182,7 +193,7 @@ export async function startCoordinator(
       credentials: () => pki.adminCredentials(),
       events: engine.events,
     },
-    { logger: componentLogger(log, 'bootstrap') },
+    { logger: componentLogger(log, 'bootstrap'), clock },
   );
   bootstrap.start();
   metrics.observe({ engine, natsConnected: () => bus.connected, busCounters: () => bus.counters });
@@ -202,7 +213,7 @@ export async function startCoordinator(
     pki,
     close() {
       closing ??= (async () => {
-        clearInterval(caRotation);
+        caRotation.stop();
         await bootstrap.stop();
         const steps: Array<[string, () => Promise<void>]> = [
           ['api', () => api.close()],

@@ -20,7 +20,14 @@ import { LivenessSweep } from './engine/liveness-sweep.js';
 import { NodePush } from './engine/node-push.js';
 import { OperatorActions } from './engine/operator.js';
 import { PlanBook } from './engine/plan-book.js';
-import type { AgentBus, EngineTimings, PlanAddons, Reconciled, RepairHooks } from './engine/ports.js';
+import type {
+  AgentBus,
+  EngineTimings,
+  EtcdMemberRepair,
+  PlanAddons,
+  Reconciled,
+  RepairHooks,
+} from './engine/ports.js';
 import { EventLog } from './events.js';
 import { DEFAULT_CLUSTER } from './labels.js';
 import type { Assignment, NodeRecord, Unplaced } from './model.js';
@@ -33,7 +40,14 @@ import type { Topology } from './topology/index.js';
 import { type ReconcileRun, WorkQueue } from './workqueue.js';
 
 export { freezeEtcdMembership } from './engine/cluster-reconcile.js';
-export type { AgentBus, EngineTimings, Evictions, PlanAddons, RepairHooks } from './engine/ports.js';
+export type {
+  AgentBus,
+  EngineTimings,
+  EtcdMemberRepair,
+  Evictions,
+  PlanAddons,
+  RepairHooks,
+} from './engine/ports.js';
 export { DEFAULT_CLUSTER };
 
 export interface EngineOptions<R extends RepairHooks = RepairHooks> {
@@ -53,15 +67,26 @@ export interface EngineOptions<R extends RepairHooks = RepairHooks> {
   /** the event log, when the composition root builds it first */
   events?: EventLog;
   /**
-   * The repair policy, built on this engine (it reads the cluster state, emits events, queues
-   * reconciles and sends tasks); the cluster reconcile consults it. Without one only Draining
-   * nodes are evicted.
+   * Builds the repair policy from what only the engine has (`EngineRepairPorts`: its work queue
+   * and task sender, beside the read model and event log); the composition root picks the ports
+   * the policy gets (coordinator/daemon.ts). The cluster reconcile consults it. Without one only
+   * Draining nodes are evicted.
    */
-  repair?: (engine: Engine) => R;
+  repair?: (ports: EngineRepairPorts) => R;
   /** extra plan fields per node (the purge lists of `drover clean --purge`, coordinator/clean.ts) */
   planAddons?: PlanAddons;
   /** runs before each liveness sweep (the stall re-base, coordinator/liveness-rebase.ts) */
   beforeSweep?: () => void;
+}
+
+/** What the engine hands the `repair` factory: its parts a repair policy may be wired to. */
+export interface EngineRepairPorts {
+  state: ClusterState;
+  events: EventLog;
+  /** queues a key on the engine's work queue */
+  enqueue: (key: string) => void;
+  /** sends an agent a one-off task (OperatorActions.runTask) */
+  runTask(task: { nodeId: string; kind: 'reprovision'; instanceId: string }): Promise<TaskResult>;
 }
 
 /**
@@ -130,8 +155,13 @@ export class Engine<R extends RepairHooks = RepairHooks> {
       pushTimeoutMs: opts.timings.pushTimeoutMs,
       onPush: opts.onPush,
     });
-    // the policy only keeps the engine now; it reads and acts through it on reconciles
-    this.repair = opts.repair?.(this);
+    // the policy gets ports, not the engine: the task sender is the operator actions', built below
+    this.repair = opts.repair?.({
+      state,
+      events,
+      enqueue,
+      runTask: (t) => this.operator.runTask(t),
+    });
     const repair = this.repair;
     this.intake = new Intake({
       state,
@@ -160,6 +190,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
     this.clusters = new ClusterReconcile({
       state,
       store,
+      log: opts.logger,
       plans: this.plans,
       events,
       clock,
@@ -230,10 +261,11 @@ export class Engine<R extends RepairHooks = RepairHooks> {
   }
 
   private async route(key: string, run: ReconcileRun): Promise<Reconciled> {
-    if (key.startsWith('cluster:')) return this.clusters.reconcile(key.slice(8));
+    // each module logs with the run's logger (`{ reconcile: id, key }`) or binds its own to the run
+    if (key.startsWith('cluster:')) return this.clusters.reconcile(key.slice(8), run);
     if (key.startsWith('node:')) return this.push.reconcile(key.slice(5), run.log);
     // etcd membership runs on its own key per cluster: one change in flight (coordinator/etcd/)
-    if (key.startsWith('etcd:')) return this.repair?.reconcileEtcd?.(key.slice(5));
+    if (key.startsWith('etcd:')) return this.repair?.reconcileEtcd?.(key.slice(5), run);
     return undefined;
   }
 
@@ -377,9 +409,12 @@ export class Engine<R extends RepairHooks = RepairHooks> {
     return this.operator.moveInstance(instanceId, toNode, opts);
   }
 
-  /** `drover repair etcd --member NAME`: replace that member now (through the survivors, quorum permitting). */
-  repairEtcdMember(member: string): Promise<{ instanceId: string; nodeId: string }> {
-    return this.operator.repairEtcdMember(member);
+  /**
+   * `drover repair etcd --member NAME`: replace that member now (through the survivors, quorum
+   * permitting); `dryRun` says what would happen and does nothing.
+   */
+  repairEtcdMember(member: string, opts: { dryRun?: boolean } = {}): EtcdMemberRepair {
+    return this.operator.repairEtcdMember(member, opts);
   }
 
   runTask(

@@ -1,23 +1,71 @@
 import type { Clock } from '../lib/clock.js';
-import type { Logger } from '../lib/logger.js';
+import { type Logger, type ReconcileRef, reconcileLogger } from '../lib/logger.js';
 import type { NodeStatus } from '../protocol/index.js';
-import type { Engine, Evictions, RepairHooks } from './engine.js';
+import type { Enqueue, EtcdMemberRepair, Evictions, RepairHooks } from './engine/ports.js';
+import { coordinatorError } from './errors.js';
 import { type EtcdAdminFactory, gatewayEtcdAdmin } from './etcd/admin.js';
 import { EtcdMembership } from './etcd/membership.js';
 import { replacementKeepsQuorum } from './etcd/quorum.js';
+import type { EventInput } from './events.js';
 import { type Assignment, isHealthy, type NodeRecord } from './model.js';
 import { decideRepair, type RepairDecision } from './repair/decide.js';
-import { applyRepairEffects } from './repair/effects.js';
+import { applyRepairEffects, type RepairEffect } from './repair/effects.js';
+import { decideEtcdMemberRepair, findEtcdMember } from './repair/etcd-member.js';
 import { emptyRepairMemory, type RepairMemoryView } from './repair/memory.js';
-import { ETCD, instanceHealthy, type RepairOptions } from './repair/policy.js';
+import { ETCD, instanceHealthy, type LivenessView, type RepairOptions } from './repair/policy.js';
+import type { ClusterState } from './state/cluster-state.js';
 import { stormVerdict } from './storm-guard.js';
 
 export { DEFAULT_REPAIR_OPTIONS, type RepairOptions, roleRepairPolicy } from './repair/policy.js';
 
-/** Ports the policy may be given at the composition root (defaults: the real ones). */
-export interface RepairDeps {
+/** What the policy reads of the cluster state (coordinator/state/cluster-state.ts satisfies it). */
+export type RepairReads = Pick<
+  ClusterState,
+  'clusterNames' | 'topology' | 'placementNodes' | 'currentAssignments' | 'allAssignments'
+>;
+
+/**
+ * Everything the policy reads and does, and nothing more; wired at the composition root
+ * (coordinator/daemon.ts): the read model, the event log, the engine's work queue and its task
+ * sender. Unit tests pass fakes.
+ */
+export interface RepairPorts {
+  /** the read model, read only */
+  state: RepairReads;
+  /** a node's liveness: since when it is in its state, its last status report */
+  liveness(nodeId: string): LivenessView | undefined;
+  emit(event: EventInput): void;
+  /** queues a work-queue key (`cluster:<name>`, `etcd:<name>`) */
+  enqueue: Enqueue;
+  /** sends an agent a re-provision task (the engine's operator actions) */
+  runTask(task: { nodeId: string; kind: 'reprovision'; instanceId: string }): Promise<unknown>;
+  clock: Clock;
+  log: Logger;
+  /** a repair outcome for the metrics (`reassign`, `reprovision`, `etcd-replaced`, …) */
+  onRepair?: (result: string) => void;
   /** the etcd admin client the membership reconcile uses; default the v3 JSON gateway */
   etcdAdmin?: EtcdAdminFactory;
+}
+
+/**
+ * The policy's ports from the engine's (`EngineRepairPorts`: read model, event log, queue, task
+ * sender) and the caller's own clock, logger and metrics: the usual wiring in one place.
+ */
+export function repairPortsFrom(
+  engine: { state: ClusterState; events: { emit(e: EventInput): unknown } } & Pick<
+    RepairPorts,
+    'enqueue' | 'runTask'
+  >,
+  own: Pick<RepairPorts, 'clock' | 'log' | 'onRepair' | 'etcdAdmin'>,
+): RepairPorts {
+  return {
+    state: engine.state,
+    liveness: (id) => engine.state.nodes.liveness(id),
+    emit: (e) => void engine.events.emit(e),
+    enqueue: engine.enqueue,
+    runTask: engine.runTask,
+    ...own,
+  };
 }
 
 /**
@@ -31,24 +79,23 @@ export class RepairPolicy implements RepairHooks {
   /** the etcd membership reconcile (`etcd:<cluster>` keys) */
   readonly etcd: EtcdMembership;
 
+  private readonly clock: Clock;
+
   constructor(
-    private readonly engine: Engine,
+    private readonly ports: RepairPorts,
     private readonly opts: RepairOptions,
-    private readonly clock: Clock,
-    private readonly log: Logger,
-    private readonly onRepair?: (result: string) => void,
-    deps: RepairDeps = {},
   ) {
+    this.clock = ports.clock;
     this.etcd = new EtcdMembership(
       {
-        assignments: (c) => engine.currentAssignments(c),
-        nodes: (c) => engine.placementNodes(c),
-        emit: (e) => engine.events.emit(e),
-        enqueue: (key) => engine.queue.add(key),
-        admin: deps.etcdAdmin ?? gatewayEtcdAdmin,
-        clock,
-        log,
-        onRepair,
+        assignments: (c) => ports.state.currentAssignments(c),
+        nodes: (c) => ports.state.placementNodes(c),
+        emit: (e) => ports.emit(e),
+        enqueue: (key) => ports.enqueue(key),
+        admin: ports.etcdAdmin ?? gatewayEtcdAdmin,
+        clock: ports.clock,
+        log: ports.log,
+        onRepair: ports.onRepair,
       },
       { tls: opts.etcdTls, clientPort: opts.etcdClientPort, peerPort: opts.etcdPeerPort },
     );
@@ -62,12 +109,12 @@ export class RepairPolicy implements RepairHooks {
   /** Operator override: ignore the storm guard for the next `ms`. */
   force(ms = 120_000): void {
     this.memory.forceUntil = this.clock.now() + ms;
-    this.engine.events.emit({
+    this.ports.emit({
       kind: 'repair.forced',
       severity: 'warning',
       message: `storm guard overridden by an operator for ${Math.round(ms / 1000)}s`,
     });
-    for (const c of this.engine.clusterNames()) this.engine.queue.add(`cluster:${c}`);
+    for (const c of this.ports.state.clusterNames()) this.ports.enqueue(`cluster:${c}`);
   }
 
   /**
@@ -77,7 +124,7 @@ export class RepairPolicy implements RepairHooks {
   stormActive(cluster: string): boolean {
     if (this.clock.now() < this.memory.forceUntil) return false;
     return stormVerdict(
-      this.engine.placementNodes(cluster).map((n) => n.state),
+      this.ports.state.placementNodes(cluster).map((n) => n.state),
       this.opts.stormThreshold,
     ).storm;
   }
@@ -108,30 +155,72 @@ export class RepairPolicy implements RepairHooks {
     return this.memory;
   }
 
-  /** The decision for `cluster` now, from the engine's state and this policy's memory; acts on nothing. */
+  /** The decision for `cluster` now, from the cluster state and this policy's memory; acts on nothing. */
   decide(cluster: string, current: Assignment[]): RepairDecision {
     return decideRepair({
       cluster,
       current,
-      nodes: this.engine.placementNodes(cluster),
-      topology: this.engine.topology(cluster),
-      liveness: (id) => this.engine.nodes.liveness(id),
+      nodes: this.ports.state.placementNodes(cluster),
+      topology: this.ports.state.topology(cluster),
+      liveness: (id) => this.ports.liveness(id),
       memory: this.memory,
       now: this.clock.now(),
       options: this.opts,
     });
   }
 
-  /** RepairHooks.evictions (a reconcile): decides, then applies the decision's effects. */
-  evictions(cluster: string, current: Assignment[]): Evictions & { wakeAfterMs?: number } {
+  /**
+   * RepairHooks.evictions (a reconcile): decides, then applies the decision's effects; what they
+   * log (a re-provision task that failed) is bound to the cluster reconcile's `run`.
+   */
+  evictions(
+    cluster: string,
+    current: Assignment[],
+    run?: ReconcileRef,
+  ): Evictions & { wakeAfterMs?: number } {
     const { evictions, effects } = this.decide(cluster, current);
-    applyRepairEffects(effects, this.memory, {
-      emit: (e) => this.engine.events.emit(e),
-      runTask: (t) => this.engine.runTask(t),
-      onRepair: this.onRepair,
-      log: this.log,
-    });
+    this.apply(effects, this.logFor(run));
     return evictions;
+  }
+
+  /** The policy's logger, bound to the reconcile run it works in when there is one. */
+  private logFor(run: ReconcileRef | undefined): Logger {
+    return run ? reconcileLogger(this.ports.log, run) : this.ports.log;
+  }
+
+  private apply(effects: readonly RepairEffect[], log: Logger = this.ports.log): void {
+    applyRepairEffects(effects, this.memory, {
+      emit: (e) => this.ports.emit(e),
+      runTask: (t) => this.ports.runTask(t),
+      onRepair: this.ports.onRepair,
+      enqueue: (key) => this.ports.enqueue(key),
+      log,
+    });
+  }
+
+  /**
+   * RepairHooks.repairEtcdMember (`drover repair etcd --member NAME`): the pure decision
+   * (repair/etcd-member.ts) says what the request does and what the next reconcile will make of
+   * it; it is carried out by applying its effects — unless `dryRun`, which reads the decision
+   * only: no event, no reconcile queued, nothing remembered.
+   */
+  repairEtcdMember(member: string, opts: { dryRun?: boolean } = {}): EtcdMemberRepair {
+    const a = findEtcdMember(member, this.ports.state.allAssignments());
+    if (!a)
+      throw coordinatorError(
+        'DROVER_ERR_INSTANCE_NOT_FOUND',
+        `no etcd member ${JSON.stringify(member)}; members are named etcd-<ordinal>, see \`drover get assignments\``,
+        { member },
+      );
+    const byId = new Map(this.ports.state.placementNodes(a.cluster).map((n) => [n.id, n]));
+    const d = decideEtcdMemberRepair({
+      member: a,
+      current: this.ports.state.currentAssignments(a.cluster),
+      healthy: (x) => this.instanceHealthy(x, byId.get(x.nodeId)),
+    });
+    const dryRun = opts.dryRun === true;
+    if (!dryRun) this.apply(d.effects);
+    return { cluster: d.cluster, instanceId: d.instanceId, nodeId: d.nodeId, verdict: d.verdict, dryRun };
   }
 
   /**
@@ -143,9 +232,9 @@ export class RepairPolicy implements RepairHooks {
     return this.decide(cluster, current).evictions;
   }
 
-  /** RepairHooks.reconcileEtcd: the handler of the `etcd:<cluster>` queue key. */
-  reconcileEtcd(cluster: string): Promise<undefined> {
-    return this.etcd.reconcile(cluster);
+  /** RepairHooks.reconcileEtcd: the handler of the `etcd:<cluster>` queue key (its lines bound to `run`). */
+  reconcileEtcd(cluster: string, run?: ReconcileRef): Promise<undefined> {
+    return this.etcd.reconcile(cluster, this.logFor(run));
   }
 
   /**
@@ -167,9 +256,9 @@ export class RepairPolicy implements RepairHooks {
 
   /** RepairHooks.removeRefusal: the replacement rule, for each etcd member the node holds. */
   removeRefusal(cluster: string, nodeId: string): string | undefined {
-    const current = this.engine.currentAssignments(cluster);
+    const current = this.ports.state.currentAssignments(cluster);
     const etcd = current.filter((x) => x.role === ETCD);
-    const byId = new Map(this.engine.placementNodes(cluster).map((n) => [n.id, n]));
+    const byId = new Map(this.ports.state.placementNodes(cluster).map((n) => [n.id, n]));
     for (const a of etcd.filter((x) => x.nodeId === nodeId)) {
       const healthy = etcd.filter(
         (x) => x.instanceId !== a.instanceId && this.instanceHealthy(x, byId.get(x.nodeId)),
@@ -181,7 +270,7 @@ export class RepairPolicy implements RepairHooks {
   }
 
   instanceHealthy(a: Assignment, node: NodeRecord | undefined): boolean {
-    return instanceHealthy(a, node, this.engine.nodes.liveness(a.nodeId));
+    return instanceHealthy(a, node, this.ports.liveness(a.nodeId));
   }
 
   /** Agent status reports: instances entering or leaving CrashLoop/Failed, holds that ended. */

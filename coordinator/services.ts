@@ -56,6 +56,7 @@ export function createServices(deps: ServicesDeps): Services {
     store: deps.store,
     logger: deps.logger,
     resyncMs: deps.vcResyncMs,
+    clock: deps.clock,
     stormGuard: deps.vcStormGuard,
   });
   return {

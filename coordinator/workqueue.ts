@@ -1,7 +1,6 @@
 import { Backoff } from '../lib/backoff.js';
 import { type Clock, systemClock } from '../lib/clock.js';
-import type { Logger } from '../lib/logger.js';
-import { silentLogger } from '../lib/logger.js';
+import { type Logger, type ReconcileRef, reconcileLogger, silentLogger } from '../lib/logger.js';
 import { TerminalError } from '../protocol/index.js';
 
 export interface ReconcileResult {
@@ -10,9 +9,7 @@ export interface ReconcileResult {
 }
 
 /** One run of a key's reconcile: its id (unique in this queue) and a logger bound to it. */
-export interface ReconcileRun {
-  readonly id: number;
-  readonly key: string;
+export interface ReconcileRun extends ReconcileRef {
   /** the queue's logger bound to `{ reconcile: id, key }` (created on first use) */
   readonly log: Logger;
 }
@@ -142,7 +139,7 @@ export class WorkQueue {
       id,
       key,
       get log() {
-        log ??= base.child({ reconcile: id, key });
+        log ??= reconcileLogger(base, { id, key });
         return log;
       },
     };

@@ -3,6 +3,18 @@ export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
+  /**
+   * Runs `fn` every `ms` (at least 1) until `stop()`: the first run after one period, each next
+   * one a period after the last began, as `setInterval` does (a stalled process runs a late tick
+   * once, not every one it missed). Never keeps the process alive.
+   */
+  every(ms: number, fn: () => void): Ticker;
+}
+
+/** A repeating timer from `Clock.every`. */
+export interface Ticker {
+  /** no more runs; safe to call twice */
+  stop(): void;
 }
 
 export const systemClock: Clock = {
@@ -13,6 +25,11 @@ export const systemClock: Clock = {
     return t;
   },
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+  every: (ms, fn) => {
+    const t = setInterval(fn, Math.max(1, ms));
+    t.unref?.();
+    return { stop: () => clearInterval(t) };
+  },
 };
 
 /** The clock's now as an ISO-8601 timestamp: how events, results and messages are stamped. */
@@ -38,6 +55,24 @@ export class ManualClock implements Clock {
   }
   clearTimeout(handle: unknown): void {
     this.timers.delete(handle as number);
+  }
+  every(ms: number, fn: () => void): Ticker {
+    const period = Math.max(1, ms);
+    let stopped = false;
+    let handle: unknown;
+    const tick = () => {
+      if (stopped) return;
+      // the next run is a period after this one began (its `at`, or later after a stall)
+      handle = this.setTimeout(tick, period);
+      fn();
+    };
+    handle = this.setTimeout(tick, period);
+    return {
+      stop: () => {
+        stopped = true;
+        this.clearTimeout(handle);
+      },
+    };
   }
   /** Moves time forward, firing due timers in order (including ones they schedule). */
   advance(ms: number): void {

@@ -51,3 +51,18 @@ export function componentLogger(
 ): Logger {
   return log.child({ ...bindings, [COMPONENT_KEY]: component });
 }
+
+/** One run of a work-queue key's reconcile: its id (unique in its queue) and the key. */
+export interface ReconcileRef {
+  readonly id: number;
+  readonly key: string;
+}
+
+/**
+ * `log` bound to one reconcile run (`{ reconcile: id, key }`): the work queue's run logger, and
+ * any other part's logger for the lines it writes within that run (the repair policy, etcd
+ * membership), so one query (`reconcile=42`) finds all of a run's lines, whichever part wrote them.
+ */
+export function reconcileLogger(log: Logger, run: ReconcileRef): Logger {
+  return log.child({ reconcile: run.id, key: run.key });
+}

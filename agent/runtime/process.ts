@@ -178,7 +178,8 @@ export class ProcessRuntime implements Runtime {
         pid: pf.pid,
         startTime: pf.startTime,
         startedAt: pf.startedAt,
-        startedClock: this.clock.now() - Math.max(0, Date.now() - pf.startedAt),
+        // the pidfile's start is on the runtime's clock (a start ahead of now counts as now)
+        startedClock: Math.min(this.clock.now(), pf.startedAt),
         restarts: pf.restarts ?? 0,
         consecutiveFailures: 0,
         adopted: true,
@@ -240,7 +241,7 @@ export class ProcessRuntime implements Runtime {
       id: inst.id,
       pid: e.pid,
       startTime: e.startTime ?? '',
-      startedAt: e.startedAt ?? Date.now(),
+      startedAt: e.startedAt ?? this.clock.now(),
       restarts: e.restarts,
       inst,
     };
@@ -348,8 +349,8 @@ export class ProcessRuntime implements Runtime {
     child.unref();
     e.pid = child.pid;
     e.startTime = processStartTime(child.pid) ?? '';
-    e.startedAt = Date.now();
-    e.startedClock = this.clock.now();
+    e.startedAt = this.clock.now();
+    e.startedClock = e.startedAt;
     e.state = e.consecutiveFailures >= inst.restart.crashLoopThreshold ? 'crashloop' : 'running';
     e.nextRestartDelayMs = undefined;
     this.log.info({ instance: inst.id, pid: e.pid, command: inst.command }, 'started');
@@ -486,6 +487,8 @@ export class ProcessRuntime implements Runtime {
     const startTime = e.startTime;
     const gone = () => e.pid !== pid || !isSameProcessAlive(pid, startTime);
     killGroup(pid, 'SIGTERM');
+    // Waiting for a real process to exit: wall time (the kernel's), not the injected clock, which a
+    // test may hold still while the process is still going.
     const deadline = Date.now() + e.inst.stopTimeoutMs;
     while (!gone() && Date.now() < deadline) await sleep(25);
     if (!gone()) {

@@ -3,6 +3,7 @@ import { formatDuration, parseDuration } from '../../lib/duration.js';
 import type { Event } from '../../protocol/index.js';
 import type {
   DrainStatus,
+  EtcdMemberReplaceResult,
   StatusView,
   TaskRecord,
   TokenInfo,
@@ -220,9 +221,11 @@ export async function nodeAction(ctx: CommandContext, action: NodeAction): Promi
   if (action === 'repair' && id === 'etcd') {
     const member = str(ctx.args.flags, 'member');
     if (!member) throw usage('repair etcd needs --member NAME', 'e.g. drover repair etcd --member etcd-1');
-    const r = await ctx.client.post<{ message: string }>(
+    // --dry-run: what the replacement would do (quorum permitting); nothing is done
+    const r = await ctx.client.post<EtcdMemberReplaceResult>(
       `/v1/etcd/members/${encodeURIComponent(member)}/replace`,
       {},
+      { dryRun: bool(ctx.args.flags, 'dry-run') || undefined },
     );
     if (!printStructured(ctx, r)) ctx.out(`${r.message}\n`);
     return 0;

@@ -128,7 +128,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     tokens: deps.tokens,
     tasks,
     sse: new SseHub(),
-    sseOptions: deps.sse ?? {},
+    // the keepalive comments go by the API's clock unless the SSE options name one
+    sseOptions: { clock, ...deps.sse },
     natsConnected: deps.natsConnected ?? (() => false),
     engineStarted: deps.engineStarted ?? (() => true),
     metrics: deps.metrics,

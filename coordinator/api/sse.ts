@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { type Clock, isoNow, systemClock, type Ticker } from '../../lib/clock.js';
 import type { Event } from '../../protocol/index.js';
 import type { EventFilter, EventLog } from '../events.js';
 
@@ -7,6 +8,8 @@ export interface SseOptions {
   heartbeatMs?: number;
   /** a client this far behind (bytes buffered) is cut off; it resumes with Last-Event-ID; default 1 MiB */
   maxBufferedBytes?: number;
+  /** paces and stamps the keepalive comments; default the system clock */
+  clock?: Clock;
 }
 
 /** Live SSE streams, so shutdown can end them (a hijacked socket would otherwise hold close()). */
@@ -59,6 +62,7 @@ export function streamEvents(
 ): void {
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
   const maxBuffered = opts.maxBufferedBytes ?? 1024 * 1024;
+  const clock = opts.clock ?? systemClock;
   const lastId = Number(req.headers['last-event-id']);
   const since = Number.isInteger(lastId) && lastId >= 0 ? lastId : filter.sinceSeq;
   reply.hijack();
@@ -71,12 +75,12 @@ export function streamEvents(
   });
   let lastSent = since ?? log.lastSeq;
   let ended = false;
-  let timer: ReturnType<typeof setInterval> | undefined;
+  let keepalive: Ticker | undefined;
   let unsubscribe = () => {};
   const end = () => {
     if (ended) return;
     ended = true;
-    clearInterval(timer);
+    keepalive?.stop();
     unsubscribe();
     forget();
     res.end();
@@ -94,10 +98,9 @@ export function streamEvents(
     for (const e of log.list({ ...filter, sinceSeq: since, limit: undefined })) send(e);
   if (ended) return;
   unsubscribe = log.subscribe(send);
-  timer = setInterval(() => {
-    if (!ended) res.write(`: keepalive ${new Date().toISOString()}\n\n`);
-  }, heartbeatMs);
-  timer.unref?.();
+  keepalive = clock.every(heartbeatMs, () => {
+    if (!ended) res.write(`: keepalive ${isoNow(clock)}\n\n`);
+  });
   req.raw.on('close', end);
   res.on('error', end);
 }

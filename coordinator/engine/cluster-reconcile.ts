@@ -4,6 +4,7 @@
  * topology preview runs the same decision without writing or acting.
  */
 import type { Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/logger.js';
 import { type EtcdAssignmentExtras, etcdInitialCluster } from '../catalog/index.js';
 import type { EventLog } from '../events.js';
 import { CLUSTER_LABEL } from '../labels.js';
@@ -12,6 +13,7 @@ import { place } from '../placement/index.js';
 import type { ClusterState } from '../state/cluster-state.js';
 import type { Store } from '../store/types.js';
 import type { Topology } from '../topology/index.js';
+import type { ReconcileRun } from '../workqueue.js';
 import type { PlanBook } from './plan-book.js';
 import type { Evictions, Reconciled, RepairHooks } from './ports.js';
 
@@ -21,6 +23,8 @@ export interface ClusterReconcilePorts {
   plans: PlanBook;
   events: EventLog;
   clock: Clock;
+  /** this module's logger, for runs the queue did not start (a run logs with the run's logger) */
+  log: Logger;
   /** the repair policy; without one only Draining nodes are evicted */
   repair?: RepairHooks;
   /** nodes whose plan stays empty while their removal waits (coordinator/engine/operator.ts) */
@@ -47,7 +51,11 @@ export class ClusterReconcile {
     return this.unplaced.get(cluster) ?? [];
   }
 
-  async reconcile(cluster: string): Promise<Reconciled> {
+  /**
+   * `run`: the work queue's run (its logger is bound to `{ reconcile: id, key }`; the repair
+   * policy binds its lines to it too).
+   */
+  async reconcile(cluster: string, run?: ReconcileRun): Promise<Reconciled> {
     // A cluster reconcile costs O(nodes). During a burst (hundreds of registrations a second) run
     // it at most every `2 × its last duration` (up to 1 s), so the burst costs a bounded share.
     // Cheap reconciles (small clusters) are never paced.
@@ -56,11 +64,18 @@ export class ClusterReconcile {
     const last = this.lastRun.get(cluster);
     if (last && last.ms >= 10) {
       const gap = Math.min(1000, last.ms * 2);
-      if (now - last.at < gap) return { requeueAfterMs: gap - (now - last.at) };
+      if (now - last.at < gap) {
+        this.debug(
+          run,
+          { cluster, lastMs: last.ms, waitMs: gap - (now - last.at) },
+          'cluster reconcile paced',
+        );
+        return { requeueAfterMs: gap - (now - last.at) };
+      }
     }
     const started = clock.now();
     try {
-      return await this.reconcileNow(cluster);
+      return await this.reconcileNow(cluster, run);
     } finally {
       this.lastRun.set(cluster, { at: clock.now(), ms: clock.now() - started });
     }
@@ -96,15 +111,25 @@ export class ClusterReconcile {
     };
   }
 
-  private async reconcileNow(cluster: string): Promise<Reconciled> {
+  /**
+   * A debug line with the run's logger (`{ reconcile: id, key }`); a run's child logger is made
+   * only when debug lines are wanted, so a cluster reconcile at info level costs none.
+   */
+  private debug(run: ReconcileRun | undefined, obj: Record<string, unknown>, msg: string): void {
+    if (!this.p.log.isLevelEnabled('debug')) return;
+    (run?.log ?? this.p.log).debug(obj, msg);
+  }
+
+  private async reconcileNow(cluster: string, run?: ReconcileRun): Promise<Reconciled> {
     const { state, plans, events, repair } = this.p;
     const entry = state.topologyEntry(cluster);
     const current = state.currentAssignments(cluster);
     const nodes = state.placementNodes(cluster);
     let assignments: Assignment[] = [];
     let requeueAfterMs: number | undefined;
+    let summary: Record<string, number> = {};
     if (entry) {
-      const ev = this.evictionsFor(cluster, current);
+      const ev = this.evictionsFor(cluster, current, false, run);
       const res = place({
         topology: entry.topology,
         nodes,
@@ -160,7 +185,14 @@ export class ClusterReconcile {
           message: `move dropped: ${r.reason}`,
         });
       }
-      const retry = await repair?.afterPlacement?.(cluster, res.moved);
+      const retry = await repair?.afterPlacement?.(cluster, res.moved, run);
+      summary = {
+        evicted: ev.evictInstances.size,
+        added: res.added.length,
+        moved: res.moved.length,
+        removed: res.removed.length,
+        unplaced: res.unplaced.length,
+      };
       // Evictions that wait on a timer (reassignAfter) need a wake-up even if nothing else changes.
       for (const ms of [ev.wakeAfterMs, retry])
         if (ms !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? ms, ms);
@@ -182,6 +214,11 @@ export class ClusterReconcile {
       if (plans.setDesired(n.id, instances) && ++sealed % 250 === 0)
         await new Promise((r) => setImmediate(r));
     }
+    this.debug(
+      run,
+      { cluster, topology: entry !== undefined, ...summary, requeueAfterMs },
+      'cluster reconciled',
+    );
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   }
 
@@ -189,10 +226,11 @@ export class ClusterReconcile {
     cluster: string,
     current: Assignment[],
     dryRun = false,
+    run?: ReconcileRun,
   ): Evictions & { wakeAfterMs?: number } {
     const { repair } = this.p;
     if (repair && dryRun && repair.previewEvictions) return repair.previewEvictions(cluster, current);
-    if (repair) return repair.evictions(cluster, current);
+    if (repair) return repair.evictions(cluster, current, run);
     const evictNodes = new Set(
       this.p.state.nodes
         .all()

@@ -28,7 +28,7 @@ import type { Store } from '../store/types.js';
 import type { Topology } from '../topology/index.js';
 import type { NodePush } from './node-push.js';
 import type { PlanBook } from './plan-book.js';
-import type { AgentBus, Enqueue, RepairHooks } from './ports.js';
+import type { AgentBus, Enqueue, EtcdMemberRepair, RepairHooks } from './ports.js';
 
 export interface OperatorPorts {
   state: ClusterState;
@@ -309,34 +309,15 @@ export class OperatorActions {
     return { from: a.nodeId, to: toNode };
   }
 
-  /** `drover repair etcd --member NAME`: replace that member now (through the survivors, quorum permitting). */
-  async repairEtcdMember(member: string): Promise<{ instanceId: string; nodeId: string }> {
-    const m = /^(?:etcd[-#])?(\d+)$/.exec(member);
-    const a = this.p.state
-      .allAssignments()
-      .find(
-        (x) => x.role === 'etcd' && (x.instanceId === member || (m !== null && x.ordinal === Number(m[1]))),
-      );
-    if (!a)
-      throw coordinatorError(
-        'DROVER_ERR_INSTANCE_NOT_FOUND',
-        `no etcd member ${JSON.stringify(member)}; members are named etcd-<ordinal>, see \`drover get assignments\``,
-        { member },
-      );
-    if (!this.p.repair?.requestReassign)
+  /**
+   * `drover repair etcd --member NAME`: replace that member now (through the survivors, quorum
+   * permitting). The repair policy decides (coordinator/repair/etcd-member.ts) and carries it
+   * out; `dryRun` only says what would happen.
+   */
+  repairEtcdMember(member: string, opts: { dryRun?: boolean } = {}): EtcdMemberRepair {
+    if (!this.p.repair?.repairEtcdMember)
       throw coordinatorError('DROVER_ERR_NOT_READY', 'the repair policy is not running');
-    this.p.repair.requestReassign(a.instanceId);
-    this.p.events.emit({
-      kind: 'etcd.repair-requested',
-      severity: 'warning',
-      cluster: a.cluster,
-      instanceId: a.instanceId,
-      nodeId: a.nodeId,
-      role: 'etcd',
-      message: `operator asked to replace etcd member ${a.instanceId} on ${a.nodeId}`,
-    });
-    this.p.enqueue(`cluster:${a.cluster}`);
-    return { instanceId: a.instanceId, nodeId: a.nodeId };
+    return this.p.repair.repairEtcdMember(member, opts);
   }
 
   async runTask(

@@ -3,6 +3,8 @@
  * repair policy's hooks, the plan add-ons. Types only; the composition root (coordinator/daemon.ts,
  * through `Engine` in coordinator/engine.ts) wires them.
  */
+
+import type { ReconcileRef } from '../../lib/logger.js';
 import type {
   Event,
   NodePlan,
@@ -31,14 +33,30 @@ export interface Evictions {
   moveTo: Map<string, string>;
 }
 
+/** `drover repair etcd --member NAME`: the member, and what the next reconcile makes of the request. */
+export interface EtcdMemberRepair {
+  cluster: string;
+  instanceId: string;
+  nodeId: string;
+  /** judged now: the member is replaced, or the replacement is refused and why (quorum, one change at a time) */
+  verdict: { replace: true } | { replace: false; reason: string };
+  /** a dry run: nothing was done */
+  dryRun: boolean;
+}
+
 export interface RepairHooks {
   force?(ms?: number): void;
   requestMove?(instanceId: string, toNode: string, force?: boolean): void;
   /** drop a requested move that placement refused (the target no longer fits) */
   cancelMove?(instanceId: string): void;
   requestReassign?(instanceId: string): void;
-  /** which instances must leave their nodes now (Unreachable past grace, drains, operator moves) */
-  evictions(cluster: string, current: Assignment[]): Evictions;
+  /** `drover repair etcd --member NAME`: decided purely; carried out unless `dryRun` */
+  repairEtcdMember?(member: string, opts?: { dryRun?: boolean }): EtcdMemberRepair;
+  /**
+   * Which instances must leave their nodes now (Unreachable past grace, drains, operator moves);
+   * `run`: the cluster reconcile it is part of (its lines are bound to it).
+   */
+  evictions(cluster: string, current: Assignment[], run?: ReconcileRef): Evictions;
   /** the same as a dry run: no event, task or budget spent, nothing used up (topology previews) */
   previewEvictions?(cluster: string, current: Assignment[]): Evictions;
   /**
@@ -50,11 +68,12 @@ export interface RepairHooks {
   afterPlacement?(
     cluster: string,
     moved: Array<{ from: Assignment; to: Assignment }>,
+    run?: ReconcileRef,
   ): Promise<number | undefined>;
   /** sees every status report an agent sends (instance trouble: reprovision, then reassign) */
   observe?(st: NodeStatus): void;
   /** the `etcd:<cluster>` queue key: etcd membership changes (coordinator/etcd/membership.ts) */
-  reconcileEtcd?(cluster: string): Promise<{ requeueAfterMs?: number } | undefined>;
+  reconcileEtcd?(cluster: string, run?: ReconcileRef): Promise<{ requeueAfterMs?: number } | undefined>;
   /** shutdown, before the engine's queue closes: end waits on runs that will not start */
   close?(): void;
 }

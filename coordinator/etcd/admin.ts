@@ -28,12 +28,30 @@ export interface EtcdAdmin {
   /** the client URLs (of those given) whose /health answers health=true */
   healthyEndpoints(clientUrls: string[]): Promise<string[]>;
   memberRemove(id: string, endpoints?: string[]): Promise<void>;
-  memberAdd(peerURLs: string[], endpoints?: string[]): Promise<EtcdMemberInfo>;
+  /**
+   * Adds a voting member. While etcd is not ready for it (`etcdReconfigNotReady`) the call is
+   * retried for up to `waitMs` (default 15 s); `0` tries once and leaves the retry to the caller.
+   */
+  memberAdd(peerURLs: string[], endpoints?: string[], waitMs?: number): Promise<EtcdMemberInfo>;
 }
 
-/** Builds an admin client over these client URLs (wired at the composition root). */
-/** builds an admin client on the given endpoints; `clock` paces its retries (the injected clock) */
+/**
+ * Builds an admin client on the given endpoints (wired at the composition root); `clock` paces
+ * `memberAdd`'s own retries. The membership reconcile passes the injected clock but never waits
+ * on it inside a run (it calls `memberAdd` with `waitMs` 0 and requeues instead): a run that
+ * waited on a manual clock would hold the work queue, and so the test that advances that clock
+ * only between idle queues, for ever.
+ */
 export type EtcdAdminFactory = (endpoints: string[], tls?: EtcdTls, clock?: Clock) => EtcdAdmin;
+
+/**
+ * Whether etcd refused a membership change only because it is not ready for one yet: its strict
+ * reconfig check answers "unhealthy cluster" until the leader has been connected to a quorum for
+ * its health interval (5 s), e.g. just after a removal or a start-up. Worth retrying shortly.
+ */
+export function etcdReconfigNotReady(err: unknown): boolean {
+  return /unhealthy cluster/.test((err as Error | undefined)?.message ?? '');
+}
 
 /**
  * Talks to etcd's v3 JSON gateway on the SURVIVING members' client URLs: a dead member cannot
@@ -173,7 +191,8 @@ export class EtcdGatewayAdmin implements EtcdAdmin {
   /**
    * Adds a voting member. etcd's strict reconfig check answers "unhealthy cluster" until the
    * leader has been connected to a quorum for its health interval (5 s), e.g. just after a
-   * removal or start-up; that is retried for up to `waitMs`.
+   * removal or start-up (`etcdReconfigNotReady`); that is retried every 500 ms on this client's
+   * clock for up to `waitMs` (0: not at all).
    */
   async memberAdd(peerURLs: string[], endpoints?: string[], waitMs = 15_000): Promise<EtcdMemberInfo> {
     const deadline = this.clock.now() + waitMs;
@@ -187,7 +206,7 @@ export class EtcdGatewayAdmin implements EtcdAdmin {
         ));
         break;
       } catch (err) {
-        if (!/unhealthy cluster/.test((err as Error).message) || this.clock.now() > deadline) throw err;
+        if (!etcdReconfigNotReady(err) || this.clock.now() >= deadline) throw err;
         await new Promise((r) => this.clock.setTimeout(() => r(undefined), 500));
       }
     }

@@ -11,7 +11,7 @@ import type { Logger } from '../../lib/logger.js';
 import { coordinatorError } from '../errors.js';
 import type { EventInput } from '../events.js';
 import type { Assignment, NodeRecord } from '../model.js';
-import type { EtcdAdminFactory, EtcdTls } from './admin.js';
+import { type EtcdAdminFactory, type EtcdTls, etcdReconfigNotReady } from './admin.js';
 import { replacementKeepsQuorum } from './quorum.js';
 
 const ETCD = 'etcd';
@@ -41,8 +41,20 @@ export interface EtcdMembershipOptions {
   waitMs?: number;
 }
 
-/** The outcome of one run: in sync, one change made with more to do, or failed (retry later). */
-export type MembershipOutcome = 'done' | 'pending' | 'failed';
+/**
+ * The outcome of one run: in sync; one change made with more to do; etcd not ready for the change
+ * yet (`not-ready`: its reconfig check, retried shortly); or failed (retry later).
+ */
+export type MembershipOutcome = 'done' | 'pending' | 'not-ready' | 'failed';
+
+/** How soon the cluster reconcile asks again after each outcome (undefined: in sync). */
+const RETRY_MS: Record<MembershipOutcome, number | undefined> = {
+  done: undefined,
+  // as often as the admin client's own retry of "unhealthy cluster" (coordinator/etcd/admin.ts)
+  'not-ready': 500,
+  pending: 1000,
+  failed: 5000,
+};
 
 export class EtcdMembership {
   /** `instance@epoch@node` of joining members whose `member add` is confirmed */
@@ -72,7 +84,7 @@ export class EtcdMembership {
     if (joiners.length === 0) return undefined;
     const outcome = await this.request(cluster);
     if (outcome === 'done') for (const a of joiners) this.confirmed.add(key(a));
-    return outcome === 'done' ? undefined : outcome === 'pending' ? 1000 : 5000;
+    return RETRY_MS[outcome];
   }
 
   /**
@@ -108,15 +120,18 @@ export class EtcdMembership {
     for (const w of all) w('pending');
   }
 
-  /** The handler of `etcd:<cluster>`: one level-triggered pass; whoever asked hears the outcome. */
-  async reconcile(cluster: string): Promise<undefined> {
+  /**
+   * The handler of `etcd:<cluster>`: one level-triggered pass; whoever asked hears the outcome.
+   * `log`: the queue's per-run logger (`{ reconcile: id, key }`), else the module's own.
+   */
+  async reconcile(cluster: string, log: Logger = this.ports.log): Promise<undefined> {
     const waiting = this.waiters.get(cluster) ?? [];
     this.waiters.delete(cluster);
     let outcome: MembershipOutcome;
     try {
-      outcome = (await this.sync(cluster)) ? 'done' : 'pending';
+      outcome = await this.sync(cluster, log);
     } catch (err) {
-      this.ports.log.warn({ err, cluster }, 'etcd membership change failed; will retry');
+      log.warn({ err, cluster }, 'etcd membership change failed; will retry');
       outcome = 'failed';
     }
     for (const w of waiting) w(outcome);
@@ -127,9 +142,10 @@ export class EtcdMembership {
   /**
    * One pass: at most one member removed and one added. Safe to re-run after a coordinator crash
    * in the middle: a member already removed or already added is simply not touched again.
-   * Returns true when the member list matches the assignments after it.
+   * Returns `done` when the member list matches the assignments after it, `pending` when more
+   * changes are due, `not-ready` when etcd turned the add down for now (it is asked again soon).
    */
-  private async sync(cluster: string): Promise<boolean> {
+  private async sync(cluster: string, log: Logger): Promise<MembershipOutcome> {
     const { ports } = this;
     const etcdA = ports.assignments(cluster).filter((a) => a.role === ETCD);
     const nodes = new Map(ports.nodes(cluster).map((n) => [n.id, n]));
@@ -142,9 +158,9 @@ export class EtcdMembership {
       .map((a) => nodes.get(a.nodeId))
       .filter((n): n is NodeRecord => !!n && n.state !== 'Unreachable')
       .map((n) => this.clientUrl(n));
-    // the admin client's retries against the real members pace on the wall clock (its default), not
-    // the reconcile's injected clock: a test's manual clock would otherwise hold a live request
-    const admin = ports.admin(clientUrls, this.opts.tls);
+    // On the injected clock, but nothing in a run waits on it: `member add` is tried once and a
+    // "not ready yet" answer ends the run (`not-ready`), so the cluster reconcile asks again soon.
+    const admin = ports.admin(clientUrls, this.opts.tls, ports.clock);
     const members = await admin.memberList();
     const healthy = await admin.healthyEndpoints(
       members.flatMap((m) => m.clientURLs).filter((u) => clientUrls.includes(u)),
@@ -160,13 +176,13 @@ export class EtcdMembership {
       const a = want.get(u)!;
       if ((a as { existing?: boolean }).existing === true && nodes.get(a.nodeId)?.state !== 'Unreachable')
         return true;
-      ports.log.warn(
+      log.warn(
         { cluster, instanceId: a.instanceId, nodeId: a.nodeId, peerUrl: u },
         'etcd member is not in the member list and cannot rejoin as it is; not adding it back (it is replaced when its node is repaired)',
       );
       return false;
     });
-    if (stale.length === 0 && missing.length === 0) return true;
+    if (stale.length === 0 && missing.length === 0) return 'done';
     const q = replacementKeepsQuorum(members.length, healthy.length);
     if (!q.ok) {
       ports.emit({
@@ -192,7 +208,13 @@ export class EtcdMembership {
     }
     const add = missing[0];
     if (add) {
-      await admin.memberAdd([add], healthy);
+      try {
+        await admin.memberAdd([add], healthy, 0);
+      } catch (err) {
+        if (!etcdReconfigNotReady(err)) throw err;
+        log.debug({ cluster, peerUrl: add, err }, 'etcd is not ready to add a member yet; asking again soon');
+        return 'not-ready';
+      }
       const a = want.get(add)!;
       ports.emit({
         kind: 'etcd.member-added',
@@ -205,7 +227,7 @@ export class EtcdMembership {
       });
       ports.onRepair?.('etcd-replaced');
     }
-    return stale.length <= 1 && missing.length <= 1;
+    return stale.length <= 1 && missing.length <= 1 ? 'done' : 'pending';
   }
 
   private peerUrl(n: NodeRecord): string {

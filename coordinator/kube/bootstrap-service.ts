@@ -4,6 +4,7 @@
  * is idempotent). Until the API servers are up, a failed attempt is retried on the next tick.
  */
 import type { Logger } from 'pino';
+import { type Clock, systemClock, type Ticker } from '../../lib/clock.js';
 import { apiEndpointFor } from '../catalog/render.js';
 import type { EventLog } from '../events.js';
 import type { Assignment, NodeRecord } from '../model.js';
@@ -21,23 +22,27 @@ export interface BootstrapPorts {
 export class ClusterBootstrap {
   private readonly applied = new Map<string, string>();
   private readonly lastError = new Map<string, string>();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Ticker | undefined;
   private running: Promise<void> | undefined;
   private creds: { value: Omit<KubeCredentials, 'server'>; at: number } | undefined;
 
   constructor(
     private readonly ports: BootstrapPorts,
-    private readonly opts: { intervalMs?: number; logger?: Logger; now?: () => number } = {},
+    /** `clock` paces the passes and the admin certificate's renewal; default the system clock */
+    private readonly opts: { intervalMs?: number; logger?: Logger; clock?: Clock } = {},
   ) {}
+
+  private get clock(): Clock {
+    return this.opts.clock ?? systemClock;
+  }
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.tick(), this.opts.intervalMs ?? 5000);
-    this.timer.unref();
+    this.timer = this.clock.every(this.opts.intervalMs ?? 5000, () => void this.tick());
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.stop();
     this.timer = undefined;
     await this.running;
   }
@@ -51,7 +56,7 @@ export class ClusterBootstrap {
   }
 
   private async credentials(): Promise<Omit<KubeCredentials, 'server'>> {
-    const now = (this.opts.now ?? Date.now)();
+    const now = this.clock.now();
     // a fresh admin certificate an hour at most; the key only ever lives in this process
     if (!this.creds || now - this.creds.at > 3600_000)
       this.creds = { value: await this.ports.credentials(), at: now };

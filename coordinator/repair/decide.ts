@@ -13,14 +13,20 @@
  * immediate reassign) by the same safety rules.
  */
 import { type DrainWait, drainBudget, everywhereRoles } from '../drain.js';
-import { replacementKeepsQuorum } from '../etcd/quorum.js';
 import type { EventInput } from '../events.js';
 import type { Assignment, NodeRecord } from '../model.js';
 import { stormVerdict } from '../storm-guard.js';
 import type { Topology } from '../topology/index.js';
 import type { MarkSet, RepairEffect } from './effects.js';
 import type { RepairMemoryView } from './memory.js';
-import { ETCD, instanceHealthy, type LivenessView, type RepairOptions, roleRepairPolicy } from './policy.js';
+import {
+  ETCD,
+  etcdChangeRefusal,
+  instanceHealthy,
+  type LivenessView,
+  type RepairOptions,
+  roleRepairPolicy,
+} from './policy.js';
 
 export interface RepairInput {
   cluster: string;
@@ -192,10 +198,10 @@ export function decideRepair(input: RepairInput): RepairDecision {
       message,
     });
   };
-  /** etcd quorum and one member change at a time; a refusal is announced once */
+  /** etcd quorum and one member change at a time (policy.ts); a refusal is announced once */
   const etcdGate = (a: Assignment): boolean => {
-    const etcd = current.filter((x) => x.role === ETCD);
-    const refuse = (reason: string) => {
+    const reason = etcdChangeRefusal(current, a, healthy);
+    if (reason !== undefined) {
       if (!d.add('refusedEtcd', a.instanceId)) return false;
       d.emit({
         kind: 'etcd.replace-refused',
@@ -207,15 +213,7 @@ export function decideRepair(input: RepairInput): RepairDecision {
         message: `not replacing ${a.instanceId}: ${reason}`,
       });
       return false;
-    };
-    if (etcd.some((x) => x.previousNodeId !== undefined && x.instanceId !== a.instanceId && !healthy(x))) {
-      return refuse('another etcd member change is still in flight; one change at a time');
     }
-    const q = replacementKeepsQuorum(
-      etcd.length,
-      etcd.filter((x) => x.instanceId !== a.instanceId && healthy(x)).length,
-    );
-    if (!q.ok) return refuse(q.reason!);
     d.delete('refusedEtcd', a.instanceId);
     return true;
   };

@@ -27,12 +27,16 @@ export type RepairEffect =
   /** an operator move is finished with (done, gone, or refused) */
   | { type: 'move-done'; instanceId: string }
   /** the storm guard paused or resumed automatic reassignment in a cluster */
-  | { type: 'storm'; cluster: string; paused: boolean };
+  | { type: 'storm'; cluster: string; paused: boolean }
+  /** queue the cluster's reconcile (an operator request it carries out) */
+  | { type: 'reconcile'; cluster: string };
 
 export interface RepairEffectPorts {
   emit(event: EventInput): void;
   runTask(task: { nodeId: string; kind: 'reprovision'; instanceId: string }): Promise<unknown>;
   onRepair?: (result: string) => void;
+  /** queues a work-queue key (`cluster:<name>`) */
+  enqueue(key: string): void;
   log: Logger;
 }
 
@@ -84,6 +88,9 @@ export function applyRepairEffects(
         break;
       case 'storm':
         memory.paused.set(e.cluster, e.paused);
+        break;
+      case 'reconcile':
+        ports.enqueue(`cluster:${e.cluster}`);
         break;
     }
   }

@@ -1,4 +1,5 @@
 import type { NodeStatus } from '../../protocol/index.js';
+import { replacementKeepsQuorum } from '../etcd/quorum.js';
 import { type Assignment, isHealthy, type NodeRecord } from '../model.js';
 
 /** The repair options and their defaults live with the engine's timings (coordinator/options.ts). */
@@ -36,4 +37,24 @@ export function instanceHealthy(
   if (!node || node.state === 'Unreachable' || node.state === 'Suspect') return false;
   const s = liveness?.status?.instances.find((i) => i.id === a.instanceId);
   return !!s && isHealthy(s) && s.epoch === a.epoch;
+}
+
+/**
+ * Why replacing etcd member `a` now is refused, or undefined when it may go: one member change at
+ * a time (another moved member not yet healthy), and quorum among the others. The reconcile's
+ * gate (decide.ts) and the operator's `drover repair etcd --member` verdict (etcd-member.ts).
+ */
+export function etcdChangeRefusal(
+  current: readonly Assignment[],
+  a: Assignment,
+  healthy: (x: Assignment) => boolean,
+): string | undefined {
+  const etcd = current.filter((x) => x.role === ETCD);
+  if (etcd.some((x) => x.previousNodeId !== undefined && x.instanceId !== a.instanceId && !healthy(x)))
+    return 'another etcd member change is still in flight; one change at a time';
+  const q = replacementKeepsQuorum(
+    etcd.length,
+    etcd.filter((x) => x.instanceId !== a.instanceId && healthy(x)).length,
+  );
+  return q.ok ? undefined : (q.reason ?? 'quorum');
 }

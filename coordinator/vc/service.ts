@@ -13,7 +13,7 @@
  * node is Unreachable, removed, cordoned or drained. Each tenant whose placement changed gets a
  * `vc.slices-moved` event; slices that fit nowhere give `vc.slices-unplaced`.
  */
-import { type Clock, isoNow, systemClock } from '../../lib/clock.js';
+import { type Clock, isoNow, systemClock, type Ticker } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Event, NodeState } from '../../protocol/index.js';
 import type { EventInput } from '../events.js';
@@ -80,7 +80,7 @@ export interface VcServiceOptions {
    * nodes keep counting, so no slice is re-placed away from nodes that only look dead.
    */
   stormGuard?: (cluster: string) => boolean;
-  /** stamps tenant updates and placements; default the system clock */
+  /** stamps tenant updates and placements, paces the resync and the debounce; default the system clock */
   clock?: Clock;
 }
 
@@ -94,15 +94,19 @@ export class VcService {
   private tenants = new Map<string, TenantRecord>();
   private last: PlacementRecord = { placements: {}, unplaced: [], capacity: {}, at: '' };
   private signature = '';
-  private timer?: NodeJS.Timeout;
-  private debounce?: NodeJS.Timeout;
+  private resync?: Ticker;
+  private debounce?: unknown;
   private unsubscribe?: () => void;
   private running: Promise<PlacementRecord> = Promise.resolve(this.last);
 
   constructor(
     private readonly engine: VcEngine,
     private readonly opts: VcServiceOptions = {},
-  ) {}
+  ) {
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  private readonly clock: Clock;
 
   /** Loads tenants and the last placement, places once, then follows fleet events and the timer. */
   async start(): Promise<void> {
@@ -116,28 +120,24 @@ export class VcService {
       if (FLEET_EVENTS.test(e.kind)) this.schedule();
     });
     const every = this.opts.resyncMs ?? 10_000;
-    if (every > 0) {
-      this.timer = setInterval(() => void this.replace('resync').catch(() => {}), every);
-      this.timer.unref();
-    }
+    if (every > 0) this.resync = this.clock.every(every, () => void this.replace('resync').catch(() => {}));
     await this.replace('start');
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    if (this.debounce) clearTimeout(this.debounce);
+    this.resync?.stop();
+    if (this.debounce !== undefined) this.clock.clearTimeout(this.debounce);
     this.unsubscribe?.();
   }
 
   private schedule(): void {
-    if (this.debounce) return;
-    this.debounce = setTimeout(() => {
+    if (this.debounce !== undefined) return;
+    this.debounce = this.clock.setTimeout(() => {
       this.debounce = undefined;
       void this.replace('fleet').catch((err) =>
         this.opts.logger?.error({ err }, 'slice re-placement failed'),
       );
     }, this.opts.debounceMs ?? 200);
-    this.debounce.unref();
   }
 
   /** Super clusters and their capacity, as placement sees them now. */
@@ -249,7 +249,7 @@ export class VcService {
       slices,
       ...(input.slice ? { slice: input.slice } : {}),
       ...(input.quota ? { quota: input.quota } : {}),
-      updatedAt: isoNow(this.opts.clock ?? systemClock),
+      updatedAt: isoNow(this.clock),
     };
     await this.opts.store?.put(`${TENANTS}${name}`, rec);
     this.tenants.set(name, rec);
@@ -292,7 +292,7 @@ export class VcService {
       placements: r.placements,
       unplaced: r.unplaced,
       capacity: Object.fromEntries(supers.map((s) => [s.name, s.capacity])),
-      at: isoNow(this.opts.clock ?? systemClock),
+      at: isoNow(this.clock),
     };
     this.signature = signature;
     this.last = next;

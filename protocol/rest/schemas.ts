@@ -184,6 +184,37 @@ export const TopologyQuery = Type.Object(
   { additionalProperties: false },
 );
 
+export const EtcdMemberReplaceQuery = Type.Object(
+  {
+    dryRun: Type.Optional(
+      Type.Boolean({ description: 'say what the replacement would do (quorum permitting) and do nothing' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** `POST /v1/etcd/members/:member/replace`: the member, and what the next reconcile makes of the request. */
+export const EtcdMemberReplaceResult = Type.Object({
+  ok: Type.Boolean(),
+  message: Type.String(),
+  data: Type.Object({
+    cluster: Type.String(),
+    instanceId: Type.String(),
+    nodeId: Type.String(),
+    dryRun: Type.Boolean({ description: 'true: nothing was done' }),
+    verdict: Type.Union([
+      Type.Object({ replace: Type.Literal(true) }),
+      Type.Object({
+        replace: Type.Literal(false),
+        reason: Type.String({
+          description: 'why the reconcile refuses it now (quorum, one change at a time)',
+        }),
+      }),
+    ]),
+  }),
+});
+export type EtcdMemberReplaceResult = Static<typeof EtcdMemberReplaceResult>;
+
 export const ClusterQuery = Type.Object(
   { cluster: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })) },
   { additionalProperties: false },

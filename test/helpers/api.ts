@@ -4,7 +4,7 @@ import { PurgeLists } from '../../coordinator/engine/purge-lists.js';
 import { type AgentBus, Engine, type EngineTimings } from '../../coordinator/engine.js';
 import { NodeRegistry } from '../../coordinator/nodes.js';
 import { compileEngineOptions, DEFAULT_REPAIR_OPTIONS } from '../../coordinator/options.js';
-import { RepairPolicy } from '../../coordinator/repair.js';
+import { RepairPolicy, repairPortsFrom } from '../../coordinator/repair.js';
 import { ClusterState } from '../../coordinator/state/cluster-state.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
 import { systemClock } from '../../lib/clock.js';
@@ -126,8 +126,13 @@ export async function startTestApi(
     state,
     planAddons: (nodeId) => purge.addons(nodeId),
     repair: (e) =>
-      new RepairPolicy(e, { ...DEFAULT_REPAIR_OPTIONS }, systemClock, silentLogger, (r) =>
-        metrics.repairs.inc({ result: r }),
+      new RepairPolicy(
+        repairPortsFrom(e, {
+          clock: systemClock,
+          log: silentLogger,
+          onRepair: (r) => metrics.repairs.inc({ result: r }),
+        }),
+        { ...DEFAULT_REPAIR_OPTIONS },
       ),
   });
   await purge.load();

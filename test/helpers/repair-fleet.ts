@@ -1,10 +1,11 @@
 import { Engine, type EngineOptions, type RepairHooks } from '../../coordinator/engine.js';
+import type { EtcdAdminFactory } from '../../coordinator/etcd/admin.js';
 import { DEFAULT_REPAIR_OPTIONS } from '../../coordinator/options.js';
-import { RepairPolicy } from '../../coordinator/repair.js';
+import { RepairPolicy, repairPortsFrom } from '../../coordinator/repair.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
 import { parseTopology } from '../../coordinator/topology/index.js';
 import { ManualClock } from '../../lib/clock.js';
-import { silentLogger } from '../../lib/logger.js';
+import { componentLogger, type Logger, silentLogger } from '../../lib/logger.js';
 import { generateSigningKey, PROTOCOL_VERSION } from '../../protocol/index.js';
 import { RecordingBus, TEST_TIMINGS } from './api.js';
 import { sampleFacts } from './fixtures.js';
@@ -18,6 +19,10 @@ export interface RepairFleetOptions {
   topology: string;
   /** the topology's file name in parse errors; default t.yaml */
   source?: string;
+  /** the root logger: the engine logs as component `engine`, the repair policy as `repair`; default silent */
+  logger?: Logger;
+  /** the repair policy's etcd admin client; default the v3 JSON gateway */
+  etcdAdmin?: EtcdAdminFactory;
 }
 
 /**
@@ -30,9 +35,15 @@ export async function repairFleet(o: RepairFleetOptions) {
   const clock = new ManualClock(1_000_000);
   const store = new MemoryStore();
   const bus = new RecordingBus();
+  const root = o.logger ?? silentLogger;
   const engine = manualEngine(clock, {
     store,
-    repair: (e) => new RepairPolicy(e, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger),
+    logger: componentLogger(root, 'engine'),
+    repair: (e) =>
+      new RepairPolicy(
+        repairPortsFrom(e, { clock, log: componentLogger(root, 'repair'), etcdAdmin: o.etcdAdmin }),
+        { ...DEFAULT_REPAIR_OPTIONS },
+      ),
   });
   const repair = engine.repair!;
   engine.attachBus(bus);

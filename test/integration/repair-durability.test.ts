@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../coordinator/engine.js';
 import type { Assignment } from '../../coordinator/model.js';
-import { DEFAULT_REPAIR_OPTIONS, RepairPolicy } from '../../coordinator/repair.js';
+import { DEFAULT_REPAIR_OPTIONS, RepairPolicy, repairPortsFrom } from '../../coordinator/repair.js';
 import { openLowdbStore } from '../../coordinator/store/index.js';
 import { parseTopology } from '../../coordinator/topology/index.js';
 import { ManualClock } from '../../lib/clock.js';
@@ -88,7 +88,8 @@ describe('repair durability (lowdb store, injected clock)', () => {
       timings: TEST_TIMINGS,
       joinToken: 'j',
       clock,
-      repair: (e) => new RepairPolicy(e, { ...DEFAULT_REPAIR_OPTIONS }, clock, silentLogger),
+      repair: (e) =>
+        new RepairPolicy(repairPortsFrom(e, { clock, log: silentLogger }), { ...DEFAULT_REPAIR_OPTIONS }),
     });
     engine.attachBus(bus);
     try {

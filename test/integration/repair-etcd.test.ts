@@ -162,6 +162,14 @@ describe('repair: etcd member replacement (real etcd ×3 on 4 nodes; heartbeat 5
       { timeoutMs: 10_000, intervalMs: 100 },
     );
 
+    // A dry run first: it says the reconcile would refuse, and why, and does nothing.
+    const dry = await fleet.cli(['repair', 'etcd', '--member', 'etcd-0', '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(
+      /^dry run: etcd member etcd#0 \(on \S+\) would not be replaced now: .*quorum.*; nothing was done$/m,
+    );
+    expect(fleet.events.filter((e) => e.seq > seq && e.kind === 'etcd.repair-requested')).toEqual([]);
+
     // The operator forces it: `drover repair etcd --member etcd-0`.
     const r = await fleet.cli(['repair', 'etcd', '--member', 'etcd-0']);
     expect(r.code, r.stderr).toBe(0);

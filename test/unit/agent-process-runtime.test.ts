@@ -244,6 +244,23 @@ describe('process runtime', () => {
     await runningPid(r2, 'web#0', pid); // restarted after 1 s
   });
 
+  it("stamps the pidfile's start with the runtime's clock; an adopter keeps it", async () => {
+    const dataDir = tempDir('prt');
+    const clock = new ManualClock(5_000_000);
+    const r1 = make({ dataDir, clock });
+    await r1.start(sleeper('web#0'));
+    const pid = await runningPid(r1, 'web#0');
+    const pf = join(dataDir, 'run', 'web-0.json');
+    await waitFor('pidfile written', () => existsSync(pf));
+    expect(JSON.parse(readFileSync(pf, 'utf8')).startedAt).toBe(5_000_000);
+    expect(r1.status('web#0')?.startedAt).toBe(5_000_000);
+    await r1.close();
+    clock.advance(59_000);
+    const r2 = make({ dataDir, clock });
+    expect(await r2.recover()).toEqual(['web#0']);
+    expect(r2.status('web#0')).toMatchObject({ pid, startedAt: 5_000_000, state: 'running' });
+  });
+
   it('caps the log size by rotating to .1', async () => {
     const dataDir = tempDir('prt');
     const r = make({ dataDir, logMaxBytes: 4096 });

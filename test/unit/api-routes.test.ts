@@ -133,6 +133,7 @@ describe('authentication and roles', () => {
     ['POST', '/v1/assignments/echo%230/move', { to: 'n2' }],
     ['POST', '/v1/tasks', { nodeId: 'n1', kind: 'restart' }],
     ['POST', '/v1/tokens', { name: 'x', role: 'viewer' }],
+    ['POST', '/v1/etcd/members/etcd-0/replace', {}],
   ];
 
   it('refuses a missing token with 401 and does not tell an unauthenticated caller where the admin token is', async () => {
@@ -292,6 +293,67 @@ describe('topology', () => {
     expect(many.json.unplaced.length).toBe(2);
     expect(many.json.unplaced[0].reason).toBeTruthy();
     expect(nodesOf()).toHaveLength(2);
+  });
+});
+
+describe('etcd members', () => {
+  const ETCD = {
+    apiVersion: 'drover.dev/v1',
+    kind: 'Topology',
+    metadata: { name: 'default' },
+    cluster: { name: 'default' },
+    roles: { etcd: { replicas: 3 } },
+  };
+
+  it('replace?dryRun=true (a viewer may ask) answers the verdict and changes nothing: store, events, queue, repair memory', async () => {
+    for (const id of ['n1', 'n2', 'n3']) await t.register(id);
+    expect((await call('PUT', '/v1/topology', t.admin, ETCD)).status).toBe(200);
+    await t.settle();
+    for (const id of ['n1', 'n2', 'n3']) t.report(id);
+    await t.settle();
+    const repair = t.engine.repair as unknown as { memoryView(): { immediate: ReadonlySet<string> } };
+    const state = () => ({
+      revision: t.store.revision(),
+      events: t.engine.events.list().length,
+      queued: t.engine.queue.length + t.engine.queue.active,
+      immediate: [...repair.memoryView().immediate],
+      pushes: t.bus.pushes.length,
+      tasks: t.bus.tasks.length,
+    });
+    const before = state();
+    const dry = await call('POST', '/v1/etcd/members/etcd-1/replace?dryRun=true', t.viewer, {});
+    expect(dry.status).toBe(200);
+    conforms(schemas.EtcdMemberReplaceResult, dry.json);
+    const on = t.engine.allAssignments().find((a) => a.instanceId === 'etcd#1')!.nodeId;
+    expect(dry.json).toMatchObject({
+      ok: true,
+      data: {
+        cluster: 'default',
+        instanceId: 'etcd#1',
+        nodeId: on,
+        dryRun: true,
+        verdict: { replace: true },
+      },
+    });
+    expect(dry.json.message).toMatch(/^dry run: .*would be replaced now; nothing was done$/);
+    expect(state()).toEqual(before);
+    await t.settle();
+    expect(state()).toEqual(before);
+    // no such member: 404, dry run or not
+    const none = await call('POST', '/v1/etcd/members/etcd-9/replace?dryRun=true', t.viewer, {});
+    expect(none.status).toBe(404);
+    expect(none.json.code).toBe('DROVER_ERR_INSTANCE_NOT_FOUND');
+    expect((await call('POST', '/v1/etcd/members/etcd-1/replace?dryRun=nope', t.viewer, {})).status).toBe(
+      400,
+    );
+    expect(state()).toEqual(before);
+    // the real request (operator): announced, carried out by the reconcile
+    const real = await call('POST', '/v1/etcd/members/etcd-1/replace', t.operator, {});
+    expect(real.status).toBe(200);
+    conforms(schemas.EtcdMemberReplaceResult, real.json);
+    expect(real.json.data).toMatchObject({ instanceId: 'etcd#1', dryRun: false, verdict: { replace: true } });
+    expect(real.json.message).toMatch(/^replacing etcd member etcd#1/);
+    expect(t.engine.events.list().map((e) => e.kind)).toContain('etcd.repair-requested');
   });
 });
 

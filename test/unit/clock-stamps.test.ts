@@ -1,15 +1,17 @@
 // Time through the injected clock: event timestamps (coordinator/events.ts, the engine's events),
 // task results (agent/tasks.ts) and the agent's reconnect backoff (lib/backoff.ts OutageBackoff,
-// which agent/session.ts paces nats.js with) all read the Clock they are given, not Date.now().
+// which agent/session.ts paces nats.js with) all read the Clock they are given, not Date.now();
+// so do the timers that repeat (Clock.every): VirtualCluster's resync, SSE keepalives.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { KeyPin } from '../../agent/keys.js';
 import { reconnectDelay } from '../../agent/session.js';
 import { runTask, type TaskContext } from '../../agent/tasks.js';
 import { Engine } from '../../coordinator/engine.js';
 import { EventLog } from '../../coordinator/events.js';
+import { ClusterBootstrap } from '../../coordinator/kube/bootstrap-service.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
 import { VcService } from '../../coordinator/vc/index.js';
 import { OutageBackoff } from '../../lib/backoff.js';
@@ -122,6 +124,77 @@ roles:
     expect(r.placement.at).toBe(isoNow(f.clock));
     expect(new Date(r.placement.at).getFullYear()).toBe(1970);
     vc.stop();
+  });
+
+  it("paces VirtualCluster's resync and its fleet-event debounce on the service's clock", async () => {
+    const f = await repairFleet({
+      nodes: 2,
+      address: (i) => `10.0.0.${i + 1}`,
+      topology: `apiVersion: drover.dev/v1
+kind: Topology
+metadata: { name: r1 }
+cluster:
+  name: r1
+  apiEndpoint: { mode: external, address: 10.9.9.9 }
+roles:
+  kubelet: { everywhere: true }
+`,
+    });
+    await f.advance(2000);
+    const vc = new VcService(f.engine, { clock: f.clock, resyncMs: 10_000, debounceMs: 200 });
+    await vc.start();
+    const replace = vi.spyOn(vc, 'replace');
+    const calls = (why: string) => replace.mock.calls.filter((c) => c[0] === why).length;
+    f.engine.events.emit({ kind: 'node.joined', severity: 'info', message: 'a fleet event' });
+    f.clock.advance(199);
+    expect(calls('fleet')).toBe(0);
+    f.clock.advance(1);
+    expect(calls('fleet')).toBe(1);
+    f.clock.advance(10_000 - 200 - 1);
+    expect(calls('resync')).toBe(0);
+    f.clock.advance(1);
+    expect(calls('resync')).toBe(1);
+    f.clock.advance(10_000);
+    expect(calls('resync')).toBe(2);
+    vc.stop();
+    f.clock.advance(30_000);
+    expect(calls('resync')).toBe(2);
+    await f.engine.close();
+  });
+
+  it("paces the cluster bootstrap's passes on its clock, and stops with it", async () => {
+    const clock = new ManualClock(T0);
+    let passes = 0;
+    const b = new ClusterBootstrap(
+      {
+        topologies: () => {
+          passes++;
+          return [];
+        },
+        assignments: () => [],
+        nodes: () => [],
+        credentials: async () => {
+          throw new Error('unused: no cluster to bootstrap');
+        },
+        events: { emit: (e) => ({ ...e, seq: 0, time: '' }) as never },
+      },
+      { clock, intervalMs: 5000 },
+    );
+    b.start();
+    clock.advance(4999);
+    expect(passes).toBe(0);
+    clock.advance(1);
+    await b.tick(); // the pass the timer started (serialised: the same one)
+    expect(passes).toBe(1);
+    for (let i = 0; i < 2; i++) {
+      clock.advance(5000);
+      await b.tick();
+    }
+    expect(passes).toBe(3);
+    await b.stop();
+    clock.advance(60_000);
+    expect(passes).toBe(3);
+    expect(clock.pending()).toBe(0);
   });
 
   it("stamps the agent's key pin", async () => {

@@ -43,7 +43,13 @@ const etcd = (ordinal: number, nodeId: string, existing = false): Assignment =>
     ...(existing ? { existing: true, previousNodeId: 'n9' } : {}),
   }) as Assignment;
 
-function setup(o: { members: EtcdMemberInfo[]; nodes: NodeRecord[]; assignments: Assignment[] }) {
+function setup(o: {
+  members: EtcdMemberInfo[];
+  nodes: NodeRecord[];
+  assignments: Assignment[];
+  /** how many `member add` calls etcd turns down as not ready (its "unhealthy cluster") */
+  notReady?: number;
+}) {
   const clock = new ManualClock(0);
   const events: EventInput[] = [];
   const calls: string[] = [];
@@ -51,6 +57,7 @@ function setup(o: { members: EtcdMemberInfo[]; nodes: NodeRecord[]; assignments:
   let maxInFlight = 0;
   let gate: Promise<void> = Promise.resolve();
   const members = [...o.members];
+  let notReady = o.notReady ?? 0;
   const admin: EtcdAdmin = {
     async memberList() {
       inFlight++;
@@ -70,8 +77,12 @@ function setup(o: { members: EtcdMemberInfo[]; nodes: NodeRecord[]; assignments:
         1,
       );
     },
-    async memberAdd(peerURLs) {
-      calls.push(`add ${peerURLs.join(',')}`);
+    async memberAdd(peerURLs, _endpoints, waitMs) {
+      calls.push(`add ${peerURLs.join(',')} waitMs=${waitMs}`);
+      if (notReady-- > 0)
+        throw new Error(
+          'no etcd endpoint answered /v3/cluster/member/add: http://10.0.0.1:2379/v3/cluster/member/add: HTTP 500: etcdserver: unhealthy cluster',
+        );
       const m = { id: '999', name: '', peerURLs, clientURLs: [], isLearner: false };
       members.push(m);
       return m;
@@ -124,7 +135,7 @@ describe('etcd membership on its own queue key', () => {
     expect(await second).toBe('done');
     await s.queue.idle();
     expect(s.maxInFlight()).toBe(1);
-    expect(s.calls).toEqual(['list', 'remove 103', 'add http://10.0.0.4:2380', 'list']);
+    expect(s.calls).toEqual(['list', 'remove 103', 'add http://10.0.0.4:2380 waitMs=0', 'list']);
     expect(s.events.map((e) => e.kind)).toEqual(['etcd.member-removed', 'etcd.member-added']);
     expect(etcdKey('c')).toBe('etcd:c');
   });
@@ -139,6 +150,24 @@ describe('etcd membership on its own queue key', () => {
     const runs = s.calls.length;
     expect(await s.membership.afterPlacement('c')).toBeUndefined();
     expect(s.calls.length).toBe(runs);
+  });
+
+  it('etcd not ready for the add ("unhealthy cluster"): the run ends at once without waiting on the clock, the caller asks again in 500 ms and the add goes through', async () => {
+    const s = setup({
+      members: [member(1), member(2), member(3)],
+      nodes: [node(1), node(2), node(3, 'Unreachable'), node(4)],
+      assignments: [etcd(0, 'n1'), etcd(1, 'n2'), etcd(2, 'n4', true)],
+      notReady: 1,
+    });
+    // the manual clock is never advanced: a run that waited on it would never end
+    expect(await s.membership.afterPlacement('c')).toBe(500);
+    await s.queue.idle();
+    expect(s.clock.pending()).toBe(0);
+    expect(s.calls).toEqual(['list', 'remove 103', 'add http://10.0.0.4:2380 waitMs=0']);
+    // level-triggered: the next run finds the dead member gone and adds the joiner
+    expect(await s.membership.afterPlacement('c')).toBeUndefined();
+    expect(s.calls.slice(3)).toEqual(['list', 'add http://10.0.0.4:2380 waitMs=0']);
+    expect(s.events.map((e) => e.kind)).toEqual(['etcd.member-removed', 'etcd.member-added']);
   });
 
   it('a change that would break quorum is refused with an event; the caller retries later', async () => {

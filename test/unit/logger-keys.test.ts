@@ -7,7 +7,8 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { WorkQueue } from '../../coordinator/workqueue.js';
 import { COMPONENT_KEY, componentLogger } from '../../lib/logger.js';
-import { TerminalError } from '../../protocol/index.js';
+import { PROTOCOL_VERSION, TerminalError } from '../../protocol/index.js';
+import { repairFleet, webTopology } from '../helpers/repair-fleet.js';
 
 function memoryLogger(): { log: pino.Logger; lines: () => Array<Record<string, unknown>> } {
   const out: string[] = [];
@@ -89,5 +90,95 @@ describe('child-logger keys', () => {
     expect(retry).toMatchObject({ component: 'engine', key: 'cluster:a', reconcile: seen[0]!.id });
     expect(terminal).toMatchObject({ component: 'engine', key: 'cluster:t' });
     expect(seen.find((s) => s.key === 'cluster:t')!.id).toBe(terminal!.reconcile);
+  });
+
+  it('within a run every part logs with its id: the cluster reconcile (engine), the repair policy and etcd membership (repair)', async () => {
+    const m = memoryLogger();
+    const f = await repairFleet({
+      nodes: 3,
+      address: (i) => `10.0.0.${i + 1}`,
+      topology: webTopology(2),
+      logger: m.log,
+      // an etcd that never answers: the membership run logs its failure
+      etcdAdmin: () => ({
+        memberList: async () => {
+          throw new Error('no etcd endpoint answered');
+        },
+        healthyEndpoints: async () => [],
+        memberRemove: async () => {},
+        memberAdd: async () => {
+          throw new Error('unused');
+        },
+      }),
+    });
+    f.bus.failTasks = true;
+    const sick = f.where('web#0')!;
+    // every node reports; web#0 keeps crashing, so it is re-provisioned (a task that fails here)
+    const report = () => {
+      for (const id of f.ids) {
+        const plan = f.engine.desiredPlan(id);
+        const digest = {
+          generation: plan?.generation ?? 0,
+          checksum: plan?.checksum ?? '',
+          coordinatorEpoch: f.engine.epoch,
+          health: id === sick ? 'sick' : 'ok',
+          instances: plan?.instances.length ?? 0,
+          unhealthy: id === sick ? 1 : 0,
+        };
+        f.engine.handleStatus({
+          v: PROTOCOL_VERSION,
+          type: 'status',
+          nodeId: id,
+          seq: 0,
+          sentAt: 'now',
+          plan: { ...digest, state: 'applied' },
+          digest,
+          instances: (plan?.instances ?? []).map((i) => ({
+            id: i.id,
+            role: i.role,
+            epoch: i.epoch,
+            checksum: i.checksum,
+            phase: i.id === 'web#0' ? ('CrashLoop' as const) : ('Healthy' as const),
+            health: i.id === 'web#0' ? ('unhealthy' as const) : ('healthy' as const),
+            restarts: 0,
+            simulated: false,
+          })),
+        });
+      }
+    };
+    report();
+    // a crash report alone queues no cluster reconcile (the ladder advances on the next one, which
+    // then wakes itself until the re-provision is due): queue one
+    f.engine.queue.add('cluster:t');
+    for (let t = 0; t < 40_000 && f.events('repair.reprovision').length === 0; t += 500) {
+      report();
+      f.clock.advance(500);
+      await f.engine.queue.idle();
+    }
+    expect(f.events('repair.reprovision')).toHaveLength(1);
+    f.engine.queue.add('etcd:t');
+    await f.engine.queue.idle();
+    await new Promise((r) => setImmediate(r)); // the failed task's rejection is logged
+    await f.engine.close();
+    const lines = m.lines();
+    const reconciled = lines.filter((l) => l.msg === 'cluster reconciled');
+    expect(reconciled.length).toBeGreaterThan(0);
+    for (const l of reconciled)
+      expect(l).toMatchObject({ component: 'engine', key: 'cluster:t', reconcile: expect.any(Number) });
+    const failed = lines.find((l) => l.msg === 'reprovision task failed');
+    expect(failed).toMatchObject({
+      component: 'repair',
+      key: 'cluster:t',
+      reconcile: expect.any(Number),
+      instanceId: 'web#0',
+    });
+    // the run it was bound to is a cluster reconcile the engine logged too
+    expect(reconciled.map((l) => l.reconcile)).toContain(failed!.reconcile);
+    expect(lines.find((l) => l.msg === 'etcd membership change failed; will retry')).toMatchObject({
+      component: 'repair',
+      key: 'etcd:t',
+      reconcile: expect.any(Number),
+      cluster: 't',
+    });
   });
 });

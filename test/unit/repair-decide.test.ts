@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { Assignment, NodeRecord } from '../../coordinator/model.js';
 import { decideRepair, type RepairInput } from '../../coordinator/repair/decide.js';
 import { applyRepairEffects, type RepairEffect } from '../../coordinator/repair/effects.js';
+import { decideEtcdMemberRepair, findEtcdMember } from '../../coordinator/repair/etcd-member.js';
 import { emptyRepairMemory, type RepairMemory } from '../../coordinator/repair/memory.js';
 import { DEFAULT_REPAIR_OPTIONS, type LivenessView } from '../../coordinator/repair/policy.js';
 import type { Topology } from '../../coordinator/topology/index.js';
@@ -537,6 +538,7 @@ describe('decideRepair: the repair ladder as a pure function', () => {
     const ports = {
       emit: (e: { kind: string }) => void emitted.push(e.kind),
       runTask: async () => ({}),
+      enqueue: () => {},
       log: silentLogger,
     };
     const first = decideRepair(input);
@@ -557,7 +559,7 @@ describe('decideRepair: the repair ladder as a pure function', () => {
     expect(summary(decideRepair(input).effects).rate).toEqual(['web']);
     expect(input.memory.recentMoves.size).toBe(0);
     // the reconcile applies it; a second instance due within the hour is then held
-    const ports = { emit: () => {}, runTask: async () => ({}), log: silentLogger };
+    const ports = { emit: () => {}, runTask: async () => ({}), enqueue: () => {}, log: silentLogger };
     applyRepairEffects(decideRepair(input).effects, input.memory, ports);
     expect(input.memory.recentMoves.get('web')).toEqual([NOW]);
     const later = { ...input, current: [parse('web#1@n1')], now: NOW + 120 * S };
@@ -580,11 +582,73 @@ describe('decideRepair: the repair ladder as a pure function', () => {
         throw new Error('no answer');
       },
       onRepair: (r) => void counted.push(r),
+      enqueue: () => {},
       log: silentLogger,
     });
     await new Promise((r) => setImmediate(r));
     expect(tasks).toEqual([{ nodeId: 'n1', kind: 'reprovision', instanceId: 'web#0' }]);
     expect(counted).toEqual(['reprovision']);
     expect(input.memory.trouble.get('web#0')?.reprovisionedAt).toBe(NOW);
+  });
+});
+
+describe('`drover repair etcd --member NAME`, decided purely (coordinator/repair/etcd-member.ts)', () => {
+  const etcd3 = ['etcd#0@n1', 'etcd#1@n2', 'etcd#2@n3'].map(parse);
+
+  it('finds the member by etcd-N, etcd#N, N or its instance id, and nothing else', () => {
+    const all = [...etcd3, parse('web#1@n4')];
+    for (const name of ['etcd-1', 'etcd#1', '1'])
+      expect(findEtcdMember(name, all)?.instanceId, name).toBe('etcd#1');
+    for (const name of ['etcd-7', 'web#1', 'web-1', 'etcd', '', 'etcd-1x'])
+      expect(findEtcdMember(name, all), name).toBeUndefined();
+  });
+
+  it.each([
+    ['all three healthy', ['etcd#0@n1', 'etcd#1@n2', 'etcd#2@n3'], new Set<string>(), { replace: true }],
+    [
+      'two of three down: quorum',
+      ['etcd#0@n1', 'etcd#1@n2', 'etcd#2@n3'],
+      new Set(['etcd#1', 'etcd#2']),
+      { replace: false, reason: expect.stringMatching(/quorum/) },
+    ],
+    [
+      'another member still moving',
+      ['etcd#0@n1', 'etcd#1@n4<n2', 'etcd#2@n3'],
+      new Set(['etcd#1']),
+      { replace: false, reason: expect.stringMatching(/one change at a time/) },
+    ],
+  ] as const)('%s → %j', (_what, specs, down, verdict) => {
+    const current = specs.map(parse);
+    const d = decideEtcdMemberRepair({
+      member: current[0]!,
+      current,
+      healthy: (a) => !down.has(a.instanceId),
+    });
+    expect(d.verdict).toEqual(verdict);
+    // the request itself is the same either way: the reconcile's gate has the last word
+    expect(d.effects).toEqual([
+      { type: 'mark', set: 'immediate', op: 'add', id: 'etcd#0' },
+      {
+        type: 'event',
+        event: expect.objectContaining({ kind: 'etcd.repair-requested', instanceId: 'etcd#0', nodeId: 'n1' }),
+      },
+      { type: 'reconcile', cluster: 't' },
+    ]);
+  });
+
+  it('its effects, applied: remembered, announced, the cluster queued', () => {
+    const memory = emptyRepairMemory();
+    const emitted: string[] = [];
+    const queued: string[] = [];
+    const d = decideEtcdMemberRepair({ member: etcd3[2]!, current: etcd3, healthy: () => true });
+    applyRepairEffects(d.effects, memory, {
+      emit: (e) => void emitted.push(e.kind),
+      runTask: async () => ({}),
+      enqueue: (k) => void queued.push(k),
+      log: silentLogger,
+    });
+    expect([...memory.immediate]).toEqual(['etcd#2']);
+    expect(emitted).toEqual(['etcd.repair-requested']);
+    expect(queued).toEqual(['cluster:t']);
   });
 });
