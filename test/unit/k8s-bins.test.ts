@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { chooseK8sComponents, hostPath, resolveLabK8s } from '../../lab/k8s.js';
+import { chooseK8sComponents, hostPath, k8sSummary, resolveLabK8s } from '../../lab/k8s.js';
 import {
   findK8sBinaries,
   K8S_PINS,
@@ -100,6 +100,13 @@ describe('what a lab runs for real', () => {
     expect(sim.simulated['kube-apiserver']).toBe('lab up --simulated');
     const none = chooseK8sComponents({ source: 'none', found: {}, missing: [] }, { netns: false }, true);
     expect(none.simulated['kube-apiserver']).toMatch(/build them with bash scripts\/k8s-binaries\.sh/);
+    // lab up says loudly that it fell back
+    expect(k8sSummary(none)[0]).toMatch(
+      /WARNING: no real Kubernetes binaries, falling back to SIMULATED stand-ins/,
+    );
+    expect(k8sSummary(chooseK8sComponents(lookup, { netns: false }, true))[0]).toMatch(
+      /real v1\.37\.2 \(cache\): kube-apiserver, kube-controller-manager, kube-scheduler/,
+    );
   });
 
   it('a host PATH leaves out directories holding components the lab chose not to run', () => {
