@@ -3,6 +3,7 @@ import {
   CLUSTER_LABEL,
   DEFAULT_LAB_DIR,
   heal,
+  k8sSummary,
   killHost,
   LabError,
   type LabStatusReport,
@@ -195,6 +196,7 @@ export function formatStatus(r: LabStatusReport): string {
     `lab ${s.dir} (${s.mode}${s.bridge ? `, bridge ${s.bridge} ${s.bridgeAddress}` : ''}): ${svc('nats-server', r.nats, r.natsPid)}, ${svc('coordinator', r.coordinator, r.coordinatorPid)}, ${conv}`,
   );
   lines.push(`API ${s.coordinator.apiUrl}   admin token ${s.coordinator.adminTokenFile}`);
+  if (s.k8s) for (const l of k8sSummary(s.k8s)) lines.push(l.trim());
   lines.push('');
   const rows = [
     [

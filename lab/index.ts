@@ -28,6 +28,7 @@ export {
   revive,
   stopRole,
 } from './faults.js';
+export { k8sSummary, type LabK8sState } from './k8s.js';
 export {
   CLUSTER_LABEL,
   DEFAULT_NODES,
