@@ -2,9 +2,11 @@ import { request } from 'node:https';
 
 /**
  * A background client of the Kubernetes API endpoint, as kubectl would be: every `intervalMs` it
- * opens a new TCP+TLS connection through the load balancer and sends `GET /version` (new
- * connections, so haproxy's round robin spreads them over every backend). Each request is
- * recorded; a failure is an error, a timeout or a non-200 answer.
+ * opens a new TCP+TLS connection through the load balancer and sends `GET /version` (or
+ * `options.path`; new connections, so haproxy's round robin spreads them over every backend).
+ * With `options.tls` it authenticates as kubectl does, with a client certificate, and checks the
+ * server's certificate against the cluster CA. Each request is recorded; a failure is an error, a
+ * timeout or a non-200 answer.
  */
 export interface ProbeSample {
   at: number;
@@ -13,6 +15,20 @@ export interface ProbeSample {
   error?: string;
   /** which API server answered (stand-ins name themselves by component; real ones do not) */
   server?: string;
+}
+
+/** What kubectl presents: the cluster CA and a client certificate (PEM), e.g. the admin kubeconfig's. */
+export interface LbClientTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export interface LbClientOptions {
+  /** the request path; default `/version` */
+  path?: string;
+  /** absent: no client certificate, the server's certificate is not checked */
+  tls?: LbClientTls;
 }
 
 export interface ProbeWindow {
@@ -31,6 +47,7 @@ export class LbClient {
     readonly port: number,
     readonly intervalMs = 100,
     readonly timeoutMs = 1000,
+    readonly options: LbClientOptions = {},
   ) {}
 
   start(): this {
@@ -49,6 +66,7 @@ export class LbClient {
 
   private once(): Promise<void> {
     const at = Date.now();
+    const tls = this.options.tls;
     return new Promise<void>((resolve) => {
       let done = false;
       const finish = (s: Omit<ProbeSample, 'at' | 'ms'>) => {
@@ -61,9 +79,11 @@ export class LbClient {
         {
           host: this.host,
           port: this.port,
-          path: '/version',
+          path: this.options.path ?? '/version',
           method: 'GET',
-          rejectUnauthorized: false,
+          ...(tls
+            ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true }
+            : { rejectUnauthorized: false }),
           agent: false,
           timeout: this.timeoutMs,
         },
@@ -118,6 +138,11 @@ export class LbClient {
     }
     if (cur) out.push(cur);
     return out;
+  }
+
+  /** The longest run of consecutive failed requests, in time (0: none failed). */
+  longestGapMs(from = 0, to = Number.POSITIVE_INFINITY): number {
+    return Math.max(0, ...this.windows(from, to).map((w) => w.to - w.from + this.intervalMs));
   }
 
   summary(from = 0, to = Number.POSITIVE_INFINITY): string {

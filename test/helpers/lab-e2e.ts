@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +42,14 @@ export function lab(dir: string, args: string[], timeoutMs = 240_000): Promise<C
       },
     );
   });
+}
+
+/** heartbeat 1s, Unreachable after 4s */
+export const FAST_LIVENESS = ['--heartbeat-interval', '1s', '--unreachable-after', '4s'];
+
+/** `lab up FLAGS` with the API and NATS on free ports and a 150 s convergence timeout. */
+export function labUpArgs(flags: string[]): string[] {
+  return ['up', ...flags, '--api-port', '0', '--nats-port', '0', '--timeout', '150s'];
 }
 
 /** Fails with the command's output when it did not exit 0. */
@@ -185,4 +193,24 @@ export function watchHost(s: LabState, host: string, everyMs = 50): { stop: () =
       return seen;
     },
   };
+}
+
+/** The environment the `drover` CLI gets in the lab in `dir`: its drover.yaml, nothing else. */
+export function labCliEnv(dir: string): NodeJS.ProcessEnv {
+  return { ...process.env, DROVER_CONFIG: join(dir, 'drover.yaml'), DROVER_URL: '', DROVER_TOKEN: '' };
+}
+
+/** Runs `drover ARGS` against the lab in `dir`; never throws (the caller asserts on the code). */
+export function labDrover(dir: string, args: string[]): Promise<CliResult> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: labCliEnv(dir) }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr, ms: Date.now() - t0 }),
+    );
+  });
+}
+
+/** Runs `drover ARGS` against the lab in `dir` and returns its stdout; throws when it fails. */
+export function labDroverSync(dir: string, ...args: string[]): string {
+  return execFileSync(process.execPath, [CLI, ...args], { env: labCliEnv(dir), encoding: 'utf8' });
 }

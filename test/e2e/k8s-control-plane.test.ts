@@ -1,0 +1,195 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { K8S_PINS } from '../../lib/k8s-bins.js';
+import {
+  downFailoverLab,
+  dumpLabLogsOnFailure,
+  expectNothingRunsTwice,
+  FAILURE_BUDGET_MS,
+} from '../helpers/failover-lab.js';
+import {
+  apiReadyz,
+  deploymentRoundTrip,
+  holderHost,
+  type K8sLab,
+  killControlPlaneHost,
+  LEASES,
+  placedControlPlane,
+  stopApiServer,
+  stopLeaders,
+  upK8sLab,
+} from '../helpers/k8s-lab.js';
+import { acquireLabLock, labLeftovers, labOk, readState } from '../helpers/lab-e2e.js';
+import { tempDir, waitFor } from '../helpers/proc.js';
+
+/**
+ * Seed 003's failover demo (examples/README.md) on the REAL Kubernetes control plane: etcd ×3,
+ * kube-apiserver ×3, kube-scheduler ×3 and kube-controller-manager ×3 from the pinned build
+ * (scripts/k8s-binaries.sh), behind real haproxy; the workers' kubelets are kwok nodes
+ * (simulated, kwok) and kube-proxy the stand-in. Without the binaries every test fails with
+ * requireK8sBinaries()'s message; none is skipped.
+ *
+ * Driven as a user drives it: `drover lab …`, `drover kubeconfig admin`, the real kubectl. A
+ * background client of the load balancer authenticates with the admin certificate and sends
+ * `GET /readyz` every 100 ms on a new connection. The shortened timings of failover.test.ts
+ * (heartbeat 1s, Unreachable 4s, reassign 2s, etcd reassign 4s). Each test prints its figure;
+ * none asserts a time except the failure budget of failover.test.ts. The shared code (also used
+ * by bench/failover.bench.ts, which prints the same figures) is test/helpers/k8s-lab.ts.
+ */
+
+const figure = (figures: string[], line: string) => {
+  figures.push(line);
+  console.log(`figure: ${line}`);
+};
+const sec = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+
+describe('seed 003 on the real Kubernetes control plane (lab on loopback)', () => {
+  let dir = '';
+  let k: K8sLab;
+  let release: () => void = () => {};
+  const figures: string[] = [];
+
+  beforeAll(async () => {
+    release = await acquireLabLock();
+    dir = tempDir('k8s-e2e');
+    k = await upK8sLab(dir, { subnet: '127.0.86', figures });
+  }, 300_000);
+
+  afterAll(async () => {
+    await downFailoverLab({ dir, client: k?.client, figures, kind: 'real Kubernetes, loopback', release });
+  }, 90_000);
+
+  it('converges with the real API servers, schedulers and controller-managers; kwok workers', async () => {
+    dumpLabLogsOnFailure(dir);
+    const roles = Object.fromEntries((await k.api.roles()).map((r) => [r.name, r]));
+    for (const r of Object.values(roles))
+      expect(r.status, `${r.name}: ${r.reasons.join('; ')}`).toBe('Healthy');
+    for (const name of ['etcd', 'kube-apiserver', 'kube-scheduler', 'kube-controller-manager']) {
+      expect(roles[name]?.healthy, name).toBe(3);
+      expect(roles[name]?.simulated, name).toBe(0);
+      for (const i of roles[name]!.instances) expect(i.simulated, i.id).toBe(false);
+    }
+    expect(roles.kubelet?.instances.length).toBe(2);
+    for (const i of roles.kubelet!.instances) {
+      expect(i.simulated, i.id).toBe(true);
+      expect(i.simulator, i.id).toBe('kwok');
+    }
+    expect(readState(dir).k8s?.real['kube-apiserver']).toBe(k.bins.found['kube-apiserver']);
+
+    const version = JSON.parse(await k.kubectl.run(['version', '-o', 'json'])) as {
+      serverVersion?: { gitVersion?: string };
+    };
+    expect(version.serverVersion?.gitVersion).toBe(K8S_PINS.kubernetes);
+    expect(k.admin.server).toBe(`https://${k.state.nodes.find((n) => n.pool === 'lb')!.address}:6443`);
+    expect((await k.kubectl.run(['get', '--raw', '/readyz'])).trim()).toBe('ok');
+    const nodes = (
+      await k.kubectl.json<{ items: Array<{ metadata: { name: string } }> }>(['get', 'nodes'])
+    ).items
+      .map((n) => n.metadata.name)
+      .sort();
+    expect(nodes).toEqual(['worker-1', 'worker-2']);
+    const leases = await k.kubectl.leaseHolders();
+    for (const l of LEASES)
+      expect(placedControlPlane(k), `${l}: ${leases[l]}`).toContain(holderHost(leases[l]));
+    expect(k.spare).not.toBe('');
+    // the background client (admin certificate, CA-checked) gets `ok` through the load balancer
+    await waitFor('the load balancer to answer /readyz', () => k.client.samples.some((x) => x.ok), {
+      timeoutMs: 10_000,
+    });
+    figure(
+      figures,
+      `converged: ${K8S_PINS.kubernetes} real (kube-apiserver, kube-scheduler, kube-controller-manager, etcd ${K8S_PINS.etcd}); leaders: scheduler ${holderHost(leases['kube-scheduler'])}, controller-manager ${holderHost(leases['kube-controller-manager'])}`,
+    );
+  });
+
+  it('stop-role kube-apiserver on the first control-plane host: the LB keeps answering, the leaders keep their Leases', async () => {
+    dumpLabLogsOnFailure(dir);
+    const r = await stopApiServer(k);
+    expect(r.host).toBe(placedControlPlane(k)[0]);
+    expect(r.stdout).toContain(r.instanceId);
+    expect(r.restarts.after).toBeGreaterThan(r.restarts.before);
+    expect(r.leaseChanges).toEqual([]);
+    expect(r.leasesAfter).toEqual(r.leasesBefore);
+    figure(
+      figures,
+      `stop-role ${r.host} kube-apiserver: ready again after ${sec(r.readyAfterMs)}; LB ${r.lb.failed} of ${r.lb.requests} requests failed, longest gap ${r.lb.longestGapMs} ms (${r.lb.summary}); Leases kept: scheduler ${holderHost(r.leasesAfter['kube-scheduler'])}, controller-manager ${holderHost(r.leasesAfter['kube-controller-manager'])}`,
+    );
+    expect(r.lb.failed * k.client.intervalMs, r.lb.summary).toBeLessThanOrEqual(FAILURE_BUDGET_MS);
+  }, 180_000);
+
+  it('stop-role on the leaders: the scheduler and controller-manager Leases move to a new holder', async () => {
+    dumpLabLogsOnFailure(dir);
+    const moves = await stopLeaders(k);
+    for (const m of moves) {
+      expect(m.toIdentity, m.lease).not.toBe(m.fromIdentity);
+      expect(placedControlPlane(k), `${m.lease} now ${m.toIdentity}`).toContain(m.toHost);
+      figure(
+        figures,
+        `stop-role ${m.fromHost} ${m.lease}: Lease moved after ${sec(m.movedAfterMs)} to ${m.toHost}${m.toHost === m.fromHost ? ' (the restarted process, new identity)' : ''}`,
+      );
+    }
+    const now = await k.kubectl.leaseHolders();
+    for (const m of moves) expect(now[m.lease], m.lease).not.toBe(m.fromIdentity);
+  }, 180_000);
+
+  it('a Deployment: the real scheduler puts its pods on the kwok workers, Running; deleted, they are gone', async () => {
+    dumpLabLogsOnFailure(dir);
+    const d = await deploymentRoundTrip(k);
+    expect(d.pods).toHaveLength(3);
+    for (const p of d.pods) {
+      expect(d.workers, `${p.name} on ${p.node}`).toContain(p.node);
+      expect(p.phase, p.name).toBe('Running');
+    }
+    expect(d.podsAfterDelete).toBe(0);
+    figure(
+      figures,
+      `Deployment of 3: Running after ${sec(d.runningAfterMs)} on ${[...new Set(d.pods.map((p) => p.node))].sort().join(', ')}; gone ${sec(d.goneAfterMs)} after delete`,
+    );
+  }, 180_000);
+
+  it('kill-host a control-plane host: its API server, scheduler and controller-manager move to the spare, etcd replaces the member', async () => {
+    dumpLabLogsOnFailure(dir);
+    const r = await killControlPlaneHost(k);
+    expect(r.stdout).toMatch(/killed \d+ processes/);
+    for (const role of ['etcd', 'kube-apiserver', 'kube-scheduler', 'kube-controller-manager'])
+      expect(
+        r.victimInstances.some((id) => id.startsWith(`${role}#`)),
+        `${r.victim} ran ${role}`,
+      ).toBe(true);
+    for (const id of r.victimInstances) expect(r.running.get(id), id).toEqual([r.spare]);
+    expect(r.spareReadyz).toBe(true);
+    const spareAddress = k.state.nodes.find((n) => n.name === r.spare)!.address;
+    expect(await apiReadyz(spareAddress, k.admin)).toBe(true);
+    expect(r.apiHosts).toContain(spareAddress);
+    expect(r.etcd.peers).toHaveLength(3);
+    expect(r.etcd.peers).toContain(r.etcd.expectPeer);
+    expect(r.etcd.peers).not.toContain(r.etcd.deadPeer);
+    expect(r.etcd.healthy).toBe(3);
+    expect(r.etcd.value).toBe('written-before-the-kill');
+    for (const kind of [
+      'node.unreachable',
+      'repair.reassign',
+      'role.moved',
+      'etcd.member-removed',
+      'etcd.member-added',
+    ])
+      expect(r.eventKinds, kind).toContain(kind);
+    for (const l of LEASES) expect(holderHost(r.leasesAfter[l]), l).not.toBe(r.victim);
+    await expectNothingRunsTwice(k.api, k.state);
+    // the cluster still works: kubectl through the load balancer, after the move
+    expect((await k.kubectl.run(['get', '--raw', '/readyz'])).trim()).toBe('ok');
+    figure(
+      figures,
+      `kill-host ${r.victim}: 3/3 API servers ready after ${sec(r.allReadyAfterMs)}, ${r.victimInstances.length} instances healthy on ${r.spare} after ${sec(r.repairedAfterMs)}; LB ${r.lb.failed} of ${r.lb.requests} requests failed, longest gap ${r.lb.longestGapMs} ms (${r.lb.summary}); leaders now scheduler ${holderHost(r.leasesAfter['kube-scheduler'])}, controller-manager ${holderHost(r.leasesAfter['kube-controller-manager'])}`,
+    );
+    expect(r.lb.failed * k.client.intervalMs, r.lb.summary).toBeLessThanOrEqual(FAILURE_BUDGET_MS);
+  }, 300_000);
+
+  it('lab down leaves no process behind', async () => {
+    dumpLabLogsOnFailure(dir);
+    await k.client.stop();
+    const s = readState(dir);
+    const r = await labOk(dir, ['down']);
+    expect(r.stdout).toMatch(/is down: \d+ processes stopped/);
+    expect(await labLeftovers(s)).toEqual([]);
+  }, 90_000);
+});
