@@ -52,10 +52,22 @@ describe('seed 003 on the real Kubernetes control plane (lab on loopback)', () =
   let release: () => void = () => {};
   const figures: string[] = [];
 
+  /** why the lab is not there: each test fails with it (a failing beforeAll would skip them) */
+  let setupError: unknown;
+  /** first thing in every test: the lab's logs on failure, and the setup's error if it failed */
+  const start = () => {
+    dumpLabLogsOnFailure(dir);
+    if (setupError) throw setupError;
+  };
+
   beforeAll(async () => {
     release = await acquireLabLock();
     dir = tempDir('k8s-e2e');
-    k = await upK8sLab(dir, { subnet: '127.0.86', figures });
+    try {
+      k = await upK8sLab(dir, { subnet: '127.0.86', figures });
+    } catch (err) {
+      setupError = err;
+    }
   }, 300_000);
 
   afterAll(async () => {
@@ -63,7 +75,7 @@ describe('seed 003 on the real Kubernetes control plane (lab on loopback)', () =
   }, 90_000);
 
   it('converges with the real API servers, schedulers and controller-managers; kwok workers', async () => {
-    dumpLabLogsOnFailure(dir);
+    start();
     const roles = Object.fromEntries((await k.api.roles()).map((r) => [r.name, r]));
     for (const r of Object.values(roles))
       expect(r.status, `${r.name}: ${r.reasons.join('; ')}`).toBe('Healthy');
@@ -106,7 +118,7 @@ describe('seed 003 on the real Kubernetes control plane (lab on loopback)', () =
   });
 
   it('stop-role kube-apiserver on the first control-plane host: the LB keeps answering, the leaders keep their Leases', async () => {
-    dumpLabLogsOnFailure(dir);
+    start();
     const r = await stopApiServer(k);
     expect(r.host).toBe(placedControlPlane(k)[0]);
     expect(r.stdout).toContain(r.instanceId);
@@ -121,7 +133,7 @@ describe('seed 003 on the real Kubernetes control plane (lab on loopback)', () =
   }, 180_000);
 
   it('stop-role on the leaders: the scheduler and controller-manager Leases move to a new holder', async () => {
-    dumpLabLogsOnFailure(dir);
+    start();
     const moves = await stopLeaders(k);
     for (const m of moves) {
       expect(m.toIdentity, m.lease).not.toBe(m.fromIdentity);
@@ -136,7 +148,7 @@ describe('seed 003 on the real Kubernetes control plane (lab on loopback)', () =
   }, 180_000);
 
   it('a Deployment: the real scheduler puts its pods on the kwok workers, Running; deleted, they are gone', async () => {
-    dumpLabLogsOnFailure(dir);
+    start();
     const d = await deploymentRoundTrip(k);
     expect(d.pods).toHaveLength(3);
     for (const p of d.pods) {
@@ -151,7 +163,7 @@ describe('seed 003 on the real Kubernetes control plane (lab on loopback)', () =
   }, 180_000);
 
   it('kill-host a control-plane host: its API server, scheduler and controller-manager move to the spare, etcd replaces the member', async () => {
-    dumpLabLogsOnFailure(dir);
+    start();
     const r = await killControlPlaneHost(k);
     expect(r.stdout).toMatch(/killed \d+ processes/);
     for (const role of ['etcd', 'kube-apiserver', 'kube-scheduler', 'kube-controller-manager'])
@@ -189,7 +201,7 @@ describe('seed 003 on the real Kubernetes control plane (lab on loopback)', () =
   }, 300_000);
 
   it('lab down leaves no process behind', async () => {
-    dumpLabLogsOnFailure(dir);
+    start();
     await k.client.stop();
     const s = readState(dir);
     const r = await labOk(dir, ['down']);
