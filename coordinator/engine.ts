@@ -185,6 +185,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
       clock,
       enqueue,
       bus,
+      signingKey: opts.signingKey,
       repair,
     });
     this.clusters = new ClusterReconcile({
@@ -418,7 +419,10 @@ export class Engine<R extends RepairHooks = RepairHooks> {
   }
 
   runTask(
-    input: Omit<Task, 'v' | 'type' | 'id' | 'issuedAt' | 'timeoutMs'> & { timeoutMs?: number; id?: string },
+    input: Omit<Task, 'v' | 'type' | 'id' | 'issuedAt' | 'expiresAt' | 'timeoutMs'> & {
+      timeoutMs?: number;
+      id?: string;
+    },
   ): Promise<TaskResult> {
     return this.operator.runTask(input);
   }
