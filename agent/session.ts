@@ -470,7 +470,8 @@ export class Session {
       const error = bare
         ? {
             code: 'DROVER_ERR_TASK_UNSIGNED',
-            message: 'task is not signed (a bare Task, as a coordinator older than signed tasks sends); not run',
+            message:
+              'task is not signed (a bare Task, as a coordinator older than signed tasks sends); not run',
           }
         : errorBody(err);
       this.log.warn({ err: error, subject: m.subject }, 'task message refused');

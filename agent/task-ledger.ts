@@ -56,7 +56,8 @@ export class TaskLedger {
     let doc: LedgerFile;
     try {
       doc = JSON.parse(text) as LedgerFile;
-      if (doc?.v !== 1 || typeof doc.seen !== 'object' || doc.seen === null) throw new Error('not a v1 ledger');
+      if (doc?.v !== 1 || typeof doc.seen !== 'object' || doc.seen === null)
+        throw new Error('not a v1 ledger');
     } catch (err) {
       return this.lost(`${this.path} is corrupt (${(err as Error).message})`);
     }
@@ -86,7 +87,10 @@ export class TaskLedger {
   async admit(task: Task): Promise<void> {
     const now = this.clock.now();
     if (this.seen.has(task.id)) {
-      throw new AgentError('DROVER_ERR_TASK_REPLAYED', `task ${task.id} was already received; not running it again`);
+      throw new AgentError(
+        'DROVER_ERR_TASK_REPLAYED',
+        `task ${task.id} was already received; not running it again`,
+      );
     }
     if (Date.parse(task.issuedAt) < this.notBefore) {
       throw new AgentError(

@@ -38,5 +38,5 @@ export {
   SUBJECT_PREFIX,
   subjects,
 } from './subjects.js';
-export { PROTOCOL_VERSION, SUPPORTED_VERSIONS } from './version.js';
 export { TASK_CLOCK_SKEW_MS, TASK_MAX_WINDOW_MS, TASK_REPLY_MARGIN_MS } from './task-window.js';
+export { PROTOCOL_VERSION, SUPPORTED_VERSIONS } from './version.js';
