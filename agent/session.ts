@@ -465,15 +465,9 @@ export class Session {
     } catch (err) {
       this.counters.malformed.task++;
       const raw = safeJson(m.data) as { type?: unknown; id?: unknown; task?: { id?: unknown } } | undefined;
-      // A bare Task is what a coordinator older than signed tasks sends: say so, run nothing.
+      // A well-formed bare Task is what a coordinator older than signed tasks sends: say so.
       const bare = raw?.type === 'task';
-      const error = bare
-        ? {
-            code: 'DROVER_ERR_TASK_UNSIGNED',
-            message:
-              'task is not signed (a bare Task, as a coordinator older than signed tasks sends); not run',
-          }
-        : errorBody(err);
+      const error = bare ? bareTaskError(m.data) : errorBody(err);
       this.log.warn({ err: error, subject: m.subject }, 'task message refused');
       const rawId = bare ? raw?.id : raw?.task?.id;
       const id = typeof rawId === 'string' && rawId.length > 0 && rawId.length <= 64 ? rawId : 'unknown';
@@ -607,6 +601,19 @@ export class Session {
     }
     await this.work.catch(() => {});
   }
+}
+
+/** A message typed `task` (not `task-push`): its own decode error, else "unsigned". Never run. */
+function bareTaskError(data: Uint8Array): { code: string; message: string } {
+  try {
+    decodeMessage('Task', data);
+  } catch (err) {
+    return errorBody(err);
+  }
+  return {
+    code: 'DROVER_ERR_TASK_UNSIGNED',
+    message: 'task is not signed (a bare Task, as a coordinator older than signed tasks sends); not run',
+  };
 }
 
 function safeJson(data: Uint8Array): unknown {
