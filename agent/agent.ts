@@ -12,8 +12,9 @@ import {
   PROTOCOL_VERSION,
   type Register,
   type SignedPlan,
+  type SignedTask,
   type StatusDigest,
-  type Task,
+  TASK_CLOCK_SKEW_MS,
   type TaskResult,
   verifyPlan,
 } from '../protocol/index.js';
@@ -32,6 +33,8 @@ import { SystemdRuntime, type SystemdRuntimeOptions } from './runtime/systemd.js
 import type { Runtime } from './runtime/types.js';
 import { Session } from './session.js';
 import { buildInstanceStatus, type PlanInfo, statusDigest } from './status.js';
+import { checkTask } from './task-guard.js';
+import { TaskLedger } from './task-ledger.js';
 import { runTask } from './tasks.js';
 
 export type AgentState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
@@ -87,6 +90,8 @@ export class Agent {
   private outputs: LastOutputs | undefined;
   private applier_: Applier | undefined;
   private keys: KeyPin;
+  /** task ids seen, so a replayed task is refused (agent/task-ledger.ts) */
+  private readonly ledger: TaskLedger;
   private session_: Session | undefined;
   private readonly probes = new Map<string, ProbeSlot>();
   private facts_: Facts | undefined;
@@ -97,7 +102,7 @@ export class Agent {
   private statusTimer: unknown;
   private applied: AppliedRef | undefined;
   private planInfo: PlanInfo = { generation: 0, checksum: '', coordinatorEpoch: 0, state: 'none' };
-  private readonly stats = { plansApplied: 0, plansRefused: 0, tasksRun: 0 };
+  private readonly stats = { plansApplied: 0, plansRefused: 0, tasksRun: 0, tasksRefused: 0 };
 
   constructor(options: AgentOptions, deps: AgentDeps = {}) {
     this.opts = options;
@@ -105,6 +110,12 @@ export class Agent {
     this.clock = deps.clock ?? systemClock;
     this.log = deps.logger ?? silentLogger;
     this.keys = new KeyPin(options.dataDir, options.coordinatorKeyFingerprint, this.clock);
+    this.ledger = new TaskLedger({
+      dataDir: options.dataDir,
+      skewMs: TASK_CLOCK_SKEW_MS,
+      clock: this.clock,
+      logger: this.log,
+    });
   }
 
   get state(): AgentState {
@@ -144,6 +155,7 @@ export class Agent {
       this.log = this.log.child({ nodeId: this.identity_.nodeId });
       this.log.info({ source: this.identity_.source, runtime: this.opts.runtime }, 'identity resolved');
       await this.keys.load();
+      await this.ledger.load();
       const runtime = this.deps.runtime ?? this.createRuntime();
       this.runtime_ = runtime;
       this.outputs = new LastOutputs(runtime, () => this.scheduleStatus(), this.log);
@@ -470,19 +482,39 @@ export class Agent {
     };
   }
 
-  async handleTask(task: Task): Promise<TaskResult> {
-    this.stats.tasksRun++;
-    if (task.nodeId !== this.nodeId) {
+  /**
+   * Runs a signed task once: its signature (the pinned key), node id, validity window and id
+   * (never seen before, agent/task-ledger.ts) are checked first; a refused task runs nothing and
+   * is answered with the reason.
+   */
+  async handleTask(signed: SignedTask): Promise<TaskResult> {
+    let task: ReturnType<typeof checkTask>;
+    try {
+      task = checkTask(signed, {
+        nodeId: this.nodeId,
+        key: this.keys.key(),
+        now: this.clock.now(),
+        skewMs: TASK_CLOCK_SKEW_MS,
+      });
+      await this.ledger.admit(task);
+    } catch (err) {
+      this.stats.tasksRefused++;
+      const error = errorBody(err);
+      this.log.warn(
+        { err: error, taskId: signed.task.id, kind: signed.task.kind, for: signed.task.nodeId },
+        'task refused; nothing ran',
+      );
       return {
         v: PROTOCOL_VERSION,
         type: 'task-result',
-        id: task.id,
+        id: signed.task.id,
         nodeId: this.nodeId,
         ok: false,
-        error: { code: 'DROVER_ERR_TASK_BAD_REQUEST', message: `task is for node ${task.nodeId}` },
+        error,
         finishedAt: isoNow(this.clock),
       };
     }
+    this.stats.tasksRun++;
     const r = await runTask(task, {
       nodeId: this.nodeId,
       applier: this.applier_!,

@@ -57,6 +57,30 @@ export const AGENT_ERRORS_OWN = {
     status: 400,
     description: 'A task lacks a field its kind needs (instanceId, command).',
   },
+  DROVER_ERR_TASK_WRONG_NODE: {
+    status: 400,
+    description: 'A signed task addressed to another node id; it was not run.',
+  },
+  DROVER_ERR_TASK_EXPIRED: {
+    status: 409,
+    description:
+      'A task arrived after its `expiresAt` (beyond the 30 s clock-skew allowance); it was not run.',
+  },
+  DROVER_ERR_TASK_NOT_YET_VALID: {
+    status: 409,
+    description:
+      'A task’s `issuedAt` is more than 30 s ahead of the agent’s clock (clock skew, or a forged time); it was not run.',
+  },
+  DROVER_ERR_TASK_REPLAYED: {
+    status: 409,
+    description:
+      'A task id the agent has already seen (a replay, or the task was sent twice); it was not run again.',
+  },
+  DROVER_ERR_TASK_LEDGER: {
+    status: 500,
+    description:
+      'The agent could not record the task id in its data dir (`tasks-seen.json`), so it cannot rule out a replay after a restart; the task was not run.',
+  },
   DROVER_ERR_TASK_FAILED: { status: 500, description: 'A task ran and failed; the output says why.' },
   DROVER_ERR_TASK_TIMEOUT: { status: 504, description: 'A task did not finish within its timeout.' },
   DROVER_ERR_CERTIFICATE: {

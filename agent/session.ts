@@ -19,9 +19,9 @@ import {
   type Register,
   type RegisterReply,
   type SignedPlan,
+  type SignedTask,
   type StatusDigest,
   subjects,
-  type Task,
   type TaskResult,
 } from '../protocol/index.js';
 import { errorBody } from './errors.js';
@@ -35,7 +35,8 @@ export interface SessionHandlers {
   /** checks and pins the signing key; throws to refuse the coordinator */
   onRegistered(reply: RegisterReply): Promise<void>;
   onPlan(signed: SignedPlan, source: 'push' | 'register' | 'fetch'): Promise<PlanResult>;
-  onTask(task: Task): Promise<TaskResult>;
+  /** a signed task; the handler verifies it (agent/task-guard.ts) */
+  onTask(task: SignedTask): Promise<TaskResult>;
   digest(): StatusDigest;
   status(): Omit<NodeStatus, 'seq' | 'sentAt'>;
   have(): { generation: number; checksum: string } | undefined;
@@ -458,28 +459,33 @@ export class Session {
   }
 
   private async onTaskMsg(m: Msg): Promise<void> {
-    let task: Task;
+    let signed: SignedTask;
     try {
-      task = decodeMessage('Task', m.data);
+      signed = decodeMessage('SignedTask', m.data);
     } catch (err) {
       this.counters.malformed.task++;
-      this.log.warn({ err: errorBody(err), subject: m.subject }, 'malformed task message ignored');
-      const raw = safeJson(m.data) as { id?: unknown } | undefined;
-      const id = typeof raw?.id === 'string' && raw.id.length > 0 && raw.id.length <= 64 ? raw.id : 'unknown';
+      const raw = safeJson(m.data) as { type?: unknown; id?: unknown; task?: { id?: unknown } } | undefined;
+      // A well-formed bare Task is what a coordinator older than signed tasks sends: say so.
+      const bare = raw?.type === 'task';
+      const error = bare ? bareTaskError(m.data) : errorBody(err);
+      this.log.warn({ err: error, subject: m.subject }, 'task message refused');
+      const rawId = bare ? raw?.id : raw?.task?.id;
+      const id = typeof rawId === 'string' && rawId.length > 0 && rawId.length <= 64 ? rawId : 'unknown';
       this.reply(m, {
         v: PROTOCOL_VERSION,
         type: 'task-result',
         id,
         nodeId: this.opts.nodeId,
         ok: false,
-        error: errorBody(err),
+        error,
         finishedAt: isoNow(this.clock),
       } satisfies TaskResult);
       return;
     }
+    const task = signed.task;
     let result: TaskResult;
     try {
-      result = await this.h.onTask(task);
+      result = await this.h.onTask(signed);
     } catch (err) {
       result = {
         v: PROTOCOL_VERSION,
@@ -595,6 +601,19 @@ export class Session {
     }
     await this.work.catch(() => {});
   }
+}
+
+/** A message typed `task` (not `task-push`): its own decode error, else "unsigned". Never run. */
+function bareTaskError(data: Uint8Array): { code: string; message: string } {
+  try {
+    decodeMessage('Task', data);
+  } catch (err) {
+    return errorBody(err);
+  }
+  return {
+    code: 'DROVER_ERR_TASK_UNSIGNED',
+    message: 'task is not signed (a bare Task, as a coordinator older than signed tasks sends); not run',
+  };
 }
 
 function safeJson(data: Uint8Array): unknown {

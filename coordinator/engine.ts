@@ -50,6 +50,9 @@ export type {
 } from './engine/ports.js';
 export { DEFAULT_CLUSTER };
 
+/** how far above our own epoch an agent's reported epoch may be for us to follow it */
+const MAX_EPOCH_JUMP = 1000;
+
 export interface EngineOptions<R extends RepairHooks = RepairHooks> {
   store: Store;
   logger: Logger;
@@ -106,6 +109,9 @@ export class Engine<R extends RepairHooks = RepairHooks> {
   /** the repair policy the `repair` option built */
   readonly repair?: R;
   private epochValue = 0;
+  /** the epoch a raise in flight will reach (see raiseEpochAbove) */
+  private epochTarget = 0;
+  private epochRaise: Promise<void> = Promise.resolve();
   private bus?: AgentBus;
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -142,6 +148,10 @@ export class Engine<R extends RepairHooks = RepairHooks> {
       epoch,
       planAddons: opts.planAddons,
       onNewPlan: (nodeId) => enqueue(`node:${nodeId}`),
+      appliedGeneration: (nodeId) => {
+        const a = this.nodes.liveness(nodeId)?.applied;
+        return a && a.coordinatorEpoch === this.epochValue ? a.generation : undefined;
+      },
     });
     this.push = new NodePush({
       state,
@@ -175,6 +185,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
       timings: opts.timings,
       joinToken: opts.joinToken,
       observeStatus: repair?.observe && ((st) => repair.observe?.(st)),
+      epochBehind: (reported) => this.raiseEpochAbove(reported),
     });
     this.operator = new OperatorActions({
       state,
@@ -185,6 +196,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
       clock,
       enqueue,
       bus,
+      signingKey: opts.signingKey,
       repair,
     });
     this.clusters = new ClusterReconcile({
@@ -221,12 +233,62 @@ export class Engine<R extends RepairHooks = RepairHooks> {
     this.events.subscribe((e) => bus.publishEvent(e));
   }
 
+  /**
+   * Writes the epoch and waits until the store says it is durable. Only then may a plan carry it:
+   * a coordinator that crashed after sending plans under an epoch it had not made durable would
+   * come back with that same epoch and lower generations, and its agents would refuse every new
+   * plan as stale.
+   */
+  private async persistEpoch(epoch: number): Promise<void> {
+    const { store } = this.opts;
+    const ep = await store.get<number>('meta/epoch');
+    if (ep) await store.update('meta/epoch', epoch, ep.revision);
+    else await store.create('meta/epoch', epoch);
+    await store.flush();
+  }
+
+  /**
+   * An agent applied a plan under an epoch above ours: the store is older than what this
+   * coordinator (or an earlier incarnation) sent. Raise the epoch above it, durably, then re-issue
+   * every plan under it, so that no agent sees a new plan as stale. Raises are serialised and
+   * coalesced; a report more than MAX_EPOCH_JUMP ahead is ignored (a node's report is not proof).
+   */
+  private raiseEpochAbove(reported: number): void {
+    const want = reported + 1;
+    if (want <= this.epochValue || want <= this.epochTarget) return;
+    if (reported - this.epochValue > MAX_EPOCH_JUMP) {
+      this.log.warn(
+        { reported, epoch: this.epochValue },
+        'an agent reports an implausible coordinator epoch; not raising ours to it',
+      );
+      return;
+    }
+    this.epochTarget = want;
+    this.epochRaise = this.epochRaise
+      .then(async () => {
+        const target = this.epochTarget;
+        if (target <= this.epochValue || this.closing) return;
+        const from = this.epochValue;
+        await this.persistEpoch(target);
+        this.epochValue = target;
+        this.events.emit({
+          kind: 'coordinator.epoch-raised',
+          severity: 'warning',
+          message: `an agent applied plans of coordinator epoch ${target - 1}, above this coordinator's ${from} (was the store restored from an older copy?); epoch raised to ${target}, every plan re-issued`,
+          data: { from, to: target },
+        });
+        this.plans.reissueAll();
+      })
+      .catch((err) => this.log.error({ err }, 'cannot persist the raised coordinator epoch'));
+  }
+
   async start(): Promise<void> {
     const { store } = this.opts;
     const ep = await store.get<number>('meta/epoch');
-    this.epochValue = (ep?.value ?? 0) + 1;
-    if (ep) await store.update('meta/epoch', this.epochValue, ep.revision);
-    else await store.create('meta/epoch', this.epochValue);
+    const epoch = (ep?.value ?? 0) + 1;
+    // durable before any plan carries it (issue 15, point 10)
+    await this.persistEpoch(epoch);
+    this.epochValue = epoch;
     await this.events.load();
     await this.nodes.load();
     await this.state.load(store);
@@ -255,6 +317,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
       const drained = this.queue.close();
       this.repair?.close?.();
       await drained;
+      await this.epochRaise;
       await this.opts.store.flush().catch((err) => this.log.error({ err }, 'store flush failed on close'));
     })();
     return this.closing;
@@ -418,7 +481,10 @@ export class Engine<R extends RepairHooks = RepairHooks> {
   }
 
   runTask(
-    input: Omit<Task, 'v' | 'type' | 'id' | 'issuedAt' | 'timeoutMs'> & { timeoutMs?: number; id?: string },
+    input: Omit<Task, 'v' | 'type' | 'id' | 'issuedAt' | 'expiresAt' | 'timeoutMs'> & {
+      timeoutMs?: number;
+      id?: string;
+    },
   ): Promise<TaskResult> {
     return this.operator.runTask(input);
   }

@@ -15,8 +15,8 @@ import {
   type PlanResult,
   PROTOCOL_VERSION,
   type SignedPlan,
+  type SignedTask,
   subjects,
-  type Task,
   type TaskResult,
 } from '../protocol/index.js';
 import type { AgentBus, Engine } from './engine.js';
@@ -184,7 +184,7 @@ export class NatsBus implements AgentBus {
     return decodeMessage('PlanResult', r.data);
   }
 
-  async sendTask(nodeId: string, task: Task, timeoutMs: number): Promise<TaskResult> {
+  async sendTask(nodeId: string, task: SignedTask, timeoutMs: number): Promise<TaskResult> {
     const r = await this.nc.request(subjects.task(nodeId), encode(task), { timeout: timeoutMs });
     return decodeMessage('TaskResult', r.data);
   }

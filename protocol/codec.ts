@@ -13,6 +13,7 @@ import {
   PlanResult,
   Register,
   RegisterReply,
+  SignedTask,
   Task,
   TaskResult,
 } from './schemas/messages.js';
@@ -32,6 +33,7 @@ export const MESSAGE_SCHEMAS = {
   PlanFetch,
   PlanResult,
   Task,
+  SignedTask,
   TaskResult,
   Event,
   CertificateRequest,

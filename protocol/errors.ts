@@ -61,6 +61,15 @@ export const PROTOCOL_ERRORS = {
     status: 400,
     description: 'A plan checksum does not match its canonical content.',
   },
+  DROVER_ERR_TASK_UNSIGNED: {
+    status: 400,
+    description:
+      'A task arrived without a signature (or as a bare, unsigned Task from an older coordinator); it was not run.',
+  },
+  DROVER_ERR_TASK_SIGNATURE: {
+    status: 400,
+    description: 'A task signature does not verify against the pinned coordinator key; it was not run.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ProtocolErrorCode = keyof typeof PROTOCOL_ERRORS;
@@ -86,7 +95,12 @@ export class DecodeError extends TerminalError {
 
 export class SignatureError extends TerminalError {
   constructor(
-    code: 'DROVER_ERR_PLAN_UNSIGNED' | 'DROVER_ERR_PLAN_SIGNATURE' | 'DROVER_ERR_PLAN_CHECKSUM',
+    code:
+      | 'DROVER_ERR_PLAN_UNSIGNED'
+      | 'DROVER_ERR_PLAN_SIGNATURE'
+      | 'DROVER_ERR_PLAN_CHECKSUM'
+      | 'DROVER_ERR_TASK_UNSIGNED'
+      | 'DROVER_ERR_TASK_SIGNATURE',
     message: string,
   ) {
     super(code, message, { status: PROTOCOL_ERRORS[code].status });

@@ -26,7 +26,10 @@ export {
   signingKeyFromPem,
   signingKeyToPem,
   signPlan,
+  signTask,
+  taskSigningBytes,
   verifyPlan,
+  verifyTask,
 } from './signing.js';
 export {
   isValidSubjectToken,
@@ -35,4 +38,5 @@ export {
   SUBJECT_PREFIX,
   subjects,
 } from './subjects.js';
+export { TASK_CLOCK_SKEW_MS, TASK_MAX_WINDOW_MS, TASK_REPLY_MARGIN_MS } from './task-window.js';
 export { PROTOCOL_VERSION, SUPPORTED_VERSIONS } from './version.js';

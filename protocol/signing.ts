@@ -8,6 +8,7 @@ import {
 } from 'node:crypto';
 import { canonicalJson, sha256Hex } from './canonical.js';
 import { SignatureError } from './errors.js';
+import type { SignedTask, Task } from './schemas/messages.js';
 import type { InstanceSpec, NodePlan, SignedPlan } from './schemas/plan.js';
 import { PROTOCOL_VERSION } from './version.js';
 
@@ -147,4 +148,35 @@ export function verifyPlan(signed: SignedPlan, publicKey: KeyObject): NodePlan {
       'plan signature does not verify against the pinned coordinator key',
     );
   return plan;
+}
+
+/** The bytes a task's signature covers: the canonical JSON of the whole task. */
+export function taskSigningBytes(task: Task): Buffer {
+  return Buffer.from(canonicalJson(task));
+}
+
+export function signTask(task: Task, key: SigningKeyPair): SignedTask {
+  const signature = sign(null, taskSigningBytes(task), key.privateKey).toString('base64');
+  return { v: PROTOCOL_VERSION, type: 'task-push', task, signature, keyId: key.fingerprint };
+}
+
+/**
+ * Verifies a task's signature against the pinned key. Throws SignatureError naming what is
+ * wrong; returns the task. The validity window, node id and replay checks are the agent's
+ * (agent/task-guard.ts): they need its clock and its memory of seen tasks.
+ */
+export function verifyTask(signed: SignedTask, publicKey: KeyObject): Task {
+  if (!signed.signature) throw new SignatureError('DROVER_ERR_TASK_UNSIGNED', 'task is not signed');
+  let ok = false;
+  try {
+    ok = verify(null, taskSigningBytes(signed.task), publicKey, Buffer.from(signed.signature, 'base64'));
+  } catch {
+    ok = false;
+  }
+  if (!ok)
+    throw new SignatureError(
+      'DROVER_ERR_TASK_SIGNATURE',
+      'task signature does not verify against the pinned coordinator key',
+    );
+  return signed.task;
 }

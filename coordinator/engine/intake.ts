@@ -39,6 +39,11 @@ export interface IntakePorts {
   joinToken?: string;
   /** sees every status report (the repair policy's instance trouble) */
   observeStatus?: (st: NodeStatus) => void;
+  /**
+   * An agent reports a plan applied under a coordinator epoch above ours (the store was restored
+   * from an older copy, or lost its last epoch write): raise the epoch above it.
+   */
+  epochBehind?: (reported: number) => void;
 }
 
 export class Intake {
@@ -142,6 +147,7 @@ export class Intake {
     if (msg.applied) {
       const l = this.p.state.nodes.liveness(msg.nodeId);
       if (l) l.applied = { ...msg.applied };
+      this.observeApplied(msg.nodeId, msg.applied);
     }
     if (rec.approved && (was === 'Suspect' || was === 'Unreachable'))
       this.p.events.emit({
@@ -190,9 +196,10 @@ export class Intake {
       this.p.enqueue(`cluster:${this.p.state.clusterOf(rec)}`);
     }
     const l = this.p.state.nodes.liveness(hb.nodeId)!;
+    const dg = hb.digest;
+    this.observeApplied(hb.nodeId, dg);
     const d = this.p.plans.get(hb.nodeId);
     if (!d) return;
-    const dg = hb.digest;
     const matches = dg.checksum === d.plan.checksum && dg.coordinatorEpoch === this.p.epoch();
     if (matches) {
       l.applied = { generation: dg.generation, checksum: dg.checksum, coordinatorEpoch: dg.coordinatorEpoch };
@@ -206,6 +213,19 @@ export class Intake {
       l.applied = { generation: dg.generation, checksum: dg.checksum, coordinatorEpoch: dg.coordinatorEpoch };
       this.p.enqueue(`node:${hb.nodeId}`);
     }
+  }
+
+  /**
+   * What an agent says it applied, checked against what we would send it, so that nothing we send
+   * can look stale to it (issue 15, point 10): an epoch above ours raises ours; the same epoch and
+   * a generation at or above the desired plan's (with other content) re-issues the plan above it.
+   */
+  private observeApplied(
+    nodeId: string,
+    a: { generation: number; checksum: string; coordinatorEpoch: number },
+  ): void {
+    if (a.coordinatorEpoch > this.p.epoch()) this.p.epochBehind?.(a.coordinatorEpoch);
+    else if (a.coordinatorEpoch === this.p.epoch() && a.checksum) this.p.plans.catchUp(nodeId, a);
   }
 
   handleStatus(st: NodeStatus): void {

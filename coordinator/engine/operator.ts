@@ -5,7 +5,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../lib/clock.js';
-import { PROTOCOL_VERSION, type Task, type TaskResult } from '../../protocol/index.js';
+import {
+  PROTOCOL_VERSION,
+  type SigningKeyPair,
+  signTask,
+  TASK_REPLY_MARGIN_MS,
+  type Task,
+  type TaskResult,
+} from '../../protocol/index.js';
 import { coordinatorError } from '../errors.js';
 import type { EventLog } from '../events.js';
 import type { NodeRecord } from '../model.js';
@@ -39,6 +46,8 @@ export interface OperatorPorts {
   clock: Clock;
   enqueue: Enqueue;
   bus: () => AgentBus | undefined;
+  /** signs tasks (the plan-signing key: agents pin it) */
+  signingKey: SigningKeyPair;
   repair?: RepairHooks;
 }
 
@@ -321,22 +330,31 @@ export class OperatorActions {
   }
 
   async runTask(
-    input: Omit<Task, 'v' | 'type' | 'id' | 'issuedAt' | 'timeoutMs'> & { timeoutMs?: number; id?: string },
+    input: Omit<Task, 'v' | 'type' | 'id' | 'issuedAt' | 'expiresAt' | 'timeoutMs'> & {
+      timeoutMs?: number;
+      id?: string;
+    },
   ): Promise<TaskResult> {
     this.requireNode(input.nodeId);
     const bus = this.p.bus();
     if (!bus) throw coordinatorError('DROVER_ERR_NOT_READY', 'not connected to NATS');
     const { id, ...rest } = input;
+    const now = this.p.clock.now();
+    const timeoutMs = input.timeoutMs ?? 30_000;
+    // Valid exactly as long as we wait for the answer (protocol/task-window.ts): a task that
+    // reaches the agent after we gave up on it is refused there, never run unobserved.
+    const waitMs = timeoutMs + TASK_REPLY_MARGIN_MS;
     const task: Task = {
       v: PROTOCOL_VERSION,
       type: 'task',
-      issuedAt: new Date(this.p.clock.now()).toISOString(),
-      timeoutMs: input.timeoutMs ?? 30_000,
       ...rest,
+      timeoutMs,
+      issuedAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + waitMs).toISOString(),
       id: id ?? randomUUID(),
     } as Task;
     try {
-      return await bus.sendTask(task.nodeId, task, task.timeoutMs + 2000);
+      return await bus.sendTask(task.nodeId, signTask(task, this.p.signingKey), waitMs);
     } catch (err) {
       throw coordinatorError(
         'DROVER_ERR_NODE_UNREACHABLE',

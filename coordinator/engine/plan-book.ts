@@ -34,6 +34,12 @@ export interface PlanBookPorts {
   planAddons?: PlanAddons;
   /** a node got a new desired plan: push it */
   onNewPlan: (nodeId: string) => void;
+  /**
+   * The generation the node's agent reports it applied under the current epoch, if any. A new
+   * plan's generation is always above it, so an agent never sees a fresh plan as stale, even when
+   * this book forgot the node (remove + re-add) or lost count (see `catchUp`).
+   */
+  appliedGeneration?: (nodeId: string) => number | undefined;
 }
 
 export class PlanBook {
@@ -106,7 +112,7 @@ export class PlanBook {
       samePlanAddons(cur.plan, { ...this.p.planAddons?.(nodeId) })
     )
       return false;
-    const gen = this.generation.get(nodeId) ?? 0;
+    const gen = Math.max(this.generation.get(nodeId) ?? 0, this.p.appliedGeneration?.(nodeId) ?? 0);
     const candidate = this.sealFor(nodeId, instances, gen + 1);
     this.sealedFrom.set(nodeId, new Set<object>(instances));
     if (cur && cur.plan.checksum === candidate.checksum && samePlanAddons(cur.plan, candidate)) return false;
@@ -114,6 +120,43 @@ export class PlanBook {
     this.desired.set(nodeId, { plan: candidate, signed: signPlan(candidate, this.p.signingKey) });
     this.p.onNewPlan(nodeId);
     return true;
+  }
+
+  /**
+   * The node's agent applied generation `applied` (under the current epoch) with other content
+   * than the desired plan, and the desired plan's generation is not above it: the agent would
+   * refuse it as stale forever. Re-issues the same content above that generation. Returns true
+   * when it did.
+   */
+  catchUp(nodeId: string, applied: { generation: number; checksum: string }): boolean {
+    const cur = this.desired.get(nodeId);
+    if (!cur || applied.generation < cur.plan.generation || applied.checksum === cur.plan.checksum)
+      return false;
+    this.reissue(nodeId, cur, applied.generation + 1);
+    return true;
+  }
+
+  /** Re-issues every desired plan under the current epoch (after the epoch was raised mid-run). */
+  reissueAll(): void {
+    for (const [nodeId, cur] of this.desired)
+      this.reissue(nodeId, cur, Math.max(this.generation.get(nodeId) ?? 0, cur.plan.generation) + 1);
+  }
+
+  /** The same content (instances and add-ons), re-sealed under a new generation and the current epoch. */
+  private reissue(nodeId: string, cur: Desired, generation: number): void {
+    const { checksum: _c, ...rest } = cur.plan;
+    const plan = sealPlan(
+      {
+        ...rest,
+        generation,
+        coordinatorEpoch: this.p.epoch(),
+        issuedAt: new Date(this.p.clock.now()).toISOString(),
+      },
+      (i) => (i as InstanceSpec).checksum,
+    );
+    this.generation.set(nodeId, generation);
+    this.desired.set(nodeId, { plan, signed: signPlan(plan, this.p.signingKey) });
+    this.p.onNewPlan(nodeId);
   }
 
   /** Seals (checksums) a plan for `nodeId` without booking it. */

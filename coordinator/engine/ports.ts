@@ -11,7 +11,7 @@ import type {
   NodeStatus,
   PlanResult,
   SignedPlan,
-  Task,
+  SignedTask,
   TaskResult,
 } from '../../protocol/index.js';
 import type { Assignment } from '../model.js';
@@ -19,7 +19,8 @@ import type { Assignment } from '../model.js';
 /** The narrow port to the agents; the NATS adapter implements it, unit tests fake it. */
 export interface AgentBus {
   pushPlan(nodeId: string, signed: SignedPlan, timeoutMs: number): Promise<PlanResult>;
-  sendTask(nodeId: string, task: Task, timeoutMs: number): Promise<TaskResult>;
+  /** sends a signed task (request/reply on the node's task subject) */
+  sendTask(nodeId: string, task: SignedTask, timeoutMs: number): Promise<TaskResult>;
   publishEvent(e: Event): void;
 }
 

@@ -215,10 +215,34 @@ export const Task = Type.Object(
     tailLines: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
     timeoutMs: Type.Integer({ minimum: 100, maximum: 3_600_000 }),
     issuedAt: IsoTime,
+    expiresAt: IsoTime,
   },
-  { $id: 'Task' },
+  {
+    $id: 'Task',
+    description:
+      'A one-off task. `id` is unique per task; the agent starts it only between `issuedAt` and `expiresAt` (±30 s clock skew) and only once.',
+  },
 );
 export type Task = Static<typeof Task>;
+
+/**
+ * A task as it travels on the task subject: signed by the coordinator with its plan-signing key
+ * (ed25519 over the canonical JSON of `task`). An agent refuses a task without a valid signature,
+ * for another node, outside its validity window, or seen before (agent/task-guard.ts).
+ */
+export const SignedTask = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('task-push'),
+    task: Task,
+    signature: Type.Optional(
+      Type.String({ maxLength: 256, description: 'base64 ed25519 signature over the canonical task' }),
+    ),
+    keyId: Type.Optional(Type.String({ maxLength: 128, description: 'fingerprint of the signing key' })),
+  },
+  { $id: 'SignedTask' },
+);
+export type SignedTask = Static<typeof SignedTask>;
 
 export const TaskResult = Type.Object(
   {

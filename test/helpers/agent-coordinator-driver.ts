@@ -17,6 +17,7 @@ import {
   type SigningKeyPair,
   sealPlan,
   signPlan,
+  signTask,
   subjects,
   type Task,
   type TaskResult,
@@ -188,21 +189,35 @@ export class CoordinatorDriver {
     return JSON.parse(new TextDecoder().decode(m.data));
   }
 
-  async task(
-    nodeId: string,
-    t: Partial<Omit<Task, 'v' | 'type' | 'nodeId'>> & Pick<Task, 'kind'>,
-    timeoutMs = 30_000,
-  ): Promise<TaskResult> {
-    const task: Task = {
+  /** Builds a task for `nodeId`, valid for its timeout plus 2 s from now (override any field). */
+  makeTask(nodeId: string, t: Partial<Omit<Task, 'v' | 'type'>> & Pick<Task, 'kind'>): Task {
+    const now = Date.now();
+    const timeoutMs = t.timeoutMs ?? 20_000;
+    return {
       v: PROTOCOL_VERSION,
       type: 'task',
       id: t.id ?? `t-${Math.random().toString(36).slice(2, 10)}`,
       nodeId,
-      timeoutMs: t.timeoutMs ?? 20_000,
-      issuedAt: new Date().toISOString(),
+      timeoutMs,
+      issuedAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + timeoutMs + 2000).toISOString(),
       ...t,
     };
-    const m = await this.nc.request(subjects.task(nodeId), encode(task), { timeout: timeoutMs });
+  }
+
+  /** Sends a task signed with this driver's key (or `opts.key`), as a coordinator does. */
+  async task(
+    nodeId: string,
+    t: Partial<Omit<Task, 'v' | 'type'>> & Pick<Task, 'kind'>,
+    timeoutMs = 30_000,
+    opts: { key?: SigningKeyPair } = {},
+  ): Promise<TaskResult> {
+    return this.sendSignedTask(nodeId, signTask(this.makeTask(nodeId, t), opts.key ?? this.key), timeoutMs);
+  }
+
+  /** Sends a signed task envelope as given (a replay, a tampered copy) on `nodeId`'s task subject. */
+  async sendSignedTask(nodeId: string, signed: unknown, timeoutMs = 30_000): Promise<TaskResult> {
+    const m = await this.nc.request(subjects.task(nodeId), encode(signed), { timeout: timeoutMs });
     return decodeMessage('TaskResult', m.data);
   }
 

@@ -16,6 +16,7 @@ import {
   type PlanResult,
   PROTOCOL_VERSION,
   type SignedPlan,
+  type SignedTask,
   type Task,
   type TaskResult,
 } from '../../protocol/index.js';
@@ -43,7 +44,12 @@ export class RecordingBus implements AgentBus {
     };
   }
 
-  async sendTask(nodeId: string, task: Task): Promise<TaskResult> {
+  /** the signed envelopes, as sent (`tasks` holds what they carry) */
+  readonly signedTasks: SignedTask[] = [];
+
+  async sendTask(nodeId: string, signed: SignedTask): Promise<TaskResult> {
+    const task = signed.task;
+    this.signedTasks.push(signed);
     this.tasks.push(task);
     if (this.failTasks) throw new Error('request timed out');
     return {

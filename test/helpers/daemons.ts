@@ -63,7 +63,8 @@ export async function startTestDaemon(o: TestDaemonOptions): Promise<TestDaemon>
   return { nats, dir, coord, adminToken, cliEnv };
 }
 
-function coordinatorOptions(nats: NatsHandle, dir: string, o: TestDaemonOptions) {
+/** The options `startTestDaemon` starts its coordinator with (to start it again on the same dir). */
+export function coordinatorOptions(nats: NatsHandle, dir: string, o: TestDaemonOptions) {
   return compileCoordinatorOptions({
     file: {
       path: 'test.yaml',

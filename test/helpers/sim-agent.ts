@@ -129,7 +129,7 @@ export async function startSimAgent(o: {
   });
   nc.subscribe(subjects.task(o.nodeId), {
     callback: (_err, m) => {
-      const task = decodeMessage('Task', m.data);
+      const { task } = decodeMessage('SignedTask', m.data);
       m.respond(
         encode({
           v: PROTOCOL_VERSION,
