@@ -20,9 +20,10 @@ const IPV6 = [
   `(?:${H}:){1,2}(?::${H}){1,5}`,
   `${H}:(?::${H}){1,6}`,
   `:(?:(?::${H}){1,7}|:)`,
+  // six groups then an IPv4 tail (`::ffff:10.0.0.1`), `::` anywhere among them
   `(?:${H}:){6}${IPV4}`,
-  `::(?:[Ff]{4}(?::0{1,4})?:)?${IPV4}`,
-  `(?:${H}:){1,5}:${IPV4}`,
+  `::(?:${H}:){0,5}${IPV4}`,
+  ...[1, 2, 3, 4, 5].map((k) => `(?:${H}:){${k}}:(?:${H}:){0,${5 - k}}${IPV4}`),
 ].join('|');
 
 /** An IPv4 address (dotted quad, no leading zeros) or an IPv6 address: no zone (`%eth0`), no brackets, no whitespace. */
