@@ -277,15 +277,13 @@ const refuse = (field: string, message: string): never => {
 function checkedFacts(nodeId: string, facts: Facts, at: string): Facts {
   const p = nodeTextProblem({ id: nodeId, address: '0.0.0.0', hostname: facts.hostname });
   if (p) refuse(`${at}/hostname`, p.message);
-  facts.network.forEach((nic, i) =>
-    nic.addresses.forEach((a, j) => {
+  for (const [i, nic] of facts.network.entries())
+    for (const [j, a] of nic.addresses.entries())
       if (!isIpAddress(a))
         refuse(
           `${at}/network/${i}/addresses/${j}`,
           `node ${nodeId}: NIC ${JSON.stringify(nic.name)} address ${JSON.stringify(a)} is not an IP address`,
         );
-    }),
-  );
   const hostname = facts.hostname.toLowerCase();
   return hostname === facts.hostname ? facts : { ...facts, hostname };
 }
