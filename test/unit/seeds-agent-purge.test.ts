@@ -78,7 +78,9 @@ describe('agent purge (drover clean --purge)', () => {
       files: [{ path: '/etc/drover/shared/kubeconfig', mode: 0o600, content: 'x' }],
     });
     // old#0 ran here once, owning paths a live instance now uses
-    await applier.apply(plan(1, [inst('old#0', { dataPaths: ['/etc/drover/shared', '/var/lib/kubelet/pods'] })]));
+    await applier.apply(
+      plan(1, [inst('old#0', { dataPaths: ['/etc/drover/shared', '/var/lib/kubelet/pods'] })]),
+    );
     const r = await applier.apply(
       plan(
         2,
