@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import {
   haproxyConfig,
   type Member,
@@ -14,6 +15,7 @@ import {
   renderPlans,
   resolveApiEndpoint,
 } from '../../coordinator/catalog/index.js';
+import { yamlScalar } from '../../coordinator/catalog/kubeconfig.js';
 import { hostPort } from '../../coordinator/catalog/paths.js';
 import { placeholderLookup } from '../../coordinator/catalog/roles/custom.js';
 import { Engine } from '../../coordinator/engine.js';
@@ -37,6 +39,7 @@ import {
 import { echoTopology, RecordingBus, TEST_TIMINGS } from '../helpers/api.js';
 import { assign, haAssignments, haNodes, makeNode, nodeMap } from '../helpers/cluster-fixtures.js';
 import { sampleFacts } from '../helpers/fixtures.js';
+import { waitFor } from '../helpers/wait.js';
 
 const EVIL = '10.0.0.1\n  server evil 6.6.6.6:6443';
 const ha = () => parseTopology(readFileSync('examples/ha.yaml', 'utf8'));
@@ -274,7 +277,11 @@ describe('a bad record stored before the rules existed is rendered nowhere', () 
     };
     topology.customRoles.echo.env = { PEERS: '{{role.echo.addresses}}' };
     await e.applyTopology(parseTopology(JSON.stringify(topology)));
-    await settle(e);
+    // reconciles of a busy machine are paced: wait until both good nodes have their instance
+    await waitFor('echo placed on n1 and n2', async () => {
+      await settle(e);
+      return ['n1', 'n2'].every((id) => (e.desiredPlan(id)?.instances.length ?? 0) > 0);
+    });
     expect(e.allAssignments().map((a) => a.nodeId)).not.toContain('bad');
     expect(e.desiredPlan('bad')?.instances ?? []).toEqual([]);
     for (const id of ['n1', 'n2']) {
@@ -344,6 +351,11 @@ describe('every renderer refuses node text that would inject config', () => {
     expect(hostPort('api.example.com', 1)).toBe('api.example.com:1');
     for (const bad of [EVIL, 'a b', '10.0.0.1:99', 'fe80::1%eth0', '[evil\n]'])
       expect(() => hostPort(bad, 1), JSON.stringify(bad)).toThrow(DecodeError);
+  });
+
+  it('kubeconfig values: anything but a plain scalar is quoted, so it stays one value', () => {
+    for (const v of ['https://10.0.0.1:6443', 'a\nserver: https://6.6.6.6', 'x: y', 'true', '- a'])
+      expect(parseYaml(`server: ${yamlScalar(v)}\n`)).toEqual({ server: v });
   });
 
   it.each([
