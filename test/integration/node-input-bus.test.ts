@@ -7,6 +7,7 @@ import { compileCoordinatorOptions } from '../../coordinator/config.js';
 import { startCoordinator } from '../../coordinator/daemon.js';
 import { silentLogger } from '../../lib/logger.js';
 import { encode, PROTOCOL_VERSION, type Register, subjects } from '../../protocol/index.js';
+import { startTestAgent, testAgentOptions } from '../helpers/agent-harness.js';
 import { sampleFacts } from '../helpers/fixtures.js';
 import { autoCleanup, rmrf, tempDir } from '../helpers/proc.js';
 import { startNats, waitFor } from '../helpers/servers.js';
@@ -86,5 +87,26 @@ describe('node input over a real nats-server', () => {
     expect(h.engine.nodes.get('n2')).toBeUndefined();
     // and it keeps serving
     expect(await ask(subjects.register(), reg())).toMatchObject({ accepted: true, state: 'Ready' });
+  });
+
+  it('an agent whose registration is refused for its input says so (refused), not "undecodable reply"', async () => {
+    const nats = await startNats();
+    const nc = await connect({ servers: nats.url });
+    autoCleanup(() => nc.close());
+    // stands in for the coordinator's answer to a bad address (the shape the test above gets)
+    nc.subscribe(subjects.register(), {
+      callback: (_err, m) =>
+        m.respond(
+          encode({
+            code: 'DROVER_ERR_DECODE',
+            message: 'node x: /address: must be an IP address',
+            details: { field: '/address' },
+          }),
+        ),
+    });
+    await nc.flush();
+    const agent = await startTestAgent(testAgentOptions(nats.url));
+    await waitFor('the agent refused', () => agent.session?.currentState === 'refused');
+    expect((agent.counters().malformed as { registerReply: number }).registerReply).toBe(0);
   });
 });
