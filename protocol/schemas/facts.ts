@@ -41,11 +41,12 @@ export const Facts = Type.Object(
     memory: Type.Object({ totalBytes: Type.Number({ minimum: 0 }) }),
     disks: Type.Array(Disk),
     os: Type.Object({
-      platform: Type.String(),
-      distro: Type.String(),
-      release: Type.String(),
-      kernel: Type.String(),
-      arch: Type.String(),
+      // platform and arch become labels (drover.dev/os, drover.dev/arch, the kwok Node's kubernetes.io/arch)
+      platform: Type.String({ maxLength: 63, pattern: '^[A-Za-z0-9._-]*$' }),
+      distro: Type.String({ maxLength: 256 }),
+      release: Type.String({ maxLength: 256 }),
+      kernel: Type.String({ maxLength: 256 }),
+      arch: Type.String({ maxLength: 63, pattern: '^[A-Za-z0-9._-]*$' }),
     }),
     network: Type.Array(NetInterface),
     gpus: Type.Array(Gpu),

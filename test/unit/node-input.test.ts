@@ -189,6 +189,11 @@ describe('the decoder refuses a bad value, naming the field', () => {
     expect(v.message).toContain('Kubernetes label value');
   });
 
+  it('an OS platform or architecture that could not be a label', () => {
+    const os = { platform: 'linux', distro: 'd', release: 'r', kernel: 'k', arch: 'x64\nevil: 1' };
+    expect(refused(register({ facts: sampleFacts({ hostname: 'n1', os }) })).field).toBe('/facts/os/arch');
+  });
+
   it('the same for a facts update', () => {
     const f = { v: PROTOCOL_VERSION, type: 'facts', nodeId: 'n1', facts: sampleFacts({ hostname: 'x\ny' }) };
     expect(() => decodeMessage('FactsUpdate', encode(f))).toThrow(/facts\/hostname/);
