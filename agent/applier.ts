@@ -14,6 +14,7 @@ import {
 import type { CertManager } from './certs.js';
 import { AgentError, errorBody } from './errors.js';
 import { rootPrefix } from './options.js';
+import { checkPurgePath, purgeTarget, realish } from './purge-guard.js';
 import { filePathUnderRoot } from './root-path.js';
 import { type RunnableInstance, type Runtime, runnableFrom } from './runtime/types.js';
 
@@ -31,6 +32,18 @@ export interface ApplyOutcome {
 }
 
 export { filePathUnderRoot };
+
+/** At most this many paths the ownership ledger keeps per instance. */
+const MAX_OWNED_PATHS = 256;
+
+/** The node paths an instance owns: its data paths, files and certificate files. */
+function ownedBy(i: InstanceSpec): string[] {
+  return [
+    ...(i.dataPaths ?? []),
+    ...i.files.map((f) => f.path),
+    ...(i.certificates ?? []).flatMap((c) => [c.certPath, c.keyPath, c.caPath]),
+  ];
+}
 
 /** The literal plans use for the agent's root dir (built up so linters do not take it for a template). */
 export const ROOT_VAR = ['$', '{DROVER_ROOT}'].join('');
@@ -64,6 +77,9 @@ export class Applier {
   readonly expand: (s: string) => string;
   private readonly planPath: string;
   private readonly heldPath: string;
+  private readonly ownedPath: string;
+  /** the ownership ledger: instance id → every path it owned in a plan applied here (purge guard) */
+  private owned = new Map<string, string[]>();
   private specs = new Map<string, InstanceSpec>();
   private readonly certs?: Pick<CertManager, 'ensure'>;
   /** instances of the plan that could not start yet (e.g. no certificate): retried by repairDrift */
@@ -80,6 +96,7 @@ export class Applier {
     this.expand = makeExpander(opts.rootDir);
     this.planPath = join(opts.dataDir, 'plan.json');
     this.heldPath = join(opts.dataDir, 'held.json');
+    this.ownedPath = join(opts.dataDir, 'owned.json');
   }
 
   /** The applied plan's instances by id. */
@@ -106,6 +123,15 @@ export class Applier {
       if (held && typeof held === 'object' && !Array.isArray(held))
         this.held = new Map(
           Object.entries(held).filter((e): e is [string, string] => typeof e[1] === 'string'),
+        );
+    } catch {}
+    try {
+      const owned = JSON.parse(await readFile(this.ownedPath, 'utf8')) as unknown;
+      if (owned && typeof owned === 'object' && !Array.isArray(owned))
+        this.owned = new Map(
+          Object.entries(owned).filter(
+            (e): e is [string, string[]] => Array.isArray(e[1]) && e[1].every((p) => typeof p === 'string'),
+          ),
         );
     } catch {}
     let text: string;
@@ -183,6 +209,9 @@ export class Applier {
     );
     let heldChanged = false;
     for (const id of gone) if (this.held.delete(id)) heldChanged = true;
+    await this.recordOwned(plan).catch((err) =>
+      this.log.error({ err, path: this.ownedPath }, 'cannot persist the ownership ledger'),
+    );
     if (plan.purge?.length) await this.purge(plan, errors);
 
     const toRestart: InstanceSpec[] = [];
@@ -236,20 +265,21 @@ export class Applier {
 
   /**
    * `drover clean --purge`: deletes the paths removed instances owned. Only for instances not in
-   * the plan (their processes were stopped just before), only under the root dir, only paths at
-   * least three levels deep (`/var/lib/etcd/x`, never `/var/lib`), and never a path that holds or
-   * sits inside a file or data path of an instance still in the plan, or the agent's data dir.
-   * Deleting what is already gone is a no-op, so a re-applied plan purges nothing new.
+   * the plan (their processes were stopped just before), and only what the purge guard allows
+   * (agent/purge-guard.ts): absolute, normalised paths without `..`, at least three levels deep,
+   * inside the root dir after symlinks, and owned by that instance in a plan this agent applied.
+   * Never a path that holds or sits inside a file or data path of an instance still in the plan,
+   * or the agent's data dir. Deleting what is already gone is a no-op, so a re-applied plan
+   * purges nothing new.
    */
   private async purge(plan: NodePlan, errors: ApplyOutcome['errors']): Promise<string[]> {
     const live = new Set(plan.instances.map((i) => i.id));
-    const keep = [resolve(this.dataDir)];
-    for (const i of plan.instances) {
-      for (const f of i.files) keep.push(filePathUnderRoot(this.rootDir, f.path));
-      for (const p of i.dataPaths ?? []) keep.push(filePathUnderRoot(this.rootDir, p));
-      for (const c of i.certificates ?? [])
-        for (const p of [c.certPath, c.keyPath, c.caPath]) keep.push(filePathUnderRoot(this.rootDir, p));
-    }
+    const keep = await Promise.all(
+      [
+        resolve(this.dataDir),
+        ...plan.instances.flatMap((i) => ownedBy(i).map((p) => filePathUnderRoot(this.rootDir, p))),
+      ].map(realish),
+    );
     const overlaps = (a: string, b: string) =>
       a === b || a.startsWith(`${b}${sep}`) || b.startsWith(`${a}${sep}`);
     const removed: string[] = [];
@@ -257,13 +287,10 @@ export class Applier {
       if (live.has(entry.instanceId)) continue;
       for (const p of entry.paths) {
         try {
-          if (p.split('/').filter(Boolean).length < 3)
-            throw new AgentError(
-              'DROVER_ERR_PLAN_INVALID',
-              `purge path ${p} is too shallow (needs 3 levels)`,
-            );
-          const full = filePathUnderRoot(this.rootDir, p);
-          const clash = keep.find((k) => overlaps(full, k));
+          checkPurgePath(p, entry.instanceId, this.owned.get(entry.instanceId));
+          const target = await purgeTarget(this.rootDir, p, entry.instanceId);
+          if (target === undefined) continue; // already gone
+          const clash = keep.find((k) => overlaps(target, k));
           if (clash) {
             this.log.warn(
               { instance: entry.instanceId, path: p, clash },
@@ -271,7 +298,7 @@ export class Applier {
             );
             continue;
           }
-          await rm(full, { recursive: true, force: true });
+          await rm(target, { recursive: true, force: true });
           removed.push(p);
         } catch (err) {
           this.log.error({ err, instance: entry.instanceId, path: p }, 'purge failed');
@@ -281,6 +308,24 @@ export class Applier {
     }
     if (removed.length) this.log.warn({ paths: removed }, 'purged the data of removed instances');
     return removed;
+  }
+
+  /**
+   * Records what each instance of the plan owns (its data paths, files and certificates) in the
+   * ownership ledger, which the purge guard reads. Paths only accumulate: after `drover clean` the
+   * instances are gone from the plan, and a later `drover clean --purge` still needs to know.
+   */
+  private async recordOwned(plan: NodePlan): Promise<void> {
+    let changed = false;
+    for (const i of plan.instances) {
+      const had = this.owned.get(i.id) ?? [];
+      const next = [...new Set([...had, ...ownedBy(i)])].sort().slice(0, MAX_OWNED_PATHS);
+      if (next.length !== had.length || next.some((p, k) => p !== had[k])) {
+        this.owned.set(i.id, next);
+        changed = true;
+      }
+    }
+    if (changed) await writeFileAtomic(this.ownedPath, JSON.stringify(Object.fromEntries(this.owned)), 0o600);
   }
 
   /** Certificates before a start: a failure keeps the instance pending (retried by repairDrift). */

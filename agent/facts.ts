@@ -4,7 +4,7 @@ import { delimiter, join } from 'node:path';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
 import si from 'systeminformation';
-import { canonicalJson, type Facts } from '../protocol/index.js';
+import { canonicalJson, type Facts, isIpAddress } from '../protocol/index.js';
 
 type Disk = Facts['disks'][number];
 
@@ -195,7 +195,8 @@ export async function collectFacts(opts: CollectFactsOptions): Promise<Facts> {
   ]);
   const model = [cpu.manufacturer, cpu.brand].filter(Boolean).join(' ') || 'unknown';
   return {
-    hostname: (os.hostname || hostname() || 'localhost').slice(0, 253),
+    // host names are case-insensitive; the coordinator refuses anything not RFC 1123
+    hostname: (os.hostname || hostname() || 'localhost').slice(0, 253).toLowerCase(),
     machineId: opts.machineId.slice(0, 128),
     cpu: {
       cores: Math.max(1, cpu.cores || 1),
@@ -206,13 +207,17 @@ export async function collectFacts(opts: CollectFactsOptions): Promise<Facts> {
     memory: { totalBytes: mem.total },
     disks,
     os: { platform: os.platform, distro: os.distro, release: os.release, kernel: os.kernel, arch: os.arch },
-    network: nics.map((n) => ({
-      name: n.iface,
-      mac: n.mac,
-      addresses: [n.ip4, n.ip6].filter(Boolean),
-      internal: n.internal,
-      virtual: n.virtual,
-    })),
+    // only what the Facts schema takes: an interface name without whitespace or `/`, a hex MAC
+    network: nics
+      .filter((n) => /^[^\s/]{1,64}$/.test(n.iface ?? ''))
+      .map((n) => ({
+        name: n.iface,
+        mac: /^[0-9A-Fa-f:.-]{0,64}$/.test(n.mac ?? '') ? n.mac : '',
+        // a link-local IPv6 may come with its zone (`fe80::1%eth0`): the address alone is reported
+        addresses: [n.ip4, n.ip6].map((a) => (a ?? '').split('%')[0]!).filter(isIpAddress),
+        internal: n.internal,
+        virtual: n.virtual,
+      })),
     gpus: gfx.controllers.map((c) => ({
       vendor: c.vendor || 'unknown',
       model: c.model || 'unknown',

@@ -1,6 +1,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { ConfigError, compileConfig, Duration, describeOptions, readConfigFile } from '../lib/config.js';
 import type { NatsSettings } from '../lib/nats-options.js';
+import { AGENT_LABELS_OPTIONS, IP_ADDRESS_PATTERN, LabelKey, LabelValue } from '../protocol/index.js';
 import { AgentError } from './errors.js';
 
 /**
@@ -40,12 +41,15 @@ export const AgentConfig = Type.Object({
   advertiseAddress: Type.Optional(
     Type.String({
       minLength: 1,
-      description: 'address reported to the coordinator (default: first non-loopback IPv4)',
+      maxLength: 45,
+      pattern: IP_ADDRESS_PATTERN,
+      description: 'IP address reported to the coordinator (default: first non-loopback IPv4)',
     }),
   ),
   labels: Type.Optional(
-    Type.Record(Type.String({ pattern: '^[A-Za-z0-9._/-]{1,253}$' }), Type.String({ maxLength: 253 }), {
-      description: 'node labels, `k=v,k2=v2` in env and flags',
+    Type.Record(LabelKey, LabelValue, {
+      ...AGENT_LABELS_OPTIONS,
+      description: 'node labels in Kubernetes label syntax, `k=v,k2=v2` in env and flags',
     }),
   ),
   dataDir: Type.Optional(

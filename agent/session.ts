@@ -24,7 +24,7 @@ import {
   subjects,
   type TaskResult,
 } from '../protocol/index.js';
-import { errorBody } from './errors.js';
+import { AgentError, errorBody } from './errors.js';
 import type { AgentOptions } from './options.js';
 
 export type SessionState = 'idle' | 'connecting' | 'registering' | 'pending' | 'ready' | 'refused' | 'closed';
@@ -243,6 +243,14 @@ export class Session {
         reply = await this.registerOnce();
       } catch (err) {
         finished();
+        if (err instanceof AgentError && err.code === 'DROVER_ERR_REGISTER_REFUSED') {
+          // asking again with the same report gets the same answer: slowly, and say so
+          const delay = slow.next();
+          this.setState('refused', { reason: err.message });
+          this.log.error({ err: errorBody(err), retryInMs: delay }, 'coordinator refused this node');
+          await this.wait(delay);
+          continue;
+        }
         const delay = backoff.next();
         this.log.warn({ err: (err as Error).message, retryInMs: delay }, 'registration failed; retrying');
         await this.wait(delay);
@@ -302,12 +310,25 @@ export class Session {
     const msg = await nc.request(subjects.register(), encode(req), {
       timeout: this.opts.requestTimeoutMs ?? 5000,
     });
+    let reply: RegisterReply;
     try {
-      return decodeMessage('RegisterReply', msg.data);
+      reply = decodeMessage('RegisterReply', msg.data);
     } catch (err) {
+      // the coordinator answers a registration it cannot take (a bad address, hostname or label)
+      // with an error body: say what it said, not that its reply did not decode
+      const body = errorReplyOf(msg.data);
+      if (body && /^DROVER_ERR_(DECODE|BAD_JSON|PROTOCOL_VERSION)$/.test(body.code))
+        throw new AgentError(
+          'DROVER_ERR_REGISTER_REFUSED',
+          `the coordinator refused the registration: ${body.message}`,
+          { details: { code: body.code } },
+        );
+      // anything else (the store away, an internal error) may pass: retried as usual
+      if (body) throw new Error(`registration failed on the coordinator: ${body.code}: ${body.message}`);
       this.counters.malformed.registerReply++;
       throw err;
     }
+    return reply;
   }
 
   /**
@@ -619,6 +640,22 @@ function bareTaskError(data: Uint8Array): { code: string; message: string } {
 function safeJson(data: Uint8Array): unknown {
   try {
     return JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A `{ code, message }` error body (what the coordinator answers a request it refuses), if `data` is one. */
+function errorReplyOf(data: Uint8Array): { code: string; message: string } | undefined {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(data)) as {
+      code?: unknown;
+      message?: unknown;
+      type?: unknown;
+    };
+    return v && typeof v.code === 'string' && typeof v.message === 'string' && v.type === undefined
+      ? { code: v.code, message: v.message }
+      : undefined;
   } catch {
     return undefined;
   }

@@ -30,6 +30,16 @@ export function natsConnectionOptions(s: NatsSettings, name: string): Connection
   return natsConnectOptions(s, { name, reconnect: { waitMs: 500, jitterMs: 500 }, noAsyncTraces: true });
 }
 
+/** The `nodeId` a message body claims, when it is a valid node id; for naming the node in errors. */
+function claimedNodeId(data: Uint8Array): string | undefined {
+  try {
+    const id = (JSON.parse(new TextDecoder().decode(data)) as { nodeId?: unknown } | null)?.nodeId;
+    return typeof id === 'string' && /^[A-Za-z0-9_-]{1,128}$/.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface NatsBusOptions {
   /** signs agents' certificate requests (see coordinator/pki/csr-service.ts) */
   csr?: (req: CertificateRequest) => Promise<CertificateReply>;
@@ -99,14 +109,16 @@ export class NatsBus implements AgentBus {
       return v;
     } catch (err) {
       this.counters.malformed++;
+      // name the node: from the subject, else the body's nodeId (registration is one subject)
+      const nodeId = nodeIdFromSubject(m.subject) ?? claimedNodeId(m.data);
+      const body = (err as DroverError).toJSON?.() ?? { code: 'DROVER_ERR_DECODE', message: String(err) };
+      if (nodeId && !body.message.startsWith(`node ${nodeId}`))
+        body.message = `node ${nodeId}: ${body.message}`;
       this.log.warn(
-        { subject: m.subject, err: (err as Error).message, code: (err as DroverError).code },
+        { subject: m.subject, nodeId, err: body.message, code: body.code },
         'dropped malformed message',
       );
-      if (m.reply)
-        m.respond(
-          encode((err as DroverError).toJSON?.() ?? { code: 'DROVER_ERR_DECODE', message: String(err) }),
-        );
+      if (m.reply) m.respond(encode(body));
       return undefined;
     }
   }
@@ -136,6 +148,8 @@ export class NatsBus implements AgentBus {
         ? e.toJSON()
         : { code: 'DROVER_ERR_INTERNAL', message: (e as Error)?.message ?? String(e) };
     if (!(e instanceof DroverError)) this.log.error({ err: e, subject: m.subject }, 'handler failed');
+    else if (e instanceof DecodeError)
+      this.log.warn({ subject: m.subject, err: e.message, code: e.code }, 'refused a node report');
     if (m.reply) m.respond(encode(body));
   }
 

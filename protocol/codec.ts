@@ -81,7 +81,13 @@ export function decodeValue<T extends TSchema>(schema: T, value: unknown): Stati
     if (c.Check(value)) return value;
     const first = c.Errors(value).First();
     const field = first?.path || '';
-    throw new DecodeError('DROVER_ERR_DECODE', field, first?.message?.toLowerCase() ?? 'invalid value');
+    // a schema may say in words what its pattern means (protocol/node-input.ts)
+    const custom = (first?.schema as { errorMessage?: unknown } | undefined)?.errorMessage;
+    const message =
+      typeof custom === 'string'
+        ? `${custom}; got ${shortJson(first?.value)}`
+        : (first?.message?.toLowerCase() ?? 'invalid value');
+    throw new DecodeError('DROVER_ERR_DECODE', field, message);
   } catch (err) {
     if (err instanceof DecodeError) throw err;
     // A schema library bug or a hostile value (e.g. a getter that throws) must still surface as
@@ -93,6 +99,17 @@ export function decodeValue<T extends TSchema>(schema: T, value: unknown): Stati
       err,
     );
   }
+}
+
+/** A value for an error message: JSON (so a newline shows escaped), cut at 80 characters. */
+function shortJson(v: unknown): string {
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = String(v);
+  }
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

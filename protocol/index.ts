@@ -9,6 +9,7 @@ export {
   SignatureError,
   TerminalError,
 } from './errors.js';
+export * from './node-input.js';
 export * from './schemas/common.js';
 export * from './schemas/facts.js';
 export * from './schemas/messages.js';

@@ -38,13 +38,26 @@ export function unitNameFor(id: string): string {
   return `drover-${clean(role)}-${clean(ordinal)}.service`;
 }
 
-/** Quotes one ExecStart word: C-style escapes in double quotes; `%` and `$` doubled so systemd takes them literally. */
+/** Control characters (C0 and DEL): written as C-style escapes, never raw, so no value can end a unit line. */
+const CONTROL = /[\u0000-\u001f\u007f]/g;
+const cEscape = (c: string): string =>
+  c === '\n'
+    ? '\\n'
+    : c === '\t'
+      ? '\\t'
+      : c === '\r'
+        ? '\\r'
+        : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+
+/**
+ * Quotes one ExecStart word: C-style escapes in double quotes (every control character escaped);
+ * `%` and `$` doubled so systemd takes them literally.
+ */
 export function quoteExecArg(s: string): string {
   const body = s
     .replace(/\\/g, '\\\\')
     .replace(/"/g, '\\"')
-    .replace(/\n/g, '\\n')
-    .replace(/\t/g, '\\t')
+    .replace(CONTROL, cEscape)
     .replace(/%/g, '%%')
     .replace(/\$/g, '$$$$');
   return `"${body}"`;
@@ -54,9 +67,22 @@ function quoteEnv(k: string, v: string): string {
   const body = `${k}=${v}`
     .replace(/\\/g, '\\\\')
     .replace(/"/g, '\\"')
-    .replace(/\n/g, '\\n')
+    .replace(CONTROL, cEscape)
     .replace(/%/g, '%%');
   return `"${body}"`;
+}
+
+/**
+ * A value written unquoted (WorkingDirectory=, User=, After=, extra [Service] keys): a control
+ * character would end the line and start another directive, so it is refused.
+ */
+export function unitValue(key: string, v: string): string {
+  if (/[\u0000-\u001f\u007f]/.test(v))
+    throw new AgentError(
+      'DROVER_ERR_PLAN_INVALID',
+      `systemd ${key}= value ${JSON.stringify(v)} holds a control character`,
+    );
+  return v;
 }
 
 function secs(ms: number): string {
@@ -82,8 +108,8 @@ export function renderUnit(
     `Description=Drover role ${inst.role}, instance ${inst.id}`,
     `X-Drover-Instance=${inst.id}`,
     `X-Drover-Checksum=${inst.checksum}`,
-    `After=${after.join(' ')}`,
-    `Wants=${wants.join(' ')}`,
+    `After=${unitValue('After', after.join(' '))}`,
+    `Wants=${unitValue('Wants', wants.join(' '))}`,
     // The agent and the coordinator decide when a role gives up, not systemd's start limit.
     'StartLimitIntervalSec=0',
     '',
@@ -93,14 +119,14 @@ export function renderUnit(
     ...Object.entries(inst.env)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([k, v]) => `Environment=${quoteEnv(k, v)}`),
-    ...(inst.cwd ? [`WorkingDirectory=${inst.cwd}`] : []),
-    ...(u.user ? [`User=${u.user}`] : []),
+    ...(inst.cwd ? [`WorkingDirectory=${unitValue('WorkingDirectory', inst.cwd)}`] : []),
+    ...(u.user ? [`User=${unitValue('User', u.user)}`] : []),
     `Restart=${policy}`,
     `RestartSec=${secs(Math.max(100, inst.restart.initialBackoffMs))}`,
     `TimeoutStopSec=${secs(Math.max(1000, inst.stopTimeoutMs))}`,
     'KillMode=control-group',
     ...(u.limitNOFILE ? [`LimitNOFILE=${u.limitNOFILE}`] : []),
-    ...Object.entries(u.extraService ?? {}).map(([k, v]) => `${k}=${v.replace(/\n/g, ' ')}`),
+    ...Object.entries(u.extraService ?? {}).map(([k, v]) => `${k}=${unitValue(k, v)}`),
     '',
     '[Install]',
     'WantedBy=multi-user.target',

@@ -5,6 +5,7 @@
  * against the kubeconfig's directory, so they work under any root.
  */
 import { posix } from 'node:path';
+import { DecodeError, isHostname, isIpAddress } from '../../protocol/index.js';
 import type { Assignment } from '../model.js';
 import type { Topology } from '../topology/index.js';
 
@@ -82,7 +83,18 @@ export const certRelative = (
   return `${rel}/${instanceName(a)}/${file}`;
 };
 
-/** `host:port`, bracketing IPv6 literals. */
+/**
+ * `host:port`, bracketing IPv6 literals. The host must be an IP address (bracketed or not) or an
+ * RFC 1123 host name: anything else (a newline, a space, a zone) is refused, so no caller can
+ * write another directive into haproxy.cfg, a URL or a flag through it.
+ */
 export function hostPort(host: string, port: number): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (!isIpAddress(bare) && !isHostname(host))
+    throw new DecodeError(
+      'DROVER_ERR_DECODE',
+      '',
+      `host ${JSON.stringify(host)} is neither an IP address nor an RFC 1123 host name`,
+    );
+  return bare.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
 }

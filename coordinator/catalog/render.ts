@@ -1,4 +1,10 @@
-import type { HealthProbe, InstanceSpec, RunSpec } from '../../protocol/index.js';
+import {
+  DecodeError,
+  type HealthProbe,
+  type InstanceSpec,
+  nodeTextProblem,
+  type RunSpec,
+} from '../../protocol/index.js';
 import type { Assignment, NodeRecord } from '../model.js';
 import { isBuiltinRole, type Topology } from '../topology/index.js';
 import { ROLE_CATALOG, roleReads } from './catalog.js';
@@ -70,7 +76,19 @@ export function renderPlans(input: RenderInput): Map<string, RenderedInstance[]>
   return out;
 }
 
-/** Placed instances by role, each list by ordinal; assignments to unknown nodes are left out. */
+/**
+ * Whether a node's reported address and hostname may be written into config (its own and other
+ * hosts'): an IP address and an RFC 1123 host name. Intake refuses anything else, so only a record
+ * stored before that check can fail here; such a node is rendered nowhere.
+ */
+export function isRenderableNode(node: Pick<NodeRecord, 'id' | 'address' | 'hostname'>): boolean {
+  return nodeTextProblem(node) === undefined;
+}
+
+/**
+ * Placed instances by role, each list by ordinal; assignments to unknown nodes, and to nodes whose
+ * address or hostname is not renderable (`isRenderableNode`), are left out.
+ */
 export function membersByRole(
   assignments: readonly Assignment[],
   nodes: ReadonlyMap<string, NodeRecord>,
@@ -78,7 +96,7 @@ export function membersByRole(
   const byRole = new Map<string, Member[]>();
   for (const a of assignments) {
     const node = nodes.get(a.nodeId);
-    if (!node) continue;
+    if (!node || !isRenderableNode(node)) continue;
     const list = byRole.get(a.role) ?? [];
     if (list.length === 0) byRole.set(a.role, list);
     list.push({ assignment: a, node });
@@ -182,8 +200,18 @@ export class RenderCache {
   }
 }
 
-/** Renders one instance (exported for `drover plan explain`-style tools and tests). */
-export function renderInstance(ctx: RenderContext, options: RenderOptions = {}): RenderedInstance {
+/**
+ * Renders one instance (exported for `drover plan explain`-style tools and tests). Refuses
+ * (DROVER_ERR_DECODE, naming the node and field) a node whose address or hostname could inject
+ * text into the config, and leaves such nodes out of every member list the renderers see.
+ */
+export function renderInstance(input: RenderContext, options: RenderOptions = {}): RenderedInstance {
+  const bad = nodeTextProblem(input.node);
+  if (bad) throw new DecodeError('DROVER_ERR_DECODE', `/nodes/${input.node.id}/${bad.field}`, bad.message);
+  const ctx: RenderContext = {
+    ...input,
+    members: (r) => input.members(r).filter((m) => isRenderableNode(m.node)),
+  };
   const { role, spec, assignment: a } = ctx;
   const base = {
     id: a.instanceId,

@@ -5,6 +5,7 @@
  */
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
+import { nodeTextProblem } from '../../protocol/index.js';
 import { type EtcdAssignmentExtras, etcdInitialCluster } from '../catalog/index.js';
 import type { EventLog } from '../events.js';
 import { CLUSTER_LABEL } from '../labels.js';
@@ -44,6 +45,8 @@ export interface TopologyPreview {
 export class ClusterReconcile {
   private readonly unplaced = new Map<string, Unplaced[]>();
   private readonly lastRun = new Map<string, { at: number; ms: number }>();
+  /** nodes left out for an unrenderable address or hostname (`renderableNodes`) */
+  private readonly refused = new Set<string>();
 
   constructor(private readonly p: ClusterReconcilePorts) {}
 
@@ -86,7 +89,7 @@ export class ClusterReconcile {
     const { state, plans } = this.p;
     const cluster = t.metadata.name;
     const current = state.currentAssignments(cluster);
-    const nodes = state.placementNodes(cluster);
+    const nodes = state.placementNodes(cluster).filter((n) => !nodeTextProblem(n));
     const res = place({
       topology: t,
       nodes,
@@ -124,7 +127,7 @@ export class ClusterReconcile {
     const { state, plans, events, repair } = this.p;
     const entry = state.topologyEntry(cluster);
     const current = state.currentAssignments(cluster);
-    const nodes = state.placementNodes(cluster);
+    const nodes = this.renderableNodes(cluster);
     let assignments: Assignment[] = [];
     let requeueAfterMs: number | undefined;
     let summary: Record<string, number> = {};
@@ -214,6 +217,8 @@ export class ClusterReconcile {
       if (plans.setDesired(n.id, instances) && ++sealed % 250 === 0)
         await new Promise((r) => setImmediate(r));
     }
+    // a node whose record cannot be rendered is placed nowhere and runs nothing
+    for (const id of this.refused) if (state.nodes.get(id)?.approved) plans.setDesired(id, []);
     this.debug(
       run,
       { cluster, topology: entry !== undefined, ...summary, requeueAfterMs },
@@ -280,6 +285,35 @@ export class ClusterReconcile {
         });
     }
     this.unplaced.set(cluster, list);
+  }
+
+  /**
+   * The cluster's nodes that placement and rendering may use: those whose reported address and
+   * hostname can be written into config. Intake refuses bad ones, so only a record stored before
+   * that check is left out; it gets an empty plan and one `node.input-refused` event (again only
+   * after it was fixed and broke anew).
+   */
+  private renderableNodes(cluster: string): NodeRecord[] {
+    const out: NodeRecord[] = [];
+    for (const n of this.p.state.placementNodes(cluster)) {
+      const bad = nodeTextProblem(n);
+      if (!bad) {
+        this.refused.delete(n.id);
+        out.push(n);
+        continue;
+      }
+      if (this.refused.has(n.id)) continue;
+      this.refused.add(n.id);
+      this.p.events.emit({
+        kind: 'node.input-refused',
+        severity: 'error',
+        cluster,
+        nodeId: n.id,
+        message: `${bad.message}: the node is placed nowhere and its plan is empty until it registers with valid values`,
+        data: { field: bad.field },
+      });
+    }
+    return out;
   }
 
   /**

@@ -4,9 +4,16 @@
  */
 import type { Clock } from '../../lib/clock.js';
 import {
+  DecodeError,
+  type Facts,
   type FactsUpdate,
   type Heartbeat,
+  isIpAddress,
+  isLabelKey,
+  isLabelValue,
+  MAX_AGENT_LABELS,
   type NodeStatus,
+  nodeTextProblem,
   type PlanFetch,
   PROTOCOL_VERSION,
   type Register,
@@ -49,7 +56,9 @@ export interface IntakePorts {
 export class Intake {
   constructor(private readonly p: IntakePorts) {}
 
-  async handleRegister(msg: Register): Promise<RegisterReply> {
+  /** Refuses a bad address, hostname, label or NIC address before anything changes (DecodeError). */
+  async handleRegister(raw: Register): Promise<RegisterReply> {
+    const msg = checkedRegister(raw);
     const now = new Date(this.p.clock.now()).toISOString();
     const base = {
       v: PROTOCOL_VERSION,
@@ -248,9 +257,11 @@ export class Intake {
     this.p.observeStatus?.(st);
   }
 
-  async handleFacts(msg: FactsUpdate): Promise<void> {
-    const rec = this.p.state.nodes.get(msg.nodeId);
+  /** Refuses facts with a bad hostname or NIC address before anything changes (DecodeError). */
+  async handleFacts(raw: FactsUpdate): Promise<void> {
+    const rec = this.p.state.nodes.get(raw.nodeId);
     if (!rec) return;
+    const msg = { ...raw, facts: checkedFacts(raw.nodeId, raw.facts, '/facts') };
     const agent = agentLabelsOf(rec);
     const labels = mergeLabels(agent, deriveLabels(msg.facts), rec.operatorLabels);
     await this.p.state.nodes.save({ ...rec, facts: msg.facts, labels });
@@ -271,4 +282,48 @@ export class Intake {
       throw coordinatorError('DROVER_ERR_NOT_READY', `no plan rendered yet for ${msg.nodeId}; retry shortly`);
     return d.signed;
   }
+}
+
+/*
+ * The schemas (protocol/node-input.ts) already refuse what follows when a message comes off the
+ * bus; these checks hold for every other caller too (simulated agents, tests, a future transport),
+ * and lower the hostname's case: host names are case-insensitive, and the record keeps one form.
+ */
+
+const refuse = (field: string, message: string): never => {
+  throw new DecodeError('DROVER_ERR_DECODE', field, message);
+};
+
+function checkedFacts(nodeId: string, facts: Facts, at: string): Facts {
+  const p = nodeTextProblem({ id: nodeId, address: '0.0.0.0', hostname: facts.hostname });
+  if (p) refuse(`${at}/hostname`, p.message);
+  for (const [i, nic] of facts.network.entries())
+    for (const [j, a] of nic.addresses.entries())
+      if (!isIpAddress(a))
+        refuse(
+          `${at}/network/${i}/addresses/${j}`,
+          `node ${nodeId}: NIC ${JSON.stringify(nic.name)} address ${JSON.stringify(a)} is not an IP address`,
+        );
+  const hostname = facts.hostname.toLowerCase();
+  return hostname === facts.hostname ? facts : { ...facts, hostname };
+}
+
+function checkedRegister(msg: Register): Register {
+  const p = nodeTextProblem({ id: msg.nodeId, address: msg.address, hostname: msg.hostname });
+  if (p) refuse(`/${p.field}`, p.message);
+  const keys = Object.keys(msg.labels);
+  if (keys.length > MAX_AGENT_LABELS)
+    refuse('/labels', `node ${msg.nodeId}: ${keys.length} labels; at most ${MAX_AGENT_LABELS}`);
+  for (const k of keys) {
+    if (!isLabelKey(k))
+      refuse(`/labels`, `node ${msg.nodeId}: label key ${JSON.stringify(k)} is not a Kubernetes label key`);
+    if (!isLabelValue(msg.labels[k]))
+      refuse(
+        `/labels/${k}`,
+        `node ${msg.nodeId}: label ${k}=${JSON.stringify(msg.labels[k])} is not a Kubernetes label value`,
+      );
+  }
+  const facts = checkedFacts(msg.nodeId, msg.facts, '/facts');
+  const hostname = msg.hostname.toLowerCase();
+  return hostname === msg.hostname && facts === msg.facts ? msg : { ...msg, hostname, facts };
 }

@@ -7,6 +7,7 @@
  * any CSR that differs. Nothing the node asks for is trusted beyond its public key.
  */
 import { isIP } from 'node:net';
+import { isHostname, isIpAddress } from '../../protocol/index.js';
 import { pkiError } from './errors.js';
 
 export const CERT_PROFILES = [
@@ -165,6 +166,18 @@ export function certSpecFor(
   input: { node: PkiNode; role: string; context: PkiClusterContext },
 ): CertSpec {
   const { node, role, context } = input;
+  // what the node reported goes into a certificate other hosts trust: only a host name and IPs
+  if (!isHostname(node.hostname))
+    throw pkiError(
+      'DROVER_ERR_CSR_CONTEXT',
+      `node ${node.id}: hostname ${JSON.stringify(node.hostname)} is not an RFC 1123 host name; no certificate names it`,
+    );
+  const badIp = node.addresses.find((a) => !isIpAddress(a));
+  if (badIp !== undefined)
+    throw pkiError(
+      'DROVER_ERR_CSR_CONTEXT',
+      `node ${node.id}: address ${JSON.stringify(badIp)} is not an IP address; no certificate names it`,
+    );
   const host = node.hostname;
   const spec = (
     issuer: CaName,

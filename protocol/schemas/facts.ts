@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { IsoTime } from './common.js';
+import { Hostname, IpAddress, IsoTime } from './common.js';
 
 export const Disk = Type.Object({
   name: Type.String(),
@@ -10,9 +10,9 @@ export const Disk = Type.Object({
 });
 
 export const NetInterface = Type.Object({
-  name: Type.String(),
-  mac: Type.String(),
-  addresses: Type.Array(Type.String()),
+  name: Type.String({ maxLength: 64, pattern: '^[^\\s/]+$', description: 'interface name' }),
+  mac: Type.String({ maxLength: 64, pattern: '^[0-9A-Fa-f:.-]*$' }),
+  addresses: Type.Array(IpAddress, { maxItems: 64 }),
   internal: Type.Boolean(),
   virtual: Type.Boolean(),
 });
@@ -30,7 +30,7 @@ export const BinaryInfo = Type.Object({
 
 export const Facts = Type.Object(
   {
-    hostname: Type.String({ minLength: 1, maxLength: 253 }),
+    hostname: Hostname,
     machineId: Type.String({ maxLength: 128 }),
     cpu: Type.Object({
       cores: Type.Integer({ minimum: 1 }),
@@ -41,11 +41,12 @@ export const Facts = Type.Object(
     memory: Type.Object({ totalBytes: Type.Number({ minimum: 0 }) }),
     disks: Type.Array(Disk),
     os: Type.Object({
-      platform: Type.String(),
-      distro: Type.String(),
-      release: Type.String(),
-      kernel: Type.String(),
-      arch: Type.String(),
+      // platform and arch become labels (drover.dev/os, drover.dev/arch, the kwok Node's kubernetes.io/arch)
+      platform: Type.String({ maxLength: 63, pattern: '^[A-Za-z0-9._-]*$' }),
+      distro: Type.String({ maxLength: 256 }),
+      release: Type.String({ maxLength: 256 }),
+      kernel: Type.String({ maxLength: 256 }),
+      arch: Type.String({ maxLength: 63, pattern: '^[A-Za-z0-9._-]*$' }),
     }),
     network: Type.Array(NetInterface),
     gpus: Type.Array(Gpu),

@@ -144,7 +144,7 @@ export async function startSimAgent(o: {
     },
   });
 
-  const n = o.nodeId.replace(/\W/g, '');
+  const n = o.nodeId.replace(/[\W_]/g, ''); // an RFC 1123 hostname: no '_'
   const reply = decodeMessage(
     'RegisterReply',
     (

@@ -52,7 +52,10 @@ describe('agent purge (drover clean --purge)', () => {
     const { runtime, mk, applier } = setup();
     const etcd = mk('var/lib/etcd/etcd-0-e1');
     const cfg = mk('etc/drover/etcd-0');
-    await applier.apply(plan(1, [inst('etcd#0', { dataPaths: ['/var/lib/etcd/etcd-0-e1'] })]));
+    // as the renderer gives it: the config dir and the data dir (coordinator/catalog/render.ts ownedPaths)
+    await applier.apply(
+      plan(1, [inst('etcd#0', { dataPaths: ['/etc/drover/etcd-0', '/var/lib/etcd/etcd-0-e1'] })]),
+    );
     expect(runtime.status('etcd#0')).toBeDefined();
     const purge = [{ instanceId: 'etcd#0', paths: ['/etc/drover/etcd-0', '/var/lib/etcd/etcd-0-e1'] }];
     const r = await applier.apply(plan(2, [], purge));
@@ -74,9 +77,13 @@ describe('agent purge (drover clean --purge)', () => {
       dataPaths: ['/var/lib/kubelet'],
       files: [{ path: '/etc/drover/shared/kubeconfig', mode: 0o600, content: 'x' }],
     });
+    // old#0 ran here once, owning paths a live instance now uses
+    await applier.apply(
+      plan(1, [inst('old#0', { dataPaths: ['/etc/drover/shared', '/var/lib/kubelet/pods'] })]),
+    );
     const r = await applier.apply(
       plan(
-        1,
+        2,
         [live],
         [
           { instanceId: 'kubelet#0', paths: ['/var/lib/kubelet'] },
@@ -105,7 +112,7 @@ describe('agent purge (drover clean --purge)', () => {
       'DROVER_ERR_PLAN_INVALID',
     ]);
     expect(r.errors[0]!.message).toMatch(/too shallow/);
-    expect(r.errors[1]!.message).toMatch(/escapes the root dir/);
+    expect(r.errors[1]!.message).toMatch(/holds a '\.\.' segment/);
     expect(existsSync(lib)).toBe(true);
     expect(existsSync(join(outside, 'keep'))).toBe(true);
     expect(existsSync(rootDir)).toBe(true);
