@@ -17,6 +17,7 @@ import {
   acquireLabLock,
   etcdPeerUrls,
   etcdUrl,
+  LAB_HOOK_TIMEOUT_MS,
   lab,
   labLeftovers,
   labOk,
@@ -65,7 +66,7 @@ describe.skipIf(!canRun)('lab failover demo with network namespaces and a real p
       .filter((a) => a.nodeId === victim)
       .map((a) => a.instanceId)
       .sort();
-  }, 200_000);
+  }, LAB_HOOK_TIMEOUT_MS);
 
   afterAll(async () => {
     await downFailoverLab({ dir, client, figures, kind: 'netns', release });

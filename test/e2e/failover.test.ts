@@ -25,6 +25,7 @@ import {
   etcdPeerUrls,
   etcdUrl,
   isHealthy,
+  LAB_HOOK_TIMEOUT_MS,
   lab,
   labLeftovers,
   labOk,
@@ -66,7 +67,7 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
     dir = tempDir('lab-e2e');
     // a subnet of its own: a developer's lab on 127.0.0.x keeps running undisturbed
     ({ state, api, client, spare } = await upFailoverLab(dir, { subnet: '127.0.87', figures }));
-  }, 200_000);
+  }, LAB_HOOK_TIMEOUT_MS);
 
   afterAll(async () => {
     await downFailoverLab({ dir, client, figures, kind: 'loopback', release });

@@ -1,7 +1,15 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { spawnDetached } from '../../lab/procs.js';
-import { type CliResult, lab, labApi, labLeftovers, labOk, readState } from '../helpers/lab-e2e.js';
+import {
+  type CliResult,
+  LAB_HOOK_TIMEOUT_MS,
+  lab,
+  labApi,
+  labLeftovers,
+  labOk,
+  readState,
+} from '../helpers/lab-e2e.js';
 import { FAST_LIVENESS, labDrover, labSession, labUp } from '../helpers/lab-session.js';
 import { tempDir, waitFor } from '../helpers/proc.js';
 
@@ -74,7 +82,7 @@ describe('lab control services, status and pending hosts (real nats-server, coor
     const r = await labUp(dir, ['--nodes', '4', '--pending', '1', '--subnet', '127.0.86', ...FAST_LIVENESS]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('pending-1 joined without the token');
-  }, 200_000);
+  }, LAB_HOOK_TIMEOUT_MS);
 
   it('up and converged: status exits 0 with the real pids; every host has drover.dev/cluster=ha', async () => {
     const s = readState(dir);

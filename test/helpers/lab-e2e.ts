@@ -45,6 +45,12 @@ export function lab(dir: string, args: string[], timeoutMs = 240_000): Promise<C
 }
 
 /** heartbeat 1s, Unreachable after 4s */
+/**
+ * A beforeAll that takes the lab lock and brings a lab up: the lock may be held by another e2e
+ * file's lab for minutes (real API servers make each lab slower), plus up to 4 minutes of lab up.
+ */
+export const LAB_HOOK_TIMEOUT_MS = 900_000;
+
 export const FAST_LIVENESS = ['--heartbeat-interval', '1s', '--unreachable-after', '4s'];
 
 /** `lab up FLAGS` with the API and NATS on free ports and a 150 s convergence timeout. */
