@@ -15,7 +15,6 @@ import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs
 import { join } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
 import {
-  describeK8sLookup,
   findK8sBinaries,
   K8S_CONTROL_PLANE_BINARIES,
   K8sBinDirError,
@@ -102,14 +101,14 @@ export function linkK8sBinaries(labDir: string, k: LabK8sState): LabK8sState {
 }
 
 /** The lines `lab up` prints: what is real, what is simulated and why. */
-export function k8sSummary(k: LabK8sState, lookup?: K8sBinLookup): string[] {
+export function k8sSummary(k: LabK8sState): string[] {
   const comps = Object.keys(k.real).filter((c) => (COMPONENTS as readonly string[]).includes(c));
   const lines: string[] = [];
   if (k.source === 'simulated')
     lines.push('kubernetes      SIMULATED (lab up --simulated): every component is a stand-in');
   else if (comps.length === 0)
     lines.push(
-      `kubernetes      WARNING: no real Kubernetes binaries, falling back to SIMULATED stand-ins. ${lookup ? describeK8sLookup(lookup) : ''}`.trimEnd(),
+      'kubernetes      WARNING: no real Kubernetes binaries, falling back to SIMULATED stand-ins (the reasons follow)',
     );
   else
     lines.push(

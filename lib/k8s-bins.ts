@@ -137,17 +137,6 @@ export function findK8sBinaries(
   return { source: 'none', found, missing: [...K8S_CONTROL_PLANE_BINARIES] };
 }
 
-/** One line for `lab up` and the tests: what is real, what is simulated, and where from. */
-export function describeK8sLookup(l: K8sBinLookup): string {
-  if (l.source === 'none')
-    return `Kubernetes: SIMULATED stand-ins for ${K8S_CONTROL_PLANE_BINARIES.join(', ')}: no real binaries in ${k8sCacheBinDir()} or on PATH (build them: bash scripts/k8s-binaries.sh, needs Go 1.26)`;
-  const where = l.dir ? `${l.dir}${l.source === 'flag' ? ' (--k8s-bin-dir)' : ' (build cache)'}` : 'PATH';
-  const real = K8S_CONTROL_PLANE_BINARIES.filter((b) => l.found[b]);
-  const sim = l.missing.length ? `; SIMULATED: ${l.missing.join(', ')}` : '';
-  const workers = l.found.kwok ? 'workers: kwok (simulated nodes)' : 'workers: stand-in kubelets (simulated)';
-  return `Kubernetes ${l.version ?? '(version unknown)'} real from ${where}: ${real.join(', ')}${sim}; ${workers}`;
-}
-
 /** Throws with the reason when the real binaries are not there: for tests that need them. */
 export function requireK8sBinaries(env: NodeJS.ProcessEnv = process.env): K8sBinLookup {
   const l = findK8sBinaries({ env });
