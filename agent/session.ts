@@ -307,7 +307,7 @@ export class Session {
     const nc = this.nc;
     if (!nc) throw new Error('not connected');
     const req = await this.h.buildRegister();
-    const msg = await nc.request(subjects.register(), encode(req), {
+    const msg = await nc.request(subjects.register(req.nodeId), encode(req), {
       timeout: this.opts.requestTimeoutMs ?? 5000,
     });
     let reply: RegisterReply;

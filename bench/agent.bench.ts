@@ -53,7 +53,7 @@ export async function run(): Promise<void> {
     let heartbeats = 0;
     let statuses = 0;
     let running = 0;
-    nc.subscribe(subjects.register(), {
+    nc.subscribe(subjects.registerAll(), {
       callback: (_e, m) => {
         const r = decodeMessage('Register', m.data);
         const reply: RegisterReply = {

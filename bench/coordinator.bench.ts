@@ -158,7 +158,7 @@ async function runSize(n: number): Promise<void> {
             agentVersion: 'bench',
             joinToken: 'bench',
           };
-          const r = await s.nc.request(subjects.register(), encode(reg), { timeout: 30_000 });
+          const r = await s.nc.request(subjects.register(s.id), encode(reg), { timeout: 30_000 });
           const reply = JSON.parse(new TextDecoder().decode(r.data)) as { accepted?: boolean };
           if (!reply.accepted) throw new Error(`register refused: ${JSON.stringify(reply)}`);
         }

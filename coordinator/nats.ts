@@ -154,7 +154,7 @@ export class NatsBus implements AgentBus {
   }
 
   private listen(): void {
-    this.on(subjects.register(), async (m) => {
+    this.on(subjects.registerAll(), async (m) => {
       const msg = this.decode('Register', m);
       if (!msg) return;
       m.respond(encode(await this.engine.handleRegister(msg)));

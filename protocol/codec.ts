@@ -8,6 +8,8 @@ import {
   Event,
   FactsUpdate,
   Heartbeat,
+  Join,
+  JoinReply,
   NodeStatus,
   PlanFetch,
   PlanResult,
@@ -24,6 +26,8 @@ import { SUPPORTED_VERSIONS } from './version.js';
 export const MESSAGE_SCHEMAS = {
   Facts,
   FactsUpdate,
+  Join,
+  JoinReply,
   Register,
   RegisterReply,
   Heartbeat,

@@ -70,6 +70,11 @@ export const PROTOCOL_ERRORS = {
     status: 400,
     description: 'A task signature does not verify against the pinned coordinator key; it was not run.',
   },
+  DROVER_ERR_JOIN_SIGNATURE: {
+    status: 400,
+    description:
+      'A join reply is not signed by the pinned coordinator key, or answers another join; the agent keeps no credentials from it.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ProtocolErrorCode = keyof typeof PROTOCOL_ERRORS;
@@ -100,7 +105,8 @@ export class SignatureError extends TerminalError {
       | 'DROVER_ERR_PLAN_SIGNATURE'
       | 'DROVER_ERR_PLAN_CHECKSUM'
       | 'DROVER_ERR_TASK_UNSIGNED'
-      | 'DROVER_ERR_TASK_SIGNATURE',
+      | 'DROVER_ERR_TASK_SIGNATURE'
+      | 'DROVER_ERR_JOIN_SIGNATURE',
     message: string,
   ) {
     super(code, message, { status: PROTOCOL_ERRORS[code].status });

@@ -9,6 +9,7 @@ export {
   SignatureError,
   TerminalError,
 } from './errors.js';
+export * from './join-token.js';
 export * from './node-input.js';
 export * from './schemas/common.js';
 export * from './schemas/facts.js';
@@ -19,6 +20,7 @@ export {
   generateSigningKey,
   instanceChecksum,
   isReloadOnly,
+  joinReplySigningBytes,
   keyFingerprintFromB64,
   planChecksum,
   planSigningBytes,
@@ -26,16 +28,20 @@ export {
   sealPlan,
   signingKeyFromPem,
   signingKeyToPem,
+  signJoinReply,
   signPlan,
   signTask,
   taskSigningBytes,
+  verifyJoinReply,
   verifyPlan,
   verifyTask,
 } from './signing.js';
 export {
+  bootstrapInboxPrefix,
   isValidSubjectToken,
   natsPermissionsForNode,
   nodeIdFromSubject,
+  nodeInboxPrefix,
   SUBJECT_PREFIX,
   subjects,
 } from './subjects.js';

@@ -8,7 +8,7 @@ import {
 } from 'node:crypto';
 import { canonicalJson, sha256Hex } from './canonical.js';
 import { SignatureError } from './errors.js';
-import type { SignedTask, Task } from './schemas/messages.js';
+import type { JoinReply, SignedTask, Task } from './schemas/messages.js';
 import type { InstanceSpec, NodePlan, SignedPlan } from './schemas/plan.js';
 import { PROTOCOL_VERSION } from './version.js';
 
@@ -179,4 +179,52 @@ export function verifyTask(signed: SignedTask, publicKey: KeyObject): Task {
       'task signature does not verify against the pinned coordinator key',
     );
   return signed.task;
+}
+
+/** The bytes a join reply's signature covers: the canonical JSON of every field but the signature. */
+export function joinReplySigningBytes(reply: Omit<JoinReply, 'signature'>): Buffer {
+  const { signature: _s, ...rest } = reply as JoinReply;
+  return Buffer.from(canonicalJson(rest));
+}
+
+export function signJoinReply(
+  reply: Omit<JoinReply, 'signature' | 'signingKey' | 'keyFingerprint'>,
+  key: SigningKeyPair,
+): JoinReply {
+  const body = { ...reply, signingKey: key.publicKeyB64, keyFingerprint: key.fingerprint };
+  return { ...body, signature: sign(null, joinReplySigningBytes(body), key.privateKey).toString('base64') };
+}
+
+/**
+ * Checks a join reply: signed by the key it names, that key is the pinned one (when a pin is
+ * given), and it answers this join (nonce and user key). Throws SignatureError naming the problem.
+ */
+export function verifyJoinReply(
+  reply: JoinReply,
+  expect: { nonce: string; userKey: string; pinnedFingerprint?: string },
+): void {
+  let key: KeyObject;
+  try {
+    key = publicKeyFromB64(reply.signingKey);
+  } catch {
+    throw new SignatureError('DROVER_ERR_JOIN_SIGNATURE', 'the join reply names no valid ed25519 key');
+  }
+  const fp = keyFingerprintFromB64(reply.signingKey);
+  if (expect.pinnedFingerprint && fp !== expect.pinnedFingerprint)
+    throw new SignatureError(
+      'DROVER_ERR_JOIN_SIGNATURE',
+      `the join reply is signed by key ${fp}, not the pinned coordinator key ${expect.pinnedFingerprint}: a rogue responder, or the wrong --coordinator-key-fingerprint`,
+    );
+  let ok = false;
+  try {
+    ok = verify(null, joinReplySigningBytes(reply), key, Buffer.from(reply.signature, 'base64'));
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new SignatureError('DROVER_ERR_JOIN_SIGNATURE', 'the join reply signature does not verify');
+  if (reply.nonce !== expect.nonce || reply.userKey !== expect.userKey)
+    throw new SignatureError(
+      'DROVER_ERR_JOIN_SIGNATURE',
+      'the join reply answers another join (nonce or key differ)',
+    );
 }

@@ -17,8 +17,15 @@ function tok(s: string): string {
 }
 
 export const subjects = {
-  /** agent → coordinator, request/reply: Register → RegisterReply */
-  register: () => `${SUBJECT_PREFIX}.register`,
+  /**
+   * joining host → coordinator, request/reply: Join → JoinReply. Only the holder of join token
+   * `tokenId` (its bootstrap user) may publish here, so the subject names the token used.
+   */
+  join: (tokenId: string) => `${SUBJECT_PREFIX}.join.${tok(tokenId)}`,
+  joinAll: () => `${SUBJECT_PREFIX}.join.*`,
+  /** agent → coordinator, request/reply: Register → RegisterReply; per node, like every report */
+  register: (nodeId: string) => `${SUBJECT_PREFIX}.register.${tok(nodeId)}`,
+  registerAll: () => `${SUBJECT_PREFIX}.register.*`,
   /** agent → coordinator, publish: Heartbeat */
   heartbeat: (nodeId: string) => `${SUBJECT_PREFIX}.heartbeat.${tok(nodeId)}`,
   heartbeatAll: () => `${SUBJECT_PREFIX}.heartbeat.*`,
@@ -51,7 +58,23 @@ export function nodeIdFromSubject(subject: string): string | undefined {
   return isValidSubjectToken(id) ? id : undefined;
 }
 
-/** The NATS permissions one agent needs, and nothing more. Used to generate per-agent accounts. */
+/**
+ * A node's inbox prefix (nats.js `inboxPrefix`): its replies arrive under `_INBOX_<node>.>`, which
+ * only that node may subscribe to, so no node reads another's replies.
+ */
+export function nodeInboxPrefix(nodeId: string): string {
+  return `_INBOX_${tok(nodeId)}`;
+}
+
+/** A join token's bootstrap inbox prefix: `_INBOX_join_<tokenId>`. */
+export function bootstrapInboxPrefix(tokenId: string): string {
+  return `_INBOX_join_${tok(tokenId)}`;
+}
+
+/**
+ * The NATS permissions one agent needs, and nothing more: the node user JWT carries them
+ * (coordinator/bus/auth.ts). Replies to the coordinator's requests go through `allow_responses`.
+ */
 export function natsPermissionsForNode(nodeId: string): {
   publish: { allow: string[] };
   subscribe: { allow: string[] };
@@ -59,15 +82,14 @@ export function natsPermissionsForNode(nodeId: string): {
   return {
     publish: {
       allow: [
-        subjects.register(),
+        subjects.register(nodeId),
         subjects.heartbeat(nodeId),
         subjects.status(nodeId),
         subjects.facts(nodeId),
         subjects.planFetch(nodeId),
         subjects.csr(nodeId),
-        '_INBOX.>',
       ],
     },
-    subscribe: { allow: [subjects.plan(nodeId), subjects.task(nodeId), '_INBOX.>'] },
+    subscribe: { allow: [subjects.plan(nodeId), subjects.task(nodeId), `${nodeInboxPrefix(nodeId)}.>`] },
   };
 }

@@ -21,6 +21,63 @@ export const Fingerprint = Type.Object({
 });
 export type Fingerprint = Static<typeof Fingerprint>;
 
+/** An id of a join token: the subject token of its join subject. */
+export const JoinTokenId = Type.String({ pattern: '^[a-z0-9]{6,32}$', description: 'join token id' });
+
+/**
+ * A host asks to join (on `drover.v1.join.<tokenId>`, which only that token's bootstrap user may
+ * publish). It sends the public half of the nkey it made; the seed never leaves the host.
+ */
+export const Join = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('join'),
+    tokenId: JoinTokenId,
+    nodeId: NodeId,
+    hostname: Hostname,
+    address: IpAddress,
+    fingerprint: Fingerprint,
+    userKey: Type.String({
+      pattern: '^U[A-Z2-7]{55}$',
+      description: 'the nkey user public key the node will connect with',
+    }),
+    nonce: Type.String({
+      pattern: '^[A-Za-z0-9_-]{16,64}$',
+      description: 'random; the signed reply repeats it',
+    }),
+    agentVersion: Type.String({ maxLength: 64 }),
+  },
+  { $id: 'Join' },
+);
+export type Join = Static<typeof Join>;
+
+/**
+ * The coordinator's answer to a Join, signed with its plan-signing key over the canonical JSON of
+ * every other field, so the agent can check it against the pinned fingerprint: a rogue responder
+ * cannot hand out a JWT, and a reply to someone else's join (another nonce or key) is refused.
+ */
+export const JoinReply = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('join-reply'),
+    ok: Type.Boolean(),
+    nodeId: NodeId,
+    nonce: Type.String({ maxLength: 64 }),
+    userKey: Type.String({ maxLength: 64 }),
+    state: Type.Optional(NodeState),
+    userJwt: Type.Optional(Type.String({ maxLength: 8192, description: 'the node user JWT, for userKey' })),
+    reason: Type.Optional(Type.String({ maxLength: 1024 })),
+    error: Type.Optional(
+      Type.Object({ code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 1024 }) }),
+    ),
+    signingKey: Type.String({ maxLength: 256, description: 'base64 DER (SPKI) ed25519 public key' }),
+    keyFingerprint: Type.String({ maxLength: 64 }),
+    signature: Type.String({ maxLength: 256, description: 'base64 ed25519 signature' }),
+  },
+  { $id: 'JoinReply' },
+);
+export type JoinReply = Static<typeof JoinReply>;
+
 export const Register = Type.Object(
   {
     v: Version,

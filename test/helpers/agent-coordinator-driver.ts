@@ -96,7 +96,7 @@ export class CoordinatorDriver {
   }
 
   private listen(): void {
-    this.nc.subscribe(subjects.register(), {
+    this.nc.subscribe(subjects.registerAll(), {
       callback: async (_e, m) => {
         const r = this.decode('Register', () => decodeMessage('Register', m.data));
         if (!r) return;

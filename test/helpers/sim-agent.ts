@@ -149,7 +149,7 @@ export async function startSimAgent(o: {
     'RegisterReply',
     (
       await nc.request(
-        subjects.register(),
+        subjects.register(o.nodeId),
         encode({
           v: PROTOCOL_VERSION,
           type: 'register',

@@ -52,22 +52,22 @@ describe('node input over a real nats-server', () => {
     const ask = async (subject: string, msg: unknown) =>
       JSON.parse(new TextDecoder().decode((await nc.request(subject, encode(msg), { timeout: 5000 })).data));
 
-    expect(await ask(subjects.register(), reg())).toMatchObject({ accepted: true, state: 'Ready' });
+    expect(await ask(subjects.register('n1'), reg())).toMatchObject({ accepted: true, state: 'Ready' });
     const before = structuredClone(h.engine.nodes.get('n1'));
     const malformed = h.bus.counters.malformed;
 
-    const refused = await ask(subjects.register(), reg({ address: EVIL }));
+    const refused = await ask(subjects.register('n1'), reg({ address: EVIL }));
     expect(refused).toMatchObject({ code: 'DROVER_ERR_DECODE', details: { field: '/address' } });
     expect(refused.message).toMatch(/^node n1: \/address: must be an IP address/);
     expect(refused.message).toContain('\\n  server evil');
-    expect((await ask(subjects.register(), reg({ hostname: 'n1\nevil' }))).details).toEqual({
+    expect((await ask(subjects.register('n1'), reg({ hostname: 'n1\nevil' }))).details).toEqual({
       field: '/hostname',
     });
-    expect((await ask(subjects.register(), reg({ labels: { zone: 'a b' } }))).details).toEqual({
+    expect((await ask(subjects.register('n1'), reg({ labels: { zone: 'a b' } }))).details).toEqual({
       field: '/labels/zone',
     });
     // a node that is not known yet gets no record either
-    expect((await ask(subjects.register(), reg({ nodeId: 'n2', address: EVIL }))).message).toMatch(
+    expect((await ask(subjects.register('n2'), reg({ nodeId: 'n2', address: EVIL }))).message).toMatch(
       /^node n2: /,
     );
     // facts are published without a reply: dropped and counted
@@ -86,7 +86,7 @@ describe('node input over a real nats-server', () => {
     expect(h.engine.nodes.get('n1')).toEqual(before);
     expect(h.engine.nodes.get('n2')).toBeUndefined();
     // and it keeps serving
-    expect(await ask(subjects.register(), reg())).toMatchObject({ accepted: true, state: 'Ready' });
+    expect(await ask(subjects.register('n1'), reg())).toMatchObject({ accepted: true, state: 'Ready' });
   });
 
   it('an agent whose registration is refused for its input says so (refused), not "undecodable reply"', async () => {
@@ -94,7 +94,7 @@ describe('node input over a real nats-server', () => {
     const nc = await connect({ servers: nats.url });
     autoCleanup(() => nc.close());
     // stands in for the coordinator's answer to a bad address (the shape the test above gets)
-    nc.subscribe(subjects.register(), {
+    nc.subscribe(subjects.registerAll(), {
       callback: (_err, m) =>
         m.respond(
           encode({

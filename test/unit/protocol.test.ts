@@ -172,7 +172,7 @@ describe('subjects', () => {
   it('are versioned and per node', () => {
     expect(subjects.heartbeat('n1')).toBe('drover.v1.heartbeat.n1');
     expect(subjects.plan('n1')).toBe('drover.v1.plan.n1');
-    expect(subjects.register()).toBe('drover.v1.register');
+    expect(subjects.register('n1')).toBe('drover.v1.register.n1');
     expect(subjects.event('node.joined')).toBe('drover.v1.events.node.joined');
     expect(nodeIdFromSubject('drover.v1.status.n-2')).toBe('n-2');
     expect(nodeIdFromSubject('drover.v2.status.n-2')).toBeUndefined();
