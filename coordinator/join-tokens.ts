@@ -233,8 +233,10 @@ export class JoinTokenStore {
   }
 
   /**
-   * Counts one use by `nodeId`; when the uses run out the bootstrap key is revoked on the bus.
-   * Throws the refusal when the token may not be used (checked again here, under the revision).
+   * Counts one use by `nodeId`. Throws the refusal when the token may not be used (checked again
+   * here, under the revision). When the uses run out, `revokeEnded(id)` cuts the bootstrap user
+   * off the bus — after the join reply went out (revoking first would disconnect the host before
+   * it reads its credentials).
    */
   async use(id: string, nodeId: string): Promise<JoinTokenInfo> {
     const cur = this.tokens.get(id);
@@ -246,8 +248,13 @@ export class JoinTokenStore {
       nodes: [...(cur!.rec.nodes ?? []), nodeId].slice(-100),
     };
     await this.save(rec, cur!.revision);
-    if (rec.used >= rec.uses) await this.revokeOnBus(rec);
     return tokenInfo(this.get(id)!, this.clock.now());
+  }
+
+  /** Revokes the bootstrap key of a token that ended (used up, expired, revoked); no-op otherwise. */
+  async revokeEnded(id: string): Promise<void> {
+    const rec = this.get(id);
+    if (rec && tokenState(rec, this.clock.now()) !== 'active') await this.revokeOnBus(rec);
   }
 
   /** Revokes a token (by id): it joins nobody from now on, and its bootstrap user is cut off. */

@@ -48,7 +48,7 @@ export interface NatsBusOptions {
    * answers a Join on `drover.v1.join.<tokenId>` (coordinator/engine/join.ts): the token id from
    * the subject, the raw body (it decodes and checks it itself, so every refusal is signed)
    */
-  join?: (tokenId: string, data: Uint8Array) => Promise<JoinReply>;
+  join?: (tokenId: string, data: Uint8Array) => Promise<{ reply: JoinReply; afterReply?: () => Promise<void> }>;
 }
 
 export interface BusCounters {
@@ -96,7 +96,7 @@ export class NatsBus implements AgentBus {
   private isConnected = true;
   /** answers agents' CSRs (the coordinator's ClusterPki); without it they are refused */
   private csr?: (req: CertificateRequest) => Promise<CertificateReply>;
-  private join?: (tokenId: string, data: Uint8Array) => Promise<JoinReply>;
+  private join?: NatsBusOptions['join'];
 
   get connected(): boolean {
     return !this.nc.isClosed() && this.isConnected;
@@ -167,9 +167,14 @@ export class NatsBus implements AgentBus {
       const join = this.join;
       this.on(subjects.joinAll(), async (m) => {
         const tokenId = m.subject.slice(subjects.joinAll().length - 1);
-        const reply = await join(tokenId, m.data);
+        const { reply, afterReply } = await join(tokenId, m.data);
         if (!reply.ok) this.counters.malformed += reply.error?.code === 'DROVER_ERR_DECODE' ? 1 : 0;
         if (m.reply) m.respond(encode(reply));
+        if (!afterReply) return;
+        // the reply leaves before the bootstrap user is revoked (that disconnects the host); give
+        // it a moment on the wire
+        await this.nc.flush().catch(() => {});
+        setTimeout(() => void afterReply(), 1000).unref?.();
       });
     }
     this.on(subjects.registerAll(), async (m) => {

@@ -106,6 +106,8 @@ export interface JoinPorts {
   tokens: {
     check(id: string): UseVerdict;
     use(id: string, nodeId: string): Promise<unknown>;
+    /** cuts an ended token's bootstrap user off the bus (after the reply went out) */
+    revokeEnded(id: string): Promise<void>;
   };
   /** mints the node's user JWT for `userKey` */
   nodeUser(nodeId: string, userKey: string): Promise<{ jwt: string }>;
@@ -129,6 +131,11 @@ function claimed(data: Uint8Array): { nodeId: string; nonce: string; userKey: st
     nonce: pick('nonce', /^[A-Za-z0-9_-]{1,64}$/),
     userKey: pick('userKey', /^U[A-Z2-7]{55}$/),
   };
+}
+
+export interface JoinOutcome {
+  reply: JoinReply;
+  afterReply: () => Promise<void>;
 }
 
 export class JoinHandler {
@@ -155,8 +162,26 @@ export class JoinHandler {
     );
   }
 
-  /** Never throws: every outcome is a signed JoinReply. */
-  async handle(subjectTokenId: string, data: Uint8Array): Promise<JoinReply> {
+  /**
+   * Never throws: every outcome is a signed JoinReply. Send it, then run `afterReply` (it revokes
+   * the token's bootstrap user when the token ran out, which disconnects the joining host).
+   */
+  async handle(subjectTokenId: string, data: Uint8Array): Promise<JoinOutcome> {
+    const reply = await this.decide(subjectTokenId, data);
+    return {
+      reply,
+      afterReply: async () => {
+        try {
+          if (this.p.tokens.check(subjectTokenId).ok) return;
+          await this.p.tokens.revokeEnded(subjectTokenId);
+        } catch (err) {
+          this.p.log.warn({ err, tokenId: subjectTokenId }, 'cannot revoke an ended join token on the bus; the sweep retries');
+        }
+      },
+    };
+  }
+
+  private async decide(subjectTokenId: string, data: Uint8Array): Promise<JoinReply> {
     const who = claimed(data);
     if (!this.p.limiter.take()) {
       const ms = this.p.limiter.retryAfterMs();
