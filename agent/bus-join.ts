@@ -44,7 +44,8 @@ export const BUS_CA_FILE = 'bus-ca.crt';
 export const busCredsPath = (dataDir: string) => join(dataDir, BUS_CREDS_FILE);
 export const busCaPath = (dataDir: string) => join(dataDir, BUS_CA_FILE);
 
-const NEW_TOKEN = 'a new token is needed: `drover token create --join` (or `drover join-command`) on the coordinator';
+const NEW_TOKEN =
+  'a new token is needed: `drover token create --join` (or `drover join-command`) on the coordinator';
 
 export interface BusJoinInput {
   token: string;
@@ -199,10 +200,14 @@ async function joinOnce(
     };
     let data: Uint8Array;
     try {
-      data = (await nc.request(subjects.join(blob.id), encode(msg), { timeout: i.requestTimeoutMs ?? 10_000 })).data;
+      data = (
+        await nc.request(subjects.join(blob.id), encode(msg), { timeout: i.requestTimeoutMs ?? 10_000 })
+      ).data;
     } catch (err) {
       if (isAuthError(err))
-        throw failed(`the bus refused join token ${blob.id}'s request (${(err as Error).message}); ${NEW_TOKEN}`);
+        throw failed(
+          `the bus refused join token ${blob.id}'s request (${(err as Error).message}); ${NEW_TOKEN}`,
+        );
       throw new TransientJoinError(`no answer to the join request: ${(err as Error).message}`);
     }
     let reply: JoinReply;

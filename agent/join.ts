@@ -217,7 +217,9 @@ export function parseJoinArgs(argv: string[]): JoinRequest | 'help' {
       '--coordinator-key-fingerprint is required (`drover join-command` prints it); trusting the first coordinator that answers needs --insecure-trust-first-coordinator',
     );
   if (fp !== undefined && insecure)
-    throw new JoinInputError('give --coordinator-key-fingerprint or --insecure-trust-first-coordinator, not both');
+    throw new JoinInputError(
+      'give --coordinator-key-fingerprint or --insecure-trust-first-coordinator, not both',
+    );
   return {
     configFile: resolve(str(flags, 'config') ?? DEFAULT_CONFIG_FILE),
     servers,

@@ -205,7 +205,8 @@ const ENTRIES: Record<string, HelpEntry> = {
     examples: ['drover token revoke 3f9c0a1b2c3d4e5f'],
   },
   'token create': {
-    usage: 'drover token create NAME [--role viewer|operator|admin] | drover token create --join [--ttl 1h] [--uses 1] [--description D]',
+    usage:
+      'drover token create NAME [--role viewer|operator|admin] | drover token create --join [--ttl 1h] [--uses 1] [--description D]',
     about:
       'With --join: creates a join token (default one use, valid 24h) and prints it once, with the `drover-agent join` command that uses it (stderr). Without: creates an API token and prints it once (store it now). Names are unique: a second token of the same name is refused. viewer reads everything, operator also acts on nodes and instances, admin also applies topologies and manages tokens.',
     flags: [
@@ -216,7 +217,10 @@ const ENTRIES: Record<string, HelpEntry> = {
       ['--description D', 'with --join: what it is for'],
       OUTPUT,
     ],
-    examples: ['drover token create ci-bot --role operator > ci-bot.token', 'drover token create --join --ttl 1h > host.join'],
+    examples: [
+      'drover token create ci-bot --role operator > ci-bot.token',
+      'drover token create --join --ttl 1h > host.join',
+    ],
   },
   'token delete': {
     usage: 'drover token delete NAME|ID | drover token delete --join ID',

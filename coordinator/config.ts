@@ -44,12 +44,14 @@ export const CoordinatorOptionsSchema = Type.Object({
   ),
   joinToken: Type.Optional(
     Type.Unknown({
-      description: 'removed: the shared join token is gone; create per-host tokens with `drover token create --join`',
+      description:
+        'removed: the shared join token is gone; create per-host tokens with `drover token create --join`',
     }),
   ),
   joinTokenFile: Type.Optional(
     Type.Unknown({
-      description: 'removed: the shared join token is gone; create per-host tokens with `drover token create --join`',
+      description:
+        'removed: the shared join token is gone; create per-host tokens with `drover token create --join`',
     }),
   ),
   maxPendingNodes: Type.Optional(
@@ -137,7 +139,11 @@ export class RemovedOptionError extends Error {
 }
 
 export function compileCoordinatorOptions(input: CompileConfigInput): CompiledCoordinatorOptions {
-  const c = compileConfig(CoordinatorOptionsSchema, DEFAULT_COORDINATOR_OPTIONS, input) as CompiledCoordinatorOptions & {
+  const c = compileConfig(
+    CoordinatorOptionsSchema,
+    DEFAULT_COORDINATOR_OPTIONS,
+    input,
+  ) as CompiledCoordinatorOptions & {
     joinToken?: unknown;
     joinTokenFile?: unknown;
   };

@@ -11,10 +11,10 @@ import { JoinHandler } from './engine/join.js';
 import { PurgeLists } from './engine/purge-lists.js';
 import { Engine, type EngineOptions } from './engine.js';
 import { EventLog } from './events.js';
+import { JoinTokenStore } from './join-tokens.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { ClusterBootstrap } from './kube/bootstrap-service.js';
 import { LivenessRebase, stallThresholdMs } from './liveness-rebase.js';
-import { JoinTokenStore } from './join-tokens.js';
 import { NatsBus } from './nats.js';
 import { revokeRemovedNode } from './node-removal.js';
 import { NodeRegistry } from './nodes.js';
@@ -97,7 +97,9 @@ export async function startCoordinator(
   const natsSettings = busAuth
     ? {
         ...opts.nats,
-        ...(opts.nats.credsFile || opts.nats.token || opts.nats.user ? {} : { credsFile: busAuth.coordinatorCredsFile }),
+        ...(opts.nats.credsFile || opts.nats.token || opts.nats.user
+          ? {}
+          : { credsFile: busAuth.coordinatorCredsFile }),
         ...(busCa ? { tls: { ...opts.nats.tls, ca: busCa } } : {}),
       }
     : opts.nats;
@@ -119,12 +121,17 @@ export async function startCoordinator(
     store,
     logger: engineLog,
     signingKey,
-    admitRegistration: () => (limiter.take() ? { ok: true } : { ok: false, retryAfterMs: limiter.retryAfterMs() }),
+    admitRegistration: () =>
+      limiter.take() ? { ok: true } : { ok: false, retryAfterMs: limiter.retryAfterMs() },
     maxPendingNodes: opts.maxPendingNodes,
     onNodeRemoved: async (rec) => {
       if (!busAuth || !push) return;
-      await revokeRemovedNode({ revoke: (k) => busAuth.revoke(k), push: () => push.push() }, rec).catch((err) =>
-        log.error({ err, nodeId: rec.id }, 'cannot revoke the removed node on the bus; its credentials stay valid until the next push'),
+      await revokeRemovedNode({ revoke: (k) => busAuth.revoke(k), push: () => push.push() }, rec).catch(
+        (err) =>
+          log.error(
+            { err, nodeId: rec.id },
+            'cannot revoke the removed node on the bus; its credentials stay valid until the next push',
+          ),
       );
     },
     clock,

@@ -68,9 +68,7 @@ export function tokenState(t: JoinTokenRecord, now: number): JoinTokenState {
   return 'active';
 }
 
-export type UseVerdict =
-  | { ok: true }
-  | { ok: false; code: keyof typeof JOIN_ERRORS; message: string };
+export type UseVerdict = { ok: true } | { ok: false; code: keyof typeof JOIN_ERRORS; message: string };
 
 /**
  * Pure: may `token` (undefined: no such token) admit one more host at `now`? The message says
@@ -79,7 +77,11 @@ export type UseVerdict =
 export function checkUse(token: JoinTokenRecord | undefined, now: number, id = token?.id ?? '?'): UseVerdict {
   const again = 'create a new one with `drover token create --join`';
   if (!token)
-    return { ok: false, code: 'DROVER_ERR_JOIN_TOKEN_UNKNOWN', message: `join token ${id} is unknown; ${again}` };
+    return {
+      ok: false,
+      code: 'DROVER_ERR_JOIN_TOKEN_UNKNOWN',
+      message: `join token ${id} is unknown; ${again}`,
+    };
   switch (tokenState(token, now)) {
     case 'revoked':
       return {
@@ -120,7 +122,10 @@ export function tokenInfo(t: JoinTokenRecord, now: number): JoinTokenInfo {
 
 /** What the store needs from the bus: a bootstrap user per token, and revoking one (pushed). */
 export interface JoinTokenBus {
-  bootstrapUser(tokenId: string, expiresAtMs: number): Promise<{ jwt: string; publicKey: string; seed: string }>;
+  bootstrapUser(
+    tokenId: string,
+    expiresAtMs: number,
+  ): Promise<{ jwt: string; publicKey: string; seed: string }>;
   /** revokes the user key and pushes the account JWT to nats-server */
   revoke(userPublicKey: string): Promise<void>;
   /** the bus CA certificate (PEM) the token carries, when the bus uses TLS */
@@ -148,7 +153,12 @@ export class JoinTokenStore {
   ) {}
 
   /** Loads every record; a malformed one stops start-up, naming its key. */
-  static async open(o: { store: Store; bus: JoinTokenBus; clock: Clock; logger: Logger }): Promise<JoinTokenStore> {
+  static async open(o: {
+    store: Store;
+    bus: JoinTokenBus;
+    clock: Clock;
+    logger: Logger;
+  }): Promise<JoinTokenStore> {
     const s = new JoinTokenStore(o.store, o.bus, o.clock, o.logger);
     for (const e of await o.store.list<unknown>(PREFIX)) {
       if (!Value.Check(JoinTokenRecord, e.value)) {
@@ -189,11 +199,17 @@ export class JoinTokenStore {
     const uses = o.uses ?? 1;
     const description = o.description ?? '';
     if (!Number.isFinite(ttlMs) || ttlMs < 1000 || ttlMs > MAX_JOIN_TOKEN_TTL_MS)
-      throw coordinatorError('DROVER_ERR_BAD_REQUEST', 'ttl: must be between 1s and 366 days', { field: 'ttl' });
-    if (!Number.isInteger(uses) || uses < 1 || uses > MAX_JOIN_TOKEN_USES)
-      throw coordinatorError('DROVER_ERR_BAD_REQUEST', `uses: must be an integer from 1 to ${MAX_JOIN_TOKEN_USES}`, {
-        field: 'uses',
+      throw coordinatorError('DROVER_ERR_BAD_REQUEST', 'ttl: must be between 1s and 366 days', {
+        field: 'ttl',
       });
+    if (!Number.isInteger(uses) || uses < 1 || uses > MAX_JOIN_TOKEN_USES)
+      throw coordinatorError(
+        'DROVER_ERR_BAD_REQUEST',
+        `uses: must be an integer from 1 to ${MAX_JOIN_TOKEN_USES}`,
+        {
+          field: 'uses',
+        },
+      );
     if (description.length > 256 || /[\0-\x1f\x7f]/.test(description))
       throw coordinatorError(
         'DROVER_ERR_BAD_REQUEST',
@@ -266,7 +282,8 @@ export class JoinTokenStore {
         `no join token with id ${JSON.stringify(id)}; list them with \`drover get tokens\``,
         { id },
       );
-    if (!cur.rec.revokedAt) await this.save({ ...cur.rec, revokedAt: new Date(this.clock.now()).toISOString() }, cur.revision);
+    if (!cur.rec.revokedAt)
+      await this.save({ ...cur.rec, revokedAt: new Date(this.clock.now()).toISOString() }, cur.revision);
     await this.revokeOnBus(this.get(id)!);
     return tokenInfo(this.get(id)!, this.clock.now());
   }
@@ -281,7 +298,10 @@ export class JoinTokenStore {
         await this.revokeOnBus(rec);
         n++;
       } catch (err) {
-        this.log.warn({ err, tokenId: rec.id }, 'cannot revoke an ended join token on the bus; retrying later');
+        this.log.warn(
+          { err, tokenId: rec.id },
+          'cannot revoke an ended join token on the bus; retrying later',
+        );
       }
     }
     return n;

@@ -8,8 +8,8 @@ import {
   DroverError,
   decodeMessage,
   type Event,
-  type JoinReply,
   encode,
+  type JoinReply,
   type MessageName,
   type MessageOf,
   nodeIdFromSubject,
@@ -48,7 +48,10 @@ export interface NatsBusOptions {
    * answers a Join on `drover.v1.join.<tokenId>` (coordinator/engine/join.ts): the token id from
    * the subject, the raw body (it decodes and checks it itself, so every refusal is signed)
    */
-  join?: (tokenId: string, data: Uint8Array) => Promise<{ reply: JoinReply; afterReply?: () => Promise<void> }>;
+  join?: (
+    tokenId: string,
+    data: Uint8Array,
+  ) => Promise<{ reply: JoinReply; afterReply?: () => Promise<void> }>;
 }
 
 export interface BusCounters {

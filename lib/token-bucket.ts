@@ -21,7 +21,8 @@ export class TokenBucket {
 
   private refill(): void {
     const now = this.clock.now();
-    if (now > this.last) this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.ratePerSec);
+    if (now > this.last)
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.ratePerSec);
     this.last = now;
   }
 

@@ -442,12 +442,16 @@ async function createJoinToken(ctx: CommandContext, extra: string | undefined): 
   if (ttl !== undefined) body.ttl = ttl;
   const uses = str(ctx.args.flags, 'uses');
   if (uses !== undefined) {
-    if (!/^\d+$/.test(uses)) throw usage(`--uses: ${JSON.stringify(uses)} is not a whole number`, 'e.g. --uses 5');
+    if (!/^\d+$/.test(uses))
+      throw usage(`--uses: ${JSON.stringify(uses)} is not a whole number`, 'e.g. --uses 5');
     body.uses = Number(uses);
   }
   const description = str(ctx.args.flags, 'description');
   if (description !== undefined) body.description = description;
-  const t = await ctx.client.post<JoinTokenView & { token: string; joinCommand: string }>('/v1/join-tokens', body);
+  const t = await ctx.client.post<JoinTokenView & { token: string; joinCommand: string }>(
+    '/v1/join-tokens',
+    body,
+  );
   if (!printStructured(ctx, t)) {
     ctx.err(
       `created join token ${t.id} (${t.uses} use(s), expires ${t.expiresAt}); it is shown once, store it now:\n`,
@@ -475,7 +479,11 @@ async function revokeJoinToken(ctx: CommandContext, id: string | undefined): Pro
 export async function token(ctx: CommandContext): Promise<number> {
   const [, sub, arg] = ctx.args.positionals;
   const joinFlag = bool(ctx.args.flags, 'join');
-  if (!joinFlag && (str(ctx.args.flags, 'ttl') ?? str(ctx.args.flags, 'uses') ?? str(ctx.args.flags, 'description')) !== undefined)
+  if (
+    !joinFlag &&
+    (str(ctx.args.flags, 'ttl') ?? str(ctx.args.flags, 'uses') ?? str(ctx.args.flags, 'description')) !==
+      undefined
+  )
     throw usage('--ttl, --uses and --description are for join tokens: add --join');
   if (sub === 'create' && joinFlag) return createJoinToken(ctx, arg);
   if (sub === 'revoke' || (sub === 'delete' && joinFlag)) return revokeJoinToken(ctx, arg);

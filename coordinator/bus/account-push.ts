@@ -40,8 +40,12 @@ export function claimsUpdateProblem(body: Uint8Array): string | undefined {
   } catch {
     return 'nats-server answered the account update with something that is not JSON';
   }
-  const o = v as { data?: { code?: unknown; message?: unknown }; error?: { code?: unknown; description?: unknown } };
-  if (o?.error) return `nats-server refused the account update: ${o.error.code ?? '?'} ${o.error.description ?? ''}`.trim();
+  const o = v as {
+    data?: { code?: unknown; message?: unknown };
+    error?: { code?: unknown; description?: unknown };
+  };
+  if (o?.error)
+    return `nats-server refused the account update: ${o.error.code ?? '?'} ${o.error.description ?? ''}`.trim();
   if (o?.data?.code === 200) return undefined;
   return `nats-server answered the account update with code ${String(o?.data?.code ?? '?')}: ${String(o?.data?.message ?? '')}`;
 }
@@ -73,9 +77,15 @@ export function accountPush(o: AccountPushOptions): AccountPush {
       const jwt = await o.accountJwt();
       let reply: Uint8Array;
       try {
-        reply = (await c.request(CLAIMS_UPDATE_SUBJECT, new TextEncoder().encode(jwt), { timeout: o.timeoutMs ?? 5000 })).data;
+        reply = (
+          await c.request(CLAIMS_UPDATE_SUBJECT, new TextEncoder().encode(jwt), {
+            timeout: o.timeoutMs ?? 5000,
+          })
+        ).data;
       } catch (err) {
-        throw new BusPushError(`the account update on ${CLAIMS_UPDATE_SUBJECT} got no answer: ${(err as Error).message}`);
+        throw new BusPushError(
+          `the account update on ${CLAIMS_UPDATE_SUBJECT} got no answer: ${(err as Error).message}`,
+        );
       }
       const problem = claimsUpdateProblem(reply);
       if (problem) throw new BusPushError(problem);

@@ -74,7 +74,11 @@ export function joinVerdict(i: JoinInput): JoinRefusal | undefined {
     return {
       code: 'DROVER_ERR_PENDING_CAP',
       message,
-      event: { kind: 'node.pending-cap', severity: 'warning', message: `join of ${j.nodeId} refused: ${message}` },
+      event: {
+        kind: 'node.pending-cap',
+        severity: 'warning',
+        message: `join of ${j.nodeId} refused: ${message}`,
+      },
     };
   }
   return undefined;
@@ -125,7 +129,8 @@ function claimed(data: Uint8Array): { nodeId: string; nonce: string; userKey: st
     const v = JSON.parse(new TextDecoder().decode(data)) as unknown;
     if (v && typeof v === 'object') o = v as Record<string, unknown>;
   } catch {}
-  const pick = (k: string, re: RegExp) => (typeof o[k] === 'string' && re.test(o[k] as string) ? (o[k] as string) : '');
+  const pick = (k: string, re: RegExp) =>
+    typeof o[k] === 'string' && re.test(o[k] as string) ? (o[k] as string) : '';
   return {
     nodeId: pick('nodeId', /^[A-Za-z0-9_-]{1,128}$/) || 'unknown',
     nonce: pick('nonce', /^[A-Za-z0-9_-]{1,64}$/),
@@ -143,11 +148,16 @@ export class JoinHandler {
 
   private pendingCount(): number {
     let n = 0;
-    for (const r of this.p.nodes.all()) if (r.state !== 'Removed' && this.p.nodes.effectiveState(r) === 'Pending') n++;
+    for (const r of this.p.nodes.all())
+      if (r.state !== 'Removed' && this.p.nodes.effectiveState(r) === 'Pending') n++;
     return n;
   }
 
-  private refuse(to: { nodeId: string; nonce: string; userKey: string }, code: JoinCode, message: string): JoinReply {
+  private refuse(
+    to: { nodeId: string; nonce: string; userKey: string },
+    code: JoinCode,
+    message: string,
+  ): JoinReply {
     return signJoinReply(
       {
         v: PROTOCOL_VERSION,
@@ -175,7 +185,10 @@ export class JoinHandler {
           if (this.p.tokens.check(subjectTokenId).ok) return;
           await this.p.tokens.revokeEnded(subjectTokenId);
         } catch (err) {
-          this.p.log.warn({ err, tokenId: subjectTokenId }, 'cannot revoke an ended join token on the bus; the sweep retries');
+          this.p.log.warn(
+            { err, tokenId: subjectTokenId },
+            'cannot revoke an ended join token on the bus; the sweep retries',
+          );
         }
       },
     };
@@ -198,7 +211,11 @@ export class JoinHandler {
       if (p) throw new Error(`/${p.field}: ${p.message}`);
     } catch (err) {
       this.p.log.warn({ tokenId: subjectTokenId, err: (err as Error).message }, 'refused a malformed join');
-      return this.refuse(who, 'DROVER_ERR_DECODE', `the join request is malformed: ${(err as Error).message}`);
+      return this.refuse(
+        who,
+        'DROVER_ERR_DECODE',
+        `the join request is malformed: ${(err as Error).message}`,
+      );
     }
     try {
       return await this.admit(subjectTokenId, j);
@@ -225,7 +242,8 @@ export class JoinHandler {
     });
     if (refusal) {
       this.p.log.warn({ tokenId: subjectTokenId, nodeId: j.nodeId, code: refusal.code }, refusal.message);
-      if (refusal.event) this.p.events.emit({ ...refusal.event, nodeId: j.nodeId, data: { tokenId: subjectTokenId } });
+      if (refusal.event)
+        this.p.events.emit({ ...refusal.event, nodeId: j.nodeId, data: { tokenId: subjectTokenId } });
       return this.refuse(to, refusal.code, refusal.message);
     }
     const { jwt } = await this.p.nodeUser(j.nodeId, j.userKey);
@@ -237,9 +255,14 @@ export class JoinHandler {
     if (ex) {
       rec = { ...ex, busKey: j.userKey, joinedWith: subjectTokenId };
       if (ex.busKey && ex.busKey !== j.userKey)
-        await this.p.revokeKey(ex.busKey).catch((err) =>
-          this.p.log.error({ err, nodeId: j.nodeId }, 'cannot revoke the old bus key of a node that joined again'),
-        );
+        await this.p
+          .revokeKey(ex.busKey)
+          .catch((err) =>
+            this.p.log.error(
+              { err, nodeId: j.nodeId },
+              'cannot revoke the old bus key of a node that joined again',
+            ),
+          );
     } else {
       if (existing) await this.p.nodes.forget(j.nodeId);
       rec = {

@@ -15,7 +15,15 @@ import { type CoordinatorHandle, startCoordinator } from '../../coordinator/daem
 import { silentLogger } from '../../lib/logger.js';
 import { signingKeyFromPem } from '../../protocol/index.js';
 import { startTestAgent, testAgentOptions } from './agent-harness.js';
-import { autoCleanup, freePort, killAndWait, requireBinary, rmrf, type Spawned, spawnLogged } from './proc.js';
+import {
+  autoCleanup,
+  freePort,
+  killAndWait,
+  requireBinary,
+  rmrf,
+  type Spawned,
+  spawnLogged,
+} from './proc.js';
 import { tempDir, waitFor } from './wait.js';
 
 export interface JoinFleet {
@@ -40,7 +48,10 @@ export interface JoinFleet {
    */
   agent(token: string | undefined, over?: Record<string, unknown>, hostname?: string): Promise<Agent>;
   /** agent options as `agent()` would use them */
-  agentOptions(token: string | undefined, over?: Record<string, unknown>): ReturnType<typeof testAgentOptions>;
+  agentOptions(
+    token: string | undefined,
+    over?: Record<string, unknown>,
+  ): ReturnType<typeof testAgentOptions>;
   /** what nats-server logged (for failure messages) */
   natsOutput(): string;
   stop(): Promise<void>;
@@ -48,7 +59,10 @@ export interface JoinFleet {
 
 /** The real facts of this machine, but for the host name. */
 export function hostFacts(hostname: string): FactsSource {
-  return { ...systeminformationSource, osInfo: async () => ({ ...(await systeminformationSource.osInfo()), hostname }) };
+  return {
+    ...systeminformationSource,
+    osInfo: async () => ({ ...(await systeminformationSource.osInfo()), hostname }),
+  };
 }
 
 export async function startJoinFleet(
@@ -104,7 +118,9 @@ export async function startJoinFleet(
     throw err;
   }
   const adminToken = readFileSync(coord.api.adminTokenFile, 'utf8').trim();
-  const fingerprint = signingKeyFromPem(readFileSync(join(dataDir, 'plan-signing-key.pem'), 'utf8')).fingerprint;
+  const fingerprint = signingKeyFromPem(
+    readFileSync(join(dataDir, 'plan-signing-key.pem'), 'utf8'),
+  ).fingerprint;
   let stopped = false;
   const fleet: JoinFleet = {
     dir,

@@ -39,9 +39,9 @@ describe('joining the bus with a per-host token', () => {
       nodes: ['host-a'],
     });
     // the pin was written from the configured fingerprint
-    expect(JSON.parse(readFileSync(join(agent.options.dataDir, 'coordinator-key.json'), 'utf8')).fingerprint).toBe(
-      f.fingerprint,
-    );
+    expect(
+      JSON.parse(readFileSync(join(agent.options.dataDir, 'coordinator-key.json'), 'utf8')).fingerprint,
+    ).toBe(f.fingerprint);
     expect(f.coord.engine.events.list({ kind: 'node.join-token-used' })).toHaveLength(1);
   });
 
@@ -68,14 +68,18 @@ describe('joining the bus with a per-host token', () => {
     });
     const a = f.agentOptions(short.token, { nodeId: 'host-x' });
     const e1 = await startTestAgent(a).catch((e: Error) => e);
-    expect((e1 as Error).message).toMatch(new RegExp(`join token ${short.id} expired at .*drover token create --join`));
+    expect((e1 as Error).message).toMatch(
+      new RegExp(`join token ${short.id} expired at .*drover token create --join`),
+    );
     expect(existsSync(busCredsPath(a.dataDir))).toBe(false);
 
     const revoked = await f.token();
     await f.coord.joinTokens!.revoke(revoked.id);
     const b = f.agentOptions(revoked.token, { nodeId: 'host-y' });
     const e2 = await startTestAgent(b).catch((e: Error) => e);
-    expect((e2 as Error).message).toMatch(/refused join token .*expired, used up or revoked.*drover token create --join/);
+    expect((e2 as Error).message).toMatch(
+      /refused join token .*expired, used up or revoked.*drover token create --join/,
+    );
     expect(existsSync(busCredsPath(b.dataDir))).toBe(false);
     expect(f.coord.engine.nodes.all()).toHaveLength(0);
   });
@@ -91,7 +95,9 @@ describe('joining the bus with a per-host token', () => {
 
     const none = f.agentOptions(t.token, { nodeId: 'host-n', coordinatorKeyFingerprint: undefined });
     const e2 = await startTestAgent(none).catch((e: Error) => e);
-    expect((e2 as Error).message).toMatch(/no coordinatorKeyFingerprint is configured.*insecureTrustFirstCoordinator/);
+    expect((e2 as Error).message).toMatch(
+      /no coordinatorKeyFingerprint is configured.*insecureTrustFirstCoordinator/,
+    );
     expect(existsSync(busCredsPath(none.dataDir))).toBe(false);
 
     const tofu = f.agentOptions(t.token, {
@@ -102,7 +108,9 @@ describe('joining the bus with a per-host token', () => {
     });
     await startTestAgent(tofu, { factsSource: hostFacts('host-t') });
     await waitFor('host-t Ready', () => ready(f, 'host-t') === 'Ready');
-    expect(JSON.parse(readFileSync(join(tofu.dataDir, 'coordinator-key.json'), 'utf8')).fingerprint).toBe(f.fingerprint);
+    expect(JSON.parse(readFileSync(join(tofu.dataDir, 'coordinator-key.json'), 'utf8')).fingerprint).toBe(
+      f.fingerprint,
+    );
     // the coordinator cannot tell a refused reply from a lost one: host-w's join counted a use
     // (its record waits Pending, with no credentials on the host); the missing pin used nothing
     expect(f.coord.joinTokens!.list()[0]).toMatchObject({ used: 2, nodes: ['host-w', 'host-t'] });

@@ -2,11 +2,14 @@
 // auth: join tokens created, listed and revoked over the API and the CLI; host names unique within
 // a cluster (a second host that claims a taken name waits Pending, with an event); the Pending cap;
 // malformed Join bodies refused with a signed, clear error that changes nothing; the join rate limit.
+
+import { verify } from 'node:crypto';
 import { join } from 'node:path';
 import { connect, jwtAuthenticator, type NatsConnection } from 'nats';
 import { describe, expect, it } from 'vitest';
 import { compileCoordinatorOptions, RemovedOptionError } from '../../coordinator/config.js';
 import {
+  bootstrapInboxPrefix,
   decodeJoinToken,
   decodeMessage,
   encode,
@@ -14,13 +17,10 @@ import {
   PROTOCOL_VERSION,
   publicKeyFromB64,
   subjects,
-  bootstrapInboxPrefix,
 } from '../../protocol/index.js';
-import { verify } from 'node:crypto';
-import { runCaptured } from '../helpers/daemons.js';
-import { type JoinFleet, startJoinFleet } from '../helpers/join-fleet.js';
 import { startTestAgent } from '../helpers/agent-harness.js';
-import { hostFacts } from '../helpers/join-fleet.js';
+import { runCaptured } from '../helpers/daemons.js';
+import { hostFacts, type JoinFleet, startJoinFleet } from '../helpers/join-fleet.js';
 import { waitFor } from '../helpers/wait.js';
 
 const DROVER = join(process.cwd(), 'dist', 'drover.mjs');
@@ -100,7 +100,9 @@ describe('join tokens over the API and the CLI', () => {
     // the join command makes a fresh single-use 24 h token
     const jc = await api(f, 'GET', '/v1/join-command');
     expect(String(jc.body.command)).toMatch(
-      new RegExp(`^drover-agent join --server tls://127\\.0\\.0\\.1:\\d+ --token drover-join-v1\\.\\S+ --coordinator-key-fingerprint ${f.fingerprint}$`),
+      new RegExp(
+        `^drover-agent join --server tls://127\\.0\\.0\\.1:\\d+ --token drover-join-v1\\.\\S+ --coordinator-key-fingerprint ${f.fingerprint}$`,
+      ),
     );
     const made = f.coord.joinTokens!.list().find((t) => t.id === jc.body.tokenId)!;
     expect(made).toMatchObject({ uses: 1, used: 0, state: 'active' });
@@ -109,7 +111,8 @@ describe('join tokens over the API and the CLI', () => {
 
   it('drover token create --join / get tokens (KIND) / token revoke', async () => {
     const f = await startJoinFleet({ name: 'jt-cli' });
-    const run = (...args: string[]) => runCaptured(process.execPath, [DROVER, ...args], { env: f.cliEnv, timeout: 30_000 });
+    const run = (...args: string[]) =>
+      runCaptured(process.execPath, [DROVER, ...args], { env: f.cliEnv, timeout: 30_000 });
     const c = await run('token', 'create', '--join', '--ttl', '1h', '--uses', '3', '--description', 'rack-4');
     expect(c.code, c.stderr).toBe(0);
     const token = c.stdout.trim();
@@ -151,9 +154,9 @@ describe('join tokens over the API and the CLI', () => {
       expect(() => compileCoordinatorOptions({ file: { path: 'c.yaml', text }, env: {} })).toThrow(
         RemovedOptionError,
       );
-    expect(() => compileCoordinatorOptions({ file: { path: 'c.yaml', text: 'joinToken: x\n' }, env: {} })).toThrow(
-      /drover token create --join/,
-    );
+    expect(() =>
+      compileCoordinatorOptions({ file: { path: 'c.yaml', text: 'joinToken: x\n' }, env: {} }),
+    ).toThrow(/drover token create --join/);
   });
 });
 
@@ -192,11 +195,16 @@ describe('the join handler and intake limits', () => {
     );
     expect(f.coord.engine.nodes.get('p-c')).toBeUndefined();
     expect(f.coord.joinTokens!.list().find((x) => x.id === t.id)).toMatchObject({ used: 0, state: 'active' });
-    expect(f.coord.engine.events.list({ kind: 'node.pending-cap' })[0]?.message).toMatch(/join of p-c refused/);
+    expect(f.coord.engine.events.list({ kind: 'node.pending-cap' })[0]?.message).toMatch(
+      /join of p-c refused/,
+    );
   });
 
   it('malformed Join bodies get a signed, clear error and change nothing; then the rate limit refuses', async () => {
-    const f = await startJoinFleet({ name: 'jt-malformed', config: { registrationRate: 0.01, registrationBurst: 5 } });
+    const f = await startJoinFleet({
+      name: 'jt-malformed',
+      config: { registrationRate: 0.01, registrationBurst: 5 },
+    });
     const t = await f.token();
     const id = decodeJoinToken(t.token).id;
     const nc = await bootstrapConnection(f, t.token);
@@ -216,9 +224,17 @@ describe('the join handler and intake limits', () => {
     };
     const cases: Array<[Uint8Array, RegExp, string]> = [
       [new TextEncoder().encode('not json'), /malformed/, 'DROVER_ERR_DECODE'],
-      [encode({ ...good, address: '10.0.0.1\n  server evil 6.6.6.6:6443' }), /\/address/, 'DROVER_ERR_DECODE'],
+      [
+        encode({ ...good, address: '10.0.0.1\n  server evil 6.6.6.6:6443' }),
+        /\/address/,
+        'DROVER_ERR_DECODE',
+      ],
       [encode({ ...good, userKey: 'not-a-key' }), /\/userKey/, 'DROVER_ERR_DECODE'],
-      [encode({ ...good, tokenId: 'othertoken1' }), /came on the subject of token/, 'DROVER_ERR_JOIN_REFUSED'],
+      [
+        encode({ ...good, tokenId: 'othertoken1' }),
+        /came on the subject of token/,
+        'DROVER_ERR_JOIN_REFUSED',
+      ],
     ];
     for (const [body, re, code] of cases) {
       const r = await ask(body);
@@ -228,7 +244,12 @@ describe('the join handler and intake limits', () => {
       // signed by the coordinator key (the agent checks it against its pin)
       expect(r.keyFingerprint).toBe(f.fingerprint);
       expect(
-        verify(null, joinReplySigningBytes(r), publicKeyFromB64(r.signingKey), Buffer.from(r.signature, 'base64')),
+        verify(
+          null,
+          joinReplySigningBytes(r),
+          publicKeyFromB64(r.signingKey),
+          Buffer.from(r.signature, 'base64'),
+        ),
       ).toBe(true);
     }
     expect(f.coord.engine.nodes.all()).toHaveLength(0);

@@ -2,9 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { checkedJoinToken } from '../../agent/bus-join.js';
 import { parseJoinArgs } from '../../agent/join.js';
 import { KeyPin } from '../../agent/keys.js';
-import { checkedJoinToken } from '../../agent/bus-join.js';
 import { parseTtl } from '../../coordinator/api/routes/join.js';
 import { claimsUpdateProblem } from '../../coordinator/bus/account-push.js';
 import { joinVerdict } from '../../coordinator/engine/join.js';
@@ -35,7 +35,10 @@ describe('join token decisions (pure)', () => {
 
   it('checkUse refuses each ended state with its code and the way out', () => {
     expect(checkUse(rec(), NOW)).toEqual({ ok: true });
-    expect(checkUse(undefined, NOW, 'zzzzzz')).toMatchObject({ ok: false, code: 'DROVER_ERR_JOIN_TOKEN_UNKNOWN' });
+    expect(checkUse(undefined, NOW, 'zzzzzz')).toMatchObject({
+      ok: false,
+      code: 'DROVER_ERR_JOIN_TOKEN_UNKNOWN',
+    });
     const used = checkUse(rec({ uses: 2, used: 2 }), NOW);
     expect(used).toMatchObject({ ok: false, code: 'DROVER_ERR_JOIN_TOKEN_USED' });
     expect(!used.ok && used.message).toMatch(/used up \(2 of 2 use\(s\)\).*drover token create --join/);
@@ -59,7 +62,14 @@ describe('join token decisions (pure)', () => {
     nonce: 'nonce-0123456789ab',
     agentVersion: 't',
   };
-  const base = { subjectTokenId: 'abc123def', join, token: { ok: true } as const, existing: undefined, pendingCount: 0, maxPending: 2 };
+  const base = {
+    subjectTokenId: 'abc123def',
+    join,
+    token: { ok: true } as const,
+    existing: undefined,
+    pendingCount: 0,
+    maxPending: 2,
+  };
 
   it('joinVerdict: subject and body agree, token, fingerprint, Pending cap', () => {
     expect(joinVerdict(base)).toBeUndefined();
@@ -67,7 +77,11 @@ describe('join token decisions (pure)', () => {
     expect(
       joinVerdict({ ...base, token: { ok: false, code: 'DROVER_ERR_JOIN_TOKEN_USED', message: 'm' } })?.code,
     ).toBe('DROVER_ERR_JOIN_TOKEN_USED');
-    const other = { id: 'n1', state: 'Ready', fingerprint: { machineId: 'm2', macs: [] } } as unknown as NodeRecord;
+    const other = {
+      id: 'n1',
+      state: 'Ready',
+      fingerprint: { machineId: 'm2', macs: [] },
+    } as unknown as NodeRecord;
     const v = joinVerdict({ ...base, existing: other });
     expect(v).toMatchObject({ code: 'DROVER_ERR_JOIN_REFUSED', event: { kind: 'node.refused' } });
     expect(v?.message).toMatch(/belongs to another machine/);
@@ -103,7 +117,9 @@ describe('join token decisions (pure)', () => {
   it('claimsUpdateProblem reads the server answer', () => {
     const e = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
     expect(claimsUpdateProblem(e({ data: { code: 200, message: 'jwt updated' } }))).toBeUndefined();
-    expect(claimsUpdateProblem(e({ error: { code: 400, description: 'bad jwt' } }))).toMatch(/refused.*400 bad jwt/);
+    expect(claimsUpdateProblem(e({ error: { code: 400, description: 'bad jwt' } }))).toMatch(
+      /refused.*400 bad jwt/,
+    );
     expect(claimsUpdateProblem(new TextEncoder().encode('x'))).toMatch(/not JSON/);
   });
 });
@@ -147,7 +163,9 @@ describe('the agent side of joining', () => {
     const t = token(new Date(Date.now() + 3600_000).toISOString());
     const long = `${t}${''}`;
     const fp = 'ab'.repeat(32);
-    expect(parseJoinArgs(['--server', 'tls://h:4222', '--token', long, '--coordinator-key-fingerprint', fp])).toMatchObject({
+    expect(
+      parseJoinArgs(['--server', 'tls://h:4222', '--token', long, '--coordinator-key-fingerprint', fp]),
+    ).toMatchObject({
       token: long,
       coordinatorKeyFingerprint: fp,
     });
@@ -158,7 +176,14 @@ describe('the agent side of joining', () => {
       parseJoinArgs(['--server', 'tls://h:4222', '--token', long, '--insecure-trust-first-coordinator']),
     ).toMatchObject({ insecureTrustFirstCoordinator: true });
     expect(() =>
-      parseJoinArgs(['--server', 'tls://h:4222', '--token', 'old-shared', '--coordinator-key-fingerprint', fp]),
+      parseJoinArgs([
+        '--server',
+        'tls://h:4222',
+        '--token',
+        'old-shared',
+        '--coordinator-key-fingerprint',
+        fp,
+      ]),
     ).toThrow(/drover token create --join/);
   });
 });

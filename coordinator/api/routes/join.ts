@@ -124,8 +124,7 @@ export async function registerJoinRoutes(
       config: operator,
       schema: {
         tags: ['tokens'],
-        description:
-          'Create a join token (default: one use, 24 h). The token string is in this answer only.',
+        description: 'Create a join token (default: one use, 24 h). The token string is in this answer only.',
         body: JoinTokenCreate,
         response: { 201: JoinTokenCreated, ...errorResponses },
       },
@@ -165,7 +164,8 @@ export async function registerJoinRoutes(
       config: operator,
       schema: {
         tags: ['tokens'],
-        description: 'Revoke a join token: it joins no host from now on, and its bootstrap user is cut off the bus.',
+        description:
+          'Revoke a join token: it joins no host from now on, and its bootstrap user is cut off the bus.',
         params: JoinTokenParams,
         response: { 200: JoinTokenView, ...errorResponses },
       },
