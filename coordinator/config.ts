@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { type CompileConfigInput, compileConfig, Duration } from '../lib/config.js';
+import { type CompileConfigInput, ConfigError, compileConfig, Duration } from '../lib/config.js';
 import { DEFAULT_TUNING } from './options.js';
 
 /** `(default 2s)` from the one defaults table (coordinator/options.ts) */
@@ -134,8 +134,12 @@ export const DEFAULT_COORDINATOR_OPTIONS = {
 
 export type CompiledCoordinatorOptions = Readonly<typeof DEFAULT_COORDINATOR_OPTIONS>;
 
-export class RemovedOptionError extends Error {
-  override name = 'RemovedOptionError';
+/** A removed option is a configuration error (exit 2, the message names the option). */
+export class RemovedOptionError extends ConfigError {
+  constructor(field: string, message: string) {
+    super('coordinator config', field, message);
+    this.name = 'RemovedOptionError';
+  }
 }
 
 export function compileCoordinatorOptions(input: CompileConfigInput): CompiledCoordinatorOptions {
@@ -150,7 +154,8 @@ export function compileCoordinatorOptions(input: CompileConfigInput): CompiledCo
   for (const key of ['joinToken', 'joinTokenFile'] as const)
     if (c[key] !== undefined)
       throw new RemovedOptionError(
-        `coordinator config: ${key} is no longer supported (the shared join token is gone: anyone holding it could join as any node); remove it, and give each host its own token with \`drover token create --join\` (or \`drover join-command\`)`,
+        key,
+        `no longer supported (the shared join token is gone: anyone holding it could join as any node); remove it, and give each host its own token with \`drover token create --join\` (or \`drover join-command\`)`,
       );
   const { joinToken: _t, joinTokenFile: _f, ...rest } = c;
   return rest;
