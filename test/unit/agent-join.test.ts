@@ -4,8 +4,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { type JoinDeps, runJoin } from '../../agent/join.js';
 import { compileAgentOptions } from '../../agent/options.js';
-import { encodeJoinToken } from '../../protocol/index.js';
 import { nodeCrypto, x509 } from '../../lib/x509.js';
+import { encodeJoinToken } from '../../protocol/index.js';
 import { rmrf, tempDir } from '../helpers/proc.js';
 
 const DEFAULT_YAML = readFileSync(new URL('../../packaging/agent/agent.yaml', import.meta.url), 'utf8');
@@ -20,7 +20,12 @@ interface Run {
 /** A per-host join token standing for `name` (the old tests used short shared tokens). */
 function tok(name: string): string {
   const id = `t${Buffer.from(name).toString('hex')}`.slice(0, 32).padEnd(6, '0');
-  return encodeJoinToken({ id, jwt: 'a.b.c', seed: `SU${'A'.repeat(56)}`, expiresAt: '2099-01-01T00:00:00Z' });
+  return encodeJoinToken({
+    id,
+    jwt: 'a.b.c',
+    seed: `SU${'A'.repeat(56)}`,
+    expiresAt: '2099-01-01T00:00:00Z',
+  });
 }
 
 const FP = 'cd'.repeat(32);
