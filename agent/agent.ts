@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { type Clock, isoNow, systemClock } from '../lib/clock.js';
@@ -8,6 +9,7 @@ import {
   type InstanceStatus,
   type NodePlan,
   type NodeStatus,
+  nodeInboxPrefix,
   type PlanResult,
   PROTOCOL_VERSION,
   type Register,
@@ -19,6 +21,7 @@ import {
   verifyPlan,
 } from '../protocol/index.js';
 import { Applier } from './applier.js';
+import { busCaPath, busCredsPath, joinBus } from './bus-join.js';
 import { CertManager } from './certs.js';
 import { errorBody, IllegalStateError } from './errors.js';
 import { type BinaryProbeOptions, collectFacts, type FactsSource, factsKey } from './facts.js';
@@ -103,13 +106,20 @@ export class Agent {
   private applied: AppliedRef | undefined;
   private planInfo: PlanInfo = { generation: 0, checksum: '', coordinatorEpoch: 0, state: 'none' };
   private readonly stats = { plansApplied: 0, plansRefused: 0, tasksRun: 0, tasksRefused: 0 };
+  /** cancels a join in progress when the agent closes */
+  private readonly joinAbort = new AbortController();
 
   constructor(options: AgentOptions, deps: AgentDeps = {}) {
     this.opts = options;
     this.deps = deps;
     this.clock = deps.clock ?? systemClock;
     this.log = deps.logger ?? silentLogger;
-    this.keys = new KeyPin(options.dataDir, options.coordinatorKeyFingerprint, this.clock);
+    this.keys = new KeyPin(
+      options.dataDir,
+      options.coordinatorKeyFingerprint,
+      this.clock,
+      options.insecureTrustFirstCoordinator,
+    );
     this.ledger = new TaskLedger({
       dataDir: options.dataDir,
       skewMs: TASK_CLOCK_SKEW_MS,
@@ -182,9 +192,14 @@ export class Agent {
       await this.refreshFacts(false);
       this.scheduleFacts();
       this.scheduleDriftCheck();
+      // node credentials: configured, or `<dataDir>/bus.creds`, or got now with the join token
+      const nats = await this.busSettings(false);
       this.session_ = new Session({
         nodeId: this.identity_.nodeId,
-        nats: this.opts.nats,
+        nats,
+        inboxPrefix: nodeInboxPrefix(this.identity_.nodeId),
+        onAuthRefused:
+          this.opts.joinToken && !this.opts.nats.credsFile ? () => this.busSettings(true) : undefined,
         heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
         clock: this.clock,
         logger: this.log,
@@ -210,6 +225,50 @@ export class Agent {
       this.transition('failed');
       throw err;
     }
+  }
+
+  /**
+   * The bus settings the session connects with: `nats.credsFile` when configured; else this
+   * node's own `<dataDir>/bus.creds` (and the bus CA the join wrote), joining first with the
+   * configured join token when there are none yet (or `rejoin`: the bus refused them). Without a
+   * token or creds: the settings as configured.
+   */
+  private async busSettings(rejoin: boolean): Promise<AgentOptions['nats']> {
+    const o = this.opts;
+    if (o.nats.credsFile) return o.nats;
+    const creds = busCredsPath(o.dataDir);
+    const withCreds = (): AgentOptions['nats'] => {
+      const ca = o.nats.tls?.ca ?? (existsSync(busCaPath(o.dataDir)) ? busCaPath(o.dataDir) : undefined);
+      return { ...o.nats, credsFile: creds, ...(ca ? { tls: { ...o.nats.tls, ca } } : {}) };
+    };
+    if (!rejoin && existsSync(creds)) return withCreds();
+    if (!o.joinToken) {
+      this.log.warn(
+        { credsFile: creds },
+        'no node credentials and no joinToken: connecting without credentials (a bus with authorisation refuses this; join with `drover-agent join --token …`)',
+      );
+      return o.nats;
+    }
+    if (rejoin) this.log.warn({ credsFile: creds }, 'joining again with the configured join token');
+    const facts = this.facts_ ?? (await this.refreshFacts(false));
+    const id = this.identity_!;
+    await joinBus({
+      token: o.joinToken,
+      dataDir: o.dataDir,
+      servers: o.nats.servers,
+      tlsCa: o.nats.tls?.ca,
+      nodeId: id.nodeId,
+      hostname: facts.hostname,
+      address: o.advertiseAddress ?? defaultAdvertiseAddress(),
+      fingerprint: id.fingerprint,
+      agentVersion: DROVER_VERSION,
+      pin: this.keys,
+      allowTrustOnFirstUse: o.insecureTrustFirstCoordinator,
+      logger: componentLogger(this.log, 'join'),
+      clock: this.clock,
+      signal: this.joinAbort.signal,
+    });
+    return withCreds();
   }
 
   private createRuntime(): Runtime {
@@ -543,7 +602,6 @@ export class Agent {
       facts,
       fingerprint: id.fingerprint,
       agentVersion: DROVER_VERSION,
-      ...(this.opts.joinToken ? { joinToken: this.opts.joinToken } : {}),
       ...(pinned ? { pinnedKeyFingerprint: pinned } : {}),
       ...(this.applied ? { applied: { ...this.applied } } : {}),
     };
@@ -603,6 +661,7 @@ export class Agent {
       'runtime',
       'unitDir',
       'coordinatorKeyFingerprint',
+      'insecureTrustFirstCoordinator',
     ] as const) {
       if (!same(this.opts[k], next[k])) needRestart.push(k);
     }
@@ -645,6 +704,7 @@ export class Agent {
         this.log.error({ err, step: what }, 'shutdown step failed');
       }
     };
+    this.joinAbort.abort();
     await step('session', () => this.session_?.close());
     await step('timers', () => {
       this.clock.clearTimeout(this.factsTimer);

@@ -22,6 +22,21 @@ export const AGENT_ERRORS_OWN = {
     description:
       'The coordinator offered a signing key whose fingerprint differs from the pinned or configured one.',
   },
+  DROVER_ERR_PIN_FILE: {
+    status: 500,
+    description:
+      'The pinned coordinator key file is unreadable or damaged; the agent stops rather than trust a key on first use.',
+  },
+  DROVER_ERR_NO_PIN: {
+    status: 409,
+    description:
+      'No coordinator key fingerprint is configured and none is pinned; trust on first use needs insecureTrustFirstCoordinator.',
+  },
+  DROVER_ERR_JOIN_FAILED: {
+    status: 403,
+    description:
+      'The join was refused for good (a bad, expired, used-up or revoked token, or a reply not signed by the pinned key); a new token is needed.',
+  },
   DROVER_ERR_REGISTER_REFUSED: {
     status: 403,
     description: 'The coordinator refused the registration (for example a fingerprint mismatch).',

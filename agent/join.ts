@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import YAML from 'yaml';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import { splitArgs } from '../lib/config.js';
+import { decodeJoinToken, JOIN_TOKEN_MAX_LENGTH } from '../protocol/join-token.js';
 import { compileAgentOptions, DEFAULT_CONFIG_FILE } from './options.js';
 
 /**
@@ -23,13 +24,18 @@ Joins this host to a Drover fleet: writes the agent config and starts drover-age
 
 Options:
   --server URL[,URL...]   NATS server URL(s): nats://, tls://, ws:// or wss:// (required)
-  --token TOKEN           the coordinator's join token (or --token-file FILE)
+  --token TOKEN           a join token (drover-join-v1.…, from \`drover token create --join\`
+                          or \`drover join-command\`), or --token-file FILE
   --token-file FILE       read the join token from FILE (keeps it out of the process list)
   --address ADDR          address this host advertises to the coordinator (IP or DNS name)
   --labels k=v[,k=v...]   node labels, merged into the existing ones
   --ca FILE               CA bundle (PEM) that signs the NATS server certificate
   --coordinator-key-fingerprint HEX
-                          pin the coordinator's plan-signing key (sha256, 64 hex digits)
+                          the coordinator's plan-signing key (sha256, 64 hex digits; required):
+                          the join reply and every plan must be signed by it
+  --insecure-trust-first-coordinator
+                          INSECURE: without the fingerprint, trust whichever coordinator key
+                          answers first (a rogue responder could take this host over)
   --config FILE           config file to write (default ${DEFAULT_CONFIG_FILE})
   --no-start              write the config only; do not enable or start the service
   --help                  print this help
@@ -44,11 +50,12 @@ const FLAGS = new Set([
   'labels',
   'ca',
   'coordinator-key-fingerprint',
+  'insecure-trust-first-coordinator',
   'config',
   'no-start',
   'help',
 ]);
-const BOOLEAN_FLAGS = new Set(['no-start', 'help']);
+const BOOLEAN_FLAGS = new Set(['no-start', 'help', 'insecure-trust-first-coordinator']);
 const NATS_SCHEMES = new Set(['nats:', 'tls:', 'ws:', 'wss:']);
 const LABEL_KEY = /^[A-Za-z0-9._/-]{1,253}$/;
 const HOSTNAME =
@@ -77,6 +84,8 @@ export interface JoinRequest {
   labels?: Record<string, string>;
   ca?: string;
   coordinatorKeyFingerprint?: string;
+  /** trust on first use, explicitly (insecure) */
+  insecureTrustFirstCoordinator?: boolean;
   start: boolean;
 }
 
@@ -131,8 +140,14 @@ export function parseLabels(raw: string): Record<string, string> {
 function checkToken(token: string, from: string): string {
   const t = token.trim();
   if (t === '') throw new JoinInputError(`${from}: the join token is empty`);
-  if (t.length > 512) throw new JoinInputError(`${from}: the join token is longer than 512 characters`);
+  if (t.length > JOIN_TOKEN_MAX_LENGTH)
+    throw new JoinInputError(`${from}: the join token is longer than ${JOIN_TOKEN_MAX_LENGTH} characters`);
   if (/\s/.test(t)) throw new JoinInputError(`${from}: the join token contains whitespace`);
+  try {
+    decodeJoinToken(t);
+  } catch (err) {
+    throw new JoinInputError(`${from}: ${(err as Error).message}`);
+  }
   return t;
 }
 
@@ -196,6 +211,15 @@ export function parseJoinArgs(argv: string[]): JoinRequest | 'help' {
   const labels = flags.labels === undefined ? undefined : parseLabels(str(flags, 'labels')!);
   const caFlag = str(flags, 'ca');
   const fp = str(flags, 'coordinator-key-fingerprint');
+  const insecure = flags['insecure-trust-first-coordinator'] === true;
+  if (fp === undefined && !insecure)
+    throw new JoinInputError(
+      '--coordinator-key-fingerprint is required (`drover join-command` prints it); trusting the first coordinator that answers needs --insecure-trust-first-coordinator',
+    );
+  if (fp !== undefined && insecure)
+    throw new JoinInputError(
+      'give --coordinator-key-fingerprint or --insecure-trust-first-coordinator, not both',
+    );
   return {
     configFile: resolve(str(flags, 'config') ?? DEFAULT_CONFIG_FILE),
     servers,
@@ -204,6 +228,7 @@ export function parseJoinArgs(argv: string[]): JoinRequest | 'help' {
     labels,
     ca: caFlag === undefined ? undefined : readCa(caFlag),
     coordinatorKeyFingerprint: fp === undefined ? undefined : normalizeFingerprint(fp),
+    ...(insecure ? { insecureTrustFirstCoordinator: true } : {}),
     start: flags['no-start'] !== true,
   };
 }
@@ -236,8 +261,14 @@ export function mergeJoinConfig(existing: string | undefined, req: JoinRequest):
   if (req.address !== undefined) doc.setIn(['advertiseAddress'], req.address);
   for (const [k, v] of Object.entries(req.labels ?? {})) doc.setIn(['labels', k], v);
   if (req.ca !== undefined) doc.setIn(['nats', 'tls', 'ca'], req.ca);
-  if (req.coordinatorKeyFingerprint !== undefined)
+  if (req.coordinatorKeyFingerprint !== undefined) {
     doc.setIn(['coordinatorKeyFingerprint'], req.coordinatorKeyFingerprint);
+    doc.deleteIn(['insecureTrustFirstCoordinator']);
+  }
+  if (req.insecureTrustFirstCoordinator) {
+    doc.setIn(['insecureTrustFirstCoordinator'], true);
+    doc.deleteIn(['coordinatorKeyFingerprint']);
+  }
   return doc.toString();
 }
 
@@ -300,6 +331,10 @@ export async function runJoin(argv: string[], deps: JoinDeps = {}): Promise<numb
       `${req.labels ? `, labels ${Object.keys(req.labels).join(',')}` : ''}` +
       `${req.ca ? `, ca ${req.ca}` : ''}; mode 0600)\n`,
   );
+  if (req.insecureTrustFirstCoordinator)
+    err(
+      'drover-agent join: WARNING: --insecure-trust-first-coordinator: this host trusts whichever coordinator key answers first; pin it with --coordinator-key-fingerprint instead\n',
+    );
 
   if (!req.start) {
     out('drover-agent join: --no-start: the service was not touched\n');

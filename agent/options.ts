@@ -1,7 +1,13 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { ConfigError, compileConfig, Duration, describeOptions, readConfigFile } from '../lib/config.js';
 import type { NatsSettings } from '../lib/nats-options.js';
-import { AGENT_LABELS_OPTIONS, IP_ADDRESS_PATTERN, LabelKey, LabelValue } from '../protocol/index.js';
+import {
+  AGENT_LABELS_OPTIONS,
+  IP_ADDRESS_PATTERN,
+  JOIN_TOKEN_MAX_LENGTH,
+  LabelKey,
+  LabelValue,
+} from '../protocol/index.js';
 import { AgentError } from './errors.js';
 
 /**
@@ -79,7 +85,17 @@ export const AgentConfig = Type.Object({
     }),
   ),
   joinToken: Type.Optional(
-    Type.String({ maxLength: 512, description: 'join token; without it the node waits for approval' }),
+    Type.String({
+      maxLength: JOIN_TOKEN_MAX_LENGTH,
+      description:
+        'a per-host join token (`drover token create --join`, `drover-join-v1.…`): used once to get this node its own bus credentials (<dataDir>/bus.creds)',
+    }),
+  ),
+  insecureTrustFirstCoordinator: Type.Optional(
+    Type.Boolean({
+      description:
+        'INSECURE: without coordinatorKeyFingerprint, trust the coordinator key that answers first (default false: the fingerprint is required)',
+    }),
   ),
   heartbeatInterval: Type.Optional(
     Duration({ description: 'heartbeat period (default 2s; the coordinator may set it)' }),
@@ -91,7 +107,8 @@ export const AgentConfig = Type.Object({
   coordinatorKeyFingerprint: Type.Optional(
     Type.String({
       pattern: '^[0-9a-f]{64}$',
-      description: 'sha256 of the coordinator plan-signing key; default: pin the key seen at first join',
+      description:
+        'sha256 of the coordinator plan-signing key (`drover join-command` prints it); required to join unless insecureTrustFirstCoordinator',
     }),
   ),
   stopRolesOnExit: Type.Optional(
@@ -131,6 +148,8 @@ export interface AgentOptions {
   readonly factsIntervalMs: number;
   readonly driftCheckIntervalMs: number;
   readonly coordinatorKeyFingerprint: string | undefined;
+  /** trust on first use of the coordinator key: only when set explicitly (insecure) */
+  readonly insecureTrustFirstCoordinator: boolean;
   readonly stopRolesOnExit: boolean;
   readonly logLevel: string;
   /** where the options came from, for logs */
@@ -201,6 +220,7 @@ export function compileAgentOptions(input: CompileAgentOptionsInput = {}): Agent
       factsIntervalMs,
       driftCheckIntervalMs,
       coordinatorKeyFingerprint: c.coordinatorKeyFingerprint,
+      insecureTrustFirstCoordinator: c.insecureTrustFirstCoordinator ?? false,
       stopRolesOnExit: c.stopRolesOnExit ?? false,
       logLevel: c.logLevel ?? 'info',
       configFile: file?.path,

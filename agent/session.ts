@@ -24,6 +24,7 @@ import {
   subjects,
   type TaskResult,
 } from '../protocol/index.js';
+import { isAuthError } from './bus-join.js';
 import { AgentError, errorBody } from './errors.js';
 import type { AgentOptions } from './options.js';
 
@@ -60,6 +61,13 @@ export interface SessionOptions {
   clock?: Clock;
   logger?: Logger;
   requestTimeoutMs?: number;
+  /** the inbox prefix replies arrive under: the node's `_INBOX_<id>` (its credentials allow only that) */
+  inboxPrefix?: string;
+  /**
+   * The bus refused the node's credentials (revoked: the node was removed). Returns new settings
+   * (it joined again with the configured token) or undefined (it could not; retried slowly).
+   */
+  onAuthRefused?: () => Promise<AgentOptions['nats'] | undefined>;
 }
 
 /**
@@ -77,12 +85,14 @@ export function natsConnectionOptions(
   nodeId: string,
   nats: AgentOptions['nats'],
   reconnectDelay: () => number,
+  inboxPrefix?: string,
 ): ConnectionOptions {
   return natsConnectOptions(nats, {
     name: `drover-agent-${nodeId}`,
     reconnect: { delayMs: reconnectDelay },
     maxPingOut: 3,
     connectTimeoutMs: 5000,
+    inboxPrefix,
   });
 }
 
@@ -128,7 +138,11 @@ export class Session {
   /** the coordinator's answer to the last registration */
   lastReply: RegisterReply | undefined;
 
+  /** the bus settings in use (new credentials after a re-join) */
+  private nats: AgentOptions['nats'];
+
   constructor(private readonly opts: SessionOptions) {
+    this.nats = opts.nats;
     this.clock = opts.clock ?? systemClock;
     this.outage = new OutageBackoff(this.clock, (ageMs) => reconnectDelay(ageMs));
     this.log = componentLogger(opts.logger ?? silentLogger, 'session');
@@ -170,13 +184,35 @@ export class Session {
 
   private async connectLoop(): Promise<void> {
     const backoff = new Backoff({ initialMs: 250, maxMs: 10_000, jitter: 0.3 });
+    const refused = new Backoff({ initialMs: 5000, maxMs: 300_000, jitter: 0.2 });
     this.setState('connecting');
     let nc: NatsConnection | undefined;
     while (!this.closed) {
       try {
-        nc = await connect(natsConnectionOptions(this.opts.nodeId, this.opts.nats, () => this.outage.next()));
+        nc = await connect(
+          natsConnectionOptions(this.opts.nodeId, this.nats, () => this.outage.next(), this.opts.inboxPrefix),
+        );
         break;
       } catch (err) {
+        if (isAuthError(err)) {
+          // the node's credentials are revoked (it was removed) or not this bus's: say so, and
+          // join again when the config still holds a token (it fails clearly when used up)
+          this.log.error(
+            { err: (err as Error).message, credsFile: this.nats.credsFile },
+            `the bus refused this node's credentials${this.nats.credsFile ? ` (${this.nats.credsFile})` : ''}: the node was removed (its credentials are revoked) or they belong to another bus; it needs a new join token (\`drover token create --join\`)`,
+          );
+          const next = await this.opts.onAuthRefused?.().catch((e) => {
+            this.log.error({ err: (e as Error).message }, 'joining again failed');
+            return undefined;
+          });
+          if (next && !this.closed) {
+            this.nats = next;
+            continue;
+          }
+          const delay = refused.next();
+          await this.wait(delay);
+          continue;
+        }
         const delay = backoff.next();
         this.log.warn({ err: (err as Error).message, retryInMs: delay }, 'cannot connect to NATS; retrying');
         await this.wait(delay);

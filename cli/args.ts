@@ -31,6 +31,9 @@ const VALUE_FLAGS: Record<string, string> = {
   slice: 'slice',
   selector: 'selector',
   l: 'selector',
+  ttl: 'ttl',
+  uses: 'uses',
+  description: 'description',
 };
 const BOOL_FLAGS: Record<string, string> = {
   wait: 'wait',
@@ -45,6 +48,7 @@ const BOOL_FLAGS: Record<string, string> = {
   purge: 'purge',
   yes: 'yes',
   y: 'yes',
+  join: 'join',
 };
 
 export interface ParsedArgs {

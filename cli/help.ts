@@ -21,7 +21,7 @@ const TIMEOUT: [string, string] = [
 const CLUSTER: [string, string] = ['--cluster NAME', 'the cluster (default: the only one, or default)'];
 
 const NODE_ACTIONS: Record<string, string> = {
-  approve: 'Admits a Pending node (one that joined without the join token) to the fleet.',
+  approve: 'Admits a Pending node (one held because its address or host name is taken) to the fleet.',
   cordon: 'Keeps new instances off the node; the ones running there stay.',
   uncordon: 'Allows placement on the node again (also ends a drain).',
   drain: "Cordons the node and moves its instances elsewhere (the old node's copies are stopped).",
@@ -180,22 +180,52 @@ const ENTRIES: Record<string, HelpEntry> = {
     ],
   },
   token: {
-    usage: 'drover token create NAME [--role viewer|operator|admin] | drover token delete NAME|ID',
-    about: 'Manages API tokens (needs an admin token). `drover get tokens` lists them.',
-    flags: [['--role viewer|operator|admin', 'create: what the token may do (default viewer)']],
-    examples: ['drover token create ci-bot --role operator > ci-bot.token', 'drover token delete ci-bot'],
+    usage:
+      'drover token create NAME [--role viewer|operator|admin] | drover token delete NAME|ID | drover token create --join [--ttl 1h] [--uses 1] [--description D] | drover token revoke ID',
+    about:
+      'Manages API tokens (needs an admin token) and join tokens (an operator token). `drover get tokens` lists both (KIND api or join).',
+    flags: [
+      ['--role viewer|operator|admin', 'create: what the API token may do (default viewer)'],
+      ['--join', 'create or delete a join token instead of an API token'],
+      ['--ttl DURATION', 'create --join: how long it is valid (default 24h)'],
+      ['--uses N', 'create --join: how many hosts it may join (default 1)'],
+      ['--description D', 'create --join: what it is for'],
+    ],
+    examples: [
+      'drover token create ci-bot --role operator > ci-bot.token',
+      'drover token delete ci-bot',
+      'drover token create --join --ttl 1h --uses 1 --description rack-4',
+      'drover token revoke 3f9c0a1b2c3d4e5f',
+    ],
+  },
+  'token revoke': {
+    usage: 'drover token revoke ID',
+    about:
+      'Revokes a join token (`drover get tokens` lists them, KIND join): it joins no host from now on, and the bootstrap credentials it carries are cut off the bus at once. Nodes that joined with it keep their own credentials.',
+    examples: ['drover token revoke 3f9c0a1b2c3d4e5f'],
   },
   'token create': {
-    usage: 'drover token create NAME [--role viewer|operator|admin]',
+    usage:
+      'drover token create NAME [--role viewer|operator|admin] | drover token create --join [--ttl 1h] [--uses 1] [--description D]',
     about:
-      'Creates an API token and prints it once (store it now). Names are unique: a second token of the same name is refused. viewer reads everything, operator also acts on nodes and instances, admin also applies topologies and manages tokens.',
-    flags: [['--role viewer|operator|admin', 'what the token may do (default viewer)'], OUTPUT],
-    examples: ['drover token create ci-bot --role operator > ci-bot.token'],
+      'With --join: creates a join token (default one use, valid 24h) and prints it once, with the `drover-agent join` command that uses it (stderr). Without: creates an API token and prints it once (store it now). Names are unique: a second token of the same name is refused. viewer reads everything, operator also acts on nodes and instances, admin also applies topologies and manages tokens.',
+    flags: [
+      ['--role viewer|operator|admin', 'what the token may do (default viewer)'],
+      ['--join', 'a join token instead of an API token'],
+      ['--ttl DURATION', 'with --join: how long it is valid (default 24h)'],
+      ['--uses N', 'with --join: how many hosts it may join (default 1)'],
+      ['--description D', 'with --join: what it is for'],
+      OUTPUT,
+    ],
+    examples: [
+      'drover token create ci-bot --role operator > ci-bot.token',
+      'drover token create --join --ttl 1h > host.join',
+    ],
   },
   'token delete': {
-    usage: 'drover token delete NAME|ID',
+    usage: 'drover token delete NAME|ID | drover token delete --join ID',
     about:
-      'Deletes an API token by its name or id (`drover get tokens` lists both). The last admin token cannot be deleted.',
+      'Deletes an API token by its name or id (`drover get tokens` lists both). The last admin token cannot be deleted. With --join: revokes a join token (as `drover token revoke ID`).',
     examples: ['drover token delete ci-bot'],
   },
   import: {

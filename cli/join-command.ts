@@ -22,7 +22,8 @@ export { formatJoinCommand, type JoinCommandParts, shellQuote };
  *
  * Where it gets what it needs:
  * - with `--coordinator-config FILE`, or when the CLI has no server configured, from what the
- *   coordinator itself uses (its config, join token and plan-signing key, default
+ *   coordinator itself uses (its config and plan-signing key, with `--token` from
+ *   `drover token create --join`; default
  *   /etc/drover/coordinator.yaml): on the coordinator host, as root or a member of the `drover`
  *   group;
  * - when the CLI has a server (DROVER_CONFIG, DROVER_URL or ~/.config/drover/config.yaml, as the
@@ -38,7 +39,8 @@ Prints the command that joins a host to this coordinator's fleet; run it as root
 When the CLI has a server configured (DROVER_CONFIG, DROVER_URL, or server: in
 ~/.config/drover/config.yaml; the lab's drover.yaml sets it), it asks the coordinator's API
 (an admin token). Otherwise, or with --coordinator-config, it reads the coordinator's own
-config, join token and signing key on this host (root or the drover group).
+config and signing key on this host (root or the drover group) and needs --token.
+Via the API, each call makes a fresh join token: one host, valid 24h.
 
 Options:
   --coordinator-config FILE  the coordinator's config (default ${DEFAULT_COORDINATOR_CONFIG});
@@ -46,7 +48,8 @@ Options:
   --server URL    NATS URL(s) agents should use (default: the coordinator's own nats.servers,
                   with a loopback host replaced by this host's first non-loopback address, or
                   via the API by the address the API was reached at)
-  --token TOKEN   join token to print (default: joinToken, joinTokenFile or <dataDir>/join-token)
+  --token TOKEN   join token to print (from drover token create --join; via the API a fresh
+                  single-use 24h token is made when it is not given)
   --ca FILE       CA file for the agent's --ca (default: nats.tls.ca)
   --help          print this help
 
@@ -126,23 +129,25 @@ export async function runJoinCommand(opts: JoinCommandOptions = {}): Promise<num
       }
     }
 
-    const tokenFile = cfg.joinTokenFile ?? join(cfg.dataDir, 'join-token');
-    const token = opts.token ?? cfg.joinToken ?? readSecretFile(tokenFile, 'join token', access);
+    // join tokens are made by the running coordinator (it holds the bus keys and the store)
+    const token = opts.token;
     if (!token)
       throw new JoinCommandError(
-        `no join token: ${tokenFile} does not exist yet. Start drover-coordinator once (it creates the ` +
-          `token), set joinToken or joinTokenFile in ${configFile}, or pass --token`,
+        'reading the coordinator config, this command cannot make a join token (the running coordinator makes them): ' +
+          'create one with `drover token create --join` and pass it with --token, or run `drover join-command` with DROVER_URL set (it asks the API, which makes one)',
       );
 
     let fingerprint: string | undefined;
     const keyFile = join(cfg.dataDir, 'plan-signing-key.pem');
+    const pem = readSecretFile(keyFile, 'plan-signing key', access);
+    if (!pem)
+      throw new JoinCommandError(
+        `${keyFile} does not exist yet: start drover-coordinator once (it creates its plan-signing key), since the agent must pin its fingerprint at join`,
+      );
     try {
-      const pem = readSecretFile(keyFile, 'plan-signing key', access);
-      if (pem) fingerprint = signingKeyFromPem(pem).fingerprint;
-      else err(`note: ${keyFile} does not exist yet; the agent will pin the key it first sees\n`);
+      fingerprint = signingKeyFromPem(pem).fingerprint;
     } catch (e) {
-      // Pinning at join is a hardening, not a requirement: the agent otherwise pins on first use.
-      err(`note: ${(e as Error).message}; the agent will pin the key it first sees\n`);
+      throw new JoinCommandError(`${keyFile}: ${(e as Error).message}`);
     }
 
     const caFile = opts.caFile ?? cfg.nats.tls?.ca;

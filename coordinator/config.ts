@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { type CompileConfigInput, compileConfig, Duration } from '../lib/config.js';
+import { type CompileConfigInput, ConfigError, compileConfig, Duration } from '../lib/config.js';
 import { DEFAULT_TUNING } from './options.js';
 
 /** `(default 2s)` from the one defaults table (coordinator/options.ts) */
@@ -43,10 +43,34 @@ export const CoordinatorOptionsSchema = Type.Object({
     }),
   ),
   joinToken: Type.Optional(
-    Type.String({ description: 'agents presenting this token are admitted without approval' }),
+    Type.Unknown({
+      description:
+        'removed: the shared join token is gone; create per-host tokens with `drover token create --join`',
+    }),
   ),
   joinTokenFile: Type.Optional(
-    Type.String({ description: 'file holding the join token (default <dataDir>/join-token)' }),
+    Type.Unknown({
+      description:
+        'removed: the shared join token is gone; create per-host tokens with `drover token create --join`',
+    }),
+  ),
+  maxPendingNodes: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      description: 'nodes that may wait for approval at once; joins beyond it are refused (default 100)',
+    }),
+  ),
+  registrationRate: Type.Optional(
+    Type.Number({
+      exclusiveMinimum: 0,
+      description: 'joins plus registrations per second the coordinator takes (token bucket; default 20)',
+    }),
+  ),
+  registrationBurst: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      description: 'joins plus registrations taken at once before the rate applies (default 200)',
+    }),
   ),
   heartbeatInterval: Type.Optional(
     Duration({ description: `agent heartbeat interval ${dflt('heartbeatInterval')}` }),
@@ -99,8 +123,9 @@ export const DEFAULT_COORDINATOR_OPTIONS = {
   },
   dataDir: '/var/lib/drover/coordinator',
   api: { listen: '127.0.0.1:7480' } as { listen: string; tls?: { cert?: string; key?: string } },
-  joinToken: undefined as string | undefined,
-  joinTokenFile: undefined as string | undefined,
+  maxPendingNodes: 100,
+  registrationRate: 20,
+  registrationBurst: 200,
   // the engine timings, under their config keys (coordinator/options.ts holds the one table)
   ...DEFAULT_TUNING,
   standinCommand: undefined as string[] | undefined,
@@ -109,6 +134,29 @@ export const DEFAULT_COORDINATOR_OPTIONS = {
 
 export type CompiledCoordinatorOptions = Readonly<typeof DEFAULT_COORDINATOR_OPTIONS>;
 
+/** A removed option is a configuration error (exit 2, the message names the option). */
+export class RemovedOptionError extends ConfigError {
+  constructor(field: string, message: string) {
+    super('coordinator config', field, message);
+    this.name = 'RemovedOptionError';
+  }
+}
+
 export function compileCoordinatorOptions(input: CompileConfigInput): CompiledCoordinatorOptions {
-  return compileConfig(CoordinatorOptionsSchema, DEFAULT_COORDINATOR_OPTIONS, input);
+  const c = compileConfig(
+    CoordinatorOptionsSchema,
+    DEFAULT_COORDINATOR_OPTIONS,
+    input,
+  ) as CompiledCoordinatorOptions & {
+    joinToken?: unknown;
+    joinTokenFile?: unknown;
+  };
+  for (const key of ['joinToken', 'joinTokenFile'] as const)
+    if (c[key] !== undefined)
+      throw new RemovedOptionError(
+        key,
+        `no longer supported (the shared join token is gone: anyone holding it could join as any node); remove it, and give each host its own token with \`drover token create --join\` (or \`drover join-command\`)`,
+      );
+  const { joinToken: _t, joinTokenFile: _f, ...rest } = c;
+  return rest;
 }

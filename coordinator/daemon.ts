@@ -1,18 +1,22 @@
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../lib/atomic-file.js';
 import { systemClock } from '../lib/clock.js';
 import { componentLogger, type Logger } from '../lib/logger.js';
+import { TokenBucket } from '../lib/token-bucket.js';
 import { type ApiServer, type CoordinatorMetrics, createMetrics, startApiServer } from './api/index.js';
+import { type AccountPush, accountPush } from './bus/account-push.js';
+import type { BusAuth } from './bus/auth.js';
 import type { CompiledCoordinatorOptions } from './config.js';
+import { JoinHandler } from './engine/join.js';
 import { PurgeLists } from './engine/purge-lists.js';
 import { Engine, type EngineOptions } from './engine.js';
 import { EventLog } from './events.js';
+import { JoinTokenStore } from './join-tokens.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { ClusterBootstrap } from './kube/bootstrap-service.js';
 import { LivenessRebase, stallThresholdMs } from './liveness-rebase.js';
 import { NatsBus } from './nats.js';
+import { revokeRemovedNode } from './node-removal.js';
 import { NodeRegistry } from './nodes.js';
 import { compileEngineOptions } from './options.js';
 import { ClusterPki, csrSigner } from './pki/index.js';
@@ -26,29 +30,14 @@ export interface CoordinatorHandle {
   repair: RepairPolicy;
   bus: NatsBus;
   store: Store;
-  joinToken: string;
+  /** the join tokens (`drover token create --join`); absent without bus authorisation */
+  joinTokens?: JoinTokenStore;
   /** the REST API (listening on opts.api.listen) and the metrics it serves */
   api: ApiServer;
   metrics: CoordinatorMetrics;
   /** the cluster PKI in `<dataDir>/pki` (CAs, service-account keys): signs node CSRs and admin kubeconfigs */
   pki: ClusterPki;
   close(): Promise<void>;
-}
-
-/** Reads the join token from config, a file, or creates one (mode 0600) on first start. */
-export async function resolveJoinToken(opts: CompiledCoordinatorOptions): Promise<string> {
-  if (opts.joinToken) return opts.joinToken;
-  const path = opts.joinTokenFile ?? join(opts.dataDir, 'join-token');
-  try {
-    const t = readFileSync(path, 'utf8').trim();
-    if (t) return t;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
-      throw new Error(`cannot read join token ${path}: ${(err as Error).message}`);
-  }
-  const token = randomBytes(24).toString('base64url');
-  await writeFileAtomic(path, `${token}\n`, 0o600);
-  return token;
 }
 
 /**
@@ -61,6 +50,12 @@ export async function startCoordinator(
   extra: Partial<Pick<EngineOptions, 'onReconcile' | 'onPush' | 'renderOptions' | 'concurrency'>> & {
     /** the repair ladder's own timings (re-provision, instance reassign), which have no config key: tests shorten them */
     repair?: Parameters<typeof compileEngineOptions>[1];
+    /**
+     * The bus's authorisation (coordinator/bus/auth.ts) and its CA: the coordinator connects with
+     * its own creds, mints node and join-token credentials and pushes revocations. Without it
+     * there are no join tokens (a bus without auth is for old tests only).
+     */
+    bus?: { auth: BusAuth; tlsCaFile?: string };
   } = {},
 ): Promise<CoordinatorHandle> {
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -69,7 +64,6 @@ export async function startCoordinator(
     logger: componentLogger(log, 'store'),
   });
   const signingKey = await loadOrCreateSigningKey(opts.dataDir);
-  const joinToken = await resolveJoinToken(opts);
   // ---- seeds: the cluster PKI (coordinator/pki). Created on first start, never overwritten; a
   // damaged one stops the start-up here, before any agent is told anything.
   const pki = await ClusterPki.open({ dir: join(opts.dataDir, 'pki'), logger: componentLogger(log, 'pki') });
@@ -96,11 +90,50 @@ export async function startCoordinator(
         data: { gapMs, nodes },
       }),
   });
+  // ---- the bus's authorisation: the coordinator's own creds, node creds minted at join, and
+  // revocations pushed to nats-server (coordinator/bus/). Without it: no join tokens.
+  const busAuth = extra.bus?.auth;
+  const busCa = opts.nats.tls?.ca ?? extra.bus?.tlsCaFile;
+  const natsSettings = busAuth
+    ? {
+        ...opts.nats,
+        ...(opts.nats.credsFile || opts.nats.token || opts.nats.user
+          ? {}
+          : { credsFile: busAuth.coordinatorCredsFile }),
+        ...(busCa ? { tls: { ...opts.nats.tls, ca: busCa } } : {}),
+      }
+    : opts.nats;
+  const push: AccountPush | undefined = busAuth
+    ? accountPush({
+        servers: opts.nats.servers,
+        systemCredsFile: busAuth.systemCredsFile,
+        tlsCaFile: busCa,
+        accountJwt: () => busAuth.accountJwt(),
+        logger: componentLogger(log, 'bus'),
+      })
+    : undefined;
+  const revokeKey = async (userKey: string) => {
+    await busAuth!.revoke(userKey);
+    await push!.push();
+  };
+  const limiter = new TokenBucket(clock, opts.registrationRate, opts.registrationBurst);
   const engine = new Engine({
     store,
     logger: engineLog,
     signingKey,
-    joinToken,
+    admitRegistration: () =>
+      limiter.take() ? { ok: true } : { ok: false, retryAfterMs: limiter.retryAfterMs() },
+    maxPendingNodes: opts.maxPendingNodes,
+    onNodeRemoved: async (rec) => {
+      if (!busAuth || !push) return;
+      await revokeRemovedNode({ revoke: (k) => busAuth.revoke(k), push: () => push.push() }, rec).catch(
+        (err) =>
+          log.error(
+            { err, nodeId: rec.id },
+            'cannot revoke the removed node on the bus; its credentials stay valid until the next push',
+          ),
+      );
+    },
     clock,
     timings,
     state,
@@ -145,9 +178,39 @@ export async function startCoordinator(
   // the clean records before the first reconcile: plans carry their purge lists from the start
   await purge.load();
   await engine.start();
-  const bus = await NatsBus.connect(opts.nats, engine, componentLogger(log, 'nats'), {
+  const joinTokens = busAuth
+    ? await JoinTokenStore.open({
+        store,
+        clock,
+        logger: componentLogger(log, 'join-tokens'),
+        bus: {
+          bootstrapUser: (id, exp) => busAuth.bootstrapUser(id, exp),
+          revoke: revokeKey,
+          caPem: () => (busCa ? readFileSync(busCa, 'utf8') : undefined),
+        },
+      })
+    : undefined;
+  const joinHandler =
+    busAuth && joinTokens
+      ? new JoinHandler({
+          nodes,
+          events,
+          clock,
+          log: componentLogger(log, 'join'),
+          signingKey,
+          tokens: joinTokens,
+          nodeUser: (id, key) => busAuth.nodeUser(id, key),
+          revokeKey,
+          maxPendingNodes: opts.maxPendingNodes,
+          limiter,
+        })
+      : undefined;
+  const bus = await NatsBus.connect(natsSettings, engine, componentLogger(log, 'nats'), {
     csr: csrSigner(pki, engine, { logger: componentLogger(log, 'pki') }),
+    join: joinHandler && ((tokenId, data) => joinHandler.handle(tokenId, data)),
   });
+  // ended tokens (expired) have their bootstrap users revoked on the bus
+  joinTokens?.startSweep();
   // seeds: re-sign a CA certificate in its last year (same key, so every leaf keeps verifying)
   const caRotation = clock.every(
     24 * 3600_000,
@@ -169,9 +232,9 @@ export async function startCoordinator(
       pki,
       join: {
         natsServers: opts.nats.servers,
-        joinToken,
-        caFile: opts.nats.tls?.ca,
+        caFile: busCa,
         coordinatorKeyFingerprint: signingKey.fingerprint,
+        tokens: joinTokens,
       },
       // every automatic mover honours the storm guard: VirtualCluster slices too
       vcStormGuard: (cluster) => repair.stormActive(cluster),
@@ -179,6 +242,8 @@ export async function startCoordinator(
     });
   } catch (err) {
     caRotation.stop();
+    joinTokens?.stop();
+    await push?.close().catch(() => {});
     await bus.close().catch(() => {});
     await engine.close().catch(() => {});
     await store.close().catch(() => {});
@@ -207,17 +272,19 @@ export async function startCoordinator(
     repair,
     bus,
     store,
-    joinToken,
+    joinTokens,
     api,
     metrics,
     pki,
     close() {
       closing ??= (async () => {
         caRotation.stop();
+        joinTokens?.stop();
         await bootstrap.stop();
         const steps: Array<[string, () => Promise<void>]> = [
           ['api', () => api.close()],
           ['nats', () => bus.close()],
+          ['bus-push', async () => push?.close()],
           ['engine', () => engine.close()],
           ['store', () => store.close()],
         ];

@@ -15,10 +15,10 @@ import type {
 } from '../protocol/index.js';
 import type { RenderOptions } from './catalog/index.js';
 import { ClusterReconcile, type TopologyPreview } from './engine/cluster-reconcile.js';
-import { Intake } from './engine/intake.js';
+import { Intake, type IntakePorts } from './engine/intake.js';
 import { LivenessSweep } from './engine/liveness-sweep.js';
 import { NodePush } from './engine/node-push.js';
-import { OperatorActions } from './engine/operator.js';
+import { OperatorActions, type OperatorPorts } from './engine/operator.js';
 import { PlanBook } from './engine/plan-book.js';
 import type {
   AgentBus,
@@ -58,7 +58,12 @@ export interface EngineOptions<R extends RepairHooks = RepairHooks> {
   logger: Logger;
   signingKey: SigningKeyPair;
   timings: EngineTimings;
-  joinToken?: string;
+  /** the join and registration rate limit (coordinator/engine/intake.ts); absent: none */
+  admitRegistration?: IntakePorts['admitRegistration'];
+  /** nodes that may wait for approval at once (config `maxPendingNodes`) */
+  maxPendingNodes?: number;
+  /** a node was removed: revoke its bus credentials (coordinator/node-removal.ts `revokeRemovedNode`) */
+  onNodeRemoved?: OperatorPorts['onNodeRemoved'];
   clock?: Clock;
   renderOptions?: RenderOptions;
   /** keys reconciled concurrently (plan pushes in flight); default 256 */
@@ -183,7 +188,8 @@ export class Engine<R extends RepairHooks = RepairHooks> {
       epoch,
       signingKey: opts.signingKey,
       timings: opts.timings,
-      joinToken: opts.joinToken,
+      admitRegistration: opts.admitRegistration,
+      maxPendingNodes: opts.maxPendingNodes,
       observeStatus: repair?.observe && ((st) => repair.observe?.(st)),
       epochBehind: (reported) => this.raiseEpochAbove(reported),
     });
@@ -198,6 +204,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
       bus,
       signingKey: opts.signingKey,
       repair,
+      onNodeRemoved: opts.onNodeRemoved,
     });
     this.clusters = new ClusterReconcile({
       state,

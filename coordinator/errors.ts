@@ -1,6 +1,7 @@
 import { DroverError, type ErrorSpec, PROTOCOL_ERRORS } from '../protocol/index.js';
 import { API_ERRORS } from '../protocol/rest/errors.js';
 import { ARKTOS_ERRORS } from './arktos/errors.js';
+import { JOIN_ERRORS } from './join-errors.js';
 import { OPENPAI_ERRORS } from './openpai/errors.js';
 import { PKI_ERRORS } from './pki/errors.js';
 import { STORE_ERRORS } from './store/errors.js';
@@ -89,6 +90,7 @@ const REGISTRY = {
   ...OPENPAI_ERRORS,
   ...STORE_ERRORS,
   ...TOPOLOGY_ERRORS,
+  ...JOIN_ERRORS,
 } as const satisfies Record<string, ErrorSpec>;
 
 export type CoordinatorErrorCode = keyof typeof REGISTRY;

@@ -1,6 +1,6 @@
 /**
- * What a new host needs to join the fleet: the agents' NATS URL(s), the join token, the CA for
- * NATS TLS and the fingerprint of the plan-signing key, and the `drover-agent join` one-liner.
+ * What a new host needs to join the fleet: the agents' NATS URL(s), a per-host join token (which
+ * carries the bus CA for NATS TLS) and the fingerprint of the plan-signing key, and the `drover-agent join` one-liner.
  * Shared by `drover join-command` on the coordinator host (reading the coordinator's config) and
  * the API's `GET /v1/join-command` (which the CLI uses from anywhere, e.g. in the lab).
  */
@@ -8,7 +8,9 @@ import { networkInterfaces } from 'node:os';
 
 export interface JoinCommandParts {
   natsUrl: string;
+  /** a per-host join token (`drover-join-v1.…`, which carries the bus CA) */
   joinToken: string;
+  /** a CA file on the new host, for a bus whose CA the token does not carry */
   caFile?: string;
   /** sha256 hex of the coordinator's plan-signing key, so the agent pins it at join */
   coordinatorKeyFingerprint?: string;

@@ -14,14 +14,15 @@ export interface NodeRecord {
   state: NodeState;
   facts: Facts;
   fingerprint: { machineId: string; macs: string[] };
-  /** true once approved (join token or operator) */
+  /** true once approved (it registered with its own bus credentials, or an operator approved it) */
   approved: boolean;
   cordoned: boolean;
   createdAt: string;
   updatedAt: string;
   /**
    * Set when a new node id arrived with the advertise address of a live node (a wiped or cloned
-   * host): the join token no longer admits it; only an operator's approve does.
+   * host), or the host name of another node in its cluster: its credentials no longer admit it;
+   * only an operator's approve does.
    */
   heldFor?: string;
   /** the `drover.dev/cluster` label it joined with (informational; membership reads `labels`, see coordinator/labels.ts) */
@@ -30,6 +31,10 @@ export interface NodeRecord {
   agentLabels?: Labels;
   /** labels set by operators (`drover label`); they override the agent's and survive registrations */
   operatorLabels?: Labels;
+  /** the nkey user public key of its bus credentials (minted at join); revoked when it is removed */
+  busKey?: string;
+  /** the join token it last joined with */
+  joinedWith?: string;
 }
 
 /** One role instance bound to one node. `epoch` is bumped whenever it moves. */

@@ -9,6 +9,7 @@ import {
   decodeMessage,
   type Event,
   encode,
+  type JoinReply,
   type MessageName,
   type MessageOf,
   nodeIdFromSubject,
@@ -43,6 +44,14 @@ function claimedNodeId(data: Uint8Array): string | undefined {
 export interface NatsBusOptions {
   /** signs agents' certificate requests (see coordinator/pki/csr-service.ts) */
   csr?: (req: CertificateRequest) => Promise<CertificateReply>;
+  /**
+   * answers a Join on `drover.v1.join.<tokenId>` (coordinator/engine/join.ts): the token id from
+   * the subject, the raw body (it decodes and checks it itself, so every refusal is signed)
+   */
+  join?: (
+    tokenId: string,
+    data: Uint8Array,
+  ) => Promise<{ reply: JoinReply; afterReply?: () => Promise<void> }>;
 }
 
 export interface BusCounters {
@@ -74,6 +83,7 @@ export class NatsBus implements AgentBus {
     const nc = await connect(natsConnectionOptions(settings, 'drover-coordinator'));
     const bus = new NatsBus(nc, engine, log);
     bus.csr = opts.csr;
+    bus.join = opts.join;
     bus.listen();
     void (async () => {
       for await (const s of nc.status()) {
@@ -89,6 +99,7 @@ export class NatsBus implements AgentBus {
   private isConnected = true;
   /** answers agents' CSRs (the coordinator's ClusterPki); without it they are refused */
   private csr?: (req: CertificateRequest) => Promise<CertificateReply>;
+  private join?: NatsBusOptions['join'];
 
   get connected(): boolean {
     return !this.nc.isClosed() && this.isConnected;
@@ -154,6 +165,21 @@ export class NatsBus implements AgentBus {
   }
 
   private listen(): void {
+    // ---- joins: a bootstrap user asks for its node credentials (only with bus authorisation)
+    if (this.join) {
+      const join = this.join;
+      this.on(subjects.joinAll(), async (m) => {
+        const tokenId = m.subject.slice(subjects.joinAll().length - 1);
+        const { reply, afterReply } = await join(tokenId, m.data);
+        if (!reply.ok) this.counters.malformed += reply.error?.code === 'DROVER_ERR_DECODE' ? 1 : 0;
+        if (m.reply) m.respond(encode(reply));
+        if (!afterReply) return;
+        // the reply leaves before the bootstrap user is revoked (that disconnects the host); give
+        // it a moment on the wire
+        await this.nc.flush().catch(() => {});
+        setTimeout(() => void afterReply(), 1000).unref?.();
+      });
+    }
     this.on(subjects.registerAll(), async (m) => {
       const msg = this.decode('Register', m);
       if (!msg) return;

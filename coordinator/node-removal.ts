@@ -146,3 +146,25 @@ export async function prepareRemoval(
     { nodeId, state, instances, timeoutMs },
   );
 }
+
+/** What revoking a removed node's bus credentials needs: BusAuth's revoke and the account push. */
+export interface BusRevokePort {
+  revoke(userPublicKey: string): Promise<void>;
+  /** pushes the account JWT (its revocations) to nats-server: the node is disconnected at once */
+  push(): Promise<void>;
+}
+
+/**
+ * After a node is forgotten: its bus key is revoked and the account pushed, so its agent is cut
+ * off and cannot come back without a new join token. A node with no bus key (it never joined with
+ * a token) has nothing to revoke. A failed push is logged by the caller and retried with the next.
+ */
+export async function revokeRemovedNode(
+  port: BusRevokePort,
+  rec: { id: string; busKey?: string },
+): Promise<boolean> {
+  if (!rec.busKey) return false;
+  await port.revoke(rec.busKey);
+  await port.push();
+  return true;
+}

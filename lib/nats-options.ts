@@ -30,6 +30,11 @@ export interface NatsTuning {
   connectTimeoutMs?: number;
   /** skip the stack trace nats.js captures per request (costly at thousands of requests) */
   noAsyncTraces?: boolean;
+  /**
+   * the inbox prefix replies come back under: a node's `_INBOX_<id>` (only it may subscribe
+   * there), a joining host's `_INBOX_join_<token>`; default nats.js's `_INBOX`
+   */
+  inboxPrefix?: string;
 }
 
 /**
@@ -52,6 +57,7 @@ export function natsConnectOptions(s: NatsSettings, t: NatsTuning): ConnectionOp
   if (t.maxPingOut !== undefined) o.maxPingOut = t.maxPingOut;
   if (t.connectTimeoutMs !== undefined) o.timeout = t.connectTimeoutMs;
   if (t.noAsyncTraces) o.noAsyncTraces = true;
+  if (t.inboxPrefix) o.inboxPrefix = t.inboxPrefix;
   if (s.token) o.token = s.token;
   if (s.user) o.user = s.user;
   if (s.password) o.pass = s.password;

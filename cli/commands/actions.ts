@@ -15,7 +15,7 @@ import { CliError, EXIT, usage } from '../errors.js';
 import { formatTable } from '../table.js';
 import { REASON_WIDTH, truncate } from '../truncate.js';
 import { convergenceCheck, summarize, unplacedLines, unplacedOf } from './converge.js';
-import type { AssignmentRow } from './get.js';
+import type { AssignmentRow, JoinTokenView } from './get.js';
 
 const DEFAULT_TIMEOUT_MS = 120_000;
 
@@ -429,15 +429,71 @@ export async function task(ctx: CommandContext): Promise<number> {
   return t.state === 'failed' ? EXIT.FAILED : 0;
 }
 
+/** `drover token create --join [--ttl 1h] [--uses 1] [--description D]`: prints the token and the join command. */
+async function createJoinToken(ctx: CommandContext, extra: string | undefined): Promise<number> {
+  if (extra)
+    throw usage(
+      `token create --join takes no name (got ${JSON.stringify(extra)})`,
+      'describe it with --description, e.g. drover token create --join --description rack-4',
+    );
+  if (str(ctx.args.flags, 'role') !== undefined) throw usage('--role is for API tokens, not with --join');
+  const body: Record<string, unknown> = {};
+  const ttl = str(ctx.args.flags, 'ttl');
+  if (ttl !== undefined) body.ttl = ttl;
+  const uses = str(ctx.args.flags, 'uses');
+  if (uses !== undefined) {
+    if (!/^\d+$/.test(uses))
+      throw usage(`--uses: ${JSON.stringify(uses)} is not a whole number`, 'e.g. --uses 5');
+    body.uses = Number(uses);
+  }
+  const description = str(ctx.args.flags, 'description');
+  if (description !== undefined) body.description = description;
+  const t = await ctx.client.post<JoinTokenView & { token: string; joinCommand: string }>(
+    '/v1/join-tokens',
+    body,
+  );
+  if (!printStructured(ctx, t)) {
+    ctx.err(
+      `created join token ${t.id} (${t.uses} use(s), expires ${t.expiresAt}); it is shown once, store it now:\n`,
+    );
+    ctx.out(`${t.token}\n`);
+    ctx.err('join a host with (as root on it):\n');
+    ctx.err(`  ${t.joinCommand}\n`);
+  }
+  return 0;
+}
+
+async function revokeJoinToken(ctx: CommandContext, id: string | undefined): Promise<number> {
+  if (!id) throw usage('token revoke needs a join token id', 'see `drover get tokens` (KIND join)');
+  const t = await ctx.client.request<JoinTokenView>('DELETE', `/v1/join-tokens/${encodeURIComponent(id)}`);
+  if (!printStructured(ctx, t)) ctx.out(`join token ${t.id} revoked\n`);
+  return 0;
+}
+
 /**
- * `drover token create NAME [--role viewer|operator|admin] | token delete NAME|ID`. The role
- * defaults to viewer (the least one); names are unique.
+ * `drover token create NAME [--role viewer|operator|admin] | token delete NAME|ID` (API tokens),
+ * `drover token create --join [--ttl 1h] [--uses 1] [--description D] | token revoke ID |
+ * token delete --join ID` (join tokens). The role defaults to viewer (the least one); API token
+ * names are unique.
  */
 export async function token(ctx: CommandContext): Promise<number> {
   const [, sub, arg] = ctx.args.positionals;
+  const joinFlag = bool(ctx.args.flags, 'join');
+  if (
+    !joinFlag &&
+    (str(ctx.args.flags, 'ttl') ?? str(ctx.args.flags, 'uses') ?? str(ctx.args.flags, 'description')) !==
+      undefined
+  )
+    throw usage('--ttl, --uses and --description are for join tokens: add --join');
+  if (sub === 'create' && joinFlag) return createJoinToken(ctx, arg);
+  if (sub === 'revoke' || (sub === 'delete' && joinFlag)) return revokeJoinToken(ctx, arg);
   if (sub === 'create') {
     const role = str(ctx.args.flags, 'role') ?? 'viewer';
-    if (!arg) throw usage('token create needs a name', 'e.g. drover token create ci-bot --role operator');
+    if (!arg)
+      throw usage(
+        'token create needs a name (or --join for a join token)',
+        'e.g. drover token create ci-bot --role operator, or drover token create --join --ttl 1h',
+      );
     const t = await ctx.client.post<TokenInfo & { token: string }>('/v1/tokens', { name: arg, role });
     if (!printStructured(ctx, t)) {
       ctx.err(`created token ${t.id} (${t.name}, ${t.role}); it is shown once, store it now:\n`);
@@ -453,6 +509,6 @@ export async function token(ctx: CommandContext): Promise<number> {
   }
   throw usage(
     `unknown token command ${JSON.stringify(sub ?? '')}`,
-    'drover token create NAME [--role viewer|operator|admin] (default viewer), drover token delete NAME|ID, drover get tokens',
+    'drover token create NAME [--role viewer|operator|admin] (default viewer), drover token delete NAME|ID, drover token create --join [--ttl 1h] [--uses 1] [--description D], drover token revoke ID, drover get tokens',
   );
 }

@@ -10,7 +10,7 @@ import type {
 } from '../../protocol/rest/schemas.js';
 import { bool, str } from '../args.js';
 import { type CommandContext, outputFormat, printStructured } from '../context.js';
-import { usage } from '../errors.js';
+import { CliError, usage } from '../errors.js';
 import { matchesSelector, parseSelector } from '../selector.js';
 import { StreamTable } from '../stream-table.js';
 import { age, formatTable } from '../table.js';
@@ -134,10 +134,37 @@ export const TASKS: Listing<TaskRecord> = {
   ],
 };
 
-export const TOKENS: Listing<TokenInfo> = {
-  header: ['ID', 'NAME', 'ROLE', 'AGE'],
-  name: (t) => `token/${t.id}`,
-  row: (t) => [t.id, t.name, t.role, age(t.createdAt)],
+/** A join token as the API shows it (GET /v1/join-tokens). */
+export interface JoinTokenView {
+  id: string;
+  description: string;
+  createdAt: string;
+  expiresAt: string;
+  uses: number;
+  used: number;
+  state: 'active' | 'expired' | 'used' | 'revoked';
+  revokedAt?: string;
+  nodes: string[];
+}
+
+/** `drover get tokens` lists both kinds: API tokens (`kind: api`) and join tokens (`kind: join`). */
+export type TokenRow = (TokenInfo & { kind: 'api' }) | (JoinTokenView & { kind: 'join' });
+
+export const TOKENS: Listing<TokenRow> = {
+  header: ['KIND', 'ID', 'NAME', 'ROLE/STATE', 'USES', 'EXPIRES', 'AGE'],
+  name: (t) => `${t.kind === 'join' ? 'join-token' : 'token'}/${t.id}`,
+  row: (t) =>
+    t.kind === 'api'
+      ? ['api', t.id, t.name, t.role, '-', '-', age(t.createdAt)]
+      : [
+          'join',
+          t.id,
+          t.description || '-',
+          t.state,
+          `${t.used}/${t.uses}`,
+          t.state === 'active' ? t.expiresAt : '-',
+          age(t.createdAt),
+        ],
 };
 
 export function printList<T>(
@@ -273,7 +300,18 @@ export async function fetchResource(
     }
     case 'tokens': {
       const r = await c.get<{ items: TokenInfo[] }>('/v1/tokens');
-      return { items: r.items, raw: r };
+      let joins: JoinTokenView[] = [];
+      try {
+        joins = (await c.get<{ items: JoinTokenView[] }>('/v1/join-tokens')).items;
+      } catch (err) {
+        // a coordinator without bus authorisation has no join tokens
+        if (!(err instanceof CliError && err.code === 'DROVER_ERR_BUS_UNAVAILABLE')) throw err;
+      }
+      const items: TokenRow[] = [
+        ...r.items.map((t) => ({ kind: 'api' as const, ...t })),
+        ...joins.map((t) => ({ kind: 'join' as const, ...t })),
+      ];
+      return { items, raw: { items } };
     }
     case 'topologies': {
       if (name) {

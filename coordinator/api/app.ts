@@ -42,7 +42,7 @@ export interface ApiDeps {
   pki?: ClusterPki;
   /** VirtualCluster slice placement: backstop re-placement period (default 10 s) */
   vcResyncMs?: number;
-  /** what `GET /v1/join-command` answers with (the daemon's NATS URLs, join token, key); 501 without */
+  /** joining: `GET /v1/join-command` and `/v1/join-tokens` (the daemon's NATS URLs, key, join tokens); 501 without */
   join?: JoinInfoSource;
   /** VirtualCluster slice placement: the storm guard (RepairPolicy.stormActive) it honours */
   vcStormGuard?: (cluster: string) => boolean;
@@ -340,7 +340,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     },
   });
   app.register(async (scoped) => registerRoutes(scoped, ctx));
-  app.register(async (scoped) => registerJoinRoutes(scoped, deps.join));
+  app.register(async (scoped) => registerJoinRoutes(scoped, deps.join, deps.engine.events));
   app.register(async (scoped) => registerWeb(scoped));
   return app;
 }

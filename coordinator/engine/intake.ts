@@ -23,9 +23,9 @@ import {
 } from '../../protocol/index.js';
 import { coordinatorError } from '../errors.js';
 import type { EventLog } from '../events.js';
-import { agentLabelsOf, CLUSTER_LABEL, mergeLabels } from '../labels.js';
-import { isHealthy } from '../model.js';
-import { constantTimeEqual, NodeRegistry, sameMachine } from '../nodes.js';
+import { agentLabelsOf, CLUSTER_LABEL, clusterOfRecord, mergeLabels } from '../labels.js';
+import { isHealthy, type NodeRecord } from '../model.js';
+import { NodeRegistry, sameMachine } from '../nodes.js';
 import type { ClusterState } from '../state/cluster-state.js';
 import { statusEvents } from '../status-events.js';
 import { deriveLabels } from '../topology/index.js';
@@ -43,7 +43,13 @@ export interface IntakePorts {
   epoch: () => number;
   signingKey: SigningKeyPair;
   timings: EngineTimings;
-  joinToken?: string;
+  /**
+   * Spends one token of the join and registration rate limit (coordinator/nats.ts shares it with
+   * the join handler); false: refuse with a retry-later error. Absent: no limit.
+   */
+  admitRegistration?: () => { ok: true } | { ok: false; retryAfterMs: number };
+  /** nodes that may wait for approval at once (new records beyond it are refused) */
+  maxPendingNodes?: number;
   /** sees every status report (the repair policy's instance trouble) */
   observeStatus?: (st: NodeStatus) => void;
   /**
@@ -56,9 +62,22 @@ export interface IntakePorts {
 export class Intake {
   constructor(private readonly p: IntakePorts) {}
 
-  /** Refuses a bad address, hostname, label or NIC address before anything changes (DecodeError). */
+  /**
+   * A Register arrives on `drover.v1.register.<id>`, which only a holder of node `<id>`'s bus
+   * credentials may publish: the node is approved unless held (its address is another live node's,
+   * or its host name is taken in its cluster: Pending with an event). Refuses a bad address,
+   * hostname, label or NIC address before anything changes (DecodeError), and a registration over
+   * the rate limit or a new record over the Pending cap (with a retry-later error).
+   */
   async handleRegister(raw: Register): Promise<RegisterReply> {
     const msg = checkedRegister(raw);
+    const admit = this.p.admitRegistration?.() ?? { ok: true };
+    if (!admit.ok)
+      throw coordinatorError(
+        'DROVER_ERR_JOIN_RATE_LIMITED',
+        `too many joins and registrations per second; retry in ${Math.max(1, Math.ceil(admit.retryAfterMs / 1000))}s`,
+        { retryAfterMs: admit.retryAfterMs },
+      );
     const now = new Date(this.p.clock.now()).toISOString();
     const base = {
       v: PROTOCOL_VERSION,
@@ -77,8 +96,8 @@ export class Intake {
       deriveLabels(msg.facts),
       rec && rec.state !== 'Removed' ? rec.operatorLabels : undefined,
     );
-    const tokenOk =
-      !!this.p.joinToken && !!msg.joinToken && constantTimeEqual(msg.joinToken, this.p.joinToken);
+    const cluster = clusterOfRecord({ labels });
+    const hostHolder = this.hostnameHolder(msg.hostname, cluster, msg.nodeId);
     if (rec && rec.state !== 'Removed' && !sameMachine(rec.fingerprint, msg.fingerprint)) {
       this.p.events.emit({
         kind: 'node.refused',
@@ -96,7 +115,20 @@ export class Intake {
     }
     if (!rec || rec.state === 'Removed') {
       const twin = this.p.state.nodes.findByAddress(msg.address, msg.nodeId);
-      const approved = tokenOk && !twin;
+      const max = this.p.maxPendingNodes;
+      if ((twin || hostHolder) && max !== undefined && this.pendingCount() >= max) {
+        this.p.events.emit({
+          kind: 'node.pending-cap',
+          severity: 'warning',
+          nodeId: msg.nodeId,
+          message: `registration of ${msg.nodeId} refused: ${max} node(s) wait for approval already (maxPendingNodes)`,
+        });
+        throw coordinatorError(
+          'DROVER_ERR_PENDING_CAP',
+          `node ${msg.nodeId}: ${max} node(s) wait for approval already (maxPendingNodes ${max}); approve or remove some first`,
+        );
+      }
+      const approved = !twin && !hostHolder;
       rec = NodeRegistry.newRecord({
         id: msg.nodeId,
         hostname: msg.hostname,
@@ -110,6 +142,7 @@ export class Intake {
       });
       rec.agentLabels = { ...msg.labels };
       if (twin) rec.heldFor = twin.id;
+      else if (hostHolder) rec.heldFor = hostHolder.id;
       if (this.p.state.nodes.get(msg.nodeId)) await this.p.state.nodes.forget(msg.nodeId);
       await this.p.state.nodes.save(rec);
       if (twin) {
@@ -120,6 +153,8 @@ export class Intake {
           message: `new node ${msg.nodeId} has the address ${msg.address} of existing node ${twin.id}: possibly a wiped or cloned host; kept Pending — remove ${twin.id} and approve ${msg.nodeId} to replace it`,
           data: { existing: twin.id },
         });
+      } else if (hostHolder) {
+        this.hostnameConflict(msg.nodeId, msg.hostname, hostHolder, cluster);
       } else {
         this.p.events.emit({
           kind: approved ? 'node.joined' : 'node.pending',
@@ -146,11 +181,10 @@ export class Intake {
         facts: msg.facts,
         fingerprint: msg.fingerprint,
       };
-      if (!rec.approved && tokenOk && !rec.heldFor) rec = { ...rec, approved: true, state: 'Ready' };
+      rec = await this.approveOrHold(rec, hostHolder, cluster, false);
       await this.p.state.nodes.save(rec);
-    } else if (!rec.approved && tokenOk && !rec.heldFor) {
-      rec = { ...rec, approved: true, state: 'Ready' };
-      await this.p.state.nodes.save(rec);
+    } else if (!rec.approved && !rec.heldFor) {
+      rec = await this.approveOrHold(rec, hostHolder, cluster, true);
     }
     const was = this.p.state.nodes.heartbeat(msg.nodeId);
     if (msg.applied) {
@@ -170,7 +204,9 @@ export class Intake {
         ...base,
         accepted: true,
         state: 'Pending',
-        reason: 'waiting for operator approval (no valid join token)',
+        reason: rec.heldFor
+          ? `held for operator approval: its address or host name is node ${rec.heldFor}'s (\`drover approve ${rec.id}\`)`
+          : 'waiting for operator approval',
       };
     const clusterNow = this.p.state.clusterOf(rec);
     if (clusterBefore !== undefined && clusterBefore !== clusterNow) {
@@ -189,6 +225,74 @@ export class Intake {
     const d = this.p.plans.get(rec.id);
     if (d) this.p.enqueue(`node:${rec.id}`);
     return { ...base, accepted: true, state: this.p.state.nodes.effectiveState(rec), plan: d?.signed };
+  }
+
+  /** An approved node of `cluster` other than `exceptId` with this host name (case-insensitive). */
+  private hostnameHolder(hostname: string, cluster: string, exceptId: string) {
+    const h = hostname.toLowerCase();
+    for (const r of this.p.state.nodes.all())
+      if (
+        r.id !== exceptId &&
+        r.state !== 'Removed' &&
+        r.approved &&
+        r.hostname.toLowerCase() === h &&
+        this.p.state.clusterOf(r) === cluster
+      )
+        return r;
+    return undefined;
+  }
+
+  private pendingCount(): number {
+    let n = 0;
+    for (const r of this.p.state.nodes.all())
+      if (r.state !== 'Removed' && this.p.state.nodes.effectiveState(r) === 'Pending') n++;
+    return n;
+  }
+
+  private hostnameConflict(nodeId: string, hostname: string, holder: { id: string }, cluster: string): void {
+    this.p.events.emit({
+      kind: 'node.hostname-conflict',
+      severity: 'warning',
+      nodeId,
+      cluster,
+      message: `node ${nodeId} claims host name ${hostname}, which node ${holder.id} has in cluster ${cluster}; kept Pending — remove ${holder.id} or rename the host, then \`drover approve ${nodeId}\``,
+      data: { existing: holder.id, hostname },
+    });
+  }
+
+  /** A Pending, unheld record that registered with its own credentials: approved, or held for a taken host name. */
+  private async approveOrHold(
+    rec: NodeRecord,
+    holder: NodeRecord | undefined,
+    cluster: string,
+    save: boolean,
+  ): Promise<NodeRecord> {
+    if (rec.approved || rec.heldFor) return rec;
+    let next: NodeRecord;
+    const twin = this.p.state.nodes.findByAddress(rec.address, rec.id);
+    if (twin) {
+      next = { ...rec, heldFor: twin.id };
+      this.p.events.emit({
+        kind: 'node.suspected-wipe',
+        severity: 'warning',
+        nodeId: rec.id,
+        message: `node ${rec.id} has the address ${rec.address} of existing node ${twin.id}: possibly a wiped or cloned host; kept Pending — remove ${twin.id} and approve ${rec.id} to replace it`,
+        data: { existing: twin.id },
+      });
+    } else if (holder) {
+      next = { ...rec, heldFor: holder.id };
+      this.hostnameConflict(rec.id, rec.hostname, holder, cluster);
+    } else {
+      next = { ...rec, approved: true, state: 'Ready' };
+      this.p.events.emit({
+        kind: 'node.joined',
+        severity: 'info',
+        nodeId: rec.id,
+        message: `node ${rec.id} (${rec.hostname}, ${rec.address}) joined`,
+      });
+    }
+    if (save) await this.p.state.nodes.save(next);
+    return next;
   }
 
   handleHeartbeat(hb: Heartbeat): void {

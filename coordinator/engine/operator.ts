@@ -49,6 +49,8 @@ export interface OperatorPorts {
   /** signs tasks (the plan-signing key: agents pin it) */
   signingKey: SigningKeyPair;
   repair?: RepairHooks;
+  /** after a node is forgotten: revoke its bus credentials (a removed node needs a new join token) */
+  onNodeRemoved?: (rec: NodeRecord) => Promise<void>;
 }
 
 export class OperatorActions {
@@ -182,8 +184,9 @@ export class OperatorActions {
       });
     }
     const outcome = await prepareRemoval(this.removalPort(cluster), id, opts);
+    let gone: NodeRecord;
     try {
-      this.requireNode(id); // not removed by someone else while its agent was stopping its instances
+      gone = this.requireNode(id); // not removed by someone else while its agent was stopping its instances
       await this.p.state.nodes.forget(id);
     } finally {
       // the fence ends with the record (an id that registers again later starts unfenced)
@@ -198,6 +201,7 @@ export class OperatorActions {
       message: `node ${id} removed${outcome.how === 'fenced' ? ' (fenced first: its agent stopped its instances)' : ''}`,
     });
     this.p.enqueue(`cluster:${cluster}`);
+    await this.p.onNodeRemoved?.(gone);
     return outcome;
   }
 

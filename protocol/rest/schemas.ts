@@ -399,11 +399,60 @@ export const LabelBody = Type.Object(
 export const JoinCommandView = Type.Object({
   command: Type.String({ description: 'the `drover-agent join …` one-liner, shell-quoted' }),
   natsUrl: Type.String({ description: 'NATS URL(s) for agents, comma-separated' }),
-  joinToken: Type.String(),
+  joinToken: Type.String({ description: 'a fresh single-use join token (24 h), made for this answer' }),
+  tokenId: Type.Optional(Type.String()),
+  expiresAt: Type.Optional(IsoTime),
   caFile: Type.Optional(Type.String()),
   coordinatorKeyFingerprint: Type.String(),
   notes: Type.Array(Type.String(), { description: 'what to know before running it' }),
 });
+
+/** POST /v1/join-tokens */
+export const JoinTokenCreate = Type.Object(
+  {
+    ttl: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 32,
+        description: 'how long the token is valid, e.g. `1h`, `30m`, `7d`… as `1h30m` (default 24h)',
+      }),
+    ),
+    uses: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 10000, description: 'hosts it may join (default 1)' }),
+    ),
+    description: Type.Optional(Type.String({ maxLength: 256 })),
+  },
+  { additionalProperties: false },
+);
+export type JoinTokenCreate = Static<typeof JoinTokenCreate>;
+
+export const JoinTokenState = Type.Union(
+  ['active', 'expired', 'used', 'revoked'].map((s) => Type.Literal(s)),
+);
+
+/** A join token as listed: no secrets. */
+export const JoinTokenView = Type.Object({
+  id: Type.String(),
+  description: Type.String(),
+  createdAt: IsoTime,
+  expiresAt: IsoTime,
+  uses: Type.Integer(),
+  used: Type.Integer(),
+  state: JoinTokenState,
+  revokedAt: Type.Optional(IsoTime),
+  nodes: Type.Array(Type.String(), { description: 'node ids that joined with it' }),
+});
+export type JoinTokenView = Static<typeof JoinTokenView>;
+
+export const JoinTokenCreated = Type.Composite([
+  JoinTokenView,
+  Type.Object({
+    token: Type.String({ description: 'shown once: the bootstrap credentials it carries are not kept' }),
+    joinCommand: Type.String({ description: 'the `drover-agent join …` one-liner with this token' }),
+  }),
+]);
+
+export const JoinTokenParams = Type.Object({ id: Type.String({ pattern: '^[a-z0-9]{6,32}$' }) });
 /** DELETE /v1/nodes/:id */
 export const RemoveQuery = Type.Object(
   {

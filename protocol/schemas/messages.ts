@@ -89,7 +89,6 @@ export const Register = Type.Object(
     facts: Facts,
     fingerprint: Fingerprint,
     agentVersion: Type.String(),
-    joinToken: Type.Optional(Type.String({ maxLength: 512 })),
     pinnedKeyFingerprint: Type.Optional(Type.String()),
     applied: Type.Optional(
       Type.Object({

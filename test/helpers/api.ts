@@ -126,7 +126,6 @@ export async function startTestApi(
     logger: silentLogger,
     signingKey: generateSigningKey(),
     timings: TEST_TIMINGS,
-    joinToken: JOIN,
     onReconcile: metrics.onReconcile,
     onPush: metrics.onPush,
     state,

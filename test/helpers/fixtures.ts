@@ -105,7 +105,6 @@ export function sampleMessages(): { [N in MessageName]: MessageOf<N> } {
     facts: sampleFacts(),
     fingerprint: { machineId: '0123456789abcdef0123456789abcdef', macs: ['52:54:00:12:34:56'] },
     agentVersion: '0.1.0',
-    joinToken: 'secret',
   };
   const heartbeat: Heartbeat = {
     v: PROTOCOL_VERSION,

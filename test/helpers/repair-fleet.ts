@@ -139,7 +139,6 @@ export function manualEngine<R extends RepairHooks = RepairHooks>(
     logger: silentLogger,
     signingKey: generateSigningKey(),
     timings: TEST_TIMINGS,
-    joinToken: 'j',
     clock,
     ...extra,
   });
@@ -157,7 +156,6 @@ export function registerNode(engine: Engine, id: string, address: string, labels
     facts: sampleFacts({ hostname: id, machineId: id }),
     fingerprint: { machineId: id, macs: [] },
     agentVersion: 't',
-    joinToken: 'j',
   });
 }
 

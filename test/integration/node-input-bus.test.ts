@@ -46,7 +46,6 @@ describe('node input over a real nats-server', () => {
       facts: sampleFacts({ hostname: 'n1' }),
       fingerprint: { machineId: 'm1', macs: [] },
       agentVersion: 't',
-      joinToken: JOIN,
       ...o,
     });
     const ask = async (subject: string, msg: unknown) =>

@@ -86,7 +86,6 @@ describe('repair durability (lowdb store, injected clock)', () => {
       logger: silentLogger,
       signingKey: generateSigningKey(),
       timings: TEST_TIMINGS,
-      joinToken: 'j',
       clock,
       repair: (e) =>
         new RepairPolicy(repairPortsFrom(e, { clock, log: silentLogger }), { ...DEFAULT_REPAIR_OPTIONS }),
@@ -105,7 +104,6 @@ describe('repair durability (lowdb store, injected clock)', () => {
           facts: sampleFacts({ hostname: id, machineId: id }),
           fingerprint: { machineId: id, macs: [] },
           agentVersion: 't',
-          joinToken: 'j',
         });
       await engine.applyTopology(parseTopology(TOPOLOGY, 'd.yaml'));
       await engine.queue.idle();

@@ -5,6 +5,7 @@ import YAML from 'yaml';
 import { type JoinDeps, runJoin } from '../../agent/join.js';
 import { compileAgentOptions } from '../../agent/options.js';
 import { nodeCrypto, x509 } from '../../lib/x509.js';
+import { encodeJoinToken } from '../../protocol/index.js';
 import { rmrf, tempDir } from '../helpers/proc.js';
 
 const DEFAULT_YAML = readFileSync(new URL('../../packaging/agent/agent.yaml', import.meta.url), 'utf8');
@@ -16,7 +17,32 @@ interface Run {
   calls: string[][];
 }
 
-async function join_(argv: string[], deps: Partial<JoinDeps> = {}): Promise<Run> {
+/** A per-host join token standing for `name` (the old tests used short shared tokens). */
+function tok(name: string): string {
+  const id = `t${Buffer.from(name).toString('hex')}`.slice(0, 32).padEnd(6, '0');
+  return encodeJoinToken({
+    id,
+    jwt: 'a.b.c',
+    seed: `SU${'A'.repeat(56)}`,
+    expiresAt: '2099-01-01T00:00:00Z',
+  });
+}
+
+const FP = 'cd'.repeat(32);
+
+/**
+ * Runs `drover-agent join`: every `--token NAME` becomes `tok(NAME)` (a token with whitespace is
+ * kept, to be refused), and the key fingerprint is added unless the arguments pin or waive it.
+ */
+async function join_(raw: string[], deps: Partial<JoinDeps> = {}): Promise<Run> {
+  const argv = raw.map((a, i) => (raw[i - 1] === '--token' && !/\s/.test(a) ? tok(a) : a));
+  if (
+    argv.includes('--server') &&
+    !argv.includes('--help') &&
+    !argv.includes('--coordinator-key-fingerprint') &&
+    !argv.includes('--insecure-trust-first-coordinator')
+  )
+    argv.push('--coordinator-key-fingerprint', FP);
   let out = '';
   let err = '';
   const calls: string[][] = [];
@@ -83,10 +109,10 @@ describe('drover-agent join', () => {
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(statSync(config).mode & 0o777).toBe(0o600);
-    expect(r.out).not.toContain('s3cret-token');
+    expect(r.out).not.toContain(tok('s3cret-token'));
     const opts = compileAgentOptions({ configFile: config });
     expect(opts.nats.servers).toEqual(['nats://10.0.0.1:4222', 'tls://nats.example.org:4443']);
-    expect(opts.joinToken).toBe('s3cret-token');
+    expect(opts.joinToken).toBe(tok('s3cret-token'));
     expect(opts.advertiseAddress).toBe('10.0.0.7');
     expect(opts.labels).toEqual({ zone: 'a', rack: 'r12' });
     expect(opts.nats.tls?.ca).toBe(ca);
@@ -125,7 +151,8 @@ describe('drover-agent join', () => {
       logLevel: 'debug',
       labels: { zone: 'b', team: 'infra' },
       nats: { token: 'natstok', servers: ['nats://n1:4222'] },
-      joinToken: 't1',
+      joinToken: tok('t1'),
+      coordinatorKeyFingerprint: FP,
     });
     // joining again replaces the servers and the token, not appends
     const again = await join_([
@@ -140,14 +167,14 @@ describe('drover-agent join', () => {
     expect(again.code).toBe(0);
     const doc2 = YAML.parse(readFileSync(config, 'utf8'));
     expect(doc2.nats).toEqual({ token: 'natstok', servers: ['wss://n2:443/nats'] });
-    expect(doc2.joinToken).toBe('t2');
+    expect(doc2.joinToken).toBe(tok('t2'));
     expect(doc2.labels).toEqual({ zone: 'b', team: 'infra' });
     rmrf(dir);
   });
 
   it('reads the token from --token-file', async () => {
     const { dir, config } = fresh();
-    writeFileSync(join(dir, 'tok'), 'from-file\n');
+    writeFileSync(join(dir, 'tok'), `${tok('from-file')}\n`);
     const r = await join_([
       '--server',
       'nats://h:4222',
@@ -158,7 +185,7 @@ describe('drover-agent join', () => {
       '--no-start',
     ]);
     expect(r.code).toBe(0);
-    expect(YAML.parse(readFileSync(config, 'utf8')).joinToken).toBe('from-file');
+    expect(YAML.parse(readFileSync(config, 'utf8')).joinToken).toBe(tok('from-file'));
     rmrf(dir);
   });
 
@@ -320,7 +347,7 @@ describe('drover-agent join', () => {
     expect(r.err).toMatch(
       /systemctl restart drover-agent.service failed \(exit 5\): Unit drover-agent.service not found/,
     );
-    expect(YAML.parse(readFileSync(config, 'utf8')).joinToken).toBe('t');
+    expect(YAML.parse(readFileSync(config, 'utf8')).joinToken).toBe(tok('t'));
     rmrf(dir);
   });
 

@@ -77,11 +77,11 @@ describe('plan guard', () => {
 });
 
 describe('key pin', () => {
-  it('pins on first use, accepts the same key, refuses another, survives a restart', async () => {
+  it('pins on first use (only with insecureTrustFirstCoordinator), accepts the same key, refuses another, survives a restart', async () => {
     const dir = tempDir('pin');
     const a = generateSigningKey();
     const b = generateSigningKey();
-    const pin = new KeyPin(dir);
+    const pin = new KeyPin(dir, undefined, undefined, true);
     await pin.load();
     expect(pin.key()).toBeUndefined();
     await pin.accept(a.publicKeyB64);

@@ -200,7 +200,7 @@ roles:
   it("stamps the agent's key pin", async () => {
     const clock = new ManualClock(T0);
     const dir = tempDir('pin-clock');
-    await new KeyPin(dir, undefined, clock).accept(generateSigningKey().publicKeyB64);
+    await new KeyPin(dir, undefined, clock, true).accept(generateSigningKey().publicKeyB64);
     const pf = JSON.parse(readFileSync(join(dir, 'coordinator-key.json'), 'utf8')) as { pinnedAt: string };
     expect(pf.pinnedAt).toBe('2031-05-04T03:02:01.000Z');
   });

@@ -13,7 +13,6 @@ async function engine() {
     logger: silentLogger,
     signingKey: generateSigningKey(),
     timings: TEST_TIMINGS,
-    joinToken: 'join',
   });
   e.attachBus(new RecordingBus());
   await e.start();

@@ -10,7 +10,7 @@ import {
   joinCommandMain,
   runJoinCommand,
 } from '../../cli/join-command.js';
-import { generateSigningKey, signingKeyToPem } from '../../protocol/index.js';
+import { encodeJoinToken, generateSigningKey, signingKeyToPem } from '../../protocol/index.js';
 import { rmrf, tempDir } from '../helpers/proc.js';
 
 /** Splits a command line the way /bin/sh does, so the printed one-liner is tested as a user pastes it. */
@@ -74,17 +74,24 @@ describe('formatJoinCommand', () => {
   });
 });
 
+/** A per-host join token (what `drover token create --join` prints). */
+const TOKEN = encodeJoinToken({
+  id: 'abc123def',
+  jwt: 'a.b.c',
+  seed: `SU${'A'.repeat(56)}`,
+  expiresAt: '2099-01-01T00:00:00Z',
+});
+
 describe('drover join-command', () => {
   it('prints a command that drover-agent join turns into a working agent config', async () => {
     const key = generateSigningKey();
     const { dir, dataDir, configFile } = coordinatorHost({ nats: { servers: ['nats://127.0.0.1:4222'] } });
-    writeFileSync(join(dataDir, 'join-token'), 'tok-from-file\n', { mode: 0o600 });
     writeFileSync(join(dataDir, 'plan-signing-key.pem'), signingKeyToPem(key), { mode: 0o600 });
-    const r = await run({ configFile });
+    const r = await run({ configFile, token: TOKEN });
     expect(r.code).toBe(0);
     expect(r.err).toMatch(/nats:\/\/127.0.0.1:4222 is a loopback address; printing 10.1.2.3 instead/);
     expect(r.out).toBe(
-      `drover-agent join --server nats://10.1.2.3:4222 --token tok-from-file --coordinator-key-fingerprint ${key.fingerprint}\n`,
+      `drover-agent join --server nats://10.1.2.3:4222 --token ${TOKEN} --coordinator-key-fingerprint ${key.fingerprint}\n`,
     );
 
     const words = shellWords(r.out.trim());
@@ -94,35 +101,46 @@ describe('drover join-command', () => {
     expect(await runJoin([...words.slice(2), '--config', agentConfig, '--no-start'], quiet)).toBe(0);
     expect(YAML.parse(readFileSync(agentConfig, 'utf8'))).toEqual({
       nats: { servers: ['nats://10.1.2.3:4222'] },
-      joinToken: 'tok-from-file',
+      joinToken: TOKEN,
       coordinatorKeyFingerprint: key.fingerprint,
     });
     rmrf(dir);
   });
 
-  it('prefers the configured joinToken, --server and the configured CA', async () => {
-    const { dir, configFile } = coordinatorHost({
-      joinToken: 'configured',
+  it('uses --server and the configured CA; refuses without the signing key (the pin is required)', async () => {
+    const { dir, dataDir, configFile } = coordinatorHost({
       nats: { servers: ['tls://nats.example.org:4443'], tls: { ca: '/etc/drover/ca.pem' } },
     });
-    const r = await run({ configFile });
+    const none = await run({ configFile, token: TOKEN });
+    expect(none.code).toBe(1);
+    expect(none.err).toMatch(/plan-signing-key.pem does not exist yet: start drover-coordinator once/);
+    const key = generateSigningKey();
+    writeFileSync(join(dataDir, 'plan-signing-key.pem'), signingKeyToPem(key), { mode: 0o600 });
+    const r = await run({ configFile, token: TOKEN });
     expect(r.code).toBe(0);
     expect(r.out).toBe(
-      'drover-agent join --server tls://nats.example.org:4443 --token configured --ca /etc/drover/ca.pem\n',
+      `drover-agent join --server tls://nats.example.org:4443 --token ${TOKEN} --ca /etc/drover/ca.pem --coordinator-key-fingerprint ${key.fingerprint}\n`,
     );
     expect(r.err).toMatch(/copy \/etc\/drover\/ca.pem to the same path on the new host/);
-    expect(r.err).toMatch(/plan-signing-key.pem does not exist yet/);
     const o = await run({ configFile, server: 'nats://10.9.9.9:4222', token: 'override' });
     expect(o.out).toMatch(/^drover-agent join --server nats:\/\/10.9.9.9:4222 --token override /);
     rmrf(dir);
   });
 
-  it('says how to get a token when there is none', async () => {
+  it('says how to get a token when none is given (only the running coordinator makes them)', async () => {
     const { dir, configFile } = coordinatorHost();
     const r = await run({ configFile });
     expect(r.code).toBe(1);
     expect(r.out).toBe('');
-    expect(r.err).toMatch(/no join token: .*join-token does not exist yet. Start drover-coordinator once/);
+    expect(r.err).toMatch(/cannot make a join token .*drover token create --join.*--token/);
+    rmrf(dir);
+  });
+
+  it('refuses a coordinator config that still sets joinToken, naming the new command', async () => {
+    const { dir, configFile } = coordinatorHost({ joinToken: 'old' });
+    const r = await run({ configFile, token: TOKEN });
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/joinToken: no longer supported.*drover token create --join/);
     rmrf(dir);
   });
 
@@ -135,8 +153,8 @@ describe('drover join-command', () => {
   });
 
   it('refuses a --server that is not a NATS URL, and unknown flags', async () => {
-    const { dir, configFile } = coordinatorHost({ joinToken: 't' });
-    const r = await run({ configFile, server: 'http://h:4222' });
+    const { dir, configFile } = coordinatorHost();
+    const r = await run({ configFile, server: 'http://h:4222', token: TOKEN });
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/"http:\/\/h:4222" is not a nats:\/\//);
     let err = '';
@@ -147,14 +165,21 @@ describe('drover join-command', () => {
   });
 
   it('parses its flags', async () => {
-    const { dir, configFile } = coordinatorHost({ joinToken: 't' });
+    const { dir, dataDir, configFile } = coordinatorHost();
+    const key = generateSigningKey();
+    writeFileSync(join(dataDir, 'plan-signing-key.pem'), signingKeyToPem(key), { mode: 0o600 });
     let out = '';
-    const code = await joinCommandMain(['--config', configFile, '--server', 'nats://h:4222'], {
-      stdout: (t) => (out += t),
-      stderr: () => {},
-    });
+    const code = await joinCommandMain(
+      ['--config', configFile, '--server', 'nats://h:4222', '--token', 't'],
+      {
+        stdout: (t) => (out += t),
+        stderr: () => {},
+      },
+    );
     expect(code).toBe(0);
-    expect(out).toBe('drover-agent join --server nats://h:4222 --token t\n');
+    expect(out).toBe(
+      `drover-agent join --server nats://h:4222 --token t --coordinator-key-fingerprint ${key.fingerprint}\n`,
+    );
     rmrf(dir);
   });
 });

@@ -153,7 +153,6 @@ const register = (o: Partial<Register> = {}): Register => ({
   facts: sampleFacts({ hostname: 'n1' }),
   fingerprint: { machineId: 'm1', macs: [] },
   agentVersion: 't',
-  joinToken: 'join',
   ...o,
 });
 
@@ -214,7 +213,6 @@ async function engine(store = new MemoryStore()) {
     logger: silentLogger,
     signingKey: generateSigningKey(),
     timings: TEST_TIMINGS,
-    joinToken: 'join',
   });
   e.attachBus(new RecordingBus());
   await e.start();

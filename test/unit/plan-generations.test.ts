@@ -62,7 +62,6 @@ const register = (engine: Engine, applied?: AppliedRef) =>
     facts: sampleFacts({ hostname: 'a', machineId: 'a' }),
     fingerprint: { machineId: 'a', macs: [] },
     agentVersion: 't',
-    joinToken: 'j',
     ...(applied ? { applied } : {}),
   });
 

@@ -50,7 +50,6 @@ describe('purge lists (drover clean --purge) are a port of the plan book, not of
       logger: silentLogger,
       signingKey: generateSigningKey(),
       timings: TEST_TIMINGS,
-      joinToken: 'test-join-token',
       state,
       planAddons: (nodeId) => lists.addons(nodeId),
     });
