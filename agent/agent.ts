@@ -609,12 +609,13 @@ export class Agent {
 
   /** Collects facts; publishes them when they changed (and `publish` is set). */
   async refreshFacts(publish = true): Promise<Facts> {
-    const facts = await collectFacts({
+    const collected = await collectFacts({
       machineId: this.identity_?.fingerprint.machineId ?? '',
       source: this.deps.factsSource,
       binaries: this.deps.binaries,
       logger: this.log,
     });
+    const facts = this.opts.hostname ? { ...collected, hostname: this.opts.hostname } : collected;
     const key = factsKey(facts);
     const changed = key !== this.factsKey_;
     this.facts_ = facts;

@@ -3,6 +3,7 @@ import { ConfigError, compileConfig, Duration, describeOptions, readConfigFile }
 import type { NatsSettings } from '../lib/nats-options.js';
 import {
   AGENT_LABELS_OPTIONS,
+  HOSTNAME_PATTERN,
   IP_ADDRESS_PATTERN,
   JOIN_TOKEN_MAX_LENGTH,
   LabelKey,
@@ -42,6 +43,15 @@ export const AgentConfig = Type.Object({
           key: Type.Optional(Type.String({ description: 'client key file' })),
         }),
       ),
+    }),
+  ),
+  hostname: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 253,
+      pattern: HOSTNAME_PATTERN,
+      description:
+        'host name reported to the coordinator instead of the system one (unique within a cluster; like kubelet --hostname-override)',
     }),
   ),
   advertiseAddress: Type.Optional(
@@ -137,6 +147,8 @@ export interface AgentOptions {
   readonly nodeId: string | undefined;
   readonly nats: NatsSettings;
   readonly advertiseAddress: string | undefined;
+  /** overrides the system host name in facts, Join and Register */
+  readonly hostname: string | undefined;
   readonly labels: Readonly<Record<string, string>>;
   readonly dataDir: string;
   readonly rootDir: string;
@@ -209,6 +221,7 @@ export function compileAgentOptions(input: CompileAgentOptionsInput = {}): Agent
         tls: tls ? { ...tls } : undefined,
       },
       advertiseAddress: c.advertiseAddress,
+      hostname: c.hostname,
       labels: { ...(c.labels ?? {}) },
       dataDir: c.dataDir ?? DEFAULT_DATA_DIR,
       rootDir: c.rootDir ?? DEFAULT_ROOT_DIR,

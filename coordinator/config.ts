@@ -32,6 +32,24 @@ export const CoordinatorOptionsSchema = Type.Object({
   dataDir: Type.Optional(
     Type.String({ description: 'store, keys and tokens (default /var/lib/drover/coordinator)' }),
   ),
+  bus: Type.Optional(
+    Type.Object(
+      {
+        dir: Type.Optional(
+          Type.String({
+            description:
+              'the bus keys, creds, CA and nats-server config (`drover-coordinator nats-config` writes them; default <dataDir>/bus)',
+          }),
+        ),
+        tls: Type.Optional(
+          Type.Boolean({
+            description: 'verify nats-server against the bus CA <bus.dir>/ca.crt (default true)',
+          }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  ),
   api: Type.Optional(
     Type.Object({
       listen: Type.Optional(
@@ -122,6 +140,8 @@ export const DEFAULT_COORDINATOR_OPTIONS = {
     tls?: { ca?: string; cert?: string; key?: string };
   },
   dataDir: '/var/lib/drover/coordinator',
+  /** `dir` undefined: `<dataDir>/bus` (see busDirOf) */
+  bus: { tls: true } as { dir?: string; tls: boolean },
   api: { listen: '127.0.0.1:7480' } as { listen: string; tls?: { cert?: string; key?: string } },
   maxPendingNodes: 100,
   registrationRate: 20,
@@ -159,4 +179,9 @@ export function compileCoordinatorOptions(input: CompileConfigInput): CompiledCo
       );
   const { joinToken: _t, joinTokenFile: _f, ...rest } = c;
   return rest;
+}
+
+/** Where the bus's keys, creds and CA live: `bus.dir`, else `<dataDir>/bus`. */
+export function busDirOf(o: Pick<CompiledCoordinatorOptions, 'bus' | 'dataDir'>): string {
+  return o.bus.dir ?? `${o.dataDir.replace(/\/$/, '')}/bus`;
 }

@@ -1,12 +1,12 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
 import { componentLogger, type Logger } from '../lib/logger.js';
 import { TokenBucket } from '../lib/token-bucket.js';
 import { type ApiServer, type CoordinatorMetrics, createMetrics, startApiServer } from './api/index.js';
 import { type AccountPush, accountPush } from './bus/account-push.js';
-import type { BusAuth } from './bus/auth.js';
-import type { CompiledCoordinatorOptions } from './config.js';
+import { BusAuth } from './bus/auth.js';
+import { busDirOf, type CompiledCoordinatorOptions } from './config.js';
 import { JoinHandler } from './engine/join.js';
 import { PurgeLists } from './engine/purge-lists.js';
 import { Engine, type EngineOptions } from './engine.js';
@@ -92,8 +92,14 @@ export async function startCoordinator(
   });
   // ---- the bus's authorisation: the coordinator's own creds, node creds minted at join, and
   // revocations pushed to nats-server (coordinator/bus/). Without it: no join tokens.
-  const busAuth = extra.bus?.auth;
-  const busCa = opts.nats.tls?.ca ?? extra.bus?.tlsCaFile;
+  // Always on: the keys are made on the first start (nats-server must then be configured from
+  // the same dir: `drover-coordinator nats-config`).
+  const busDir = busDirOf(opts);
+  const busAuth = extra.bus?.auth ?? (await BusAuth.open(busDir));
+  const busCa =
+    opts.nats.tls?.ca ??
+    extra.bus?.tlsCaFile ??
+    (opts.bus.tls && existsSync(join(busDir, 'ca.crt')) ? join(busDir, 'ca.crt') : undefined);
   const natsSettings = busAuth
     ? {
         ...opts.nats,

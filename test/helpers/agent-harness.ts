@@ -1,3 +1,5 @@
+import { chmodSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { Agent, type AgentDeps } from '../../agent/agent.js';
@@ -7,6 +9,7 @@ import { ProcessRuntime } from '../../agent/runtime/process.js';
 import type { InstanceSpec } from '../../protocol/index.js';
 import { killGroups } from './agent-instances.js';
 import { autoCleanup, rmrf, tempDir } from './proc.js';
+import { natsByUrl } from './servers.js';
 
 export const HTTP_FIXTURE = fileURLToPath(new URL('../fixtures/agent-http-server.mjs', import.meta.url));
 
@@ -20,24 +23,59 @@ const RESTART = {
   crashLoopThreshold: 5,
 };
 
-/** Options for an in-process test agent: process runtime, fresh data and root dirs. */
+/** An RFC 1123 host name from a node id: in-process agents share one machine's name otherwise. */
+export function hostnameFor(nodeId: string): string {
+  return (
+    nodeId
+      .toLowerCase()
+      .replace(/[^a-z0-9-]/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 63) || 'node'
+  );
+}
+
+/**
+ * Options for an in-process test agent: process runtime, fresh data and root dirs, its own host
+ * name, the bus CA of the test nats-server at `natsUrl`. Unless `over` gives a join token or
+ * creds, `startTestAgent` hands it node credentials as a join would (a "pre-joined" agent), and
+ * it trusts the first coordinator key (the pin tests set `coordinatorKeyFingerprint`).
+ */
 export function testAgentOptions(natsUrl: string, over: Record<string, unknown> = {}): AgentOptions {
   const dataDir = tempDir('agent-data');
   const rootDir = tempDir('agent-root');
+  const nodeId = (over.nodeId as string | undefined) ?? `node-${Math.random().toString(36).slice(2, 10)}`;
+  const bus = natsByUrl.get(natsUrl);
+  const nats = (over.nats as Record<string, unknown> | undefined) ?? {
+    servers: [natsUrl],
+    ...(bus ? { tls: { ca: bus.caFile } } : {}),
+  };
   return compileAgentOptions({
     configText: YAML.stringify({
-      nodeId: `node-${Math.random().toString(36).slice(2, 10)}`,
-      nats: { servers: [natsUrl] },
+      nodeId,
+      hostname: hostnameFor(nodeId),
       dataDir,
       rootDir,
       runtime: 'process',
       heartbeatInterval: '500ms',
       advertiseAddress: '127.0.0.1',
       labels: { pool: 'test' },
-      joinToken: 'secret',
+      insecureTrustFirstCoordinator: over.coordinatorKeyFingerprint === undefined,
       ...over,
+      nats,
     }),
   });
+}
+
+/** Writes `<dataDir>/bus.creds` for a pre-joined agent (no join token, no configured creds). */
+async function preJoin(opts: AgentOptions): Promise<void> {
+  if (opts.joinToken || opts.nats.credsFile || !opts.nodeId) return;
+  const creds = join(opts.dataDir, 'bus.creds');
+  if (existsSync(creds)) return;
+  const bus = natsByUrl.get(opts.nats.servers[0]!);
+  if (!bus) return;
+  mkdirSync(opts.dataDir, { recursive: true });
+  copyFileSync(await bus.credsFor(opts.nodeId), creds);
+  chmodSync(creds, 0o600);
 }
 
 /** Starts an agent in this process; at the end of the test its roles are stopped and its dirs removed. */
@@ -56,6 +94,7 @@ export async function startTestAgent(opts: AgentOptions, deps: AgentDeps = {}): 
     rmrf(opts.dataDir);
     rmrf(opts.rootDir);
   });
+  await preJoin(opts);
   await agent.start();
   return agent;
 }

@@ -2,7 +2,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import {
-  JOIN_TOKEN,
   type RunResult,
   readyNodes,
   runCaptured,
@@ -30,7 +29,8 @@ export interface CliDaemon extends TestDaemon {
   /** the simulated agents started so far; `close()` closes them */
   agents: SimAgent[];
   /** starts a simulated agent `nodeId` on 127.0.0.`host`, heartbeating every 300 ms */
-  sim(nodeId: string, host: number, labels?: Record<string, string>, joinToken?: string): Promise<SimAgent>;
+  /** a simulated agent; `hostname` defaults to sim-<id> (a taken one holds it Pending) */
+  sim(nodeId: string, host: number, labels?: Record<string, string>, hostname?: string): Promise<SimAgent>;
   /** runs the bundled CLI as admin against this coordinator (`extraEnv` on top); never throws */
   drover(args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<RunResult>;
   /** closes the agents and the coordinator and removes the directory */
@@ -51,17 +51,12 @@ export async function startCliDaemon(
     config: { heartbeatInterval: '300ms', pushTimeout: '3s', ...o.config },
   });
   const agents: SimAgent[] = [];
-  const sim = async (
-    nodeId: string,
-    host: number,
-    labels?: Record<string, string>,
-    joinToken = JOIN_TOKEN,
-  ) => {
+  const sim = async (nodeId: string, host: number, labels?: Record<string, string>, hostname?: string) => {
     const a = await startSimAgent({
       natsUrl: d.nats.url,
       nodeId,
       address: `127.0.0.${host}`,
-      joinToken,
+      hostname,
       heartbeatMs: 300,
       labels,
     });

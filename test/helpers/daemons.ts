@@ -16,7 +16,6 @@ import { startTestAgent, testAgentOptions } from './agent-harness.js';
 import { rmrf } from './proc.js';
 import { type NatsHandle, startNats, tempDir } from './servers.js';
 
-export const JOIN_TOKEN = 'join-secret';
 /** the bundled lab stand-in for the Kubernetes binaries (`npm run build` makes it) */
 export const STANDIN = join(process.cwd(), 'dist', 'drover-standin.mjs');
 
@@ -71,8 +70,8 @@ export function coordinatorOptions(nats: NatsHandle, dir: string, o: TestDaemonO
       text: toYaml({
         dataDir: join(dir, o.dataDir ?? 'coordinator'),
         nats: { servers: [nats.url] },
+        bus: { dir: nats.bus.auth.dir },
         api: { listen: '127.0.0.1:0' },
-        joinToken: JOIN_TOKEN,
         heartbeatInterval: '500ms',
         unreachableAfter: '5s',
         pushTimeout: '5s',
@@ -84,14 +83,13 @@ export function coordinatorOptions(nats: NatsHandle, dir: string, o: TestDaemonO
   });
 }
 
-/** Starts one in-process agent per entry, each joining with the test join token. */
+/** Starts one in-process agent per entry, each pre-joined (node creds from the test bus). */
 export async function startJoinedAgents(
   natsUrl: string,
   nodes: Array<{ nodeId: string; advertiseAddress: string } & Record<string, unknown>>,
 ): Promise<Agent[]> {
   const agents: Agent[] = [];
-  for (const n of nodes)
-    agents.push(await startTestAgent(testAgentOptions(natsUrl, { ...n, joinToken: JOIN_TOKEN })));
+  for (const n of nodes) agents.push(await startTestAgent(testAgentOptions(natsUrl, { ...n })));
   return agents;
 }
 

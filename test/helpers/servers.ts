@@ -1,5 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fmtCreds } from '@nats-io/jwt';
+import { createUser } from '@nats-io/nkeys';
+import { type PreparedBus, prepareBus } from '../../coordinator/bus/server-config.js';
 import {
   autoCleanup,
   freePort,
@@ -14,7 +17,19 @@ import {
 } from './proc.js';
 
 export interface NatsHandle {
+  /** tls://host:port: the bus always runs Drover's auth and TLS (coordinator/bus/) */
   url: string;
+  /** the auth material and TLS files (`prepareBus` in `<dir>/bus`): give `bus.auth.dir` to the coordinator as `bus.dir` */
+  bus: PreparedBus;
+  /** the bus CA, for clients' `tls.ca` */
+  caFile: string;
+  /**
+   * A creds file for node `nodeId`: the node user JWT (confined to its own subjects) and a fresh
+   * seed, as a join would have issued them. For "pre-joined" test agents and raw clients.
+   */
+  credsFor(nodeId: string): Promise<string>;
+  /** a creds file for the coordinator's identity (unlimited in the DROVER account) */
+  coordinatorCreds: string;
   host: string;
   port: number;
   monitorPort: number;
@@ -26,9 +41,14 @@ export interface NatsHandle {
   output(): string;
 }
 
+/** The running test buses by URL: test agents find their bus's CA and mint their creds here. */
+export const natsByUrl = new Map<string, NatsHandle>();
+
 export interface NatsOptions {
   host?: string;
   jetstream?: boolean;
+  /** the bus dir to prepare (default `<nats dir>/bus`): a coordinator's `<dataDir>/bus` to share its keys */
+  busDir?: string;
   /** extra nats-server config text appended as-is (accounts, authorization, tls …) */
   extraConfig?: string;
 }
@@ -39,19 +59,17 @@ export async function startNats(opts: NatsOptions = {}): Promise<NatsHandle> {
   const dir = tempDir('nats');
   const port = await freePort(host);
   const monitorPort = await freePort(host);
-  const conf = join(dir, 'nats.conf');
-  writeFileSync(
-    conf,
-    [
-      `listen: "${host}:${port}"`,
-      `http: "${host}:${monitorPort}"`,
-      `server_name: drover_test_${port}`,
-      opts.jetstream === false
-        ? ''
-        : `jetstream { store_dir: "${join(dir, 'js')}", max_memory_store: 64MB, max_file_store: 256MB }`,
-      opts.extraConfig ?? '',
-    ].join('\n'),
-  );
+  const bus = await prepareBus({
+    dir: opts.busDir ?? join(dir, 'bus'),
+    listen: `${host}:${port}`,
+    monitor: `${host}:${monitorPort}`,
+    serverName: `drover_test_${port}`,
+    tlsHosts: [host],
+    jetstream: opts.jetstream === false ? false : { maxMemory: '64MB', maxFile: '256MB' },
+    configFile: join(dir, 'nats.conf'),
+    extra: opts.extraConfig,
+  });
+  const conf = bus.configFile;
   let proc: Spawned | undefined;
   const start = async () => {
     proc = spawnLogged(bin, ['-c', conf]);
@@ -63,8 +81,19 @@ export async function startNats(opts: NatsOptions = {}): Promise<NatsHandle> {
     });
   };
   await start();
+  let credsSeq = 0;
   const handle: NatsHandle = {
-    url: `nats://${host}:${port}`,
+    url: `tls://${host}:${port}`,
+    bus,
+    caFile: bus.tls!.caFile,
+    coordinatorCreds: bus.auth.coordinatorCredsFile,
+    async credsFor(nodeId) {
+      const kp = createUser();
+      const { jwt } = await bus.auth.nodeUser(nodeId, kp.getPublicKey());
+      const file = join(dir, `node-${nodeId}-${++credsSeq}.creds`);
+      writeFileSync(file, fmtCreds(jwt, kp), { mode: 0o600 });
+      return file;
+    },
     host,
     port,
     monitorPort,
@@ -76,7 +105,9 @@ export async function startNats(opts: NatsOptions = {}): Promise<NatsHandle> {
     pid: () => proc?.child.pid,
     output: () => proc?.output() ?? '',
   };
+  natsByUrl.set(handle.url, handle);
   autoCleanup(async () => {
+    natsByUrl.delete(handle.url);
     await handle.stop();
     rmrf(dir);
   });

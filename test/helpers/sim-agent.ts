@@ -1,11 +1,13 @@
 import type { KeyObject } from 'node:crypto';
-import { connect, type NatsConnection } from 'nats';
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, type NatsConnection } from 'nats';
 import {
   decodeMessage,
   encode,
   type InstanceStatus,
   type NodePlan,
   type NodeStatus,
+  nodeInboxPrefix,
   PROTOCOL_VERSION,
   publicKeyFromB64,
   type RegisterReply,
@@ -14,6 +16,7 @@ import {
   verifyPlan,
 } from '../../protocol/index.js';
 import { sampleFacts } from './fixtures.js';
+import { natsByUrl } from './servers.js';
 
 /**
  * A protocol-level stand-in for drover-agent: it speaks the real NATS protocol (register,
@@ -76,11 +79,21 @@ export async function startSimAgent(o: {
   natsUrl: string;
   nodeId: string;
   address: string;
-  joinToken: string;
   heartbeatMs?: number;
+  /** the host name it reports (default sim-<id>); two sims with one name: the second is held Pending */
+  hostname?: string;
   labels?: Record<string, string>;
 }): Promise<SimAgent> {
-  const nc: NatsConnection = await connect({ servers: o.natsUrl, name: `sim-agent-${o.nodeId}` });
+  // a pre-joined node: the credentials a join would have issued, the bus CA, its own inbox prefix
+  const bus = natsByUrl.get(o.natsUrl);
+  if (!bus) throw new Error(`startSimAgent: no test nats-server at ${o.natsUrl}`);
+  const nc: NatsConnection = await connect({
+    servers: o.natsUrl,
+    name: `sim-agent-${o.nodeId}`,
+    authenticator: credsAuthenticator(readFileSync(await bus.credsFor(o.nodeId))),
+    tls: { caFile: bus.caFile },
+    inboxPrefix: nodeInboxPrefix(o.nodeId),
+  });
   let key: KeyObject | undefined;
   let current: NodePlan | undefined;
   let seq = 0;
@@ -154,13 +167,12 @@ export async function startSimAgent(o: {
           v: PROTOCOL_VERSION,
           type: 'register',
           nodeId: o.nodeId,
-          hostname: `sim-${n}`,
+          hostname: o.hostname ?? `sim-${n}`,
           address: o.address,
           labels: o.labels ?? {},
-          facts: sampleFacts({ hostname: `sim-${n}`, machineId: `sim-machine-${n}` }),
+          facts: sampleFacts({ hostname: o.hostname ?? `sim-${n}`, machineId: `sim-machine-${n}` }),
           fingerprint: { machineId: `sim-machine-${n}`, macs: [] },
           agentVersion: 'sim',
-          joinToken: o.joinToken,
         }),
         { timeout: 5000 },
       )

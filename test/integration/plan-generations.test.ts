@@ -6,7 +6,7 @@ import { type CoordinatorHandle, startCoordinator } from '../../coordinator/daem
 import { parseTopology } from '../../coordinator/topology/index.js';
 import { silentLogger } from '../../lib/logger.js';
 import { startTestAgent, testAgentOptions } from '../helpers/agent-harness.js';
-import { coordinatorOptions, JOIN_TOKEN, startTestDaemon, type TestDaemon } from '../helpers/daemons.js';
+import { coordinatorOptions, startTestDaemon, type TestDaemon } from '../helpers/daemons.js';
 import { rmrf } from '../helpers/proc.js';
 import { waitFor } from '../helpers/servers.js';
 
@@ -49,7 +49,6 @@ async function joined(name: string, nodeId: string, address: string) {
     testAgentOptions(d.nats.url, {
       nodeId,
       advertiseAddress: address,
-      joinToken: JOIN_TOKEN,
       labels: { pool: 'w', 'drover.dev/cluster': 'pg' },
     }),
   );

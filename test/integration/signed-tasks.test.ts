@@ -18,7 +18,7 @@ import {
   type TaskResult,
 } from '../../protocol/index.js';
 import { startTestAgent, testAgentOptions } from '../helpers/agent-harness.js';
-import { JOIN_TOKEN, startTestDaemon, type TestDaemon } from '../helpers/daemons.js';
+import { startTestDaemon, type TestDaemon } from '../helpers/daemons.js';
 import { waitFor } from '../helpers/servers.js';
 
 /**
@@ -106,7 +106,6 @@ beforeAll(async () => {
   const opts = testAgentOptions(d.nats.url, {
     nodeId: NODE,
     advertiseAddress: '127.0.94.2',
-    joinToken: JOIN_TOKEN,
     labels: { pool: 'w', 'drover.dev/cluster': 'st' },
   });
   agent = await startTestAgent(opts);

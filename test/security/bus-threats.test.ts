@@ -79,13 +79,9 @@ describe('the bus refuses what an identity may not do', () => {
       [a, 'node-a'],
       [nodeB, 'node-b'],
     ] as const) {
-      const r = await nc.request(
-        subjects.register(id),
-        enc(register(id, { joinToken: coord.joinToken } as never)),
-        {
-          timeout: 5000,
-        },
-      );
+      const r = await nc.request(subjects.register(id), enc(register(id)), {
+        timeout: 5000,
+      });
       expect(JSON.parse(new TextDecoder().decode(r.data))).toMatchObject({ accepted: true, nodeId: id });
     }
   });
@@ -188,13 +184,9 @@ describe('the bus refuses what an identity may not do', () => {
     await violation(b, a, 'Subscription', '_INBOX_node-b.>');
     await violation(b, a, 'Subscription', '_INBOX.>');
     // B asks the coordinator something; the reply goes to _INBOX_node-b.…, which A cannot see
-    const r = await nodeB.request(
-      subjects.register('node-b'),
-      enc(register('node-b', { joinToken: coord.joinToken } as never)),
-      {
-        timeout: 5000,
-      },
-    );
+    const r = await nodeB.request(subjects.register('node-b'), enc(register('node-b')), {
+      timeout: 5000,
+    });
     expect(r.subject.startsWith('_INBOX_node-b.')).toBe(true);
     expect(spy).toHaveLength(0);
   });
@@ -211,13 +203,9 @@ describe('the bus refuses what an identity may not do', () => {
       await violation(b, a, 'Subscription', subject);
     }
     // B's registration is still answered by the coordinator (signing key, epoch), never by A
-    const r = await nodeB.request(
-      subjects.register('node-b'),
-      enc(register('node-b', { joinToken: coord.joinToken } as never)),
-      {
-        timeout: 5000,
-      },
-    );
+    const r = await nodeB.request(subjects.register('node-b'), enc(register('node-b')), {
+      timeout: 5000,
+    });
     expect(JSON.parse(new TextDecoder().decode(r.data))).toMatchObject({
       type: 'register-reply',
       keyFingerprint: expect.stringMatching(/^[0-9a-f]{64}$/),
@@ -226,13 +214,9 @@ describe('the bus refuses what an identity may not do', () => {
 
   it("A cannot register as B through its own subject (body's nodeId must match the sender's subject)", async () => {
     const before = snapshot(coord);
-    const r = await a.request(
-      subjects.register('node-a'),
-      enc(register('node-b', { joinToken: coord.joinToken } as never)),
-      {
-        timeout: 5000,
-      },
-    );
+    const r = await a.request(subjects.register('node-a'), enc(register('node-b')), {
+      timeout: 5000,
+    });
     expect(JSON.parse(new TextDecoder().decode(r.data))).toMatchObject({
       code: 'DROVER_ERR_DECODE',
       message: expect.stringContaining('does not match subject'),
@@ -249,8 +233,7 @@ describe('the bus refuses what an identity may not do', () => {
       enc(
         register('node-a', {
           address: '10.9.0.1\n  server evil 6.6.6.6:6443',
-          joinToken: coord.joinToken,
-        } as never),
+        }),
       ),
       { timeout: 5000 },
     );
