@@ -1,8 +1,10 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fmtCreds } from '@nats-io/jwt';
 import { createUser } from '@nats-io/nkeys';
+import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection } from 'nats';
 import { type PreparedBus, prepareBus } from '../../coordinator/bus/server-config.js';
+import { nodeInboxPrefix } from '../../protocol/index.js';
 import {
   autoCleanup,
   freePort,
@@ -30,6 +32,14 @@ export interface NatsHandle {
   credsFor(nodeId: string): Promise<string>;
   /** a creds file for the coordinator's identity (unlimited in the DROVER account) */
   coordinatorCreds: string;
+  /**
+   * A raw client on this bus as the coordinator's identity or as node `nodeId` (its creds, the
+   * bus CA, its inbox prefix); closed at the end of the test.
+   */
+  connectAs(
+    who: { coordinator: true } | { nodeId: string },
+    opts?: ConnectionOptions,
+  ): Promise<NatsConnection>;
   host: string;
   port: number;
   monitorPort: number;
@@ -87,6 +97,20 @@ export async function startNats(opts: NatsOptions = {}): Promise<NatsHandle> {
     bus,
     caFile: bus.tls!.caFile,
     coordinatorCreds: bus.auth.coordinatorCredsFile,
+    async connectAs(who, extra = {}) {
+      const creds = 'coordinator' in who ? bus.auth.coordinatorCredsFile : await handle.credsFor(who.nodeId);
+      const nc = await connect({
+        servers: handle.url,
+        authenticator: credsAuthenticator(readFileSync(creds)),
+        tls: { caFile: bus.tls!.caFile },
+        ...('nodeId' in who ? { inboxPrefix: nodeInboxPrefix(who.nodeId) } : {}),
+        ...extra,
+      });
+      autoCleanup(async () => {
+        if (!nc.isClosed()) await nc.close();
+      });
+      return nc;
+    },
     async credsFor(nodeId) {
       const kp = createUser();
       const { jwt } = await bus.auth.nodeUser(nodeId, kp.getPublicKey());
