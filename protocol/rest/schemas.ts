@@ -449,6 +449,10 @@ export const JoinTokenCreated = Type.Composite([
   Type.Object({
     token: Type.String({ description: 'shown once: the bootstrap credentials it carries are not kept' }),
     joinCommand: Type.String({ description: 'the `drover-agent join …` one-liner with this token' }),
+    coordinatorKeyFingerprint: Type.String({
+      pattern: '^[0-9a-f]{64}$',
+      description: 'sha256 of the coordinator plan-signing key: what `--coordinator-key-fingerprint` pins',
+    }),
   }),
 ]);
 

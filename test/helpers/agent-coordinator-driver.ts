@@ -1,4 +1,4 @@
-import { connect, type Msg, type NatsConnection } from 'nats';
+import type { Msg, NatsConnection } from 'nats';
 import {
   decodeMessage,
   encode,
@@ -23,6 +23,7 @@ import {
   type TaskResult,
 } from '../../protocol/index.js';
 import { autoCleanup, waitFor } from './proc.js';
+import { natsByUrl } from './servers.js';
 
 export interface DriverOptions {
   key?: SigningKeyPair;
@@ -72,8 +73,10 @@ export class CoordinatorDriver {
   }
 
   static async start(natsUrl: string, opts: DriverOptions = {}): Promise<CoordinatorDriver> {
-    const nc = await connect({
-      servers: natsUrl,
+    // the bus runs Drover's auth: the driver stands in for the coordinator with its identity
+    const bus = natsByUrl.get(natsUrl);
+    if (!bus) throw new Error(`no test nats-server at ${natsUrl} (start it with startNats)`);
+    const nc = await bus.connectAs({ coordinator: true }, {
       reconnect: true,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 200,

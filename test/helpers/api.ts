@@ -87,10 +87,13 @@ export interface TestApi {
   admin: string;
   operator: string;
   viewer: string;
-  /** registers a node through the engine as an agent with the join token would (or without: Pending) */
+  /**
+   * registers a node through the engine as its agent would over its own bus identity; a `hostname`
+   * another node has in the cluster leaves it Pending (node.hostname-conflict)
+   */
   register(
     id: string,
-    opts?: { approved?: boolean; labels?: Record<string, string>; address?: string },
+    opts?: { hostname?: string; labels?: Record<string, string>; address?: string },
   ): Promise<void>;
   /** reports every instance of the node's desired plan in `phase` (Healthy by default), as its agent would */
   report(
@@ -103,7 +106,6 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-const JOIN = 'test-join-token';
 
 /** What an agent reports as health for a phase: probed and passing, no probe, or failing. */
 function healthOf(phase: InstanceStatus['phase']): InstanceStatus['health'] {
@@ -186,13 +188,12 @@ export async function startTestApi(
         v: PROTOCOL_VERSION,
         type: 'register',
         nodeId: id,
-        hostname: `host-${id}`,
+        hostname: o.hostname ?? `host-${id}`,
         address,
         labels: o.labels ?? {},
         facts: sampleFacts({ hostname: `host-${id}`, machineId: `machine-${id}` }),
         fingerprint: { machineId: `machine-${id}`, macs: [] },
         agentVersion: '0.1.0',
-        ...(o.approved === false ? {} : { joinToken: JOIN }),
       });
     },
     report(nodeId, o = {}) {

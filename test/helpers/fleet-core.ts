@@ -10,7 +10,7 @@ import {
   rmSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { compileCoordinatorOptions } from '../../coordinator/config.js';
 import { type CoordinatorHandle, startCoordinator } from '../../coordinator/daemon.js';
 import { type RoleProcess, roleProcesses } from '../../lab/collect.js';
@@ -18,6 +18,7 @@ import { allProcs, type ProcInfo, signalAll, withDescendants } from '../../lab/p
 import { createLogger } from '../../lib/logger.js';
 import type { Event } from '../../protocol/index.js';
 import { LbClient } from './lab-client.js';
+import { type NatsHandle, startNats } from './servers.js';
 import { freePort, tempDir, waitFor } from './wait.js';
 
 export { waitFor };
@@ -68,7 +69,6 @@ export const repairNodes = (): FleetOptions['nodes'] => [
  */
 
 export const DIST = new URL('../../dist/', import.meta.url).pathname;
-export const JOIN_TOKEN = 'fleet-join-token';
 
 export interface FleetTimings {
   heartbeatInterval: string;
@@ -140,7 +140,7 @@ export class Fleet {
     readonly opts: FleetOptions,
     readonly timings: FleetTimings,
     readonly dir: string,
-    readonly nats: { url: string; stop(): void },
+    readonly nats: NatsHandle,
   ) {}
 
   get coordinatorDataDir(): string {
@@ -150,11 +150,12 @@ export class Fleet {
   /** Starts the fleet; `onCleanup` registers `close()` (a test's autoCleanup). */
   static async start(opts: FleetOptions, onCleanup?: (fn: () => Promise<void>) => void): Promise<Fleet> {
     requireBinary('unshare');
-    const nats = await startNatsServer();
+    // the bus runs Drover's generated auth and TLS; the coordinator shares its keys (bus.dir)
+    const nats = await startNats({ jetstream: false });
     const f = new Fleet(opts, { ...FAST_TIMINGS, ...opts.timings }, tempDir('fleet'), nats);
     if (onCleanup) onCleanup(() => f.close());
     else process.once('exit', () => f.killAllSync());
-    f.nc = await connect({ servers: nats.url, name: 'fleet-events' });
+    f.nc = await nats.connectAs({ coordinator: true }, { name: 'fleet-events' });
     const sub = f.nc.subscribe('drover.v1.events.>');
     void (async () => {
       for await (const m of sub) {
@@ -179,7 +180,8 @@ export class Fleet {
       mkdirSync(node.rootDir, { recursive: true });
       f.nodes.set(n.id, node);
     });
-    for (const n of f.nodes.values()) f.spawnAgent(n);
+    // each host joins for real: its own single-use token, the coordinator key pinned
+    for (const n of f.nodes.values()) f.spawnAgent(n, await f.joinToken(n.id));
     await waitFor(
       `${f.nodes.size} nodes Ready`,
       async () => {
@@ -199,8 +201,8 @@ export class Fleet {
     return {
       'data-dir': this.coordinatorDataDir,
       'nats-servers': this.nats.url,
+      'bus-dir': this.nats.bus.auth.dir,
       'api-listen': `127.0.0.1:${this.apiPort}`,
-      'join-token': JOIN_TOKEN,
       'heartbeat-interval': t.heartbeatInterval,
       'unreachable-after': t.unreachableAfter,
       'reassign-after': t.reassignAfter,
@@ -371,7 +373,18 @@ export class Fleet {
     return n;
   }
 
-  private spawnAgent(n: FleetNode): void {
+  /** A single-use join token for `nodeId` from the coordinator's API, with the key to pin. */
+  async joinToken(nodeId: string): Promise<{ token: string; fingerprint: string }> {
+    const r = await this.api<{ token: string; coordinatorKeyFingerprint: string }>(
+      'POST',
+      '/v1/join-tokens',
+      { description: `fleet host ${nodeId}` },
+    );
+    return { token: r.token, fingerprint: r.coordinatorKeyFingerprint };
+  }
+
+  /** Starts the node's agent: with `join` when it has no bus credentials yet, else on its own `<dataDir>/bus.creds`. */
+  private spawnAgent(n: FleetNode, join_?: { token: string; fingerprint: string }): void {
     const argv = [
       process.execPath,
       join(DIST, 'drover-agent.mjs'),
@@ -389,8 +402,9 @@ export class Fleet {
       n.rootDir,
       '--runtime',
       'process',
-      '--join-token',
-      JOIN_TOKEN,
+      ...(join_
+        ? ['--join-token', join_.token, '--coordinator-key-fingerprint', join_.fingerprint]
+        : []),
       '--heartbeat-interval',
       this.timings.heartbeatInterval,
       '--labels',
@@ -543,7 +557,8 @@ export class Fleet {
       n.proc?.kill('SIGKILL');
     }
     this.coordProc?.kill('SIGKILL');
-    this.nats.stop();
+    const natsPid = this.nats.pid();
+    if (natsPid) process.kill(natsPid, 'SIGKILL');
   }
 
   close(): Promise<void> {
@@ -560,7 +575,7 @@ export class Fleet {
       if (this.coordProc) await this.killCoordinator().catch(() => {});
       await this.coordinator?.close().catch(() => {});
       await this.nc?.close().catch(() => {});
-      this.nats.stop();
+      await this.nats.stop();
       await sleep(50);
       // DROVER_FLEET_KEEP=1 keeps the logs and dirs for a post-mortem
       if (process.env.DROVER_FLEET_KEEP) process.stderr.write(`fleet dir kept: ${this.dir}\n`);
@@ -592,21 +607,3 @@ function requireBinary(name: string): string {
   );
 }
 
-async function startNatsServer(): Promise<{ url: string; stop(): void }> {
-  const port = await freePort();
-  const child = spawn(requireBinary('nats-server'), ['-a', '127.0.0.1', '-p', String(port)], {
-    stdio: 'ignore',
-  });
-  const url = `nats://127.0.0.1:${port}`;
-  await waitFor(
-    `nats-server on ${port}`,
-    async () => {
-      if (child.exitCode !== null) throw new Error(`nats-server exited ${child.exitCode}`);
-      const nc = await connect({ servers: url, reconnect: false }).catch(() => undefined);
-      await nc?.close();
-      return !!nc;
-    },
-    { timeoutMs: 10_000 },
-  );
-  return { url, stop: () => child.kill('SIGKILL') };
-}

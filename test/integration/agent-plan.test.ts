@@ -29,8 +29,9 @@ describe('agent: applying plans of real processes (real nats-server, etcd, HTTP 
       nodeId: id,
       address: '127.0.0.1',
       labels: { pool: 'test' },
-      joinToken: 'secret',
     });
+    // a registration carries no secret: the node's identity is its bus credentials
+    expect(reg).not.toHaveProperty('joinToken');
     expect(reg.facts.cpu.cores).toBeGreaterThan(0);
     // The key is pinned on first join (once the agent has processed the reply).
     const keyFile = join(opts.dataDir, 'coordinator-key.json');

@@ -385,7 +385,9 @@ describe('nodes', () => {
   });
 
   it('approves a pending node', async () => {
-    await t.register('n9', { approved: false });
+    await t.register('n8');
+    // a host name n8 has already: held Pending until an operator approves it
+    await t.register('n9', { hostname: 'host-n8' });
     expect((await call('GET', '/v1/nodes/n9', t.viewer)).json.state).toBe('Pending');
     const r = await call('POST', '/v1/nodes/n9/approve', t.operator);
     expect(r).toMatchObject({ status: 200, json: { ok: true, node: { id: 'n9', approved: true } } });

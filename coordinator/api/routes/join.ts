@@ -154,7 +154,9 @@ export async function registerJoinRoutes(
         joinToken: created.token,
         coordinatorKeyFingerprint: join!.coordinatorKeyFingerprint,
       });
-      return reply.code(201).send({ ...created, joinCommand });
+      return reply
+        .code(201)
+        .send({ ...created, joinCommand, coordinatorKeyFingerprint: join!.coordinatorKeyFingerprint });
     },
   );
 
