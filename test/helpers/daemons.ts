@@ -28,6 +28,8 @@ export interface TestDaemon {
   adminToken: string;
   /** an environment for the `drover` CLI aimed at this coordinator as admin */
   cliEnv: NodeJS.ProcessEnv;
+  /** a single-use join token from the API (`POST /v1/join-tokens`) and the key fingerprint to pin */
+  joinToken(description?: string): Promise<{ token: string; fingerprint: string }>;
 }
 
 export interface TestDaemonOptions {
@@ -42,8 +44,8 @@ export interface TestDaemonOptions {
 }
 
 /**
- * Starts nats-server and a coordinator with the API on a free port, join token `join-secret`,
- * heartbeat 500ms, Unreachable after 5s and push timeout 5s; `config` adds to or overrides those
+ * Starts nats-server (Drover's auth and TLS) and a coordinator on its bus keys with the API on a
+ * free port, heartbeat 500ms, Unreachable after 5s and push timeout 5s; `config` adds to or overrides those
  * settings, `standin` adds the lab stand-in as `standinCommand`.
  */
 export async function startTestDaemon(o: TestDaemonOptions): Promise<TestDaemon> {
@@ -59,7 +61,17 @@ export async function startTestDaemon(o: TestDaemonOptions): Promise<TestDaemon>
   const adminToken = readFileSync(coord.api.adminTokenFile, 'utf8').trim();
   // HOME points at an empty dir so a developer's ~/.config/drover/config.yaml cannot leak in.
   const cliEnv = { PATH: process.env.PATH, HOME: dir, DROVER_URL: coord.api.url, DROVER_TOKEN: adminToken };
-  return { nats, dir, coord, adminToken, cliEnv };
+  const joinToken = async (description = 'test host') => {
+    const r = await fetch(`${coord.api.url}/v1/join-tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ description }),
+    });
+    const body = (await r.json()) as { token: string; coordinatorKeyFingerprint: string };
+    if (r.status !== 201) throw new Error(`POST /v1/join-tokens: HTTP ${r.status}: ${JSON.stringify(body)}`);
+    return { token: body.token, fingerprint: body.coordinatorKeyFingerprint };
+  };
+  return { nats, dir, coord, adminToken, cliEnv, joinToken };
 }
 
 /** The options `startTestDaemon` starts its coordinator with (to start it again on the same dir). */

@@ -34,6 +34,8 @@ beforeAll(async () => {
   ({ dir, coord, cliEnv: env } = d);
   for (const [i, id] of NODES.entries()) {
     const cfg = join(dir, `${id}.yaml`);
+    // each host joins with its own token and pins the coordinator key, as `drover join-command` says
+    const { token, fingerprint } = await d.joinToken(id);
     writeFileSync(
       cfg,
       toYaml({
@@ -43,7 +45,10 @@ beforeAll(async () => {
         rootDir: join(dir, id, 'root'),
         runtime: 'process',
         advertiseAddress: `127.0.0.${i + 11}`,
-        joinToken: 'join-secret',
+        joinToken: token,
+        coordinatorKeyFingerprint: fingerprint,
+        // the three share this machine: host names are unique within a cluster
+        hostname: id,
         heartbeatInterval: '500ms',
         stopRolesOnExit: true,
         logLevel: 'warn',

@@ -173,7 +173,8 @@ describe('drover CLI against a running coordinator (real NATS, simulated agents)
     expect(task.stdout).toMatch(/task [0-9a-f-]+ succeeded\nsimulated diagnostics/);
     expect((await drover(['get', 'tasks'])).stdout).toMatch(/n1\s+diagnostics\s+-\s+succeeded/);
 
-    await daemon.sim('p1', 9, undefined, '');
+    // p1 claims n1's host name: held Pending until approved
+    await daemon.sim('p1', 9, undefined, 'sim-n1');
     expect(JSON.parse((await drover(['get', 'nodes', 'p1', '-o', 'json'])).stdout).state).toBe('Pending');
     expect((await drover(['approve', 'p1'])).stdout).toMatch(/node p1 approved/);
     await waitFor(

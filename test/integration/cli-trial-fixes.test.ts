@@ -37,8 +37,9 @@ const events = (kind: string) =>
   coord.engine.events.list({ kind, limit: 1000 }).filter((e) => e.kind === kind) as Event[];
 /** the cluster label every trial node carries but x1 (a node joins a cluster only explicitly) */
 const PROD = { 'drover.dev/cluster': 'prod' };
-const sim = (nodeId: string, i: number, labels: Record<string, string>, joinToken?: string) =>
-  daemon.sim(nodeId, i, labels, joinToken);
+/** `hostname`: a host name another node has in the cluster holds this one Pending */
+const sim = (nodeId: string, i: number, labels: Record<string, string>, hostname?: string) =>
+  daemon.sim(nodeId, i, labels, hostname);
 
 beforeAll(async () => {
   daemon = await startCliDaemon({ name: 'cli-trial' });
@@ -98,7 +99,8 @@ describe('a new user trial: drover against a running coordinator', () => {
 
     // cordoned, Pending (not approved) and another cluster's node
     await sim('n4', 5, { pool: 'a', ...PROD });
-    await sim('p1', 6, { pool: 'a', ...PROD }, '');
+    // p1 claims n1's host name: held Pending until approved
+    await sim('p1', 6, { pool: 'a', ...PROD }, 'sim-n1');
     await sim('x1', 7, { pool: 'a', 'drover.dev/cluster': 'other' });
     await waitFor('n4 Ready', () => coord.engine.nodes.get('n4')?.state === 'Ready');
     await waitFor('p1 registered', () => coord.engine.nodes.get('p1') !== undefined);

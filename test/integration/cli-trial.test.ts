@@ -445,7 +445,7 @@ describe('what a kubectl user expects', () => {
     const r = await drover(['join-command'], { DROVER_URL: '', DROVER_TOKEN: '', DROVER_CONFIG: cfg });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(
-      /^drover-agent join --server nats:\/\/127\.0\.0\.1:\d+ --token join-secret --coordinator-key-fingerprint [0-9a-f]{64}\n$/,
+      /^drover-agent join --server tls:\/\/127\.0\.0\.1:\d+ --token drover-join-v1\.[A-Za-z0-9_-]+ --coordinator-key-fingerprint [0-9a-f]{64}\n$/,
     );
     const viewer = (await drover(['token', 'create', 'peek', '--role', 'viewer'])).stdout.trim();
     const denied = await drover(['join-command'], { DROVER_TOKEN: viewer });
