@@ -30,8 +30,10 @@ export interface CoordinatorHandle {
   repair: RepairPolicy;
   bus: NatsBus;
   store: Store;
-  /** the join tokens (`drover token create --join`); absent without bus authorisation */
-  joinTokens?: JoinTokenStore;
+  /** the join tokens (`drover token create --join`) */
+  joinTokens: JoinTokenStore;
+  /** sha256 of the plan-signing key: what agents pin (`--coordinator-key-fingerprint`) */
+  keyFingerprint: string;
   /** the REST API (listening on opts.api.listen) and the metrics it serves */
   api: ApiServer;
   metrics: CoordinatorMetrics;
@@ -52,8 +54,8 @@ export async function startCoordinator(
     repair?: Parameters<typeof compileEngineOptions>[1];
     /**
      * The bus's authorisation (coordinator/bus/auth.ts) and its CA: the coordinator connects with
-     * its own creds, mints node and join-token credentials and pushes revocations. Without it
-     * there are no join tokens (a bus without auth is for old tests only).
+     * its own creds, mints node and join-token credentials and pushes revocations. Default: opened
+     * (made on the first start) in the bus dir, `bus.dir` or `<dataDir>/bus`.
      */
     bus?: { auth: BusAuth; tlsCaFile?: string };
   } = {},
@@ -100,27 +102,23 @@ export async function startCoordinator(
     opts.nats.tls?.ca ??
     extra.bus?.tlsCaFile ??
     (opts.bus.tls && existsSync(join(busDir, 'ca.crt')) ? join(busDir, 'ca.crt') : undefined);
-  const natsSettings = busAuth
-    ? {
-        ...opts.nats,
-        ...(opts.nats.credsFile || opts.nats.token || opts.nats.user
-          ? {}
-          : { credsFile: busAuth.coordinatorCredsFile }),
-        ...(busCa ? { tls: { ...opts.nats.tls, ca: busCa } } : {}),
-      }
-    : opts.nats;
-  const push: AccountPush | undefined = busAuth
-    ? accountPush({
-        servers: opts.nats.servers,
-        systemCredsFile: busAuth.systemCredsFile,
-        tlsCaFile: busCa,
-        accountJwt: () => busAuth.accountJwt(),
-        logger: componentLogger(log, 'bus'),
-      })
-    : undefined;
+  const natsSettings = {
+    ...opts.nats,
+    ...(opts.nats.credsFile || opts.nats.token || opts.nats.user
+      ? {}
+      : { credsFile: busAuth.coordinatorCredsFile }),
+    ...(busCa ? { tls: { ...opts.nats.tls, ca: busCa } } : {}),
+  };
+  const push: AccountPush = accountPush({
+    servers: opts.nats.servers,
+    systemCredsFile: busAuth.systemCredsFile,
+    tlsCaFile: busCa,
+    accountJwt: () => busAuth.accountJwt(),
+    logger: componentLogger(log, 'bus'),
+  });
   const revokeKey = async (userKey: string) => {
-    await busAuth!.revoke(userKey);
-    await push!.push();
+    await busAuth.revoke(userKey);
+    await push.push();
   };
   const limiter = new TokenBucket(clock, opts.registrationRate, opts.registrationBurst);
   const engine = new Engine({
@@ -131,7 +129,6 @@ export async function startCoordinator(
       limiter.take() ? { ok: true } : { ok: false, retryAfterMs: limiter.retryAfterMs() },
     maxPendingNodes: opts.maxPendingNodes,
     onNodeRemoved: async (rec) => {
-      if (!busAuth || !push) return;
       await revokeRemovedNode({ revoke: (k) => busAuth.revoke(k), push: () => push.push() }, rec).catch(
         (err) =>
           log.error(
@@ -184,39 +181,34 @@ export async function startCoordinator(
   // the clean records before the first reconcile: plans carry their purge lists from the start
   await purge.load();
   await engine.start();
-  const joinTokens = busAuth
-    ? await JoinTokenStore.open({
-        store,
-        clock,
-        logger: componentLogger(log, 'join-tokens'),
-        bus: {
-          bootstrapUser: (id, exp) => busAuth.bootstrapUser(id, exp),
-          revoke: revokeKey,
-          caPem: () => (busCa ? readFileSync(busCa, 'utf8') : undefined),
-        },
-      })
-    : undefined;
-  const joinHandler =
-    busAuth && joinTokens
-      ? new JoinHandler({
-          nodes,
-          events,
-          clock,
-          log: componentLogger(log, 'join'),
-          signingKey,
-          tokens: joinTokens,
-          nodeUser: (id, key) => busAuth.nodeUser(id, key),
-          revokeKey,
-          maxPendingNodes: opts.maxPendingNodes,
-          limiter,
-        })
-      : undefined;
+  const joinTokens = await JoinTokenStore.open({
+    store,
+    clock,
+    logger: componentLogger(log, 'join-tokens'),
+    bus: {
+      bootstrapUser: (id, exp) => busAuth.bootstrapUser(id, exp),
+      revoke: revokeKey,
+      caPem: () => (busCa ? readFileSync(busCa, 'utf8') : undefined),
+    },
+  });
+  const joinHandler = new JoinHandler({
+    nodes,
+    events,
+    clock,
+    log: componentLogger(log, 'join'),
+    signingKey,
+    tokens: joinTokens,
+    nodeUser: (id, key) => busAuth.nodeUser(id, key),
+    revokeKey,
+    maxPendingNodes: opts.maxPendingNodes,
+    limiter,
+  });
   const bus = await NatsBus.connect(natsSettings, engine, componentLogger(log, 'nats'), {
     csr: csrSigner(pki, engine, { logger: componentLogger(log, 'pki') }),
-    join: joinHandler && ((tokenId, data) => joinHandler.handle(tokenId, data)),
+    join: (tokenId, data) => joinHandler.handle(tokenId, data),
   });
   // ended tokens (expired) have their bootstrap users revoked on the bus
-  joinTokens?.startSweep();
+  joinTokens.startSweep();
   // seeds: re-sign a CA certificate in its last year (same key, so every leaf keeps verifying)
   const caRotation = clock.every(
     24 * 3600_000,
@@ -248,8 +240,8 @@ export async function startCoordinator(
     });
   } catch (err) {
     caRotation.stop();
-    joinTokens?.stop();
-    await push?.close().catch(() => {});
+    joinTokens.stop();
+    await push.close().catch(() => {});
     await bus.close().catch(() => {});
     await engine.close().catch(() => {});
     await store.close().catch(() => {});
@@ -279,18 +271,19 @@ export async function startCoordinator(
     bus,
     store,
     joinTokens,
+    keyFingerprint: signingKey.fingerprint,
     api,
     metrics,
     pki,
     close() {
       closing ??= (async () => {
         caRotation.stop();
-        joinTokens?.stop();
+        joinTokens.stop();
         await bootstrap.stop();
         const steps: Array<[string, () => Promise<void>]> = [
           ['api', () => api.close()],
           ['nats', () => bus.close()],
-          ['bus-push', async () => push?.close()],
+          ['bus-push', async () => push.close()],
           ['engine', () => engine.close()],
           ['store', () => store.close()],
         ];

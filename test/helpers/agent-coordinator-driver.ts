@@ -76,12 +76,15 @@ export class CoordinatorDriver {
     // the bus runs Drover's auth: the driver stands in for the coordinator with its identity
     const bus = natsByUrl.get(natsUrl);
     if (!bus) throw new Error(`no test nats-server at ${natsUrl} (start it with startNats)`);
-    const nc = await bus.connectAs({ coordinator: true }, {
-      reconnect: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 200,
-      name: 'test-coordinator-driver',
-    });
+    const nc = await bus.connectAs(
+      { coordinator: true },
+      {
+        reconnect: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 200,
+        name: 'test-coordinator-driver',
+      },
+    );
     const d = new CoordinatorDriver(nc, opts);
     d.listen();
     await nc.flush();

@@ -59,7 +59,9 @@ export function testAgentOptions(natsUrl: string, over: Record<string, unknown> 
       heartbeatInterval: '500ms',
       advertiseAddress: '127.0.0.1',
       labels: { pool: 'test' },
-      insecureTrustFirstCoordinator: over.coordinatorKeyFingerprint === undefined,
+      // trust on first use only when the test names no fingerprint at all (an explicit
+      // `coordinatorKeyFingerprint: undefined` tests the agent without a pin)
+      insecureTrustFirstCoordinator: !('coordinatorKeyFingerprint' in over),
       ...over,
       nats,
     }),

@@ -106,7 +106,6 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-
 /** What an agent reports as health for a phase: probed and passing, no probe, or failing. */
 function healthOf(phase: InstanceStatus['phase']): InstanceStatus['health'] {
   if (phase === 'Healthy') return 'healthy';

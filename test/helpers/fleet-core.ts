@@ -402,9 +402,7 @@ export class Fleet {
       n.rootDir,
       '--runtime',
       'process',
-      ...(join_
-        ? ['--join-token', join_.token, '--coordinator-key-fingerprint', join_.fingerprint]
-        : []),
+      ...(join_ ? ['--join-token', join_.token, '--coordinator-key-fingerprint', join_.fingerprint] : []),
       '--heartbeat-interval',
       this.timings.heartbeatInterval,
       '--labels',
@@ -606,4 +604,3 @@ function requireBinary(name: string): string {
     `${name} is not installed (it is in the Debian package of the same name, or util-linux for unshare)`,
   );
 }
-

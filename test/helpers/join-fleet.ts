@@ -144,7 +144,7 @@ export async function startJoinFleet(
       });
     },
     agent(token, over = {}, hostname) {
-      const opts = fleet.agentOptions(token, over);
+      const opts = fleet.agentOptions(token, { ...(hostname ? { hostname } : {}), ...over });
       return startTestAgent(opts, { factsSource: hostFacts(hostname ?? opts.nodeId ?? 'host') });
     },
     natsOutput: () => nats.output(),

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
@@ -7,18 +7,29 @@ import { CoordinatorDriver } from '../helpers/agent-coordinator-driver.js';
 import { httpFixtureSpec, sleeperSpec } from '../helpers/agent-harness.js';
 import { alive, killGroups } from '../helpers/agent-instances.js';
 import { autoCleanup, killAndWait, rmrf, type Spawned, spawnLogged } from '../helpers/proc.js';
-import { freePort, startNats, tempDir, waitFor } from '../helpers/servers.js';
+import { freePort, natsByUrl, startNats, tempDir, waitFor } from '../helpers/servers.js';
 
 const BUNDLE = new URL('../../dist/drover-agent.mjs', import.meta.url).pathname;
 const pidsOf = (s: NodeStatus) => Object.fromEntries(s.instances.map((i) => [i.id, i.pid]));
 
-function writeConfig(dir: string, natsUrl: string, over: Record<string, unknown> = {}): string {
+/** The spawned agent's config, pre-joined: its node creds in `<dataDir>/bus.creds`, the bus CA. */
+async function writeConfig(
+  dir: string,
+  natsUrl: string,
+  over: Record<string, unknown> = {},
+): Promise<string> {
   const path = join(dir, 'agent.yaml');
+  const nodeId = `spawned-${Math.random().toString(36).slice(2, 8)}`;
+  const bus = natsByUrl.get(natsUrl)!;
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  copyFileSync(await bus.credsFor(nodeId), join(dir, 'data', 'bus.creds'));
   writeFileSync(
     path,
     YAML.stringify({
-      nodeId: `spawned-${Math.random().toString(36).slice(2, 8)}`,
-      nats: { servers: [natsUrl] },
+      nodeId,
+      nats: { servers: [natsUrl], tls: { ca: bus.caFile } },
+      // the driver's key is trusted on first use (its fingerprint is not known beforehand)
+      insecureTrustFirstCoordinator: true,
       dataDir: join(dir, 'data'),
       rootDir: join(dir, 'root'),
       runtime: 'process',
@@ -63,7 +74,7 @@ describe('drover-agent process (the bundled daemon)', () => {
     const dir = tempDir('agent-proc');
     autoCleanup(async () => rmrf(dir));
     mkdirSync(join(dir, 'root'), { recursive: true });
-    const config = writeConfig(dir, nats.url);
+    const config = await writeConfig(dir, nats.url);
     let agent = spawnAgent(config);
     // The first status follows the accepted registration (and the key pin).
     await waitFor('registered', () => driver.statuses.length > 0, { timeoutMs: 20_000 });
@@ -149,7 +160,7 @@ describe('drover-agent process (the bundled daemon)', () => {
     const driver = await CoordinatorDriver.start(nats.url);
     const dir = tempDir('agent-proc');
     autoCleanup(async () => rmrf(dir));
-    const agent = spawnAgent(writeConfig(dir, nats.url), ['--stop-roles-on-exit']);
+    const agent = spawnAgent(await writeConfig(dir, nats.url), ['--stop-roles-on-exit']);
     await waitFor('registered', () => driver.statuses.length > 0, { timeoutMs: 20_000 });
     const id = driver.registers[0]!.nodeId;
     await driver.push(id, driver.makePlan(id, [sleeperSpec('a#0')]));

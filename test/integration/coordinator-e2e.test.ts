@@ -10,16 +10,14 @@ import { startTestAgent, testAgentOptions } from '../helpers/agent-harness.js';
 import { autoCleanup, rmrf, tempDir } from '../helpers/proc.js';
 import { startNats, waitFor } from '../helpers/servers.js';
 
-const JOIN = 'e2e-join-token';
-
-async function coordinator(natsUrl: string): Promise<CoordinatorHandle> {
+async function coordinator(natsUrl: string, bus: { auth: { dir: string } }): Promise<CoordinatorHandle> {
   const dataDir = tempDir('coord');
   const opts = compileCoordinatorOptions({
     flags: {
       'data-dir': dataDir,
       'nats-servers': natsUrl,
+      'bus-dir': bus.auth.dir,
       'api-listen': '127.0.0.1:0',
-      'join-token': JOIN,
       'heartbeat-interval': '500ms',
       'unreachable-after': '5s',
     },
@@ -61,7 +59,9 @@ const topologyText = (replicas: number) =>
 describe('coordinator + 3 real agents over a real nats-server', () => {
   it('a custom role converges, follows a replica change, and file drift is put right', async () => {
     const nats = await startNats();
-    const h = await coordinator(nats.url);
+    const h = await coordinator(nats.url, nats.bus);
+    // one batch token for the three hosts; each pins the coordinator's key
+    const { token } = await h.joinTokens.create({ uses: 3, description: 'e2e batch' });
     const agents: Agent[] = [];
     for (let i = 0; i < 3; i++) {
       agents.push(
@@ -69,7 +69,8 @@ describe('coordinator + 3 real agents over a real nats-server', () => {
           testAgentOptions(nats.url, {
             nodeId: `e2e-${i}`,
             advertiseAddress: `127.0.0.${i + 2}`,
-            joinToken: JOIN,
+            joinToken: token,
+            coordinatorKeyFingerprint: h.keyFingerprint,
             driftCheckInterval: '1s',
             labels: { pool: 'test', 'drover.dev/cluster': 'custom' },
           }),

@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { connect } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
 import { ROOT_VAR } from '../../agent/applier.js';
@@ -205,7 +204,8 @@ describe('a role that exits on a bad flag (real agents, coordinator and CLI)', (
     const good = d.coord.engine.nodes.liveness('n-a')?.status;
     expect(good).toBeDefined();
     const malformedBefore = d.coord.bus.counters.malformed;
-    const nc = await connect({ servers: d.nats.url });
+    // the forged status goes out on n-a's own identity (only it may publish its status)
+    const nc = await d.nats.connectAs({ nodeId: 'n-a' });
     try {
       const forged = (lastOutput: unknown): NodeStatus => {
         const st = structuredClone(good!);

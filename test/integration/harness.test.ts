@@ -11,7 +11,11 @@ const run = promisify(execFile);
 describe('test harness: real servers', () => {
   it('nats-server with JetStream: publish/subscribe and request/reply', async () => {
     const nats = await startNats();
-    const nc = await natsConnect({ servers: nats.url });
+    // the test bus runs Drover's auth and TLS: no credentials, no connection
+    await expect(natsConnect({ servers: nats.url, tls: { caFile: nats.caFile } })).rejects.toThrow(
+      /Authorization Violation/i,
+    );
+    const nc = await nats.connectAs({ coordinator: true });
     try {
       const sc = StringCodec();
       const sub = nc.subscribe('t.echo');

@@ -9,7 +9,7 @@
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { Agent } from '../../agent/agent.js';
@@ -20,7 +20,7 @@ import { decodeMessage, encode, PROTOCOL_VERSION, subjects } from '../../protoco
 import { readyNodes, startJoinedAgents, startTestDaemon } from '../helpers/daemons.js';
 import { opensslSans, opensslSubject, opensslVerify } from '../helpers/pki.js';
 import { rmrf } from '../helpers/proc.js';
-import { waitFor } from '../helpers/servers.js';
+import { natsByUrl, waitFor } from '../helpers/servers.js';
 
 const NODES = [
   { id: 'pk1', addr: '127.0.9.1' },
@@ -188,10 +188,15 @@ describe('certificates through the real CSR flow', () => {
   });
 
   it('refuses CSRs for a role the node is not assigned, for a profile its plan lacks, and for another node', async () => {
-    const nc: NatsConnection = await connect({ servers: natsUrl });
+    // each node asks with its own bus identity: only it may publish on its CSR subject
+    const conns = new Map<string, NatsConnection>();
+    const as = async (nodeId: string) => {
+      if (!conns.has(nodeId)) conns.set(nodeId, await natsByUrl.get(natsUrl)!.connectAs({ nodeId }));
+      return conns.get(nodeId)!;
+    };
     try {
       const ask = async (subjectNode: string, body: Record<string, unknown>) => {
-        const m = await nc.request(
+        const m = await (await as(subjectNode)).request(
           subjects.csr(subjectNode),
           encode({ v: PROTOCOL_VERSION, type: 'csr', ...body }),
           {
@@ -240,7 +245,7 @@ describe('certificates through the real CSR flow', () => {
       });
       expect(spoofed).toMatchObject({ code: 'DROVER_ERR_DECODE' });
     } finally {
-      await nc.close();
+      for (const nc of conns.values()) await nc.close();
     }
   });
 

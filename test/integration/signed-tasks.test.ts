@@ -93,7 +93,10 @@ beforeAll(async () => {
   coordinatorKey = signingKeyFromPem(
     readFileSync(join(d.dir, 'coordinator', 'plan-signing-key.pem'), 'utf8'),
   );
-  attacker = await connect({ servers: d.nats.url, name: 'attacker' });
+  // The bus lets only the coordinator publish tasks (test/security covers that); this attacker
+  // has got past it (a leaked coordinator creds file, a misconfigured server): the agent's
+  // signature, expiry and replay checks are the second line, tested here.
+  attacker = await d.nats.connectAs({ coordinator: true }, { name: 'attacker' });
   attacker.subscribe(subjects.task(NODE), {
     callback: (_e, m) => {
       try {
