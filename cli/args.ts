@@ -49,6 +49,7 @@ const BOOL_FLAGS: Record<string, string> = {
   yes: 'yes',
   y: 'yes',
   join: 'join',
+  'require-approval': 'require-approval',
 };
 
 export interface ParsedArgs {

@@ -181,7 +181,7 @@ const ENTRIES: Record<string, HelpEntry> = {
   },
   token: {
     usage:
-      'drover token create NAME [--role viewer|operator|admin] | drover token delete NAME|ID | drover token create --join [--ttl 1h] [--uses 1] [--description D] | drover token revoke ID',
+      'drover token create NAME [--role viewer|operator|admin] | drover token delete NAME|ID | drover token create --join [--ttl 1h] [--uses 1] [--description D] [--require-approval] | drover token revoke ID',
     about:
       'Manages API tokens (needs an admin token) and join tokens (an operator token). `drover get tokens` lists both (KIND api or join).',
     flags: [
@@ -189,6 +189,10 @@ const ENTRIES: Record<string, HelpEntry> = {
       ['--join', 'create or delete a join token instead of an API token'],
       ['--ttl DURATION', 'create --join: how long it is valid (default 24h)'],
       ['--uses N', 'create --join: how many hosts it may join (default 1)'],
+      [
+        '--require-approval',
+        'create --join: hosts that join with it wait Pending until `drover approve` (default: admitted once they register)',
+      ],
       ['--description D', 'create --join: what it is for'],
     ],
     examples: [
@@ -206,7 +210,7 @@ const ENTRIES: Record<string, HelpEntry> = {
   },
   'token create': {
     usage:
-      'drover token create NAME [--role viewer|operator|admin] | drover token create --join [--ttl 1h] [--uses 1] [--description D]',
+      'drover token create NAME [--role viewer|operator|admin] | drover token create --join [--ttl 1h] [--uses 1] [--description D] [--require-approval]',
     about:
       'With --join: creates a join token (default one use, valid 24h) and prints it once, with the `drover-agent join` command that uses it (stderr). Without: creates an API token and prints it once (store it now). Names are unique: a second token of the same name is refused. viewer reads everything, operator also acts on nodes and instances, admin also applies topologies and manages tokens.',
     flags: [
@@ -214,6 +218,7 @@ const ENTRIES: Record<string, HelpEntry> = {
       ['--join', 'a join token instead of an API token'],
       ['--ttl DURATION', 'with --join: how long it is valid (default 24h)'],
       ['--uses N', 'with --join: how many hosts it may join (default 1)'],
+      ['--require-approval', 'with --join: hosts that join with it wait Pending until `drover approve`'],
       ['--description D', 'with --join: what it is for'],
       OUTPUT,
     ],

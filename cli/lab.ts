@@ -6,6 +6,7 @@ import {
   k8sSummary,
   killHost,
   LabError,
+  type LabState,
   type LabStatusReport,
   type LabUpOptions,
   labDown,
@@ -52,7 +53,7 @@ Flags:
   --nodes N                 hosts: 1 load balancer, up to 4 control-plane (3 + a spare), the rest workers (default 7)
   --topology FILE           topology to apply (default examples/ha.yaml); several documents: several
                             clusters, the hosts split between them (examples/superclusters.yaml)
-  --pending N               N extra hosts pending-1… that join without the token (for \`drover approve\`)
+  --pending N               N extra hosts pending-1… whose token requires approval (for \`drover approve\`)
   --netns                   one network namespace per host (root and iproute2 only)
   --subnet A.B.C            host addresses A.B.C.2… (default 127.0.0, or 10.77.0 with --netns)
   --api-port P              REST API port on 127.0.0.1 (default 7480, a free one if busy; 0: any)
@@ -101,6 +102,13 @@ const defaultIo: LabIo = {
   err: (t) => process.stderr.write(t),
   env: process.env,
 };
+
+/** How the lab's bus is secured: a lab from before per-host tokens says it runs without auth. */
+export function busLine(s: LabState): string {
+  return s.bus
+    ? `bus ${s.nats.url}   auth: a NATS user per host (JWT, ${s.bus.dir})   TLS: bus CA ${s.bus.caFile}`
+    : `bus ${s.nats.url}   auth: NONE (a lab made before per-host join tokens: \`drover lab down\`, then \`lab up\` again)`;
+}
 
 function usageError(message: string): LabError {
   return new LabError('DROVER_ERR_LAB_USAGE', message, { hint: 'see `drover lab --help`' });
@@ -196,6 +204,7 @@ export function formatStatus(r: LabStatusReport): string {
     `lab ${s.dir} (${s.mode}${s.bridge ? `, bridge ${s.bridge} ${s.bridgeAddress}` : ''}): ${svc('nats-server', r.nats, r.natsPid)}, ${svc('coordinator', r.coordinator, r.coordinatorPid)}, ${conv}`,
   );
   lines.push(`API ${s.coordinator.apiUrl}   admin token ${s.coordinator.adminTokenFile}`);
+  lines.push(busLine(s));
   if (s.k8s) for (const l of k8sSummary(s.k8s)) lines.push(l.trim());
   lines.push('');
   const rows = [
@@ -341,7 +350,7 @@ async function up(flags: Record<string, string | true>, io: LabIo, dir: string):
       `  ${me} lab stop${d} coordinator          # lab status says it is down; lab start${d} coordinator`,
       ...pending.map(
         (n) =>
-          `  ${me} approve ${n.name}                  # joined without the token: Pending until approved`,
+          `  ${me} approve ${n.name}                  # its token requires approval: Pending until approved`,
       ),
       ...(clusters.length > 1
         ? [

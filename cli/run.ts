@@ -48,7 +48,7 @@ Other:
   task NODE KIND [--instance ID] [--wait]             run restart|stop|start|reprovision|diagnostics|run-command
   token create NAME [--role viewer|operator|admin]    a new API token (role default viewer; names are unique)
   token delete NAME|ID                                delete an API token (see drover get tokens)
-  token create --join [--ttl 1h] [--uses 1] [--description D]
+  token create --join [--ttl 1h] [--uses 1] [--description D] [--require-approval]
                                                       a join token for new hosts (default 1 use, 24h)
   token revoke ID                                     revoke a join token (or token delete --join ID)
   join-command                                        print the command that joins a host to the fleet

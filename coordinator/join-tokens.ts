@@ -39,6 +39,8 @@ export const JoinTokenRecord = Type.Object({
   busRevoked: Type.Optional(Type.Boolean()),
   /** the node ids that joined with it */
   nodes: Type.Optional(Type.Array(Type.String())),
+  /** a host that joins with it waits Pending until an operator approves it (`drover approve`) */
+  requireApproval: Type.Optional(Type.Boolean()),
 });
 export type JoinTokenRecord = Static<typeof JoinTokenRecord>;
 
@@ -55,6 +57,7 @@ export interface JoinTokenInfo {
   state: JoinTokenState;
   revokedAt?: string;
   nodes: string[];
+  requireApproval: boolean;
 }
 
 const KEY = (id: string) => `join-tokens/${id}`;
@@ -117,6 +120,7 @@ export function tokenInfo(t: JoinTokenRecord, now: number): JoinTokenInfo {
     state: tokenState(t, now),
     ...(t.revokedAt ? { revokedAt: t.revokedAt } : {}),
     nodes: [...(t.nodes ?? [])],
+    requireApproval: t.requireApproval === true,
   };
 }
 
@@ -136,6 +140,8 @@ export interface CreateJoinToken {
   ttlMs?: number;
   uses?: number;
   description?: string;
+  /** hosts that join with it wait Pending for `drover approve` (default false: admitted at once) */
+  requireApproval?: boolean;
 }
 
 /** A created token: its record's view plus the token string, returned once. */
@@ -229,6 +235,7 @@ export class JoinTokenStore {
       used: 0,
       bootstrapKey: boot.publicKey,
       nodes: [],
+      ...(o.requireApproval ? { requireApproval: true } : {}),
     };
     const revision = await this.store.create(KEY(id), rec);
     this.tokens.set(id, { rec, revision });

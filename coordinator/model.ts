@@ -35,6 +35,8 @@ export interface NodeRecord {
   busKey?: string;
   /** the join token it last joined with */
   joinedWith?: string;
+  /** it joined with a token that requires approval: Pending until an operator's approve */
+  awaitingApproval?: boolean;
 }
 
 /** One role instance bound to one node. `epoch` is bumped whenever it moves. */

@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import type { Event } from '../protocol/index.js';
 import { type AssignmentView, describeFailure, RestClient, type RestError } from '../protocol/rest/client.js';
-import type { InstanceView, NodeView, RoleView, StatusView } from '../protocol/rest/schemas.js';
+import type {
+  InstanceView,
+  JoinTokenCreate,
+  JoinTokenCreated,
+  NodeView,
+  RoleView,
+  StatusView,
+} from '../protocol/rest/schemas.js';
 import { labError } from './errors.js';
 
 /**
@@ -30,6 +37,11 @@ function readToken(tokenFile: string): string {
 export class LabApi extends RestClient {
   constructor(url: string, tokenFile: string, timeoutMs = 5000) {
     super({ server: url, token: () => readToken(tokenFile), requestTimeoutMs: timeoutMs });
+  }
+
+  /** A join token for one lab host (`POST /v1/join-tokens`), with the key fingerprint to pin. */
+  createJoinToken(body: JoinTokenCreate): Promise<JoinTokenCreated> {
+    return this.post<JoinTokenCreated>('/v1/join-tokens', body);
   }
 
   protected override failed(err: RestError): Error {

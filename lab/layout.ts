@@ -15,7 +15,7 @@ export interface NodeLayout {
   index: number;
   address: string;
   labels: Record<string, string>;
-  /** joins without the join token: stays Pending until `drover approve` */
+  /** joins with a token that requires approval: stays Pending until `drover approve` */
   pending?: boolean;
 }
 
@@ -39,7 +39,7 @@ export interface LayoutOptions {
    * `<cluster>-1`, `<cluster>-2`… (label `pool=worker`), split as evenly as `n` allows.
    */
   clusters?: readonly string[];
-  /** extra hosts `pending-1`… (pool=worker, the first cluster) that join without the join token */
+  /** extra hosts `pending-1`… (pool=worker, the first cluster) that join with a token requiring approval */
   pending?: number;
 }
 

@@ -43,7 +43,7 @@ export interface LabUpOptions {
   nodeBinary?: string;
   /** daemon log level (default info) */
   logLevel?: string;
-  /** extra hosts that join without the join token, Pending until `drover approve` (default 0) */
+  /** extra hosts whose join token requires approval: Pending until `drover approve` (default 0) */
   pending?: number;
   /** where the real Kubernetes binaries are (default: the build cache of scripts/k8s-binaries.sh, else PATH) */
   k8sBinDir?: string;

@@ -47,8 +47,20 @@ export const LabState = Type.Object({
   nodeBinary: Type.String(),
   topologyFile: Type.String(),
   timings: Type.Record(Type.String(), Type.String()),
-  /** the join token the coordinator and agents share (lab.json is 0600) */
-  joinToken: Type.String(),
+  /** a lab from before per-host join tokens kept a shared one here; unused */
+  joinToken: Type.Optional(Type.String()),
+  /**
+   * The bus's auth and TLS (coordinator/bus/): keys, creds, CA and nats-server's files, in the
+   * coordinator's `<dataDir>/bus`. Every lab host joined with its own single-use token.
+   */
+  bus: Type.Optional(
+    Type.Object({
+      dir: Type.String(),
+      caFile: Type.String(),
+      /** the coordinator key fingerprint every agent pinned */
+      coordinatorKeyFingerprint: Type.Optional(Type.String()),
+    }),
+  ),
   nats: Type.Object({
     url: Type.String(),
     monitorUrl: Type.String(),

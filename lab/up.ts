@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
+import { type PreparedBus, prepareBus } from '../coordinator/bus/server-config.js';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import { LabApi, type LabRoleView } from './api.js';
 import { exitedMessage, spawnCoordinator, spawnNats, waitUntil } from './control.js';
@@ -86,42 +86,44 @@ export async function startAgent(s: LabState, n: LabNodeState): Promise<ProcRef>
   });
 }
 
+/** A lab host's agent config: its own join token (used once: then `<dataDir>/bus.creds`) and the key it pins. */
 function agentConfig(
   o: CompiledLabUpOptions,
   n: NodeLayout,
   natsUrl: string,
-  joinToken: string,
+  join_: { token: string; fingerprint: string },
   p: ReturnType<typeof labPaths>,
 ): string {
   const np = p.node(n.name);
   const cfg: Record<string, unknown> = {
     nodeId: n.name,
+    // its own host name even without a UTS namespace (not root): names are unique in a cluster
+    hostname: n.name,
     nats: { servers: [natsUrl] },
     advertiseAddress: n.address,
     labels: n.labels,
     dataDir: np.dataDir,
     rootDir: np.rootDir,
     runtime: 'process',
-    // a --pending host has no token: it registers and waits for `drover approve`
-    ...(n.pending ? {} : { joinToken }),
+    joinToken: join_.token,
+    coordinatorKeyFingerprint: join_.fingerprint,
     logLevel: o.logLevel,
   };
   if (o.timings.heartbeatInterval) cfg.heartbeatInterval = o.timings.heartbeatInterval;
-  return `# Written by \`drover lab up\` for lab host ${n.name} (${n.pool}${n.pending ? ', joins without the token' : ''}).\n${toYaml(cfg)}`;
+  return `# Written by \`drover lab up\` for lab host ${n.name} (${n.pool}${n.pending ? ', its token requires approval' : ''}).\n${toYaml(cfg)}`;
 }
 
 function coordinatorConfig(
   o: CompiledLabUpOptions,
   natsUrl: string,
   apiListen: string,
-  joinToken: string,
   p: ReturnType<typeof labPaths>,
 ): string {
   const cfg: Record<string, unknown> = {
     nats: { servers: [natsUrl] },
     dataDir: p.coordinatorData,
+    // the bus keys, creds and CA are in <dataDir>/bus (bus.dir's default), where nats-server's config came from
     api: { listen: apiListen },
-    joinToken,
     // the stand-in runs the Kubernetes components this machine does not have (clearly SIMULATED)
     standinCommand: [o.nodeBinary, join(o.distDir, 'drover-standin.mjs')],
     logLevel: o.logLevel,
@@ -130,18 +132,28 @@ function coordinatorConfig(
   return `# Written by \`drover lab up\`.\n${toYaml(cfg)}`;
 }
 
-function natsConfig(host: string, port: number, monitorPort: number, dir: string): string {
-  return [
-    '# Written by `drover lab up`.',
-    `listen: "${host}:${port}"`,
-    `http: "127.0.0.1:${monitorPort}"`,
-    `server_name: drover_lab_${port}`,
+/**
+ * The lab's nats-server config, from the coordinator's bus dir (as `drover-coordinator
+ * nats-config` makes it in the packaged setup): operator JWT and resolver, TLS with a cert from
+ * the bus CA for the address agents dial.
+ */
+async function prepareLabBus(
+  p: ReturnType<typeof labPaths>,
+  host: string,
+  port: number,
+  monitorPort: number,
+): Promise<PreparedBus> {
+  return prepareBus({
+    dir: join(p.coordinatorData, 'bus'),
+    listen: `${host}:${port}`,
+    monitor: `127.0.0.1:${monitorPort}`,
+    serverName: `drover_lab_${port}`,
+    tlsHosts: [host, '127.0.0.1'],
+    pidFile: join(p.natsDir, 'nats.pid'),
+    configFile: p.natsConfig,
     // a partitioned agent's connection is noticed within ~10 s, not the 4 min of the defaults
-    'ping_interval: "5s"',
-    'ping_max: 2',
-    `pid_file: "${join(dir, 'nats.pid')}"`,
-    '',
-  ].join('\n');
+    extra: 'ping_interval: "5s"\nping_max: 2',
+  });
 }
 
 /** One line per role: `etcd 3/3 · kube-apiserver 1/3 (SIMULATED) · …`. */
@@ -206,8 +218,8 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
     const monitorPort = await anyPort('127.0.0.1');
     const apiPort = await pickPort('127.0.0.1', o.apiPort);
     const apiUrl = `http://127.0.0.1:${apiPort}`;
-    const natsUrl = `nats://${natsHost}:${natsPort}`;
-    const joinToken = randomBytes(18).toString('base64url');
+    const natsUrl = `tls://${natsHost}:${natsPort}`;
+    const busDir = join(p.coordinatorData, 'bus');
     const state: LabState = {
       version: 1,
       k8s: linkK8sBinaries(o.dir, k8s.state),
@@ -221,7 +233,7 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
       topologyFile: o.topology,
       timings: { ...o.timings },
       hostnames: canSetHostnames(),
-      joinToken,
+      bus: { dir: busDir, caFile: join(busDir, 'ca.crt') },
       nats: {
         url: natsUrl,
         monitorUrl: `http://127.0.0.1:${monitorPort}`,
@@ -299,7 +311,6 @@ async function startFleet(
   const { natsHost, natsPort, monitorPort, apiPort, bridgeAddress } = net;
   const apiUrl = state.coordinator.apiUrl;
   const natsUrl = state.nats.url;
-  const joinToken = state.joinToken;
 
   if (o.netns) {
     progress(`network: bridge ${names.bridge} ${bridgeAddress}/24 and ${layout.length} namespaces`);
@@ -315,18 +326,16 @@ async function startFleet(
       });
   }
 
-  // ---- nats-server
-  await writeFileAtomic(p.natsConfig, natsConfig(natsHost, natsPort, monitorPort, p.natsDir));
+  // ---- nats-server: Drover's auth (operator, account, a user per node) and TLS, always
+  await prepareLabBus(p, natsHost, natsPort, monitorPort);
   await spawnNats(state);
   for (const line of k8sSummary(state.k8s!)) progress(line);
-  progress(`nats-server     ${natsUrl}  (pid ${state.nats.proc!.pid})`);
+  progress(
+    `nats-server     ${natsUrl}  (pid ${state.nats.proc!.pid}; auth: a user per host, TLS from the bus CA)`,
+  );
 
   // ---- coordinator
-  await writeFileAtomic(
-    p.coordinatorConfig,
-    coordinatorConfig(o, natsUrl, `127.0.0.1:${apiPort}`, joinToken, p),
-    0o600,
-  );
+  await writeFileAtomic(p.coordinatorConfig, coordinatorConfig(o, natsUrl, `127.0.0.1:${apiPort}`, p), 0o600);
   await spawnCoordinator(state);
   const api = new LabApi(apiUrl, state.coordinator.adminTokenFile);
   await writeFileAtomic(
@@ -336,12 +345,22 @@ async function startFleet(
   );
   progress(`coordinator     ${apiUrl}  (pid ${state.coordinator.proc!.pid})`);
 
-  // ---- agents
+  // ---- agents: each host joins with its own single-use token and pins the coordinator key
+  // (a --pending host's token requires approval: it waits Pending for `drover approve`)
   for (const n of state.nodes) {
     const l = layout.find((x) => x.name === n.name)!;
     mkdirSync(n.rootDir, { recursive: true });
     mkdirSync(n.dataDir, { recursive: true });
-    await writeFileAtomic(n.config, agentConfig(o, l, natsUrl, joinToken, p), 0o600);
+    const t = await api.createJoinToken({
+      description: `lab host ${n.name}`,
+      ...(n.pending ? { requireApproval: true } : {}),
+    });
+    state.bus = { ...state.bus!, coordinatorKeyFingerprint: t.coordinatorKeyFingerprint };
+    await writeFileAtomic(
+      n.config,
+      agentConfig(o, l, natsUrl, { token: t.token, fingerprint: t.coordinatorKeyFingerprint }, p),
+      0o600,
+    );
     n.proc = await startAgent(state, n);
     await writeState(state);
   }
@@ -367,7 +386,9 @@ async function startFleet(
   };
   let lastReg = -1;
   const pendingCount = state.nodes.filter((n) => n.pending).length;
-  const pendingNote = pendingCount ? `(Ready, or Pending for the ${pendingCount} without a token)` : 'Ready';
+  const pendingNote = pendingCount
+    ? `(Ready, or Pending for the ${pendingCount} whose token requires approval)`
+    : 'Ready';
   await waitUntil(
     'every agent to register',
     async () => {
@@ -396,7 +417,7 @@ async function startFleet(
       `pending         ${state.nodes
         .filter((n) => n.pending)
         .map((n) => n.name)
-        .join(', ')} joined without the token: \`drover approve NODE\` admits them`,
+        .join(', ')} joined with a token that requires approval: \`drover approve NODE\` admits them`,
     );
   return state;
 }

@@ -429,7 +429,7 @@ export async function task(ctx: CommandContext): Promise<number> {
   return t.state === 'failed' ? EXIT.FAILED : 0;
 }
 
-/** `drover token create --join [--ttl 1h] [--uses 1] [--description D]`: prints the token and the join command. */
+/** `drover token create --join [--ttl 1h] [--uses 1] [--description D] [--require-approval]`: prints the token and the join command. */
 async function createJoinToken(ctx: CommandContext, extra: string | undefined): Promise<number> {
   if (extra)
     throw usage(
@@ -448,13 +448,14 @@ async function createJoinToken(ctx: CommandContext, extra: string | undefined): 
   }
   const description = str(ctx.args.flags, 'description');
   if (description !== undefined) body.description = description;
+  if (bool(ctx.args.flags, 'require-approval')) body.requireApproval = true;
   const t = await ctx.client.post<JoinTokenView & { token: string; joinCommand: string }>(
     '/v1/join-tokens',
     body,
   );
   if (!printStructured(ctx, t)) {
     ctx.err(
-      `created join token ${t.id} (${t.uses} use(s), expires ${t.expiresAt}); it is shown once, store it now:\n`,
+      `created join token ${t.id} (${t.uses} use(s), expires ${t.expiresAt}${t.requireApproval ? '; hosts wait Pending for `drover approve`' : ''}); it is shown once, store it now:\n`,
     );
     ctx.out(`${t.token}\n`);
     ctx.err('join a host with (as root on it):\n');
@@ -481,10 +482,11 @@ export async function token(ctx: CommandContext): Promise<number> {
   const joinFlag = bool(ctx.args.flags, 'join');
   if (
     !joinFlag &&
-    (str(ctx.args.flags, 'ttl') ?? str(ctx.args.flags, 'uses') ?? str(ctx.args.flags, 'description')) !==
-      undefined
+    ((str(ctx.args.flags, 'ttl') ?? str(ctx.args.flags, 'uses') ?? str(ctx.args.flags, 'description')) !==
+      undefined ||
+      bool(ctx.args.flags, 'require-approval'))
   )
-    throw usage('--ttl, --uses and --description are for join tokens: add --join');
+    throw usage('--ttl, --uses, --description and --require-approval are for join tokens: add --join');
   if (sub === 'create' && joinFlag) return createJoinToken(ctx, arg);
   if (sub === 'revoke' || (sub === 'delete' && joinFlag)) return revokeJoinToken(ctx, arg);
   if (sub === 'create') {

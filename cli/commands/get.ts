@@ -134,18 +134,10 @@ export const TASKS: Listing<TaskRecord> = {
   ],
 };
 
+import type { JoinTokenView } from '../../protocol/rest/schemas.js';
+
 /** A join token as the API shows it (GET /v1/join-tokens). */
-export interface JoinTokenView {
-  id: string;
-  description: string;
-  createdAt: string;
-  expiresAt: string;
-  uses: number;
-  used: number;
-  state: 'active' | 'expired' | 'used' | 'revoked';
-  revokedAt?: string;
-  nodes: string[];
-}
+export type { JoinTokenView } from '../../protocol/rest/schemas.js';
 
 /** `drover get tokens` lists both kinds: API tokens (`kind: api`) and join tokens (`kind: join`). */
 export type TokenRow = (TokenInfo & { kind: 'api' }) | (JoinTokenView & { kind: 'join' });

@@ -267,7 +267,8 @@ export class Intake {
     cluster: string,
     save: boolean,
   ): Promise<NodeRecord> {
-    if (rec.approved || rec.heldFor) return rec;
+    // held for a twin or a host name, or joined with a token that requires approval
+    if (rec.approved || rec.heldFor || rec.awaitingApproval) return rec;
     let next: NodeRecord;
     const twin = this.p.state.nodes.findByAddress(rec.address, rec.id);
     if (twin) {

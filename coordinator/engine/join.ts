@@ -109,7 +109,8 @@ export interface JoinPorts {
   signingKey: SigningKeyPair;
   tokens: {
     check(id: string): UseVerdict;
-    use(id: string, nodeId: string): Promise<unknown>;
+    /** counts a use; says whether hosts joined with it wait for an operator's approval */
+    use(id: string, nodeId: string): Promise<{ requireApproval: boolean }>;
     /** cuts an ended token's bootstrap user off the bus (after the reply went out) */
     revokeEnded(id: string): Promise<void>;
   };
@@ -248,12 +249,18 @@ export class JoinHandler {
     }
     const { jwt } = await this.p.nodeUser(j.nodeId, j.userKey);
     // the use is counted before anything else changes: a token that ran out admits nobody more
-    await this.p.tokens.use(subjectTokenId, j.nodeId);
+    const { requireApproval } = await this.p.tokens.use(subjectTokenId, j.nodeId);
     const now = new Date(this.p.clock.now()).toISOString();
     const ex = existing && existing.state !== 'Removed' ? existing : undefined;
     let rec: NodeRecord;
     if (ex) {
-      rec = { ...ex, busKey: j.userKey, joinedWith: subjectTokenId };
+      rec = {
+        ...ex,
+        busKey: j.userKey,
+        joinedWith: subjectTokenId,
+        // a node approved already stays so; one still waiting waits for an operator now
+        ...(requireApproval && !ex.approved ? { awaitingApproval: true } : {}),
+      };
       if (ex.busKey && ex.busKey !== j.userKey)
         await this.p
           .revokeKey(ex.busKey)
@@ -278,9 +285,18 @@ export class JoinHandler {
         }),
         busKey: j.userKey,
         joinedWith: subjectTokenId,
+        ...(requireApproval ? { awaitingApproval: true } : {}),
       };
     }
     await this.p.nodes.save(rec);
+    if (rec.awaitingApproval)
+      this.p.events.emit({
+        kind: 'node.awaiting-approval',
+        severity: 'info',
+        nodeId: j.nodeId,
+        message: `node ${j.nodeId} (${j.hostname}, ${j.address}) joined with token ${subjectTokenId}, which requires approval: it waits Pending — check its fingerprint (\`drover describe node ${j.nodeId}\`), then \`drover approve ${j.nodeId}\``,
+        data: { tokenId: subjectTokenId },
+      });
     this.p.events.emit({
       kind: 'node.join-token-used',
       severity: 'info',

@@ -116,7 +116,13 @@ export class OperatorActions {
   async approve(id: string): Promise<NodeRecord> {
     const rec = this.requireNode(id);
     if (rec.approved) return rec;
-    const next = { ...rec, approved: true, state: 'Ready' as const, heldFor: undefined };
+    const next = {
+      ...rec,
+      approved: true,
+      state: 'Ready' as const,
+      heldFor: undefined,
+      awaitingApproval: undefined,
+    };
     await this.p.state.nodes.save(next);
     this.p.events.emit({
       kind: 'node.approved',

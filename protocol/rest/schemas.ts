@@ -421,6 +421,12 @@ export const JoinTokenCreate = Type.Object(
       Type.Integer({ minimum: 1, maximum: 10000, description: 'hosts it may join (default 1)' }),
     ),
     description: Type.Optional(Type.String({ maxLength: 256 })),
+    requireApproval: Type.Optional(
+      Type.Boolean({
+        description:
+          'hosts that join with it wait Pending until `drover approve` (default false: a host is admitted once it registers with its new credentials)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -441,6 +447,7 @@ export const JoinTokenView = Type.Object({
   state: JoinTokenState,
   revokedAt: Type.Optional(IsoTime),
   nodes: Type.Array(Type.String(), { description: 'node ids that joined with it' }),
+  requireApproval: Type.Boolean({ description: 'hosts that join with it wait Pending for `drover approve`' }),
 });
 export type JoinTokenView = Static<typeof JoinTokenView>;
 
@@ -455,6 +462,7 @@ export const JoinTokenCreated = Type.Composite([
     }),
   }),
 ]);
+export type JoinTokenCreated = Static<typeof JoinTokenCreated>;
 
 export const JoinTokenParams = Type.Object({ id: Type.String({ pattern: '^[a-z0-9]{6,32}$' }) });
 /** DELETE /v1/nodes/:id */

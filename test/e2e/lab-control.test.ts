@@ -81,7 +81,7 @@ describe('lab control services, status and pending hosts (real nats-server, coor
     await lock.take();
     const r = await labUp(dir, ['--nodes', '4', '--pending', '1', '--subnet', '127.0.86', ...FAST_LIVENESS]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('pending-1 joined without the token');
+    expect(r.stdout).toContain('pending-1 joined with a token that requires approval');
   }, LAB_HOOK_TIMEOUT_MS);
 
   it('up and converged: status exits 0 with the real pids; every host has drover.dev/cluster=ha', async () => {

@@ -142,11 +142,16 @@ export async function registerJoinRoutes(
             { field: 'ttl' },
           );
       }
-      const created = await tokens.create({ ttlMs, uses: b.uses, description: b.description });
+      const created = await tokens.create({
+        ttlMs,
+        uses: b.uses,
+        description: b.description,
+        requireApproval: b.requireApproval,
+      });
       events.emit({
         kind: 'join-token.created',
         severity: 'info',
-        message: `join token ${created.id} (${created.uses} use(s), expires ${created.expiresAt}) created by ${who(req)}`,
+        message: `join token ${created.id} (${created.uses} use(s), expires ${created.expiresAt}${created.requireApproval ? ', hosts wait for approval' : ''}) created by ${who(req)}`,
       });
       const notes: string[] = [];
       const joinCommand = formatJoinCommand({
