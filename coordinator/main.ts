@@ -1,7 +1,13 @@
 import { ConfigError, describeOptions, readConfigFile, splitArgs } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';
 import { DROVER_VERSION } from '../lib/version.js';
-import { CoordinatorOptionsSchema, compileCoordinatorOptions } from './config.js';
+import {
+  NATS_CONFIG_FLAGS,
+  NatsConfigUsageError,
+  natsConfigRequest,
+  runNatsConfig,
+} from './bus/nats-config-cmd.js';
+import { busDirOf, CoordinatorOptionsSchema, compileCoordinatorOptions } from './config.js';
 import { startCoordinator } from './daemon.js';
 
 const DEFAULT_CONFIG = '/etc/drover/coordinator.yaml';
@@ -13,6 +19,15 @@ function help(): string {
   return `drover-coordinator ${DROVER_VERSION}: the Drover control-plane coordinator
 
 Usage: drover-coordinator [--config FILE] [options]
+       drover-coordinator nats-config [--config FILE] [--listen 0.0.0.0:4222] [--monitor 127.0.0.1:8222]
+                          [--tls-hosts HOST,IP,…] [--server-dir DIR] [--out FILE] [--server-name NAME]
+
+nats-config writes the nats-server config for this coordinator's bus from its bus dir (bus.dir,
+default <dataDir>/bus), making the operator, account and coordinator keys and the bus CA on the
+first run: operator JWT with a full resolver, TLS with a certificate for --tls-hosts (default:
+this host's name and addresses), limits. --server-dir (default <bus dir>/server) holds
+nats-server's own files (certificate, key, resolver, JetStream), for a server that runs as
+another user; --out defaults to <server dir>/nats-server.conf.
 
 Configuration comes from the YAML file (default ${DEFAULT_CONFIG}), then DROVER_* environment
 variables, then flags; later sources win. Durations accept 2s, 500ms, 1m30s.
@@ -23,6 +38,50 @@ variables, then flags; later sources win. Durations accept 2s, 500ms, 1m30s.
 Options (flag, environment variable, meaning):
 ${rows.join('\n')}
 `;
+}
+
+/** Reads the coordinator config (`--config`, env) the way the daemon does. */
+function loadOptions(flags: Record<string, string | boolean>): ReturnType<typeof compileCoordinatorOptions> {
+  const configPath = typeof flags.config === 'string' ? flags.config : DEFAULT_CONFIG;
+  delete flags.config;
+  return compileCoordinatorOptions({
+    file: readConfigFile(configPath, configPath !== DEFAULT_CONFIG),
+    env: process.env,
+    flags,
+  });
+}
+
+/** `drover-coordinator nats-config [--listen H:P] [--tls-hosts a,b] [--server-dir D] [--out F]` */
+async function natsConfig(flags: Record<string, string | boolean>): Promise<number> {
+  const own: Record<string, string | boolean> = {};
+  const rest: Record<string, string | boolean> = {};
+  for (const [k, v] of Object.entries(flags)) (NATS_CONFIG_FLAGS.includes(k) ? own : rest)[k] = v;
+  try {
+    const opts = loadOptions(rest);
+    const busDir = busDirOf(opts);
+    const req = natsConfigRequest(own, busDir);
+    const bus = await runNatsConfig(req, { dir: busDir, tls: opts.bus.tls });
+    process.stdout.write(
+      [
+        `wrote ${bus.configFile} (nats-server on ${req.listen}, monitor ${req.monitor})`,
+        `bus keys and creds: ${busDir} (the coordinator's; keep it private)`,
+        `nats-server's files: ${req.serverDir}`,
+        bus.tls
+          ? `TLS: the server certificate names ${req.tlsHosts.join(', ')}; agents verify it against ${bus.tls.caFile} (join tokens carry it)`
+          : 'TLS: OFF (bus.tls is false): agents and the coordinator talk in clear text',
+        `start it with: nats-server -c ${bus.configFile}`,
+        '',
+      ].join('\n'),
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof NatsConfigUsageError) {
+      process.stderr.write(`drover-coordinator nats-config: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`drover-coordinator nats-config: ${(err as Error).message}\n`);
+    return 1;
+  }
 }
 
 async function main(): Promise<number> {
@@ -36,21 +95,16 @@ async function main(): Promise<number> {
     return 0;
   }
   const { positionals, flags } = splitArgs(argv);
+  if (positionals[0] === 'nats-config' && positionals.length === 1) return natsConfig(flags);
   if (positionals.length) {
     process.stderr.write(
       `drover-coordinator: unexpected argument ${JSON.stringify(positionals[0])}; see --help\n`,
     );
     return 2;
   }
-  const configPath = typeof flags.config === 'string' ? flags.config : DEFAULT_CONFIG;
-  delete flags.config;
   let opts: ReturnType<typeof compileCoordinatorOptions>;
   try {
-    opts = compileCoordinatorOptions({
-      file: readConfigFile(configPath, configPath !== DEFAULT_CONFIG),
-      env: process.env,
-      flags,
-    });
+    opts = loadOptions(flags);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`drover-coordinator: invalid configuration: ${err.message}\n`);

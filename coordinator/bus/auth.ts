@@ -13,7 +13,7 @@
  *   expires with the token;
  * - the system user: pushes account updates; only the coordinator holds it.
  */
-import { readFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   Algorithms,
@@ -132,6 +132,9 @@ export class BusAuth {
   }
 
   static async open(dir: string): Promise<BusAuth> {
+    // the dir holds the operator and account seeds: its owner only
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700);
     const operator = await loadOrCreate(join(dir, FILES.operator), createOperator, 'SO');
     const system = await loadOrCreate(join(dir, FILES.system), createAccount, 'SA');
     const account = await loadOrCreate(join(dir, FILES.account), createAccount, 'SA');

@@ -10,8 +10,18 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { connect as natsConnect } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasBinary, rmrf, tempDir } from '../helpers/proc.js';
+import {
+  freePort,
+  hasBinary,
+  killAndWait,
+  rmrf,
+  type Spawned,
+  spawnLogged,
+  tempDir,
+  waitFor,
+} from '../helpers/proc.js';
 
 /**
  * Builds the two .deb packages with `npm run package`'s script, then checks what issue 9 asks:
@@ -179,7 +189,7 @@ describe.skipIf(skipReason)(`packaging${skipReason ? ` (skipped: ${skipReason})`
     rmrf(root);
   });
 
-  it('installs, runs, removes and purges without leaving anything behind', (ctx) => {
+  it('installs, runs, removes and purges without leaving anything behind', async (ctx) => {
     // a host with Drover installed for real: never purge it from a test
     if (known(AGENT) || known(COORD)) ctx.skip('drover packages are already installed on this host');
     // nodejs (>= 20) must be a package dpkg knows for a plain `dpkg -i`; on a host where node 20
@@ -236,20 +246,132 @@ describe.skipIf(skipReason)(`packaging${skipReason ? ` (skipped: ${skipReason})`
     expect(readFileSync('/etc/drover/agent.yaml', 'utf8')).toBe(
       readFileSync(join(outDir, 'stage', AGENT, 'etc/drover/agent.yaml'), 'utf8'),
     );
-    // the coordinator package's `drover join-command` prints the line the agent package runs
-    const noToken = sh('/usr/bin/drover', ['join-command', '--server', 'nats://192.0.2.1:4222']);
-    expect(noToken.status).toBe(1);
-    expect(noToken.stderr).toMatch(/no join token: .*join-token does not exist yet/);
-    writeFileSync('/var/lib/drover/coordinator/join-token', 'tok\n', { mode: 0o600 }); // as a first start does
-    const printed = ok('/usr/bin/drover', ['join-command', '--server', 'nats://192.0.2.1:4222']).trim();
-    expect(printed).toBe('drover-agent join --server nats://192.0.2.1:4222 --token tok');
-    const joined = ok('/bin/sh', ['-c', `PATH=/usr/bin:/bin; ${printed}`]);
-    expect(joined).toMatch(/wrote \/etc\/drover\/agent.yaml/);
-    expect(joined).toMatch(/systemd is not running here, so the service was not started/);
+    // the bus is configured for Debian's nats-server (which runs as `nats`): keys and CA are
+    // the coordinator's (0700), the server's config and files belong to nats
+    expect(ok('stat', ['-c', '%U:%G %a', '/var/lib/drover/coordinator/bus']).trim()).toBe(
+      'drover:drover 700',
+    );
+    expect(ok('stat', ['-c', '%U:%G %a', '/etc/drover/nats-server.conf']).trim()).toBe('root:nats 640');
+    expect(ok('stat', ['-c', '%U', '/var/lib/drover/nats/server.key']).trim()).toBe('nats');
+    expect(existsSync('/lib/systemd/system/nats-server.service.d/drover.conf')).toBe(true);
+    const natsConf = readFileSync('/etc/drover/nats-server.conf', 'utf8');
+    expect(natsConf).toMatch(/operator: "eyJ/);
+    expect(natsConf).toMatch(/resolver: \{\s+type: full/);
+    expect(natsConf).toMatch(/cert_file: "\/var\/lib\/drover\/nats\/server.crt"/);
+
+    // the packaged setup for real: nats-server as nats, the coordinator as drover, a host joined
+    // with a fresh token from `drover join-command` (on free ports: tests run beside each other)
+    const [natsPort, monitorPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    ok('/usr/bin/drover-coordinator', [
+      'nats-config',
+      '--config',
+      '/etc/drover/coordinator.yaml',
+      '--listen',
+      `127.0.0.1:${natsPort}`,
+      '--monitor',
+      `127.0.0.1:${monitorPort}`,
+      '--server-dir',
+      '/var/lib/drover/nats',
+      '--out',
+      '/etc/drover/nats-server.conf',
+      '--bus-owner',
+      'drover',
+      '--server-owner',
+      'nats',
+    ]);
+    expect(ok('stat', ['-c', '%U:%G %a', '/etc/drover/nats-server.conf']).trim()).toBe('root:nats 640');
+    // a bad flag changes nothing and says which
+    const badHost = sh('/usr/bin/drover-coordinator', ['nats-config', '--tls-hosts', 'a b']);
+    expect(badHost.status).toBe(2);
+    expect(badHost.stderr).toMatch(/--tls-hosts: "a b" is neither an IP address nor a host name/);
+    const nats = spawnLogged('runuser', [
+      '-u',
+      'nats',
+      '--',
+      '/usr/sbin/nats-server',
+      '-c',
+      '/etc/drover/nats-server.conf',
+    ]);
+    const coord = spawnLogged('runuser', [
+      '-u',
+      'drover',
+      '--',
+      '/usr/bin/drover-coordinator',
+      '--config',
+      '/etc/drover/coordinator.yaml',
+      '--nats-servers',
+      `tls://127.0.0.1:${natsPort}`,
+      '--api-listen',
+      `127.0.0.1:${apiPort}`,
+    ]);
+    const agentRoot = tempDir('pkg-agent-root');
+    let agent: Spawned | undefined;
+    try {
+      await waitFor(
+        'the packaged coordinator ready on the packaged bus',
+        async () => {
+          if (coord.child.exitCode !== null) throw new Error(`coordinator exited: ${coord.output()}`);
+          if (nats.child.exitCode !== null) throw new Error(`nats-server exited: ${nats.output()}`);
+          return (await fetch(`http://127.0.0.1:${apiPort}/readyz`).catch(() => undefined))?.ok;
+        },
+        { timeoutMs: 30_000 },
+      );
+      // no credentials: the packaged bus refuses the client
+      await expect(
+        natsConnect({
+          servers: `tls://127.0.0.1:${natsPort}`,
+          tls: { caFile: '/var/lib/drover/coordinator/bus/ca.crt' },
+        }),
+      ).rejects.toThrow(/Authorization Violation/i);
+      const admin = readFileSync('/var/lib/drover/coordinator/admin-token', 'utf8').trim();
+      const cliEnv = { DROVER_URL: `http://127.0.0.1:${apiPort}`, DROVER_TOKEN: admin };
+      const printed = ok('/usr/bin/drover', ['join-command'], cliEnv).trim();
+      expect(printed).toMatch(
+        new RegExp(
+          `^drover-agent join --server tls://127\\.0\\.0\\.1:${natsPort} --token drover-join-v1\\.\\S+ --coordinator-key-fingerprint [0-9a-f]{64}$`,
+        ),
+      );
+      const joined = ok('/bin/sh', ['-c', `PATH=/usr/bin:/bin; ${printed}`]);
+      expect(joined).toMatch(/wrote \/etc\/drover\/agent.yaml/);
+      expect(joined).toMatch(/systemd is not running here, so the service was not started/);
+      expect(mode('/etc/drover/agent.yaml')).toBe(0o600);
+      expect(readFileSync('/etc/drover/agent.yaml', 'utf8')).toMatch(/joinToken: drover-join-v1\./);
+      // the joined agent (process runtime: no systemd here) gets its own credentials and is admitted
+      agent = spawnLogged('/usr/bin/drover-agent', [
+        '--config',
+        '/etc/drover/agent.yaml',
+        '--runtime',
+        'process',
+        '--root-dir',
+        agentRoot,
+        '--node-id',
+        'pkg-host',
+        '--hostname',
+        'pkg-host',
+      ]);
+      const a = agent;
+      await waitFor(
+        'the packaged host Ready',
+        async () => {
+          if (a.child.exitCode !== null) throw new Error(`agent exited: ${a.output()}`);
+          const r = await fetch(`http://127.0.0.1:${apiPort}/v1/nodes/pkg-host`, {
+            headers: { authorization: `Bearer ${admin}` },
+          }).catch(() => undefined);
+          return r?.ok && ((await r.json()) as { state: string }).state === 'Ready';
+        },
+        { timeoutMs: 30_000 },
+      );
+      expect(mode('/var/lib/drover/agent/bus.creds')).toBe(0o600);
+    } finally {
+      if (agent) await killAndWait(agent, 'SIGTERM', 5000);
+      await killAndWait(coord, 'SIGTERM', 10_000);
+      await killAndWait(nats, 'SIGTERM', 5000);
+      rmrf(agentRoot);
+    }
     const second = ok('dpkg', ['-i', ...force, debs[AGENT]!, debs[COORD]!]);
     expect(second).not.toMatch(/not started/);
     expect(mode('/etc/drover/agent.yaml')).toBe(0o600);
-    expect(readFileSync('/etc/drover/agent.yaml', 'utf8')).toMatch(/joinToken: tok/);
+    expect(readFileSync('/etc/drover/agent.yaml', 'utf8')).toMatch(/joinToken: drover-join-v1\./);
     expect(ok('stat', ['-c', '%U:%G', '/var/lib/drover/coordinator']).trim()).toBe('drover:drover');
 
     // an admin's state survives remove, and goes with purge
@@ -287,6 +409,7 @@ describe.skipIf(skipReason)(`packaging${skipReason ? ` (skipped: ${skipReason})`
       `/usr/share/doc/${COORD}`,
       '/usr/share/man/man8/drover-agent.8.gz',
       '/usr/share/man/man1/drover.1.gz',
+      '/lib/systemd/system/nats-server.service.d/drover.conf',
     ].filter((p) => {
       try {
         lstatSync(p);
@@ -307,5 +430,5 @@ describe.skipIf(skipReason)(`packaging${skipReason ? ` (skipped: ${skipReason})`
     expect(helperState).toEqual([]);
     // Debian policy: the system user stays after purge (files it owned may remain elsewhere).
     expect(sh('getent', ['passwd', 'drover']).status).toBe(0);
-  });
+  }, 180_000);
 });
