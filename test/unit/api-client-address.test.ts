@@ -1,5 +1,9 @@
 // The API's failure limit: who the client is (socket address, or X-Forwarded-For from a trusted
 // proxy), which keys a failure counts against, and how a presented token names its id.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   clientAddress,
@@ -121,5 +125,21 @@ describe('failure keys', () => {
     expect(s.check(`drv_${'A'.repeat(43)}`)).toEqual({});
     expect(s.check(`drv_${a.id}_short`)).toEqual({});
     expect(claimedTokenId('garbage')).toBeUndefined();
+  });
+
+  it('a token from before the id was embedded (drv_ + 43 characters) still verifies', async () => {
+    const legacy = `drv_${randomBytes(32).toString('base64url')}`;
+    const path = join(mkdtempSync(join(tmpdir(), 'drover-tokens-')), 'tokens.json');
+    const rec = {
+      id: 'old1',
+      name: 'legacy',
+      role: 'viewer',
+      sha256: createHash('sha256').update(legacy).digest('hex'),
+      createdAt: '2026-01-01T00:00:00.000Z',
+    };
+    writeFileSync(path, JSON.stringify({ version: 1, tokens: [rec] }));
+    const s = await TokenStore.open({ path, logger: silentLogger });
+    expect(s.check(legacy).token).toMatchObject({ id: 'old1', name: 'legacy' });
+    expect(claimedTokenId(legacy)).toBeUndefined();
   });
 });
