@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { type CompileConfigInput, ConfigError, compileConfig, Duration } from '../lib/config.js';
+import { trustedProxyProblem } from './api/client-address.js';
 import { DEFAULT_TUNING } from './options.js';
 
 /** `(default 2s)` from the one defaults table (coordinator/options.ts) */
@@ -57,6 +58,18 @@ export const CoordinatorOptionsSchema = Type.Object({
       ),
       tls: Type.Optional(
         Type.Object({ cert: Type.Optional(Type.String()), key: Type.Optional(Type.String()) }),
+      ),
+      trustedProxies: Type.Optional(
+        Type.Array(Type.String(), {
+          description:
+            'reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the client the API failure limit counts against (default none)',
+        }),
+      ),
+      maxStreamsPerToken: Type.Optional(
+        Type.Integer({
+          minimum: 1,
+          description: 'event streams (SSE) one API token may hold open at once (default 8)',
+        }),
       ),
     }),
   ),
@@ -142,7 +155,12 @@ export const DEFAULT_COORDINATOR_OPTIONS = {
   dataDir: '/var/lib/drover/coordinator',
   /** `dir` undefined: `<dataDir>/bus` (see busDirOf) */
   bus: { tls: true } as { dir?: string; tls: boolean },
-  api: { listen: '127.0.0.1:7480' } as { listen: string; tls?: { cert?: string; key?: string } },
+  api: { listen: '127.0.0.1:7480', trustedProxies: [] as string[], maxStreamsPerToken: 8 } as {
+    listen: string;
+    tls?: { cert?: string; key?: string };
+    trustedProxies: string[];
+    maxStreamsPerToken: number;
+  },
   maxPendingNodes: 100,
   registrationRate: 20,
   registrationBurst: 200,
@@ -177,6 +195,10 @@ export function compileCoordinatorOptions(input: CompileConfigInput): CompiledCo
         key,
         `no longer supported (the shared join token is gone: anyone holding it could join as any node); remove it, and give each host its own token with \`drover token create --join\` (or \`drover join-command\`)`,
       );
+  c.api.trustedProxies.forEach((entry, i) => {
+    const problem = trustedProxyProblem(entry);
+    if (problem) throw new ConfigError('coordinator config', `api.trustedProxies.${i}`, problem);
+  });
   const { joinToken: _t, joinTokenFile: _f, ...rest } = c;
   return rest;
 }

@@ -221,6 +221,8 @@ export async function startCoordinator(
     api = await startApiServer({
       listen: opts.api.listen,
       tls: opts.api.tls,
+      trustedProxies: opts.api.trustedProxies,
+      maxStreamsPerToken: opts.api.maxStreamsPerToken,
       dataDir: opts.dataDir,
       engine,
       store,

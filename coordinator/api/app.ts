@@ -10,14 +10,14 @@ import { COORDINATOR_ERRORS, coordinatorError } from '../errors.js';
 import type { ClusterPki } from '../pki/index.js';
 import { createServices, type Services } from '../services.js';
 import type { Store } from '../store/types.js';
+import { clientAddress, compileTrustedProxies } from './client-address.js';
 import type { ApiContext, EngineOps } from './context.js';
 import type { CoordinatorMetrics } from './metrics.js';
-import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.js';
+import { addressKey, authFailureKeys, FailureLimiter, type FailureLimiterOptions } from './ratelimit.js';
 import { registerRoutes } from './routes/index.js';
 import { type JoinInfoSource, registerJoinRoutes } from './routes/join.js';
 import { registerWeb } from './routes/web.js';
 import { SseHub, type SseOptions } from './sse.js';
-
 import { roleAllows, type TokenStore } from './tokens.js';
 import { validationHint } from './validation-hints.js';
 
@@ -33,6 +33,11 @@ export interface ApiDeps {
   engineStarted?: () => boolean;
   clock?: Clock;
   authLimit?: FailureLimiterOptions;
+  /**
+   * `api.trustedProxies`: reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the client
+   * the failure limit counts against; default none (the socket address is the client)
+   */
+  trustedProxies?: readonly string[];
   sse?: SseOptions;
   /** TLS key and certificate (PEM); plain HTTP without */
   https?: { key: string | Buffer; cert: string | Buffer };
@@ -111,6 +116,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   }) as unknown as FastifyInstance;
 
   const limiter = new FailureLimiter(clock, deps.authLimit);
+  const trusted = compileTrustedProxies(deps.trustedProxies);
   const services =
     deps.services ??
     createServices({
@@ -157,23 +163,28 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.addHook('onRequest', async (req, reply) => {
     const need = req.routeOptions.config?.auth ?? 'viewer';
     if (need === 'public') return;
-    const ip = req.ip;
-    const wait = limiter.blockedFor(ip);
-    if (wait > 0) {
-      deps.metrics?.authFailures.inc({ reason: 'rate-limited' });
-      reply.header('retry-after', String(Math.ceil(wait / 1000)));
-      return sendError(
-        reply,
-        coordinatorError(
-          'DROVER_ERR_RATE_LIMITED',
-          `too many failed authentications from ${ip}; retry in ${Math.ceil(wait / 1000)} s`,
-          {
-            retryAfterMs: wait,
-          },
-        ),
-      );
-    }
+    const ip = clientAddress(req.ip, req.headers['x-forwarded-for'], trusted);
     const h = req.headers.authorization;
+    const m = h ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
+    const check = m ? deps.tokens.check(m[1]!) : {};
+    const info = check.token;
+    // A valid token always passes: an address shared with an attacker (NAT, proxy) being blocked
+    // must not lock out the operators behind it. Guessing is hopeless anyway (256-bit secrets).
+    if (!info) {
+      const wait = limiter.blockedFor(addressKey(ip));
+      if (wait > 0) {
+        deps.metrics?.authFailures.inc({ reason: 'rate-limited' });
+        reply.header('retry-after', String(Math.ceil(wait / 1000)));
+        return sendError(
+          reply,
+          coordinatorError(
+            'DROVER_ERR_RATE_LIMITED',
+            `too many failed authentications from ${ip}; retry in ${Math.ceil(wait / 1000)} s (a valid token is still let in)`,
+            { retryAfterMs: wait },
+          ),
+        );
+      }
+    }
     if (!h) {
       deps.metrics?.authFailures.inc({ reason: 'missing' });
       return sendError(
@@ -185,11 +196,18 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         ),
       );
     }
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
-    const info = m ? deps.tokens.verify(m[1]!) : undefined;
     if (!info) {
-      limiter.fail(ip);
-      deps.metrics?.authFailures.inc({ reason: 'invalid' });
+      const claimed = check.wrongSecretFor;
+      for (const key of authFailureKeys(ip, claimed?.id)) {
+        const n = limiter.fail(key);
+        if (claimed && key !== addressKey(ip))
+          req.log.warn(
+            { tokenId: claimed.id, name: claimed.name, client: ip, failures: n },
+            'wrong secret for an API token',
+          );
+      }
+      if (claimed) deps.metrics?.tokenAuthFailures.inc({ token_id: claimed.id });
+      deps.metrics?.authFailures.inc({ reason: claimed ? 'wrong-secret' : 'invalid' });
       return sendError(
         reply,
         coordinatorError(

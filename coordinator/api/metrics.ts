@@ -18,6 +18,8 @@ export interface CoordinatorMetrics {
   /** the repair policy counts each step: `metrics.repairs.inc({ result: 'succeeded' })` */
   readonly repairs: Counter<'result'>;
   readonly authFailures: Counter<'reason'>;
+  /** wrong secrets presented for a known token id, by that id (ids are few: one per API token) */
+  readonly tokenAuthFailures: Counter<'token_id'>;
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   /** lets the gauges read nodes and instances from the engine, and NATS status */
   observe(source: MetricsSource): void;
@@ -69,8 +71,14 @@ export function createMetrics(opts: MetricsOptions = {}): CoordinatorMetrics {
   });
   const authFailures = new Counter({
     name: 'drover_api_auth_failures_total',
-    help: 'Refused API authentications by reason (missing, invalid, rate-limited)',
+    help: 'Refused API authentications by reason (missing, invalid, wrong-secret, rate-limited)',
     labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const tokenAuthFailures = new Counter({
+    name: 'drover_api_token_auth_failures_total',
+    help: 'Wrong secrets presented for a known API token id, by that id (the sender address is what gets blocked)',
+    labelNames: ['token_id'] as const,
     registers: [registry],
   });
   const httpRequests = new Counter({
@@ -170,6 +178,7 @@ export function createMetrics(opts: MetricsOptions = {}): CoordinatorMetrics {
     registry,
     repairs,
     authFailures,
+    tokenAuthFailures,
     httpRequests,
     onReconcile(kind, outcome, ms) {
       reconciles.inc({ kind, outcome });

@@ -10,9 +10,25 @@ export interface FailureLimiterOptions {
 }
 
 /**
- * Counts failed authentications per client address in a fixed window. Once a client reaches the
- * limit, every request from it is refused until the window ends, so guessing tokens costs at least
- * `windowMs / maxFailures` per guess.
+ * The limiter keys one failed authentication counts against: always the client address
+ * (`addr:<ip>`), and, when the presented token names a known token id but the secret is wrong,
+ * that token id too (`token:<id>`). Only the address key blocks (see the API's auth hook); the
+ * token key is counted for logs and metrics, so guessing at one operator's token cannot lock
+ * that operator out.
+ */
+export function authFailureKeys(client: string, claimedTokenId?: string): string[] {
+  return claimedTokenId === undefined
+    ? [addressKey(client)]
+    : [addressKey(client), `token:${claimedTokenId}`];
+}
+
+export function addressKey(client: string): string {
+  return `addr:${client}`;
+}
+
+/**
+ * Counts failed authentications per key (a client address, a token id) in a fixed window. Once a
+ * key reaches the limit it is blocked until the window ends.
  */
 export class FailureLimiter {
   private readonly windows = new Map<string, { start: number; failures: number }>();
@@ -41,7 +57,14 @@ export class FailureLimiter {
     return w.failures >= this.max ? left : 0;
   }
 
-  fail(client: string): void {
+  /** Failures counted for the key in its current window. */
+  failures(client: string): number {
+    const w = this.windows.get(client);
+    return w && this.clock.now() - w.start < this.windowMs ? w.failures : 0;
+  }
+
+  /** Counts one failure; answers the key's failures in the window so far. */
+  fail(client: string): number {
     const now = this.clock.now();
     let w = this.windows.get(client);
     if (!w || now - w.start >= this.windowMs) {
@@ -54,5 +77,6 @@ export class FailureLimiter {
       }
     }
     w.failures++;
+    return w.failures;
   }
 }

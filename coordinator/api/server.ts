@@ -14,6 +14,10 @@ export interface ApiServerOptions {
   /** `host:port`, `[v6]:port` or `:port` (all interfaces); port 0 picks a free one */
   listen: string;
   tls?: { cert?: string; key?: string };
+  /** `api.trustedProxies`: reverse proxies whose X-Forwarded-For names the client (default none) */
+  trustedProxies?: readonly string[];
+  /** `api.maxStreamsPerToken`: open SSE streams one token may hold (default 8) */
+  maxStreamsPerToken?: number;
   dataDir: string;
   engine: Engine;
   store?: Store;
@@ -82,6 +86,8 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     natsConnected: o.natsConnected,
     engineStarted: () => started,
     https,
+    trustedProxies: o.trustedProxies,
+    sse: { maxStreamsPerToken: o.maxStreamsPerToken },
     pki: o.pki,
     join: o.join,
     vcStormGuard: o.vcStormGuard,

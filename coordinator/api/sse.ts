@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Clock, isoNow, systemClock, type Ticker } from '../../lib/clock.js';
 import type { Event } from '../../protocol/index.js';
+import { coordinatorError } from '../errors.js';
 import type { EventFilter, EventLog } from '../events.js';
 
 export interface SseOptions {
@@ -10,23 +11,51 @@ export interface SseOptions {
   maxBufferedBytes?: number;
   /** paces and stamps the keepalive comments; default the system clock */
   clock?: Clock;
+  /** open streams one API token may hold (`api.maxStreamsPerToken`); default 8 */
+  maxStreamsPerToken?: number;
 }
 
-/** Live SSE streams, so shutdown can end them (a hijacked socket would otherwise hold close()). */
+export const DEFAULT_MAX_STREAMS_PER_TOKEN = 8;
+
+/** Who opened a stream: the API token (its id names it in the hub, its name in messages). */
+export interface StreamOwner {
+  id: string;
+  name: string;
+}
+
+/**
+ * Live SSE streams by the token that opened them, so shutdown can end them all (a hijacked socket
+ * would otherwise hold close()), deleting a token ends its streams, and a token's streams are
+ * capped.
+ */
 export class SseHub {
-  private readonly streams = new Set<() => void>();
+  private readonly streams = new Map<() => void, string | undefined>();
 
   get size(): number {
     return this.streams.size;
   }
 
-  add(end: () => void): () => void {
-    this.streams.add(end);
+  /** Open streams of the token id. */
+  count(tokenId: string): number {
+    let n = 0;
+    for (const id of this.streams.values()) if (id === tokenId) n++;
+    return n;
+  }
+
+  add(end: () => void, tokenId?: string): () => void {
+    this.streams.set(end, tokenId);
     return () => this.streams.delete(end);
   }
 
+  /** Ends every stream the token opened (it was deleted); answers how many. */
+  closeToken(tokenId: string): number {
+    const ends = [...this.streams].filter(([, id]) => id === tokenId).map(([end]) => end);
+    for (const end of ends) end();
+    return ends.length;
+  }
+
   closeAll(): void {
-    for (const end of [...this.streams]) end();
+    for (const end of [...this.streams.keys()]) end();
   }
 }
 
@@ -51,6 +80,10 @@ function frame(e: Event): string {
  * Streams events as Server-Sent Events: first the retained history after `Last-Event-ID` (or
  * `since`), then live ones. `id:` is the event's seq, so a reconnecting client resumes exactly
  * where it stopped, as long as the event is still in the in-memory history.
+ *
+ * With an `owner` (the request's token) the stream counts against that token's cap: one more than
+ * `maxStreamsPerToken` throws DROVER_ERR_STREAM_LIMIT (429) before anything is sent, and
+ * `hub.closeToken(owner.id)` ends it.
  */
 export function streamEvents(
   req: FastifyRequest,
@@ -59,7 +92,15 @@ export function streamEvents(
   filter: EventFilter,
   hub: SseHub,
   opts: SseOptions = {},
+  owner?: StreamOwner,
 ): void {
+  const cap = opts.maxStreamsPerToken ?? DEFAULT_MAX_STREAMS_PER_TOKEN;
+  if (owner && hub.count(owner.id) >= cap)
+    throw coordinatorError(
+      'DROVER_ERR_STREAM_LIMIT',
+      `token ${JSON.stringify(owner.name)} has ${cap} event streams open already, the most one token may (api.maxStreamsPerToken); close one, or use another token`,
+      { limit: cap, token: owner.name, tokenId: owner.id },
+    );
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
   const maxBuffered = opts.maxBufferedBytes ?? 1024 * 1024;
   const clock = opts.clock ?? systemClock;
@@ -85,7 +126,7 @@ export function streamEvents(
     forget();
     res.end();
   };
-  const forget = hub.add(end);
+  const forget = hub.add(end, owner?.id);
   const send = (e: Event) => {
     if (ended || e.seq <= lastSent || !matches(e, filter)) return;
     lastSent = e.seq;

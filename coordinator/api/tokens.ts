@@ -38,9 +38,28 @@ function sha256(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
-/** `drv_` + 32 random bytes, base64url: recognisable in leaked-secret scans, 256 bits of entropy. */
-export function newTokenSecret(): string {
-  return `drv_${randomBytes(32).toString('base64url')}`;
+/**
+ * `drv_<id>_` + 32 random bytes, base64url: recognisable in leaked-secret scans, 256 bits of
+ * entropy. The id (8 hex digits, the token's public id) lets a wrong secret be counted against the
+ * token it claims to be (the API's failure limits). Tokens from before the id was embedded
+ * (`drv_` + the 43 characters only) keep working; their failures count against the address only.
+ */
+export function newTokenSecret(id: string): string {
+  return `drv_${id}_${randomBytes(32).toString('base64url')}`;
+}
+
+const WITH_ID = /^drv_([0-9a-f]{8})_[A-Za-z0-9_-]{43}$/;
+
+/** The token id a well-formed presented token names, or undefined (old format, garbled). */
+export function claimedTokenId(presented: string): string | undefined {
+  return WITH_ID.exec(presented)?.[1];
+}
+
+/** What a presented token turned out to be: a valid token, or a wrong secret for a known id. */
+export interface TokenCheck {
+  token?: TokenInfo;
+  /** set when the token is well-formed, names a known token id, and its secret is wrong */
+  wrongSecretFor?: TokenInfo;
 }
 
 export interface TokenStoreOptions {
@@ -122,9 +141,11 @@ export class TokenStore {
         `an API token named ${JSON.stringify(name)} exists already (id ${same.id}, role ${same.role}); pick another name, or delete it first (\`drover token delete ${name}\`)`,
         { name, id: same.id },
       );
-    const token = newTokenSecret();
+    let id = randomUUID().slice(0, 8);
+    while (this.tokens.some((t) => t.id === id)) id = randomUUID().slice(0, 8);
+    const token = newTokenSecret(id);
     const rec: TokenRecord = {
-      id: randomUUID().slice(0, 8),
+      id,
       name,
       role,
       sha256: sha256(token).toString('hex'),
@@ -191,6 +212,17 @@ export class TokenStore {
     if (!found) return undefined;
     const { sha256: _h, ...info } = found;
     return info;
+  }
+
+  /** verify(), and when that fails, whether the token named a known token id (see TokenCheck). */
+  check(presented: string): TokenCheck {
+    const token = this.verify(presented);
+    if (token) return { token };
+    const id = claimedTokenId(presented);
+    const rec = id === undefined ? undefined : this.tokens.find((t) => t.id === id);
+    if (!rec) return {};
+    const { sha256: _h, ...info } = rec;
+    return { wrongSecretFor: info };
   }
 
   private async persist(): Promise<void> {

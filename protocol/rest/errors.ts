@@ -11,6 +11,11 @@ export const API_ERRORS = {
     status: 409,
     description: 'An API token with this name exists already; token names are unique.',
   },
+  DROVER_ERR_STREAM_LIMIT: {
+    status: 429,
+    description:
+      'This API token has `api.maxStreamsPerToken` event streams open already; close one or use another token.',
+  },
   DROVER_ERR_TOPOLOGY_NOT_FOUND: {
     status: 404,
     description: 'No topology has been applied for this cluster yet.',

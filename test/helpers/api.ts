@@ -114,7 +114,14 @@ function healthOf(phase: InstanceStatus['phase']): InstanceStatus['health'] {
 }
 
 export async function startTestApi(
-  opts: { natsConnected?: () => boolean; sseHeartbeatMs?: number } = {},
+  opts: {
+    natsConnected?: () => boolean;
+    sseHeartbeatMs?: number;
+    /** `api.trustedProxies` */
+    trustedProxies?: string[];
+    /** `api.maxStreamsPerToken` */
+    maxStreamsPerToken?: number;
+  } = {},
 ): Promise<TestApi> {
   const store = new MemoryStore();
   const bus = new RecordingBus();
@@ -155,7 +162,8 @@ export async function startTestApi(
     metrics,
     store,
     natsConnected: opts.natsConnected ?? (() => true),
-    sse: { heartbeatMs: opts.sseHeartbeatMs ?? 15_000 },
+    sse: { heartbeatMs: opts.sseHeartbeatMs ?? 15_000, maxStreamsPerToken: opts.maxStreamsPerToken },
+    trustedProxies: opts.trustedProxies,
     purge,
   });
   await app.ready();

@@ -139,3 +139,82 @@ describe('GET /v1/events as Server-Sent Events (real socket)', () => {
     expect(Date.now() - start).toBeLessThan(5000);
   });
 });
+
+describe('SSE limits per token (real socket)', () => {
+  it('the 9th stream of a token gets 429 naming the cap and the token, while another token can still open one', async () => {
+    const open: SseReader[] = [];
+    for (let i = 0; i < 8; i++) {
+      const s = await SseReader.open(`${base}/v1/events`, t.auth(t.viewer), abort.signal);
+      expect(s.res.status, `stream ${i + 1}`).toBe(200);
+      open.push(s);
+    }
+    const ninth = await fetch(`${base}/v1/events`, {
+      headers: { accept: 'text/event-stream', ...t.auth(t.viewer) },
+      signal: abort.signal,
+    });
+    expect(ninth.status).toBe(429);
+    const body = await ninth.json();
+    expect(body.code).toBe('DROVER_ERR_STREAM_LIMIT');
+    expect(body.message).toMatch(/token "watcher" has 8 event streams open already/);
+    expect(body.details).toMatchObject({ limit: 8, token: 'watcher' });
+    // the list form of the same route is not a stream and is not capped
+    const list = await fetch(`${base}/v1/events`, { headers: t.auth(t.viewer) });
+    expect(list.status).toBe(200);
+    const other = await SseReader.open(`${base}/v1/events`, t.auth(t.operator), abort.signal);
+    expect(other.res.status).toBe(200);
+    // the streams that were open still get events
+    const e = t.engine.events.emit({ kind: 'test.capped', severity: 'info', message: 'still here' });
+    await waitFor(
+      'event on every open stream',
+      () => [...open, other].every((s) => s.events().some((x) => x.seq === e.seq)),
+      { timeoutMs: 5000 },
+    );
+  });
+
+  it('a closed stream frees its place', async () => {
+    const t2 = await startTestApi({ maxStreamsPerToken: 1 });
+    await t2.app.listen({ host: '127.0.0.1', port: 0 });
+    const url = `http://127.0.0.1:${(t2.app.server.address() as { port: number }).port}/v1/events`;
+    try {
+      const first = new AbortController();
+      const a = await SseReader.open(url, t2.auth(t2.viewer), first.signal);
+      expect(a.res.status).toBe(200);
+      await waitFor('stream open', () => a.frames.length > 0, { timeoutMs: 5000 });
+      expect((await SseReader.open(url, t2.auth(t2.viewer), abort.signal)).res.status).toBe(429);
+      first.abort();
+      await waitFor(
+        'place freed',
+        async () => (await SseReader.open(url, t2.auth(t2.viewer), abort.signal)).res.status === 200,
+        { timeoutMs: 5000 },
+      );
+    } finally {
+      abort.abort();
+      await t2.close();
+    }
+  });
+
+  it('deleting a token ends its open streams at once, and only its', async () => {
+    const created = await t.tokens.create('temp', 'viewer');
+    const mine = await SseReader.open(`${base}/v1/events`, t.auth(created.token), abort.signal);
+    const theirs = await SseReader.open(`${base}/v1/events`, t.auth(t.viewer), abort.signal);
+    await waitFor('streams open', () => mine.frames.length > 0 && theirs.frames.length > 0, {
+      timeoutMs: 5000,
+    });
+    const del = await fetch(`${base}/v1/tokens/${created.id}`, {
+      method: 'DELETE',
+      headers: t.auth(t.admin),
+    });
+    expect(del.status).toBe(200);
+    await waitFor('revoked stream ended', () => mine.ended, { timeoutMs: 2000 });
+    expect(theirs.ended).toBe(false);
+    // and the token cannot open a new one
+    const again = await fetch(`${base}/v1/events`, {
+      headers: { accept: 'text/event-stream', ...t.auth(created.token) },
+    });
+    expect(again.status).toBe(401);
+    const e = t.engine.events.emit({ kind: 'test.after-delete', severity: 'info', message: 'x' });
+    await waitFor('other stream still live', () => theirs.events().some((x) => x.seq === e.seq), {
+      timeoutMs: 5000,
+    });
+  });
+});

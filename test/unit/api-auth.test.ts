@@ -16,7 +16,7 @@ describe('API tokens', () => {
     const path = join(d, 'tokens.json');
     const s = await TokenStore.open({ path, logger: silentLogger });
     const t = await s.create('ci', 'operator');
-    expect(t.token).toMatch(/^drv_[A-Za-z0-9_-]{43}$/);
+    expect(t.token).toMatch(new RegExp(`^drv_${t.id}_[A-Za-z0-9_-]{43}$`));
     const text = readFileSync(path, 'utf8');
     expect(text).not.toContain(t.token);
     expect(text).toMatch(/"sha256": "[0-9a-f]{64}"/);

@@ -55,6 +55,9 @@ export async function registerTokenRoutes(app: FastifyInstance, ctx: ApiContext)
     },
     async (req) => {
       const gone = await ctx.tokens.delete(req.params.id);
+      // a revoked token keeps nothing open: its event streams end now
+      const streams = ctx.sse.closeToken(gone.id);
+      req.log.info({ tokenId: gone.id, name: gone.name, streams, by: req.token?.name }, 'API token deleted');
       engine.events.emit({
         kind: 'token.deleted',
         severity: 'info',
