@@ -37,6 +37,8 @@ export interface NodeRecord {
   joinedWith?: string;
   /** it joined with a token that requires approval: Pending until an operator's approve */
   awaitingApproval?: boolean;
+  /** made at join, not registered yet: its labels and facts are placeholders until it registers */
+  joinedOnly?: boolean;
 }
 
 /** One role instance bound to one node. `epoch` is bumped whenever it moves. */

@@ -180,7 +180,10 @@ function packageSpecs(version, changelog, distDir) {
         file(P('coordinator', 'coordinator.yaml'), 'etc/drover/coordinator.yaml'),
         file(P('coordinator', 'drover-coordinator.service'), 'lib/systemd/system/drover-coordinator.service'),
         // Debian's nats-server runs Drover's bus config (the postinst writes it)
-        file(P('coordinator', 'nats-server-drover.conf'), 'lib/systemd/system/nats-server.service.d/drover.conf'),
+        file(
+          P('coordinator', 'nats-server-drover.conf'),
+          'lib/systemd/system/nats-server.service.d/drover.conf',
+        ),
         man(P('coordinator', 'drover-coordinator.8'), 'usr/share/man/man8/drover-coordinator.8.gz'),
         man(P('coordinator', 'drover.1'), 'usr/share/man/man1/drover.1.gz'),
       ],

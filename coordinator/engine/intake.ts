@@ -89,7 +89,9 @@ export class Intake {
       heartbeatIntervalMs: this.p.timings.heartbeatIntervalMs,
     };
     let rec = this.p.state.nodes.get(msg.nodeId);
-    const clusterBefore = rec && rec.state !== 'Removed' ? this.p.state.clusterOf(rec) : undefined;
+    // a record made at join has no labels yet: its first registration sets its cluster, not moves it
+    const clusterBefore =
+      rec && rec.state !== 'Removed' && !rec.joinedOnly ? this.p.state.clusterOf(rec) : undefined;
     // the operator's labels (`drover label`) survive every registration; a new record has none
     const labels = mergeLabels(
       msg.labels,
@@ -166,6 +168,7 @@ export class Intake {
         });
       }
     } else if (
+      rec.joinedOnly ||
       rec.address !== msg.address ||
       rec.hostname !== msg.hostname ||
       JSON.stringify(rec.labels) !== JSON.stringify(labels) ||
@@ -180,6 +183,7 @@ export class Intake {
         agentLabels: { ...msg.labels },
         facts: msg.facts,
         fingerprint: msg.fingerprint,
+        ...(rec.joinedOnly ? { joinedOnly: undefined, cluster: msg.labels[CLUSTER_LABEL] } : {}),
       };
       rec = await this.approveOrHold(rec, hostHolder, cluster, false);
       await this.p.state.nodes.save(rec);

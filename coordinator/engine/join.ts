@@ -285,6 +285,7 @@ export class JoinHandler {
         }),
         busKey: j.userKey,
         joinedWith: subjectTokenId,
+        joinedOnly: true,
         ...(requireApproval ? { awaitingApproval: true } : {}),
       };
     }

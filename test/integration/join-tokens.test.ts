@@ -134,6 +134,13 @@ describe('join tokens over the API and the CLI', () => {
     const y = await run('get', 'tokens', '-o', 'yaml');
     expect(y.stdout).toMatch(/kind: join/);
 
+    const held = await run('token', 'create', '--join', '--require-approval');
+    expect(held.code, held.stderr).toBe(0);
+    expect(held.stderr).toMatch(/hosts wait Pending for `drover approve`/);
+    const notJoin = await run('token', 'create', 'ci', '--require-approval');
+    expect(notJoin.code).toBe(2);
+    expect(notJoin.stderr).toMatch(/--require-approval are for join tokens: add --join/);
+
     const bad = await run('token', 'create', '--join', '--uses', 'many');
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--uses/);
@@ -161,6 +168,47 @@ describe('join tokens over the API and the CLI', () => {
 });
 
 describe('the join handler and intake limits', () => {
+  it('a token that requires approval leaves its host Pending (event) until drover approve; a fresh join moves no cluster', async () => {
+    const f = await startJoinFleet({ name: 'jt-approval' });
+    const c = await api(f, 'POST', '/v1/join-tokens', {
+      requireApproval: true,
+      uses: 2,
+      description: 'rack-9',
+    });
+    expect(c.status).toBe(201);
+    expect(c.body).toMatchObject({ requireApproval: true, coordinatorKeyFingerprint: f.fingerprint });
+    await f.agent(String(c.body.token), {
+      nodeId: 'r-a',
+      advertiseAddress: '127.0.0.1',
+      labels: { 'drover.dev/cluster': 'rack' },
+    });
+    await waitFor('r-a registered', () => f.coord.engine.nodes.get('r-a')?.facts.cpu.model !== '');
+    // it registered with its own credentials, and still waits: the token said so
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(state(f, 'r-a')).toBe('Pending');
+    const ev = f.coord.engine.events.list({ kind: 'node.awaiting-approval' });
+    expect(ev.map((e) => e.nodeId)).toEqual(['r-a']);
+    expect(ev[0]!.message).toMatch(/requires approval: it waits Pending .*drover approve r-a/);
+    expect((await api(f, 'GET', '/v1/join-tokens')).body.items).toEqual(
+      expect.arrayContaining([expect.objectContaining({ id: c.body.id, requireApproval: true, used: 1 })]),
+    );
+    expect((await api(f, 'POST', '/v1/nodes/r-a/approve')).status).toBe(200);
+    await waitFor('r-a Ready', () => state(f, 'r-a') === 'Ready');
+    // its first registration set its cluster: no "moved from cluster default" event
+    expect(f.coord.engine.events.list({ kind: 'node.cluster-changed' })).toEqual([]);
+    expect(f.coord.engine.nodes.get('r-a')).toMatchObject({ cluster: 'rack' });
+    expect(f.coord.engine.nodes.get('r-a')?.joinedOnly).toBeUndefined();
+    // a plain token admits at once
+    await f.agent((await f.token()).token, { nodeId: 'r-b', advertiseAddress: '127.0.0.2' });
+    await waitFor('r-b Ready', () => state(f, 'r-b') === 'Ready');
+    // bad input: requireApproval must be a boolean; nothing is created
+    const before = (await api(f, 'GET', '/v1/join-tokens')).body.items.length;
+    const bad = await api(f, 'POST', '/v1/join-tokens', { requireApproval: 'yes' });
+    expect(bad.status).toBe(400);
+    expect(String(bad.body.message)).toContain('requireApproval');
+    expect((await api(f, 'GET', '/v1/join-tokens')).body.items.length).toBe(before);
+  });
+
   it('a second host claiming a taken host name waits Pending with node.hostname-conflict', async () => {
     const f = await startJoinFleet({ name: 'jt-hostname' });
     await f.agent((await f.token()).token, { nodeId: 'n-a', advertiseAddress: '127.0.0.1' }, 'dup');

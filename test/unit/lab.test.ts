@@ -313,6 +313,8 @@ describe('drover lab command line', () => {
         dir: '/l',
         mode: 'loopback',
         coordinator: { apiUrl: 'http://127.0.0.1:7480', adminTokenFile: '/l/t' },
+        nats: { url: 'tls://127.0.0.1:4222' },
+        bus: { dir: '/l/coordinator/data/bus', caFile: '/l/coordinator/data/bus/ca.crt' },
       } as never,
       nats: 'running',
       coordinator: 'running',
@@ -347,6 +349,10 @@ describe('drover lab command line', () => {
     expect(text).toContain('frozen 7');
     expect(text).toContain('stale copy is fenced when it heals');
     expect(text).not.toContain('runs twice');
+    // the bus's auth and TLS are stated
+    expect(text).toContain(
+      'bus tls://127.0.0.1:4222   auth: a NATS user per host (JWT, /l/coordinator/data/bus)   TLS: bus CA /l/coordinator/data/bus/ca.crt',
+    );
   });
 });
 
