@@ -12,6 +12,7 @@ import {
   type JoinReply,
   type MessageName,
   type MessageOf,
+  NODE_MESSAGE_MAX_BYTES,
   nodeIdFromSubject,
   type PlanResult,
   PROTOCOL_VERSION,
@@ -107,6 +108,13 @@ export class NatsBus implements AgentBus {
 
   private decode<N extends MessageName>(name: N, m: Msg): MessageOf<N> | undefined {
     try {
+      const max = NODE_MESSAGE_MAX_BYTES[name];
+      if (max !== undefined && m.data.length > max)
+        throw new DecodeError(
+          'DROVER_ERR_DECODE',
+          '/',
+          `a ${name} of ${m.data.length} bytes is over the ${max / 1024} KiB a node may send`,
+        );
       const v = decodeMessage(name, m.data);
       const fromSubject = nodeIdFromSubject(m.subject);
       const claimed = (v as { nodeId?: string }).nodeId;

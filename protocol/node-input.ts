@@ -86,3 +86,16 @@ export function nodeTextProblem(node: {
     };
   return undefined;
 }
+
+/**
+ * The largest report a node may send, per message, checked before it is parsed. The bus already
+ * cuts any node message at 256 KiB (its user JWT's payload limit); these are tighter where a
+ * report has no reason to be big. Facts of a host with dozens of NICs and disks are a few KiB.
+ */
+export const NODE_MESSAGE_MAX_BYTES: Readonly<Record<string, number>> = {
+  Register: 64 * 1024,
+  FactsUpdate: 64 * 1024,
+  Heartbeat: 4 * 1024,
+  PlanFetch: 4 * 1024,
+  CertificateRequest: 32 * 1024,
+};

@@ -202,11 +202,11 @@ describe('the join handler and intake limits', () => {
     await f.agent((await f.token()).token, { nodeId: 'r-b', advertiseAddress: '127.0.0.2' });
     await waitFor('r-b Ready', () => state(f, 'r-b') === 'Ready');
     // bad input: requireApproval must be a boolean; nothing is created
-    const before = (await api(f, 'GET', '/v1/join-tokens')).body.items.length;
+    const before = (await api(f, 'GET', '/v1/join-tokens')).body.items!.length;
     const bad = await api(f, 'POST', '/v1/join-tokens', { requireApproval: 'yes' });
     expect(bad.status).toBe(400);
     expect(String(bad.body.message)).toContain('requireApproval');
-    expect((await api(f, 'GET', '/v1/join-tokens')).body.items.length).toBe(before);
+    expect((await api(f, 'GET', '/v1/join-tokens')).body.items!.length).toBe(before);
   });
 
   it('a second host claiming a taken host name waits Pending with node.hostname-conflict', async () => {
