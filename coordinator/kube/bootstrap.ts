@@ -4,7 +4,11 @@
  * the API server's certificate is verified against the cluster CA, and the coordinator presents a
  * short-lived admin certificate it issues for itself (never written to disk).
  *
- * Today: the RBAC for kwok-simulated workers. A real kubelet authenticates as system:node:<name>,
+ * The API server's kubelet client (`kube-apiserver-kubelet-client`, no group: not system:masters)
+ * bound to the built-in `system:kubelet-api-admin` ClusterRole, as kubeadm's guidance has it:
+ * the API server reaches kubelets (logs, exec, metrics) and nothing else with that certificate.
+ *
+ * And the RBAC for kwok-simulated workers. A real kubelet authenticates as system:node:<name>,
  * which the Node authorizer limits to its own Node; kwok lists every Node, so a simulated worker
  * gets its own identity (group drover:kwok-nodes, profile `kwok-node`) and this ClusterRole.
  *
@@ -14,6 +18,7 @@ import { request } from 'node:https';
 import { ROLE_CATALOG } from '../catalog/catalog.js';
 import { simulatorPaths } from '../catalog/render.js';
 import type { Assignment, NodeRecord } from '../model.js';
+import { APISERVER_KUBELET_CLIENT_USER } from '../pki/profiles.js';
 import type { Topology } from '../topology/index.js';
 
 export const KWOK_NODE_GROUP = 'drover:kwok-nodes';
@@ -56,17 +61,34 @@ export const KWOK_RBAC: readonly KubeObject[] = Object.freeze([
   },
 ]);
 
-/** The objects a cluster needs: the kwok RBAC when any of its kubelets runs as a kwok node. */
+export const KUBELET_API_BINDING = 'drover:kube-apiserver-kubelet-client';
+
+/** The API server's kubelet client may use the kubelet API (built-in role), nothing more. */
+export const KUBELET_API_RBAC: readonly KubeObject[] = Object.freeze([
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: KUBELET_API_BINDING, labels: MANAGED },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:kubelet-api-admin' },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: APISERVER_KUBELET_CLIENT_USER }],
+  },
+]);
+
+/**
+ * The objects a cluster needs: the kubelet-API binding when it runs an API server, and the kwok
+ * RBAC when any of its kubelets runs as a kwok node.
+ */
 export function decideBootstrap(
   t: Topology,
   assignments: readonly Assignment[],
   nodes: ReadonlyMap<string, NodeRecord>,
 ): readonly KubeObject[] {
+  const apiserver = assignments.some((a) => a.role === 'kube-apiserver');
   const kwok = assignments.some((a) => {
     const n = nodes.get(a.nodeId);
     return a.role === 'kubelet' && n !== undefined && !!simulatorPaths(ROLE_CATALOG.kubelet, t, n);
   });
-  return kwok ? KWOK_RBAC : [];
+  return [...(apiserver ? KUBELET_API_RBAC : []), ...(kwok ? KWOK_RBAC : [])];
 }
 
 /** Where an object lives in the API (cluster-scoped RBAC only, for now). */

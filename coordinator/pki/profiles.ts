@@ -29,6 +29,9 @@ export const CERT_PROFILES = [
 ] as const;
 export type CertProfile = (typeof CERT_PROFILES)[number];
 
+/** The API server's identity towards kubelets (logs, exec, port-forward, metrics). */
+export const APISERVER_KUBELET_CLIENT_USER = 'kube-apiserver-kubelet-client';
+
 export function isCertProfile(p: string): p is CertProfile {
   return (CERT_PROFILES as readonly string[]).includes(p);
 }
@@ -209,7 +212,9 @@ export function certSpecFor(
       );
     }
     case 'apiserver-kubelet-client':
-      return spec('cluster', 'kube-apiserver-kubelet-client', ['system:masters'], [], ['clientAuth']);
+      // least privilege: no group, so not system:masters; the coordinator binds this user to
+      // system:kubelet-api-admin (kube/bootstrap.ts), which is all the API server needs of kubelets
+      return spec('cluster', APISERVER_KUBELET_CLIENT_USER, [], [], ['clientAuth']);
     case 'front-proxy-client':
       return spec('front-proxy', 'front-proxy-client', [], [], ['clientAuth']);
     case 'etcd-server':

@@ -111,6 +111,26 @@ describe('seed 003 on the real Kubernetes control plane (lab on loopback)', () =
     await waitFor('the load balancer to answer /readyz', () => k.client.samples.some((x) => x.ok), {
       timeoutMs: 10_000,
     });
+    // least privilege: the API server's kubelet client is bound to system:kubelet-api-admin, not
+    // system:masters (its certificate carries no group): it may use the kubelet API, nothing else
+    await waitFor(
+      'the kubelet-API binding applied',
+      async () =>
+        (await k.kubectl
+          .run(['get', 'clusterrolebinding', 'drover:kube-apiserver-kubelet-client', '-o', 'name'])
+          .catch(() => ''))
+          .trim() !== '',
+      { timeoutMs: 30_000 },
+    );
+    // `kubectl auth can-i` prints yes (exit 0) or no (exit 1, nothing on stderr)
+    const can = (verb: string, what: string) =>
+      k.kubectl.run(['auth', 'can-i', verb, what, '--as', 'kube-apiserver-kubelet-client']).then(
+        (out) => out.trim(),
+        (e: Error) => (/: Command failed:/.test(e.message) ? 'no' : e.message),
+      );
+    expect(await can('get', 'nodes/proxy')).toBe('yes');
+    expect(await can('get', 'secrets')).toBe('no');
+    expect(await can('create', 'clusterrolebindings')).toBe('no');
     figure(
       figures,
       `converged: ${K8S_PINS.kubernetes} real (kube-apiserver, kube-scheduler, kube-controller-manager, etcd ${K8S_PINS.etcd}); leaders: scheduler ${holderHost(leases['kube-scheduler'])}, controller-manager ${holderHost(leases['kube-controller-manager'])}`,

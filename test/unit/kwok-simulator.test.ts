@@ -4,7 +4,13 @@ import { ROLE_CATALOG } from '../../coordinator/catalog/catalog.js';
 import { renderPlans, simulatorPaths } from '../../coordinator/catalog/render.js';
 import { KWOK_STAGES } from '../../coordinator/catalog/roles/kwok-stages.js';
 import type { RenderedInstance } from '../../coordinator/catalog/types.js';
-import { decideBootstrap, KWOK_NODE_GROUP, KWOK_RBAC, objectPath } from '../../coordinator/kube/bootstrap.js';
+import {
+  decideBootstrap,
+  KUBELET_API_RBAC,
+  KWOK_NODE_GROUP,
+  KWOK_RBAC,
+  objectPath,
+} from '../../coordinator/kube/bootstrap.js';
 import { certSpecFor } from '../../coordinator/pki/profiles.js';
 import { parseTopology } from '../../coordinator/topology/index.js';
 import { assign, haAssignments, haNodes, makeNode, nodeMap } from '../helpers/cluster-fixtures.js';
@@ -114,9 +120,28 @@ describe('the kubelet role simulated by kwok', () => {
 });
 
 describe('cluster bootstrap objects', () => {
-  it('the kwok RBAC only for a cluster with a kwok-simulated kubelet', () => {
-    expect(decideBootstrap(ha(), haAssignments(), nodeMap(nodes()))).toBe(KWOK_RBAC);
-    expect(decideBootstrap(ha(), haAssignments(), nodeMap(haNodes()))).toEqual([]);
+  it('the kwok RBAC only for a cluster with a kwok-simulated kubelet; the kubelet-API binding with an API server', () => {
+    expect(decideBootstrap(ha(), haAssignments(), nodeMap(nodes()))).toEqual([
+      ...KUBELET_API_RBAC,
+      ...KWOK_RBAC,
+    ]);
+    expect(decideBootstrap(ha(), haAssignments(), nodeMap(haNodes()))).toEqual(KUBELET_API_RBAC);
+    expect(
+      decideBootstrap(
+        ha(),
+        haAssignments().filter((a) => a.role !== 'kube-apiserver' && a.role !== 'kubelet'),
+        nodeMap(haNodes()),
+      ),
+    ).toEqual([]);
+  });
+
+  it("binds the API server's kubelet client (not system:masters) to system:kubelet-api-admin only", () => {
+    const [binding] = KUBELET_API_RBAC as unknown as [Record<string, unknown>];
+    expect(binding).toMatchObject({
+      kind: 'ClusterRoleBinding',
+      roleRef: { kind: 'ClusterRole', name: 'system:kubelet-api-admin' },
+      subjects: [{ kind: 'User', name: 'kube-apiserver-kubelet-client' }],
+    });
   });
 
   it('binds the kwok-node group to a ClusterRole that can list nodes and update pod status', () => {

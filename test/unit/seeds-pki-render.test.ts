@@ -74,6 +74,19 @@ describe('plans with a cluster PKI (golden)', () => {
     expect(instance(plans, 'load-balancer#0').certificates).toBeUndefined();
   });
 
+  it('the service-account private key goes only to API servers and controller managers', () => {
+    const holders = new Set<string>();
+    for (const list of plans.values())
+      for (const i of list)
+        if (i.files.some((f) => f.content === SA.privateKeyPem || f.path.endsWith('/sa.key')))
+          holders.add(i.role);
+    expect([...holders].sort()).toEqual(['kube-apiserver', 'kube-controller-manager']);
+    // and no kubelet client identity is system:masters
+    const api = instance(plans, 'kube-apiserver#0');
+    const kc = api.certificates!.find((c) => c.profile === 'apiserver-kubelet-client')!;
+    expect(kc).toMatchObject({ commonName: 'kube-apiserver-kubelet-client', organizations: [] });
+  });
+
   it('the signer issues exactly what the plan asks for (renderer and signer cannot disagree)', async () => {
     const dir = tempDir('pki-render');
     dirs.push(dir);
