@@ -1,8 +1,13 @@
 // `npm run bench [name…]`: runs every bench/*.bench.ts (or the named ones) in turn. Each prints its
 // own figures, always with context (machine, counts, ratios), because these machines are noisy.
 import { readdirSync } from 'node:fs';
+import { register } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import { basename } from 'node:path';
+
+// test helpers the benches share (servers.ts → proc.ts) import vitest, which cannot load outside its
+// runner: resolve it to a shim (bench/vitest-shim.mjs) and run the helpers' cleanups after each bench
+register('./vitest-hooks.mjs', import.meta.url);
 
 const only = process.argv.slice(2);
 const files = readdirSync(new URL('.', import.meta.url))
@@ -16,5 +21,10 @@ process.stdout.write(
 for (const f of files) {
   process.stdout.write(`\n== ${basename(f, '.bench.ts')} ==\n`);
   const mod = (await import(new URL(f, import.meta.url).href)) as { run: () => Promise<void> };
-  await mod.run();
+  try {
+    await mod.run();
+  } finally {
+    const { runFileCleanups } = await import('../test/helpers/proc.js');
+    await runFileCleanups();
+  }
 }
