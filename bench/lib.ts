@@ -1,11 +1,14 @@
 // Shared helpers for the benchmarks: free ports, binaries, /proc sampling, a nats-server.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createPrivateKey, createPublicKey, type KeyObject, randomBytes, sign } from 'node:crypto';
+import { accessSync, constants, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createUser } from '@nats-io/nkeys';
-import { type Authenticator, connect, credsAuthenticator, jwtAuthenticator } from 'nats';
+import { Worker } from 'node:worker_threads';
+import { Prefix } from '@nats-io/nkeys';
+import { Codec } from '@nats-io/nkeys/lib/codec.js';
+import { type Authenticator, connect, credsAuthenticator, nkeys } from 'nats';
 import { type PreparedBus, prepareBus } from '../coordinator/bus/server-config.js';
 
 export const CLK_TCK = 100; // Linux USER_HZ
@@ -103,8 +106,11 @@ export interface SecureNats {
   /**
    * Node `nodeId`'s credentials, kept in memory (no creds file): a fresh user key and the node
    * user JWT the coordinator would have issued at join (`BusAuth.nodeUser`), as an authenticator.
+   * Minted ahead by `prepareNodes` when given, else now.
    */
   nodeAuth(nodeId: string): Promise<Authenticator>;
+  /** mints the node users of `nodeIds` ahead, on every core (see bench/mint-worker.ts) */
+  prepareNodes(nodeIds: readonly string[]): Promise<void>;
   pid(): number;
   stop(): void;
 }
@@ -128,6 +134,7 @@ export async function startSecureNats(o: { jetstream?: boolean } = {}): Promise<
   const url = `tls://127.0.0.1:${port}`;
   const caFile = bus.tls!.caFile;
   const coordinatorAuth = () => credsAuthenticator(readFileSync(bus.auth.coordinatorCredsFile));
+  const minted = new Map<string, Authenticator>();
   await waitUntil(
     'nats-server (auth+TLS)',
     async () => {
@@ -149,9 +156,38 @@ export async function startSecureNats(o: { jetstream?: boolean } = {}): Promise<
     caFile,
     coordinatorAuth,
     async nodeAuth(nodeId) {
-      const kp = createUser();
-      const { jwt } = await bus.auth.nodeUser(nodeId, kp.getPublicKey());
-      return jwtAuthenticator(jwt, kp.getSeed());
+      const ready = minted.get(nodeId);
+      if (ready) return ready;
+      const key = nodeKey();
+      return nodeAuthenticator((await bus.auth.nodeUser(nodeId, key.publicKey)).jwt, key);
+    },
+    async prepareNodes(nodeIds) {
+      const keys = nodeIds.map(() => nodeKey());
+      const width = Math.max(1, cpus().length);
+      const per = Math.ceil(nodeIds.length / width);
+      const parts = await Promise.all(
+        Array.from({ length: width }, (_, w) => {
+          // a copy of the keys: BusAuth.open rewrites the coordinator's and system creds in its dir
+          const copy = mkdtempSync(join(tmpdir(), 'drover-bench-mint-'));
+          for (const f of ['operator.nk', 'account-sys.nk', 'account-drover.nk'])
+            copyFileSync(join(dir, f), join(copy, f));
+          const items = nodeIds
+            .slice(w * per, (w + 1) * per)
+            .map((nodeId, i) => ({ nodeId, publicKey: keys[w * per + i]!.publicKey }));
+          return new Promise<string[]>((resolve, reject) => {
+            // a worker cannot start from a .ts file: register tsx in it, then import the module
+            const url = new URL('./mint-worker.ts', import.meta.url).href;
+            const worker = new Worker(
+              `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url)}); })`,
+              { eval: true, workerData: { dir: copy, items } },
+            );
+            worker.once('message', resolve);
+            worker.once('error', reject);
+            worker.once('exit', (code) => code !== 0 && reject(new Error(`mint worker exited ${code}`)));
+          }).finally(() => rmSync(copy, { recursive: true, force: true }));
+        }),
+      );
+      parts.flat().forEach((jwt, i) => minted.set(nodeIds[i]!, nodeAuthenticator(jwt, keys[i]!)));
     },
     pid: () => child.pid!,
     stop() {
@@ -161,7 +197,33 @@ export async function startSecureNats(o: { jetstream?: boolean } = {}): Promise<
   };
 }
 
-/** Raises this process's soft open-files limit is not possible from Node: say what is needed. */
+// PKCS#8 DER of an Ed25519 private key, before its 32-byte seed
+const ED25519_PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * A node's user key, made and used with node:crypto (native Ed25519) rather than nkeys' pure-JS
+ * tweetnacl, which costs ~10 ms per signature here: 5,000 connections sign a nonce each.
+ */
+function nodeKey(): { publicKey: string; privateKey: KeyObject } {
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8, randomBytes(32)]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+  const raw = Buffer.from(createPublicKey(privateKey).export({ format: 'jwk' }).x!, 'base64url');
+  return { publicKey: new TextDecoder().decode(Codec.encode(Prefix.User, raw)), privateKey };
+}
+
+/** What `jwtAuthenticator(jwt, seed)` sends (jwt, public key, nonce signature), signed natively. */
+function nodeAuthenticator(jwt: string, key: { publicKey: string; privateKey: KeyObject }): Authenticator {
+  return (nonce?: string) => ({
+    jwt,
+    nkey: key.publicKey,
+    sig: nonce ? nkeys.encode(sign(null, new TextEncoder().encode(nonce), key.privateKey)) : '',
+  });
+}
+
+/** This process cannot raise its own open-files limit: fail early, saying what is needed. */
 export function checkOpenFiles(need: number): void {
   let soft = Number.NaN;
   try {

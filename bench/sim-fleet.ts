@@ -7,6 +7,8 @@
 // its own subjects and subscribe only to its own plan/task/inbox subjects, so sims cannot share a
 // connection as they once did (250 per connection): every sim has ONE CONNECTION OF ITS OWN, as a
 // real agent does — 5,000 sims are 5,000 TLS connections (sockets here and in nats-server).
+// Their node users are minted ahead on every core (bench/mint-worker.ts) and their nonces signed
+// with node:crypto (bench/lib.ts nodeKey): nkeys' pure-JS signatures would take minutes.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +24,8 @@ export interface SimBus {
   url: string;
   caFile?: string;
   nodeAuth?: (nodeId: string) => Promise<Authenticator>;
+  /** mints the node users ahead, in bulk */
+  prepareNodes?: (nodeIds: readonly string[]) => Promise<void>;
 }
 
 export interface Sim {
@@ -86,6 +90,7 @@ export async function connectSims(bus: SimBus, n: number): Promise<Sim[]> {
     version: '',
     seq: 0,
   }));
+  await bus.prepareNodes?.(sims.map((s) => s.id));
   await pool(sims, 32, async (sim) => {
     sim.nc = await connect({
       servers: bus.url,
