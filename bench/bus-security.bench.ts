@@ -34,6 +34,7 @@ import {
   registerAll,
   type Sim,
   type SimBus,
+  simId,
   startCoordinatorProcess,
   startHeartbeats,
 } from './sim-fleet.js';
@@ -45,6 +46,8 @@ const SETTLE_MS = 5000;
 const CPU_TARGET = 10;
 
 interface Figures {
+  /** minting the sims' node users ahead (BusAuth.nodeUser on every core); 0 on the plain bus */
+  mintMs: number;
   connectMs: number;
   registerMs: number;
   regPerSec: number;
@@ -82,6 +85,9 @@ async function scenario(secure: boolean): Promise<Figures> {
     // /readyz answered: the coordinator is connected (on the plain bus: with creds the server ignores)
     if ((await metric(coord, 'drover_nats_connected')) === 0)
       throw new Error('the coordinator is not connected to nats-server');
+    const tm = performance.now();
+    await bus.prepareNodes?.(Array.from({ length: N }, (_, i) => simId(i)));
+    const mintMs = performance.now() - tm;
     const tc = performance.now();
     sims = await connectSims(bus, N);
     const connectMs = performance.now() - tc;
@@ -119,6 +125,7 @@ async function scenario(secure: boolean): Promise<Figures> {
     const sent1 = hb.sent();
     const hb1 = await metric(coord, 'drover_heartbeats_total');
     return {
+      mintMs,
       connectMs,
       registerMs,
       regPerSec: (N * 1000) / registerMs,
@@ -156,6 +163,11 @@ export async function run(): Promise<void> {
     ['plain (nats://, no auth, no TLS)', plain],
   ] as const) {
     out(`${name}:`);
+    if (f.mintMs > 0)
+      line(
+        'mint node users (bench set-up)',
+        `${(f.mintMs / 1000).toFixed(2)} s (BusAuth.nodeUser, on ${cpus().length} cores)`,
+      );
     line('connect all sims', `${(f.connectMs / 1000).toFixed(2)} s (32 at a time)`);
     line(
       'registration throughput',

@@ -161,7 +161,9 @@ export async function startSecureNats(o: { jetstream?: boolean } = {}): Promise<
       const key = nodeKey();
       return nodeAuthenticator((await bus.auth.nodeUser(nodeId, key.publicKey)).jwt, key);
     },
-    async prepareNodes(nodeIds) {
+    async prepareNodes(all) {
+      const nodeIds = all.filter((id) => !minted.has(id));
+      if (nodeIds.length === 0) return;
       const keys = nodeIds.map(() => nodeKey());
       const width = Math.max(1, cpus().length);
       const per = Math.ceil(nodeIds.length / width);
@@ -187,7 +189,8 @@ export async function startSecureNats(o: { jetstream?: boolean } = {}): Promise<
           }).finally(() => rmSync(copy, { recursive: true, force: true }));
         }),
       );
-      parts.flat().forEach((jwt, i) => minted.set(nodeIds[i]!, nodeAuthenticator(jwt, keys[i]!)));
+      const jwts = parts.flat();
+      for (let i = 0; i < jwts.length; i++) minted.set(nodeIds[i]!, nodeAuthenticator(jwts[i]!, keys[i]!));
     },
     pid: () => child.pid!,
     stop() {
