@@ -6,7 +6,8 @@ import { cpus, totalmem } from 'node:os';
 import { basename } from 'node:path';
 
 // test helpers the benches share (servers.ts → proc.ts) import vitest, which cannot load outside its
-// runner: resolve it to a shim (bench/vitest-shim.mjs) and run the helpers' cleanups after each bench
+// runner: resolve it to a shim (bench/vitest-shim.mjs). Their file-scoped cleanups are NOT run: the
+// fleet (test/helpers/fleet-core.ts) kills what it started on exit and fails on a server already gone
 register('./vitest-hooks.mjs', import.meta.url);
 
 const only = process.argv.slice(2);
@@ -21,10 +22,5 @@ process.stdout.write(
 for (const f of files) {
   process.stdout.write(`\n== ${basename(f, '.bench.ts')} ==\n`);
   const mod = (await import(new URL(f, import.meta.url).href)) as { run: () => Promise<void> };
-  try {
-    await mod.run();
-  } finally {
-    const { runFileCleanups } = await import('../test/helpers/proc.js');
-    await runFileCleanups();
-  }
+  await mod.run();
 }
