@@ -1,10 +1,13 @@
 // Idle cost of drover-agent: RSS and CPU of the real bundled daemon at a 2 s heartbeat while it
+// is connected to the secure bus (node creds over TLS) and
 // supervises 5 instances (sleep processes), sampled from /proc over ~20 s after a warm-up.
 // Targets (issue 3): RSS <= 80 MB, CPU <= 1 % of one core.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fmtCreds } from '@nats-io/jwt';
+import { createUser } from '@nats-io/nkeys';
 import { connect } from 'nats';
 import YAML from 'yaml';
 import {
@@ -17,7 +20,7 @@ import {
   subjects,
 } from '../protocol/index.js';
 import { sampleInstance, samplePlan } from '../test/helpers/fixtures.js';
-import { cpuPercent, procSample, sleep, startNatsServer, waitUntil } from './lib.js';
+import { cpuPercent, procSample, sleep, startSecureNats, waitUntil } from './lib.js';
 
 const MEASURE_MS = Number(process.env.AGENT_BENCH_MS ?? 20_000);
 const WARMUP_MS = 3000;
@@ -27,13 +30,25 @@ export async function run(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'drover-agent-bench-'));
   const children: ChildProcess[] = [];
   const rolePids: number[] = [];
+  let stopNats = () => {};
   try {
-    const nats = await startNatsServer();
-    children.push(nats.child);
+    // the secure bus (Drover's generated auth and TLS): the fake coordinator below connects as the
+    // coordinator identity; the agent as its node (a creds file as a join writes it, the bus CA)
+    const nats = await startSecureNats();
+    stopNats = nats.stop;
     const url = nats.url;
-    const nc = await connect({ servers: url });
+    const nc = await connect({
+      servers: url,
+      authenticator: nats.coordinatorAuth(),
+      tls: { caFile: nats.caFile },
+    });
 
     const nodeId = 'bench-node';
+    const kp = createUser();
+    const credsFile = join(dir, 'bus.creds');
+    writeFileSync(credsFile, fmtCreds((await nats.bus.auth.nodeUser(nodeId, kp.getPublicKey())).jwt, kp), {
+      mode: 0o600,
+    });
     const key = generateSigningKey();
     const plan = signPlan(
       samplePlan({
@@ -86,7 +101,8 @@ export async function run(): Promise<void> {
       config,
       YAML.stringify({
         nodeId,
-        nats: { servers: [url] },
+        nats: { servers: [url], credsFile, tls: { ca: nats.caFile } },
+        coordinatorKeyFingerprint: key.fingerprint,
         dataDir: join(dir, 'data'),
         rootDir: join(dir, 'root'),
         runtime: 'process',
@@ -141,6 +157,7 @@ export async function run(): Promise<void> {
       } catch {}
     }
     for (const c of children) c.kill('SIGKILL');
+    stopNats();
     rmSync(dir, { recursive: true, force: true });
   }
 }
