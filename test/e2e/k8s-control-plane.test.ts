@@ -130,7 +130,7 @@ describe('seed 003 on the real Kubernetes control plane (lab on loopback)', () =
       );
     expect(await can('get', 'nodes/proxy')).toBe('yes');
     expect(await can('get', 'secrets')).toBe('no');
-    expect(await can('create', 'clusterrolebindings')).toBe('no');
+    expect(await can('create', 'deployments')).toBe('no');
     figure(
       figures,
       `converged: ${K8S_PINS.kubernetes} real (kube-apiserver, kube-scheduler, kube-controller-manager, etcd ${K8S_PINS.etcd}); leaders: scheduler ${holderHost(leases['kube-scheduler'])}, controller-manager ${holderHost(leases['kube-controller-manager'])}`,
