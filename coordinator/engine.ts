@@ -411,7 +411,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
   converged(cluster?: string): boolean {
     for (const [id, d] of this.plans.entries()) {
       const rec = this.nodes.get(id);
-      if (!rec || !rec.approved) continue;
+      if (!rec?.approved) continue;
       if (cluster && this.clusterOf(rec) !== cluster) continue;
       const l = this.nodes.liveness(id);
       if (!l || l.state === 'Unreachable') continue;

@@ -14,6 +14,7 @@ export interface ReconcileRun extends ReconcileRef {
   readonly log: Logger;
 }
 
+// biome-ignore lint/suspicious/noConfusingVoidType: reconcilers written as `async () => {}` return Promise<void>.
 export type ReconcileFn = (key: string, run: ReconcileRun) => Promise<ReconcileResult | undefined | void>;
 
 export interface WorkQueueOptions {

@@ -305,7 +305,7 @@ export class SystemdRuntime implements Runtime {
 
   async reload(inst: RunnableInstance, signal: NodeJS.Signals): Promise<void> {
     const e = this.entries.get(inst.id);
-    if (!e || e.status.state !== 'running') return this.restart(inst);
+    if (e?.status.state !== 'running') return this.restart(inst);
     // The unit file carries the checksum; rewrite it so a restarted agent recognises the unit.
     if (await this.writeUnit(inst)) await this.systemctlRun(['daemon-reload']);
     await this.systemctlRun(['kill', '--kill-who=main', `--signal=${signal}`, e.unit]);

@@ -153,7 +153,9 @@ export function createMetrics(opts: MetricsOptions = {}): CoordinatorMetrics {
     registers: [registry],
     collect() {
       const c = source?.busCounters?.();
-      if (c) this.reset(), this.inc(c.heartbeats);
+      if (!c) return;
+      this.reset();
+      this.inc(c.heartbeats);
     },
   });
   new Counter({
@@ -162,7 +164,9 @@ export function createMetrics(opts: MetricsOptions = {}): CoordinatorMetrics {
     registers: [registry],
     collect() {
       const c = source?.busCounters?.();
-      if (c) this.reset(), this.inc(c.malformed);
+      if (!c) return;
+      this.reset();
+      this.inc(c.malformed);
     },
   });
   new Gauge({

@@ -302,7 +302,7 @@ export class Intake {
 
   handleHeartbeat(hb: Heartbeat): void {
     const rec = this.p.state.nodes.get(hb.nodeId);
-    if (!rec || !rec.approved || rec.state === 'Removed') return;
+    if (!rec?.approved || rec.state === 'Removed') return;
     const prev = this.p.state.nodes.heartbeat(hb.nodeId, hb.digest);
     if (prev && prev !== 'new') {
       this.p.events.emit({
@@ -348,7 +348,7 @@ export class Intake {
 
   handleStatus(st: NodeStatus): void {
     const rec = this.p.state.nodes.get(st.nodeId);
-    if (!rec || !rec.approved) return;
+    if (!rec?.approved) return;
     this.p.state.nodes.heartbeat(st.nodeId, st.digest);
     const l = this.p.state.nodes.liveness(st.nodeId)!;
     const before = l.status;

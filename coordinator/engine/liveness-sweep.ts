@@ -46,7 +46,7 @@ export class LivenessSweep {
     const clusters = new Set<string>();
     for (const c of changes) {
       const rec = state.nodes.get(c.id);
-      if (!rec || !rec.approved) continue;
+      if (!rec?.approved) continue;
       events.emit({
         kind: c.to === 'Suspect' ? 'node.suspect' : 'node.unreachable',
         severity: 'warning',

@@ -73,7 +73,7 @@ export class NodePush {
     const rec = state.nodes.get(nodeId);
     const l = state.nodes.liveness(nodeId);
     const bus = this.p.bus();
-    if (!d || !rec || !rec.approved || !l || l.state === 'Unreachable' || !bus) return undefined;
+    if (!d || !rec?.approved || !l || l.state === 'Unreachable' || !bus) return undefined;
     const a = l.applied;
     if (
       a &&

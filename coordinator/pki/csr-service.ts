@@ -74,7 +74,7 @@ export function csrSigner(
 
 async function sign(pki: ClusterPki, engine: CsrEngine, req: CertificateRequest, extraSans?: string[]) {
   const node = engine.nodes.get(req.nodeId);
-  if (!node || !node.approved || node.state === 'Removed')
+  if (!node?.approved || node.state === 'Removed')
     throw pkiError('DROVER_ERR_CSR_ROLE_NOT_ASSIGNED', `node ${req.nodeId} is not an approved node`, {
       nodeId: req.nodeId,
     });

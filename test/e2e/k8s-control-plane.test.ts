@@ -116,10 +116,11 @@ describe('seed 003 on the real Kubernetes control plane (lab on loopback)', () =
     await waitFor(
       'the kubelet-API binding applied',
       async () =>
-        (await k.kubectl
-          .run(['get', 'clusterrolebinding', 'drover:kube-apiserver-kubelet-client', '-o', 'name'])
-          .catch(() => ''))
-          .trim() !== '',
+        (
+          await k.kubectl
+            .run(['get', 'clusterrolebinding', 'drover:kube-apiserver-kubelet-client', '-o', 'name'])
+            .catch(() => '')
+        ).trim() !== '',
       { timeoutMs: 30_000 },
     );
     // `kubectl auth can-i` prints yes (exit 0) or no (exit 1, nothing on stderr)
