@@ -9,6 +9,12 @@ export type RepairResult = 'started' | 'succeeded' | 'failed' | 'skipped' | 'pau
  * in one process never collide on the global one). Counters are fed by the engine's callbacks;
  * gauges are computed from the engine at scrape time, so they can never drift from the truth.
  */
+/** The bus's running totals since the coordinator started. */
+export interface BusCounters {
+  heartbeats: number;
+  malformed: number;
+}
+
 export interface CoordinatorMetrics {
   readonly registry: Registry;
   /** pass as EngineOptions.onReconcile */
@@ -31,7 +37,7 @@ export interface MetricsSource {
   engine: Pick<Engine, 'nodes' | 'converged' | 'clusterNames' | 'unplacedFor' | 'events'>;
   natsConnected?: () => boolean;
   /** messages received from agents, by kind, and malformed ones dropped */
-  busCounters?: () => { heartbeats: number; malformed: number };
+  busCounters?: () => BusCounters;
 }
 
 export interface MetricsOptions {
@@ -147,28 +153,25 @@ export function createMetrics(opts: MetricsOptions = {}): CoordinatorMetrics {
       this.set(source?.natsConnected?.() ? 1 : 0);
     },
   });
-  new Counter({
-    name: 'drover_heartbeats_total',
-    help: 'Heartbeats received from agents',
-    registers: [registry],
-    collect() {
-      const c = source?.busCounters?.();
-      if (!c) return;
-      this.reset();
-      this.inc(c.heartbeats);
-    },
-  });
-  new Counter({
-    name: 'drover_malformed_messages_total',
-    help: 'Messages from agents dropped because they failed schema validation',
-    registers: [registry],
-    collect() {
-      const c = source?.busCounters?.();
-      if (!c) return;
-      this.reset();
-      this.inc(c.malformed);
-    },
-  });
+  // the bus keeps running totals: each scrape copies them into a counter
+  const busCounter = (name: string, help: string, pick: (c: BusCounters) => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const c = source?.busCounters?.();
+        if (!c) return;
+        this.reset();
+        this.inc(pick(c));
+      },
+    });
+  busCounter('drover_heartbeats_total', 'Heartbeats received from agents', (c) => c.heartbeats);
+  busCounter(
+    'drover_malformed_messages_total',
+    'Messages from agents dropped because they failed schema validation',
+    (c) => c.malformed,
+  );
   new Gauge({
     name: 'drover_events_last_seq',
     help: 'Sequence number of the newest event',
