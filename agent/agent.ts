@@ -61,6 +61,8 @@ export interface AgentDeps {
   binaries?: BinaryProbeOptions;
   /** process runtime: how often adopted pids and log sizes are checked (default 1000 ms) */
   processPollIntervalMs?: number;
+  /** process runtime: the longest a crashed instance's restart is held while the plan may be stale (default 10 s) */
+  restartHoldMaxMs?: number;
   /** systemd runtime overrides (systemctl path, env) */
   systemd?: Partial<SystemdRuntimeOptions>;
   /** debounce before a status change is published; default 100 ms */
@@ -280,6 +282,7 @@ export class Agent {
         logMaxBytes: this.opts.logMaxBytes,
         pollIntervalMs: this.deps.processPollIntervalMs,
         restartHold: () => this.session_?.planMayBeStale() ?? false,
+        restartHoldMaxMs: this.deps.restartHoldMaxMs,
       });
     }
     return new SystemdRuntime({
@@ -506,7 +509,14 @@ export class Agent {
       const slot = this.probes.get(spec.id);
       const rs = runtime.status(spec.id);
       const held = applier.isHeld(spec.id);
-      return buildInstanceStatus(spec, rs, slot?.prober, held, this.outputs?.get(spec.id));
+      return buildInstanceStatus(
+        spec,
+        rs,
+        slot?.prober,
+        held,
+        this.outputs?.get(spec.id),
+        applier.startFailure(spec.id),
+      );
     });
   }
 
@@ -554,6 +564,7 @@ export class Agent {
         key: this.keys.key(),
         now: this.clock.now(),
         skewMs: TASK_CLOCK_SKEW_MS,
+        appliedEpoch: this.planInfo.coordinatorEpoch || undefined,
       });
       await this.ledger.admit(task);
     } catch (err) {

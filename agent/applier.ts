@@ -16,6 +16,7 @@ import { AgentError, errorBody } from './errors.js';
 import { rootPrefix } from './options.js';
 import { checkPurgePath, purgeTarget, realish } from './purge-guard.js';
 import { filePathUnderRoot } from './root-path.js';
+import { canSwitchUser, lookupRunAs, prepareRunAs, type RunAsIds } from './run-as.js';
 import { type RunnableInstance, type Runtime, runnableFrom } from './runtime/types.js';
 
 export interface ApplyChanges {
@@ -86,6 +87,10 @@ export class Applier {
   private readonly pending = new Set<string>();
   /** instances stopped by a task, with the checksum they were stopped at */
   private held = new Map<string, string>();
+  /** instances whose start failed before the runtime was asked (a certificate, the role user) */
+  private readonly startFailures = new Map<string, { message: string }>();
+  /** the uid and gid each instance with a role user last started as */
+  private readonly runAsIds = new Map<string, RunAsIds>();
 
   constructor(opts: ApplierOptions) {
     this.runtime = opts.runtime;
@@ -112,8 +117,26 @@ export class Applier {
     return this.held.has(id);
   }
 
+  /**
+   * What the runtime starts. A role with a system user (`run.runAs`) gets its uid and gid: those
+   * `prepareHost` resolved, else the host's current ones (a task's restart between applies).
+   */
   runnable(spec: InstanceSpec): RunnableInstance {
-    return runnableFrom(spec, this.expand);
+    const r = runnableFrom(spec, this.expand);
+    const ids =
+      this.runAsIds.get(spec.id) ??
+      (spec.run.runAs && canSwitchUser() ? lookupRunAs(spec.run.runAs) : undefined);
+    return ids ? { ...r, runAs: ids } : r;
+  }
+
+  /**
+   * Least privilege before a start: the role's user exists and owns the instance's paths
+   * (agent/run-as.ts). A refusal (DROVER_ERR_RUN_AS, naming the directory) fails the start.
+   */
+  private async prepareHost(spec: InstanceSpec): Promise<void> {
+    const ids = await prepareRunAs(this.rootDir, spec, this.log, this.expand(spec.run.command));
+    if (ids) this.runAsIds.set(spec.id, ids);
+    else this.runAsIds.delete(spec.id);
   }
 
   /** Reads the last applied plan and the held set. A damaged file is logged and ignored, never fatal. */
@@ -227,11 +250,12 @@ export class Applier {
     // Specs are recorded before starting so status and tasks see the new plan at once.
     const previous = this.specs;
     this.specs = desired;
+    for (const id of this.startFailures.keys()) if (!desired.has(id)) this.startFailures.delete(id);
     await Promise.all([
       ...toRestart.map((spec) =>
         attempt(spec.id, async () => {
           await this.writeFiles(spec);
-          await this.ensureCerts(spec);
+          await this.beforeStart(spec);
           const before = previous.get(spec.id);
           if (before && isReloadOnly(before, spec)) {
             await this.runtime.reload(this.runnable(spec), spec.run.reloadSignal as NodeJS.Signals);
@@ -245,7 +269,7 @@ export class Applier {
       ...toStart.map((spec) =>
         attempt(spec.id, async () => {
           await this.writeFiles(spec);
-          await this.ensureCerts(spec);
+          await this.beforeStart(spec);
           await this.runtime.start(this.runnable(spec));
           changes.started.push(spec.id);
         }),
@@ -328,16 +352,27 @@ export class Applier {
     if (changed) await writeFileAtomic(this.ownedPath, JSON.stringify(Object.fromEntries(this.owned)), 0o600);
   }
 
-  /** Certificates before a start: a failure keeps the instance pending (retried by repairDrift). */
-  private async ensureCerts(spec: InstanceSpec): Promise<void> {
-    if (!spec.certificates?.length || !this.certs) return;
+  /**
+   * What an instance needs before it starts: its certificates, then its role user and paths. A
+   * failure keeps the instance pending (retried by repairDrift) and is recorded, so its status
+   * shows CrashLoop with the reason (the certificate, or the directory its user cannot reach).
+   */
+  private async beforeStart(spec: InstanceSpec): Promise<void> {
     try {
-      await this.certs.ensure(spec);
+      if (spec.certificates?.length && this.certs) await this.certs.ensure(spec);
+      await this.prepareHost(spec);
       this.pending.delete(spec.id);
+      this.startFailures.delete(spec.id);
     } catch (err) {
       this.pending.add(spec.id);
+      this.startFailures.set(spec.id, { message: errorBody(err).message });
       throw err;
     }
+  }
+
+  /** Why an instance of the plan could not be started (a certificate, its role user), if it could not. */
+  startFailure(id: string): { message: string } | undefined {
+    return this.startFailures.get(id);
   }
 
   /**
@@ -356,7 +391,7 @@ export class Applier {
       }
       try {
         await this.writeFiles(spec);
-        await this.ensureCerts(spec);
+        await this.beforeStart(spec);
         await this.runtime.start(this.runnable(spec));
         this.log.info({ instance: id }, 'started now that its certificates are in place');
         repaired.push(id);
@@ -370,6 +405,7 @@ export class Applier {
         try {
           if (await this.certs.ensure(spec)) {
             this.log.warn({ instance: spec.id }, 'certificates renewed or restored; restarting to load them');
+            await this.prepareHost(spec);
             await this.runtime.restart(this.runnable(spec));
             repaired.push(spec.id);
             continue;
@@ -382,6 +418,7 @@ export class Applier {
       if (!(await this.filesMatch(spec))) {
         this.log.warn({ instance: spec.id }, 'role files drifted from the plan; rewriting and restarting');
         await this.writeFiles(spec);
+        await this.prepareHost(spec);
         await this.runtime.restart(this.runnable(spec));
         repaired.push(spec.id);
       }

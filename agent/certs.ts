@@ -109,12 +109,19 @@ export class CertManager {
 
   private async obtain(instanceId: string, c: PlanCertificate, why: CertProblem): Promise<void> {
     const fail = (message: string, cause?: unknown) =>
-      new AgentError('DROVER_ERR_CERTIFICATE', `${instanceId}: ${c.profile} certificate: ${message}`, {
-        details: { instanceId, profile: c.profile, reason: why },
-        cause,
-      });
+      new AgentError(
+        'DROVER_ERR_CERTIFICATE',
+        `${instanceId}: ${c.profile} certificate ${c.certPath}: ${message}`,
+        {
+          details: { instanceId, profile: c.profile, reason: why },
+          cause,
+        },
+      );
     const send = this.opts.transport();
-    if (!send) throw fail(`it is ${why} and the coordinator cannot be asked yet (not connected)`);
+    if (!send)
+      throw fail(
+        `it is ${PROBLEM_TEXT[why]}, and the coordinator cannot be asked for a new one (not connected)`,
+      );
     const { keyPem, csrPem } = await generateCsr({
       commonName: c.commonName,
       organizations: c.organizations,
@@ -142,6 +149,16 @@ export class CertManager {
     );
   }
 }
+
+/** What each problem means, for the reason an operator reads. */
+const PROBLEM_TEXT: Record<CertProblem, string> = {
+  missing: 'missing',
+  unreadable: 'not a readable PEM certificate',
+  names: 'issued for other names than the plan lists',
+  key: 'not matching its key',
+  renew: 'expired or inside its renewal window',
+  ca: 'not issued by the CA beside it',
+};
 
 /** Are the certificate's subject and subjectAltNames exactly the plan's? */
 function sameNames(cert: x509.X509Certificate, c: PlanCertificate): boolean {

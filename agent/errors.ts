@@ -81,6 +81,11 @@ export const AGENT_ERRORS_OWN = {
     description:
       'A task arrived after its `expiresAt` (beyond the 30 s clock-skew allowance); it was not run.',
   },
+  DROVER_ERR_TASK_STALE_EPOCH: {
+    status: 409,
+    description:
+      'A task from a coordinator epoch below the one of the plan the agent applied: sent by a deposed leader; it was not run.',
+  },
   DROVER_ERR_TASK_NOT_YET_VALID: {
     status: 409,
     description:
@@ -102,6 +107,11 @@ export const AGENT_ERRORS_OWN = {
     status: 502,
     description:
       'An instance’s certificate could not be obtained: the coordinator is unreachable or refused the CSR (the message carries its code). The instance starts once it has one; the agent retries.',
+  },
+  DROVER_ERR_RUN_AS: {
+    status: 500,
+    description:
+      'An instance could not be started as its role’s system user (etcd, haproxy): the user could not be created, or it cannot reach one of the instance’s paths (the message names the directory). Nothing was started.',
   },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -50,12 +50,18 @@ export function buildInstanceStatus(
   held: boolean,
   /** the cleaned last output (agent/last-output.ts), present only while the instance is failing */
   lastOutput?: string,
+  /** why it could not be started at all (a certificate, its role user): CrashLoop with that reason */
+  startFailure?: { message: string },
 ): InstanceStatus {
   const health = probe?.health ?? 'unknown';
-  const phase = instancePhase(rs, health, !!spec.health, held);
+  const neverStarted = !rs && !held && startFailure !== undefined;
+  const phase = neverStarted ? 'CrashLoop' : instancePhase(rs, health, !!spec.health, held);
   // The probe's error explains Unhealthy; the runtime's explains exits and restarts.
-  const lastError =
-    phase === 'Unhealthy' ? (probe?.lastError ?? rs?.lastError) : (rs?.lastError ?? probe?.lastError);
+  const lastError = neverStarted
+    ? startFailure.message
+    : phase === 'Unhealthy'
+      ? (probe?.lastError ?? rs?.lastError)
+      : (rs?.lastError ?? probe?.lastError);
   const usesChecksum = rs?.checksum ?? '';
   return {
     id: spec.id,

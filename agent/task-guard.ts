@@ -10,6 +10,8 @@ export interface TaskGuardContext {
   now: number;
   /** tolerated clock skew, ms (TASK_CLOCK_SKEW_MS) */
   skewMs: number;
+  /** the coordinator epoch of the applied plan: a task from a lower one comes from a deposed leader */
+  appliedEpoch?: number;
 }
 
 /**
@@ -56,6 +58,16 @@ export function checkTask(signed: SignedTask, ctx: TaskGuardContext): Task {
     throw new AgentError(
       'DROVER_ERR_TASK_EXPIRED',
       `task ${task.id} expired at ${task.expiresAt} (now ${new Date(ctx.now).toISOString()}, ${ctx.skewMs} ms skew allowed)`,
+    );
+  }
+  if (
+    ctx.appliedEpoch !== undefined &&
+    task.coordinatorEpoch !== undefined &&
+    task.coordinatorEpoch < ctx.appliedEpoch
+  ) {
+    throw new AgentError(
+      'DROVER_ERR_TASK_STALE_EPOCH',
+      `task ${task.id} is from coordinator epoch ${task.coordinatorEpoch}, below the applied plan's epoch ${ctx.appliedEpoch} (a deposed leader sent it)`,
     );
   }
   return task;

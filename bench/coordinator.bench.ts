@@ -27,6 +27,12 @@ import {
 } from './sim-fleet.js';
 
 const SIZES = (process.env.COORD_BENCH_N ?? '1000,5000').split(',').map(Number);
+/**
+ * `single`: one coordinator on the lowdb file. `ha`: three coordinators with ha.enabled on the
+ * JetStream store (R1 on the bench's one nats-server: the fleet's connections stay on one
+ * server), c1 leading; the followers hear every heartbeat and status too.
+ */
+const SETUPS = (process.env.COORD_BENCH_SETUPS ?? 'single,ha').split(',') as Array<'single' | 'ha'>;
 const HEARTBEAT_MS = 2000;
 const STEADY_MS = Number(process.env.COORD_BENCH_STEADY_MS ?? 20_000);
 
@@ -53,19 +59,56 @@ roles:
 `;
 }
 
-async function runSize(n: number): Promise<void> {
+async function runSize(n: number, setup: 'single' | 'ha'): Promise<void> {
   checkOpenFiles(n + 200);
-  const nats = await startSecureNats();
+  const nats = await startSecureNats({ jetstream: setup === 'ha' });
   let coord: Awaited<ReturnType<typeof startCoordinatorProcess>> | undefined;
+  const followers: Array<Awaited<ReturnType<typeof startCoordinatorProcess>>> = [];
   let list: Sim[] = [];
   let hb: ReturnType<typeof startHeartbeats> | undefined;
   try {
-    coord = await startCoordinatorProcess({
-      natsUrl: nats.url,
-      busDir: nats.dir,
-      heartbeatMs: HEARTBEAT_MS,
-      nodeArgs: (process.env.COORD_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
-    });
+    const haArgs = (id: string) =>
+      setup === 'ha'
+        ? [
+            '--store-backend',
+            'jetstream',
+            '--store-bucket',
+            `bench-${n}`,
+            '--ha-enabled',
+            'true',
+            '--ha-id',
+            id,
+          ]
+        : [];
+    const start = (id: string, seedFrom?: string) =>
+      startCoordinatorProcess({
+        natsUrl: nats.url,
+        busDir: nats.dir,
+        heartbeatMs: HEARTBEAT_MS,
+        nodeArgs: (process.env.COORD_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+        extraArgs: haArgs(id),
+        ...(seedFrom ? { seedFrom } : {}),
+      });
+    coord = await start('c1');
+    if (setup === 'ha') {
+      // c1 leads (it started first and took the lease); the others follow with copies of its seed
+      const c1 = coord;
+      await waitUntil(
+        'c1 leads',
+        async () => {
+          const r = await fetch(`${c1.api}/v1/coordinators`, {
+            headers: { authorization: `Bearer ${c1.token}` },
+          });
+          const items = r.ok
+            ? ((await r.json()) as { items: Array<{ id: string; role: string }> }).items
+            : [];
+          return items.some((i) => i.id === 'c1' && i.role === 'leader');
+        },
+        20_000,
+        100,
+      );
+      for (const id of ['c2', 'c3']) followers.push(await start(id, c1.dir));
+    }
     const { api, token } = coord;
     list = await connectSims(nats, n);
     const registerMs = await registerAll(list);
@@ -132,12 +175,16 @@ async function runSize(n: number): Promise<void> {
     await sleep(3000);
     const pid = cp.pid;
     const before = procSample(pid);
+    for (const f of followers) f.cpuBefore = procSample(f.pid);
     const sentBefore = hb.sent();
     const hbBefore = await metric(cp, 'drover_heartbeats_total');
     const tS = performance.now();
     await sleep(STEADY_MS);
     const ms = performance.now() - tS;
     const after = procSample(pid);
+    const followerCpu = followers.map((f) =>
+      cpuPercent(f.cpuBefore ?? procSample(f.pid), procSample(f.pid), ms),
+    );
     const hbAfter = await metric(cp, 'drover_heartbeats_total');
     const handled =
       hbAfter !== undefined && hbBefore !== undefined ? ((hbAfter - hbBefore) * 1000) / ms : Number.NaN;
@@ -147,7 +194,7 @@ async function runSize(n: number): Promise<void> {
     const rssMb = after.rssKb / 1024;
     const line = (k: string, v: string) => process.stdout.write(`  ${k.padEnd(44)} ${v}\n`);
     process.stdout.write(
-      `N = ${n} simulated agents (one NATS connection each, node creds over TLS: Drover's generated auth), heartbeat ${HEARTBEAT_MS} ms\n`,
+      `N = ${n} simulated agents (one NATS connection each, node creds over TLS: Drover's generated auth), heartbeat ${HEARTBEAT_MS} ms; ${setup === 'ha' ? 'HA: 3 coordinators on the JetStream store (R1, one nats-server), c1 leading' : 'one coordinator on the lowdb file'}\n`,
     );
     line(
       'register all',
@@ -170,6 +217,11 @@ async function runSize(n: number): Promise<void> {
       'steady-state coordinator CPU',
       `${cpu.toFixed(1)} % of one core over ${(ms / 1000).toFixed(0)} s (target < 50 % at 5,000: ${cpu < 50 ? 'met' : 'MISSED'})`,
     );
+    if (followers.length)
+      line(
+        '  each follower, steady state',
+        `${followerCpu.map((c) => `${c.toFixed(1)} %`).join(', ')} of one core (they hear every heartbeat and status)`,
+      );
     line(
       'steady-state coordinator RSS',
       `${rssMb.toFixed(0)} MB (target < 1024 MB: ${rssMb < 1024 ? 'met' : 'MISSED'})`,
@@ -185,11 +237,12 @@ async function runSize(n: number): Promise<void> {
   } finally {
     hb?.stop();
     await closeSims(list);
+    for (const f of followers) await f.stop();
     await coord?.stop();
     nats.stop();
   }
 }
 
 export async function run(): Promise<void> {
-  for (const n of SIZES) await runSize(n);
+  for (const n of SIZES) for (const setup of SETUPS) await runSize(n, setup);
 }

@@ -10,7 +10,7 @@
 // Their node users are minted ahead on every core (bench/mint-worker.ts) and their nonces signed
 // with node:crypto (bench/lib.ts nodeKey): nkeys' pure-JS signatures would take minutes.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Authenticator, connect, type Msg, type NatsConnection } from 'nats';
@@ -179,6 +179,9 @@ export interface CoordinatorProcess {
   api: string;
   /** the admin token (`<dataDir>/admin-token`) */
   token: string;
+  dir: string;
+  /** a CPU sample a bench keeps with it */
+  cpuBefore?: { rssKb: number; ticks: number };
   stop(): Promise<void>;
 }
 
@@ -197,8 +200,15 @@ export async function startCoordinatorProcess(o: {
   busDir?: string;
   heartbeatMs: number;
   nodeArgs?: string[];
+  /** more coordinator flags (coordinator HA: --store-backend jetstream --ha-enabled true …) */
+  extraArgs?: string[];
+  /** a coordinator data dir whose seed material (signing key, PKI, tokens) this one copies first */
+  seedFrom?: string;
 }): Promise<CoordinatorProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'drover-bench-coord-'));
+  if (o.seedFrom)
+    for (const f of ['plan-signing-key.pem', 'pki', 'tokens.json', 'admin-token'])
+      if (existsSync(join(o.seedFrom, f))) cpSync(join(o.seedFrom, f), join(dir, f), { recursive: true });
   const apiPort = await freePort();
   const child = spawn(
     process.execPath,
@@ -220,6 +230,7 @@ export async function startCoordinatorProcess(o: {
       '1000000',
       '--log-level',
       'warn',
+      ...(o.extraArgs ?? []),
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
@@ -246,7 +257,7 @@ export async function startCoordinatorProcess(o: {
     throw err;
   }
   const token = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
-  return { child, pid: child.pid!, api, token, stop };
+  return { child, pid: child.pid!, api, token, dir, stop };
 }
 
 /** A counter or gauge from the coordinator's /metrics (summed over labels: the first line). */

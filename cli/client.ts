@@ -25,6 +25,8 @@ function hintFor(code: string | undefined, s: Settings): string | undefined {
       return 'list topologies with `drover get topology`';
     case 'DROVER_ERR_ROLE_NOT_FOUND':
       return 'list roles with `drover get roles`';
+    case 'DROVER_ERR_NOT_LEADER':
+      return `this coordinator is a follower: add the leader's API URL (in the message) to --server, comma-separated with the others (from ${s.source.server}); \`drover get coordinators\` lists them`;
     case 'DROVER_ERR_NOT_READY':
       return 'the coordinator is starting or lost NATS; retry in a few seconds (`curl SERVER/readyz`)';
     case 'DROVER_ERR_NOT_IMPLEMENTED':

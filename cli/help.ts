@@ -66,7 +66,7 @@ const ENTRIES: Record<string, HelpEntry> = {
     examples: ['drover status', 'drover status --wait --timeout 5m && kubectl get nodes'],
   },
   get: {
-    usage: 'drover get nodes|roles|assignments|events|tasks|tokens|topology [NAME] [flags]',
+    usage: 'drover get nodes|roles|assignments|events|tasks|tokens|topology|coordinators [NAME] [flags]',
     about:
       'Lists resources, or shows one by NAME. Tables cut long REASONS (…); -o wide and -o json show everything. -l filters nodes by label, matched by the CLI on the labels the API returns.',
     flags: [
@@ -85,6 +85,7 @@ const ENTRIES: Record<string, HelpEntry> = {
       'drover get nodes -l pool=control-plane,zone!=b',
       'drover get roles -o wide',
       'drover get topology default -o yaml > default.yaml',
+      'drover get coordinators -o wide',
     ],
   },
   describe: {

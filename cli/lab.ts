@@ -1,4 +1,5 @@
 import { relative, resolve } from 'node:path';
+import { killCoordinator, killNats, reviveCoordinator, reviveNats } from '../lab/ha.js';
 import {
   CLUSTER_LABEL,
   DEFAULT_LAB_DIR,
@@ -46,6 +47,10 @@ Fault injection:
   stop-role NODE ROLE     kill a role's process behind Drover's back (the agent restarts it)
   partition NODE          cut the host off the network (--netns); on loopback: freeze its agent (SIGSTOP)
   heal NODE               undo partition
+  kill-coordinator ID|--leader   (--ha) kill -9 one coordinator; another takes the lease within ~2 s
+  revive-coordinator ID          (--ha) start it again: it follows until it wins a lease
+  kill-nats NAME                 (--ha) kill -9 one nats-server (nats-1…3); clients move to the others
+  revive-nats NAME               (--ha) start it again
 
 Flags:
   --dir DIR                 lab directory (default ./.lab, or $DROVER_LAB_DIR)
@@ -68,6 +73,8 @@ Flags:
   --k8s-bin-dir DIR         real Kubernetes binaries (default: the build cache of scripts/k8s-binaries.sh,
                             else PATH); a component without a binary runs as the SIMULATED stand-in
   --simulated               run every Kubernetes component as the stand-in, even where binaries exist
+  --ha                      coordinator HA: 3 nats-servers as a JetStream cluster, 3 coordinators on an
+                            R3 store with a leader lease (\`drover get coordinators\` shows who leads)
 `;
 
 const VALUE = new Set([
@@ -88,8 +95,10 @@ const VALUE = new Set([
   'output',
   'o',
 ]);
-const BOOL = new Set(['netns', 'no-wait', 'kill', 'simulated', 'help', 'h']);
-const UP_ONLY = [...VALUE, ...BOOL].filter((f) => !['dir', 'output', 'o', 'help', 'h', 'kill'].includes(f));
+const BOOL = new Set(['netns', 'no-wait', 'kill', 'simulated', 'ha', 'leader', 'help', 'h']);
+const UP_ONLY = [...VALUE, ...BOOL].filter(
+  (f) => !['dir', 'output', 'o', 'help', 'h', 'kill', 'leader'].includes(f),
+);
 
 export interface LabIo {
   out: (text: string) => void;
@@ -203,6 +212,14 @@ export function formatStatus(r: LabStatusReport): string {
   lines.push(
     `lab ${s.dir} (${s.mode}${s.bridge ? `, bridge ${s.bridge} ${s.bridgeAddress}` : ''}): ${svc('nats-server', r.nats, r.natsPid)}, ${svc('coordinator', r.coordinator, r.coordinatorPid)}, ${conv}`,
   );
+  if (r.ha) {
+    lines.push(
+      `HA: nats ${r.ha.servers.map((n) => `${n.name} ${n.status}${n.pid ? ` (pid ${n.pid})` : ''}`).join(', ')}`,
+    );
+    lines.push(
+      `HA: coordinators ${r.ha.coordinators.map((c) => `${c.id} ${c.status === 'down' ? 'down' : (c.role ?? 'running')}${c.epoch !== undefined ? ` epoch ${c.epoch}` : ''}${c.pid ? ` (pid ${c.pid})` : ''}`).join(', ')}`,
+    );
+  }
   lines.push(`API ${s.coordinator.apiUrl}   admin token ${s.coordinator.adminTokenFile}`);
   lines.push(busLine(s));
   if (s.k8s) for (const l of k8sSummary(s.k8s)) lines.push(l.trim());
@@ -299,6 +316,7 @@ async function up(flags: Record<string, string | true>, io: LabIo, dir: string):
     pending: intFlag(flags, 'pending'),
     k8sBinDir: strFlag(flags, 'k8s-bin-dir'),
     simulated: flags.simulated === true,
+    ha: flags.ha === true,
   };
   io.out(`Starting a Drover lab in ${dir}${opts.netns ? ' (network namespaces)' : ''}\n`);
   // Ctrl-C stops waiting, not the lab: what started keeps running until `lab down`.
@@ -452,6 +470,35 @@ export async function runLab(argv: string[], io: LabIo = defaultIo): Promise<num
         need(1, 'NODE');
         const r = await partition(dir, args[0]!);
         io.out(`${r.node} partitioned: ${r.how}\n`);
+        return 0;
+      }
+      case 'kill-coordinator': {
+        if (flags.leader === true) need(0, '--leader');
+        else need(1, 'ID|--leader');
+        const r = await killCoordinator(dir, flags.leader === true ? { leader: true } : { id: args[0]! });
+        io.out(
+          `coordinator ${r.id} killed (SIGKILL, pid ${r.pid})${r.wasLeader ? '; it led: a follower takes the lease once it runs out' : '; it was a follower'}; \`drover lab revive-coordinator${dirArg(dir)} ${r.id}\` brings it back\n`,
+        );
+        return 0;
+      }
+      case 'revive-coordinator': {
+        need(1, 'ID');
+        const r = await reviveCoordinator(dir, args[0]!);
+        io.out(`coordinator ${r.id} started again (pid ${r.pid}); it follows until it wins a lease\n`);
+        return 0;
+      }
+      case 'kill-nats': {
+        need(1, 'NAME');
+        const r = await killNats(dir, args[0]!);
+        io.out(
+          `${r.name} killed (SIGKILL, pid ${r.pid}); coordinators and agents move to the other servers\n`,
+        );
+        return 0;
+      }
+      case 'revive-nats': {
+        need(1, 'NAME');
+        const r = await reviveNats(dir, args[0]!);
+        io.out(`${r.name} started again (pid ${r.pid})\n`);
         return 0;
       }
       case 'heal': {

@@ -56,7 +56,8 @@ Other:
   version                                             print client and server versions
 
 Connection (flags win over environment, environment over the config file):
-  --server URL           DROVER_URL               server: in ~/.config/drover/config.yaml (default http://127.0.0.1:7480)
+  --server URL[,URL…]    DROVER_URL               server: in ~/.config/drover/config.yaml (default http://127.0.0.1:7480);
+                                                  with coordinator HA every coordinator's URL: the CLI finds the leader
   --token TOKEN          DROVER_TOKEN             token:
   --token-file FILE      DROVER_TOKEN_FILE        tokenFile:
   --config FILE          DROVER_CONFIG            another config file

@@ -138,18 +138,30 @@ export function resolveSettings(input: SettingsInput): Settings {
       requestTimeout(file.requestTimeout, `requestTimeout in ${path}`),
       `requestTimeout in ${path}`,
     ];
-  if (!/^https?:\/\//.test(server)) server = `http://${server}`;
-  try {
-    new URL(server);
-  } catch {
+  // coordinator HA: every coordinator's API, comma-separated; the client finds the leader among them
+  const urls = server
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean)
+    .map((u) => (/^https?:\/\//.test(u) ? u : `http://${u}`).replace(/\/+$/, ''));
+  if (urls.length === 0)
     throw new CliError(
-      `server ${JSON.stringify(server)} (from ${serverSource}) is not a URL`,
+      `server (from ${serverSource}) is empty`,
       EXIT.USAGE,
       'e.g. --server http://127.0.0.1:7480',
     );
-  }
+  for (const u of urls)
+    try {
+      new URL(u);
+    } catch {
+      throw new CliError(
+        `server ${JSON.stringify(u)} (from ${serverSource}) is not a URL`,
+        EXIT.USAGE,
+        'e.g. --server http://127.0.0.1:7480, or several coordinators: --server http://c1:7480,http://c2:7480,http://c3:7480',
+      );
+    }
   return {
-    server: server.replace(/\/+$/, ''),
+    server: urls.join(','),
     token,
     requestTimeoutMs: timeoutMs,
     source: { server: serverSource, token: tokenSource, requestTimeout: timeoutSource },

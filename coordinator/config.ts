@@ -33,6 +33,64 @@ export const CoordinatorOptionsSchema = Type.Object({
   dataDir: Type.Optional(
     Type.String({ description: 'store, keys and tokens (default /var/lib/drover/coordinator)' }),
   ),
+  store: Type.Optional(
+    Type.Object(
+      {
+        backend: Type.Optional(
+          Type.Union([Type.Literal('lowdb'), Type.Literal('jetstream')], {
+            description:
+              'where the state lives: lowdb (<dataDir>/state.json, the default) or jetstream (a KV bucket on the NATS servers)',
+          }),
+        ),
+        bucket: Type.Optional(
+          Type.String({
+            pattern: '^[A-Za-z0-9_-]{1,64}$',
+            description: 'the JetStream KV bucket (default drover-state)',
+          }),
+        ),
+        replicas: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: 5,
+            description: 'replicas of the bucket: 3 on a three-server JetStream cluster (default 1)',
+          }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  ),
+  ha: Type.Optional(
+    Type.Object(
+      {
+        enabled: Type.Optional(
+          Type.Boolean({
+            description:
+              'coordinator HA: several coordinators on one JetStream store, one leader by lease (needs store.backend jetstream)',
+          }),
+        ),
+        id: Type.Optional(
+          Type.String({
+            pattern: '^[A-Za-z0-9_-]{1,64}$',
+            description: "this coordinator's id among its peers (default the host name)",
+          }),
+        ),
+        advertiseApi: Type.Optional(
+          Type.String({
+            pattern: '^https?://[^\\s/]+$',
+            description:
+              'the API address peers and the CLI reach this coordinator at (default from api.listen)',
+          }),
+        ),
+        lease: Type.Optional(
+          Duration({
+            description:
+              'how long a silent leader keeps the lease (default 2s); it fences itself at 3/4 of it, renews every eighth',
+          }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  ),
   bus: Type.Optional(
     Type.Object(
       {
@@ -153,6 +211,17 @@ export const DEFAULT_COORDINATOR_OPTIONS = {
     tls?: { ca?: string; cert?: string; key?: string };
   },
   dataDir: '/var/lib/drover/coordinator',
+  store: { backend: 'lowdb', bucket: 'drover-state', replicas: 1 } as {
+    backend: 'lowdb' | 'jetstream';
+    bucket: string;
+    replicas: number;
+  },
+  ha: { enabled: false, lease: 2000 } as {
+    enabled: boolean;
+    id?: string;
+    advertiseApi?: string;
+    lease: number;
+  },
   /** `dir` undefined: `<dataDir>/bus` (see busDirOf) */
   bus: { tls: true } as { dir?: string; tls: boolean },
   api: { listen: '127.0.0.1:7480', trustedProxies: [] as string[], maxStreamsPerToken: 8 } as {
@@ -199,6 +268,14 @@ export function compileCoordinatorOptions(input: CompileConfigInput): CompiledCo
     const problem = trustedProxyProblem(entry);
     if (problem) throw new ConfigError('coordinator config', `api.trustedProxies.${i}`, problem);
   });
+  if (c.ha.enabled && c.store.backend !== 'jetstream')
+    throw new ConfigError(
+      'coordinator config',
+      'ha.enabled',
+      'coordinator HA needs the replicated store: set store.backend: jetstream (and store.replicas: 3 on a three-server NATS cluster)',
+    );
+  if (c.ha.lease < 500 || c.ha.lease > 60_000)
+    throw new ConfigError('coordinator config', 'ha.lease', `must be 500ms–60s, got ${c.ha.lease} ms`);
   const { joinToken: _t, joinTokenFile: _f, ...rest } = c;
   return rest;
 }

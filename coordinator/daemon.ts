@@ -2,15 +2,19 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
 import { componentLogger, type Logger } from '../lib/logger.js';
+import type { NatsSettings } from '../lib/nats-options.js';
 import { TokenBucket } from '../lib/token-bucket.js';
 import { type ApiServer, type CoordinatorMetrics, createMetrics, startApiServer } from './api/index.js';
+import type { SharedListener } from './api/shared-listener.js';
 import { type AccountPush, accountPush } from './bus/account-push.js';
 import { BusAuth } from './bus/auth.js';
 import { busDirOf, type CompiledCoordinatorOptions } from './config.js';
 import { JoinHandler } from './engine/join.js';
 import { PurgeLists } from './engine/purge-lists.js';
 import { Engine, type EngineOptions } from './engine.js';
-import { EventLog } from './events.js';
+import { EtcdTransportBook, renewingEtcdCredentials } from './etcd/transport.js';
+import { type EventInput, EventLog } from './events.js';
+import type { HaView } from './ha/view.js';
 import { JoinTokenStore } from './join-tokens.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { ClusterBootstrap } from './kube/bootstrap-service.js';
@@ -22,7 +26,7 @@ import { compileEngineOptions } from './options.js';
 import { ClusterPki, csrSigner } from './pki/index.js';
 import { RepairPolicy } from './repair.js';
 import { ClusterState } from './state/cluster-state.js';
-import { openLowdbStore } from './store/index.js';
+import { type OpenedStore, openConfiguredStore } from './store/open.js';
 import type { Store } from './store/types.js';
 
 export interface CoordinatorHandle {
@@ -43,6 +47,30 @@ export interface CoordinatorHandle {
 }
 
 /**
+ * The coordinator's bus identity and how it reaches NATS: its creds from the bus dir (made on the
+ * first start), and the bus CA to verify nats-server with. `migrate` uses the same.
+ */
+export async function coordinatorBus(
+  opts: CompiledCoordinatorOptions,
+  given?: { auth: BusAuth; tlsCaFile?: string },
+): Promise<{ busDir: string; busAuth: BusAuth; busCa?: string; natsSettings: NatsSettings }> {
+  const busDir = busDirOf(opts);
+  const busAuth = given?.auth ?? (await BusAuth.open(busDir));
+  const busCa =
+    opts.nats.tls?.ca ??
+    given?.tlsCaFile ??
+    (opts.bus.tls && existsSync(join(busDir, 'ca.crt')) ? join(busDir, 'ca.crt') : undefined);
+  const natsSettings: NatsSettings = {
+    ...opts.nats,
+    ...(opts.nats.credsFile || opts.nats.token || opts.nats.user
+      ? {}
+      : { credsFile: busAuth.coordinatorCredsFile }),
+    ...(busCa ? { tls: { ...opts.nats.tls, ca: busCa } } : {}),
+  };
+  return { busDir, busAuth, ...(busCa ? { busCa } : {}), natsSettings };
+}
+
+/**
  * Starts the coordinator: store, keys, engine, NATS. Start-up order matters: a corrupt store or
  * key stops us before we talk to anyone. `close()` is idempotent and runs every step.
  */
@@ -58,19 +86,53 @@ export async function startCoordinator(
      * (made on the first start) in the bus dir, `bus.dir` or `<dataDir>/bus`.
      */
     bus?: { auth: BusAuth; tlsCaFile?: string };
+    /** coordinator HA (coordinator/ha/runner.ts): the store it holds open across leader terms, and the lease */
+    ha?: {
+      opened: OpenedStore;
+      /** the lease's check, asked before every plan push and task */
+      mayAct: () => boolean;
+      view: HaView;
+      /** the API socket the runner holds across terms */
+      listener: SharedListener;
+    };
   } = {},
 ): Promise<CoordinatorHandle> {
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-  const store = await openLowdbStore({
-    path: join(opts.dataDir, 'state.json'),
-    logger: componentLogger(log, 'store'),
-  });
+  // ---- the bus's authorisation: the coordinator's own creds, node creds minted at join, and
+  // revocations pushed to nats-server (coordinator/bus/). Without it: no join tokens.
+  // Always on: the keys are made on the first start (nats-server must then be configured from
+  // the same dir: `drover-coordinator nats-config`).
+  const { busAuth, busCa, natsSettings } = await coordinatorBus(opts, extra.bus);
+  // ---- the store the configuration chooses: the lowdb file (default) or a JetStream KV bucket on
+  // the bus (coordinator/store/open.ts); a bad choice stops the start-up here, naming the problem
+  const opened =
+    extra.ha?.opened ??
+    (await openConfiguredStore({
+      backend: opts.store.backend,
+      dataDir: opts.dataDir,
+      bucket: opts.store.bucket,
+      replicas: opts.store.replicas,
+      nats: natsSettings,
+      logger: componentLogger(log, 'store'),
+    }));
+  // the HA runner's store outlives this term; ours is closed with the handle
+  const closeStore = extra.ha ? async () => {} : () => opened.close();
+  const store = opened.store;
+  log.info({ store: opened.describe }, 'store opened');
   const signingKey = await loadOrCreateSigningKey(opts.dataDir);
   // ---- seeds: the cluster PKI (coordinator/pki). Created on first start, never overwritten; a
   // damaged one stops the start-up here, before any agent is told anything.
   const pki = await ClusterPki.open({ dir: join(opts.dataDir, 'pki'), logger: componentLogger(log, 'pki') });
   const metrics = createMetrics({ processMetrics: true });
   const clock = systemClock;
+  // ---- etcd's transport per cluster: mutual TLS from the etcd CA, except legacy plain-HTTP
+  // clusters (coordinator/etcd/transport.ts), recorded before the first reconcile renders a plan
+  const etcdTransports = new EtcdTransportBook(store, clock);
+  await etcdTransports.load();
+  const plainEtcdEvents: EventInput[] = [];
+  await etcdTransports.adoptLegacy((e) => plainEtcdEvents.push(e));
+  // the coordinator's own etcd client certificate (membership changes), renewed before it expires
+  const etcdCredentials = renewingEtcdCredentials(() => pki.etcdClientCredentials(), clock);
   // the engine's timings and the repair options, from the configured tunables (coordinator/options.ts)
   const tuned = compileEngineOptions(opts, extra.repair);
   const timings = tuned.timings;
@@ -79,7 +141,8 @@ export async function startCoordinator(
   const engineLog = componentLogger(log, 'engine');
   const nodes = new NodeRegistry(store, clock, timings);
   const state = new ClusterState(nodes);
-  const events = new EventLog(store, engineLog);
+  // the event history: the store's events/ keys, or its own stream on JetStream (bounded retention)
+  const events = new EventLog(store, engineLog, undefined, clock, await opened.openEvents?.());
   const purge = new PurgeLists(state, store);
   // Liveness re-base: a stall of this process (VM pause, SIGSTOP) must not make the fleet look dead.
   const rebase = new LivenessRebase(clock, nodes, {
@@ -92,23 +155,6 @@ export async function startCoordinator(
         data: { gapMs, nodes },
       }),
   });
-  // ---- the bus's authorisation: the coordinator's own creds, node creds minted at join, and
-  // revocations pushed to nats-server (coordinator/bus/). Without it: no join tokens.
-  // Always on: the keys are made on the first start (nats-server must then be configured from
-  // the same dir: `drover-coordinator nats-config`).
-  const busDir = busDirOf(opts);
-  const busAuth = extra.bus?.auth ?? (await BusAuth.open(busDir));
-  const busCa =
-    opts.nats.tls?.ca ??
-    extra.bus?.tlsCaFile ??
-    (opts.bus.tls && existsSync(join(busDir, 'ca.crt')) ? join(busDir, 'ca.crt') : undefined);
-  const natsSettings = {
-    ...opts.nats,
-    ...(opts.nats.credsFile || opts.nats.token || opts.nats.user
-      ? {}
-      : { credsFile: busAuth.coordinatorCredsFile }),
-    ...(busCa ? { tls: { ...opts.nats.tls, ca: busCa } } : {}),
-  };
   const push: AccountPush = accountPush({
     servers: opts.nats.servers,
     systemCredsFile: busAuth.systemCredsFile,
@@ -142,10 +188,11 @@ export async function startCoordinator(
     state,
     events,
     planAddons: (nodeId) => purge.addons(nodeId),
+    etcdTransport: (cluster) => etcdTransports.get(cluster),
     beforeSweep: () => void rebase.beforeSweep(),
     // the repair policy's narrow ports: the read model and event log built above, and from the
-    // engine only its work queue and task sender
-    repair: ({ enqueue, runTask }) =>
+    // engine only its work queue, task sender and the rollout's restarts in flight
+    repair: ({ enqueue, runTask, restarting }) =>
       new RepairPolicy(
         {
           state,
@@ -153,9 +200,14 @@ export async function startCoordinator(
           emit: (e) => events.emit(e),
           enqueue,
           runTask,
+          restarting,
           clock,
           log: componentLogger(log, 'repair'),
           onRepair: (result) => metrics.repairs.inc({ result }),
+          etcdTransport: async (cluster) =>
+            etcdTransports.get(cluster) === 'plain'
+              ? { scheme: 'http' }
+              : { scheme: 'https', tls: await etcdCredentials() },
         },
         tuned.repair,
       ),
@@ -181,6 +233,7 @@ export async function startCoordinator(
   // the clean records before the first reconcile: plans carry their purge lists from the start
   await purge.load();
   await engine.start();
+  for (const e of plainEtcdEvents) events.emit(e);
   const joinTokens = await JoinTokenStore.open({
     store,
     clock,
@@ -206,6 +259,7 @@ export async function startCoordinator(
   const bus = await NatsBus.connect(natsSettings, engine, componentLogger(log, 'nats'), {
     csr: csrSigner(pki, engine, { logger: componentLogger(log, 'pki') }),
     join: (tokenId, data) => joinHandler.handle(tokenId, data),
+    mayAct: extra.ha?.mayAct,
   });
   // ended tokens (expired) have their bootstrap users revoked on the bus
   joinTokens.startSweep();
@@ -239,6 +293,10 @@ export async function startCoordinator(
       // every automatic mover honours the storm guard: VirtualCluster slices too
       vcStormGuard: (cluster) => repair.stormActive(cluster),
       purge,
+      ha: extra.ha?.view,
+      listener: extra.ha?.listener,
+      ...(extra.ha ? { sharedTokens: store } : {}),
+      ...(opened.openTasks ? { taskArchive: await opened.openTasks() } : {}),
     });
   } catch (err) {
     caRotation.stop();
@@ -246,7 +304,7 @@ export async function startCoordinator(
     await push.close().catch(() => {});
     await bus.close().catch(() => {});
     await engine.close().catch(() => {});
-    await store.close().catch(() => {});
+    await closeStore().catch(() => {});
     throw err;
   }
   // cluster bootstrap objects (the kwok workers' RBAC), applied over mTLS once an API answers
@@ -287,7 +345,7 @@ export async function startCoordinator(
           ['nats', () => bus.close()],
           ['bus-push', async () => push.close()],
           ['engine', () => engine.close()],
-          ['store', () => store.close()],
+          ['store', closeStore],
         ];
         for (const [name, fn] of steps)
           await fn().catch((err) => log.error({ err, step: name }, 'shutdown step failed'));

@@ -7,6 +7,8 @@
  *   replacement of the previous one is healthy (at its new epoch) — so the role never drops below
  *   `replicas - 1` healthy;
  * - an instance that is not healthy anyway may always leave (it serves nothing);
+ * - an instance restarting under the rollout gate (a dependency changed: a new etcd member list)
+ *   counts as down: a drain move and a rollout restart never take the same role's budget twice;
  * - the last healthy instance of a role (replicas 1, or every other one down) stays: the drain is
  *   *blocked*, and says so (`drover move INSTANCE --to NODE --force` moves it anyway);
  * - etcd moves one member at a time, and only while the replacement keeps quorum
@@ -31,6 +33,11 @@ export interface DrainBudgetInput {
   assignments: readonly Assignment[];
   /** instance ids that are healthy at their current epoch on a live node */
   healthy: ReadonlySet<string>;
+  /**
+   * instance ids restarting under the rollout gate (a new config pushed, the restart not yet
+   * reported): their last status still says healthy, but they spend the role's budget
+   */
+  restarting?: ReadonlySet<string>;
   /** each node's effective state; instances on `Draining` nodes are the candidates */
   nodeStates: ReadonlyMap<string, NodeState>;
   /** roles with one instance per matching node (no replacement) */
@@ -56,7 +63,11 @@ const byId = (a: Assignment, b: Assignment) =>
   a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0;
 
 /** Pure: which instances on draining nodes may leave now (see the module comment). */
-export function drainBudget(input: DrainBudgetInput): DrainDecision {
+export function drainBudget(given: DrainBudgetInput): DrainDecision {
+  const restarting = given.restarting;
+  const input: DrainBudgetInput = restarting?.size
+    ? { ...given, healthy: new Set([...given.healthy].filter((id) => !restarting.has(id))) }
+    : given;
   const leave: string[] = [];
   const wait: DrainWait[] = [];
   const draining = (a: Assignment) => input.nodeStates.get(a.nodeId) === 'Draining';

@@ -66,6 +66,8 @@ export interface EngineOptions<R extends RepairHooks = RepairHooks> {
   onNodeRemoved?: OperatorPorts['onNodeRemoved'];
   clock?: Clock;
   renderOptions?: RenderOptions;
+  /** a cluster's etcd transport (coordinator/etcd/transport.ts); default TLS wherever there is a PKI */
+  etcdTransport?: (cluster: string) => 'tls' | 'plain';
   /** keys reconciled concurrently (plan pushes in flight); default 256 */
   concurrency?: number;
   onReconcile?: (kind: 'cluster' | 'node', outcome: string, ms: number) => void;
@@ -95,6 +97,8 @@ export interface EngineRepairPorts {
   enqueue: (key: string) => void;
   /** sends an agent a one-off task (OperatorActions.runTask) */
   runTask(task: { nodeId: string; kind: 'reprovision'; instanceId: string }): Promise<TaskResult>;
+  /** instances whose rollout restart is in flight (pushed, not yet healthy at the new checksum) */
+  restarting(): ReadonlySet<string>;
 }
 
 /**
@@ -150,6 +154,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
       clock,
       signingKey: opts.signingKey,
       renderOptions: opts.renderOptions,
+      etcdTransport: opts.etcdTransport,
       epoch,
       planAddons: opts.planAddons,
       onNewPlan: (nodeId) => enqueue(`node:${nodeId}`),
@@ -176,6 +181,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
       events,
       enqueue,
       runTask: (t) => this.operator.runTask(t),
+      restarting: () => this.push.restarting(),
     });
     const repair = this.repair;
     this.intake = new Intake({
@@ -202,6 +208,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
       clock,
       enqueue,
       bus,
+      epoch,
       signingKey: opts.signingKey,
       repair,
       onNodeRemoved: opts.onNodeRemoved,

@@ -36,6 +36,11 @@ export const ENGINE_ERRORS = {
     status: 429,
     description: 'Too many failed authentications from this client; retry later.',
   },
+  DROVER_ERR_NOT_LEADER: {
+    status: 421,
+    description:
+      'Coordinator HA: this coordinator is a follower and does not take writes; the body names the leader (`details.leader`, `details.api`) and the `x-drover-leader` header gives its API address. The CLI re-sends to it when that address is one of its `--server` URLs.',
+  },
   DROVER_ERR_NOT_READY: {
     status: 503,
     description: 'The coordinator is not ready (store or NATS unavailable).',

@@ -8,7 +8,9 @@ import {
   runNatsConfig,
 } from './bus/nats-config-cmd.js';
 import { busDirOf, CoordinatorOptionsSchema, compileCoordinatorOptions } from './config.js';
-import { startCoordinator } from './daemon.js';
+import { coordinatorBus, startCoordinator } from './daemon.js';
+import { startHaCoordinator } from './ha/runner.js';
+import { migrateStore, openConfiguredStore, type StoreBackend } from './store/open.js';
 
 const DEFAULT_CONFIG = '/etc/drover/coordinator.yaml';
 
@@ -19,6 +21,7 @@ function help(): string {
   return `drover-coordinator ${DROVER_VERSION}: the Drover control-plane coordinator
 
 Usage: drover-coordinator [--config FILE] [options]
+       drover-coordinator migrate --from lowdb|jetstream --to jetstream|lowdb [--config FILE] [options]
        drover-coordinator nats-config [--config FILE] [--listen 0.0.0.0:4222] [--monitor 127.0.0.1:8222]
                           [--tls-hosts HOST,IP,…] [--server-dir DIR] [--out FILE] [--server-name NAME]
 
@@ -28,6 +31,9 @@ first run: operator JWT with a full resolver, TLS with a certificate for --tls-h
 this host's name and addresses), limits. --server-dir (default <bus dir>/server) holds
 nats-server's own files (certificate, key, resolver, JetStream), for a server that runs as
 another user; --out defaults to <server dir>/nats-server.conf.
+
+migrate copies the state into the other store (which must be empty) and verifies the copy; run it
+with the coordinator stopped, then set store.backend to the target.
 
 Configuration comes from the YAML file (default ${DEFAULT_CONFIG}), then DROVER_* environment
 variables, then flags; later sources win. Durations accept 2s, 500ms, 1m30s.
@@ -84,6 +90,60 @@ async function natsConfig(flags: Record<string, string | boolean>): Promise<numb
   }
 }
 
+const BACKENDS = ['lowdb', 'jetstream'] as const;
+
+/**
+ * `drover-coordinator migrate --from lowdb --to jetstream` (or back): copies the state into the
+ * other store, which must be empty, and verifies the copy. Run it with the coordinator stopped;
+ * then set `store.backend` to the target and start it.
+ */
+async function migrate(flags: Record<string, string | boolean>): Promise<number> {
+  const { from, to, ...rest } = flags;
+  const bad = (msg: string) => {
+    process.stderr.write(`drover-coordinator migrate: ${msg}\n`);
+    return 2;
+  };
+  const isBackend = (v: unknown): v is StoreBackend =>
+    typeof v === 'string' && (BACKENDS as readonly string[]).includes(v);
+  if (!isBackend(from))
+    return bad(`--from must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(from ?? null)})`);
+  if (!isBackend(to))
+    return bad(`--to must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(to ?? null)})`);
+  if (from === to) return bad(`--from and --to are both ${from}: nothing to migrate`);
+  let opts: ReturnType<typeof compileCoordinatorOptions>;
+  try {
+    opts = loadOptions(rest);
+  } catch (err) {
+    if (err instanceof ConfigError) return bad(`invalid configuration: ${err.message}`);
+    throw err;
+  }
+  const { natsSettings } = await coordinatorBus(opts);
+  const choice = (backend: StoreBackend) => ({
+    backend,
+    dataDir: opts.dataDir,
+    bucket: opts.store.bucket,
+    replicas: opts.store.replicas,
+    nats: natsSettings,
+  });
+  const opened: Array<Awaited<ReturnType<typeof openConfiguredStore>>> = [];
+  try {
+    const source = await openConfiguredStore(choice(from));
+    opened.push(source);
+    const target = await openConfiguredStore(choice(to));
+    opened.push(target);
+    const r = await migrateStore(source, target);
+    process.stdout.write(
+      `copied ${r.keys} key(s) from ${r.from} to ${r.to} and verified them${r.events ? `, and ${r.events} event(s) of its event stream` : ''}; the source is unchanged\nnext: set store.backend: ${to} in the coordinator's config and start it\n`,
+    );
+    return 0;
+  } catch (err) {
+    process.stderr.write(`drover-coordinator migrate: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    for (const o of opened.reverse()) await o.close().catch(() => {});
+  }
+}
+
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   if (argv.includes('--version')) {
@@ -96,6 +156,7 @@ async function main(): Promise<number> {
   }
   const { positionals, flags } = splitArgs(argv);
   if (positionals[0] === 'nats-config' && positionals.length === 1) return natsConfig(flags);
+  if (positionals[0] === 'migrate' && positionals.length === 1) return migrate(flags);
   if (positionals.length) {
     process.stderr.write(
       `drover-coordinator: unexpected argument ${JSON.stringify(positionals[0])}; see --help\n`,
@@ -113,9 +174,10 @@ async function main(): Promise<number> {
     throw err;
   }
   const log = createLogger({ name: 'drover-coordinator', level: opts.logLevel });
-  let handle: Awaited<ReturnType<typeof startCoordinator>>;
+  let handle: { close(): Promise<void> };
   try {
-    handle = await startCoordinator(opts, log);
+    // coordinator HA: follow, lead when elected (coordinator/ha/runner.ts); else the single coordinator
+    handle = opts.ha.enabled ? await startHaCoordinator(opts, log) : await startCoordinator(opts, log);
   } catch (err) {
     log.fatal({ err }, 'cannot start');
     process.stderr.write(`drover-coordinator: cannot start: ${(err as Error).message}\n`);

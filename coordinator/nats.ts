@@ -53,6 +53,17 @@ export interface NatsBusOptions {
     tokenId: string,
     data: Uint8Array,
   ) => Promise<{ reply: JoinReply; afterReply?: () => Promise<void> }>;
+  /**
+   * Coordinator HA: asked right before every plan push and task (the leader lease's `mayAct`);
+   * false refuses to send, so a leader whose lease ran out never pushes again
+   */
+  mayAct?: () => boolean;
+}
+
+/** What a follower coordinator hears of the agents: heartbeats and status, for its liveness view. */
+export interface AgentObserver {
+  handleHeartbeat(hb: MessageOf<'Heartbeat'>): void;
+  handleStatus(st: MessageOf<'NodeStatus'>): void;
 }
 
 export interface BusCounters {
@@ -71,9 +82,54 @@ export class NatsBus implements AgentBus {
 
   private constructor(
     readonly nc: NatsConnection,
-    private readonly engine: Engine,
     private readonly log: Logger,
   ) {}
+
+  /**
+   * A follower coordinator's bus: heartbeats and status only, outside the leader's queue group
+   * (every follower hears every report, the leader's intake loses none), and it sends nothing.
+   */
+  static async observe(settings: NatsSettings, observer: AgentObserver, log: Logger): Promise<NatsBus> {
+    const nc = await connect(natsConnectionOptions(settings, 'drover-coordinator-follower'));
+    const bus = new NatsBus(nc, log);
+    bus.mayAct = () => false;
+    bus.watchStatus();
+    bus.sub(subjects.heartbeatAll(), (m) => {
+      const hb = bus.decode('Heartbeat', m);
+      if (hb) observer.handleHeartbeat(hb);
+    });
+    bus.sub(subjects.statusAll(), (m) => {
+      const st = bus.decode('NodeStatus', m);
+      if (st) observer.handleStatus(st);
+    });
+    return bus;
+  }
+
+  private sub(subject: string, fn: (m: Msg) => void): void {
+    this.subs.push(
+      this.nc.subscribe(subject, {
+        callback: (err, m) => {
+          if (err) this.log.error({ err, subject }, 'subscription error');
+          else
+            try {
+              fn(m);
+            } catch (e) {
+              this.log.warn({ err: e, subject }, 'follower could not take a report');
+            }
+        },
+      }),
+    );
+  }
+
+  private watchStatus(): void {
+    void (async () => {
+      for await (const s of this.nc.status()) {
+        if (s.type === 'disconnect') this.isConnected = false;
+        if (s.type === 'reconnect') this.isConnected = true;
+        this.log.info({ nats: s.type, data: typeof s.data === 'string' ? s.data : undefined }, 'nats status');
+      }
+    })().catch(() => {});
+  }
 
   static async connect(
     settings: NatsSettings,
@@ -82,17 +138,12 @@ export class NatsBus implements AgentBus {
     opts: NatsBusOptions = {},
   ): Promise<NatsBus> {
     const nc = await connect(natsConnectionOptions(settings, 'drover-coordinator'));
-    const bus = new NatsBus(nc, engine, log);
+    const bus = new NatsBus(nc, log);
     bus.csr = opts.csr;
     bus.join = opts.join;
-    bus.listen();
-    void (async () => {
-      for await (const s of nc.status()) {
-        if (s.type === 'disconnect') bus.isConnected = false;
-        if (s.type === 'reconnect') bus.isConnected = true;
-        log.info({ nats: s.type, data: typeof s.data === 'string' ? s.data : undefined }, 'nats status');
-      }
-    })().catch(() => {});
+    bus.mayAct = opts.mayAct;
+    bus.listen(engine);
+    bus.watchStatus();
     engine.attachBus(bus);
     return bus;
   }
@@ -101,6 +152,7 @@ export class NatsBus implements AgentBus {
   /** answers agents' CSRs (the coordinator's ClusterPki); without it they are refused */
   private csr?: (req: CertificateRequest) => Promise<CertificateReply>;
   private join?: NatsBusOptions['join'];
+  private mayAct?: () => boolean;
 
   get connected(): boolean {
     return !this.nc.isClosed() && this.isConnected;
@@ -172,7 +224,7 @@ export class NatsBus implements AgentBus {
     if (m.reply) m.respond(encode(body));
   }
 
-  private listen(): void {
+  private listen(engine: Engine): void {
     // ---- joins: a bootstrap user asks for its node credentials (only with bus authorisation)
     if (this.join) {
       const join = this.join;
@@ -191,25 +243,25 @@ export class NatsBus implements AgentBus {
     this.on(subjects.registerAll(), async (m) => {
       const msg = this.decode('Register', m);
       if (!msg) return;
-      m.respond(encode(await this.engine.handleRegister(msg)));
+      m.respond(encode(await engine.handleRegister(msg)));
     });
     this.on(subjects.heartbeatAll(), (m) => {
       const hb = this.decode('Heartbeat', m);
       if (!hb) return;
       this.counters.heartbeats++;
-      this.engine.handleHeartbeat(hb);
+      engine.handleHeartbeat(hb);
     });
     this.on(subjects.statusAll(), (m) => {
       const st = this.decode('NodeStatus', m);
-      if (st) this.engine.handleStatus(st);
+      if (st) engine.handleStatus(st);
     });
     this.on(subjects.factsAll(), async (m) => {
       const f = this.decode('FactsUpdate', m);
-      if (f) await this.engine.handleFacts(f);
+      if (f) await engine.handleFacts(f);
     });
     this.on(subjects.planFetchAll(), (m) => {
       const pf = this.decode('PlanFetch', m);
-      if (pf) m.respond(encode(this.engine.handlePlanFetch(pf)));
+      if (pf) m.respond(encode(engine.handlePlanFetch(pf)));
     });
     // ---- seeds: certificate requests (the agent's key never leaves its node; only the CSR comes)
     this.on(subjects.csrAll(), async (m) => {
@@ -227,12 +279,23 @@ export class NatsBus implements AgentBus {
     });
   }
 
+  /** A leader whose lease ran out (or a follower) sends nothing to agents. */
+  private fence(what: string, nodeId: string): void {
+    if (this.mayAct && !this.mayAct())
+      throw new DroverError(
+        'DROVER_ERR_NOT_LEADER',
+        `not sending the ${what} to ${nodeId}: this coordinator does not hold the leader lease`,
+      );
+  }
+
   async pushPlan(nodeId: string, signed: SignedPlan, timeoutMs: number): Promise<PlanResult> {
+    this.fence('plan', nodeId);
     const r = await this.nc.request(subjects.plan(nodeId), encode(signed), { timeout: timeoutMs });
     return decodeMessage('PlanResult', r.data);
   }
 
   async sendTask(nodeId: string, task: SignedTask, timeoutMs: number): Promise<TaskResult> {
+    this.fence('task', nodeId);
     const r = await this.nc.request(subjects.task(nodeId), encode(task), { timeout: timeoutMs });
     return decodeMessage('TaskResult', r.data);
   }
@@ -244,6 +307,15 @@ export class NatsBus implements AgentBus {
     } catch (err) {
       this.log.debug({ err }, 'cannot publish event');
     }
+  }
+
+  /**
+   * Stops taking agents' messages at once (a deposed leader: its subscriptions are in the
+   * leader's queue group, and every report it took would be lost to the new leader).
+   */
+  stopListening(): void {
+    for (const s of this.subs) s.unsubscribe();
+    this.subs = [];
   }
 
   async close(): Promise<void> {

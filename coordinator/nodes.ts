@@ -63,6 +63,21 @@ export class NodeRegistry {
       this.records.set(e.value.id, { rec: e.value, revision: e.revision });
   }
 
+  /**
+   * A record as the store's watch delivers it (a follower coordinator: the leader wrote it);
+   * without a value, the record was deleted.
+   */
+  applyRecord(id: string, rec: NodeRecord | undefined, revision: number): void {
+    if (!rec) {
+      this.records.delete(id);
+      this.live.delete(id);
+      return;
+    }
+    const cur = this.records.get(id);
+    if (cur && cur.revision >= revision) return;
+    this.records.set(id, { rec, revision });
+  }
+
   get(id: string): NodeRecord | undefined {
     return this.records.get(id)?.rec;
   }

@@ -4,7 +4,7 @@ import type { NodeStatus } from '../protocol/index.js';
 import type { Enqueue, EtcdMemberRepair, Evictions, RepairHooks } from './engine/ports.js';
 import { coordinatorError } from './errors.js';
 import { type EtcdAdminFactory, gatewayEtcdAdmin } from './etcd/admin.js';
-import { EtcdMembership } from './etcd/membership.js';
+import { EtcdMembership, type EtcdMembershipPorts } from './etcd/membership.js';
 import { replacementKeepsQuorum } from './etcd/quorum.js';
 import type { EventInput } from './events.js';
 import { type Assignment, isHealthy, type NodeRecord } from './model.js';
@@ -39,12 +39,16 @@ export interface RepairPorts {
   enqueue: Enqueue;
   /** sends an agent a re-provision task (the engine's operator actions) */
   runTask(task: { nodeId: string; kind: 'reprovision'; instanceId: string }): Promise<unknown>;
+  /** instances whose rollout restart is in flight: a drain counts them as down (coordinator/rollout.ts) */
+  restarting?: () => ReadonlySet<string>;
   clock: Clock;
   log: Logger;
   /** a repair outcome for the metrics (`reassign`, `reprovision`, `etcd-replaced`, …) */
   onRepair?: (result: string) => void;
   /** the etcd admin client the membership reconcile uses; default the v3 JSON gateway */
   etcdAdmin?: EtcdAdminFactory;
+  /** how a cluster's etcd members are reached (https with the coordinator's client certificate, or plain) */
+  etcdTransport?: EtcdMembershipPorts['transport'];
 }
 
 /**
@@ -54,9 +58,9 @@ export interface RepairPorts {
 export function repairPortsFrom(
   engine: { state: ClusterState; events: { emit(e: EventInput): unknown } } & Pick<
     RepairPorts,
-    'enqueue' | 'runTask'
+    'enqueue' | 'runTask' | 'restarting'
   >,
-  own: Pick<RepairPorts, 'clock' | 'log' | 'onRepair' | 'etcdAdmin'>,
+  own: Pick<RepairPorts, 'clock' | 'log' | 'onRepair' | 'etcdAdmin' | 'etcdTransport'>,
 ): RepairPorts {
   return {
     state: engine.state,
@@ -64,6 +68,7 @@ export function repairPortsFrom(
     emit: (e) => void engine.events.emit(e),
     enqueue: engine.enqueue,
     runTask: engine.runTask,
+    restarting: engine.restarting,
     ...own,
   };
 }
@@ -93,6 +98,7 @@ export class RepairPolicy implements RepairHooks {
         emit: (e) => ports.emit(e),
         enqueue: (key) => ports.enqueue(key),
         admin: ports.etcdAdmin ?? gatewayEtcdAdmin,
+        ...(ports.etcdTransport ? { transport: ports.etcdTransport } : {}),
         clock: ports.clock,
         log: ports.log,
         onRepair: ports.onRepair,
@@ -163,6 +169,7 @@ export class RepairPolicy implements RepairHooks {
       nodes: this.ports.state.placementNodes(cluster),
       topology: this.ports.state.topology(cluster),
       liveness: (id) => this.ports.liveness(id),
+      restarting: this.ports.restarting?.(),
       memory: this.memory,
       now: this.clock.now(),
       options: this.opts,

@@ -129,6 +129,20 @@ export class RolloutGate {
     return [];
   }
 
+  /**
+   * Instances whose restart was pushed and has not settled yet (a slot held): they still look
+   * healthy in the last status, so a drain must count them as down before it moves another one.
+   */
+  restarting(): Set<string> {
+    const now = this.clock.now();
+    const out = new Set<string>();
+    for (const [role, slots] of this.slots) {
+      this.prune(role, slots, now);
+      for (const id of slots.keys()) out.add(id);
+    }
+    return out;
+  }
+
   pushed(nodeId: string, plan: NodePlan): void {
     this.lastPushed.set(nodeId, plan);
   }

@@ -4,6 +4,7 @@ import { CleanService } from './clean.js';
 import { PurgeLists } from './engine/purge-lists.js';
 import type { Engine } from './engine.js';
 import type { Store } from './store/types.js';
+import type { TaskArchive } from './task-archive.js';
 import { TaskTracker } from './tasks.js';
 import { VcService } from './vc/index.js';
 
@@ -38,6 +39,10 @@ export interface ServicesDeps {
    * composition root; without it a set of its own (not wired to the engine) is loaded here.
    */
   purge?: PurgeLists;
+  /** a follower coordinator: load for reads, place nothing (VirtualCluster placement is the leader's) */
+  readOnly?: boolean;
+  /** where task records are kept: with the JetStream store, their own stream */
+  taskArchive?: TaskArchive;
 }
 
 export function createServices(deps: ServicesDeps): Services {
@@ -46,6 +51,8 @@ export function createServices(deps: ServicesDeps): Services {
     logger: deps.logger,
     store: deps.store,
     clock: deps.clock,
+    ...(deps.taskArchive ? { archive: deps.taskArchive } : {}),
+    ...(deps.readOnly ? { readOnly: true } : {}),
   });
   const clean = new CleanService(
     deps.engine,
@@ -68,10 +75,11 @@ export function createServices(deps: ServicesDeps): Services {
       // the composition root loads the purge lists it wired into the engine
       if (!deps.purge) await clean.load();
       // tenants and placements live in the store: without one (the docs generator) VC stays idle
-      if (deps.store) await vc.start();
+      if (deps.store && !deps.readOnly) await vc.start();
     },
     stop() {
       vc.stop();
+      tasks.stop();
     },
   };
 }

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { type Clock, systemClock } from '../lib/clock.js';
+import { withDeadline } from '../lib/deadline.js';
 import type { Logger } from '../lib/logger.js';
 import { DroverError, type TaskResult } from '../protocol/index.js';
 import type { TaskCreate, TaskRecord } from '../protocol/rest/schemas.js';
 import type { Engine } from './engine.js';
 import { coordinatorError } from './errors.js';
 import type { Store } from './store/types.js';
+import { storeTaskArchive, type TaskArchive } from './task-archive.js';
 
 export interface TaskTrackerOptions {
   engine: Pick<Engine, 'runTask' | 'requireNode'>;
@@ -15,9 +17,14 @@ export interface TaskTrackerOptions {
   clock?: Clock;
   /** records kept (oldest dropped); default 500 */
   limit?: number;
+  /** where records are kept (coordinator/task-archive.ts); default the store's `tasks/` keys */
+  archive?: TaskArchive;
+  /**
+   * a follower coordinator: loads without touching what the leader runs (no "restarted before
+   * it finished"), then follows the archive live; it starts no task itself
+   */
+  readOnly?: boolean;
 }
-
-const KEY = (id: string) => `tasks/${id}`;
 
 /**
  * Tasks as the API sees them: a record per request that is `running` until the agent answers,
@@ -28,20 +35,20 @@ export class TaskTracker {
   private readonly running = new Map<string, Promise<TaskRecord>>();
   private readonly clock: Clock;
   private readonly limit: number;
+  private readonly archive?: TaskArchive;
+  private feed?: { stop(): void };
 
   constructor(private readonly opts: TaskTrackerOptions) {
     this.clock = opts.clock ?? systemClock;
     this.limit = opts.limit ?? 500;
+    this.archive = opts.archive ?? (opts.store ? storeTaskArchive(opts.store) : undefined);
   }
 
   /** Loads history; tasks that were running when the coordinator stopped are marked failed. */
   async load(): Promise<void> {
-    if (!this.opts.store) return;
-    const all = await this.opts.store.list<TaskRecord>('tasks/');
-    all.sort((a, b) => (a.value.createdAt < b.value.createdAt ? -1 : 1));
-    for (const e of all.slice(-this.limit)) {
-      let r = e.value;
-      if (r.state === 'running') {
+    if (!this.archive) return;
+    for (let r of await this.history(this.archive)) {
+      if (r.state === 'running' && !this.opts.readOnly) {
         r = {
           ...r,
           state: 'failed',
@@ -55,6 +62,42 @@ export class TaskTracker {
       }
       this.records.set(r.id, r);
     }
+    // a follower: the leader's records as it writes them (an archive that can be followed)
+    if (this.opts.readOnly)
+      this.feed = this.archive.follow?.((r) => {
+        this.records.delete(r.id);
+        this.records.set(r.id, r);
+        while (this.records.size > this.limit)
+          this.records.delete(this.records.keys().next().value as string);
+      });
+  }
+
+  /**
+   * The archived records within a few seconds; an archive that cannot answer now must not hold
+   * up the coordinator's start (see EventLog.history): none now, the rest once it answers.
+   */
+  private async history(archive: TaskArchive): Promise<TaskRecord[]> {
+    try {
+      return await withDeadline(archive.load(this.limit), 5000, `the task records (${archive.describe})`);
+    } catch (err) {
+      this.opts.logger.warn(
+        { err: (err as Error).message },
+        'starting without the task history; it is read again in the background',
+      );
+      const retry = () =>
+        this.clock.setTimeout(() => {
+          void archive.load(this.limit).then((older) => {
+            for (const r of older) if (!this.records.has(r.id)) this.records.set(r.id, r);
+          }, retry);
+        }, 5000);
+      retry();
+      return [];
+    }
+  }
+
+  /** Stops following the archive (a follower). */
+  stop(): void {
+    this.feed?.stop();
   }
 
   list(f: { node?: string; state?: TaskRecord['state']; limit?: number } = {}): TaskRecord[] {
@@ -132,13 +175,13 @@ export class TaskTracker {
     while (this.records.size > this.limit) {
       const oldest = this.records.keys().next().value as string;
       this.records.delete(oldest);
-      void this.opts.store?.delete(KEY(oldest)).catch(() => {});
+      this.archive?.trimmed(oldest);
     }
   }
 
   private save(r: TaskRecord): void {
-    void this.opts.store
-      ?.put(KEY(r.id), r)
+    void this.archive
+      ?.put(r)
       .catch((err) => this.opts.logger.error({ err, taskId: r.id }, 'cannot persist task'));
   }
 }

@@ -44,6 +44,17 @@ export class LabApi extends RestClient {
     return this.post<JoinTokenCreated>('/v1/join-tokens', body);
   }
 
+  /** The coordinators and who leads (`GET /v1/coordinators`). */
+  async coordinators(): Promise<
+    Array<{ id: string; role: string; api?: string; epoch?: number; leaseAgeMs?: number }>
+  > {
+    return (
+      await this.get<{
+        items: Array<{ id: string; role: string; api?: string; epoch?: number; leaseAgeMs?: number }>;
+      }>('/v1/coordinators')
+    ).items;
+  }
+
   protected override failed(err: RestError): Error {
     const f = err.failure;
     const what =

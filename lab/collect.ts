@@ -94,7 +94,8 @@ export async function nodeProcs(node: LabNodeState): Promise<ProcInfo[]> {
 /** Everything the lab runs: nats-server, the coordinator, every host. */
 export async function labProcs(s: LabState): Promise<ProcInfo[]> {
   const roots: number[] = [];
-  for (const p of [s.nats.proc, s.coordinator.proc]) if (p && isAlive(p)) roots.push(p.pid);
+  const ha = [...(s.ha?.nats ?? []), ...(s.ha?.coordinators ?? [])].map((x) => x.proc);
+  for (const p of [s.nats.proc, s.coordinator.proc, ...ha]) if (p && isAlive(p)) roots.push(p.pid);
   for (const n of s.nodes) {
     if (n.proc && isAlive(n.proc)) roots.push(n.proc.pid);
     for (const r of roleProcesses(n)) roots.push(r.pid);

@@ -22,6 +22,11 @@ export const LAB_ERROR_CODES = {
     exit: 1,
     description: '`--netns` needs root (network namespaces, veths and a bridge are created).',
   },
+  DROVER_ERR_LAB_DIR_UNREACHABLE: {
+    exit: 1,
+    description:
+      'The lab directory sits under a directory other users cannot search (e.g. /root, mode 0700): etcd and haproxy run as their own system users and could not reach their files. Use `--dir` under a searchable directory, or `chmod o+x` the one named.',
+  },
   DROVER_ERR_LAB_EXISTS: {
     exit: 1,
     description: 'A lab is already running in this directory; `drover lab down --dir DIR` first.',

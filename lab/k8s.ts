@@ -11,8 +11,19 @@
  *     --netns mode each host has its own network namespace; there it runs for real when `nft` is
  *     installed.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
 import {
   findK8sBinaries,
@@ -96,8 +107,46 @@ export function linkK8sBinaries(labDir: string, k: LabK8sState): LabK8sState {
   const binDir = join(labDir, 'bin');
   if (existsSync(binDir)) for (const f of readdirSync(binDir)) rmSync(join(binDir, f), { force: true });
   mkdirSync(binDir, { recursive: true });
-  for (const [name, target] of Object.entries(k.real)) symlinkSync(target, join(binDir, name));
+  for (const [name, target] of Object.entries(k.real)) {
+    const at = join(binDir, name);
+    // etcd runs as the etcd user: a binary it cannot reach (the build cache under /root, 0700)
+    // is copied next to the lab rather than linked
+    if (othersCanExecute(target)) symlinkSync(target, at);
+    else placeReachable(target, at);
+  }
   return { ...k, binDir };
+}
+
+/**
+ * Puts a copy of `target` at `at` that other users can execute: a hard link when the file itself
+ * is executable by others and on the same filesystem (no 500 MB copy per lab), else a real copy.
+ */
+function placeReachable(target: string, at: string): void {
+  const real = realpathSync(target);
+  if ((statSync(real).mode & 0o001) !== 0)
+    try {
+      linkSync(real, at);
+      return;
+    } catch {
+      // another filesystem: copy
+    }
+  copyFileSync(real, at);
+  chmodSync(at, 0o755);
+}
+
+/** Whether a user other than the owner can reach and execute `path` (every parent searchable). */
+function othersCanExecute(path: string): boolean {
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    return true; // missing: the agent reports it when it starts
+  }
+  if ((statSync(real).mode & 0o001) === 0) return false;
+  for (let d = dirname(real); ; d = dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) return false;
+    if (d === dirname(d)) return true;
+  }
 }
 
 /** The lines `lab up` prints: what is real, what is simulated and why. */

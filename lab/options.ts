@@ -49,6 +49,8 @@ export interface LabUpOptions {
   k8sBinDir?: string;
   /** run every Kubernetes component as the stand-in, even where real binaries exist */
   simulated?: boolean;
+  /** coordinator HA: three nats-servers as a JetStream cluster and three coordinators (lab/ha.ts) */
+  ha?: boolean;
 }
 
 export const DEFAULT_LAB_DIR = '.lab';
@@ -74,6 +76,7 @@ export interface CompiledLabUpOptions {
   readonly pending: number;
   readonly k8sBinDir: string | undefined;
   readonly simulated: boolean;
+  readonly ha: boolean;
 }
 
 const TIMING_KEYS = ['heartbeatInterval', 'unreachableAfter', 'reassignAfter', 'etcdReassignAfter'] as const;
@@ -146,5 +149,6 @@ export function compileLabUpOptions(o: LabUpOptions = {}, cwd = process.cwd()): 
     pending,
     k8sBinDir: o.k8sBinDir === undefined ? undefined : resolve(cwd, o.k8sBinDir),
     simulated: o.simulated ?? false,
+    ha: o.ha ?? false,
   });
 }

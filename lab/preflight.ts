@@ -1,5 +1,5 @@
-import { accessSync, constants, existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { labError } from './errors.js';
 
 /** Programs the lab runs, and the Debian 12 package each comes from. */
@@ -83,4 +83,31 @@ export function preflight(opts: {
       },
     );
   return found;
+}
+
+/**
+ * The lab's hosts run etcd and haproxy as their own system users (least privilege), so every
+ * directory from / down to the lab dir must be searchable by other users. Refuses (before
+ * anything starts) naming the first one that is not, e.g. a lab under /root (mode 0700).
+ */
+export function checkLabDirReachable(dir: string): void {
+  const chain: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    chain.unshift(d);
+    if (d === dirname(d)) break;
+  }
+  for (const d of chain) {
+    let mode: number;
+    try {
+      mode = statSync(d).mode;
+    } catch {
+      return; // created by the lab, searchable
+    }
+    if ((mode & 0o001) === 0)
+      throw labError(
+        'DROVER_ERR_LAB_DIR_UNREACHABLE',
+        `the lab dir ${dir} is under ${d} (mode ${(mode & 0o777).toString(8).padStart(4, '0')}), which other users cannot search: etcd and haproxy run as their own system users and could not reach their data and certificates`,
+        { hint: `use --dir under a searchable directory (e.g. /var/tmp/drover-lab), or chmod o+x ${d}` },
+      );
+  }
 }

@@ -33,6 +33,29 @@ export const LabNodeState = Type.Object({
 });
 export type LabNodeState = Static<typeof LabNodeState>;
 
+/** `lab up --ha`: one of the three clustered nats-servers (JetStream, routes to the other two). */
+export const LabHaNats = Type.Object({
+  name: Type.String(),
+  url: Type.String(),
+  monitorUrl: Type.String(),
+  config: Type.String(),
+  dir: Type.String(),
+  log: Type.String(),
+  proc: Type.Optional(Proc),
+});
+export type LabHaNats = Static<typeof LabHaNats>;
+
+/** `lab up --ha`: one of the three coordinators on the replicated store. */
+export const LabHaCoordinator = Type.Object({
+  id: Type.String(),
+  apiUrl: Type.String(),
+  dataDir: Type.String(),
+  config: Type.String(),
+  log: Type.String(),
+  proc: Type.Optional(Proc),
+});
+export type LabHaCoordinator = Static<typeof LabHaCoordinator>;
+
 export const LabState = Type.Object({
   version: Type.Literal(1),
   dir: Type.String(),
@@ -78,6 +101,12 @@ export const LabState = Type.Object({
     proc: Type.Optional(Proc),
   }),
   nodes: Type.Array(LabNodeState),
+  /**
+   * `lab up --ha`: three nats-servers as a JetStream cluster and three coordinators on an R3
+   * store. `nats` and `coordinator` above are the first of each (the coordinator's `apiUrl`
+   * lists all three: clients find the leader).
+   */
+  ha: Type.Optional(Type.Object({ nats: Type.Array(LabHaNats), coordinators: Type.Array(LabHaCoordinator) })),
   /** which Kubernetes components run for real (absent in a lab.json from before real binaries) */
   k8s: Type.Optional(LabK8sState),
 });

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { LabNodeView, LabRoleView, LabStatusView } from './api.js';
 import { type RoleProcess, roleProcesses } from './collect.js';
 import { labApiOf, natsHealthy, serviceProc } from './control.js';
+import { type HaStatus, haStatus } from './ha.js';
 import { CLUSTER_LABEL } from './layout.js';
 import { isAlive, isStopped } from './procs.js';
 import { type LabState, readState } from './state.js';
@@ -54,6 +55,8 @@ export interface LabStatusReport {
    * partitioned: its copy is the fenced one, stopped when it heals; otherwise fencing failed.
    */
   duplicates: Array<{ instanceId: string; nodes: string[]; stale: boolean }>;
+  /** `lab up --ha`: each nats-server and coordinator, and who leads */
+  ha?: HaStatus;
 }
 
 /**
@@ -79,23 +82,40 @@ export async function labStatus(opts: { dir: string }): Promise<LabStatusReport>
   const notes: string[] = [];
   // the processes that really run, not the pids lab.json remembers (a service restarted by
   // hand is found by its command line)
-  const natsProc = serviceProc(s, 'nats');
-  const coordProc = serviceProc(s, 'coordinator');
+  let natsProc = serviceProc(s, 'nats');
+  let coordProc = serviceProc(s, 'coordinator');
   const api = labApiOf(s, 3000);
-  const [natsUp, coordReady] = await Promise.all([
-    natsProc.proc ? natsHealthy(s) : false,
-    coordProc.proc ? api.ready() : false,
-  ]);
-  const nats: ServiceStatus = !natsProc.proc ? 'down' : natsUp ? 'running' : 'unhealthy';
-  const coordinator: ServiceStatus = !coordProc.proc ? 'down' : coordReady ? 'running' : 'unhealthy';
-  if (nats === 'down') problems.push(`nats-server is down (\`drover lab start nats\`)`);
-  else if (nats === 'unhealthy')
-    problems.push(`nats-server (pid ${natsProc.proc!.pid}) does not answer ${s.nats.monitorUrl}/healthz`);
-  if (coordinator === 'down') problems.push(`the coordinator is down (\`drover lab start coordinator\`)`);
-  else if (coordinator === 'unhealthy')
-    problems.push(
-      `the coordinator (pid ${coordProc.proc!.pid}) is not ready: ${s.coordinator.apiUrl}/readyz does not answer 200`,
-    );
+  let nats: ServiceStatus;
+  let coordinator: ServiceStatus;
+  const ha = s.ha ? await haStatus(s) : undefined;
+  if (ha) {
+    // --ha: the bus stands while a majority of its servers does; the control plane while one leads
+    ({ nats, coordinator } = ha);
+    problems.push(...ha.problems);
+    const leader = ha.coordinators.find((c) => c.role === 'leader' && c.pid);
+    coordProc = { proc: leader?.pid ? { pid: leader.pid, startTime: '' } : coordProc.proc, recorded: true };
+    natsProc = {
+      proc:
+        natsProc.proc ??
+        (nats !== 'down' ? { pid: ha.servers.find((n) => n.pid)!.pid!, startTime: '' } : undefined),
+      recorded: true,
+    };
+  } else {
+    const [natsUp, coordReady] = await Promise.all([
+      natsProc.proc ? natsHealthy(s) : false,
+      coordProc.proc ? api.ready() : false,
+    ]);
+    nats = !natsProc.proc ? 'down' : natsUp ? 'running' : 'unhealthy';
+    coordinator = !coordProc.proc ? 'down' : coordReady ? 'running' : 'unhealthy';
+    if (nats === 'down') problems.push(`nats-server is down (\`drover lab start nats\`)`);
+    else if (nats === 'unhealthy')
+      problems.push(`nats-server (pid ${natsProc.proc!.pid}) does not answer ${s.nats.monitorUrl}/healthz`);
+    if (coordinator === 'down') problems.push(`the coordinator is down (\`drover lab start coordinator\`)`);
+    else if (coordinator === 'unhealthy')
+      problems.push(
+        `the coordinator (pid ${coordProc.proc!.pid}) is not ready: ${s.coordinator.apiUrl}/readyz does not answer 200`,
+      );
+  }
   for (const [which, p] of [
     ['nats-server', natsProc],
     ['the coordinator', coordProc],
@@ -160,6 +180,7 @@ export async function labStatus(opts: { dir: string }): Promise<LabStatusReport>
     if (!d.stale) problems.push(`${d.instanceId} runs on ${d.nodes.join(' and ')}: fencing failed`);
   return {
     state: s,
+    ...(ha ? { ha } : {}),
     nats,
     ...(natsProc.proc ? { natsPid: natsProc.proc.pid } : {}),
     coordinator,

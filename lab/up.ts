@@ -7,12 +7,13 @@ import { writeFileAtomic } from '../lib/atomic-file.js';
 import { LabApi, type LabRoleView } from './api.js';
 import { exitedMessage, spawnCoordinator, spawnNats, waitUntil } from './control.js';
 import { labError } from './errors.js';
+import { HA_SIZE, type HaPorts, haLayout, startHaControl } from './ha.js';
 import { hostPath, k8sSummary, linkK8sBinaries, resolveLabK8s } from './k8s.js';
 import { fleetLayout, type NodeLayout } from './layout.js';
 import { createBridge, createNodeNet, netNames } from './netns.js';
 import { type CompiledLabUpOptions, compileLabUpOptions, type LabUpOptions } from './options.js';
 import { labPaths } from './paths.js';
-import { findProgram, labPath, preflight } from './preflight.js';
+import { checkLabDirReachable, findProgram, labPath, preflight } from './preflight.js';
 import { daemonEnv, isAlive, type ProcRef, spawnDetached } from './procs.js';
 import { type LabNodeState, type LabState, labExists, readState, withLock, writeState } from './state.js';
 import { loadLabTopology } from './topology.js';
@@ -90,7 +91,7 @@ export async function startAgent(s: LabState, n: LabNodeState): Promise<ProcRef>
 function agentConfig(
   o: CompiledLabUpOptions,
   n: NodeLayout,
-  natsUrl: string,
+  natsUrls: string[],
   join_: { token: string; fingerprint: string },
   p: ReturnType<typeof labPaths>,
 ): string {
@@ -99,7 +100,7 @@ function agentConfig(
     nodeId: n.name,
     // its own host name even without a UTS namespace (not root): names are unique in a cluster
     hostname: n.name,
-    nats: { servers: [natsUrl] },
+    nats: { servers: natsUrls },
     advertiseAddress: n.address,
     labels: n.labels,
     dataDir: np.dataDir,
@@ -193,6 +194,7 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
       `warning: the topology selects pool=${missingPools.join(', pool=')}, which no lab host has; those roles will stay unplaced`,
     );
   mkdirSync(o.dir, { recursive: true });
+  checkLabDirReachable(o.dir);
   if (labExists(o.dir)) {
     const old = readState(o.dir);
     const alive = [old.nats.proc, old.coordinator.proc, ...old.nodes.map((n) => n.proc)].some((p) =>
@@ -217,7 +219,24 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
     const natsPort = await pickPort(o.netns ? '0.0.0.0' : natsHost, o.natsPort);
     const monitorPort = await anyPort('127.0.0.1');
     const apiPort = await pickPort('127.0.0.1', o.apiPort);
-    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    // --ha: three clustered nats-servers and three coordinators; the first of each takes the ports above
+    const haPorts: HaPorts | undefined = o.ha
+      ? {
+          nats: await Promise.all(
+            Array.from({ length: HA_SIZE }, async (_, i) => ({
+              client: i === 0 ? natsPort : await anyPort(o.netns ? '0.0.0.0' : natsHost),
+              monitor: i === 0 ? monitorPort : await anyPort('127.0.0.1'),
+              route: await anyPort(o.netns ? '0.0.0.0' : natsHost),
+            })),
+          ),
+          api: await Promise.all(
+            Array.from({ length: HA_SIZE }, async (_, i) => (i === 0 ? apiPort : anyPort('127.0.0.1'))),
+          ),
+        }
+      : undefined;
+    const ha = haPorts ? haLayout(o.dir, natsHost, haPorts) : undefined;
+    // with --ha, clients get every coordinator's API (they find the leader) and agents every server
+    const apiUrl = ha ? ha.coordinators.map((c) => c.apiUrl).join(',') : `http://127.0.0.1:${apiPort}`;
     const natsUrl = `tls://${natsHost}:${natsPort}`;
     const busDir = join(p.coordinatorData, 'bus');
     const state: LabState = {
@@ -248,6 +267,7 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
         adminTokenFile: join(p.coordinatorData, 'admin-token'),
         cliConfig: p.cliConfig,
       },
+      ...(ha ? { ha } : {}),
       nodes: layout.map((n) => {
         const np = p.node(n.name);
         return {
@@ -271,7 +291,7 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
       return await startFleet(
         o,
         state,
-        { natsHost, natsPort, monitorPort, apiPort, bridgeAddress },
+        { natsHost, natsPort, monitorPort, apiPort, bridgeAddress, haPorts },
         topo,
         layout,
         progress,
@@ -296,6 +316,7 @@ interface FleetNet {
   monitorPort: number;
   apiPort: number;
   bridgeAddress: string | undefined;
+  haPorts?: HaPorts;
 }
 
 async function startFleet(
@@ -326,24 +347,33 @@ async function startFleet(
       });
   }
 
-  // ---- nats-server: Drover's auth (operator, account, a user per node) and TLS, always
-  await prepareLabBus(p, natsHost, natsPort, monitorPort);
-  await spawnNats(state);
   for (const line of k8sSummary(state.k8s!)) progress(line);
-  progress(
-    `nats-server     ${natsUrl}  (pid ${state.nats.proc!.pid}; auth: a user per host, TLS from the bus CA)`,
-  );
-
-  // ---- coordinator
-  await writeFileAtomic(p.coordinatorConfig, coordinatorConfig(o, natsUrl, `127.0.0.1:${apiPort}`, p), 0o600);
-  await spawnCoordinator(state);
+  if (state.ha && net.haPorts) {
+    // ---- --ha: three clustered nats-servers, three coordinators on the replicated store
+    await startHaControl(o, state, net.haPorts, natsHost, progress);
+  } else {
+    // ---- nats-server: Drover's auth (operator, account, a user per node) and TLS, always
+    await prepareLabBus(p, natsHost, natsPort, monitorPort);
+    await spawnNats(state);
+    progress(
+      `nats-server     ${natsUrl}  (pid ${state.nats.proc!.pid}; auth: a user per host, TLS from the bus CA)`,
+    );
+    // ---- coordinator
+    await writeFileAtomic(
+      p.coordinatorConfig,
+      coordinatorConfig(o, natsUrl, `127.0.0.1:${apiPort}`, p),
+      0o600,
+    );
+    await spawnCoordinator(state);
+  }
+  const natsUrls = state.ha ? state.ha.nats.map((n) => n.url) : [natsUrl];
   const api = new LabApi(apiUrl, state.coordinator.adminTokenFile);
   await writeFileAtomic(
     p.cliConfig,
     `# The drover CLI's settings for this lab: export DROVER_CONFIG=${p.cliConfig}\nserver: ${apiUrl}\ntokenFile: ${state.coordinator.adminTokenFile}\n`,
     0o600,
   );
-  progress(`coordinator     ${apiUrl}  (pid ${state.coordinator.proc!.pid})`);
+  if (!state.ha) progress(`coordinator     ${apiUrl}  (pid ${state.coordinator.proc!.pid})`);
 
   // ---- agents: each host joins with its own single-use token and pins the coordinator key
   // (a --pending host's token requires approval: it waits Pending for `drover approve`)
@@ -358,7 +388,7 @@ async function startFleet(
     state.bus = { ...state.bus!, coordinatorKeyFingerprint: t.coordinatorKeyFingerprint };
     await writeFileAtomic(
       n.config,
-      agentConfig(o, l, natsUrl, { token: t.token, fingerprint: t.coordinatorKeyFingerprint }, p),
+      agentConfig(o, l, natsUrls, { token: t.token, fingerprint: t.coordinatorKeyFingerprint }, p),
       0o600,
     );
     n.proc = await startAgent(state, n);

@@ -333,6 +333,8 @@ export class ProcessRuntime implements Runtime {
         stdio: ['ignore', fd, fd],
         env: { ...this.baseEnv, ...inst.env },
         cwd: inst.cwd ?? '/',
+        // least privilege: the role's system user (etcd, haproxy), as systemd's User=/Group=
+        ...(inst.runAs ? { uid: inst.runAs.uid, gid: inst.runAs.gid } : {}),
       });
     } catch (err) {
       if (fd !== undefined) closeSync(fd);

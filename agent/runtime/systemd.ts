@@ -120,7 +120,11 @@ export function renderUnit(
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([k, v]) => `Environment=${quoteEnv(k, v)}`),
     ...(inst.cwd ? [`WorkingDirectory=${unitValue('WorkingDirectory', inst.cwd)}`] : []),
-    ...(u.user ? [`User=${unitValue('User', u.user)}`] : []),
+    ...(inst.runAs
+      ? [`User=${unitValue('User', inst.runAs.user)}`, `Group=${unitValue('Group', inst.runAs.group)}`]
+      : u.user
+        ? [`User=${unitValue('User', u.user)}`]
+        : []),
     `Restart=${policy}`,
     `RestartSec=${secs(Math.max(100, inst.restart.initialBackoffMs))}`,
     `TimeoutStopSec=${secs(Math.max(1000, inst.stopTimeoutMs))}`,

@@ -15,6 +15,8 @@ export interface RunnableInstance {
   stopTimeoutMs: number;
   restart: RestartPolicy;
   unit?: SystemdUnitOptions;
+  /** the role's system user, resolved on this host (agent/run-as.ts): the process runs with this uid and gid */
+  runAs?: { user: string; group: string; uid: number; gid: number };
 }
 
 /** What a runtime says about one instance. `state` is the runtime's view; the agent adds health to get a phase. */

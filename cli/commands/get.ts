@@ -116,6 +116,32 @@ export const EVENTS: Listing<Event> = {
   ],
 };
 
+/** One coordinator (GET /v1/coordinators): with HA, leader or follower. */
+export interface CoordinatorRow {
+  id: string;
+  api?: string;
+  role: 'leader' | 'follower';
+  epoch?: number;
+  term?: number;
+  leaseAgeMs?: number;
+  host?: string;
+  pid?: number;
+  seenAgoMs?: number;
+}
+
+const ms = (v: number | undefined) =>
+  v === undefined ? '-' : v < 10_000 ? `${(v / 1000).toFixed(1)}s` : `${Math.round(v / 1000)}s`;
+
+export const COORDINATORS: Listing<CoordinatorRow> = {
+  header: ['ID', 'ADDRESS', 'ROLE', 'EPOCH', 'LEASE AGE'],
+  wide: ['TERM', 'HOST', 'PID', 'SEEN'],
+  name: (c) => `coordinator/${c.id}`,
+  row: (c, wide) => {
+    const base = [c.id, c.api ?? '-', c.role, c.epoch ?? '-', c.role === 'leader' ? ms(c.leaseAgeMs) : '-'];
+    return wide ? [...base, c.term ?? '-', c.host ?? '-', c.pid ?? '-', `${ms(c.seenAgoMs)} ago`] : base;
+  },
+};
+
 export const TASKS: Listing<TaskRecord> = {
   header: ['ID', 'NODE', 'KIND', 'INSTANCE', 'STATE', 'AGE', 'RESULT'],
   name: (t) => `task/${t.id}`,
@@ -206,6 +232,8 @@ const KIND_ALIASES: Record<string, string> = {
   tokens: 'tokens',
   topology: 'topologies',
   topologies: 'topologies',
+  coordinator: 'coordinators',
+  coordinators: 'coordinators',
 };
 
 export function resourceKind(word: string | undefined, allowed: string[]): string {
@@ -305,6 +333,11 @@ export async function fetchResource(
       ];
       return { items, raw: { items } };
     }
+    case 'coordinators': {
+      const r = await c.get<{ items: CoordinatorRow[] }>('/v1/coordinators');
+      const items = name ? r.items.filter((x) => x.id === name) : r.items;
+      return { items, raw: r };
+    }
     case 'topologies': {
       if (name) {
         const t = await c.get<Topology>(`/v1/topologies/${encodeURIComponent(name)}`);
@@ -326,6 +359,7 @@ export function listingFor(kind: string): Listing<unknown> {
     tasks: TASKS,
     tokens: TOKENS,
     topologies: TOPOLOGIES,
+    coordinators: COORDINATORS,
   };
   return m[kind] as unknown as Listing<unknown>;
 }
@@ -350,6 +384,7 @@ export async function get(ctx: CommandContext): Promise<number> {
     'tasks',
     'tokens',
     'topologies',
+    'coordinators',
   ]);
   const selector = str(ctx.args.flags, 'selector');
   if (selector !== undefined && kind !== 'nodes')

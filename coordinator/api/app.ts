@@ -7,9 +7,11 @@ import { DroverError } from '../../protocol/index.js';
 import type { PurgeLists } from '../engine/purge-lists.js';
 import type { Engine } from '../engine.js';
 import { COORDINATOR_ERRORS, coordinatorError } from '../errors.js';
+import type { HaView } from '../ha/view.js';
 import type { ClusterPki } from '../pki/index.js';
 import { createServices, type Services } from '../services.js';
 import type { Store } from '../store/types.js';
+import type { TaskArchive } from '../task-archive.js';
 import { clientAddress, compileTrustedProxies } from './client-address.js';
 import type { ApiContext, EngineOps } from './context.js';
 import type { CoordinatorMetrics } from './metrics.js';
@@ -61,6 +63,12 @@ export interface ApiDeps {
    * and stopped when it closes; built from the deps above without.
    */
   services?: Services;
+  /** coordinator HA: who leads (`GET /v1/coordinators`); a follower answers writes with 421 NOT_LEADER */
+  ha?: HaView;
+  /** a follower: the services start read-only (no VirtualCluster placement) */
+  readOnly?: boolean;
+  /** where task records are kept (the JetStream store's task stream) */
+  taskArchive?: TaskArchive;
 }
 
 function sendError(reply: FastifyReply, err: DroverError): FastifyReply {
@@ -127,6 +135,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       vcResyncMs: deps.vcResyncMs,
       vcStormGuard: deps.vcStormGuard,
       purge: deps.purge,
+      readOnly: deps.readOnly,
+      ...(deps.taskArchive ? { taskArchive: deps.taskArchive } : {}),
     });
   const { tasks } = services;
   const ctx: ApiContext = {
@@ -143,6 +153,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     clean: services.clean,
     vc: services.vc,
     store: deps.store,
+    ha: deps.ha,
   };
   deps.metrics?.observe({ engine: deps.engine, natsConnected: ctx.natsConnected });
 
@@ -228,6 +239,33 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       );
     }
   });
+
+  // Coordinator HA: a follower serves reads; a write goes to the leader, whose address it names
+  // (the CLI re-sends there when that address is one of its --server URLs). Never dropped quietly.
+  const ha = deps.ha;
+  if (ha)
+    app.addHook('onRequest', async (req, reply) => {
+      if (ha.isLeader()) return;
+      // reads are served here, except convergence: only the leader renders plans and knows it
+      const read = req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS';
+      if (read && req.routeOptions.url !== '/v1/status') return;
+      const leader = ha.leader();
+      if (leader.api) reply.header('x-drover-leader', leader.api);
+      return sendError(
+        reply,
+        coordinatorError(
+          'DROVER_ERR_NOT_LEADER',
+          leader.id
+            ? `coordinator ${ha.self} is a follower; ${req.method} ${req.url} goes to the leader ${leader.id}${leader.api ? ` at ${leader.api}` : ''}`
+            : `coordinator ${ha.self} is a follower and no leader holds the lease right now (an election is under way); retry in a moment`,
+          {
+            self: ha.self,
+            ...(leader.id ? { leader: leader.id } : {}),
+            ...(leader.api ? { api: leader.api } : {}),
+          },
+        ),
+      );
+    });
 
   if (deps.metrics) {
     const m = deps.metrics;

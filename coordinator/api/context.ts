@@ -6,6 +6,7 @@ import type { FastifyRequest } from 'fastify';
 import type { CleanService } from '../clean.js';
 import type { Engine } from '../engine.js';
 import { coordinatorError } from '../errors.js';
+import type { HaView } from '../ha/view.js';
 import type { ClusterPki } from '../pki/index.js';
 import type { Store } from '../store/types.js';
 import type { TaskTracker } from '../tasks.js';
@@ -48,6 +49,8 @@ export interface ApiContext {
   /** VirtualCluster tenants and their slices across super clusters */
   vc: VcService;
   store?: Store;
+  /** coordinator HA: who leads (absent for a single coordinator) */
+  ha?: HaView;
 }
 
 /** Route config: who may call it. */

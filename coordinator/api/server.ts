@@ -3,11 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../../lib/logger.js';
 import type { PurgeLists } from '../engine/purge-lists.js';
 import type { Engine } from '../engine.js';
+import type { HaView } from '../ha/view.js';
 import type { ClusterPki } from '../pki/index.js';
 import type { Store } from '../store/types.js';
+import type { TaskArchive } from '../task-archive.js';
 import { buildApi } from './app.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import type { JoinInfoSource } from './routes/join.js';
+import type { SharedListener } from './shared-listener.js';
 import { adminTokenPath, TokenStore, tokensPath } from './tokens.js';
 
 export interface ApiServerOptions {
@@ -30,6 +33,16 @@ export interface ApiServerOptions {
   vcStormGuard?: (cluster: string) => boolean;
   /** the clean records the engine's plans read their purge lists from (see ApiDeps.purge) */
   purge?: PurgeLists;
+  /** coordinator HA: who leads; a follower answers writes with the leader's address */
+  ha?: HaView;
+  /** a follower: no VirtualCluster placement (the leader's), reads only */
+  readOnly?: boolean;
+  /** coordinator HA: serve on this socket, which outlives the app (`listen` and `tls` are its) */
+  listener?: SharedListener;
+  /** coordinator HA: the API tokens live in this (shared) store, not only in `<dataDir>/tokens.json` */
+  sharedTokens?: Store;
+  /** where task records are kept (the JetStream store's task stream); default the store's keys */
+  taskArchive?: TaskArchive;
 }
 
 export interface ApiServer {
@@ -52,7 +65,7 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
-function readTls(tls: ApiServerOptions['tls']): { key: Buffer; cert: Buffer } | undefined {
+export function readTls(tls: ApiServerOptions['tls']): { key: Buffer; cert: Buffer } | undefined {
   if (!tls || (!tls.cert && !tls.key)) return undefined;
   if (!tls.cert || !tls.key) throw new Error('api.tls needs both cert and key (PEM file paths)');
   const read = (p: string, what: string) => {
@@ -71,9 +84,13 @@ function readTls(tls: ApiServerOptions['tls']): { key: Buffer; cert: Buffer } | 
  */
 export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   const { host, port } = parseListen(o.listen);
-  const https = readTls(o.tls);
+  const https = o.listener ? undefined : readTls(o.tls);
   const log = o.logger;
-  const tokens = await TokenStore.open({ path: tokensPath(o.dataDir), logger: log });
+  const tokens = await TokenStore.open({
+    path: tokensPath(o.dataDir),
+    logger: log,
+    ...(o.sharedTokens ? { shared: o.sharedTokens } : {}),
+  });
   const adminTokenFile = adminTokenPath(o.dataDir);
   await tokens.bootstrapAdmin(adminTokenFile);
   let started = false;
@@ -92,7 +109,28 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     join: o.join,
     vcStormGuard: o.vcStormGuard,
     purge: o.purge,
+    ha: o.ha,
+    readOnly: o.readOnly,
+    ...(o.taskArchive ? { taskArchive: o.taskArchive } : {}),
   });
+  if (o.listener) {
+    const l = o.listener;
+    await app.ready();
+    l.use(app);
+    started = true;
+    log.info({ url: l.url, tls: l.https, adminTokenFile }, 'REST API serving on the shared listener');
+    return {
+      app,
+      tokens,
+      url: l.url,
+      adminTokenFile,
+      close: async () => {
+        l.release(app);
+        tokens.close();
+        await app.close();
+      },
+    };
+  }
   await app.listen({ host, port });
   started = true;
   const addr = app.server.address();
@@ -100,5 +138,14 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   const h = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
   const url = `${https ? 'https' : 'http'}://${h}:${actualPort}`;
   log.info({ url, tls: !!https, adminTokenFile }, 'REST API listening');
-  return { app, tokens, url, adminTokenFile, close: () => app.close() };
+  return {
+    app,
+    tokens,
+    url,
+    adminTokenFile,
+    close: async () => {
+      tokens.close();
+      await app.close();
+    },
+  };
 }

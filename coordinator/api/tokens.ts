@@ -8,6 +8,7 @@ import { type Clock, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { TOKEN_ROLES, type TokenRole, TokenRoleSchema } from '../../protocol/rest/schemas.js';
 import { coordinatorError } from '../errors.js';
+import type { Store, Watcher } from '../store/types.js';
 
 export { TOKEN_ROLES, type TokenRole, TokenRoleSchema };
 
@@ -67,7 +68,15 @@ export interface TokenStoreOptions {
   path?: string;
   logger: Logger;
   clock?: Clock;
+  /**
+   * Coordinator HA: the tokens live in the shared store (key `meta/api-tokens`, the same hashes as
+   * the file), so a token made on one coordinator is good on every one, and a deleted one on none.
+   * On the first start the file's tokens (if any) move in; the file is left as it was.
+   */
+  shared?: Store;
 }
+
+const SHARED_KEY = 'meta/api-tokens';
 
 /**
  * API bearer tokens with roles. Only sha256 hashes are kept (in memory and on disk, file mode
@@ -77,6 +86,8 @@ export interface TokenStoreOptions {
 export class TokenStore {
   private tokens: TokenRecord[] = [];
   private readonly clock: Clock;
+  private revision?: number;
+  private watcher?: Watcher;
 
   private constructor(private readonly opts: TokenStoreOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -110,7 +121,46 @@ export class TokenStore {
       }
       s.tokens = (parsed as TokenFile).tokens;
     }
+    if (opts.shared) await s.openShared(opts.shared);
     return s;
+  }
+
+  private async openShared(store: Store): Promise<void> {
+    const from = store.revision();
+    const cur = await store.get<unknown>(SHARED_KEY);
+    if (cur) this.adoptShared(cur.value, cur.revision);
+    else if (this.tokens.length) {
+      // the first coordinator of the fleet: its file's tokens become everyone's
+      try {
+        this.revision = await store.create(SHARED_KEY, { version: 1, tokens: this.tokens });
+      } catch {
+        const again = await store.get<unknown>(SHARED_KEY);
+        if (again) this.adoptShared(again.value, again.revision);
+      }
+    }
+    // another coordinator (the leader) created or deleted one: this one knows at once
+    this.watcher = store.watch<unknown>(SHARED_KEY, from, (e) => {
+      if (e.key === SHARED_KEY && e.type === 'put') this.adoptShared(e.value, e.revision);
+    });
+  }
+
+  private adoptShared(value: unknown, revision: number): void {
+    if (this.revision !== undefined && revision <= this.revision) return;
+    if (!Value.Check(TokenFile, value)) {
+      const first = [...Value.Errors(TokenFile, value)][0];
+      this.opts.logger.error(
+        { key: SHARED_KEY, at: first?.path, err: first?.message },
+        'the shared API tokens in the store are malformed; keeping the ones held',
+      );
+      return;
+    }
+    this.tokens = (value as TokenFile).tokens;
+    this.revision = revision;
+  }
+
+  /** Stops following the shared tokens. */
+  close(): void {
+    this.watcher?.stop();
   }
 
   /**
@@ -119,7 +169,17 @@ export class TokenStore {
    */
   async bootstrapAdmin(adminTokenPath: string): Promise<{ created: boolean; path: string }> {
     if (this.tokens.some((t) => t.role === 'admin')) return { created: false, path: adminTokenPath };
-    const { token } = await this.create('bootstrap-admin', 'admin');
+    let token: string;
+    try {
+      ({ token } = await this.create('bootstrap-admin', 'admin'));
+    } catch (err) {
+      // coordinator HA: another coordinator made the fleet's first admin token meanwhile
+      const shared = this.opts.shared;
+      const cur = shared ? await shared.get<unknown>(SHARED_KEY) : undefined;
+      if (!cur) throw err;
+      this.adoptShared(cur.value, cur.revision);
+      return { created: false, path: adminTokenPath };
+    }
     await writeFileAtomic(adminTokenPath, `${token}\n`, 0o600);
     this.opts.logger.warn(
       { path: adminTokenPath },
@@ -226,6 +286,15 @@ export class TokenStore {
   }
 
   private async persist(): Promise<void> {
+    const shared = this.opts.shared;
+    if (shared) {
+      const body: TokenFile = { version: 1, tokens: this.tokens };
+      this.revision =
+        this.revision === undefined
+          ? await shared.create(SHARED_KEY, body)
+          : await shared.update(SHARED_KEY, body, this.revision);
+      return;
+    }
     if (!this.opts.path) return;
     const body: TokenFile = { version: 1, tokens: this.tokens };
     await writeFileAtomic(this.opts.path, `${JSON.stringify(body, null, 2)}\n`, 0o600);

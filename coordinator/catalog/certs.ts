@@ -6,8 +6,10 @@
  * agent makes the key, sends a CSR and writes the files before it starts the instance; the role's
  * flags and kubeconfigs point at those paths.
  *
- * etcd keeps plain HTTP here (the coordinator's etcd membership client and the probes speak HTTP);
- * its TLS profiles are issued and tested by the PKI library (test/integration/pki-etcd-tls).
+ * etcd runs with client and peer TLS from the etcd CA (`RenderContext.etcdTls`): each member gets
+ * a serving, a peer and a client certificate (the last for its own etcdctl commands), and each API
+ * server an `apiserver-etcd-client` certificate. A cluster whose etcd was bootstrapped over plain
+ * HTTP before TLS existed stays plain (coordinator/etcd/transport.ts) and lists none of these.
  */
 import type { PlanCertificate, PlanFile } from '../../protocol/index.js';
 import type { NodeRecord } from '../model.js';
@@ -42,6 +44,28 @@ export const ROLE_CERTIFICATES: Readonly<Record<string, ReadonlyArray<[CertProfi
     'kube-proxy': [['kube-proxy', CLIENT_CERT['kube-proxy']!]],
   });
 
+/** The etcd TLS certificates of a role, listed only when its cluster's etcd runs TLS. */
+export const ETCD_TLS_CERTIFICATES: Readonly<Record<string, ReadonlyArray<[CertProfile, string]>>> =
+  Object.freeze({
+    etcd: [
+      ['etcd-server', 'etcd-server'],
+      ['etcd-peer', 'etcd-peer'],
+      ['etcd-client', 'etcdctl-client'],
+    ],
+    'kube-apiserver': [['etcd-client', 'apiserver-etcd-client']],
+  });
+
+/** What an instance of `role` needs: its own certificates plus, when etcd runs TLS, its etcd ones. */
+export function roleCertificates(
+  role: string,
+  etcdTls: boolean,
+): ReadonlyArray<[CertProfile, string]> | undefined {
+  const own = ROLE_CERTIFICATES[role];
+  const etcd = etcdTls ? ETCD_TLS_CERTIFICATES[role] : undefined;
+  if (!etcd) return own;
+  return [...(own ?? []), ...etcd];
+}
+
 /** A node as certificates name it: its hostname and the address it advertises. */
 export function pkiNodeFor(node: Pick<NodeRecord, 'id' | 'hostname' | 'address'>): PkiNode {
   return { id: node.id, hostname: node.hostname, addresses: [node.address] };
@@ -65,7 +89,7 @@ export function pkiContextFor(
 export function planCertificates(
   ctx: RenderContext,
   pki: PkiRenderOptions,
-  wanted: ReadonlyArray<[CertProfile, string]> | undefined = ROLE_CERTIFICATES[ctx.role],
+  wanted: ReadonlyArray<[CertProfile, string]> | undefined = roleCertificates(ctx.role, ctx.etcdTls === true),
 ): PlanCertificate[] {
   if (!wanted) return [];
   const context = pkiContextFor(ctx.topology, ctx.api, pki.extraApiserverSans);
@@ -81,7 +105,8 @@ export function planCertificates(
       ipAddresses: spec.ipAddresses,
       certPath: at(`${name}.crt`),
       keyPath: at(`${name}.key`),
-      caPath: at(CERTS.ca),
+      // each certificate is stored with the CA that issued it: the etcd CA is not the cluster CA
+      caPath: at(spec.issuer === 'etcd' ? CERTS.etcdCa : CERTS.ca),
     };
   });
 }

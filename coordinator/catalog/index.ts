@@ -5,6 +5,7 @@ export {
   pkiNodeFor,
   planCertificates,
   ROLE_CERTIFICATES,
+  roleCertificates,
   serviceAccountFiles,
 } from './certs.js';
 export { atLeast, DEFAULT_RESTART, kubeMinor } from './common.js';
@@ -32,6 +33,7 @@ export {
 } from './paths.js';
 export {
   apiEndpointFor,
+  etcdTlsOn,
   membersByRole,
   ownedPaths,
   RenderCache,
@@ -50,11 +52,13 @@ export {
 export { customReads, customRenderDependencies, placeholderLookup } from './roles/custom.js';
 export {
   ETCD_CLIENT_PORT,
+  ETCD_METRICS_PORT,
   ETCD_PEER_PORT,
   etcdClientUrl,
   etcdInitialCluster,
   etcdInitialState,
   etcdMemberName,
+  etcdMetricsHost,
   etcdPeerUrl,
 } from './roles/etcd.js';
 export { HAPROXY_CFG, haproxyConfig } from './roles/lb.js';

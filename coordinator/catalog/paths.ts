@@ -30,6 +30,17 @@ export const arg = (path: string): string => `${ROOT}${path}`;
  */
 export const CERTS = {
   ca: 'ca.crt',
+  /** the etcd CA (etcd's serving, peer and client certificates are issued by it, never by ca.crt) */
+  etcdCa: 'etcd-ca.crt',
+  etcdServer: 'etcd-server.crt',
+  etcdServerKey: 'etcd-server.key',
+  etcdPeer: 'etcd-peer.crt',
+  etcdPeerKey: 'etcd-peer.key',
+  /** etcd's own client certificate (its etcdctl commands) */
+  etcdctlClient: 'etcdctl-client.crt',
+  etcdctlClientKey: 'etcdctl-client.key',
+  apiserverEtcdClient: 'apiserver-etcd-client.crt',
+  apiserverEtcdClientKey: 'apiserver-etcd-client.key',
   serviceAccountKey: 'sa.key',
   serviceAccountPub: 'sa.pub',
   apiserver: 'apiserver.crt',

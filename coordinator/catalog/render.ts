@@ -8,12 +8,13 @@ import {
 import type { Assignment, NodeRecord } from '../model.js';
 import { isBuiltinRole, type Topology } from '../topology/index.js';
 import { ROLE_CATALOG, roleReads } from './catalog.js';
-import { planCertificates, ROLE_CERTIFICATES, serviceAccountFiles } from './certs.js';
+import { planCertificates, roleCertificates, serviceAccountFiles } from './certs.js';
 import { DEFAULT_RESTART, withRestartOverrides } from './common.js';
 import { resolveApiEndpoint } from './endpoint.js';
 import { isPartitioned } from './partitions.js';
 import { configDir, instanceCertDir } from './paths.js';
 import { renderCustom } from './roles/custom.js';
+import { rolePrivileges } from './roles/least-privilege.js';
 import type {
   ApiEndpoint,
   EtcdAssignmentExtras,
@@ -46,7 +47,7 @@ export function renderPlans(input: RenderInput): Map<string, RenderedInstance[]>
   const members = (role: string): Member[] => byRole.get(role) ?? [];
   const api = resolveApiEndpoint(topology, members);
   const base = cache
-    ? `${cache.topologyId(topology)}\u0001${JSON.stringify(input.options?.standin ?? null)}\u0001${api.url}`
+    ? `${cache.topologyId(topology)}\u0001${JSON.stringify(input.options?.standin ?? null)}\u0001${api.url}\u0001${etcdTlsOn(input.options)}`
     : '';
   const seen = new Set<string>();
   for (const [role, list] of [...byRole].sort(([a], [b]) => (a < b ? -1 : 1))) {
@@ -211,6 +212,7 @@ export function renderInstance(input: RenderContext, options: RenderOptions = {}
   const ctx: RenderContext = {
     ...input,
     members: (r) => input.members(r).filter((m) => isRenderableNode(m.node)),
+    etcdTls: input.etcdTls ?? etcdTlsOn(options),
   };
   const { role, spec, assignment: a } = ctx;
   const base = {
@@ -243,7 +245,7 @@ export function renderInstance(input: RenderContext, options: RenderOptions = {}
   const r = def.render(ctx);
   const certificates = options.pki ? planCertificates(ctx, options.pki) : [];
   const files = [...(r.files ?? []), ...(options.pki ? serviceAccountFiles(ctx, options.pki) : [])];
-  const owned = ROLE_CERTIFICATES[role] ? [instanceCertDir(ctx.topology, a)] : [];
+  const owned = roleCertificates(role, ctx.etcdTls === true) ? [instanceCertDir(ctx.topology, a)] : [];
   const flags = [...r.args, ...spec.extraArgs];
   const { command, simulated } = resolveCommand(def, ctx.topology, ctx.node, options);
   const run: RunSpec = {
@@ -251,10 +253,16 @@ export function renderInstance(input: RenderContext, options: RenderOptions = {}
     args: simulated ? [...options.standin!.args, role, ...flags] : flags,
     env: { ...(r.env ?? {}), ...spec.env },
   };
-  if (r.unit) {
+  // least privilege on the host: a real etcd or haproxy runs as its own system user, and every
+  // unit gets its role's sandboxing (roles/least-privilege.ts)
+  const host = rolePrivileges(def.name, ctx.topology);
+  if (host.runAs && !simulated) run.runAs = { ...host.runAs };
+  const sandbox = Object.keys(host.sandbox).length > 0 ? { ...host.sandbox } : undefined;
+  if (r.unit || sandbox) {
     // a stand-in does not speak sd_notify: a notify unit would wait for it forever
-    const { type, ...rest } = r.unit;
-    const unit = simulated ? rest : r.unit;
+    const { type, ...rest } = r.unit ?? {};
+    const base = simulated ? rest : (r.unit ?? {});
+    const unit = sandbox ? { ...base, extraService: { ...sandbox, ...(base.extraService ?? {}) } } : base;
     if (Object.keys(unit).length > 0) run.unit = unit;
   }
   if (r.stopTimeoutMs !== undefined) run.stopTimeoutMs = r.stopTimeoutMs;
@@ -272,6 +280,11 @@ export function renderInstance(input: RenderContext, options: RenderOptions = {}
     certificates,
     dataPaths: ownedPaths(a, files, [...(r.dataPaths ?? []), ...owned]),
   });
+}
+
+/** Whether etcd runs TLS under these options: with a cluster PKI, unless the cluster is a legacy plain one. */
+export function etcdTlsOn(options: RenderOptions | undefined): boolean {
+  return !!options?.pki && options.etcdTransport !== 'plain';
 }
 
 /**

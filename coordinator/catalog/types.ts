@@ -35,6 +35,12 @@ export interface RenderOptions {
    * service-account keys. Without it, plans only reference the certificate paths.
    */
   pki?: PkiRenderOptions;
+  /**
+   * `plain`: this cluster's etcd was bootstrapped over plain HTTP before Drover ran etcd with TLS,
+   * and stays so until it is migrated (coordinator/etcd/transport.ts). Otherwise, with `pki`, etcd
+   * runs with client and peer TLS.
+   */
+  etcdTransport?: 'tls' | 'plain';
 }
 
 /** The memo `renderPlans` uses (implemented by `RenderCache`). */
@@ -91,6 +97,11 @@ export interface RenderContext {
   /** placed instances of `role`, by ordinal (only those whose node is known) */
   members(role: string): Member[];
   api: ApiEndpoint;
+  /**
+   * etcd runs with client and peer TLS from the etcd CA (there is a cluster PKI and the cluster is
+   * not a legacy plain-HTTP one): etcd's URLs are https and its clients present certificates.
+   */
+  etcdTls?: boolean;
 }
 
 /** What a built-in renderer returns; the catalog adds command, stand-in, restart policy and overrides. */
@@ -145,4 +156,12 @@ export interface RoleDefinition {
   render(ctx: RenderContext): RoleRender;
   /** runs instead where the node has no `binary` but has the simulator's binaries */
   simulator?: RoleSimulator;
+}
+
+export interface RoleHostPrivileges {
+  runAs?: { user: string; group: string };
+  /** [Service] options that confine the unit (NoNewPrivileges, ProtectSystem, CapabilityBoundingSet, …) */
+  sandbox: Record<string, string>;
+  /** why it runs as it does (docs/security.md lists it per role) */
+  why: string;
 }

@@ -142,7 +142,7 @@ export class ClusterReconcile {
         now: new Date(this.p.clock.now()).toISOString(),
       });
       assignments = res.assignments;
-      freezeEtcdMembership(current, res, new Map(nodes.map((n) => [n.id, n])));
+      freezeEtcdMembership(current, res, new Map(nodes.map((n) => [n.id, n])), plans.etcdTls(cluster));
       await this.writeAssignments(cluster, res.assignments, current);
       for (const a of res.added)
         events.emit({
@@ -353,6 +353,7 @@ export function freezeEtcdMembership(
   current: Assignment[],
   res: { assignments: Assignment[]; moved: Array<{ to: Assignment }> },
   nodes: Map<string, NodeRecord>,
+  tls = false,
 ): boolean {
   const etcd = res.assignments
     .filter((a) => a.role === 'etcd' && nodes.has(a.nodeId))
@@ -360,7 +361,10 @@ export function freezeEtcdMembership(
   if (etcd.length === 0) return false;
   const bootstrap = !current.some((a) => a.role === 'etcd');
   const moved = new Set(res.moved.map((m) => m.to.instanceId));
-  const list = etcdInitialCluster(etcd.map((a) => ({ assignment: a, node: nodes.get(a.nodeId)! })));
+  const list = etcdInitialCluster(
+    etcd.map((a) => ({ assignment: a, node: nodes.get(a.nodeId)! })),
+    tls,
+  );
   let joining = false;
   for (const a of etcd) {
     const x = a as Assignment & EtcdAssignmentExtras;

@@ -61,6 +61,11 @@ export class NodePush {
     for (const next of this.rollout.release(role, instanceId, checksum)) this.p.enqueue(`node:${next}`);
   }
 
+  /** Instances restarting under the rollout gate now (see RolloutGate.restarting). */
+  restarting(): Set<string> {
+    return this.rollout.restarting();
+  }
+
   /** A removed node holds no rollout slot. */
   forget(nodeId: string): void {
     this.rollout.forget(nodeId);

@@ -46,6 +46,8 @@ export interface OperatorPorts {
   clock: Clock;
   enqueue: Enqueue;
   bus: () => AgentBus | undefined;
+  /** the coordinator epoch, carried by every task (agents refuse one below their plan's) */
+  epoch: () => number;
   /** signs tasks (the plan-signing key: agents pin it) */
   signingKey: SigningKeyPair;
   repair?: RepairHooks;
@@ -66,10 +68,20 @@ export class OperatorActions {
 
   async applyTopology(t: Topology): Promise<void> {
     const name = t.metadata.name;
-    const cur = this.p.state.topologyEntry(name);
-    const revision = cur
-      ? await this.p.store.update(`topology/${name}`, t, cur.revision)
-      : await this.p.store.create(`topology/${name}`, t);
+    // the store's revision, not the read model's: a write that timed out on the bus may still have
+    // landed (a NATS server died mid-request), and the model would then conflict for ever
+    // an apply is the operator's last word: a conflict (a view behind the store) is read again once
+    const write = async () => {
+      const cur = await this.p.store.get<Topology>(`topology/${name}`);
+      return cur
+        ? this.p.store.update(`topology/${name}`, t, cur.revision)
+        : this.p.store.create(`topology/${name}`, t);
+    };
+    const revision = await write().catch((err: unknown) => {
+      const code = (err as { code?: string }).code;
+      if (code === 'DROVER_ERR_STORE_CONFLICT' || code === 'DROVER_ERR_STORE_EXISTS') return write();
+      throw err;
+    });
     this.p.state.apply({ kind: 'topology', name, value: t, revision });
     this.p.events.emit({
       kind: 'topology.applied',
@@ -359,6 +371,7 @@ export class OperatorActions {
       type: 'task',
       ...rest,
       timeoutMs,
+      coordinatorEpoch: this.p.epoch(),
       issuedAt: new Date(now).toISOString(),
       expiresAt: new Date(now + waitMs).toISOString(),
       id: id ?? randomUUID(),

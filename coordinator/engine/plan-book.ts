@@ -14,7 +14,7 @@ import {
   sealPlan,
   signPlan,
 } from '../../protocol/index.js';
-import { RenderCache, type RenderOptions, renderPlans } from '../catalog/index.js';
+import { etcdTlsOn, RenderCache, type RenderOptions, renderPlans } from '../catalog/index.js';
 import type { Assignment, NodeRecord } from '../model.js';
 import type { Topology } from '../topology/index.js';
 import type { PlanAddons } from './ports.js';
@@ -28,6 +28,8 @@ export interface PlanBookPorts {
   clock: Clock;
   signingKey: SigningKeyPair;
   renderOptions?: RenderOptions;
+  /** a cluster's etcd transport (coordinator/etcd/transport.ts): `plain` for a legacy plain-HTTP cluster */
+  etcdTransport?: (cluster: string) => 'tls' | 'plain';
   /** the coordinator epoch every plan carries (set at start-up) */
   epoch: () => number;
   /** extra plan fields (the purge lists of `drover clean --purge`) */
@@ -81,8 +83,22 @@ export class PlanBook {
       topology,
       assignments,
       nodes,
-      options: { ...this.p.renderOptions, cache: this.renderCache(cluster) },
+      options: this.renderOptionsFor(cluster),
     });
+  }
+
+  /** Whether a cluster's etcd runs with TLS in its plans (the membership freeze writes its URLs). */
+  etcdTls(cluster: string): boolean {
+    return etcdTlsOn(this.renderOptionsFor(cluster));
+  }
+
+  private renderOptionsFor(cluster: string): RenderOptions {
+    const transport = this.p.etcdTransport?.(cluster);
+    return {
+      ...this.p.renderOptions,
+      ...(transport ? { etcdTransport: transport } : {}),
+      cache: this.renderCache(cluster),
+    };
   }
 
   /** A cluster without a topology renders nothing: drop its memo. */

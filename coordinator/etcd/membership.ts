@@ -13,6 +13,7 @@ import type { EventInput } from '../events.js';
 import type { Assignment, NodeRecord } from '../model.js';
 import { type EtcdAdminFactory, type EtcdTls, etcdReconfigNotReady } from './admin.js';
 import { replacementKeepsQuorum } from './quorum.js';
+import type { EtcdClientTransport } from './transport.js';
 
 const ETCD = 'etcd';
 
@@ -27,6 +28,11 @@ export interface EtcdMembershipPorts {
   /** queues a work-queue key (the engine's queue) */
   enqueue(key: string): void;
   admin: EtcdAdminFactory;
+  /**
+   * How a cluster's members are reached: https with the coordinator's etcd client certificate, or
+   * plain http for a legacy cluster (coordinator/etcd/transport.ts). Default: http with `tls`.
+   */
+  transport?: (cluster: string) => Promise<EtcdClientTransport>;
   clock: Clock;
   log: Logger;
   /** a repair outcome for the metrics: `etcd-refused`, `etcd-replaced` */
@@ -149,18 +155,22 @@ export class EtcdMembership {
     const { ports } = this;
     const etcdA = ports.assignments(cluster).filter((a) => a.role === ETCD);
     const nodes = new Map(ports.nodes(cluster).map((n) => [n.id, n]));
+    const t: EtcdClientTransport = (await ports.transport?.(cluster)) ?? {
+      scheme: 'http',
+      ...(this.opts.tls ? { tls: this.opts.tls } : {}),
+    };
     const want = new Map<string, Assignment>();
     for (const a of etcdA) {
       const n = nodes.get(a.nodeId);
-      if (n) want.set(this.peerUrl(n), a);
+      if (n) want.set(this.url(t, n, this.opts.peerPort ?? 2380), a);
     }
     const clientUrls = etcdA
       .map((a) => nodes.get(a.nodeId))
       .filter((n): n is NodeRecord => !!n && n.state !== 'Unreachable')
-      .map((n) => this.clientUrl(n));
+      .map((n) => this.url(t, n, this.opts.clientPort ?? 2379));
     // On the injected clock, but nothing in a run waits on it: `member add` is tried once and a
     // "not ready yet" answer ends the run (`not-ready`), so the cluster reconcile asks again soon.
-    const admin = ports.admin(clientUrls, this.opts.tls, ports.clock);
+    const admin = ports.admin(clientUrls, t.tls, ports.clock);
     const members = await admin.memberList();
     const healthy = await admin.healthyEndpoints(
       members.flatMap((m) => m.clientURLs).filter((u) => clientUrls.includes(u)),
@@ -230,11 +240,8 @@ export class EtcdMembership {
     return stale.length <= 1 && missing.length <= 1 ? 'done' : 'pending';
   }
 
-  private peerUrl(n: NodeRecord): string {
-    return `http://${n.address}:${this.opts.peerPort ?? 2380}`;
-  }
-
-  private clientUrl(n: NodeRecord): string {
-    return `http://${n.address}:${this.opts.clientPort ?? 2379}`;
+  private url(t: EtcdClientTransport, n: NodeRecord, port: number): string {
+    const host = n.address.includes(':') ? `[${n.address}]` : n.address;
+    return `${t.scheme}://${host}:${port}`;
   }
 }

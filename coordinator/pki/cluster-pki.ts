@@ -14,7 +14,7 @@
  * not kept).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../lib/atomic-file.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
@@ -188,6 +188,9 @@ export class ClusterPki {
     const o = compileClusterPkiOptions(opts);
     await mkdir(o.dir, { recursive: true, mode: 0o700 });
     await mkdir(join(o.dir, 'etcd'), { recursive: true, mode: 0o700 });
+    // the CA keys live here: private even when the dir existed before (mkdir keeps its mode)
+    await chmod(o.dir, 0o700);
+    await chmod(join(o.dir, 'etcd'), 0o700);
     const cas = {} as Record<CaName, LoadedCa>;
     for (const name of CA_NAMES) cas[name] = await loadOrCreateCa(o, name);
     const sa = await loadOrCreateSa(o);
@@ -283,6 +286,21 @@ export class ClusterPki {
       context: { clusterDomain: 'unused', serviceCidr: '10.96.0.0/12' },
     });
     const issued = await this.issueWithGeneratedKey({ ...spec, commonName: 'drover-coordinator' });
+    return { caPem: issued.caPem, certPem: issued.certPem, keyPem: issued.keyPem };
+  }
+
+  /**
+   * The coordinator's own etcd client credentials (its etcd membership client): an `etcd-client`
+   * certificate from the etcd CA, CN `drover-coordinator-etcd-client`, and the etcd CA to verify
+   * members with. Fresh key, held in memory by the caller, never written.
+   */
+  async etcdClientCredentials(): Promise<{ caPem: string; certPem: string; keyPem: string }> {
+    const spec = certSpecFor('etcd-client', {
+      node: { id: 'coordinator', hostname: 'coordinator', addresses: [] },
+      role: 'drover-coordinator',
+      context: { clusterDomain: 'unused', serviceCidr: '10.96.0.0/12' },
+    });
+    const issued = await this.issueWithGeneratedKey(spec);
     return { caPem: issued.caPem, certPem: issued.certPem, keyPem: issued.keyPem };
   }
 

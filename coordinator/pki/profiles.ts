@@ -227,7 +227,17 @@ export function certSpecFor(
         ['serverAuth', 'clientAuth'],
       );
     case 'etcd-peer':
-      return spec('etcd', host, [], [host, ...node.addresses], ['serverAuth', 'clientAuth']);
+      // With --peer-client-cert-auth, etcd matches a dialing peer's certificate against the
+      // connection's source address. Members on one host (the lab's 127.0.0.x nodes) dial each
+      // other from 127.0.0.1, so the loopback names are in the peer certificate too; a peer
+      // certificate is only ever issued to an etcd member, by the etcd CA.
+      return spec(
+        'etcd',
+        host,
+        [],
+        [host, ...node.addresses, 'localhost', '127.0.0.1', '::1'],
+        ['serverAuth', 'clientAuth'],
+      );
     case 'etcd-client':
       return spec('etcd', `${role}-etcd-client`, [], [], ['clientAuth']);
     case 'kubelet-client':

@@ -37,6 +37,8 @@ export interface RepairInput {
   topology: Topology | undefined;
   /** a node's liveness: since when it is in its state, its last status report */
   liveness: (nodeId: string) => LivenessView | undefined;
+  /** instances whose rollout restart is in flight (still healthy in their last status) */
+  restarting?: ReadonlySet<string>;
   memory: RepairMemoryView;
   now: number;
   options: Pick<
@@ -225,6 +227,7 @@ export function decideRepair(input: RepairInput): RepairDecision {
     const budget = drainBudget({
       assignments: current,
       healthy: new Set(current.filter(healthy).map((a) => a.instanceId)),
+      restarting: input.restarting,
       nodeStates,
       everywhere: everywhereRoles(topology),
     });

@@ -259,9 +259,19 @@ export class LowdbStore extends BaseStore {
     };
   }
 
+  /**
+   * A timer for a pending write, kept referenced: a write the store has accepted must reach the
+   * disk before the process may exit (a CLI such as `migrate` has nothing else keeping it alive).
+   */
+  private pendingTimer(fn: () => void, ms: number): unknown {
+    const t = this.opts.clock.setTimeout(fn, ms);
+    (t as { ref?: () => void } | undefined)?.ref?.();
+    return t;
+  }
+
   protected async afterCommit(): Promise<void> {
     if (this.timer === undefined && !this.closed)
-      this.timer = this.opts.clock.setTimeout(() => {
+      this.timer = this.pendingTimer(() => {
         this.timer = undefined;
         void this.writeNow();
       }, this.opts.flushDelayMs);
@@ -342,7 +352,7 @@ export class LowdbStore extends BaseStore {
           this.waiters = [];
           for (const w of waiters) w.reject(wrapped);
           if (!this.closed && this.timer === undefined)
-            this.timer = this.opts.clock.setTimeout(() => {
+            this.timer = this.pendingTimer(() => {
               this.timer = undefined;
               void this.writeNow();
             }, this.retry.next());
@@ -379,7 +389,7 @@ export class LowdbStore extends BaseStore {
       !this.writing &&
       (keep.length > 0 || !this.closed)
     )
-      this.timer = this.opts.clock.setTimeout(
+      this.timer = this.pendingTimer(
         () => {
           this.timer = undefined;
           void this.writeNow();

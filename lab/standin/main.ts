@@ -14,11 +14,12 @@ import { webcrypto } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import {
   createServer as createHttpServer,
+  Agent as HttpAgent,
   request as httpRequest,
   type IncomingMessage,
   type ServerResponse,
 } from 'node:http';
-import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import { createServer as createHttpsServer, Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import * as x509 from '@peculiar/x509';
 import YAML from 'yaml';
 
@@ -126,7 +127,21 @@ function kubeconfigServer(path: string | undefined): string | undefined {
   }
 }
 
-function probe(url: string, path: string, timeoutMs = 1500): Promise<boolean> {
+/** A client certificate the probe presents (etcd over mutual TLS: --etcd-cafile/certfile/keyfile). */
+interface ProbeTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/**
+ * Kept-alive connections for the dependency checks: a check every second would otherwise make a
+ * TLS handshake (with a client certificate, for etcd) per dependency per second, which a loaded
+ * machine can take longer than the timeout for.
+ */
+const keepAlive = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+
+function probe(url: string, path: string, tls: ProbeTls = {}, timeoutMs = 3000): Promise<boolean> {
   return new Promise((resolve) => {
     let u: URL;
     try {
@@ -137,7 +152,16 @@ function probe(url: string, path: string, timeoutMs = 1500): Promise<boolean> {
     }
     const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(
       u,
-      { method: 'GET', timeout: timeoutMs, rejectUnauthorized: false },
+      {
+        method: 'GET',
+        timeout: timeoutMs,
+        agent: u.protocol === 'https:' ? keepAlive.https : keepAlive.http,
+        // verified against the CA when one is given (etcd), else any certificate (a stand-in's own)
+        rejectUnauthorized: tls.ca !== undefined,
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+      },
       (res) => {
         res.resume();
         resolve((res.statusCode ?? 500) < 400);
@@ -186,10 +210,20 @@ async function main(): Promise<void> {
   }
   const flags = parseFlags(rest);
   const listen = listenFor(component, flags);
-  const deps: Array<{ name: string; urls: string[]; path: string }> = [];
+  const deps: Array<{ name: string; urls: string[]; path: string; tls?: () => ProbeTls }> = [];
   if (component === 'kube-apiserver') {
     const etcd = (flags.get('etcd-servers') ?? '').split(',').filter(Boolean);
-    deps.push({ name: 'etcd', urls: etcd, path: '/health' });
+    // etcd over mutual TLS: present the apiserver-etcd-client certificate, as kube-apiserver does
+    const file = (flag: string) => {
+      const p = flags.get(flag);
+      return p && existsSync(p) ? readFileSync(p, 'utf8') : undefined;
+    };
+    deps.push({
+      name: 'etcd',
+      urls: etcd,
+      path: '/health',
+      tls: () => ({ ca: file('etcd-cafile'), cert: file('etcd-certfile'), key: file('etcd-keyfile') }),
+    });
   } else if (component !== 'dashboard') {
     // Arktos passes one kubeconfig per partition in a single, space-separated --kubeconfig
     const kubeconfigs = [
@@ -207,7 +241,8 @@ async function main(): Promise<void> {
         state.reason = `no ${d.name} endpoint configured`;
         return;
       }
-      const ok = await Promise.all(d.urls.map((u) => probe(u, d.path)));
+      const tls = d.tls?.() ?? {};
+      const ok = await Promise.all(d.urls.map((u) => probe(u, d.path, tls)));
       if (!ok.some(Boolean)) {
         state.healthy = false;
         state.reason = `cannot reach ${d.name} at ${d.urls.join(',')}`;

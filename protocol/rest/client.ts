@@ -63,7 +63,11 @@ export function describeFailure(f: RestFailure): string {
 }
 
 export interface RestClientOptions {
-  /** the coordinator's base URL, e.g. http://127.0.0.1:8080 */
+  /**
+   * the coordinator's base URL, e.g. http://127.0.0.1:8080; with coordinator HA, every
+   * coordinator's, comma-separated: the client asks for the leader and sends everything there,
+   * moves on when one is unreachable, and follows 421 NOT_LEADER to a leader in this list only
+   */
   server: string;
   /** the bearer token; a function is asked on every request (a token file written later) */
   token?: string | (() => string | undefined);
@@ -76,8 +80,67 @@ class RequestTimedOut extends Error {
   override name = 'RequestTimedOut';
 }
 
+const sleepFor = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+
 export class RestClient {
-  constructor(readonly options: RestClientOptions) {}
+  /** the coordinators' API URLs (one, unless HA) */
+  readonly servers: string[];
+  private active = 0;
+  private leaderAsked?: Promise<void>;
+
+  constructor(readonly options: RestClientOptions) {
+    this.servers = options.server
+      .split(',')
+      .map((s) => s.trim().replace(/\/+$/, ''))
+      .filter(Boolean);
+    if (this.servers.length === 0) this.servers = [options.server];
+  }
+
+  /** the server requests go to now (the leader, once found) */
+  get server(): string {
+    return this.servers[this.active]!;
+  }
+
+  /**
+   * With several servers: asks them in turn who leads (GET /v1/coordinators) and makes the leader
+   * the active one, when it is in the list. Once per client; failures leave the first server.
+   */
+  private findLeader(signal: AbortSignal): Promise<void> {
+    if (this.servers.length < 2) return Promise.resolve();
+    // requests made at once all wait for the one question
+    this.leaderAsked ??= this.askLeader(signal);
+    return this.leaderAsked;
+  }
+
+  private async askLeader(signal: AbortSignal): Promise<void> {
+    for (const base of this.servers) {
+      try {
+        const r = await fetch(`${base}/v1/coordinators`, {
+          headers: this.headers(),
+          signal: AbortSignal.any([signal, AbortSignal.timeout(2000)]),
+        });
+        if (!r.ok) continue;
+        const body = (await r.json()) as { items?: Array<{ role?: string; api?: string }> };
+        const api = body.items?.find((i) => i.role === 'leader')?.api?.replace(/\/+$/, '');
+        const idx = api ? this.servers.indexOf(api) : -1;
+        this.active = idx >= 0 ? idx : this.servers.indexOf(base);
+        return;
+      } catch {
+        if (signal.aborted) return;
+      }
+    }
+  }
 
   /** The caller's error for a failure; by default the RestError itself. */
   protected failed(err: RestError): Error {
@@ -85,7 +148,7 @@ export class RestClient {
   }
 
   url(path: string, query?: RestQuery): string {
-    const u = new URL(this.options.server + path);
+    const u = new URL(this.server + path);
     for (const [k, v] of Object.entries(query ?? {}))
       if (v !== undefined && v !== '') u.searchParams.set(k, String(v));
     return u.toString();
@@ -159,19 +222,62 @@ export class RestClient {
     }
     if (accept) extra.accept = accept;
     const headers = this.headers(extra);
-    try {
-      return await fetch(this.url(path, opts.query), { method, headers, body, signal });
-    } catch (err) {
-      if ((err as Error).name === 'AbortError' || signal.aborted) throw err;
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw this.failed(
-        new RestError(
-          method,
-          path,
-          { kind: 'unreachable', code: cause?.code, message: cause?.message ?? (err as Error).message },
-          { cause: err },
-        ),
-      );
+    await this.findLeader(signal);
+    const unreachable: string[] = [];
+    let lastCause: { code?: string; message?: string; err?: unknown } = {};
+    // an election under way (a 421 naming no leader): asked again while the request timeout
+    // allows (25 s without one): a leader change after a NATS server died can take that long
+    const wait = this.options.requestTimeoutMs > 0 ? this.options.requestTimeoutMs - 1000 : 25_000;
+    const electionDeadline = Date.now() + Math.min(25_000, Math.max(1000, wait));
+    for (let redirects = 0; ; ) {
+      let r: Response;
+      // the server this attempt goes to (another request may move `active` meanwhile)
+      const at = this.active;
+      try {
+        r = await fetch(this.url(path, opts.query), { method, headers, body, signal });
+      } catch (err) {
+        if ((err as Error).name === 'AbortError' || signal.aborted) throw err;
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        lastCause = { code: cause?.code, message: cause?.message ?? (err as Error).message, err };
+        unreachable.push(`${this.server} (${cause?.code ?? lastCause.message})`);
+        // HA: the next coordinator in the list (a follower redirects a write to the leader)
+        if (unreachable.length < this.servers.length) {
+          if (this.active === at) this.active = (at + 1) % this.servers.length;
+          continue;
+        }
+        throw this.failed(
+          new RestError(
+            method,
+            path,
+            {
+              kind: 'unreachable',
+              code: lastCause.code,
+              message:
+                this.servers.length > 1
+                  ? `no coordinator answered: ${unreachable.join(', ')}`
+                  : (lastCause.message ?? 'unreachable'),
+            },
+            { cause: lastCause.err },
+          ),
+        );
+      }
+      if (r.status === 421 && redirects < 100) {
+        // a follower: re-send to the leader it names, if that is one of ours; none named: an
+        // election is under way, ask again in a moment
+        const leader = r.headers.get('x-drover-leader')?.replace(/\/+$/, '');
+        const idx = leader ? this.servers.indexOf(leader) : -1;
+        if (idx >= 0 && idx !== at) {
+          redirects++;
+          this.active = idx;
+          continue;
+        }
+        if (!leader && Date.now() < electionDeadline) {
+          redirects++;
+          await sleepFor(250, signal);
+          continue;
+        }
+      }
+      return r;
     }
   }
 
@@ -244,7 +350,7 @@ export class RestClient {
   /** true once /readyz answers 200 (engine started, NATS connected); no token needed */
   async ready(timeoutMs = 2000): Promise<boolean> {
     try {
-      const r = await fetch(`${this.options.server}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
+      const r = await fetch(`${this.server}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
       return r.ok;
     } catch {
       return false;

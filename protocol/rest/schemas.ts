@@ -516,3 +516,30 @@ export const errorResponses = {
   429: ErrorBody,
   503: ErrorBody,
 } as const;
+
+/** One coordinator, as `drover get coordinators` shows it (GET /v1/coordinators). */
+export const CoordinatorItem = Type.Object(
+  {
+    id: Type.String(),
+    api: Type.Optional(Type.String()),
+    role: Type.Union([Type.Literal('leader'), Type.Literal('follower')]),
+    epoch: Type.Optional(Type.Integer()),
+    term: Type.Optional(Type.Integer({ description: 'the lease term: rises with every change of leader' })),
+    leaseAgeMs: Type.Optional(
+      Type.Integer({
+        description: 'leader: ms since its lease was last seen renewed by the coordinator answering',
+      }),
+    ),
+    host: Type.Optional(Type.String()),
+    pid: Type.Optional(Type.Integer()),
+    seenAgoMs: Type.Optional(Type.Integer({ description: 'ms since its presence record was written' })),
+  },
+  { $id: 'CoordinatorItem' },
+);
+export const CoordinatorList = Type.Object({
+  /** `ha` when several coordinators share a JetStream store; `single` for the embedded default */
+  mode: Type.Union([Type.Literal('single'), Type.Literal('ha')]),
+  /** the coordinator that answered */
+  self: Type.String(),
+  items: Type.Array(CoordinatorItem),
+});

@@ -271,6 +271,13 @@ export const Task = Type.Object(
       Type.String({ pattern: '^[a-z0-9-]{1,64}$', description: 'run-command: a command the role declares' }),
     ),
     tailLines: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    coordinatorEpoch: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          'the epoch of the coordinator that sent it; an agent refuses a task below the epoch of its applied plan (a deposed leader)',
+      }),
+    ),
     timeoutMs: Type.Integer({ minimum: 100, maximum: 3_600_000 }),
     issuedAt: IsoTime,
     expiresAt: IsoTime,

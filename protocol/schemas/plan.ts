@@ -31,6 +31,17 @@ export const SystemdUnitOptions = Type.Object({
 });
 export type SystemdUnitOptions = Static<typeof SystemdUnitOptions>;
 
+/** A POSIX system user or group name (useradd's rules, at most 32 characters). */
+const PosixName = Type.String({ pattern: '^[a-z_][a-z0-9_-]{0,31}$' });
+
+/**
+ * The dedicated system user and group a role runs as (etcd as `etcd`, haproxy as `haproxy`). The
+ * agent creates them when missing, gives them the instance's data, config and certificate paths,
+ * and starts the process with that uid and gid (`User=`/`Group=` under systemd).
+ */
+export const RunAs = Type.Object({ user: PosixName, group: PosixName });
+export type RunAs = Static<typeof RunAs>;
+
 export const RunSpec = Type.Object({
   command: Type.String({
     minLength: 1,
@@ -40,6 +51,7 @@ export const RunSpec = Type.Object({
   env: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String()),
   cwd: Type.Optional(Type.String({ pattern: '^/' })),
   unit: Type.Optional(SystemdUnitOptions),
+  runAs: Type.Optional(RunAs),
   stopTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
   reloadSignal: Type.Optional(
     Type.String({ pattern: '^SIG[A-Z0-9]+$', description: 'signal for in-place reload instead of restart' }),

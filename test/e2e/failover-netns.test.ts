@@ -15,6 +15,7 @@ import {
 import type { LbClient } from '../helpers/lab-client.js';
 import {
   acquireLabLock,
+  etcdPeerUrl,
   etcdPeerUrls,
   etcdUrl,
   LAB_HOOK_TIMEOUT_MS,
@@ -104,11 +105,11 @@ describe.skipIf(!canRun)('lab failover demo with network namespaces and a real p
     const etcdHosts = (await api.assignments())
       .filter((a) => a.role === 'etcd')
       .map((a) => etcdUrl(addr(a.nodeId)));
-    const peers = await etcdPeerUrls(etcdHosts);
-    expect(peers).toContain(`http://${addr(spare)}:2380`);
-    expect(peers).not.toContain(`http://${addr(victim)}:2380`);
+    const peers = await etcdPeerUrls(state, etcdHosts);
+    expect(peers).toContain(etcdPeerUrl(addr(spare)));
+    expect(peers).not.toContain(etcdPeerUrl(addr(victim)));
     // every member answers `endpoint health` (a member restarting for a new plan may take a moment)
-    await waitEtcdHealthy(etcdHosts);
+    await waitEtcdHealthy(state, etcdHosts);
     await expectWithinBudget(
       client,
       t0,

@@ -22,6 +22,7 @@ import {
   acquireLabLock,
   etcdctl,
   etcdHealthy,
+  etcdPeerUrl,
   etcdPeerUrls,
   etcdUrl,
   isHealthy,
@@ -88,7 +89,7 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
     expect(by.kubelet?.simulated).toBe(2);
     expect(by.kubelet?.instances.every((i) => i.simulator === 'kwok')).toBe(true);
     const etcdNodes = by.etcd!.instances.map((i) => state.nodes.find((n) => n.name === i.nodeId)!.address);
-    expect(await etcdHealthy(etcdNodes.map(etcdUrl))).toBe(3);
+    expect(await etcdHealthy(state, etcdNodes.map(etcdUrl))).toBe(3);
     // the spare control-plane host runs nothing yet
     expect(spare).not.toBe('');
     await waitFor('the load balancer to answer', () => client.samples.some((s) => s.ok), {
@@ -143,6 +144,7 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
       ...new Set(before.filter((a) => a.role === 'etcd' && a.nodeId !== victim).map((a) => a.nodeId)),
     ];
     await etcdctl(
+      state,
       survivors.map((n) => etcdUrl(addr(n))),
       ['put', 'drover-e2e', 'written-before-the-kill'],
     );
@@ -162,12 +164,12 @@ describe('lab failover demo on loopback (real nats-server, etcd, haproxy)', () =
     await waitHaproxyBackends('haproxy.cfg to list the moved API server', state, apiHosts);
     // etcd: the dead member was removed and the spare added, through the survivors
     const members = [...survivors, spare].map((n) => etcdUrl(addr(n)));
-    const peers = await etcdPeerUrls(members);
-    expect(peers).toContain(`http://${addr(spare)}:2380`);
-    expect(peers).not.toContain(`http://${addr(victim)}:2380`);
+    const peers = await etcdPeerUrls(state, members);
+    expect(peers).toContain(etcdPeerUrl(addr(spare)));
+    expect(peers).not.toContain(etcdPeerUrl(addr(victim)));
     expect(peers).toHaveLength(3);
-    await waitEtcdHealthy(members);
-    expect(await etcdctl(members, ['get', 'drover-e2e', '--print-value-only'])).toContain(
+    await waitEtcdHealthy(state, members);
+    expect(await etcdctl(state, members, ['get', 'drover-e2e', '--print-value-only'])).toContain(
       'written-before-the-kill',
     );
     const kinds = new Set((await api.events(500)).map((e) => e.kind));

@@ -7,6 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import { ClusterPki } from '../../coordinator/pki/index.js';
 import {
   autoCleanup,
   freePort,
@@ -166,4 +167,29 @@ export async function startEtcdTls(opts: EtcdTlsOptions): Promise<EtcdTlsHandle>
     { timeoutMs: 30_000, intervalMs: 200 },
   );
   return handle;
+}
+
+const operatorClients = new Map<string, Promise<string[]>>();
+
+/**
+ * etcdctl's TLS flags for a test acting as the operator on a Drover cluster: an `etcd-client`
+ * certificate from the coordinator's etcd CA (`<coordinator data dir>/pki`), the way an operator
+ * with access to the coordinator's host reaches etcd. Issued once per PKI dir, written 0600 to a
+ * temp dir.
+ */
+export function etcdctlTlsFlags(pkiDir: string): Promise<string[]> {
+  let p = operatorClients.get(pkiDir);
+  if (!p) {
+    p = (async () => {
+      const c = await (await ClusterPki.open({ dir: pkiDir })).etcdClientCredentials();
+      const dir = tempDir('etcdctl-client');
+      return [
+        `--cacert=${write(join(dir, 'etcd-ca.crt'), c.caPem)}`,
+        `--cert=${write(join(dir, 'client.crt'), c.certPem)}`,
+        `--key=${write(join(dir, 'client.key'), c.keyPem, 0o600)}`,
+      ];
+    })();
+    operatorClients.set(pkiDir, p);
+  }
+  return p;
 }

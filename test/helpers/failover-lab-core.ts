@@ -123,11 +123,15 @@ export async function waitHaproxyBackends(what: string, state: LabState, apiHost
 }
 
 /** Waits until every member answers `endpoint health`. */
-export async function waitEtcdHealthy(members: string[]): Promise<void> {
-  await waitFor('etcd endpoint health on all three members', async () => (await etcdHealthy(members)) === 3, {
-    timeoutMs: 45_000,
-    intervalMs: 1000,
-  });
+export async function waitEtcdHealthy(s: Pick<LabState, 'dir'>, members: string[]): Promise<void> {
+  await waitFor(
+    'etcd endpoint health on all three members',
+    async () => (await etcdHealthy(s, members)) === 3,
+    {
+      timeoutMs: 45_000,
+      intervalMs: 1000,
+    },
+  );
 }
 
 /** Waits until the API says `node` is Ready. */

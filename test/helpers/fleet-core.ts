@@ -17,6 +17,7 @@ import { type RoleProcess, roleProcesses } from '../../lab/collect.js';
 import { allProcs, type ProcInfo, signalAll, withDescendants } from '../../lab/procs.js';
 import { createLogger } from '../../lib/logger.js';
 import type { Event } from '../../protocol/index.js';
+import { etcdctlTlsFlags } from './etcd-tls.js';
 import { LbClient } from './lab-client.js';
 import { type NatsHandle, startNats } from './servers.js';
 import { freePort, tempDir, waitFor } from './wait.js';
@@ -95,6 +96,8 @@ export interface FleetOptions {
   timings?: Partial<FleetTimings>;
   /** `child` runs `node dist/drover-coordinator.mjs` (killable); default in-process */
   coordinator?: 'in-process' | 'child';
+  /** the coordinator's store: the lowdb file (default) or a JetStream bucket on the fleet's nats-server */
+  store?: 'lowdb' | 'jetstream';
   logLevel?: string;
 }
 
@@ -151,7 +154,7 @@ export class Fleet {
   static async start(opts: FleetOptions, onCleanup?: (fn: () => Promise<void>) => void): Promise<Fleet> {
     requireBinary('unshare');
     // the bus runs Drover's generated auth and TLS; the coordinator shares its keys (bus.dir)
-    const nats = await startNats({ jetstream: false });
+    const nats = await startNats({ jetstream: opts.store === 'jetstream' });
     const f = new Fleet(opts, { ...FAST_TIMINGS, ...opts.timings }, tempDir('fleet'), nats);
     if (onCleanup) onCleanup(() => f.close());
     else process.once('exit', () => f.killAllSync());
@@ -210,6 +213,7 @@ export class Fleet {
       'storm-threshold': String(t.stormThreshold),
       'standin-command': `${process.execPath},${join(DIST, 'drover-standin.mjs')}`,
       'log-level': this.opts.logLevel ?? 'info',
+      ...(this.opts.store === 'jetstream' ? { 'store-backend': 'jetstream' } : {}),
     };
   }
 
@@ -509,11 +513,13 @@ export class Fleet {
     return c;
   }
 
-  etcdctl(endpoints: string[], args: string[]): Promise<string> {
+  /** etcdctl over mutual TLS, with a client certificate from the coordinator's etcd CA. */
+  async etcdctl(endpoints: string[], args: string[]): Promise<string> {
+    const tls = await etcdctlTlsFlags(join(this.coordinatorDataDir, 'pki'));
     return new Promise((resolve, reject) => {
       execFile(
         'etcdctl',
-        [`--endpoints=${endpoints.join(',')}`, '--dial-timeout=2s', '--command-timeout=5s', ...args],
+        [`--endpoints=${endpoints.join(',')}`, ...tls, '--dial-timeout=2s', '--command-timeout=5s', ...args],
         { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 20_000 },
         (err, stdout, stderr) =>
           err ? reject(new Error(`etcdctl ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout),
@@ -522,7 +528,7 @@ export class Fleet {
   }
 
   etcdUrl(id: string): string {
-    return `http://${this.node(id).address}:2379`;
+    return `https://${this.node(id).address}:2379`;
   }
 
   // ------------------------------------------------------------------ diagnostics, cleanup

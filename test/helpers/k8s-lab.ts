@@ -15,6 +15,7 @@ import { LbClient } from './lab-client.js';
 import {
   etcdctl,
   etcdHealthy,
+  etcdPeerUrl,
   etcdPeerUrls,
   etcdUrl,
   isHealthy,
@@ -385,6 +386,7 @@ export async function killControlPlaneHost(k: K8sLab): Promise<KillHostResult> {
     ...new Set(before.filter((a) => a.role === 'etcd' && a.nodeId !== victim).map((a) => a.nodeId)),
   ];
   await etcdctl(
+    k.state,
     survivors.map((n) => etcdUrl(addressOf(k.state, n))),
     ['put', 'drover-e2e', 'written-before-the-kill'],
   );
@@ -413,20 +415,20 @@ export async function killControlPlaneHost(k: K8sLab): Promise<KillHostResult> {
   await waitHaproxyBackends('haproxy.cfg to list the moved API server', k.state, apiHosts);
 
   const members = [...survivors, k.spare].map((n) => etcdUrl(addressOf(k.state, n)));
-  const expectPeer = `http://${addressOf(k.state, k.spare)}:2380`;
-  const deadPeer = `http://${addressOf(k.state, victim)}:2380`;
+  const expectPeer = etcdPeerUrl(addressOf(k.state, k.spare));
+  const deadPeer = etcdPeerUrl(addressOf(k.state, victim));
   let peers: string[] = [];
   let healthy = 0;
   await waitFor(
     'etcd: the spare a member, the dead one removed, 3 healthy',
     async () => {
-      peers = await etcdPeerUrls(members);
-      healthy = await etcdHealthy(members);
+      peers = await etcdPeerUrls(k.state, members);
+      healthy = await etcdHealthy(k.state, members);
       return peers.includes(expectPeer) && !peers.includes(deadPeer) && healthy === 3;
     },
     { timeoutMs: 60_000, intervalMs: 1000 },
   );
-  const value = await etcdctl(members, ['get', 'drover-e2e', '--print-value-only']);
+  const value = await etcdctl(k.state, members, ['get', 'drover-e2e', '--print-value-only']);
 
   // a Lease held on the dead host moves once it expires
   const leasesAfter = await waitFor(

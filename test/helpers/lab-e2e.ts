@@ -11,6 +11,8 @@ import {
   roleProcesses,
   runningInstances,
 } from '../../lab/index.js';
+import { labPaths } from '../../lab/paths.js';
+import { etcdctlTlsFlags } from './etcd-tls.js';
 
 /**
  * Helpers for the end-to-end lab tests. They drive the lab exactly as a user does, through
@@ -133,12 +135,21 @@ export function haproxyBackends(s: LabState): string[] {
     .sort();
 }
 
-/** etcdctl against the given client URLs; `allowFail` returns stdout even on a non-zero exit. */
-export function etcdctl(endpoints: string[], args: string[], allowFail = false): Promise<string> {
+/**
+ * etcdctl against the given client URLs of the lab `s`, over mutual TLS with a client certificate
+ * from the lab coordinator's etcd CA; `allowFail` returns stdout even on a non-zero exit.
+ */
+export async function etcdctl(
+  s: Pick<LabState, 'dir'>,
+  endpoints: string[],
+  args: string[],
+  allowFail = false,
+): Promise<string> {
+  const tls = await etcdctlTlsFlags(join(labPaths(s.dir).coordinatorData, 'pki'));
   return new Promise((resolve, reject) => {
     execFile(
       'etcdctl',
-      [`--endpoints=${endpoints.join(',')}`, '--dial-timeout=2s', '--command-timeout=5s', ...args],
+      [`--endpoints=${endpoints.join(',')}`, ...tls, '--dial-timeout=2s', '--command-timeout=5s', ...args],
       { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 15_000 },
       (err, stdout, stderr) =>
         err && !(allowFail && stdout.trim())
@@ -148,21 +159,27 @@ export function etcdctl(endpoints: string[], args: string[], allowFail = false):
   });
 }
 
+/** A member's client URL: etcd serves clients over TLS only. */
 export function etcdUrl(address: string): string {
-  return `http://${address}:2379`;
+  return `https://${address}:2379`;
+}
+
+/** A member's peer URL, as the member list shows it. */
+export function etcdPeerUrl(address: string): string {
+  return `https://${address}:2380`;
 }
 
 /** How many of the endpoints `etcdctl endpoint health` finds healthy. */
-export async function etcdHealthy(endpoints: string[]): Promise<number> {
-  const out = JSON.parse(await etcdctl(endpoints, ['endpoint', 'health', '-w', 'json'])) as Array<{
+export async function etcdHealthy(s: Pick<LabState, 'dir'>, endpoints: string[]): Promise<number> {
+  const out = JSON.parse(await etcdctl(s, endpoints, ['endpoint', 'health', '-w', 'json'])) as Array<{
     health?: boolean;
   }>;
   return out.filter((e) => e.health === true).length;
 }
 
 /** Peer URLs in `etcdctl member list -w json`. */
-export async function etcdPeerUrls(endpoints: string[]): Promise<string[]> {
-  const out = JSON.parse(await etcdctl(endpoints, ['member', 'list', '-w', 'json'])) as {
+export async function etcdPeerUrls(s: Pick<LabState, 'dir'>, endpoints: string[]): Promise<string[]> {
+  const out = JSON.parse(await etcdctl(s, endpoints, ['member', 'list', '-w', 'json'])) as {
     members?: Array<{ peerURLs?: string[] }>;
   };
   return (out.members ?? []).flatMap((m) => m.peerURLs ?? []).sort();

@@ -1,7 +1,7 @@
 import { Engine, type EngineOptions, type RepairHooks } from '../../coordinator/engine.js';
 import type { EtcdAdminFactory } from '../../coordinator/etcd/admin.js';
 import { DEFAULT_REPAIR_OPTIONS } from '../../coordinator/options.js';
-import { RepairPolicy, repairPortsFrom } from '../../coordinator/repair.js';
+import { RepairPolicy, type RepairPorts, repairPortsFrom } from '../../coordinator/repair.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
 import { parseTopology } from '../../coordinator/topology/index.js';
 import { ManualClock } from '../../lib/clock.js';
@@ -23,6 +23,10 @@ export interface RepairFleetOptions {
   logger?: Logger;
   /** the repair policy's etcd admin client; default the v3 JSON gateway */
   etcdAdmin?: EtcdAdminFactory;
+  /** how the membership client reaches etcd (https with a client certificate); default plain http */
+  etcdTransport?: RepairPorts['etcdTransport'];
+  /** the engine's render options (a cluster PKI: plans list certificates, etcd runs TLS) */
+  renderOptions?: EngineOptions['renderOptions'];
 }
 
 /**
@@ -39,9 +43,15 @@ export async function repairFleet(o: RepairFleetOptions) {
   const engine = manualEngine(clock, {
     store,
     logger: componentLogger(root, 'engine'),
+    ...(o.renderOptions ? { renderOptions: o.renderOptions } : {}),
     repair: (e) =>
       new RepairPolicy(
-        repairPortsFrom(e, { clock, log: componentLogger(root, 'repair'), etcdAdmin: o.etcdAdmin }),
+        repairPortsFrom(e, {
+          clock,
+          log: componentLogger(root, 'repair'),
+          etcdAdmin: o.etcdAdmin,
+          ...(o.etcdTransport ? { etcdTransport: o.etcdTransport } : {}),
+        }),
         { ...DEFAULT_REPAIR_OPTIONS },
       ),
   });

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,8 +29,14 @@ export async function waitFor<T>(
   }
 }
 
+/**
+ * A fresh temp dir, searchable by other users (0755, not mkdtemp's 0700): agents under it run
+ * etcd and haproxy as their own system users, which must reach their files.
+ */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `drover-${prefix}-`));
+  const d = mkdtempSync(join(tmpdir(), `drover-${prefix}-`));
+  chmodSync(d, 0o755);
+  return d;
 }
 
 /** A port that was free a moment ago on the given address. */

@@ -103,7 +103,7 @@ describe('repair: the coordinator is SIGKILLed mid-repair and restarted (child c
     );
     const members = await etcdMembers(urls);
     expect(members.map((m) => m.peerURLs[0]).sort()).toEqual(
-      etcd.map((x) => `http://${fleet.node(x.nodeId).address}:2380`).sort(),
+      etcd.map((x) => `https://${fleet.node(x.nodeId).address}:2380`).sort(),
     );
     expect(members.map((m) => m.name).sort()).toEqual(['etcd-0', 'etcd-1', 'etcd-2']);
     const health = JSON.parse(await fleet.etcdctl(urls, ['endpoint', 'health', '-w', 'json'])) as Array<{

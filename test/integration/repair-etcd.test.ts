@@ -101,7 +101,7 @@ describe('repair: etcd member replacement (real etcd ×3 on 4 nodes; heartbeat 5
     const m1 = await members(now);
     expect(m1).toHaveLength(3);
     expect(m1.map((m) => m.peerURLs[0]).sort()).toEqual(
-      (await etcdNodes()).map((a) => `http://${fleet.node(a.nodeId).address}:2380`).sort(),
+      (await etcdNodes()).map((a) => `https://${fleet.node(a.nodeId).address}:2380`).sort(),
     );
     expect(m1.map((m) => m.name).sort()).toEqual(['etcd-0', 'etcd-1', 'etcd-2']);
     expect(m1.some((m) => m.ID === m0.find((x) => x.name === 'etcd-1')!.ID)).toBe(false);

@@ -120,6 +120,21 @@ describe('the bus refuses what an identity may not do', () => {
     expect(snapshot(coord)).toBe(before);
   });
 
+  it("A's credentials cannot take the coordinators' leader lease, nor read or write the state bucket", async () => {
+    const before = snapshot(coord);
+    // the lease is a key of the HA bucket: a put is a publish on its $KV subject
+    a.publish('$KV.drover-state-ha.leader', enc({ holder: 'node-a', term: 99, leaseMs: 2000 }));
+    await violation(b, a, 'Publish', '$KV.drover-state-ha.leader');
+    a.publish('$KV.drover-state.topology/x', enc({}));
+    await violation(b, a, 'Publish', '$KV.drover-state.topology/x');
+    // and no JetStream API: no stream info, no consumer on the state
+    await expect(
+      a.request('$JS.API.STREAM.INFO.KV_drover-state', enc({}), { timeout: 1500 }),
+    ).rejects.toThrow();
+    await violation(b, a, 'Publish', '$JS.API.STREAM.INFO.KV_drover-state');
+    expect(snapshot(coord)).toBe(before);
+  });
+
   it("A's credentials cannot ask for B's certificate", async () => {
     const before = snapshot(coord);
     await expect(

@@ -75,6 +75,17 @@ describe('checkTask (the agent refuses a task before anything runs)', () => {
     );
   });
 
+  it('refuses a task from a coordinator epoch below the applied plan (a deposed leader), runs one at or above it', () => {
+    const signed = (e: number) => signTask(task({ coordinatorEpoch: e }), key);
+    expect(codeOf(() => checkTask(signed(4), { ...ctx(), appliedEpoch: 5 }))).toBe(
+      'DROVER_ERR_TASK_STALE_EPOCH',
+    );
+    expect(checkTask(signed(5), { ...ctx(), appliedEpoch: 5 }).coordinatorEpoch).toBe(5);
+    expect(checkTask(signed(6), { ...ctx(), appliedEpoch: 5 }).coordinatorEpoch).toBe(6);
+    // no plan applied yet: nothing to compare with
+    expect(checkTask(signed(1), ctx()).id).toBe('task-1');
+  });
+
   it('refuses an expired task, and one issued beyond the skew in the future', () => {
     expect(codeOf(() => checkTask(signTask(task(), key), ctx(T0 + 12_000 + 30_001)))).toBe(
       'DROVER_ERR_TASK_EXPIRED',

@@ -69,4 +69,21 @@ describe('coordinator options', () => {
     );
     expect(DEFAULT_REPAIR_OPTIONS.reprovisionAfterMs).toBe(30_000);
   });
+
+  it('coordinator HA: needs the JetStream store, a sane lease and a fixed API address; errors name the field', () => {
+    expect(() => compileCoordinatorOptions({ flags: { 'ha-enabled': 'true' } })).toThrow(
+      /ha\.enabled.*needs the replicated store: set store\.backend: jetstream/,
+    );
+    expect(() =>
+      compileCoordinatorOptions({
+        flags: { 'ha-enabled': 'true', 'store-backend': 'jetstream', 'ha-lease': '100ms' },
+      }),
+    ).toThrow(/ha\.lease.*500ms–60s, got 100 ms/);
+    expect(() => compileCoordinatorOptions({ flags: { 'ha-id': 'bad id!' } })).toThrow(/ha\.id|--ha-id/);
+    const o = compileCoordinatorOptions({
+      flags: { 'ha-enabled': 'true', 'store-backend': 'jetstream', 'ha-id': 'c1', 'ha-lease': '3s' },
+    });
+    expect(o.ha).toMatchObject({ enabled: true, id: 'c1', lease: 3000 });
+    expect(compileCoordinatorOptions({}).ha).toMatchObject({ enabled: false, lease: 2000 });
+  });
 });

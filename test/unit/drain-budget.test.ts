@@ -156,6 +156,17 @@ describe('drainBudget: which instances may leave a draining node now (pure, tabl
       }
   });
 
+  it('an instance restarting under the rollout gate spends the budget: no move beside it (the race behind 1/3 API servers)', () => {
+    // all three report healthy, but kube-scheduler#2 was just pushed a restart (new etcd member list)
+    const inp = { ...input(CP, ['cp-1']), restarting: new Set(['kube-scheduler#2']) };
+    const d = drainBudget(inp);
+    expect(d.leave).toEqual([]);
+    expect(d.wait.map((w) => [w.instanceId, w.blocked])).toEqual([['kube-scheduler#0', false]]);
+    expect(d.wait[0]!.reason).toMatch(/kube-scheduler#2 on cp-3 to be healthy/);
+    // the restart settled: the move goes ahead
+    expect(drainBudget({ ...inp, restarting: new Set() }).leave).toEqual(['kube-scheduler#0']);
+  });
+
   it('reasons name the instance to wait for', () => {
     const d = drainBudget(
       input(['kube-scheduler#0@cp-4<cp-1!', 'kube-scheduler#1@cp-1', 'kube-scheduler#2@cp-3'], ['cp-1']),

@@ -41,6 +41,22 @@ describe('rollout gate', () => {
     expect(gate.acquire('c', plan('c', 'v2'), count)).toEqual([]);
   });
 
+  it('names the instances whose restart is in flight, until they settle (what a drain counts as down)', () => {
+    const clock = new ManualClock(0);
+    const healthy = new Set<string>();
+    const gate = new RolloutGate(clock, (n, _id, c) => healthy.has(`${n}:${c}`), 60_000);
+    const count = () => 3;
+    for (const n of ['a', 'b']) gate.pushed(n, plan(n, 'v1'));
+    expect(gate.restarting()).toEqual(new Set());
+    const a2 = plan('a', 'v2');
+    expect(gate.acquire('a', a2, count)).toEqual([]);
+    gate.pushed('a', a2);
+    expect(gate.restarting()).toEqual(new Set([a2.instances[0]!.id]));
+    healthy.add(`a:${a2.instances[0]!.checksum}`);
+    clock.advance(RolloutGate.PRUNE_EVERY_MS);
+    expect(gate.restarting()).toEqual(new Set());
+  });
+
   it('frees a slot on a healthy status and hands back the node that waited longest', () => {
     const clock = new ManualClock(0);
     const gate = new RolloutGate(clock, () => false);

@@ -1,7 +1,10 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Applier } from '../../agent/applier.js';
 import { CertManager, type CsrTransport } from '../../agent/certs.js';
+import { ProcessRuntime } from '../../agent/runtime/process.js';
+import { buildInstanceStatus } from '../../agent/status.js';
 import { planCertificates } from '../../coordinator/catalog/index.js';
 import { ClusterPki } from '../../coordinator/pki/index.js';
 import { ManualClock } from '../../lib/clock.js';
@@ -145,7 +148,7 @@ describe('agent certificates (CertManager)', () => {
     await expect(certs.ensure(spec)).rejects.toMatchObject({
       code: 'DROVER_ERR_CERTIFICATE',
       message: expect.stringMatching(
-        /kube-proxy#0: kube-proxy certificate: it is missing and the coordinator cannot be asked/,
+        /kube-proxy#0: kube-proxy certificate \/etc\/kubernetes\/pki\/kube-proxy-0\/kube-proxy\.crt: it is missing, and the coordinator cannot be asked/,
       ),
     });
   });
@@ -160,5 +163,54 @@ describe('agent certificates (CertManager)', () => {
       message: expect.stringMatching(/refused the CSR: DROVER_ERR_CSR_SUBJECT/),
     });
     expect(() => statSync(join(rootDir, spec.certificates![0]!.keyPath))).toThrow();
+  });
+});
+
+describe('an instance whose certificate cannot be used shows CrashLoop, naming the certificate', () => {
+  it.each([
+    ['does not match its key', 'not matching its key'],
+    ['has expired', 'expired or inside its renewal window'],
+  ])('a certificate that %s, with the coordinator away', async (what, reason) => {
+    const { rootDir, certs, disconnect, clock } = await setup('3h');
+    const spec = { ...proxySpec(), run: { command: '/bin/sleep', args: ['1000'], env: {} } };
+    await certs.ensure(spec);
+    const c = spec.certificates![0]!;
+    if (what === 'does not match its key')
+      writeFileSync(join(rootDir, c.keyPath), (await generateCsr({ commonName: 'x' })).keyPem);
+    else clock.advance(4 * 3600_000); // past its 3 h lifetime
+    disconnect();
+    const dataDir = tempDir('certs-agent');
+    dirs.push(dataDir);
+    const runtime = new ProcessRuntime({ dataDir, pollIntervalMs: 100 });
+    const applier = new Applier({ runtime, rootDir, dataDir, certs });
+    const plan = {
+      v: PROTOCOL_VERSION,
+      type: 'plan' as const,
+      nodeId: 'n1',
+      generation: 1,
+      coordinatorEpoch: 1,
+      issuedAt: new Date(START).toISOString(),
+      checksum: '0'.repeat(64),
+      instances: [spec],
+    };
+    const out = await applier.apply(plan as never);
+    try {
+      // nothing was started on a certificate that cannot work
+      expect(runtime.status(spec.id)).toBeUndefined();
+      expect(out.errors[0]).toMatchObject({ id: spec.id, code: 'DROVER_ERR_CERTIFICATE' });
+      const st = buildInstanceStatus(
+        spec,
+        undefined,
+        undefined,
+        false,
+        undefined,
+        applier.startFailure(spec.id),
+      );
+      expect(st.phase).toBe('CrashLoop');
+      expect(st.lastError).toContain(c.certPath);
+      expect(st.lastError).toContain(reason);
+    } finally {
+      await runtime.close?.();
+    }
   });
 });

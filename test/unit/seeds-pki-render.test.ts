@@ -70,8 +70,58 @@ describe('plans with a cluster PKI (golden)', () => {
       /client-certificate: \.\.\/\.\.\/kubernetes\/pki\/kube-scheduler-0\/scheduler\.crt/,
     );
     // roles without certificates get none
-    expect(instance(plans, 'etcd#0').certificates).toBeUndefined();
     expect(instance(plans, 'load-balancer#0').certificates).toBeUndefined();
+  });
+
+  it('etcd runs mutual TLS from the etcd CA, and the API server presents apiserver-etcd-client', () => {
+    const R = ['$', '{DROVER_ROOT}'].join('');
+    const etcd = instance(plans, 'etcd#0');
+    const by = new Map(etcd.certificates!.map((c) => [c.profile, c]));
+    expect([...by.keys()]).toEqual(['etcd-server', 'etcd-peer', 'etcd-client']);
+    // every etcd certificate is stored beside the etcd CA, never the cluster CA
+    for (const c of etcd.certificates!) expect(c.caPath).toMatch(/\/etcd-ca\.crt$/);
+    const args = etcd.run.args;
+    expect(args).toContain('--client-cert-auth=true');
+    expect(args).toContain('--peer-client-cert-auth=true');
+    expect(args).toContain(`--cert-file=${R}${by.get('etcd-server')!.certPath}`);
+    expect(args).toContain(`--trusted-ca-file=${R}${by.get('etcd-server')!.caPath}`);
+    expect(args).toContain(`--peer-cert-file=${R}${by.get('etcd-peer')!.certPath}`);
+    expect(args).toContain('--listen-client-urls=https://10.0.0.11:2379');
+    expect(args.find((a) => a.startsWith('--initial-cluster='))).toMatch(
+      /^--initial-cluster=etcd-0=https:\/\/10\.0\.0\.11:2380,etcd-1=https:/,
+    );
+    // the probe reads /health on the loopback metrics listener, which serves nothing else
+    expect(args).toContain('--listen-metrics-urls=http://127.0.0.1:2381');
+    expect(etcd.health).toMatchObject({ kind: 'http', host: '127.0.0.1', port: 2381, path: '/health' });
+    expect(etcd.commands!['endpoint-health']!.args).toContain(
+      `--cert=${R}${by.get('etcd-client')!.certPath}`,
+    );
+    const api = instance(plans, 'kube-apiserver#0');
+    const ec = api.certificates!.find((c) => c.profile === 'etcd-client')!;
+    expect(ec).toMatchObject({ commonName: 'kube-apiserver-etcd-client', organizations: [] });
+    expect(ec.certPath).toMatch(/\/apiserver-etcd-client\.crt$/);
+    expect(api.run.args).toContain(`--etcd-certfile=${R}${ec.certPath}`);
+    expect(api.run.args).toContain(`--etcd-keyfile=${R}${ec.keyPath}`);
+    expect(api.run.args).toContain(`--etcd-cafile=${R}${ec.caPath}`);
+    expect(api.run.args.find((a) => a.startsWith('--etcd-servers='))).toBe(
+      '--etcd-servers=https://10.0.0.11:2379,https://10.0.0.12:2379,https://10.0.0.13:2379',
+    );
+  });
+
+  it('a legacy plain-HTTP cluster keeps plain etcd URLs and lists no etcd certificates', () => {
+    const plain = renderPlans({
+      topology: topology(),
+      assignments: haAssignments(),
+      nodes: nodeMap(haNodes()),
+      options: { pki: { serviceAccount: SA }, etcdTransport: 'plain' },
+    });
+    const etcd = instance(plain, 'etcd#0');
+    expect(etcd.certificates).toBeUndefined();
+    expect(etcd.run.args).toContain('--listen-client-urls=http://10.0.0.11:2379');
+    expect(etcd.run.args.some((a) => a.startsWith('--client-cert-auth'))).toBe(false);
+    const api = instance(plain, 'kube-apiserver#0');
+    expect(api.certificates!.map((c) => c.profile)).not.toContain('etcd-client');
+    expect(api.run.args.some((a) => a.startsWith('--etcd-certfile'))).toBe(false);
   });
 
   it('the service-account private key goes only to API servers and controller managers', () => {
@@ -126,10 +176,13 @@ describe('plans with a cluster PKI (golden)', () => {
           });
           expect(r.ok, `${inst.id} ${c.profile}: ${r.error?.message}`).toBe(true);
           expect(opensslVerify(r.caPem!, r.certPem!).code).toBe(0);
+          // the CA the agent writes beside the certificate is the one that issued it
+          expect(r.caPem).toBe(pki.caPem(c.caPath.endsWith('/etcd-ca.crt') ? 'etcd' : 'cluster'));
           issued++;
         }
-    // 3 API servers × 2, 3 schedulers × 2, 3 controller managers × 2, 2 kubelets × 2, 2 kube-proxies
-    expect(issued).toBe(24);
+    // 3 API servers × 3 (serving, kubelet client, etcd client), 3 schedulers × 2, 3 controller
+    // managers × 2, 2 kubelets × 2, 2 kube-proxies, 3 etcd members × 3 (server, peer, client)
+    expect(issued).toBe(36);
     // another node cannot have cp-1's API-server certificate
     const c = instance(plansByNode, 'kube-apiserver#0').certificates![0]!;
     const { csrPem } = await generateCsr(c);

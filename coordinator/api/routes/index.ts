@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../context.js';
 import { registerAssignmentRoutes } from './assignments.js';
+import { registerCoordinatorRoutes } from './coordinators.js';
 import { registerDrainRoutes } from './drain.js';
 import { registerEtcdRoutes } from './etcd.js';
 import { registerEventRoutes } from './events.js';
@@ -18,6 +19,7 @@ import { registerVcRoutes } from './vc.js';
 /** Every resource's routes (one file each), in the order the OpenAPI document lists them. */
 export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
   await registerHealthRoutes(app, ctx);
+  await registerCoordinatorRoutes(app, ctx);
   await registerStatusRoutes(app, ctx);
   await registerTopologyRoutes(app, ctx);
   await registerLabelRoutes(app, ctx);

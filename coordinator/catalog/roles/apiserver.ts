@@ -40,7 +40,7 @@ function isLoopback(address: string): boolean {
 export const kubeApiserver: RoleDefinition = {
   name: 'kube-apiserver',
   description:
-    'Kubernetes API server; --etcd-servers from the etcd assignments, lease endpoint reconciler, probes verified against the cluster CA',
+    'Kubernetes API server; --etcd-servers from the etcd assignments (mutual TLS with apiserver-etcd-client), lease endpoint reconciler, probes verified against the cluster CA',
   binary: 'kube-apiserver',
   kubernetes: true,
   stateful: false,
@@ -67,7 +67,8 @@ export const kubeApiserver: RoleDefinition = {
     const c = t.cluster;
     const cert = (f: string) => arg(certPath(t, ctx.assignment, f));
     const addr = ctx.node.address;
-    const etcdServers = ctx.members('etcd').map((m) => etcdClientUrl(m.node.address));
+    const tls = ctx.etcdTls === true;
+    const etcdServers = ctx.members('etcd').map((m) => etcdClientUrl(m.node.address, tls));
     const args = [
       `--v=${c.logLevel}`,
       `--advertise-address=${addr}`,
@@ -75,6 +76,14 @@ export const kubeApiserver: RoleDefinition = {
       `--secure-port=${APISERVER_PORT}`,
       `--etcd-servers=${etcdServers.join(',')}`,
       '--storage-backend=etcd3',
+      // etcd over mutual TLS: the etcd CA, and the apiserver-etcd-client certificate it issued
+      ...(tls
+        ? [
+            `--etcd-cafile=${cert(CERTS.etcdCa)}`,
+            `--etcd-certfile=${cert(CERTS.apiserverEtcdClient)}`,
+            `--etcd-keyfile=${cert(CERTS.apiserverEtcdClientKey)}`,
+          ]
+        : []),
       ...endpointReconciler(ctx),
       '--authorization-mode=Node,RBAC',
       `--enable-admission-plugins=${ADMISSION_PLUGINS.join(',')}`,

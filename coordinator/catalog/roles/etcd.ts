@@ -1,19 +1,61 @@
 import type { Assignment } from '../../model.js';
 import { DEFAULT_RESTART, probe } from '../common.js';
-import { arg, hostPort, instanceName } from '../paths.js';
+import { arg, CERTS, certPath, hostPort, instanceName } from '../paths.js';
 import type { EtcdAssignmentExtras, Member, RenderContext, RoleDefinition } from '../types.js';
 
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
+/** the plain-HTTP listener of /health and /metrics only (`--listen-metrics-urls`), on loopback */
+export const ETCD_METRICS_PORT = 2381;
 
 /** The member name: stable per ordinal, so a replacement reuses its predecessor's name. */
 export const etcdMemberName = (a: Pick<Assignment, 'role' | 'ordinal'>): string => instanceName(a);
-export const etcdClientUrl = (address: string): string => `http://${hostPort(address, ETCD_CLIENT_PORT)}`;
-export const etcdPeerUrl = (address: string): string => `http://${hostPort(address, ETCD_PEER_PORT)}`;
+const scheme = (tls: boolean) => (tls ? 'https' : 'http');
+export const etcdClientUrl = (address: string, tls = false): string =>
+  `${scheme(tls)}://${hostPort(address, ETCD_CLIENT_PORT)}`;
+export const etcdPeerUrl = (address: string, tls = false): string =>
+  `${scheme(tls)}://${hostPort(address, ETCD_PEER_PORT)}`;
 
-/** `etcd-0=http://a:2380,etcd-1=http://b:2380,…` from the placed members, by ordinal. */
-export function etcdInitialCluster(members: Member[]): string {
-  return members.map((m) => `${etcdMemberName(m.assignment)}=${etcdPeerUrl(m.node.address)}`).join(',');
+/**
+ * Where the metrics listener binds: the node's own address when that is loopback (the lab's
+ * 127.0.0.x hosts, several on one machine), else 127.0.0.1. Never the node's public address:
+ * /metrics and /health there would be readable without a certificate.
+ */
+export function etcdMetricsHost(address: string): string {
+  return /^127\./.test(address) || address === '::1' ? address : '127.0.0.1';
+}
+
+/** `etcd-0=https://a:2380,etcd-1=https://b:2380,…` from the placed members, by ordinal. */
+export function etcdInitialCluster(members: Member[], tls = false): string {
+  return members.map((m) => `${etcdMemberName(m.assignment)}=${etcdPeerUrl(m.node.address, tls)}`).join(',');
+}
+
+/** etcd's TLS flags: client and peer certificates from the etcd CA, client certificates required. */
+function etcdTlsArgs(ctx: RenderContext): string[] {
+  const c = (f: string) => arg(certPath(ctx.topology, ctx.assignment, f));
+  return [
+    `--cert-file=${c(CERTS.etcdServer)}`,
+    `--key-file=${c(CERTS.etcdServerKey)}`,
+    `--trusted-ca-file=${c(CERTS.etcdCa)}`,
+    '--client-cert-auth=true',
+    `--peer-cert-file=${c(CERTS.etcdPeer)}`,
+    `--peer-key-file=${c(CERTS.etcdPeerKey)}`,
+    `--peer-trusted-ca-file=${c(CERTS.etcdCa)}`,
+    '--peer-client-cert-auth=true',
+    `--listen-metrics-urls=http://${hostPort(etcdMetricsHost(ctx.node.address), ETCD_METRICS_PORT)}`,
+  ];
+}
+
+/** etcdctl's flags to reach this member: over TLS, its own client certificate. */
+function etcdctlArgs(ctx: RenderContext, client: string): string[] {
+  if (!ctx.etcdTls) return [`--endpoints=${client}`];
+  const c = (f: string) => arg(certPath(ctx.topology, ctx.assignment, f));
+  return [
+    `--endpoints=${client}`,
+    `--cacert=${c(CERTS.etcdCa)}`,
+    `--cert=${c(CERTS.etcdctlClient)}`,
+    `--key=${c(CERTS.etcdctlClientKey)}`,
+  ];
 }
 
 /**
@@ -36,7 +78,7 @@ export function etcdInitialState(a: Assignment, members: Member[]): 'new' | 'exi
 export const etcd: RoleDefinition = {
   name: 'etcd',
   description:
-    'etcd member; --initial-cluster from the etcd assignments, client and peer URLs on the node address',
+    'etcd member; --initial-cluster from the etcd assignments, client and peer URLs on the node address over mutual TLS from the etcd CA, /health and /metrics on a loopback listener',
   binary: 'etcd',
   kubernetes: false,
   stateful: true,
@@ -48,7 +90,9 @@ export const etcd: RoleDefinition = {
   usesApiEndpoint: false,
   probe: (ctx) =>
     probe(
-      { kind: 'http', host: ctx.node.address, port: ETCD_CLIENT_PORT, path: '/health' },
+      ctx.etcdTls
+        ? { kind: 'http', host: etcdMetricsHost(ctx.node.address), port: ETCD_METRICS_PORT, path: '/health' }
+        : { kind: 'http', host: ctx.node.address, port: ETCD_CLIENT_PORT, path: '/health' },
       // a new cluster reports unhealthy until it has a leader: give it time before counting failures
       { initialDelayMs: 5000, failureThreshold: 5 },
     ),
@@ -57,8 +101,9 @@ export const etcd: RoleDefinition = {
     const x = a as typeof a & EtcdAssignmentExtras;
     const members = ctx.members('etcd');
     const name = etcdMemberName(a);
-    const client = etcdClientUrl(ctx.node.address);
-    const peer = etcdPeerUrl(ctx.node.address);
+    const tls = ctx.etcdTls === true;
+    const client = etcdClientUrl(ctx.node.address, tls);
+    const peer = etcdPeerUrl(ctx.node.address, tls);
     // The epoch is in the path: a member that moves back to a host it once left must not find
     // that host's stale data dir (its old member id was removed from the cluster).
     const dataDir = `/var/lib/etcd/${name}-e${a.epoch}`;
@@ -71,22 +116,23 @@ export const etcd: RoleDefinition = {
         `--advertise-client-urls=${client}`,
         `--listen-peer-urls=${peer}`,
         `--initial-advertise-peer-urls=${peer}`,
-        `--initial-cluster=${x.initialCluster ?? etcdInitialCluster(members)}`,
+        `--initial-cluster=${x.initialCluster ?? etcdInitialCluster(members, tls)}`,
         `--initial-cluster-state=${etcdInitialState(a, members)}`,
         `--initial-cluster-token=${ctx.topology.cluster.name}-etcd`,
         '--logger=zap',
+        ...(tls ? etcdTlsArgs(ctx) : []),
       ],
       unit: { type: 'notify', limitNOFILE: 65536 },
       stopTimeoutMs: 30_000,
       commands: {
         'endpoint-health': {
           command: 'etcdctl',
-          args: [`--endpoints=${client}`, 'endpoint', 'health'],
+          args: [...etcdctlArgs(ctx, client), 'endpoint', 'health'],
           timeoutMs: 10_000,
         },
         'member-list': {
           command: 'etcdctl',
-          args: [`--endpoints=${client}`, 'member', 'list', '--write-out=json'],
+          args: [...etcdctlArgs(ctx, client), 'member', 'list', '--write-out=json'],
           timeoutMs: 10_000,
         },
       },
