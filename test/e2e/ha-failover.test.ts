@@ -54,13 +54,9 @@ describe('coordinator HA failover: kill -9 the leader 20 times (real nats cluste
       }
     })();
     await f.api('PUT', '/v1/topology', topology(2, 0));
-    await waitFor(
-      'converged',
-      () => f.converged(),
-      {
-        timeoutMs: 60_000,
-      },
-    );
+    await waitFor('converged', () => f.converged(), {
+      timeoutMs: 60_000,
+    });
   }, 180_000);
   afterAll(() => f?.close());
 
@@ -122,13 +118,9 @@ describe('coordinator HA failover: kill -9 the leader 20 times (real nats cluste
       },
       { timeoutMs: 60_000 },
     );
-    await waitFor(
-      'converged',
-      () => f.converged(),
-      {
-        timeoutMs: 60_000,
-      },
-    );
+    await waitFor('converged', () => f.converged(), {
+      timeoutMs: 60_000,
+    });
     for (const [id, nodes] of f.running()) expect(nodes, id).toHaveLength(1);
     // no agent ever got a plan of a lower epoch after a higher one
     const lastByNode = new Map<string, number>();
@@ -184,13 +176,9 @@ describe('coordinator HA failover: kill -9 the leader 20 times (real nats cluste
     await waitFor('three nats-servers healthy again', () => f.cluster.healthy(), { timeoutMs: 60_000 });
     await waitFor('a leader again', () => f.leader(), { timeoutMs: 60_000 });
     expect(await f.api<{ items: unknown[] }>('GET', '/v1/topologies')).toEqual(topo);
-    await waitFor(
-      'converged',
-      () => f.converged(),
-      {
-        timeoutMs: 60_000,
-      },
-    );
+    await waitFor('converged', () => f.converged(), {
+      timeoutMs: 60_000,
+    });
     const after = (await f.api<{ items: Assignment[] }>('GET', '/v1/assignments?cluster=t')).items
       .map((a) => `${a.instanceId}@${a.nodeId}#${a.epoch}`)
       .sort();

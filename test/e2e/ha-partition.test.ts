@@ -67,13 +67,9 @@ describe('coordinator HA: the leader partitioned in a network namespace', () => 
       }
     })();
     await f.api('PUT', '/v1/topology', topology(0));
-    await waitFor(
-      'converged',
-      () => f.converged(),
-      {
-        timeoutMs: 60_000,
-      },
-    );
+    await waitFor('converged', () => f.converged(), {
+      timeoutMs: 60_000,
+    });
   }, 180_000);
   afterAll(() => f?.close());
 
@@ -133,13 +129,9 @@ describe('coordinator HA: the leader partitioned in a network namespace', () => 
         intervalMs: 200,
       },
     );
-    await waitFor(
-      'converged',
-      () => f.converged(),
-      {
-        timeoutMs: 60_000,
-      },
-    );
+    await waitFor('converged', () => f.converged(), {
+      timeoutMs: 60_000,
+    });
     // no agent ever applied a plan of a lower epoch after a higher one
     const last = new Map<string, number>();
     const down: string[] = [];
