@@ -513,6 +513,11 @@ export class Session {
     if (this.registering) await this.registering;
     const result = await this.applyPlan(signed, 'push');
     this.reply(m, result);
+    // A push that changes nothing is how a coordinator asks for a status it lost (a status is
+    // sent once, on change): send the full one again.
+    const c = result.changes;
+    if (result.accepted && c && !c.started.length && !c.restarted.length && !c.stopped.length)
+      this.publishStatus(true);
   }
 
   private async onTaskMsg(m: Msg): Promise<void> {

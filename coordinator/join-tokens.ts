@@ -262,15 +262,11 @@ export class JoinTokenStore {
    * it reads its credentials).
    */
   async use(id: string, nodeId: string): Promise<JoinTokenInfo> {
-    const cur = this.tokens.get(id);
-    const v = checkUse(cur?.rec, this.clock.now(), id);
-    if (!v.ok) throw coordinatorError(v.code, v.message, { tokenId: id });
-    const rec: JoinTokenRecord = {
-      ...cur!.rec,
-      used: cur!.rec.used + 1,
-      nodes: [...(cur!.rec.nodes ?? []), nodeId].slice(-100),
-    };
-    await this.save(rec, cur!.revision);
+    await this.change(id, (cur) => {
+      const v = checkUse(cur, this.clock.now(), id);
+      if (!v.ok) throw coordinatorError(v.code, v.message, { tokenId: id });
+      return { ...cur!, used: cur!.used + 1, nodes: [...(cur!.nodes ?? []), nodeId].slice(-100) };
+    });
     return tokenInfo(this.get(id)!, this.clock.now());
   }
 
@@ -290,7 +286,9 @@ export class JoinTokenStore {
         { id },
       );
     if (!cur.rec.revokedAt)
-      await this.save({ ...cur.rec, revokedAt: new Date(this.clock.now()).toISOString() }, cur.revision);
+      await this.change(id, (r) =>
+        r && !r.revokedAt ? { ...r, revokedAt: new Date(this.clock.now()).toISOString() } : undefined,
+      );
     await this.revokeOnBus(this.get(id)!);
     return tokenInfo(this.get(id)!, this.clock.now());
   }
@@ -317,12 +315,33 @@ export class JoinTokenStore {
   private async revokeOnBus(rec: JoinTokenRecord): Promise<void> {
     if (rec.busRevoked) return;
     await this.bus.revoke(rec.bootstrapKey);
-    const cur = this.tokens.get(rec.id);
-    if (cur) await this.save({ ...cur.rec, busRevoked: true }, cur.revision);
+    await this.change(rec.id, (r) => (r && !r.busRevoked ? { ...r, busRevoked: true } : undefined));
   }
 
-  private async save(rec: JoinTokenRecord, revision: number): Promise<void> {
-    const next = await this.store.update(KEY(rec.id), rec, revision);
-    this.tokens.set(rec.id, { rec, revision: next });
+  /**
+   * Writes `fn(record)` under the record's revision (`undefined`: nothing to write). Another
+   * coordinator may have written it since we read it (a previous leader finishing a revocation,
+   * a follower's term before this one): on a conflict the record is read again and `fn` decides
+   * once more on what is stored, rather than failing on a stale copy for good.
+   */
+  private async change(
+    id: string,
+    fn: (rec: JoinTokenRecord | undefined) => JoinTokenRecord | undefined,
+  ): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const cur = this.tokens.get(id);
+      const next = fn(cur?.rec);
+      if (!next || !cur) return;
+      try {
+        this.tokens.set(id, { rec: next, revision: await this.store.update(KEY(id), next, cur.revision) });
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'DROVER_ERR_STORE_CONFLICT' || attempt >= 2) throw err;
+        const fresh = await this.store.get<unknown>(KEY(id));
+        if (fresh && Value.Check(JoinTokenRecord, fresh.value))
+          this.tokens.set(id, { rec: fresh.value, revision: fresh.revision });
+        else this.tokens.delete(id); // deleted meanwhile: `fn` decides on nothing
+      }
+    }
   }
 }

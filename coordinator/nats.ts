@@ -86,8 +86,8 @@ export class NatsBus implements AgentBus {
   ) {}
 
   /**
-   * A follower coordinator's bus: heartbeats and status only, outside the leader's queue group
-   * (every follower hears every report, the leader's intake loses none), and it sends nothing.
+   * A follower coordinator's bus: heartbeats and status only (every follower hears every report
+   * beside the leader), and it sends nothing.
    */
   static async observe(settings: NatsSettings, observer: AgentObserver, log: Logger): Promise<NatsBus> {
     const nc = await connect(natsConnectionOptions(settings, 'drover-coordinator-follower'));
@@ -194,9 +194,17 @@ export class NatsBus implements AgentBus {
     }
   }
 
-  private on(subject: string, fn: (m: Msg) => void | Promise<void>, queue = 'drover-coordinator'): void {
+  /**
+   * A plain subscription, never a queue group: the lease lets only one coordinator listen at a
+   * time, and a queue group would split agents' reports with a ghost. A leader cut off by a
+   * partition unsubscribes when it loses its lease, but the UNSUB cannot reach the server until
+   * the link is back; the server keeps its subscription meanwhile, and in a queue group it would
+   * take every other heartbeat and status (a status is sent once, on change, so the new leader
+   * would never learn it). Without one, the ghost's copy is dropped by its own client and the
+   * new leader gets every message.
+   */
+  private on(subject: string, fn: (m: Msg) => void | Promise<void>): void {
     const sub = this.nc.subscribe(subject, {
-      queue,
       callback: (err, m) => {
         if (err) {
           this.log.error({ err, subject }, 'subscription error');
@@ -235,9 +243,11 @@ export class NatsBus implements AgentBus {
         if (m.reply) m.respond(encode(reply));
         if (!afterReply) return;
         // the reply leaves before the bootstrap user is revoked (that disconnects the host); give
-        // it a moment on the wire
+        // it a moment on the wire. A leader deposed meanwhile leaves it to the new one's sweep.
         await this.nc.flush().catch(() => {});
-        setTimeout(() => void afterReply(), 1000).unref?.();
+        setTimeout(() => {
+          if (!this.mayAct || this.mayAct()) void afterReply();
+        }, 1000).unref?.();
       });
     }
     this.on(subjects.registerAll(), async (m) => {
@@ -310,8 +320,8 @@ export class NatsBus implements AgentBus {
   }
 
   /**
-   * Stops taking agents' messages at once (a deposed leader: its subscriptions are in the
-   * leader's queue group, and every report it took would be lost to the new leader).
+   * Stops taking agents' messages at once (a deposed leader: it must not act on a report, nor
+   * answer a registration, a join or a CSR, once another may lead).
    */
   stopListening(): void {
     for (const s of this.subs) s.unsubscribe();

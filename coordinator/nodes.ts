@@ -15,6 +15,12 @@ export interface Liveness {
   /** last plan the agent confirmed, by push reply or digest */
   applied?: { generation: number; checksum: string; coordinatorEpoch: number };
   lastPushOkAt?: number;
+  /** since when heartbeats name instance states the held status does not (a status lost on the way) */
+  statusBehindSince?: number;
+  /** when a push was last asked for to bring a lost status back (see Intake.statusLost) */
+  statusResyncAt?: number;
+  /** a push is due though the plan is applied: the agent answers it with its full status */
+  statusResync?: boolean;
 }
 
 export interface LivenessTimings {

@@ -20,12 +20,13 @@ import {
   type RegisterReply,
   type SignedPlan,
   type SigningKeyPair,
+  type StatusDigest,
 } from '../../protocol/index.js';
 import { coordinatorError } from '../errors.js';
 import type { EventLog } from '../events.js';
 import { agentLabelsOf, CLUSTER_LABEL, clusterOfRecord, mergeLabels } from '../labels.js';
 import { isHealthy, type NodeRecord } from '../model.js';
-import { NodeRegistry, sameMachine } from '../nodes.js';
+import { type Liveness, NodeRegistry, sameMachine } from '../nodes.js';
 import type { ClusterState } from '../state/cluster-state.js';
 import { statusEvents } from '../status-events.js';
 import { deriveLabels } from '../topology/index.js';
@@ -321,6 +322,10 @@ export class Intake {
     const matches = dg.checksum === d.plan.checksum && dg.coordinatorEpoch === this.p.epoch();
     if (matches) {
       l.applied = { generation: dg.generation, checksum: dg.checksum, coordinatorEpoch: dg.coordinatorEpoch };
+      if (this.statusLost(l, dg)) {
+        l.statusResync = true;
+        this.p.enqueue(`node:${hb.nodeId}`);
+      }
       return;
     }
     // A heartbeat sent just before our push landed still shows the old plan; don't re-push for it.
@@ -331,6 +336,32 @@ export class Intake {
       l.applied = { generation: dg.generation, checksum: dg.checksum, coordinatorEpoch: dg.coordinatorEpoch };
       this.p.enqueue(`node:${hb.nodeId}`);
     }
+  }
+
+  /**
+   * True when the held status is behind the heartbeats and a push should bring it back. A status
+   * is sent once, on change, and NATS delivers at most once (a nats-server dying with it in
+   * flight, a coordinator taking over): a lost one would leave an instance "not reported yet"
+   * for good and a rollout slot held until its timeout. The heartbeat's digest names the
+   * instance states (`health`), so a disagreement that lasts two heartbeat intervals (a status
+   * is debounced and may trail the digest for a moment) means the status was lost; the agent
+   * answers a push that changes nothing with its full status. At most once per ten intervals
+   * per node, so an agent that never agrees costs one push in ten heartbeats, not one in each.
+   */
+  private statusLost(l: Liveness, dg: StatusDigest): boolean {
+    const held = l.status?.digest;
+    const agrees = held ? held.health === dg.health && held.instances === dg.instances : dg.instances === 0;
+    if (agrees) {
+      l.statusBehindSince = undefined;
+      return false;
+    }
+    const now = this.p.clock.now();
+    const every = this.p.timings.heartbeatIntervalMs;
+    l.statusBehindSince ??= now;
+    if (now - l.statusBehindSince < 2 * every) return false;
+    if (l.statusResyncAt !== undefined && now - l.statusResyncAt < 10 * every) return false;
+    l.statusResyncAt = now;
+    return true;
   }
 
   /**

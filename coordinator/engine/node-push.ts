@@ -84,7 +84,8 @@ export class NodePush {
       a &&
       a.checksum === d.plan.checksum &&
       a.coordinatorEpoch === this.p.epoch() &&
-      a.generation >= d.plan.generation
+      a.generation >= d.plan.generation &&
+      !l.statusResync
     )
       return undefined;
     const blocked = this.rollout.acquire(
@@ -127,6 +128,7 @@ export class NodePush {
     }
     l.applied = { generation: res.generation, checksum: res.checksum, coordinatorEpoch: this.p.epoch() };
     l.lastPushOkAt = clock.now();
+    l.statusResync = false;
     this.rollout.pushed(nodeId, d.plan);
     return undefined;
   }

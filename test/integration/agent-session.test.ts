@@ -153,6 +153,27 @@ describe('agent session with a real nats-server', () => {
     expect(await pushed).toMatchObject({ accepted: true, changes: { started: ['idle#0'] } });
   });
 
+  it('a push that changes nothing is answered with the full status again (how a lost status is asked for)', async () => {
+    const nats = await startNats();
+    const driver = await CoordinatorDriver.start(nats.url, { planInRegisterReply: true });
+    const opts = testAgentOptions(nats.url);
+    const plan = driver.makePlan(opts.nodeId!, [sleeperSpec('idle#0')]);
+    await startTestAgent(opts);
+    await driver.waitStatus(opts.nodeId!, 'running', (s) => inst(s, 'idle#0')?.phase === 'Running');
+    await sleep(500); // the debounced statuses are out
+    const before = driver.statuses.filter((s) => s.nodeId === opts.nodeId).length;
+    expect(await driver.push(opts.nodeId!, plan)).toMatchObject({
+      accepted: true,
+      changes: { started: [], restarted: [], stopped: [], unchanged: ['idle#0'] },
+    });
+    await waitFor(
+      'a status after the no-op push',
+      () => driver.statuses.filter((s) => s.nodeId === opts.nodeId).length > before || undefined,
+      { timeoutMs: 5000 },
+    );
+    expect(inst(driver.latestStatus(opts.nodeId!), 'idle#0')?.phase).toBe('Running');
+  });
+
   it('a refused registration is retried slowly without crashing', async () => {
     const nats = await startNats();
     const driver = await CoordinatorDriver.start(nats.url);

@@ -8,8 +8,11 @@ import { KeyPin } from '../../agent/keys.js';
 import { parseTtl } from '../../coordinator/api/routes/join.js';
 import { claimsUpdateProblem } from '../../coordinator/bus/account-push.js';
 import { joinVerdict } from '../../coordinator/engine/join.js';
-import { checkUse, type JoinTokenRecord, tokenState } from '../../coordinator/join-tokens.js';
+import { checkUse, type JoinTokenRecord, JoinTokenStore, tokenState } from '../../coordinator/join-tokens.js';
 import type { NodeRecord } from '../../coordinator/model.js';
+import { MemoryStore } from '../../coordinator/store/index.js';
+import { ManualClock } from '../../lib/clock.js';
+import { silentLogger } from '../../lib/logger.js';
 import { TokenBucket } from '../../lib/token-bucket.js';
 import { encodeJoinToken, type Join, PROTOCOL_VERSION } from '../../protocol/index.js';
 
@@ -185,5 +188,51 @@ describe('the agent side of joining', () => {
         fp,
       ]),
     ).toThrow(/drover token create --join/);
+  });
+});
+
+describe('join token records written by two coordinators (HA: a previous leader, a new one)', () => {
+  const bus = {
+    revoked: [] as string[],
+    async bootstrapUser(tokenId: string) {
+      return { jwt: `jwt-${tokenId}`, publicKey: 'UCXPHN4X4SQUWJGNMOFMPU5BSAVQZN4RSC6LFGOHFRDLHKGJBHXKJ66B', seed: 'SU' };
+    },
+    async revoke(key: string) {
+      this.revoked.push(key);
+    },
+    caPem: () => undefined,
+  };
+  const open = (store: MemoryStore, clock: ManualClock) =>
+    JoinTokenStore.open({ store, bus, clock, logger: silentLogger });
+
+  it('a use on a stale copy reads the record again and counts on what is stored', async () => {
+    const store = new MemoryStore();
+    const clock = new ManualClock(NOW);
+    const a = await open(store, clock);
+    const t = await a.create({ uses: 2 });
+    const b = await open(store, clock);
+    await a.use(t.id, 'n1');
+    // b's copy still says 0 uses: it must not write over n1's use
+    expect((await b.use(t.id, 'n2')).used).toBe(2);
+    expect(
+      ((await store.get<JoinTokenRecord>(`join-tokens/${t.id}`))!.value as JoinTokenRecord).nodes,
+    ).toEqual(['n1', 'n2']);
+    // and a third use is refused on the stored count, from either copy
+    await expect(a.use(t.id, 'n3')).rejects.toMatchObject({ code: 'DROVER_ERR_JOIN_TOKEN_USED' });
+  });
+
+  it('a sweep on a stale copy finds the revocation already recorded, and does not fail on it again', async () => {
+    const store = new MemoryStore();
+    const clock = new ManualClock(NOW);
+    const a = await open(store, clock);
+    const t = await a.create({ uses: 1 });
+    await a.use(t.id, 'n1');
+    const b = await open(store, clock);
+    await a.revokeEnded(t.id);
+    expect(await b.sweep()).toBe(1);
+    expect(b.get(t.id)?.busRevoked).toBe(true);
+    // nothing left to do on either copy
+    expect(await b.sweep()).toBe(0);
+    expect(await a.sweep()).toBe(0);
   });
 });
