@@ -169,7 +169,7 @@ export class RepairPolicy implements RepairHooks {
       nodes: this.ports.state.placementNodes(cluster),
       topology: this.ports.state.topology(cluster),
       liveness: (id) => this.ports.liveness(id),
-      restarting: this.ports.restarting?.(),
+      restarting: this.ports.restarting,
       memory: this.memory,
       now: this.clock.now(),
       options: this.opts,

@@ -2,6 +2,7 @@ import type { Topology } from '../../coordinator/topology/index.js';
 import type { Event } from '../../protocol/index.js';
 import type {
   Assignment,
+  CoordinatorItem,
   InstanceView,
   NodeView,
   RoleView,
@@ -117,17 +118,7 @@ export const EVENTS: Listing<Event> = {
 };
 
 /** One coordinator (GET /v1/coordinators): with HA, leader or follower. */
-export interface CoordinatorRow {
-  id: string;
-  api?: string;
-  role: 'leader' | 'follower';
-  epoch?: number;
-  term?: number;
-  leaseAgeMs?: number;
-  host?: string;
-  pid?: number;
-  seenAgoMs?: number;
-}
+export type CoordinatorRow = CoordinatorItem;
 
 const ms = (v: number | undefined) =>
   v === undefined ? '-' : v < 10_000 ? `${(v / 1000).toFixed(1)}s` : `${Math.round(v / 1000)}s`;

@@ -37,8 +37,11 @@ export interface RepairInput {
   topology: Topology | undefined;
   /** a node's liveness: since when it is in its state, its last status report */
   liveness: (nodeId: string) => LivenessView | undefined;
-  /** instances whose rollout restart is in flight (still healthy in their last status) */
-  restarting?: ReadonlySet<string>;
+  /**
+   * instances whose rollout restart is in flight (still healthy in their last status); asked
+   * only while a node drains (it walks the rollout gate's slots)
+   */
+  restarting?: () => ReadonlySet<string>;
   memory: RepairMemoryView;
   now: number;
   options: Pick<
@@ -227,7 +230,7 @@ export function decideRepair(input: RepairInput): RepairDecision {
     const budget = drainBudget({
       assignments: current,
       healthy: new Set(current.filter(healthy).map((a) => a.instanceId)),
-      restarting: input.restarting,
+      restarting: input.restarting?.(),
       nodeStates,
       everywhere: everywhereRoles(topology),
     });

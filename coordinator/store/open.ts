@@ -85,27 +85,20 @@ export async function openConfiguredStore(c: StoreChoice): Promise<OpenedStore> 
     });
     let events: Promise<EventArchive> | undefined;
     let tasks: Promise<TaskArchive> | undefined;
+    // both archives: a stream of their own beside the bucket, each opened once
+    const stream = (o: { moveLegacy?: boolean }) => ({
+      nc,
+      bucket: c.bucket,
+      replicas: c.replicas,
+      store,
+      moveLegacy: o.moveLegacy ?? true,
+      log: c.logger ?? silentLogger,
+    });
     return {
       store,
       nc,
-      openEvents: (o = {}) =>
-        (events ??= openEventStream({
-          nc,
-          bucket: c.bucket,
-          replicas: c.replicas,
-          store,
-          moveLegacy: o.moveLegacy ?? true,
-          log: c.logger ?? silentLogger,
-        })),
-      openTasks: (o = {}) =>
-        (tasks ??= openTaskStream({
-          nc,
-          bucket: c.bucket,
-          replicas: c.replicas,
-          store,
-          moveLegacy: o.moveLegacy ?? true,
-          log: c.logger ?? silentLogger,
-        })),
+      openEvents: (o = {}) => (events ??= openEventStream(stream(o))),
+      openTasks: (o = {}) => (tasks ??= openTaskStream(stream(o))),
       catchUp: () => store.catchUp(),
       close: async () => {
         await store.close();

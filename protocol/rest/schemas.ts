@@ -536,6 +536,7 @@ export const CoordinatorItem = Type.Object(
   },
   { $id: 'CoordinatorItem' },
 );
+export type CoordinatorItem = Static<typeof CoordinatorItem>;
 export const CoordinatorList = Type.Object({
   /** `ha` when several coordinators share a JetStream store; `single` for the embedded default */
   mode: Type.Union([Type.Literal('single'), Type.Literal('ha')]),

@@ -195,7 +195,11 @@ describe('join token records written by two coordinators (HA: a previous leader,
   const bus = {
     revoked: [] as string[],
     async bootstrapUser(tokenId: string) {
-      return { jwt: `jwt-${tokenId}`, publicKey: 'UCXPHN4X4SQUWJGNMOFMPU5BSAVQZN4RSC6LFGOHFRDLHKGJBHXKJ66B', seed: 'SU' };
+      return {
+        jwt: `jwt-${tokenId}`,
+        publicKey: 'UCXPHN4X4SQUWJGNMOFMPU5BSAVQZN4RSC6LFGOHFRDLHKGJBHXKJ66B',
+        seed: 'SU',
+      };
     },
     async revoke(key: string) {
       this.revoked.push(key);
