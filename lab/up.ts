@@ -1,9 +1,9 @@
 import { mkdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { type PreparedBus, prepareBus } from '../coordinator/bus/server-config.js';
 import { writeFileAtomic } from '../lib/atomic-file.js';
+import { freePort, portFree } from '../lib/free-port.js';
 import { LabApi, type LabRoleView } from './api.js';
 import { exitedMessage, spawnCoordinator, spawnNats, waitUntil } from './control.js';
 import { labError } from './errors.js';
@@ -35,29 +35,10 @@ export interface LabUpResult {
   topologyChanges: string[];
 }
 
-async function portFree(host: string, port: number): Promise<boolean> {
-  return await new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, host, () => s.close(() => resolve(true)));
-  });
-}
-
-async function anyPort(host: string): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
 /** `preferred` when free, else any free port (0 means any). */
 async function pickPort(host: string, preferred: number): Promise<number> {
   if (preferred !== 0 && (await portFree(host, preferred))) return preferred;
-  return anyPort(host);
+  return freePort(host);
 }
 
 /** The command that runs a node's agent: directly, or inside its namespace with `ip netns exec`. */
@@ -217,20 +198,20 @@ export async function labUp(input: LabUpOptions, progress: Progress = () => {}):
     const natsHost = bridgeAddress ?? '127.0.0.1';
     // the bridge does not exist yet: a port free on every address is free on it too
     const natsPort = await pickPort(o.netns ? '0.0.0.0' : natsHost, o.natsPort);
-    const monitorPort = await anyPort('127.0.0.1');
+    const monitorPort = await freePort('127.0.0.1');
     const apiPort = await pickPort('127.0.0.1', o.apiPort);
     // --ha: three clustered nats-servers and three coordinators; the first of each takes the ports above
     const haPorts: HaPorts | undefined = o.ha
       ? {
           nats: await Promise.all(
             Array.from({ length: HA_SIZE }, async (_, i) => ({
-              client: i === 0 ? natsPort : await anyPort(o.netns ? '0.0.0.0' : natsHost),
-              monitor: i === 0 ? monitorPort : await anyPort('127.0.0.1'),
-              route: await anyPort(o.netns ? '0.0.0.0' : natsHost),
+              client: i === 0 ? natsPort : await freePort(o.netns ? '0.0.0.0' : natsHost),
+              monitor: i === 0 ? monitorPort : await freePort('127.0.0.1'),
+              route: await freePort(o.netns ? '0.0.0.0' : natsHost),
             })),
           ),
           api: await Promise.all(
-            Array.from({ length: HA_SIZE }, async (_, i) => (i === 0 ? apiPort : anyPort('127.0.0.1'))),
+            Array.from({ length: HA_SIZE }, async (_, i) => (i === 0 ? apiPort : freePort('127.0.0.1'))),
           ),
         }
       : undefined;

@@ -8,7 +8,7 @@
  * rolling conversion is not built. So a cluster that already had etcd members when this
  * coordinator first started with TLS is recorded as `plain` (store key `etcd-transport/<cluster>`),
  * keeps working as it did, and is reported at every start with the event `etcd.plain-http`, which
- * names the migration (docs/runbooks/etcd.md, "Moving a plain-HTTP cluster to TLS").
+ * names the migration (docs/operations.md, "Moving a plain-HTTP etcd to TLS").
  */
 
 import { needsRenewal } from '../../lib/cert-renewal.js';
@@ -38,7 +38,7 @@ export interface EtcdClientTransport {
 }
 
 export const PLAIN_HTTP_MIGRATION =
-  'to move it to TLS, back up etcd (`etcdctl snapshot save`), then follow docs/runbooks/etcd.md "Moving a plain-HTTP cluster to TLS"';
+  'to move it to TLS, back up etcd (`etcdctl snapshot save`), then follow docs/operations.md "Moving a plain-HTTP etcd to TLS"';
 
 /**
  * The per-cluster transport records, read once at start-up and kept in memory (the render path

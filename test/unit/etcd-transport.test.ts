@@ -41,7 +41,7 @@ describe('etcd transport per cluster: legacy plain-HTTP clusters stay plain, new
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ kind: 'etcd.plain-http', severity: 'error', cluster: 'old' });
     expect(events[0]!.message).toMatch(/plain HTTP without client authentication/);
-    expect(events[0]!.message).toMatch(/docs\/runbooks\/etcd\.md/);
+    expect(events[0]!.message).toMatch(/docs\/operations\.md "Moving a plain-HTTP etcd to TLS"/);
     expect((await store.get(ETCD_TRANSPORT_MARKER))?.value).toBeDefined();
   });
 
