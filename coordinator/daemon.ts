@@ -12,6 +12,9 @@ import { busDirOf, type CompiledCoordinatorOptions } from './config.js';
 import { JoinHandler } from './engine/join.js';
 import { PurgeLists } from './engine/purge-lists.js';
 import { Engine, type EngineOptions } from './engine.js';
+import { DirSnapshotBlobs, ObjectStoreSnapshotBlobs } from './etcd/snapshot-blobs.js';
+import { SnapshotBook } from './etcd/snapshot-book.js';
+import { etcdClusters, memberEndpoints, memberViews } from './etcd/snapshot-sources.js';
 import { EtcdTransportBook, renewingEtcdCredentials } from './etcd/transport.js';
 import { type EventInput, EventLog } from './events.js';
 import type { HaView } from './ha/view.js';
@@ -43,6 +46,8 @@ export interface CoordinatorHandle {
   metrics: CoordinatorMetrics;
   /** the cluster PKI in `<dataDir>/pki` (CAs, service-account keys): signs node CSRs and admin kubeconfigs */
   pki: ClusterPki;
+  /** etcd snapshots: taken on schedule and on demand, stored off the etcd hosts */
+  snapshots: SnapshotBook;
   close(): Promise<void>;
 }
 
@@ -269,6 +274,32 @@ export async function startCoordinator(
     () => void pki.rotateIfNeeded().catch((err) => log.error({ err }, 'CA rotation check failed')),
   );
   void pki.rotateIfNeeded().catch((err) => log.error({ err }, 'CA rotation check failed'));
+  // ---- etcd snapshots (coordinator/etcd/snapshot-book.ts): off the etcd hosts, in the JetStream
+  // object store beside the bucket, else in the data dir; on each cluster's schedule
+  const snapshots = new SnapshotBook({
+    store,
+    blobs: opened.nc
+      ? await ObjectStoreSnapshotBlobs.open(opened.nc, opts.store.bucket, opts.store.replicas)
+      : new DirSnapshotBlobs(opts.dataDir),
+    clusters: () => etcdClusters(engine.listTopologies()),
+    members: async (cluster) => {
+      const plain = etcdTransports.get(cluster) === 'plain';
+      const views = memberViews(
+        engine.currentAssignments(cluster),
+        (id) => nodes.get(id),
+        (id) => nodes.liveness(id),
+      );
+      return {
+        endpoints: memberEndpoints(views, plain ? 'http' : 'https'),
+        tls: plain ? {} : await etcdCredentials(),
+      };
+    },
+    emit: (e) => events.emit(e),
+    clock,
+    log: componentLogger(log, 'snapshots'),
+  });
+  await snapshots.load();
+  snapshots.start();
   // ---- REST API (coordinator/api): after the engine and NATS, so /readyz can turn ready at once.
   let api: ApiServer;
   try {
@@ -297,8 +328,10 @@ export async function startCoordinator(
       listener: extra.ha?.listener,
       ...(extra.ha ? { sharedTokens: store } : {}),
       ...(opened.openTasks ? { taskArchive: await opened.openTasks() } : {}),
+      snapshots,
     });
   } catch (err) {
+    snapshots.stop();
     caRotation.stop();
     joinTokens.stop();
     await push.close().catch(() => {});
@@ -335,8 +368,10 @@ export async function startCoordinator(
     api,
     metrics,
     pki,
+    snapshots,
     close() {
       closing ??= (async () => {
+        snapshots.stop();
         caRotation.stop();
         joinTokens.stop();
         await bootstrap.stop();

@@ -54,6 +54,12 @@ export const ENGINE_ERRORS = {
     status: 409,
     description: 'An etcd membership change was refused because it would break quorum.',
   },
+  DROVER_ERR_SNAPSHOT_NOT_FOUND: { status: 404, description: 'No etcd snapshot has this id.' },
+  DROVER_ERR_SNAPSHOT_DAMAGED: {
+    status: 409,
+    description:
+      "A stored etcd snapshot does not match its recorded SHA-256 (or etcd's own trailing hash): it is not served or restored.",
+  },
   DROVER_ERR_REPAIR_PAUSED: {
     status: 409,
     description: 'Automatic reassignment is paused by the storm guard; use --force to override.',

@@ -7,6 +7,7 @@ import { DroverError } from '../../protocol/index.js';
 import type { PurgeLists } from '../engine/purge-lists.js';
 import type { Engine } from '../engine.js';
 import { COORDINATOR_ERRORS, coordinatorError } from '../errors.js';
+import type { SnapshotBook } from '../etcd/snapshot-book.js';
 import type { HaView } from '../ha/view.js';
 import type { ClusterPki } from '../pki/index.js';
 import { createServices, type Services } from '../services.js';
@@ -69,6 +70,8 @@ export interface ApiDeps {
   readOnly?: boolean;
   /** where task records are kept (the JetStream store's task stream) */
   taskArchive?: TaskArchive;
+  /** etcd snapshots (the leader's): /v1/etcd/snapshots */
+  snapshots?: SnapshotBook;
 }
 
 function sendError(reply: FastifyReply, err: DroverError): FastifyReply {
@@ -154,6 +157,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     vc: services.vc,
     store: deps.store,
     ha: deps.ha,
+    ...(deps.snapshots ? { snapshots: deps.snapshots } : {}),
   };
   deps.metrics?.observe({ engine: deps.engine, natsConnected: ctx.natsConnected });
 

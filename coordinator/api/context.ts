@@ -6,6 +6,7 @@ import type { FastifyRequest } from 'fastify';
 import type { CleanService } from '../clean.js';
 import type { Engine } from '../engine.js';
 import { coordinatorError } from '../errors.js';
+import type { SnapshotBook } from '../etcd/snapshot-book.js';
 import type { HaView } from '../ha/view.js';
 import type { ClusterPki } from '../pki/index.js';
 import type { Store } from '../store/types.js';
@@ -51,6 +52,8 @@ export interface ApiContext {
   store?: Store;
   /** coordinator HA: who leads (absent for a single coordinator) */
   ha?: HaView;
+  /** etcd snapshots: absent on a follower (the leader takes and serves them) */
+  snapshots?: SnapshotBook;
 }
 
 /** Route config: who may call it. */

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../../lib/logger.js';
 import type { PurgeLists } from '../engine/purge-lists.js';
 import type { Engine } from '../engine.js';
+import type { SnapshotBook } from '../etcd/snapshot-book.js';
 import type { HaView } from '../ha/view.js';
 import type { ClusterPki } from '../pki/index.js';
 import type { Store } from '../store/types.js';
@@ -43,6 +44,8 @@ export interface ApiServerOptions {
   sharedTokens?: Store;
   /** where task records are kept (the JetStream store's task stream); default the store's keys */
   taskArchive?: TaskArchive;
+  /** etcd snapshots (the leader's): /v1/etcd/snapshots */
+  snapshots?: SnapshotBook;
 }
 
 export interface ApiServer {
@@ -112,6 +115,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     ha: o.ha,
     readOnly: o.readOnly,
     ...(o.taskArchive ? { taskArchive: o.taskArchive } : {}),
+    ...(o.snapshots ? { snapshots: o.snapshots } : {}),
   });
   if (o.listener) {
     const l = o.listener;

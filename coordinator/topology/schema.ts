@@ -265,6 +265,18 @@ export const ClusterSchema = Type.Object(
     partitions: Type.Optional(
       msg(Type.Array(PartitionSchema, { minItems: 1 }), 'must be a non-empty list of data partitions'),
     ),
+    etcdSnapshots: Type.Optional(
+      Type.Object(
+        {
+          every: Type.Optional(Duration),
+          keep: Type.Optional(
+            msg(Type.Integer({ minimum: 1, maximum: 1000 }), 'must be an integer from 1 to 1000'),
+          ),
+          enabled: Type.Optional(msg(Type.Boolean(), 'must be true or false')),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

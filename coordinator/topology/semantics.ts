@@ -67,6 +67,14 @@ function checkCluster(t: Topology, out: LocatedProblem[]): void {
   const addr = c.apiEndpoint.address;
   if (addr !== undefined && isIP(addr) === 0 && !HOST.test(addr))
     out.push(problem(['cluster', 'apiEndpoint', 'address'], `"${addr}" is not an IP address or host name`));
+  const every = c.etcdSnapshots?.every;
+  if (every !== undefined && every < 60_000)
+    out.push(
+      problem(
+        ['cluster', 'etcdSnapshots', 'every'],
+        `${every} ms is too often: etcd snapshots are taken at most once a minute (e.g. 6h, 30m)`,
+      ),
+    );
 }
 
 function checkRoles(t: Topology, raw: Obj, out: LocatedProblem[]): void {

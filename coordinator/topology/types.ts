@@ -46,6 +46,11 @@ export interface ClusterSettings {
    * API clients get one kubeconfig per partition. Absent: one unpartitioned API.
    */
   partitions?: Partition[];
+  /**
+   * Scheduled etcd snapshots (coordinator/etcd/snapshot-book.ts): `every` in ms (default 6 h),
+   * `keep` the newest scheduled ones (default 10), `enabled` default true. Absent: the defaults.
+   */
+  etcdSnapshots?: { every?: number; keep?: number; enabled?: boolean };
 }
 
 /** A label value (the `In` shorthand) or an explicit requirement. */

@@ -265,6 +265,13 @@ function normalize(v: Obj): Topology {
       containerRuntimeEndpoint: cluster.containerRuntimeEndpoint as string | undefined,
       logLevel: (cluster.logLevel as number | undefined) ?? TOPOLOGY_DEFAULTS.logLevel,
       partitions: normalizePartitions(cluster.partitions as Obj[] | undefined),
+      etcdSnapshots: cluster.etcdSnapshots
+        ? defined({
+            every: ms((cluster.etcdSnapshots as Obj).every),
+            keep: (cluster.etcdSnapshots as Obj).keep as number | undefined,
+            enabled: (cluster.etcdSnapshots as Obj).enabled as boolean | undefined,
+          })
+        : undefined,
     }) as Topology['cluster'],
     roles: Object.fromEntries(
       Object.entries(roles).map(([k, r]) => {

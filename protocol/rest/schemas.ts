@@ -215,6 +215,34 @@ export const EtcdMemberReplaceResult = Type.Object({
 });
 export type EtcdMemberReplaceResult = Static<typeof EtcdMemberReplaceResult>;
 
+/** One etcd snapshot's record (`drover etcd snapshot list`). */
+export const EtcdSnapshot = Type.Object(
+  {
+    id: Type.String(),
+    cluster: Type.String({ description: 'the Drover cluster (topology) it belongs to' }),
+    etcdClusterId: Type.String({ description: "etcd's own cluster id (uint64, decimal)" }),
+    memberId: Type.String({ description: 'the member it was taken from' }),
+    endpoint: Type.String({ description: "that member's client URL" }),
+    revision: Type.Integer({ description: "etcd's revision when it was taken" }),
+    etcdVersion: Type.String(),
+    size: Type.Integer({ description: 'bytes' }),
+    sha256: Type.String({ description: 'SHA-256 (hex) of the file as stored' }),
+    takenAt: IsoTime,
+    trigger: Type.Union([Type.Literal('schedule'), Type.Literal('operator')]),
+    by: Type.Optional(Type.String({ description: 'the token that asked for it' })),
+  },
+  { $id: 'EtcdSnapshot' },
+);
+export type EtcdSnapshot = Static<typeof EtcdSnapshot>;
+export const EtcdSnapshotParams = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }),
+});
+export const EtcdSnapshotResult = Type.Object({
+  ok: Type.Boolean(),
+  message: Type.String(),
+  data: EtcdSnapshot,
+});
+
 export const ClusterQuery = Type.Object(
   { cluster: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })) },
   { additionalProperties: false },

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApi, type CoordinatorMetrics, createMetrics, TokenStore } from '../../coordinator/api/index.js';
 import { PurgeLists } from '../../coordinator/engine/purge-lists.js';
 import { type AgentBus, Engine, type EngineTimings } from '../../coordinator/engine.js';
+import type { SnapshotBook } from '../../coordinator/etcd/snapshot-book.js';
 import { NodeRegistry } from '../../coordinator/nodes.js';
 import { compileEngineOptions, DEFAULT_REPAIR_OPTIONS } from '../../coordinator/options.js';
 import { RepairPolicy, repairPortsFrom } from '../../coordinator/repair.js';
@@ -121,6 +122,8 @@ export async function startTestApi(
     trustedProxies?: string[];
     /** `api.maxStreamsPerToken` */
     maxStreamsPerToken?: number;
+    /** the etcd snapshot book the API serves (built on the test's engine and store) */
+    snapshots?: (engine: Engine, store: MemoryStore) => SnapshotBook;
   } = {},
 ): Promise<TestApi> {
   const store = new MemoryStore();
@@ -165,6 +168,7 @@ export async function startTestApi(
     sse: { heartbeatMs: opts.sseHeartbeatMs ?? 15_000, maxStreamsPerToken: opts.maxStreamsPerToken },
     trustedProxies: opts.trustedProxies,
     purge,
+    ...(opts.snapshots ? { snapshots: opts.snapshots(engine, store) } : {}),
   });
   await app.ready();
   // Reconciles enqueue more reconciles (cluster → node pushes); wait until the queue stays empty.

@@ -4,6 +4,7 @@ import { registerAssignmentRoutes } from './assignments.js';
 import { registerCoordinatorRoutes } from './coordinators.js';
 import { registerDrainRoutes } from './drain.js';
 import { registerEtcdRoutes } from './etcd.js';
+import { registerEtcdSnapshotRoutes } from './etcd-snapshots.js';
 import { registerEventRoutes } from './events.js';
 import { registerHealthRoutes } from './health.js';
 import { registerLabelRoutes } from './labels.js';
@@ -30,6 +31,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
   await registerRoleRoutes(app, ctx);
   await registerAssignmentRoutes(app, ctx);
   await registerEtcdRoutes(app, ctx);
+  await registerEtcdSnapshotRoutes(app, ctx);
   await registerEventRoutes(app, ctx);
   await registerTaskRoutes(app, ctx);
   await registerTokenRoutes(app, ctx);
