@@ -18,6 +18,8 @@ export interface CommandContext {
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** asks the user yes/no on a terminal; undefined without one (destructive commands need --yes) */
   confirm?: (question: string) => Promise<boolean>;
+  /** bytes to standard output (a file download); undefined when stdout is a terminal */
+  outBytes?: (bytes: Uint8Array) => void;
 }
 
 export function outputFormat(args: ParsedArgs): OutputFormat {

@@ -253,6 +253,34 @@ const ENTRIES: Record<string, HelpEntry> = {
       'drover import openpai cluster-cfg/ | drover apply -f - --wait',
     ],
   },
+  etcd: {
+    usage: 'drover etcd snapshot save|list|get|delete …',
+    about:
+      "etcd snapshots the coordinator keeps off the etcd hosts (the JetStream object store, or its data dir): taken on each cluster's schedule (topology `cluster.etcdSnapshots`, default every 6h, keeping 10) and on demand. See `drover etcd snapshot save --help` and the backup runbook in docs/operations.md.",
+    examples: [
+      'drover etcd snapshot save',
+      'drover etcd snapshot list',
+      'drover etcd snapshot get ID > etcd.db',
+    ],
+  },
+  'etcd snapshot': {
+    usage:
+      'drover etcd snapshot save [--cluster C] | list [--cluster C] | get ID [-f FILE [--force]] | delete ID [--yes]',
+    about:
+      "save: takes a snapshot of the cluster's etcd now, from a healthy member (needs an operator token). list: the snapshots kept, newest first, with etcd's revision and the file's SHA-256. get: exports one as `etcdctl snapshot save` writes it, checked against its SHA-256 (needs an admin token: a snapshot holds every Secret). delete: removes one (operator).",
+    flags: [
+      CLUSTER,
+      ['-f, --filename FILE', 'get: write it to FILE (mode 0600) instead of stdout'],
+      ['--force', 'get: replace an existing FILE'],
+      ['--yes', 'delete: do it without asking'],
+      OUTPUT,
+    ],
+    examples: [
+      'drover etcd snapshot save --cluster prod',
+      'drover etcd snapshot get prod-20261204T060000Z-1a2b3c > prod.db',
+      'drover etcd snapshot delete prod-20261204T060000Z-1a2b3c --yes',
+    ],
+  },
   kubeconfig: {
     usage: 'drover kubeconfig admin [--cluster NAME] [-f FILE [--force]]',
     about: 'Issues kubeconfigs. Kinds: admin (see `drover kubeconfig admin --help`).',

@@ -18,6 +18,8 @@ run(process.argv.slice(2), {
   env: process.env,
   signal: controller.signal,
   confirm: terminalConfirm(),
+  // a file download goes to a pipe or a file, never onto a terminal
+  ...(process.stdout.isTTY ? {} : { outBytes: (b: Uint8Array) => void process.stdout.write(b) }),
 }).then((code) => {
   process.exitCode = code;
 });

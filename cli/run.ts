@@ -3,6 +3,7 @@ import { bool, type ParsedArgs, parseArgs, str } from './args.js';
 import { ApiClient } from './client.js';
 import { apply, diff, move, nodeAction, status, task, token } from './commands/actions.js';
 import { describe } from './commands/describe.js';
+import { etcd } from './commands/etcd.js';
 import { get, watchEvents } from './commands/get.js';
 import { label } from './commands/label.js';
 import { clean, importCmd, kubeconfig, superclusters, tenants } from './commands/seeds.js';
@@ -36,6 +37,11 @@ Nodes:
   repair NODE [--force]                               run the repair ladder now
   remove NODE [--force] [--timeout 15s]               forget a node; a live one: drain it first, or --force
   move INSTANCE --to NODE [--wait]                    move one instance, e.g. kube-apiserver#1
+etcd:
+  etcd snapshot save [--cluster C]                    take an etcd snapshot now (from a healthy member)
+  etcd snapshot list [--cluster C]                    the snapshots kept (scheduled and on demand)
+  etcd snapshot get ID [-f FILE]                      export one (> file, or -f FILE); checked on the way
+  etcd snapshot delete ID [--yes]                     delete one
 Seed scenarios (docs/seeds.md):
   import openpai FILE|DIR [-o yaml|json]              OpenPAI cluster config -> topology (| drover apply -f -)
   kubeconfig admin [--cluster C] [-f FILE [--force]]  print an admin kubeconfig, or write FILE (mode 0600)
@@ -77,6 +83,8 @@ export interface RunIo {
   signal?: AbortSignal;
   /** yes/no on a terminal (main.ts); without it destructive commands need --yes */
   confirm?: (question: string) => Promise<boolean>;
+  /** bytes to standard output; main.ts leaves it out when stdout is a terminal */
+  outBytes?: (bytes: Uint8Array) => void;
 }
 
 type Handler = (ctx: CommandContext) => Promise<number>;
@@ -108,6 +116,7 @@ export const COMMANDS: Record<string, Handler> = {
     );
   },
   label,
+  etcd,
   move,
   task,
   token,
@@ -183,6 +192,7 @@ export async function run(argv: string[], io: RunIo): Promise<number> {
       now: Date.now,
       sleep,
       confirm: io.confirm,
+      ...(io.outBytes ? { outBytes: io.outBytes } : {}),
     });
   } catch (err) {
     if (err instanceof CliError) {

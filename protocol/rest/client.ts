@@ -309,6 +309,16 @@ export class RestClient {
     return parsed as T;
   }
 
+  /** One request whose body is bytes (a file download), with its response headers. */
+  async bytes(method: string, path: string, opts: RestRequest = {}): Promise<{ bytes: Uint8Array; headers: Headers }> {
+    const { r, body } = await this.timed(method, path, opts.signal, async (signal) => {
+      const r = await this.send(method, path, opts, signal, 'application/octet-stream');
+      return { r, body: new Uint8Array(await r.arrayBuffer()) };
+    });
+    if (!r.ok) throw this.statusFailure(method, path, r.status, new TextDecoder().decode(body));
+    return { bytes: body, headers: r.headers };
+  }
+
   get<T>(path: string, query?: RestQuery): Promise<T> {
     return this.request<T>('GET', path, { query });
   }

@@ -2,9 +2,10 @@
 // (list: viewer; take, delete: operator; the file: admin), the file and its checksum header, and
 // what bad input gets. The etcd side is a narrow port (`take`); files are real, in a temp dir.
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { Value } from '@sinclair/typebox/value';
 import { afterEach, describe, expect, it } from 'vitest';
+import { run } from '../../cli/run.js';
 import { DirSnapshotBlobs } from '../../coordinator/etcd/snapshot-blobs.js';
 import { SnapshotBook } from '../../coordinator/etcd/snapshot-book.js';
 import { etcdClusters } from '../../coordinator/etcd/snapshot-sources.js';
@@ -156,5 +157,60 @@ describe('/v1/etcd/snapshots', () => {
     const n = await none.call('GET', '/v1/etcd/snapshots', none.t.viewer);
     expect(n.status).toBe(503);
     expect(n.json).toMatchObject({ code: 'DROVER_ERR_NOT_READY' });
+  });
+});
+
+describe('drover etcd snapshot (the CLI against the API on a real socket)', () => {
+  it('save, list, get to stdout and to a file (checked), delete; bad input named', async () => {
+    const { t, call } = await api();
+    expect((await call('PUT', '/v1/topology', t.admin, TOPOLOGY)).status).toBe(200);
+    const url = await t.app.listen({ host: '127.0.0.1', port: 0 });
+    const cli = async (argv: string[], token = t.admin, o: { bytes?: boolean } = {}) => {
+      let stdout = '';
+      let stderr = '';
+      const chunks: Uint8Array[] = [];
+      const code = await run(argv, {
+        out: (s) => void (stdout += s),
+        err: (s) => void (stderr += s),
+        env: { HOME: '/nonexistent', DROVER_URL: url, DROVER_TOKEN: token },
+        ...(o.bytes ? { outBytes: (b: Uint8Array) => void chunks.push(b) } : {}),
+      });
+      return { code, stdout, stderr, bytes: Buffer.concat(chunks) };
+    };
+    const saved = await cli(['etcd', 'snapshot', 'save', '-o', 'json'], t.operator);
+    expect(saved.code, saved.stderr).toBe(0);
+    const rec = JSON.parse(saved.stdout) as EtcdSnapshot;
+    const list = await cli(['etcd', 'snapshot', 'list'], t.viewer);
+    expect(list.stdout).toMatch(
+      new RegExp(
+        `^ID\\s+CLUSTER\\s+REVISION\\s+SIZE\\s+AGE\\s+TRIGGER\\s+SHA256\\n${rec.id}\\s+t\\s+9\\s+42 B\\s+\\d+s\\s+operator\\s+${rec.sha256.slice(0, 12)}…\\n$`,
+      ),
+    );
+    // to stdout only when it is not a terminal
+    const tty = await cli(['etcd', 'snapshot', 'get', rec.id]);
+    expect(tty.code).toBe(2);
+    expect(tty.stderr).toMatch(/a snapshot is binary: not written to a terminal/);
+    const piped = await cli(['etcd', 'snapshot', 'get', rec.id], t.admin, { bytes: true });
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(createHash('sha256').update(piped.bytes).digest('hex')).toBe(rec.sha256);
+    const file = `${tempDir('snap-cli')}/s.db`;
+    const toFile = await cli(['etcd', 'snapshot', 'get', rec.id, '-f', file]);
+    expect(toFile.code, toFile.stderr).toBe(0);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(createHash('sha256').update(readFileSync(file)).digest('hex')).toBe(rec.sha256);
+    const again = await cli(['etcd', 'snapshot', 'get', rec.id, '-f', file]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/exists; nothing was written/);
+    // a viewer may not export one
+    const viewer = await cli(['etcd', 'snapshot', 'get', rec.id, '-f', `${file}.2`], t.viewer);
+    expect(viewer.code).toBe(4);
+    expect(existsSync(`${file}.2`)).toBe(false);
+    expect((await cli(['etcd', 'snapshot', 'delete', rec.id])).code).toBe(2);
+    const del = await cli(['etcd', 'snapshot', 'delete', rec.id, '--yes'], t.operator);
+    expect(del.code, del.stderr).toBe(0);
+    const gone = await cli(['etcd', 'snapshot', 'get', rec.id, '-f', `${file}.3`]);
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toMatch(/no etcd snapshot with id/);
+    expect((await cli(['etcd', 'backup'])).code).toBe(2);
   });
 });

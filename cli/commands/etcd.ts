@@ -1,0 +1,100 @@
+/**
+ * `drover etcd snapshot save|list|get|delete`: etcd snapshots kept by the coordinator
+ * (coordinator/etcd/snapshot-book.ts). `get ID > file` (or `-f FILE`) exports one, checked against
+ * its SHA-256 on the way.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import type { EtcdSnapshot } from '../../protocol/rest/schemas.js';
+import { bool, str } from '../args.js';
+import { type CommandContext, printStructured } from '../context.js';
+import { CliError, EXIT, usage } from '../errors.js';
+import { age, formatTable } from '../table.js';
+
+const HINT =
+  'drover etcd snapshot save [--cluster C] | list [--cluster C] | get ID [-f FILE [--force]] | delete ID [--yes]';
+
+const size = (n: number) =>
+  n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`;
+
+export async function etcd(ctx: CommandContext): Promise<number> {
+  const [, what, sub, id] = ctx.args.positionals;
+  if (what !== 'snapshot') throw usage(`unknown etcd command ${JSON.stringify(what ?? '')}`, HINT);
+  const cluster = str(ctx.args.flags, 'cluster');
+  const query = cluster ? { cluster } : undefined;
+  if (sub === 'save') {
+    const r = await ctx.client.request<{ message: string; data: EtcdSnapshot }>(
+      'POST',
+      '/v1/etcd/snapshots',
+      {
+        query,
+      },
+    );
+    if (!printStructured(ctx, r.data)) ctx.out(`${r.message}\n`);
+    return 0;
+  }
+  if (sub === 'list') {
+    const { items } = await ctx.client.get<{ items: EtcdSnapshot[] }>('/v1/etcd/snapshots', query);
+    if (printStructured(ctx, items)) return 0;
+    const now = ctx.now();
+    ctx.out(
+      formatTable(
+        ['ID', 'CLUSTER', 'REVISION', 'SIZE', 'AGE', 'TRIGGER', 'SHA256'],
+        items.map((s) => [
+          s.id,
+          s.cluster,
+          s.revision,
+          size(s.size),
+          age(s.takenAt, now),
+          s.trigger,
+          `${s.sha256.slice(0, 12)}…`,
+        ]),
+      ),
+    );
+    return 0;
+  }
+  if (!id) throw usage(`etcd snapshot ${sub ?? ''} needs a snapshot ID`.replace(/ +/g, ' '), HINT);
+  const path = `/v1/etcd/snapshots/${encodeURIComponent(id)}`;
+  if (sub === 'get') {
+    const file = str(ctx.args.flags, 'filename');
+    if (file && existsSync(file) && !bool(ctx.args.flags, 'force'))
+      throw usage(`${file} exists; nothing was written`, 'give another FILE, or --force to replace it');
+    if (!file && !ctx.outBytes)
+      throw usage(
+        'a snapshot is binary: not written to a terminal',
+        `redirect it (drover etcd snapshot get ${id} > ${id}.db) or give -f FILE`,
+      );
+    const { bytes, headers } = await ctx.client.bytes('GET', path);
+    const want = headers.get('x-drover-sha256');
+    const sum = createHash('sha256').update(bytes).digest('hex');
+    if (want && want !== sum)
+      throw new CliError(
+        `the snapshot arrived damaged (sha256 ${sum.slice(0, 16)}…, the coordinator says ${want.slice(0, 16)}…); nothing was written`,
+        EXIT.FAILED,
+      );
+    if (file) {
+      writeFileSync(file, bytes, { mode: 0o600 });
+      ctx.err(`etcd snapshot ${id}: ${bytes.length} bytes written to ${file} (sha256 ${sum})\n`);
+    } else ctx.outBytes!(bytes);
+    return 0;
+  }
+  if (sub === 'delete') {
+    if (!bool(ctx.args.flags, 'yes')) {
+      const what = `delete etcd snapshot ${id}`;
+      if (!ctx.confirm)
+        throw new CliError(
+          `refusing to ${what} without confirmation; nothing was changed`,
+          EXIT.USAGE,
+          'run again with --yes',
+        );
+      if (!(await ctx.confirm(`${what}? It cannot be brought back.`))) {
+        ctx.err('nothing was changed\n');
+        return EXIT.FAILED;
+      }
+    }
+    const r = await ctx.client.request<{ message: string }>('DELETE', path);
+    if (!printStructured(ctx, r)) ctx.out(`${r.message}\n`);
+    return 0;
+  }
+  throw usage(`unknown etcd snapshot command ${JSON.stringify(sub ?? '')}`, HINT);
+}
