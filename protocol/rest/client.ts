@@ -310,7 +310,11 @@ export class RestClient {
   }
 
   /** One request whose body is bytes (a file download), with its response headers. */
-  async bytes(method: string, path: string, opts: RestRequest = {}): Promise<{ bytes: Uint8Array; headers: Headers }> {
+  async bytes(
+    method: string,
+    path: string,
+    opts: RestRequest = {},
+  ): Promise<{ bytes: Uint8Array; headers: Headers }> {
     const { r, body } = await this.timed(method, path, opts.signal, async (signal) => {
       const r = await this.send(method, path, opts, signal, 'application/octet-stream');
       return { r, body: new Uint8Array(await r.arrayBuffer()) };

@@ -170,8 +170,12 @@ describe('drover etcd snapshot (the CLI against the API on a real socket)', () =
       let stderr = '';
       const chunks: Uint8Array[] = [];
       const code = await run(argv, {
-        out: (s) => void (stdout += s),
-        err: (s) => void (stderr += s),
+        out: (s) => {
+          stdout += s;
+        },
+        err: (s) => {
+          stderr += s;
+        },
         env: { HOME: '/nonexistent', DROVER_URL: url, DROVER_TOKEN: token },
         ...(o.bytes ? { outBytes: (b: Uint8Array) => void chunks.push(b) } : {}),
       });
