@@ -66,7 +66,8 @@ const ENTRIES: Record<string, HelpEntry> = {
     examples: ['drover status', 'drover status --wait --timeout 5m && kubectl get nodes'],
   },
   get: {
-    usage: 'drover get nodes|roles|assignments|events|tasks|tokens|topology|coordinators [NAME] [flags]',
+    usage:
+      'drover get nodes|roles|assignments|events|tasks|tokens|topology|coordinators|certificates [NAME] [flags]',
     about:
       'Lists resources, or shows one by NAME. Tables cut long REASONS (…); -o wide and -o json show everything. -l filters nodes by label, matched by the CLI on the labels the API returns.',
     flags: [
@@ -86,6 +87,7 @@ const ENTRIES: Record<string, HelpEntry> = {
       'drover get roles -o wide',
       'drover get topology default -o yaml > default.yaml',
       'drover get coordinators -o wide',
+      'drover get certificates            # every issued leaf and CA, soonest to expire first',
     ],
   },
   describe: {

@@ -24,7 +24,7 @@ Topology:
   get topology [NAME] [-o yaml|json]                  the applied topologies
   delete topology NAME [--yes]                        remove a cluster's instances (asks first)
 Resources:
-  get nodes|roles|assignments|events|tasks|tokens|topology [NAME] [-o table|wide|json|yaml|name] [--watch]
+  get nodes|roles|assignments|events|tasks|tokens|topology|coordinators|certificates [NAME] [-o table|wide|json|yaml|name] [--watch]
   get nodes -l key=value,key!=value,key               nodes by label
   describe node|role NAME                             details, instances and recent events
   events [--watch] [--kind K] [--node N] [--role R] [--severity S]

@@ -26,7 +26,7 @@ import { NatsBus } from './nats.js';
 import { revokeRemovedNode } from './node-removal.js';
 import { NodeRegistry } from './nodes.js';
 import { compileEngineOptions } from './options.js';
-import { ClusterPki, csrSigner } from './pki/index.js';
+import { CertificateBook, ClusterPki, csrSigner } from './pki/index.js';
 import { RepairPolicy } from './repair.js';
 import { ClusterState } from './state/cluster-state.js';
 import { type OpenedStore, openConfiguredStore } from './store/open.js';
@@ -171,6 +171,14 @@ export async function startCoordinator(
     await busAuth.revoke(userKey);
     await push.push();
   };
+  // what was issued and when it expires (metrics, `drover get certificates`, the CA alert)
+  const certificates = new CertificateBook({
+    store,
+    cas: () => pki.caValidity(),
+    emit: (e) => events.emit(e),
+    log: componentLogger(log, 'pki'),
+  });
+  await certificates.load();
   const limiter = new TokenBucket(clock, opts.registrationRate, opts.registrationBurst);
   const engine = new Engine({
     store,
@@ -180,6 +188,7 @@ export async function startCoordinator(
       limiter.take() ? { ok: true } : { ok: false, retryAfterMs: limiter.retryAfterMs() },
     maxPendingNodes: opts.maxPendingNodes,
     onNodeRemoved: async (rec) => {
+      await certificates.forget((l) => l.nodeId !== rec.id);
       await revokeRemovedNode({ revoke: (k) => busAuth.revoke(k), push: () => push.push() }, rec).catch(
         (err) =>
           log.error(
@@ -262,18 +271,24 @@ export async function startCoordinator(
     limiter,
   });
   const bus = await NatsBus.connect(natsSettings, engine, componentLogger(log, 'nats'), {
-    csr: csrSigner(pki, engine, { logger: componentLogger(log, 'pki') }),
+    csr: csrSigner(pki, engine, {
+      logger: componentLogger(log, 'pki'),
+      onIssued: (leaf) => void certificates.issued(leaf),
+    }),
     join: (tokenId, data) => joinHandler.handle(tokenId, data),
     mayAct: extra.ha?.mayAct,
   });
   // ended tokens (expired) have their bootstrap users revoked on the bus
   joinTokens.startSweep();
-  // seeds: re-sign a CA certificate in its last year (same key, so every leaf keeps verifying)
-  const caRotation = clock.every(
-    24 * 3600_000,
-    () => void pki.rotateIfNeeded().catch((err) => log.error({ err }, 'CA rotation check failed')),
-  );
-  void pki.rotateIfNeeded().catch((err) => log.error({ err }, 'CA rotation check failed'));
+  // seeds: re-sign a CA certificate in its last year (same key, so every leaf keeps verifying);
+  // a CA within 30 days of expiry all the same raises pki.ca-expiring
+  const caCheck = () =>
+    void pki
+      .rotateIfNeeded()
+      .catch((err) => log.error({ err }, 'CA rotation check failed'))
+      .finally(() => certificates.checkCas(clock.now()));
+  const caRotation = clock.every(24 * 3600_000, caCheck);
+  caCheck();
   // ---- etcd snapshots (coordinator/etcd/snapshot-book.ts): off the etcd hosts, in the JetStream
   // object store beside the bucket, else in the data dir; on each cluster's schedule
   const snapshots = new SnapshotBook({
@@ -329,6 +344,7 @@ export async function startCoordinator(
       ...(extra.ha ? { sharedTokens: store } : {}),
       ...(opened.openTasks ? { taskArchive: await opened.openTasks() } : {}),
       snapshots,
+      certificates,
     });
   } catch (err) {
     snapshots.stop();
@@ -352,7 +368,12 @@ export async function startCoordinator(
     { logger: componentLogger(log, 'bootstrap'), clock },
   );
   bootstrap.start();
-  metrics.observe({ engine, natsConnected: () => bus.connected, busCounters: () => bus.counters });
+  metrics.observe({
+    engine,
+    natsConnected: () => bus.connected,
+    busCounters: () => bus.counters,
+    certificates: () => certificates.rows(),
+  });
   log.info(
     { epoch: engine.epoch, keyFingerprint: signingKey.fingerprint, nats: opts.nats.servers },
     'coordinator running',

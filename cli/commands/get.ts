@@ -2,6 +2,7 @@ import type { Topology } from '../../coordinator/topology/index.js';
 import type { Event } from '../../protocol/index.js';
 import type {
   Assignment,
+  CertificateItem,
   CoordinatorItem,
   InstanceView,
   NodeView,
@@ -133,6 +134,32 @@ export const COORDINATORS: Listing<CoordinatorRow> = {
   },
 };
 
+/** Days (or hours) until `iso`; negative once past. */
+const until = (iso: string, now: number) => {
+  const ms = Date.parse(iso) - now;
+  const d = ms / 86_400_000;
+  return Math.abs(d) >= 2 ? `${Math.trunc(d)}d` : `${Math.trunc(ms / 3_600_000)}h`;
+};
+
+export const CERTIFICATES: Listing<CertificateItem> = {
+  header: ['KIND', 'CLUSTER', 'NODE', 'INSTANCE', 'PROFILE', 'EXPIRES', 'EXPIRES IN', 'RENEW AT'],
+  wide: ['SERIAL'],
+  name: (c) => `certificate/${c.kind === 'ca' ? c.profile : `${c.node}/${c.instance}/${c.profile}`}`,
+  row: (c, wide) => {
+    const base = [
+      c.kind,
+      c.cluster || '-',
+      c.node || '-',
+      c.instance || '-',
+      c.profile,
+      c.notAfter.slice(0, 10),
+      until(c.notAfter, Date.now()),
+      c.renewAt.slice(0, 10),
+    ];
+    return wide ? [...base, c.serialNumber] : base;
+  },
+};
+
 export const TASKS: Listing<TaskRecord> = {
   header: ['ID', 'NODE', 'KIND', 'INSTANCE', 'STATE', 'AGE', 'RESULT'],
   name: (t) => `task/${t.id}`,
@@ -225,6 +252,10 @@ const KIND_ALIASES: Record<string, string> = {
   topologies: 'topologies',
   coordinator: 'coordinators',
   coordinators: 'coordinators',
+  certificate: 'certificates',
+  certificates: 'certificates',
+  certs: 'certificates',
+  cert: 'certificates',
 };
 
 export function resourceKind(word: string | undefined, allowed: string[]): string {
@@ -324,6 +355,11 @@ export async function fetchResource(
       ];
       return { items, raw: { items } };
     }
+    case 'certificates': {
+      const r = await c.get<{ items: CertificateItem[] }>('/v1/certificates');
+      const items = name ? r.items.filter((x) => x.node === name || x.profile === name) : r.items;
+      return { items, raw: { items } };
+    }
     case 'coordinators': {
       const r = await c.get<{ items: CoordinatorRow[] }>('/v1/coordinators');
       const items = name ? r.items.filter((x) => x.id === name) : r.items;
@@ -351,12 +387,17 @@ export function listingFor(kind: string): Listing<unknown> {
     tokens: TOKENS,
     topologies: TOPOLOGIES,
     coordinators: COORDINATORS,
+    certificates: CERTIFICATES,
   };
   return m[kind] as unknown as Listing<unknown>;
 }
 
 function keyOf(kind: string, x: unknown): string {
   const o = x as { id?: string; name?: string; instanceId?: string; cluster?: string };
+  if (kind === 'certificates') {
+    const c = x as CertificateItem;
+    return `${c.cluster}/${c.node}/${c.instance}/${c.profile}`;
+  }
   return kind === 'assignments'
     ? o.instanceId!
     : kind === 'roles'
@@ -376,6 +417,7 @@ export async function get(ctx: CommandContext): Promise<number> {
     'tokens',
     'topologies',
     'coordinators',
+    'certificates',
   ]);
   const selector = str(ctx.args.flags, 'selector');
   if (selector !== undefined && kind !== 'nodes')

@@ -9,6 +9,7 @@ import type { Engine } from '../engine.js';
 import { COORDINATOR_ERRORS, coordinatorError } from '../errors.js';
 import type { SnapshotBook } from '../etcd/snapshot-book.js';
 import type { HaView } from '../ha/view.js';
+import type { CertificateBook } from '../pki/cert-book.js';
 import type { ClusterPki } from '../pki/index.js';
 import { createServices, type Services } from '../services.js';
 import type { Store } from '../store/types.js';
@@ -72,6 +73,8 @@ export interface ApiDeps {
   taskArchive?: TaskArchive;
   /** etcd snapshots (the leader's): /v1/etcd/snapshots */
   snapshots?: SnapshotBook;
+  /** issued certificates and the CAs: /v1/certificates */
+  certificates?: CertificateBook;
 }
 
 function sendError(reply: FastifyReply, err: DroverError): FastifyReply {
@@ -158,6 +161,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     store: deps.store,
     ha: deps.ha,
     ...(deps.snapshots ? { snapshots: deps.snapshots } : {}),
+    ...(deps.certificates ? { certificates: deps.certificates } : {}),
   };
   deps.metrics?.observe({ engine: deps.engine, natsConnected: ctx.natsConnected });
 

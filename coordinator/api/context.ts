@@ -8,6 +8,7 @@ import type { Engine } from '../engine.js';
 import { coordinatorError } from '../errors.js';
 import type { SnapshotBook } from '../etcd/snapshot-book.js';
 import type { HaView } from '../ha/view.js';
+import type { CertificateBook } from '../pki/cert-book.js';
 import type { ClusterPki } from '../pki/index.js';
 import type { Store } from '../store/types.js';
 import type { TaskTracker } from '../tasks.js';
@@ -54,6 +55,8 @@ export interface ApiContext {
   ha?: HaView;
   /** etcd snapshots: absent on a follower (the leader takes and serves them) */
   snapshots?: SnapshotBook;
+  /** issued certificates and the CAs (the leader's) */
+  certificates?: CertificateBook;
 }
 
 /** Route config: who may call it. */

@@ -38,6 +38,15 @@ export interface MetricsSource {
   natsConnected?: () => boolean;
   /** messages received from agents, by kind, and malformed ones dropped */
   busCounters?: () => BusCounters;
+  /** issued leaves and the CAs, with their expiry (coordinator/pki/cert-book.ts) */
+  certificates?: () => ReadonlyArray<{
+    kind: string;
+    cluster: string;
+    node: string;
+    instance: string;
+    profile: string;
+    notAfter: string;
+  }>;
 }
 
 export interface MetricsOptions {
@@ -172,6 +181,23 @@ export function createMetrics(opts: MetricsOptions = {}): CoordinatorMetrics {
     'Messages from agents dropped because they failed schema validation',
     (c) => c.malformed,
   );
+  new Gauge({
+    name: 'drover_certificate_expiry_seconds',
+    help: 'Seconds until each certificate expires (negative: expired): the newest leaf issued per cluster, node, instance and profile, and each CA (profile ca:<name>)',
+    labelNames: ['cluster', 'node', 'profile', 'instance'] as const,
+    registers: [registry],
+    collect() {
+      const rows = source?.certificates?.();
+      if (!rows) return;
+      this.reset();
+      const now = Date.now();
+      for (const r of rows)
+        this.set(
+          { cluster: r.cluster, node: r.node, profile: r.profile, instance: r.instance },
+          Math.round((Date.parse(r.notAfter) - now) / 1000),
+        );
+    },
+  });
   new Gauge({
     name: 'drover_events_last_seq',
     help: 'Sequence number of the newest event',

@@ -5,6 +5,7 @@ import type { PurgeLists } from '../engine/purge-lists.js';
 import type { Engine } from '../engine.js';
 import type { SnapshotBook } from '../etcd/snapshot-book.js';
 import type { HaView } from '../ha/view.js';
+import type { CertificateBook } from '../pki/cert-book.js';
 import type { ClusterPki } from '../pki/index.js';
 import type { Store } from '../store/types.js';
 import type { TaskArchive } from '../task-archive.js';
@@ -46,6 +47,8 @@ export interface ApiServerOptions {
   taskArchive?: TaskArchive;
   /** etcd snapshots (the leader's): /v1/etcd/snapshots */
   snapshots?: SnapshotBook;
+  /** issued certificates and the CAs: /v1/certificates */
+  certificates?: CertificateBook;
 }
 
 export interface ApiServer {
@@ -116,6 +119,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     readOnly: o.readOnly,
     ...(o.taskArchive ? { taskArchive: o.taskArchive } : {}),
     ...(o.snapshots ? { snapshots: o.snapshots } : {}),
+    ...(o.certificates ? { certificates: o.certificates } : {}),
   });
   if (o.listener) {
     const l = o.listener;

@@ -201,6 +201,16 @@ export class ClusterPki {
     return this.cas[ca].certPem;
   }
 
+  /** Each CA's validity (its current certificate: a rotation re-signs the same key). */
+  caValidity(): Array<{ ca: CaName; notBefore: string; notAfter: string; serialNumber: string }> {
+    return (Object.keys(this.cas) as CaName[]).map((ca) => ({
+      ca,
+      notBefore: this.cas[ca].cert.notBefore.toISOString(),
+      notAfter: this.cas[ca].cert.notAfter.toISOString(),
+      serialNumber: this.cas[ca].cert.serialNumber,
+    }));
+  }
+
   /** `sa.pub` for `--service-account-key-file`; `sa.key` for the signing-key flags (control plane only). */
   serviceAccountKeys(): { publicKeyPem: string; privateKeyPem: string } {
     return { publicKeyPem: this.sa.pubPem, privateKeyPem: this.sa.keyPem };

@@ -16,6 +16,7 @@ import {
 import { apiEndpointFor, type PkiRenderOptions, pkiContextFor, pkiNodeFor } from '../catalog/index.js';
 import type { Assignment, NodeRecord } from '../model.js';
 import type { Topology } from '../topology/index.js';
+import type { IssuedLeaf } from './cert-book.js';
 import type { ClusterPki } from './cluster-pki.js';
 import { pkiError } from './errors.js';
 
@@ -35,11 +36,25 @@ export type CsrSigner = (req: CertificateRequest) => Promise<CertificateReply>;
 export function csrSigner(
   pki: ClusterPki,
   engine: CsrEngine,
-  opts: { logger?: Logger; render?: Pick<PkiRenderOptions, 'extraApiserverSans'> } = {},
+  opts: {
+    logger?: Logger;
+    render?: Pick<PkiRenderOptions, 'extraApiserverSans'>;
+    /** every leaf signed (the certificate book: expiry metrics, `drover get certificates`) */
+    onIssued?: (leaf: IssuedLeaf) => void;
+  } = {},
 ): CsrSigner {
   return async (req) => {
     try {
-      const issued = await sign(pki, engine, req, opts.render?.extraApiserverSans);
+      const { issued, cluster } = await sign(pki, engine, req, opts.render?.extraApiserverSans);
+      opts.onIssued?.({
+        cluster,
+        nodeId: req.nodeId,
+        instanceId: req.instanceId,
+        profile: req.profile,
+        serialNumber: issued.serialNumber,
+        notBefore: issued.notBefore,
+        notAfter: issued.notAfter,
+      });
       return {
         v: PROTOCOL_VERSION,
         type: 'csr-reply',
@@ -103,7 +118,7 @@ async function sign(pki: ClusterPki, engine: CsrEngine, req: CertificateRequest,
   const nodes = new Map(engine.placementNodes(cluster).map((n) => [n.id, n]));
   const api = apiEndpointFor(topology, assignments, nodes);
   const pn = pkiNodeFor(node);
-  return pki.signCsr({
+  const issued = await pki.signCsr({
     csrPem: req.csrPem,
     nodeId: node.id,
     hostname: pn.hostname,
@@ -113,4 +128,5 @@ async function sign(pki: ClusterPki, engine: CsrEngine, req: CertificateRequest,
     assignedRoles: [...new Set(mine.map((a) => a.role))],
     context: pkiContextFor(topology, api, extraSans),
   });
+  return { issued, cluster };
 }

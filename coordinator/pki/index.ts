@@ -1,3 +1,4 @@
+export { CertificateBook, type CertificateRow, type IssuedLeaf } from './cert-book.js';
 export {
   CA_FILES,
   CLOCK_SKEW_MS,

@@ -243,6 +243,26 @@ export const EtcdSnapshotResult = Type.Object({
   data: EtcdSnapshot,
 });
 
+/** One certificate (`drover get certificates`): an issued leaf, or a CA. */
+export const CertificateItem = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('leaf'), Type.Literal('ca')]),
+    cluster: Type.String(),
+    node: Type.String(),
+    instance: Type.String(),
+    profile: Type.String({ description: 'the issuing profile (etcd-server, apiserver, …), or ca:<name>' }),
+    serialNumber: Type.String(),
+    notBefore: IsoTime,
+    notAfter: IsoTime,
+    renewAt: Type.String({
+      description:
+        'when its holder renews it: the agent 30 days before expiry (at most a third of the lifetime); a CA in its last year',
+    }),
+  },
+  { $id: 'CertificateItem' },
+);
+export type CertificateItem = Static<typeof CertificateItem>;
+
 export const ClusterQuery = Type.Object(
   { cluster: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })) },
   { additionalProperties: false },

@@ -5,6 +5,7 @@ import { type AgentBus, Engine, type EngineTimings } from '../../coordinator/eng
 import type { SnapshotBook } from '../../coordinator/etcd/snapshot-book.js';
 import { NodeRegistry } from '../../coordinator/nodes.js';
 import { compileEngineOptions, DEFAULT_REPAIR_OPTIONS } from '../../coordinator/options.js';
+import type { CertificateBook } from '../../coordinator/pki/cert-book.js';
 import { RepairPolicy, repairPortsFrom } from '../../coordinator/repair.js';
 import { ClusterState } from '../../coordinator/state/cluster-state.js';
 import { MemoryStore } from '../../coordinator/store/index.js';
@@ -124,6 +125,8 @@ export async function startTestApi(
     maxStreamsPerToken?: number;
     /** the etcd snapshot book the API serves (built on the test's engine and store) */
     snapshots?: (engine: Engine, store: MemoryStore) => SnapshotBook;
+    /** the certificate book the API lists */
+    certificates?: CertificateBook;
   } = {},
 ): Promise<TestApi> {
   const store = new MemoryStore();
@@ -169,6 +172,7 @@ export async function startTestApi(
     trustedProxies: opts.trustedProxies,
     purge,
     ...(opts.snapshots ? { snapshots: opts.snapshots(engine, store) } : {}),
+    ...(opts.certificates ? { certificates: opts.certificates } : {}),
   });
   await app.ready();
   // Reconciles enqueue more reconciles (cluster → node pushes); wait until the queue stays empty.

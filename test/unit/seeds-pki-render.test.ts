@@ -1,9 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createMetrics } from '../../coordinator/api/metrics.js';
 import { type RenderedInstance, renderPlans } from '../../coordinator/catalog/index.js';
+import { CertificateBook } from '../../coordinator/pki/cert-book.js';
 import { ClusterPki, type CsrEngine, csrSigner } from '../../coordinator/pki/index.js';
+import { MemoryStore } from '../../coordinator/store/index.js';
 import { parseTopology } from '../../coordinator/topology/index.js';
 import { generateCsr } from '../../lib/csr.js';
+import { silentLogger } from '../../lib/logger.js';
 import { PROTOCOL_VERSION, sealPlan } from '../../protocol/index.js';
 import { haAssignments, haNodes, nodeMap } from '../helpers/cluster-fixtures.js';
 import { expectGolden } from '../helpers/golden.js';
@@ -160,7 +164,13 @@ describe('plans with a cluster PKI (golden)', () => {
           instances: plansByNode.get(nodeId) ?? [],
         }),
     };
-    const sign = csrSigner(pki, engine);
+    const book = new CertificateBook({
+      store: new MemoryStore(),
+      cas: () => pki.caValidity(),
+      emit: () => {},
+      log: silentLogger,
+    });
+    const sign = csrSigner(pki, engine, { onIssued: (l) => void book.issued(l) });
     let issued = 0;
     for (const [nodeId, list] of plansByNode)
       for (const inst of list)
@@ -183,6 +193,36 @@ describe('plans with a cluster PKI (golden)', () => {
     // 3 API servers × 3 (serving, kubelet client, etcd client), 3 schedulers × 2, 3 controller
     // managers × 2, 2 kubelets × 2, 2 kube-proxies, 3 etcd members × 3 (server, peer, client)
     expect(issued).toBe(36);
+    // every one is in the certificate book (newest per holder and profile), beside the 3 CAs
+    const rows = book.rows();
+    expect(rows.filter((r) => r.kind === 'ca').map((r) => r.profile)).toEqual([
+      'ca:cluster',
+      'ca:etcd',
+      'ca:front-proxy',
+    ]);
+    expect(rows.filter((r) => r.kind === 'leaf')).toHaveLength(36);
+    const etcdServer = rows.find((r) => r.instance === 'etcd#0' && r.profile === 'etcd-server')!;
+    expect(etcdServer).toMatchObject({ cluster: 'ha', kind: 'leaf' });
+    // renewed by the agent 30 days before expiry (a year's leaf)
+    expect(Date.parse(etcdServer.notAfter) - Date.parse(etcdServer.renewAt)).toBe(30 * 86_400_000);
+    // and in the metrics, in seconds until expiry
+    const metrics = createMetrics();
+    metrics.observe({ engine: fakeMetricsEngine(), certificates: () => book.rows() });
+    const text = await metrics.render();
+    const line = text
+      .split('\n')
+      .find(
+        (l) =>
+          l.startsWith('drover_certificate_expiry_seconds{') &&
+          l.includes('instance="etcd#0"') &&
+          l.includes('profile="etcd-server"'),
+      )!;
+    expect(line).toMatch(/cluster="ha",node="cp-\d"/);
+    const secs = Number(line.split(' ').at(-1));
+    expect(Math.abs(secs - (Date.parse(etcdServer.notAfter) - Date.now()) / 1000)).toBeLessThan(60);
+    expect(text).toMatch(
+      /drover_certificate_expiry_seconds\{cluster="",node="",profile="ca:etcd",instance=""\} \d+/,
+    );
     // another node cannot have cp-1's API-server certificate
     const c = instance(plansByNode, 'kube-apiserver#0').certificates![0]!;
     const { csrPem } = await generateCsr(c);
@@ -197,3 +237,14 @@ describe('plans with a cluster PKI (golden)', () => {
     expect(stolen).toMatchObject({ ok: false, error: { code: 'DROVER_ERR_CSR_ROLE_NOT_ASSIGNED' } });
   });
 });
+
+/** The engine reads the other gauges make: nothing here. */
+function fakeMetricsEngine() {
+  return {
+    nodes: { all: () => [], liveness: () => undefined, effectiveState: () => 'Ready' },
+    converged: () => true,
+    clusterNames: () => [],
+    unplacedFor: () => [],
+    events: { lastSeq: 0 },
+  } as never;
+}

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../context.js';
 import { registerAssignmentRoutes } from './assignments.js';
+import { registerCertificateRoutes } from './certificates.js';
 import { registerCoordinatorRoutes } from './coordinators.js';
 import { registerDrainRoutes } from './drain.js';
 import { registerEtcdRoutes } from './etcd.js';
@@ -25,6 +26,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
   await registerTopologyRoutes(app, ctx);
   await registerLabelRoutes(app, ctx);
   await registerSeedRoutes(app, ctx);
+  await registerCertificateRoutes(app, ctx);
   await registerVcRoutes(app, ctx);
   await registerDrainRoutes(app, ctx);
   await registerNodeRoutes(app, ctx);
