@@ -283,6 +283,20 @@ const ENTRIES: Record<string, HelpEntry> = {
       'drover etcd snapshot delete prod-20261204T060000Z-1a2b3c --yes',
     ],
   },
+  backup: {
+    usage: 'drover backup [--cluster C] [-f FILE [--force]]',
+    about:
+      "A cluster backup, as `k0s backup` makes one: a fresh etcd snapshot, the cluster's topology, the cluster PKI and the plan-signing key, in one JSON document with a SHA-256 over it (admin token). Written to FILE with mode 0600, or to a pipe; never to a terminal. `drover-coordinator restore-backup FILE --data-dir DIR` rebuilds a coordinator's data dir from it. It holds every secret of the cluster: keep it encrypted.",
+    flags: [
+      CLUSTER,
+      ['-f, --filename FILE', 'write it to FILE (mode 0600)'],
+      ['--force', 'replace an existing FILE'],
+    ],
+    examples: [
+      'drover backup -f /secure/prod-backup.json',
+      'drover backup --cluster prod | gpg -c > prod.json.gpg',
+    ],
+  },
   kubeconfig: {
     usage: 'drover kubeconfig admin [--cluster NAME] [-f FILE [--force]]',
     about: 'Issues kubeconfigs. Kinds: admin (see `drover kubeconfig admin --help`).',

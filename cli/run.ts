@@ -3,7 +3,7 @@ import { bool, type ParsedArgs, parseArgs, str } from './args.js';
 import { ApiClient } from './client.js';
 import { apply, diff, move, nodeAction, status, task, token } from './commands/actions.js';
 import { describe } from './commands/describe.js';
-import { etcd } from './commands/etcd.js';
+import { backup, etcd } from './commands/etcd.js';
 import { get, watchEvents } from './commands/get.js';
 import { label } from './commands/label.js';
 import { clean, importCmd, kubeconfig, superclusters, tenants } from './commands/seeds.js';
@@ -42,6 +42,7 @@ etcd:
   etcd snapshot list [--cluster C]                    the snapshots kept (scheduled and on demand)
   etcd snapshot get ID [-f FILE]                      export one (> file, or -f FILE); checked on the way
   etcd snapshot delete ID [--yes]                     delete one
+  backup [--cluster C] -f FILE                        a cluster backup: a fresh snapshot, the topology, the PKI
 Seed scenarios (docs/seeds.md):
   import openpai FILE|DIR [-o yaml|json]              OpenPAI cluster config -> topology (| drover apply -f -)
   kubeconfig admin [--cluster C] [-f FILE [--force]]  print an admin kubeconfig, or write FILE (mode 0600)
@@ -117,6 +118,7 @@ export const COMMANDS: Record<string, Handler> = {
   },
   label,
   etcd,
+  backup,
   move,
   task,
   token,

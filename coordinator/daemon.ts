@@ -6,6 +6,7 @@ import type { NatsSettings } from '../lib/nats-options.js';
 import { TokenBucket } from '../lib/token-bucket.js';
 import { type ApiServer, type CoordinatorMetrics, createMetrics, startApiServer } from './api/index.js';
 import type { SharedListener } from './api/shared-listener.js';
+import { makeBackup } from './backup.js';
 import { type AccountPush, accountPush } from './bus/account-push.js';
 import { BusAuth } from './bus/auth.js';
 import { busDirOf, type CompiledCoordinatorOptions } from './config.js';
@@ -345,6 +346,18 @@ export async function startCoordinator(
       ...(opened.openTasks ? { taskArchive: await opened.openTasks() } : {}),
       snapshots,
       certificates,
+      backup: async (cluster, by) => {
+        const rec = await snapshots.save(cluster, 'operator', by);
+        const { bytes } = await snapshots.read(rec.id);
+        return makeBackup({
+          cluster,
+          topology: engine.topology(cluster)!,
+          dataDir: opts.dataDir,
+          pkiDir: pki.options.dir,
+          snapshot: { record: rec, bytes },
+          now: clock.now(),
+        });
+      },
     });
   } catch (err) {
     snapshots.stop();

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { ConfigError, describeOptions, readConfigFile, splitArgs } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';
 import { DROVER_VERSION } from '../lib/version.js';
+import { type ClusterBackup, checkBackup, restoreBackup } from './backup.js';
 import {
   NATS_CONFIG_FLAGS,
   NatsConfigUsageError,
@@ -9,6 +11,7 @@ import {
 } from './bus/nats-config-cmd.js';
 import { busDirOf, CoordinatorOptionsSchema, compileCoordinatorOptions } from './config.js';
 import { coordinatorBus, startCoordinator } from './daemon.js';
+import { ObjectStoreSnapshotBlobs } from './etcd/snapshot-blobs.js';
 import { startHaCoordinator } from './ha/runner.js';
 import { migrateStore, openConfiguredStore, type StoreBackend } from './store/open.js';
 
@@ -22,6 +25,7 @@ function help(): string {
 
 Usage: drover-coordinator [--config FILE] [options]
        drover-coordinator migrate --from lowdb|jetstream --to jetstream|lowdb [--config FILE] [options]
+       drover-coordinator restore-backup FILE [--config FILE] [options]
        drover-coordinator nats-config [--config FILE] [--listen 0.0.0.0:4222] [--monitor 127.0.0.1:8222]
                           [--tls-hosts HOST,IP,…] [--server-dir DIR] [--out FILE] [--server-name NAME]
 
@@ -31,6 +35,9 @@ first run: operator JWT with a full resolver, TLS with a certificate for --tls-h
 this host's name and addresses), limits. --server-dir (default <bus dir>/server) holds
 nats-server's own files (certificate, key, resolver, JetStream), for a server that runs as
 another user; --out defaults to <server dir>/nats-server.conf.
+
+restore-backup rebuilds an empty data dir and store from a cluster backup (\`drover backup\`): the
+PKI, the plan-signing key, the topology and the etcd snapshot, checked against its SHA-256 first.
 
 migrate copies the state into the other store (which must be empty) and verifies the copy; run it
 with the coordinator stopped, then set store.backend to the target.
@@ -144,6 +151,53 @@ async function migrate(flags: Record<string, string | boolean>): Promise<number>
   }
 }
 
+/**
+ * `drover-coordinator restore-backup FILE`: rebuilds this coordinator's data dir and store from a
+ * cluster backup (`drover backup`), checked first; both must be empty. Then start the coordinator:
+ * agents keep the plan-signing key they pinned, nodes their certificates.
+ */
+async function restoreBackupCmd(file: string, flags: Record<string, string | boolean>): Promise<number> {
+  const fail = (msg: string, code = 1) => {
+    process.stderr.write(`drover-coordinator restore-backup: ${msg}\n`);
+    return code;
+  };
+  let backup: ClusterBackup;
+  try {
+    backup = checkBackup(JSON.parse(readFileSync(file, 'utf8')));
+  } catch (err) {
+    return fail(`${file}: ${(err as Error).message}`, 2);
+  }
+  let opts: ReturnType<typeof compileCoordinatorOptions>;
+  try {
+    opts = loadOptions(flags);
+  } catch (err) {
+    if (err instanceof ConfigError) return fail(`invalid configuration: ${err.message}`, 2);
+    throw err;
+  }
+  const { natsSettings } = await coordinatorBus(opts);
+  const opened = await openConfiguredStore({
+    backend: opts.store.backend,
+    dataDir: opts.dataDir,
+    bucket: opts.store.bucket,
+    replicas: opts.store.replicas,
+    nats: natsSettings,
+  });
+  try {
+    const blobs = opened.nc
+      ? await ObjectStoreSnapshotBlobs.open(opened.nc, opts.store.bucket, opts.store.replicas)
+      : undefined;
+    const r = await restoreBackup(backup, opts.dataDir, opened.store, blobs);
+    process.stdout.write(
+      `restored the backup of cluster ${backup.cluster} (made ${backup.createdAt}) into ${opts.dataDir} and ${opened.describe}: ${r.files} key and certificate file(s), the topology, etcd snapshot ${backup.snapshot.record.id} (revision ${backup.snapshot.record.revision})\nnext: start the coordinator; restore etcd from that snapshot (docs/operations.md, "Backups")\n`,
+    );
+    return 0;
+  } catch (err) {
+    return fail((err as Error).message);
+  } finally {
+    await opened.close().catch(() => {});
+  }
+}
+
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   if (argv.includes('--version')) {
@@ -157,6 +211,13 @@ async function main(): Promise<number> {
   const { positionals, flags } = splitArgs(argv);
   if (positionals[0] === 'nats-config' && positionals.length === 1) return natsConfig(flags);
   if (positionals[0] === 'migrate' && positionals.length === 1) return migrate(flags);
+  if (positionals[0] === 'restore-backup') {
+    if (positionals.length !== 2) {
+      process.stderr.write('drover-coordinator restore-backup: give one FILE (from `drover backup`)\n');
+      return 2;
+    }
+    return restoreBackupCmd(positionals[1]!, flags);
+  }
   if (positionals.length) {
     process.stderr.write(
       `drover-coordinator: unexpected argument ${JSON.stringify(positionals[0])}; see --help\n`,

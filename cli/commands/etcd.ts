@@ -98,3 +98,33 @@ export async function etcd(ctx: CommandContext): Promise<number> {
   }
   throw usage(`unknown etcd snapshot command ${JSON.stringify(sub ?? '')}`, HINT);
 }
+
+/**
+ * `drover backup [--cluster C] [-f FILE [--force]]`: a cluster backup (a fresh etcd snapshot, the
+ * topology, the PKI, the plan-signing key) to FILE (mode 0600) or a pipe, never a terminal.
+ */
+export async function backup(ctx: CommandContext): Promise<number> {
+  if (ctx.args.positionals.length > 1)
+    throw usage('backup takes no arguments', 'drover backup [--cluster C] -f FILE (or > FILE)');
+  const file = str(ctx.args.flags, 'filename');
+  if (!file && !ctx.outBytes)
+    throw usage(
+      'a backup holds every secret of the cluster: not written to a terminal',
+      'give -f FILE (written mode 0600), or redirect it: drover backup > backup.json',
+    );
+  if (file && existsSync(file) && !bool(ctx.args.flags, 'force'))
+    throw usage(`${file} exists; nothing was written`, 'give another FILE, or --force to replace it');
+  const cluster = str(ctx.args.flags, 'cluster');
+  const b = await ctx.client.request<{ sha256: string; cluster: string; snapshot: { record: EtcdSnapshot } }>(
+    'POST',
+    '/v1/backup',
+    { query: cluster ? { cluster } : undefined },
+  );
+  const text = `${JSON.stringify(b)}\n`;
+  if (file) writeFileSync(file, text, { mode: 0o600 });
+  else ctx.outBytes!(Buffer.from(text));
+  ctx.err(
+    `cluster backup of ${b.cluster}: etcd snapshot ${b.snapshot.record.id} (revision ${b.snapshot.record.revision}), the topology and the PKI${file ? ` written to ${file}` : ''} (sha256 ${b.sha256.slice(0, 16)}…); keep it encrypted\n`,
+  );
+  return 0;
+}

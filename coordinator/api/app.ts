@@ -75,6 +75,8 @@ export interface ApiDeps {
   snapshots?: SnapshotBook;
   /** issued certificates and the CAs: /v1/certificates */
   certificates?: CertificateBook;
+  /** POST /v1/backup */
+  backup?: ApiContext['backup'];
 }
 
 function sendError(reply: FastifyReply, err: DroverError): FastifyReply {
@@ -162,6 +164,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     ha: deps.ha,
     ...(deps.snapshots ? { snapshots: deps.snapshots } : {}),
     ...(deps.certificates ? { certificates: deps.certificates } : {}),
+    ...(deps.backup ? { backup: deps.backup } : {}),
   };
   deps.metrics?.observe({ engine: deps.engine, natsConnected: ctx.natsConnected });
 

@@ -3,6 +3,7 @@
  * role checks. Route files import this, never app.ts, so the API has no import cycle.
  */
 import type { FastifyRequest } from 'fastify';
+import type { ClusterBackup } from '../backup.js';
 import type { CleanService } from '../clean.js';
 import type { Engine } from '../engine.js';
 import { coordinatorError } from '../errors.js';
@@ -57,6 +58,8 @@ export interface ApiContext {
   snapshots?: SnapshotBook;
   /** issued certificates and the CAs (the leader's) */
   certificates?: CertificateBook;
+  /** a cluster backup now (coordinator/backup.ts): a fresh etcd snapshot, the topology, the PKI */
+  backup?: (cluster: string, by: string) => Promise<ClusterBackup>;
 }
 
 /** Route config: who may call it. */

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../../lib/logger.js';
+import type { ClusterBackup } from '../backup.js';
 import type { PurgeLists } from '../engine/purge-lists.js';
 import type { Engine } from '../engine.js';
 import type { SnapshotBook } from '../etcd/snapshot-book.js';
@@ -49,6 +50,8 @@ export interface ApiServerOptions {
   snapshots?: SnapshotBook;
   /** issued certificates and the CAs: /v1/certificates */
   certificates?: CertificateBook;
+  /** POST /v1/backup: a cluster backup */
+  backup?: (cluster: string, by: string) => Promise<ClusterBackup>;
 }
 
 export interface ApiServer {
@@ -120,6 +123,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     ...(o.taskArchive ? { taskArchive: o.taskArchive } : {}),
     ...(o.snapshots ? { snapshots: o.snapshots } : {}),
     ...(o.certificates ? { certificates: o.certificates } : {}),
+    ...(o.backup ? { backup: o.backup } : {}),
   });
   if (o.listener) {
     const l = o.listener;

@@ -25,6 +25,7 @@ import {
 } from '../helpers/k8s-lab.js';
 import {
   acquireLabLock,
+  DIST,
   etcdHealthy,
   etcdUrl,
   labDroverSync,
@@ -228,6 +229,28 @@ describe('seed 003 on the real Kubernetes control plane (lab on loopback)', () =
     // the Kubernetes objects are in it (namespaces, RBAC, the leases)
     expect(status.totalKey).toBeGreaterThan(50);
     figure(figures, `etcd snapshot: ${rec.size} bytes, ${status.totalKey} keys at revision ${rec.revision}`);
+
+    // a cluster backup (snapshot, topology, PKI, signing key) rebuilds an empty coordinator data dir
+    const backup = join(dir, 'backup.json');
+    labDroverSync(dir, 'backup', '-f', backup);
+    const fresh = join(dir, 'restored-coordinator');
+    const out = execFileSync(
+      process.execPath,
+      [
+        join(DIST, 'drover-coordinator.mjs'),
+        'restore-backup',
+        backup,
+        '--config',
+        '/dev/null',
+        '--data-dir',
+        fresh,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(out).toMatch(/^restored the backup of cluster \S+ /);
+    const lab = readState(dir).coordinator.dataDir;
+    for (const f of ['pki/ca.crt', 'pki/ca.key', 'pki/etcd/ca.key', 'pki/sa.key', 'plan-signing-key.pem'])
+      expect(readFileSync(join(fresh, f), 'utf8'), f).toBe(readFileSync(join(lab, f), 'utf8'));
   }, 60_000);
 
   it('kill-host a control-plane host: its API server, scheduler and controller-manager move to the spare, etcd replaces the member', async () => {

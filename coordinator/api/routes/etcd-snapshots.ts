@@ -100,6 +100,42 @@ export async function registerEtcdSnapshotRoutes(app: FastifyInstance, ctx: ApiC
     },
   );
 
+  app.post<{ Querystring: Static<typeof ClusterQuery> }>(
+    '/v1/backup',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['etcd'],
+        description:
+          "A cluster backup, as `k0s backup` makes one: a fresh etcd snapshot, the cluster's topology, the cluster PKI (CA certificates and keys, service-account keys) and the plan-signing key, in one JSON document with a SHA-256 over it. `drover-coordinator restore-backup FILE` rebuilds a coordinator's data dir from it. It holds every secret of the cluster: keep it encrypted.",
+        querystring: ClusterQuery,
+        response: {
+          200: Type.Object(
+            {},
+            { additionalProperties: true, description: 'the backup (kind DroverClusterBackup)' },
+          ),
+          ...errorResponses,
+        },
+      },
+    },
+    async (req) => {
+      if (!ctx.backup) book();
+      const cluster = topologyOr404(ctx, req.query.cluster).metadata.name;
+      const b = await ctx.backup!(cluster, req.token?.name ?? '?');
+      req.log.info(
+        { cluster, by: req.token?.name, snapshot: b.snapshot.record.id },
+        'cluster backup exported',
+      );
+      ctx.engine.events.emit({
+        kind: 'backup.exported',
+        severity: 'info',
+        cluster,
+        message: `cluster backup of ${cluster} (etcd snapshot ${b.snapshot.record.id}, the topology, the PKI) exported by token ${JSON.stringify(req.token?.name ?? '?')}`,
+      });
+      return b;
+    },
+  );
+
   app.delete<{ Params: Static<typeof EtcdSnapshotParams> }>(
     '/v1/etcd/snapshots/:id',
     {
