@@ -92,8 +92,8 @@ describe('cluster backups', () => {
     const { canonicalJson } = await import('../../protocol/index.js');
     const resealed = { ...swapped, sha256: h('sha256').update(canonicalJson(swapped)).digest('hex') };
     expect(() => checkBackup(resealed)).toThrow(/etcd snapshot does not match its record/);
-    const escape = { ...body, pki: { '../evil': { mode: 0o600, data: '' } } };
-    const resealedEscape = { ...escape, sha256: h('sha256').update(canonicalJson(escape)).digest('hex') };
+    const escaping = { ...body, pki: { '../evil': { mode: 0o600, data: '' } } };
+    const resealedEscape = { ...escaping, sha256: h('sha256').update(canonicalJson(escaping)).digest('hex') };
     expect(() => checkBackup(resealedEscape)).toThrow(/outside its dir: \.\.\/evil/);
     expect(existsSync('/evil')).toBe(false);
   });
