@@ -13,6 +13,7 @@ import { busDirOf, type CompiledCoordinatorOptions } from './config.js';
 import { JoinHandler } from './engine/join.js';
 import { PurgeLists } from './engine/purge-lists.js';
 import { Engine, type EngineOptions } from './engine.js';
+import { QuorumWatch } from './etcd/quorum-watch.js';
 import { DirSnapshotBlobs, ObjectStoreSnapshotBlobs } from './etcd/snapshot-blobs.js';
 import { SnapshotBook } from './etcd/snapshot-book.js';
 import { etcdClusters, memberEndpoints, memberViews } from './etcd/snapshot-sources.js';
@@ -316,6 +317,22 @@ export async function startCoordinator(
   });
   await snapshots.load();
   snapshots.start();
+  // a lost etcd quorum is announced with the newest snapshot and the way back
+  const quorumWatch = new QuorumWatch({
+    clusters: () =>
+      etcdClusters(engine.listTopologies()).map(({ cluster }) => ({
+        cluster,
+        members: memberViews(
+          engine.currentAssignments(cluster),
+          (id) => nodes.get(id),
+          (id) => nodes.liveness(id),
+        ),
+      })),
+    newestSnapshot: (cluster) => snapshots.list(cluster)[0],
+    emit: (e) => events.emit(e),
+    clock,
+  });
+  quorumWatch.start();
   // ---- REST API (coordinator/api): after the engine and NATS, so /readyz can turn ready at once.
   let api: ApiServer;
   try {
@@ -360,6 +377,7 @@ export async function startCoordinator(
       },
     });
   } catch (err) {
+    quorumWatch.stop();
     snapshots.stop();
     caRotation.stop();
     joinTokens.stop();
@@ -405,6 +423,7 @@ export async function startCoordinator(
     snapshots,
     close() {
       closing ??= (async () => {
+        quorumWatch.stop();
         snapshots.stop();
         caRotation.stop();
         joinTokens.stop();
