@@ -5,6 +5,7 @@
 //     nats-servers, 3 coordinators (lease 2 s) and 4 real agents: from the kill to the new
 //     leader's first plan push (seen on the bus), p50 and p95.
 // Not measured here yet: the 5,000-agent coordinator benchmark on the HA setup.
+
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { openLowdbStore } from '../coordinator/store/index.js';
@@ -13,6 +14,7 @@ import type { Store } from '../coordinator/store/types.js';
 import { decodeMessage } from '../protocol/index.js';
 import { HaFleet } from '../test/helpers/ha-fleet.js';
 import { startNatsCluster } from '../test/helpers/nats-cluster.js';
+import { webTopology } from '../test/helpers/topologies.js';
 import { tempDir, waitFor } from '../test/helpers/wait.js';
 import { pct } from './lib.js';
 
@@ -30,19 +32,7 @@ async function writeLatency(store: Store): Promise<number[]> {
   return out.sort((a, b) => a - b);
 }
 
-const topology = (rev: number) => `
-apiVersion: drover.dev/v1
-kind: Topology
-metadata: { name: t }
-cluster: { name: t }
-customRoles:
-  web:
-    command: /bin/sleep
-    args: ["1000"]
-    env: { REV: "${rev}" }
-roles:
-  web: { replicas: 2 }
-`;
+const topology = (rev: number) => webTopology(2, rev);
 
 export async function run(): Promise<void> {
   const out = (s: string) => process.stdout.write(`${s}\n`);

@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { DirSnapshotBlobs } from '../coordinator/etcd/snapshot-blobs.js';
 import { SnapshotBook } from '../coordinator/etcd/snapshot-book.js';
 import { renewingEtcdCredentials } from '../coordinator/etcd/transport.js';
-import { ClusterPki, type PkiNode } from '../coordinator/pki/index.js';
+import { ClusterPki } from '../coordinator/pki/index.js';
 import { MemoryStore } from '../coordinator/store/index.js';
 import { systemClock } from '../lib/clock.js';
 import { silentLogger } from '../lib/logger.js';
-import { startEtcdTls } from '../test/helpers/etcd-tls.js';
+import { startPkiEtcd } from '../test/helpers/etcd-tls.js';
 import { issueViaCsr } from '../test/helpers/pki.js';
 import { requireBinary, rmrf, tempDir } from '../test/helpers/proc.js';
 
@@ -73,16 +73,7 @@ export async function run(): Promise<void> {
     { id: 'cp', hostname: 'cp', addresses: [] },
     'kube-apiserver',
   );
-  const etcd = await startEtcdTls({
-    size: 3,
-    healthClient: { caPem: c.caPem, certPem: c.certPem, keyPem: c.keyPem },
-    async certsFor(name, host) {
-      const node: PkiNode = { id: name, hostname: name, addresses: [host] };
-      const server = await issueViaCsr(pki, 'etcd-server', node, 'etcd');
-      const peer = await issueViaCsr(pki, 'etcd-peer', node, 'etcd');
-      return { caPem: server.caPem, server, peer };
-    },
-  });
+  const etcd = await startPkiEtcd(pki, { caPem: c.caPem, certPem: c.certPem, keyPem: c.keyPem });
   const tls = await renewingEtcdCredentials(() => pki.etcdClientCredentials(), systemClock)();
   const files = { ca: join(dir, 'ca.crt'), cert: join(dir, 'c.crt'), key: join(dir, 'c.key') };
   writeFileSync(files.ca, tls.ca!);

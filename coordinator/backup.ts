@@ -20,7 +20,7 @@ import { DROVER_VERSION } from '../lib/version.js';
 import { canonicalJson } from '../protocol/index.js';
 import { coordinatorError } from './errors.js';
 import { snapshotIntact } from './etcd/snapshot.js';
-import { DirSnapshotBlobs, type SnapshotBlobs } from './etcd/snapshot-blobs.js';
+import type { SnapshotBlobs } from './etcd/snapshot-blobs.js';
 import { SNAPSHOT_PREFIX, type SnapshotRecord } from './etcd/snapshot-book.js';
 import type { Store } from './store/types.js';
 import type { Topology } from './topology/index.js';
@@ -112,14 +112,14 @@ export function checkBackup(v: unknown): ClusterBackup {
 /**
  * Writes a checked backup into `dataDir`, which must hold no coordinator state yet (no state.json,
  * no PKI, no signing key): the PKI files and the signing key with their modes, the topology into
- * `store`, the snapshot file into `blobs` (default `<dataDir>/etcd-snapshots`) and its record into
- * `store`.
+ * `store`, the snapshot file into `blobs` (snapshotBlobsFor: the data dir or the object store) and
+ * its record into `store`.
  */
 export async function restoreBackup(
   b: ClusterBackup,
   dataDir: string,
   store: Store,
-  blobs: SnapshotBlobs = new DirSnapshotBlobs(dataDir),
+  blobs: SnapshotBlobs,
 ): Promise<{ files: number }> {
   for (const p of ['plan-signing-key.pem', 'pki'])
     if (existsSync(join(dataDir, p)))

@@ -14,7 +14,7 @@ import { JoinHandler } from './engine/join.js';
 import { PurgeLists } from './engine/purge-lists.js';
 import { Engine, type EngineOptions } from './engine.js';
 import { QuorumWatch } from './etcd/quorum-watch.js';
-import { DirSnapshotBlobs, ObjectStoreSnapshotBlobs } from './etcd/snapshot-blobs.js';
+import { snapshotBlobsFor } from './etcd/snapshot-blobs.js';
 import { SnapshotBook } from './etcd/snapshot-book.js';
 import { etcdClusters, memberEndpoints, memberViews } from './etcd/snapshot-sources.js';
 import { EtcdTransportBook, renewingEtcdCredentials } from './etcd/transport.js';
@@ -31,7 +31,7 @@ import { compileEngineOptions } from './options.js';
 import { CertificateBook, ClusterPki, csrSigner } from './pki/index.js';
 import { RepairPolicy } from './repair.js';
 import { ClusterState } from './state/cluster-state.js';
-import { type OpenedStore, openConfiguredStore } from './store/open.js';
+import { type OpenedStore, openConfiguredStore, storeChoice } from './store/open.js';
 import type { Store } from './store/types.js';
 
 export interface CoordinatorHandle {
@@ -114,14 +114,7 @@ export async function startCoordinator(
   // the bus (coordinator/store/open.ts); a bad choice stops the start-up here, naming the problem
   const opened =
     extra.ha?.opened ??
-    (await openConfiguredStore({
-      backend: opts.store.backend,
-      dataDir: opts.dataDir,
-      bucket: opts.store.bucket,
-      replicas: opts.store.replicas,
-      nats: natsSettings,
-      logger: componentLogger(log, 'store'),
-    }));
+    (await openConfiguredStore(storeChoice(opts, natsSettings, { logger: componentLogger(log, 'store') })));
   // the HA runner's store outlives this term; ours is closed with the handle
   const closeStore = extra.ha ? async () => {} : () => opened.close();
   const store = opened.store;
@@ -295,9 +288,7 @@ export async function startCoordinator(
   // object store beside the bucket, else in the data dir; on each cluster's schedule
   const snapshots = new SnapshotBook({
     store,
-    blobs: opened.nc
-      ? await ObjectStoreSnapshotBlobs.open(opened.nc, opts.store.bucket, opts.store.replicas)
-      : new DirSnapshotBlobs(opts.dataDir),
+    blobs: await snapshotBlobsFor(opened, opts),
     clusters: () => etcdClusters(engine.listTopologies()),
     members: async (cluster) => {
       const plain = etcdTransports.get(cluster) === 'plain';

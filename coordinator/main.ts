@@ -11,9 +11,9 @@ import {
 } from './bus/nats-config-cmd.js';
 import { busDirOf, CoordinatorOptionsSchema, compileCoordinatorOptions } from './config.js';
 import { coordinatorBus, startCoordinator } from './daemon.js';
-import { ObjectStoreSnapshotBlobs } from './etcd/snapshot-blobs.js';
+import { snapshotBlobsFor } from './etcd/snapshot-blobs.js';
 import { startHaCoordinator } from './ha/runner.js';
-import { migrateStore, openConfiguredStore, type StoreBackend } from './store/open.js';
+import { migrateStore, openConfiguredStore, type StoreBackend, storeChoice } from './store/open.js';
 
 const DEFAULT_CONFIG = '/etc/drover/coordinator.yaml';
 
@@ -125,13 +125,7 @@ async function migrate(flags: Record<string, string | boolean>): Promise<number>
     throw err;
   }
   const { natsSettings } = await coordinatorBus(opts);
-  const choice = (backend: StoreBackend) => ({
-    backend,
-    dataDir: opts.dataDir,
-    bucket: opts.store.bucket,
-    replicas: opts.store.replicas,
-    nats: natsSettings,
-  });
+  const choice = (backend: StoreBackend) => storeChoice(opts, natsSettings, { backend });
   const opened: Array<Awaited<ReturnType<typeof openConfiguredStore>>> = [];
   try {
     const source = await openConfiguredStore(choice(from));
@@ -175,18 +169,9 @@ async function restoreBackupCmd(file: string, flags: Record<string, string | boo
     throw err;
   }
   const { natsSettings } = await coordinatorBus(opts);
-  const opened = await openConfiguredStore({
-    backend: opts.store.backend,
-    dataDir: opts.dataDir,
-    bucket: opts.store.bucket,
-    replicas: opts.store.replicas,
-    nats: natsSettings,
-  });
+  const opened = await openConfiguredStore(storeChoice(opts, natsSettings));
   try {
-    const blobs = opened.nc
-      ? await ObjectStoreSnapshotBlobs.open(opened.nc, opts.store.bucket, opts.store.replicas)
-      : undefined;
-    const r = await restoreBackup(backup, opts.dataDir, opened.store, blobs);
+    const r = await restoreBackup(backup, opts.dataDir, opened.store, await snapshotBlobsFor(opened, opts));
     process.stdout.write(
       `restored the backup of cluster ${backup.cluster} (made ${backup.createdAt}) into ${opts.dataDir} and ${opened.describe}: ${r.files} key and certificate file(s), the topology, etcd snapshot ${backup.snapshot.record.id} (revision ${backup.snapshot.record.revision})\nnext: start the coordinator; restore etcd from that snapshot (docs/operations.md, "Backups")\n`,
     );

@@ -54,6 +54,52 @@ export function etcdReconfigNotReady(err: unknown): boolean {
 }
 
 /**
+ * One request to etcd's v3 JSON gateway (http, or https with the client certificate in `tls`):
+ * the status and the body as text, or, with `onData`, a successful body streamed to it chunk by
+ * chunk (a snapshot). An error body is kept as text either way (its first 64 KiB).
+ */
+export function gatewayRequest(
+  endpoint: string,
+  path: string,
+  tls: EtcdTls,
+  o: { method?: 'GET' | 'POST'; body?: string; timeoutMs: number; onData?: (chunk: Buffer) => void },
+): Promise<{ status: number; text: string }> {
+  const url = new URL(path, endpoint);
+  const req = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const method = o.method ?? 'POST';
+  const body = method === 'POST' ? (o.body ?? '{}') : undefined;
+  return new Promise((resolve, reject) => {
+    const r = req(
+      url,
+      {
+        method,
+        headers:
+          body === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        timeout: o.timeoutMs,
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+      },
+      (res) => {
+        const status = res.statusCode ?? 500;
+        let text = '';
+        res.on('data', (c: Buffer) => {
+          if (o.onData && status < 400) o.onData(c);
+          else if (text.length < 64 * 1024) text += c.toString('utf8');
+        });
+        res.on('end', () => resolve({ status, text }));
+        res.on('error', reject);
+      },
+    );
+    r.on('timeout', () => r.destroy(new Error(`${endpoint}${path}: timed out after ${o.timeoutMs} ms`)));
+    r.on('error', reject);
+    r.end(body);
+  });
+}
+
+/**
  * Talks to etcd's v3 JSON gateway on the SURVIVING members' client URLs: a dead member cannot
  * cooperate, so every membership change goes through whoever still answers. One endpoint failing
  * falls through to the next.
@@ -66,47 +112,22 @@ export class EtcdGatewayAdmin implements EtcdAdmin {
     private readonly clock: Clock = systemClock,
   ) {}
 
-  private post<T>(endpoint: string, path: string, body: unknown): Promise<T> {
-    const url = new URL(path, endpoint);
-    const data = JSON.stringify(body);
-    const req = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    return new Promise((resolve, reject) => {
-      const r = req(
-        url,
-        {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
-          timeout: this.timeoutMs,
-          ca: this.tls.ca,
-          cert: this.tls.cert,
-          key: this.tls.key,
-        },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c) => (text += c));
-          res.on('end', () => {
-            let json: unknown;
-            try {
-              json = JSON.parse(text || '{}');
-            } catch {
-              reject(new Error(`${endpoint}${path}: not JSON: ${text.slice(0, 200)}`));
-              return;
-            }
-            if ((res.statusCode ?? 500) >= 400) {
-              reject(
-                new Error(
-                  `${endpoint}${path}: HTTP ${res.statusCode}: ${(json as { message?: string; error?: string }).message ?? (json as { error?: string }).error ?? text}`,
-                ),
-              );
-            } else resolve(json as T);
-          });
-        },
-      );
-      r.on('timeout', () => r.destroy(new Error(`${endpoint}: timed out after ${this.timeoutMs} ms`)));
-      r.on('error', reject);
-      r.end(data);
+  private async post<T>(endpoint: string, path: string, body: unknown): Promise<T> {
+    const { status, text } = await gatewayRequest(endpoint, path, this.tls, {
+      body: JSON.stringify(body),
+      timeoutMs: this.timeoutMs,
     });
+    let json: unknown;
+    try {
+      json = JSON.parse(text || '{}');
+    } catch {
+      throw new Error(`${endpoint}${path}: not JSON: ${text.slice(0, 200)}`);
+    }
+    if (status >= 400) {
+      const j = json as { message?: string; error?: string };
+      throw new Error(`${endpoint}${path}: HTTP ${status}: ${j.message ?? j.error ?? text}`);
+    }
+    return json as T;
   }
 
   private async any<T>(
@@ -165,23 +186,9 @@ export class EtcdGatewayAdmin implements EtcdAdmin {
     return clientUrls.filter((_, i) => ok[i]);
   }
 
-  private get(endpoint: string, path: string): Promise<string> {
-    const url = new URL(path, endpoint);
-    const req = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    return new Promise((resolve, reject) => {
-      const r = req(
-        url,
-        { method: 'GET', timeout: this.timeoutMs, ca: this.tls.ca, cert: this.tls.cert, key: this.tls.key },
-        (res) => {
-          let t = '';
-          res.on('data', (c) => (t += c));
-          res.on('end', () => resolve(t));
-        },
-      );
-      r.on('timeout', () => r.destroy(new Error('timeout')));
-      r.on('error', reject);
-      r.end();
-    });
+  private async get(endpoint: string, path: string): Promise<string> {
+    return (await gatewayRequest(endpoint, path, this.tls, { method: 'GET', timeoutMs: this.timeoutMs }))
+      .text;
   }
 
   async memberRemove(id: string, endpoints?: string[]): Promise<void> {

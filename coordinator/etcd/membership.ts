@@ -13,7 +13,7 @@ import type { EventInput } from '../events.js';
 import type { Assignment, NodeRecord } from '../model.js';
 import { type EtcdAdminFactory, type EtcdTls, etcdReconfigNotReady } from './admin.js';
 import { replacementKeepsQuorum } from './quorum.js';
-import type { EtcdClientTransport } from './transport.js';
+import { type EtcdClientTransport, etcdMemberUrl } from './transport.js';
 
 const ETCD = 'etcd';
 
@@ -241,7 +241,6 @@ export class EtcdMembership {
   }
 
   private url(t: EtcdClientTransport, n: NodeRecord, port: number): string {
-    const host = n.address.includes(':') ? `[${n.address}]` : n.address;
-    return `${t.scheme}://${host}:${port}`;
+    return etcdMemberUrl(t.scheme, n.address, port);
   }
 }

@@ -75,13 +75,14 @@ export class QuorumWatch {
       const lasted = v.lost && now - this.since.get(v.cluster)! >= (this.p.graceMs ?? 60_000);
       if (lasted && !this.lost.has(v.cluster)) {
         this.lost.add(v.cluster);
+        const snapshot = this.p.newestSnapshot(v.cluster);
         this.p.emit({
           kind: 'etcd.quorum-lost',
           severity: 'error',
           cluster: v.cluster,
           role: 'etcd',
-          message: `etcd of cluster ${v.cluster} has lost quorum: ${v.healthy} of ${v.members} members healthy, ${quorumOf(v.members)} needed; members cannot be replaced until it is back. If the others are gone for good, ${restoreSteps(v.cluster, this.p.newestSnapshot(v.cluster))}`,
-          data: { members: v.members, healthy: v.healthy, snapshot: this.p.newestSnapshot(v.cluster)?.id },
+          message: `etcd of cluster ${v.cluster} has lost quorum: ${v.healthy} of ${v.members} members healthy, ${quorumOf(v.members)} needed; members cannot be replaced until it is back. If the others are gone for good, ${restoreSteps(v.cluster, snapshot)}`,
+          data: { members: v.members, healthy: v.healthy, snapshot: snapshot?.id },
         });
       } else if (!v.lost && this.lost.delete(v.cluster))
         this.p.emit({

@@ -24,6 +24,19 @@ function checkId(id: string): string {
   return id;
 }
 
+/**
+ * Where the configured store keeps snapshots: the object store beside a JetStream bucket (on the
+ * store's own connection), else the data dir.
+ */
+export function snapshotBlobsFor(
+  opened: { nc?: NatsConnection },
+  opts: { dataDir: string; store: { bucket: string; replicas: number } },
+): Promise<SnapshotBlobs> {
+  return opened.nc
+    ? ObjectStoreSnapshotBlobs.open(opened.nc, opts.store.bucket, opts.store.replicas)
+    : Promise.resolve(new DirSnapshotBlobs(opts.dataDir));
+}
+
 export class DirSnapshotBlobs implements SnapshotBlobs {
   readonly describe: string;
   private readonly dir: string;

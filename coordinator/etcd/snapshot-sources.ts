@@ -8,6 +8,7 @@ import { ETCD_CLIENT_PORT } from '../catalog/roles/etcd.js';
 import { type Assignment, isHealthy, type NodeRecord } from '../model.js';
 import type { Topology } from '../topology/index.js';
 import { SNAPSHOT_DEFAULTS, type SnapshotSchedule } from './snapshot-book.js';
+import { etcdMemberUrl } from './transport.js';
 
 export function snapshotSchedule(t: Topology): SnapshotSchedule {
   const s = t.cluster.etcdSnapshots ?? {};
@@ -37,10 +38,7 @@ export interface MemberView {
 
 /** The etcd members' client URLs to try, healthy first; none on an Unreachable node. */
 export function memberEndpoints(members: readonly MemberView[], scheme: 'http' | 'https'): string[] {
-  const url = (n: NodeRecord) => {
-    const host = n.address.includes(':') ? `[${n.address}]` : n.address;
-    return `${scheme}://${host}:${ETCD_CLIENT_PORT}`;
-  };
+  const url = (n: NodeRecord) => etcdMemberUrl(scheme, n.address, ETCD_CLIENT_PORT);
   const live = members.filter((m) => m.node && m.state !== 'Unreachable');
   return [...live.filter((m) => m.healthy), ...live.filter((m) => !m.healthy)].map((m) => url(m.node!));
 }

@@ -10,10 +10,8 @@
  * cut or corrupted stream is refused), and it must fit the size cap.
  */
 import { createHash } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { coordinatorError } from '../errors.js';
-import type { EtcdTls } from './admin.js';
+import { type EtcdTls, gatewayRequest } from './admin.js';
 
 /** sha256's output length: the trailer etcd appends to a snapshot stream */
 const HASH_BYTES = 32;
@@ -49,44 +47,20 @@ export function snapshotIntact(bytes: Uint8Array): boolean {
   return createHash('sha256').update(db).digest().equals(trailer);
 }
 
-function post(
+/** A POST to the gateway; an HTTP error is thrown with its body. */
+async function post(
   endpoint: string,
   path: string,
   tls: EtcdTls,
   timeoutMs: number,
   onData?: (chunk: Buffer) => void,
 ): Promise<string> {
-  const url = new URL(path, endpoint);
-  const req = url.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise((resolve, reject) => {
-    const r = req(
-      url,
-      {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': 2 },
-        timeout: timeoutMs,
-        ca: tls.ca,
-        cert: tls.cert,
-        key: tls.key,
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => {
-          if (onData && (res.statusCode ?? 500) < 400) onData(c);
-          else if (text.length < 64 * 1024) text += c.toString('utf8');
-        });
-        res.on('end', () =>
-          (res.statusCode ?? 500) >= 400
-            ? reject(new Error(`${endpoint}${path}: HTTP ${res.statusCode}: ${text.slice(0, 300)}`))
-            : resolve(text),
-        );
-        res.on('error', reject);
-      },
-    );
-    r.on('timeout', () => r.destroy(new Error(`${endpoint}${path}: timed out after ${timeoutMs} ms`)));
-    r.on('error', reject);
-    r.end('{}');
+  const { status, text } = await gatewayRequest(endpoint, path, tls, {
+    timeoutMs,
+    ...(onData ? { onData } : {}),
   });
+  if (status >= 400) throw new Error(`${endpoint}${path}: HTTP ${status}: ${text.slice(0, 300)}`);
+  return text;
 }
 
 /** The member's status: cluster id, member id, revision, version, database size. */

@@ -37,6 +37,11 @@ export interface EtcdClientTransport {
   tls?: EtcdTls;
 }
 
+/** A member's URL on its node's address (IPv6 in brackets). */
+export function etcdMemberUrl(scheme: 'http' | 'https', address: string, port: number): string {
+  return `${scheme}://${address.includes(':') ? `[${address}]` : address}:${port}`;
+}
+
 export const PLAIN_HTTP_MIGRATION =
   'to move it to TLS, back up etcd (`etcdctl snapshot save`), then follow docs/operations.md "Moving a plain-HTTP etcd to TLS"';
 

@@ -26,7 +26,7 @@ import { type CoordinatorHandle, coordinatorBus, startCoordinator } from '../dae
 import { coordinatorError } from '../errors.js';
 import { loadOrCreateSigningKey } from '../keys.js';
 import { ClusterPki } from '../pki/index.js';
-import { openConfiguredStore } from '../store/open.js';
+import { openConfiguredStore, storeChoice } from '../store/open.js';
 import { type FollowerHandle, startFollower } from './follower.js';
 import { HaBucket, type MemberRecord } from './kv.js';
 import { LeaseElector, leaseTimings } from './lease.js';
@@ -106,14 +106,9 @@ export async function startHaCoordinator(
   const hlog = componentLogger(log, 'ha');
   const { natsSettings } = await coordinatorBus(opts, extra.bus);
   // the store, opened once for every term: an unreachable bus or a bad bucket stops us here
-  const opened = await openConfiguredStore({
-    backend: opts.store.backend,
-    dataDir: opts.dataDir,
-    bucket: opts.store.bucket,
-    replicas: opts.store.replicas,
-    nats: natsSettings,
-    logger: componentLogger(log, 'store'),
-  });
+  const opened = await openConfiguredStore(
+    storeChoice(opts, natsSettings, { logger: componentLogger(log, 'store') }),
+  );
   const closers: Array<() => Promise<void>> = [() => opened.close()];
   const fail = async (err: unknown): Promise<never> => {
     for (const c of closers.reverse()) await c().catch(() => {});

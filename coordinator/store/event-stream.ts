@@ -9,28 +9,22 @@
  * On the first start on a bucket whose history is still in `events/` keys (before this stream),
  * those events are moved into the stream and their keys deleted.
  */
-import { DeliverPolicy, DiscardPolicy, type JetStreamManager, type NatsConnection, StringCodec } from 'nats';
-import type { Logger } from '../../lib/logger.js';
+import { DeliverPolicy, DiscardPolicy, type JetStreamManager, StringCodec } from 'nats';
 import type { Event } from '../../protocol/index.js';
 import type { EventArchive } from '../event-archive.js';
 import { withLeader } from './jetstream.js';
-import { ensureStream, followStream, parseJson, readBatches } from './stream-read.js';
-import type { Store } from './types.js';
+import {
+  type ArchiveStreamOptions,
+  ensureStream,
+  followStream,
+  parseJson,
+  readBatches,
+} from './stream-read.js';
 
 export const EVENT_STREAM_SCHEMA = 'drover-events/v1';
 const sc = StringCodec();
 
-export interface EventStreamOptions {
-  nc: NatsConnection;
-  bucket: string;
-  replicas: number;
-  limit?: number;
-  /** the state store: an older history in its `events/` keys is moved into the stream */
-  store: Store;
-  /** false: leave such keys where they are (a migration reads its source unchanged) */
-  moveLegacy?: boolean;
-  log: Logger;
-}
+export type EventStreamOptions = ArchiveStreamOptions;
 
 const parse = (data: Uint8Array) => parseJson<Event>(data);
 

@@ -50,6 +50,22 @@ export interface OpenedStore {
   openTasks?: (o?: { moveLegacy?: boolean }) => Promise<TaskArchive>;
 }
 
+/** The choice a coordinator's configuration makes (`store.*`, its data dir), for another backend too. */
+export function storeChoice(
+  opts: { dataDir: string; store: { backend: StoreBackend; bucket: string; replicas: number } },
+  nats: NatsSettings,
+  extra: { backend?: StoreBackend; logger?: Logger } = {},
+): StoreChoice {
+  return {
+    backend: extra.backend ?? opts.store.backend,
+    dataDir: opts.dataDir,
+    bucket: opts.store.bucket,
+    replicas: opts.store.replicas,
+    nats,
+    ...(extra.logger ? { logger: extra.logger } : {}),
+  };
+}
+
 export async function openConfiguredStore(c: StoreChoice): Promise<OpenedStore> {
   if (c.backend === 'lowdb') {
     const path = join(c.dataDir, 'state.json');

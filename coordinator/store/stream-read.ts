@@ -4,11 +4,13 @@ import {
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
+  type NatsConnection,
   type StreamConfig,
 } from 'nats';
 import type { Logger } from '../../lib/logger.js';
 import { StoreError } from './errors.js';
 import { withLeader } from './jetstream.js';
+import type { Store } from './types.js';
 
 /**
  * Reads a consumer's messages in batches (each waits at most `expiresMs`) until `done` says the
@@ -33,6 +35,20 @@ export async function readBatches(
     if (n === 0) break;
   }
   return out;
+}
+
+/** How an archive stream beside a bucket is opened (events, tasks). */
+export interface ArchiveStreamOptions {
+  nc: NatsConnection;
+  bucket: string;
+  replicas: number;
+  /** the newest this many are kept */
+  limit?: number;
+  /** the state store: an older history in its keys is moved into the stream */
+  store: Store;
+  /** false: leave such keys where they are (a migration reads its source unchanged) */
+  moveLegacy?: boolean;
+  log: Logger;
 }
 
 /** A stream's message as JSON, or undefined when it is not (a foreign or damaged message). */

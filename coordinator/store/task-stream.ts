@@ -5,28 +5,24 @@
  * discards the oldest. A follower coordinator follows it live. Records still in `tasks/` keys of
  * the state bucket (from before this stream) move in once.
  */
-import { DeliverPolicy, DiscardPolicy, type NatsConnection, StringCodec } from 'nats';
-import type { Logger } from '../../lib/logger.js';
+import { DeliverPolicy, DiscardPolicy, StringCodec } from 'nats';
 import type { TaskRecord } from '../../protocol/rest/schemas.js';
 import type { TaskArchive } from '../task-archive.js';
 import { encodeKvKey, withLeader } from './jetstream.js';
-import { ensureStream, followStream, parseJson, readBatches } from './stream-read.js';
-import type { Store } from './types.js';
+import {
+  type ArchiveStreamOptions,
+  ensureStream,
+  followStream,
+  parseJson,
+  readBatches,
+} from './stream-read.js';
 
 export const TASK_STREAM_SCHEMA = 'drover-tasks/v1';
 const sc = StringCodec();
 
 const parse = (data: Uint8Array) => parseJson<TaskRecord>(data);
 
-export async function openTaskStream(o: {
-  nc: NatsConnection;
-  bucket: string;
-  replicas: number;
-  limit?: number;
-  store: Store;
-  moveLegacy?: boolean;
-  log: Logger;
-}): Promise<TaskArchive> {
+export async function openTaskStream(o: ArchiveStreamOptions): Promise<TaskArchive> {
   const name = `${o.bucket}-tasks`;
   const prefix = `drover.store.${o.bucket}.tasks`;
   const limit = o.limit ?? 500;

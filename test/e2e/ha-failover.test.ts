@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import { decodeMessage } from '../../protocol/index.js';
 import { HaFleet } from '../helpers/ha-fleet.js';
 import { waitFor } from '../helpers/proc.js';
+import { webTopology } from '../helpers/topologies.js';
 
 /**
  * Coordinator failover with real processes: 3 nats-servers (JetStream, R3), 3 coordinators
@@ -11,19 +12,7 @@ import { waitFor } from '../helpers/proc.js';
  * there, no agent ever receives a plan of a lower epoch after a higher one, no instance runs on
  * two hosts, and the interrupted repair completes.
  */
-const topology = (replicas: number, rev: number) => `
-apiVersion: drover.dev/v1
-kind: Topology
-metadata: { name: t }
-cluster: { name: t }
-customRoles:
-  web:
-    command: /bin/sleep
-    args: ["1000"]
-    env: { REV: "${rev}" }
-roles:
-  web: { replicas: ${replicas} }
-`;
+const topology = (replicas: number, rev: number) => webTopology(replicas, rev);
 
 interface Assignment {
   instanceId: string;

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import { decodeMessage } from '../../protocol/index.js';
 import { HaFleet } from '../helpers/ha-fleet.js';
 import { waitFor } from '../helpers/proc.js';
+import { webTopology } from '../helpers/topologies.js';
 
 /**
  * The leader partitioned in a network namespace (real nats cluster, coordinators, agents): c1
@@ -11,19 +12,7 @@ import { waitFor } from '../helpers/proc.js';
  * back c1 follows and no agent ever sees its plan epoch go down.
  */
 const LEASE_MS = 2000;
-const topology = (rev: number) => `
-apiVersion: drover.dev/v1
-kind: Topology
-metadata: { name: t }
-cluster: { name: t }
-customRoles:
-  web:
-    command: /bin/sleep
-    args: ["1000"]
-    env: { REV: "${rev}" }
-roles:
-  web: { replicas: 2 }
-`;
+const topology = (rev: number) => webTopology(2, rev);
 
 /** When a coordinator's log first says `msg` after `since` (pino's epoch-ms `time`). */
 function logged(file: string, msg: string, since: number): number | undefined {

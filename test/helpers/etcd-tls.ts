@@ -7,7 +7,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { ClusterPki } from '../../coordinator/pki/index.js';
+import { ClusterPki, type PkiNode } from '../../coordinator/pki/index.js';
+import { issueViaCsr } from './pki.js';
 import {
   autoCleanup,
   freePort,
@@ -192,4 +193,26 @@ export function etcdctlTlsFlags(pkiDir: string): Promise<string[]> {
     operatorClients.set(pkiDir, p);
   }
   return p;
+}
+
+/**
+ * A real etcd of `size` members whose server and peer certificates `pki` issued through the node
+ * flow (key and CSR on the "node", ClusterPki.signCsr), as Drover renders etcd; `client` is the
+ * harness's own health-check client (an etcd-client certificate of the same PKI).
+ */
+export function startPkiEtcd(
+  pki: ClusterPki,
+  client: { caPem: string; certPem: string; keyPem: string },
+  size = 3,
+): Promise<EtcdTlsHandle> {
+  return startEtcdTls({
+    size,
+    healthClient: client,
+    async certsFor(name, host) {
+      const node: PkiNode = { id: name, hostname: name, addresses: [host] };
+      const server = await issueViaCsr(pki, 'etcd-server', node, 'etcd');
+      const peer = await issueViaCsr(pki, 'etcd-peer', node, 'etcd');
+      return { caPem: server.caPem, server, peer };
+    },
+  });
 }

@@ -169,18 +169,4 @@ export function registerNode(engine: Engine, id: string, address: string, labels
   });
 }
 
-/** A topology `t` of `replicas` `web` instances (a custom role running /bin/sleep). */
-export function webTopology(replicas: number): string {
-  return `
-apiVersion: drover.dev/v1
-kind: Topology
-metadata: { name: t }
-cluster: { name: t }
-customRoles:
-  web:
-    command: /bin/sleep
-    args: ["1000"]
-roles:
-  web: { replicas: ${replicas} }
-`;
-}
+export { webTopology } from './topologies.js';

@@ -9,12 +9,12 @@ import { DirSnapshotBlobs, ObjectStoreSnapshotBlobs } from '../../coordinator/et
 import { SnapshotBook, type SnapshotBookPorts } from '../../coordinator/etcd/snapshot-book.js';
 import { renewingEtcdCredentials } from '../../coordinator/etcd/transport.js';
 import type { EventInput } from '../../coordinator/events.js';
-import { ClusterPki, type PkiNode } from '../../coordinator/pki/index.js';
+import { ClusterPki } from '../../coordinator/pki/index.js';
 import { openJetStreamStore } from '../../coordinator/store/jetstream.js';
 import { openLowdbStore } from '../../coordinator/store/lowdb.js';
 import { systemClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/logger.js';
-import { type EtcdTlsHandle, startEtcdTls } from '../helpers/etcd-tls.js';
+import { type EtcdTlsHandle, startPkiEtcd } from '../helpers/etcd-tls.js';
 import { issueViaCsr } from '../helpers/pki.js';
 import {
   autoCleanup,
@@ -67,16 +67,7 @@ beforeAll(async () => {
     `--cert=${join(dir, 'client.crt')}`,
     `--key=${join(dir, 'client.key')}`,
   ];
-  etcd = await startEtcdTls({
-    size: 3,
-    healthClient: { caPem: c.caPem, certPem: c.certPem, keyPem: c.keyPem },
-    async certsFor(name, host) {
-      const node: PkiNode = { id: name, hostname: name, addresses: [host] };
-      const server = await issueViaCsr(pki, 'etcd-server', node, 'etcd');
-      const peer = await issueViaCsr(pki, 'etcd-peer', node, 'etcd');
-      return { caPem: server.caPem, server, peer };
-    },
-  });
+  etcd = await startPkiEtcd(pki, { caPem: c.caPem, certPem: c.certPem, keyPem: c.keyPem });
   for (let i = 0; i < 50; i++) expect(etcdctl(['put', `/snap/key-${i}`, `value-${i}`]).code).toBe(0);
   // the coordinator's own etcd client certificate, as the daemon wires it
   tls = await renewingEtcdCredentials(() => pki.etcdClientCredentials(), systemClock)();

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterPki, type PkiNode } from '../../coordinator/pki/index.js';
-import { type EtcdTlsHandle, startEtcdTls, tlsHealthy } from '../helpers/etcd-tls.js';
+import { type EtcdTlsHandle, startPkiEtcd, tlsHealthy } from '../helpers/etcd-tls.js';
 import { issueViaCsr } from '../helpers/pki.js';
 import { requireBinary, rmrf, tempDir } from '../helpers/proc.js';
 
@@ -42,16 +42,7 @@ beforeAll(async () => {
   writeFileSync(client.cert, c.certPem);
   writeFileSync(client.key, c.keyPem, { mode: 0o600 });
   good = { caPem: c.caPem, certPem: c.certPem, keyPem: c.keyPem };
-  etcd = await startEtcdTls({
-    size: 3,
-    healthClient: { caPem: c.caPem, certPem: c.certPem, keyPem: c.keyPem },
-    async certsFor(name, host) {
-      const node: PkiNode = { id: name, hostname: name, addresses: [host] };
-      const server = await issueViaCsr(pki, 'etcd-server', node, 'etcd');
-      const peer = await issueViaCsr(pki, 'etcd-peer', node, 'etcd');
-      return { caPem: server.caPem, server, peer };
-    },
-  });
+  etcd = await startPkiEtcd(pki, { caPem: c.caPem, certPem: c.certPem, keyPem: c.keyPem });
 });
 afterAll(() => rmrf(dir));
 

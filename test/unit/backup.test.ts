@@ -6,6 +6,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkBackup, makeBackup, restoreBackup } from '../../coordinator/backup.js';
+import { DirSnapshotBlobs } from '../../coordinator/etcd/snapshot-blobs.js';
 import type { SnapshotRecord } from '../../coordinator/etcd/snapshot-book.js';
 import { loadOrCreateSigningKey } from '../../coordinator/keys.js';
 import { ClusterPki } from '../../coordinator/pki/index.js';
@@ -55,7 +56,7 @@ describe('cluster backups', () => {
     const checked = checkBackup(JSON.parse(JSON.stringify(b)));
     const dst = tempDir('backup-dst');
     const store = await openLowdbStore({ path: join(dst, 'state.json') });
-    const r = await restoreBackup(checked, dst, store);
+    const r = await restoreBackup(checked, dst, store, new DirSnapshotBlobs(dst));
     expect(r.files).toBeGreaterThanOrEqual(9);
     const again = await ClusterPki.open({ dir: join(dst, 'pki') });
     for (const ca of ['cluster', 'etcd', 'front-proxy'] as const) expect(again.caPem(ca)).toBe(pki.caPem(ca));
@@ -69,7 +70,7 @@ describe('cluster backups', () => {
     expect((await store.get(`etcd-snapshots/${record.id}`))?.value).toEqual(record);
     expect(readFileSync(join(dst, 'etcd-snapshots', `${record.id}.db`))).toEqual(bytes);
     // a second restore into the same place is refused, changing nothing
-    await expect(restoreBackup(checked, dst, store)).rejects.toMatchObject({
+    await expect(restoreBackup(checked, dst, store, new DirSnapshotBlobs(dst))).rejects.toMatchObject({
       code: 'DROVER_ERR_STORE_EXISTS',
     });
     await store.close();

@@ -22,12 +22,16 @@ import { topologyOr404 } from './seeds.js';
 export async function registerEtcdSnapshotRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
   const book = (): SnapshotBook => {
     if (ctx.snapshots) return ctx.snapshots;
+    throw notHere('etcd snapshots');
+  };
+  /** what a follower (or a coordinator without the book) answers, naming the leader */
+  const notHere = (what: string) => {
     const leader = ctx.ha?.leader();
-    throw coordinatorError(
+    return coordinatorError(
       'DROVER_ERR_NOT_READY',
       leader?.api
-        ? `etcd snapshots are served by the leading coordinator, ${leader.id} (${leader.api})`
-        : 'etcd snapshots are not available on this coordinator',
+        ? `${what} are served by the leading coordinator, ${leader.id} (${leader.api})`
+        : `${what} are not available on this coordinator`,
       leader?.id ? { leader: leader.id, ...(leader.api ? { api: leader.api } : {}) } : undefined,
     );
   };
@@ -119,9 +123,9 @@ export async function registerEtcdSnapshotRoutes(app: FastifyInstance, ctx: ApiC
       },
     },
     async (req) => {
-      if (!ctx.backup) book();
+      if (!ctx.backup) throw notHere('cluster backups');
       const cluster = topologyOr404(ctx, req.query.cluster).metadata.name;
-      const b = await ctx.backup!(cluster, req.token?.name ?? '?');
+      const b = await ctx.backup(cluster, req.token?.name ?? '?');
       req.log.info(
         { cluster, by: req.token?.name, snapshot: b.snapshot.record.id },
         'cluster backup exported',
