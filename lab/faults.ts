@@ -2,7 +2,15 @@ import { resolve } from 'node:path';
 import { nodeProcs, type RoleProcess, roleProcesses } from './collect.js';
 import { labError } from './errors.js';
 import { setLink } from './netns.js';
-import { isAlive, isStopped, readStat, signalAll, terminate, waitGone } from './procs.js';
+import {
+  freezeAndKill,
+  isAlive,
+  isStopped,
+  readStat,
+  terminate,
+  waitGone,
+  withDescendants,
+} from './procs.js';
 import { findNode, type LabNodeState, type LabState, readState, withLock, writeState } from './state.js';
 import { startAgent } from './up.js';
 
@@ -44,10 +52,11 @@ function describePid(pid: number, n: LabNodeState, roles: RoleProcess[]): string
 export function killHost(dir: string, name: string): Promise<KillHostResult> {
   return onNode(dir, name, async (s, n) => {
     const roles = roleProcesses(n);
-    const procs = await nodeProcs(n);
-    // freeze first so nothing restarts or forks while the rest are being killed
-    signalAll(procs, 'SIGSTOP');
-    signalAll(procs, 'SIGKILL');
+    const first = await nodeProcs(n);
+    // frozen before killed, listed again until nothing new (procs.ts, freezeAndKill)
+    const procs = freezeAndKill(() =>
+      withDescendants(first.map((p) => p.pid).concat(roleProcesses(n).map((r) => r.pid))),
+    );
     const left = await waitGone(procs, 5000);
     if (left.length)
       throw labError(

@@ -207,3 +207,22 @@ export function daemonEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('DROVER_')) env[k] = v;
   return { ...env, ...extra };
 }
+
+/**
+ * A host "losing power": freezes (SIGSTOP) every process `list` names, lists again until no new
+ * one shows up, then SIGKILLs them all. A process listed once and frozen cannot fork, so a child
+ * its parent spawned between the first listing and the freeze (an agent restarting a role at that
+ * moment) is caught by the next listing instead of surviving as an orphan. Returns what it killed.
+ */
+export function freezeAndKill(list: () => ProcInfo[]): ProcInfo[] {
+  const frozen = new Map<number, ProcInfo>();
+  for (let round = 0; round < 20; round++) {
+    const fresh = list().filter((p) => !frozen.has(p.pid));
+    if (fresh.length === 0) break;
+    signalAll(fresh, 'SIGSTOP');
+    for (const p of fresh) frozen.set(p.pid, p);
+  }
+  const all = [...frozen.values()];
+  signalAll(all, 'SIGKILL');
+  return all;
+}

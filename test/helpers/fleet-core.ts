@@ -14,7 +14,7 @@ import type { NatsConnection } from 'nats';
 import { compileCoordinatorOptions } from '../../coordinator/config.js';
 import { type CoordinatorHandle, startCoordinator } from '../../coordinator/daemon.js';
 import { type RoleProcess, roleProcesses } from '../../lab/collect.js';
-import { allProcs, type ProcInfo, signalAll, withDescendants } from '../../lab/procs.js';
+import { allProcs, freezeAndKill, type ProcInfo, signalAll, withDescendants } from '../../lab/procs.js';
 import { createLogger } from '../../lib/logger.js';
 import type { Event } from '../../protocol/index.js';
 import { etcdctlTlsFlags } from './etcd-tls.js';
@@ -454,10 +454,8 @@ export class Fleet {
   /** The host loses power: its agent and every process of its roles are SIGKILLed at once. */
   async kill(id: string): Promise<number> {
     const n = this.node(id);
-    const procs = this.procsOf(n);
-    // freeze first so nothing restarts or forks while the rest are killed
-    signalAll(procs, 'SIGSTOP');
-    signalAll(procs, 'SIGKILL');
+    // frozen before killed, listed again until nothing new (lab/procs.ts, freezeAndKill)
+    const procs = freezeAndKill(() => this.procsOf(n));
     if (n.proc) n.proc.kill('SIGKILL');
     await waitFor(
       `${id}'s processes to die`,

@@ -18,7 +18,7 @@ import {
   setLink,
   teardownNet,
 } from '../../lab/netns.js';
-import { allProcs, signalAll, withDescendants } from '../../lab/procs.js';
+import { allProcs, freezeAndKill, withDescendants } from '../../lab/procs.js';
 import { DIST } from './fleet-core.js';
 import { type NatsCluster, startNatsCluster } from './nats-cluster.js';
 import { autoCleanup, freePort, tempDir, waitFor } from './proc.js';
@@ -312,11 +312,11 @@ export class HaFleet {
   /** The host loses power: its agent and its role processes are SIGKILLed. */
   killAgent(id: string): void {
     const a = this.agents.get(id)!;
-    const roots = roleProcesses({ name: a.id, dataDir: a.dataDir }).map((r) => r.pid);
-    if (a.proc?.pid) roots.push(a.proc.pid);
-    const procs = withDescendants(roots, allProcs());
-    signalAll(procs, 'SIGSTOP');
-    signalAll(procs, 'SIGKILL');
+    freezeAndKill(() => {
+      const roots = roleProcesses({ name: a.id, dataDir: a.dataDir }).map((r) => r.pid);
+      if (a.proc?.pid) roots.push(a.proc.pid);
+      return withDescendants(roots, allProcs());
+    });
   }
 
   async connect(): Promise<NatsConnection> {
