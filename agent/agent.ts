@@ -20,7 +20,7 @@ import {
   type TaskResult,
   verifyPlan,
 } from '../protocol/index.js';
-import { Applier } from './applier.js';
+import { Applier, makeExpander } from './applier.js';
 import { busCaPath, busCredsPath, joinBus } from './bus-join.js';
 import { CertManager } from './certs.js';
 import { errorBody, IllegalStateError } from './errors.js';
@@ -34,6 +34,7 @@ import { Prober, probeUnderRoot } from './probes.js';
 import { ProcessRuntime } from './runtime/process.js';
 import { SystemdRuntime, type SystemdRuntimeOptions } from './runtime/systemd.js';
 import type { Runtime } from './runtime/types.js';
+import { SnapshotSeeder } from './seed.js';
 import { Session } from './session.js';
 import { buildInstanceStatus, type PlanInfo, statusDigest } from './status.js';
 import { checkTask } from './task-guard.js';
@@ -184,6 +185,16 @@ export class Agent {
           transport: () => {
             const s = this.session_;
             return s?.isConnected ? (req) => s.requestCertificate(req) : undefined;
+          },
+        }),
+        seeder: new SnapshotSeeder({
+          dataDir: this.opts.dataDir,
+          rootDir: this.opts.rootDir,
+          expand: makeExpander(this.opts.rootDir),
+          logger: componentLogger(this.log, 'seed'),
+          fetch: () => {
+            const s = this.session_;
+            return s?.isConnected ? (req) => s.requestSnapshotChunk(req) : undefined;
           },
         }),
       });

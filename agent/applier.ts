@@ -18,6 +18,7 @@ import { checkPurgePath, purgeTarget, realish } from './purge-guard.js';
 import { filePathUnderRoot } from './root-path.js';
 import { canSwitchUser, lookupRunAs, prepareRunAs, type RunAsIds } from './run-as.js';
 import { type RunnableInstance, type Runtime, runnableFrom } from './runtime/types.js';
+import type { SnapshotSeeder } from './seed.js';
 
 export interface ApplyChanges {
   started: string[];
@@ -62,6 +63,8 @@ export interface ApplierOptions {
   logger?: Logger;
   /** obtains and renews the instances' certificates (InstanceSpec.certificates) */
   certs?: Pick<CertManager, 'ensure'>;
+  /** seeds an instance's data from an etcd snapshot before its first start (InstanceSpec.seed) */
+  seeder?: Pick<SnapshotSeeder, 'ensure'>;
 }
 
 /**
@@ -83,6 +86,7 @@ export class Applier {
   private owned = new Map<string, string[]>();
   private specs = new Map<string, InstanceSpec>();
   private readonly certs?: Pick<CertManager, 'ensure'>;
+  private readonly seeder?: Pick<SnapshotSeeder, 'ensure'>;
   /** instances of the plan that could not start yet (e.g. no certificate): retried by repairDrift */
   private readonly pending = new Set<string>();
   /** instances stopped by a task, with the checksum they were stopped at */
@@ -97,6 +101,7 @@ export class Applier {
     this.rootDir = opts.rootDir;
     this.dataDir = opts.dataDir;
     this.certs = opts.certs;
+    this.seeder = opts.seeder;
     this.log = opts.logger ?? silentLogger;
     this.expand = makeExpander(opts.rootDir);
     this.planPath = join(opts.dataDir, 'plan.json');
@@ -353,13 +358,22 @@ export class Applier {
   }
 
   /**
-   * What an instance needs before it starts: its certificates, then its role user and paths. A
+   * What an instance needs before it starts: its certificates, its data when the plan seeds it
+   * from a snapshot, then its role user and paths (which owns the restored data too). A
    * failure keeps the instance pending (retried by repairDrift) and is recorded, so its status
    * shows CrashLoop with the reason (the certificate, or the directory its user cannot reach).
    */
   private async beforeStart(spec: InstanceSpec): Promise<void> {
     try {
       if (spec.certificates?.length && this.certs) await this.certs.ensure(spec);
+      if (spec.seed) {
+        if (!this.seeder)
+          throw new AgentError(
+            'DROVER_ERR_SEED',
+            `${spec.id}: this agent cannot seed instance data from a snapshot`,
+          );
+        await this.seeder.ensure(spec);
+      }
       await this.prepareHost(spec);
       this.pending.delete(spec.id);
       this.startFailures.delete(spec.id);

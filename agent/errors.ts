@@ -108,6 +108,11 @@ export const AGENT_ERRORS_OWN = {
     description:
       'An instance’s certificate could not be obtained: the coordinator is unreachable or refused the CSR (the message carries its code). The instance starts once it has one; the agent retries.',
   },
+  DROVER_ERR_SEED: {
+    status: 500,
+    description:
+      'An instance whose plan seeds its data from an etcd snapshot could not be seeded: the snapshot could not be fetched, its size or SHA-256 is wrong, no restore tool is installed, or the restore failed. The instance is not started; the agent tries again.',
+  },
   DROVER_ERR_RUN_AS: {
     status: 500,
     description:

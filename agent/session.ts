@@ -20,6 +20,8 @@ import {
   type RegisterReply,
   type SignedPlan,
   type SignedTask,
+  type SnapshotChunkReply,
+  type SnapshotChunkRequest,
   type StatusDigest,
   subjects,
   type TaskResult,
@@ -375,14 +377,33 @@ export class Session {
     req: Omit<CertificateRequest, 'v' | 'type' | 'nodeId'>,
     timeoutMs = this.opts.requestTimeoutMs ?? 5000,
   ): Promise<CertificateReply> {
+    const data = await this.ask(subjects.csr(this.opts.nodeId), { type: 'csr', ...req }, timeoutMs);
+    return decodeMessage('CertificateReply', data);
+  }
+
+  /** Asks for one chunk of the etcd snapshot this node's plan seeds an instance from. */
+  async requestSnapshotChunk(
+    req: Omit<SnapshotChunkRequest, 'v' | 'type' | 'nodeId'>,
+    timeoutMs = Math.max(this.opts.requestTimeoutMs ?? 5000, 15_000),
+  ): Promise<SnapshotChunkReply> {
+    const data = await this.ask(
+      subjects.snapshotFetch(this.opts.nodeId),
+      { type: 'snapshot-chunk', ...req },
+      timeoutMs,
+    );
+    return decodeMessage('SnapshotChunkReply', data);
+  }
+
+  /** A request to the coordinator under this node's own subject; throws when not connected. */
+  private async ask(subject: string, body: Record<string, unknown>, timeoutMs: number): Promise<Uint8Array> {
     const nc = this.nc;
     if (!nc || !this.connected) throw new Error('not connected to NATS');
     const msg = await nc.request(
-      subjects.csr(this.opts.nodeId),
-      encode({ v: PROTOCOL_VERSION, type: 'csr', nodeId: this.opts.nodeId, ...req }),
+      subject,
+      encode({ v: PROTOCOL_VERSION, nodeId: this.opts.nodeId, ...body }),
       { timeout: timeoutMs },
     );
-    return decodeMessage('CertificateReply', msg.data);
+    return msg.data;
   }
 
   /** Asks the coordinator for this node's current plan. The reply is a SignedPlan, or `{code,message}` when there is none. */

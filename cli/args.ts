@@ -26,6 +26,7 @@ const VALUE_FLAGS: Record<string, string> = {
   interval: 'interval',
   state: 'state',
   member: 'member',
+  snapshot: 'snapshot',
   slices: 'slices',
   quota: 'quota',
   slice: 'slice',

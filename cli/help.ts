@@ -256,13 +256,35 @@ const ENTRIES: Record<string, HelpEntry> = {
     ],
   },
   etcd: {
-    usage: 'drover etcd snapshot save|list|get|delete …',
+    usage: 'drover etcd snapshot save|list|get|delete … | drover etcd restore --snapshot ID --yes',
     about:
-      "etcd snapshots the coordinator keeps off the etcd hosts (the JetStream object store, or its data dir): taken on each cluster's schedule (topology `cluster.etcdSnapshots`, default every 6h, keeping 10) and on demand. See `drover etcd snapshot save --help` and the backup runbook in docs/operations.md.",
+      "etcd snapshots the coordinator keeps off the etcd hosts (the JetStream object store, or its data dir): taken on each cluster's schedule (topology `cluster.etcdSnapshots`, default every 6h, keeping 10) and on demand; and the restore from one after a lost quorum. See `drover etcd snapshot save --help`, `drover etcd restore --help` and the runbooks in docs/operations.md.",
     examples: [
       'drover etcd snapshot save',
       'drover etcd snapshot list',
       'drover etcd snapshot get ID > etcd.db',
+      'drover etcd restore --snapshot ID --dry-run',
+    ],
+  },
+  'etcd restore': {
+    usage:
+      'drover etcd restore --snapshot ID --yes [--force] [--dry-run] [--wait [--timeout D]] | drover etcd restore status',
+    about:
+      "Rebuilds the cluster's etcd from a snapshot after a lost quorum (admin token): every member stops and gets a fresh data dir; one member, on a Ready node (a survivor first), is restored from the snapshot as a new single-member cluster (etcdutl snapshot restore with the revision bumped; etcdctl on etcd 3.4); the API servers are pointed at it; the other members rejoin one at a time as their nodes come back. Each step is an event (`drover events --kind etcd`). Refused, changing nothing, while quorum holds (unless --force: every write since the snapshot is lost), for another cluster's snapshot, for a damaged one, or while a restore runs. `status` shows each cluster's latest restore.",
+    flags: [
+      CLUSTER,
+      ['--snapshot ID', 'the snapshot to restore (`drover etcd snapshot list`)'],
+      ['--yes', 'do it without asking'],
+      ['--force', 'restore even though quorum holds'],
+      ['--dry-run', 'check everything and list the steps; change nothing'],
+      ['--wait', 'follow the restore until every member is back (default timeout 10m)'],
+      ['--timeout D', 'with --wait: how long to follow it'],
+      OUTPUT,
+    ],
+    examples: [
+      'drover etcd restore --snapshot prod-20261204T060000Z-1a2b3c --dry-run',
+      'drover etcd restore --snapshot prod-20261204T060000Z-1a2b3c --yes --wait',
+      'drover etcd restore status',
     ],
   },
   'etcd snapshot': {

@@ -13,7 +13,9 @@ import { busDirOf, type CompiledCoordinatorOptions } from './config.js';
 import { JoinHandler } from './engine/join.js';
 import { PurgeLists } from './engine/purge-lists.js';
 import { Engine, type EngineOptions } from './engine.js';
+import { gatewayEtcdAdmin } from './etcd/admin.js';
 import { QuorumWatch } from './etcd/quorum-watch.js';
+import { EtcdRestore } from './etcd/restore.js';
 import { snapshotBlobsFor } from './etcd/snapshot-blobs.js';
 import { SnapshotBook } from './etcd/snapshot-book.js';
 import { etcdClusters, memberEndpoints, memberViews } from './etcd/snapshot-sources.js';
@@ -174,6 +176,48 @@ export async function startCoordinator(
     log: componentLogger(log, 'pki'),
   });
   await certificates.load();
+  // ---- etcd snapshots (coordinator/etcd/snapshot-book.ts): off the etcd hosts, in the JetStream
+  // object store beside the bucket, else in the data dir; on each cluster's schedule
+  const snapshots: SnapshotBook = new SnapshotBook({
+    store,
+    blobs: await snapshotBlobsFor(opened, opts),
+    clusters: () => etcdClusters(engine.listTopologies()),
+    members: async (cluster) => {
+      const plain = etcdTransports.get(cluster) === 'plain';
+      const views = memberViews(
+        engine.currentAssignments(cluster),
+        (id) => nodes.get(id),
+        (id) => nodes.liveness(id),
+      );
+      return {
+        endpoints: memberEndpoints(views, plain ? 'http' : 'https'),
+        tls: plain ? {} : await etcdCredentials(),
+      };
+    },
+    emit: (e) => events.emit(e),
+    clock,
+    log: componentLogger(log, 'snapshots'),
+  });
+  // ---- etcd restores (coordinator/etcd/restore.ts): the way back from a lost quorum; the
+  // cluster reconcile applies a running restore's overlay to the etcd assignments
+  const restores: EtcdRestore = new EtcdRestore({
+    store,
+    snapshots,
+    assignments: (c) => engine.currentAssignments(c),
+    node: (id) => nodes.get(id),
+    liveness: (id) => nodes.liveness(id),
+    transport: async (cluster) =>
+      etcdTransports.get(cluster) === 'plain'
+        ? { scheme: 'http', tls: {} }
+        : { scheme: 'https', tls: await etcdCredentials() },
+    admin: gatewayEtcdAdmin,
+    desiredPlan: (id) => engine.desiredPlan(id),
+    enqueue: (key) => engine.queue.add(key),
+    emit: (e) => events.emit(e),
+    clock,
+    log: componentLogger(log, 'etcd-restore'),
+  });
+  await restores.load();
   const limiter = new TokenBucket(clock, opts.registrationRate, opts.registrationBurst);
   const engine = new Engine({
     store,
@@ -197,6 +241,7 @@ export async function startCoordinator(
     state,
     events,
     planAddons: (nodeId) => purge.addons(nodeId),
+    assignmentOverlay: (cluster, current) => restores.overlay(cluster, current),
     etcdTransport: (cluster) => etcdTransports.get(cluster),
     beforeSweep: () => void rebase.beforeSweep(),
     // the repair policy's narrow ports: the read model and event log built above, and from the
@@ -271,6 +316,7 @@ export async function startCoordinator(
       onIssued: (leaf) => void certificates.issued(leaf),
     }),
     join: (tokenId, data) => joinHandler.handle(tokenId, data),
+    snapshotChunk: (req) => restores.serveChunk(req),
     mayAct: extra.ha?.mayAct,
   });
   // ended tokens (expired) have their bootstrap users revoked on the bus
@@ -284,30 +330,9 @@ export async function startCoordinator(
       .finally(() => certificates.checkCas(clock.now()));
   const caRotation = clock.every(24 * 3600_000, caCheck);
   caCheck();
-  // ---- etcd snapshots (coordinator/etcd/snapshot-book.ts): off the etcd hosts, in the JetStream
-  // object store beside the bucket, else in the data dir; on each cluster's schedule
-  const snapshots = new SnapshotBook({
-    store,
-    blobs: await snapshotBlobsFor(opened, opts),
-    clusters: () => etcdClusters(engine.listTopologies()),
-    members: async (cluster) => {
-      const plain = etcdTransports.get(cluster) === 'plain';
-      const views = memberViews(
-        engine.currentAssignments(cluster),
-        (id) => nodes.get(id),
-        (id) => nodes.liveness(id),
-      );
-      return {
-        endpoints: memberEndpoints(views, plain ? 'http' : 'https'),
-        tls: plain ? {} : await etcdCredentials(),
-      };
-    },
-    emit: (e) => events.emit(e),
-    clock,
-    log: componentLogger(log, 'snapshots'),
-  });
   await snapshots.load();
   snapshots.start();
+  restores.startDriving();
   // a lost etcd quorum is announced with the newest snapshot and the way back
   const quorumWatch = new QuorumWatch({
     clusters: () =>
@@ -353,6 +378,7 @@ export async function startCoordinator(
       ...(extra.ha ? { sharedTokens: store } : {}),
       ...(opened.openTasks ? { taskArchive: await opened.openTasks() } : {}),
       snapshots,
+      restores,
       certificates,
       backup: async (cluster, by) => {
         const rec = await snapshots.save(cluster, 'operator', by);
@@ -370,6 +396,7 @@ export async function startCoordinator(
   } catch (err) {
     quorumWatch.stop();
     snapshots.stop();
+    restores.stop();
     caRotation.stop();
     joinTokens.stop();
     await push.close().catch(() => {});
@@ -416,6 +443,7 @@ export async function startCoordinator(
       closing ??= (async () => {
         quorumWatch.stop();
         snapshots.stop();
+        restores.stop();
         caRotation.stop();
         joinTokens.stop();
         await bootstrap.stop();

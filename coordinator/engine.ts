@@ -83,6 +83,12 @@ export interface EngineOptions<R extends RepairHooks = RepairHooks> {
    * Draining nodes are evicted.
    */
   repair?: (ports: EngineRepairPorts) => R;
+  /**
+   * Rewrites a cluster's current assignments before placement: an etcd restore's new epochs,
+   * seed and parked members (coordinator/etcd/restore.ts), applied by the cluster reconcile, the
+   * one writer of assignments
+   */
+  assignmentOverlay?: (cluster: string, current: Assignment[]) => Assignment[];
   /** extra plan fields per node (the purge lists of `drover clean --purge`, coordinator/clean.ts) */
   planAddons?: PlanAddons;
   /** runs before each liveness sweep (the stall re-base, coordinator/liveness-rebase.ts) */
@@ -221,6 +227,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
       events,
       clock,
       repair,
+      ...(opts.assignmentOverlay ? { overlay: opts.assignmentOverlay } : {}),
       fenced: (nodeId) => this.operator.isFenced(nodeId),
       onAssignments: () => this.push.refreshRoleCounts(),
     });

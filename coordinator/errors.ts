@@ -60,6 +60,11 @@ export const ENGINE_ERRORS = {
     description:
       "A stored etcd snapshot does not match its recorded SHA-256 (or etcd's own trailing hash): it is not served or restored.",
   },
+  DROVER_ERR_RESTORE_REFUSED: {
+    status: 409,
+    description:
+      'An etcd restore was refused before anything was touched: the snapshot belongs to another cluster or etcd cluster, quorum still holds (and the restore was not forced), a restore is already running, or no member has a live node to restore onto. The message says which.',
+  },
   DROVER_ERR_REPAIR_PAUSED: {
     status: 409,
     description: 'Automatic reassignment is paused by the storm guard; use --force to override.',

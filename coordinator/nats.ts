@@ -18,6 +18,8 @@ import {
   PROTOCOL_VERSION,
   type SignedPlan,
   type SignedTask,
+  type SnapshotChunkReply,
+  type SnapshotChunkRequest,
   subjects,
   type TaskResult,
 } from '../protocol/index.js';
@@ -53,6 +55,11 @@ export interface NatsBusOptions {
     tokenId: string,
     data: Uint8Array,
   ) => Promise<{ reply: JoinReply; afterReply?: () => Promise<void> }>;
+  /**
+   * serves a chunk of the etcd snapshot a node's plan seeds an instance from (coordinator/etcd/restore.ts);
+   * the request's node id is the sender's subject, checked by `decode`
+   */
+  snapshotChunk?: (req: SnapshotChunkRequest) => Promise<SnapshotChunkReply>;
   /**
    * Coordinator HA: asked right before every plan push and task (the leader lease's `mayAct`);
    * false refuses to send, so a leader whose lease ran out never pushes again
@@ -141,6 +148,7 @@ export class NatsBus implements AgentBus {
     const bus = new NatsBus(nc, log);
     bus.csr = opts.csr;
     bus.join = opts.join;
+    bus.snapshotChunk = opts.snapshotChunk;
     bus.mayAct = opts.mayAct;
     bus.listen(engine);
     bus.watchStatus();
@@ -152,6 +160,7 @@ export class NatsBus implements AgentBus {
   /** answers agents' CSRs (the coordinator's ClusterPki); without it they are refused */
   private csr?: (req: CertificateRequest) => Promise<CertificateReply>;
   private join?: NatsBusOptions['join'];
+  private snapshotChunk?: NatsBusOptions['snapshotChunk'];
   private mayAct?: () => boolean;
 
   get connected(): boolean {
@@ -284,6 +293,23 @@ export class NatsBus implements AgentBus {
             type: 'csr-reply',
             ok: false,
             error: { code: 'DROVER_ERR_NOT_IMPLEMENTED', message: 'this coordinator has no cluster PKI' },
+          };
+      m.respond(encode(reply));
+    });
+    // ---- restores: the etcd snapshot a node's plan seeds an instance from, chunk by chunk
+    this.on(subjects.snapshotFetchAll(), async (m) => {
+      const req = this.decode('SnapshotChunkRequest', m);
+      if (!req) return;
+      const reply: SnapshotChunkReply = this.snapshotChunk
+        ? await this.snapshotChunk(req)
+        : {
+            v: PROTOCOL_VERSION,
+            type: 'snapshot-chunk-reply',
+            ok: false,
+            error: {
+              code: 'DROVER_ERR_NOT_IMPLEMENTED',
+              message: 'this coordinator serves no etcd snapshots',
+            },
           };
       m.respond(encode(reply));
     });

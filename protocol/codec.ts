@@ -16,6 +16,8 @@ import {
   Register,
   RegisterReply,
   SignedTask,
+  SnapshotChunkReply,
+  SnapshotChunkRequest,
   Task,
   TaskResult,
 } from './schemas/messages.js';
@@ -42,6 +44,8 @@ export const MESSAGE_SCHEMAS = {
   Event,
   CertificateRequest,
   CertificateReply,
+  SnapshotChunkRequest,
+  SnapshotChunkReply,
 } as const;
 
 export type MessageName = keyof typeof MESSAGE_SCHEMAS;

@@ -98,4 +98,5 @@ export const NODE_MESSAGE_MAX_BYTES: Readonly<Record<string, number>> = {
   Heartbeat: 4 * 1024,
   PlanFetch: 4 * 1024,
   CertificateRequest: 32 * 1024,
+  SnapshotChunkRequest: 4 * 1024,
 };

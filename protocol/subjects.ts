@@ -45,6 +45,12 @@ export const subjects = {
   /** agent → coordinator, request/reply: CertificateRequest → CertificateReply */
   csr: (nodeId: string) => `${SUBJECT_PREFIX}.csr.${tok(nodeId)}`,
   csrAll: () => `${SUBJECT_PREFIX}.csr.*`,
+  /**
+   * agent → coordinator, request/reply: SnapshotChunkRequest → SnapshotChunkReply, for the etcd
+   * snapshot its plan seeds an instance from (`drover etcd restore`)
+   */
+  snapshotFetch: (nodeId: string) => `${SUBJECT_PREFIX}.snapshotfetch.${tok(nodeId)}`,
+  snapshotFetchAll: () => `${SUBJECT_PREFIX}.snapshotfetch.*`,
   /** coordinator → anyone, publish: Event, by kind (e.g. `drover.v1.events.node.joined`) */
   event: (kind: string) => `${SUBJECT_PREFIX}.events.${kind.split('.').map(tok).join('.')}`,
   eventsAll: () => `${SUBJECT_PREFIX}.events.>`,
@@ -88,6 +94,7 @@ export function natsPermissionsForNode(nodeId: string): {
         subjects.facts(nodeId),
         subjects.planFetch(nodeId),
         subjects.csr(nodeId),
+        subjects.snapshotFetch(nodeId),
       ],
     },
     subscribe: { allow: [subjects.plan(nodeId), subjects.task(nodeId), `${nodeInboxPrefix(nodeId)}.>`] },

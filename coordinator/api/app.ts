@@ -7,6 +7,7 @@ import { DroverError } from '../../protocol/index.js';
 import type { PurgeLists } from '../engine/purge-lists.js';
 import type { Engine } from '../engine.js';
 import { COORDINATOR_ERRORS, coordinatorError } from '../errors.js';
+import type { EtcdRestore } from '../etcd/restore.js';
 import type { SnapshotBook } from '../etcd/snapshot-book.js';
 import type { HaView } from '../ha/view.js';
 import type { CertificateBook } from '../pki/cert-book.js';
@@ -73,6 +74,8 @@ export interface ApiDeps {
   taskArchive?: TaskArchive;
   /** etcd snapshots (the leader's): /v1/etcd/snapshots */
   snapshots?: SnapshotBook;
+  /** etcd restores: absent on a follower */
+  restores?: EtcdRestore;
   /** issued certificates and the CAs: /v1/certificates */
   certificates?: CertificateBook;
   /** POST /v1/backup */
@@ -163,6 +166,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     store: deps.store,
     ha: deps.ha,
     ...(deps.snapshots ? { snapshots: deps.snapshots } : {}),
+    ...(deps.restores ? { restores: deps.restores } : {}),
     ...(deps.certificates ? { certificates: deps.certificates } : {}),
     ...(deps.backup ? { backup: deps.backup } : {}),
   };

@@ -7,6 +7,7 @@ import type { ClusterBackup } from '../backup.js';
 import type { CleanService } from '../clean.js';
 import type { Engine } from '../engine.js';
 import { coordinatorError } from '../errors.js';
+import type { EtcdRestore } from '../etcd/restore.js';
 import type { SnapshotBook } from '../etcd/snapshot-book.js';
 import type { HaView } from '../ha/view.js';
 import type { CertificateBook } from '../pki/cert-book.js';
@@ -56,6 +57,8 @@ export interface ApiContext {
   ha?: HaView;
   /** etcd snapshots: absent on a follower (the leader takes and serves them) */
   snapshots?: SnapshotBook;
+  /** etcd restores: absent on a follower */
+  restores?: EtcdRestore;
   /** issued certificates and the CAs (the leader's) */
   certificates?: CertificateBook;
   /** a cluster backup now (coordinator/backup.ts): a fresh etcd snapshot, the topology, the PKI */

@@ -4,6 +4,7 @@ import type { Logger } from '../../lib/logger.js';
 import type { ClusterBackup } from '../backup.js';
 import type { PurgeLists } from '../engine/purge-lists.js';
 import type { Engine } from '../engine.js';
+import type { EtcdRestore } from '../etcd/restore.js';
 import type { SnapshotBook } from '../etcd/snapshot-book.js';
 import type { HaView } from '../ha/view.js';
 import type { CertificateBook } from '../pki/cert-book.js';
@@ -48,6 +49,8 @@ export interface ApiServerOptions {
   taskArchive?: TaskArchive;
   /** etcd snapshots (the leader's): /v1/etcd/snapshots */
   snapshots?: SnapshotBook;
+  /** etcd restores: absent on a follower */
+  restores?: EtcdRestore;
   /** issued certificates and the CAs: /v1/certificates */
   certificates?: CertificateBook;
   /** POST /v1/backup: a cluster backup */
@@ -122,6 +125,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     readOnly: o.readOnly,
     ...(o.taskArchive ? { taskArchive: o.taskArchive } : {}),
     ...(o.snapshots ? { snapshots: o.snapshots } : {}),
+    ...(o.restores ? { restores: o.restores } : {}),
     ...(o.certificates ? { certificates: o.certificates } : {}),
     ...(o.backup ? { backup: o.backup } : {}),
   });

@@ -80,3 +80,4 @@ export type {
   RoleDefinition,
   RoleRender,
 } from './types.js';
+export { isParked } from './types.js';

@@ -15,15 +15,16 @@ import { isPartitioned } from './partitions.js';
 import { configDir, instanceCertDir } from './paths.js';
 import { renderCustom } from './roles/custom.js';
 import { rolePrivileges } from './roles/least-privilege.js';
-import type {
-  ApiEndpoint,
-  EtcdAssignmentExtras,
-  Member,
-  RenderContext,
-  RenderedInstance,
-  RenderInput,
-  RenderOptions,
-  RoleDefinition,
+import {
+  type ApiEndpoint,
+  type EtcdAssignmentExtras,
+  isParked,
+  type Member,
+  type RenderContext,
+  type RenderedInstance,
+  type RenderInput,
+  type RenderOptions,
+  type RoleDefinition,
 } from './types.js';
 
 const byOrdinal = (a: Member, b: Member) =>
@@ -97,7 +98,8 @@ export function membersByRole(
   const byRole = new Map<string, Member[]>();
   for (const a of assignments) {
     const node = nodes.get(a.nodeId);
-    if (!node || !isRenderableNode(node)) continue;
+    // a member a restore holds out of the cluster is rendered nowhere, and no one's peer
+    if (!node || !isRenderableNode(node) || isParked(a)) continue;
     const list = byRole.get(a.role) ?? [];
     if (list.length === 0) byRole.set(a.role, list);
     list.push({ assignment: a, node });
@@ -133,6 +135,7 @@ function instanceKey(base: string, deps: string, m: Member): string {
     a.previousNodeId ?? '',
     a.existing === true ? 'x' : '',
     a.initialCluster ?? '',
+    a.seed?.snapshotId ?? '',
     n.id,
     n.address,
     n.hostname,
@@ -279,6 +282,7 @@ export function renderInstance(input: RenderContext, options: RenderOptions = {}
     ports: def.ports(ctx.topology),
     certificates,
     dataPaths: ownedPaths(a, files, [...(r.dataPaths ?? []), ...owned]),
+    ...(r.seed ? { seed: r.seed } : {}),
   });
 }
 

@@ -65,12 +65,21 @@ export type RenderedInstance = Omit<InstanceSpec, 'checksum'>;
  * changes etcd membership (repair's member replacement) can set them:
  * - `existing`: start with `--initial-cluster-state=existing` (the member was added with `member add`);
  * - `initialCluster`: the exact `--initial-cluster` to use, frozen when the member joined, so later
- *   moves of other members do not change (and restart) this one.
+ *   moves of other members do not change (and restart) this one;
+ * - `seed`: the member's data comes from this etcd snapshot (`drover etcd restore`): its plan
+ *   carries a PlanSeed, so the agent restores the snapshot into the data dir before the first start;
+ * - `parked`: the member is out of the cluster while a restore rebuilds it (coordinator/etcd/restore.ts):
+ *   it is rendered nowhere and is no one's peer or endpoint until the restore lets it rejoin.
  */
 export interface EtcdAssignmentExtras {
   existing?: boolean;
   initialCluster?: string;
+  seed?: { snapshotId: string; sha256: string; size: number };
+  parked?: boolean;
 }
+
+/** A member a restore holds out of the cluster until its turn to rejoin. */
+export const isParked = (a: Assignment): boolean => (a as Assignment & EtcdAssignmentExtras).parked === true;
 
 /** A placed instance of some role with its node. */
 export interface Member {
@@ -115,6 +124,8 @@ export interface RoleRender {
   commands?: InstanceSpec['commands'];
   /** directories the instance keeps data in (etcd's data dir, the kubelet's root dir): purge deletes them */
   dataPaths?: string[];
+  /** the instance's data comes from a snapshot before its first start (etcd after a restore) */
+  seed?: InstanceSpec['seed'];
 }
 
 /**

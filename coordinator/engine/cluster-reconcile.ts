@@ -6,7 +6,7 @@
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { nodeTextProblem } from '../../protocol/index.js';
-import { type EtcdAssignmentExtras, etcdInitialCluster } from '../catalog/index.js';
+import { type EtcdAssignmentExtras, etcdInitialCluster, isParked } from '../catalog/index.js';
 import type { EventLog } from '../events.js';
 import { CLUSTER_LABEL } from '../labels.js';
 import type { Assignment, NodeRecord, Unplaced } from '../model.js';
@@ -28,6 +28,8 @@ export interface ClusterReconcilePorts {
   log: Logger;
   /** the repair policy; without one only Draining nodes are evicted */
   repair?: RepairHooks;
+  /** rewrites a cluster's current assignments before placement (an etcd restore's overlay) */
+  overlay?: (cluster: string, current: Assignment[]) => Assignment[];
   /** nodes whose plan stays empty while their removal waits (coordinator/engine/operator.ts) */
   fenced: (nodeId: string) => boolean;
   /** the assignments changed (the push's per-role counts follow) */
@@ -126,7 +128,10 @@ export class ClusterReconcile {
   private async reconcileNow(cluster: string, run?: ReconcileRun): Promise<Reconciled> {
     const { state, plans, events, repair } = this.p;
     const entry = state.topologyEntry(cluster);
-    const current = state.currentAssignments(cluster);
+    // an etcd restore's epochs, seed and parked members (coordinator/etcd/restore.ts), if one runs
+    const current = this.p.overlay
+      ? this.p.overlay(cluster, state.currentAssignments(cluster))
+      : state.currentAssignments(cluster);
     const nodes = this.renderableNodes(cluster);
     let assignments: Assignment[] = [];
     let requeueAfterMs: number | undefined;
@@ -351,12 +356,16 @@ export class ClusterReconcile {
  */
 export function freezeEtcdMembership(
   current: Assignment[],
-  res: { assignments: Assignment[]; moved: Array<{ to: Assignment }> },
+  res: { assignments: Assignment[]; moved: Array<{ from?: Assignment; to: Assignment }> },
   nodes: Map<string, NodeRecord>,
   tls = false,
 ): boolean {
+  // a member moved while a restore parks it stays parked: the restore lets it in at its turn
+  for (const m of res.moved)
+    if (m.to.role === 'etcd' && m.from && isParked(m.from))
+      Object.assign(m.to as Assignment & EtcdAssignmentExtras, { parked: true, existing: true });
   const etcd = res.assignments
-    .filter((a) => a.role === 'etcd' && nodes.has(a.nodeId))
+    .filter((a) => a.role === 'etcd' && nodes.has(a.nodeId) && !isParked(a))
     .sort((a, b) => a.ordinal - b.ordinal);
   if (etcd.length === 0) return false;
   const bootstrap = !current.some((a) => a.role === 'etcd');

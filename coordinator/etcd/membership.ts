@@ -8,6 +8,7 @@
  */
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
+import { isParked } from '../catalog/types.js';
 import { coordinatorError } from '../errors.js';
 import type { EventInput } from '../events.js';
 import type { Assignment, NodeRecord } from '../model.js';
@@ -85,7 +86,10 @@ export class EtcdMembership {
       .assignments(cluster)
       .filter(
         (a) =>
-          a.role === ETCD && (a as { existing?: boolean }).existing === true && !this.confirmed.has(key(a)),
+          a.role === ETCD &&
+          !isParked(a) &&
+          (a as { existing?: boolean }).existing === true &&
+          !this.confirmed.has(key(a)),
       );
     if (joiners.length === 0) return undefined;
     const outcome = await this.request(cluster);
@@ -153,7 +157,8 @@ export class EtcdMembership {
    */
   private async sync(cluster: string, log: Logger): Promise<MembershipOutcome> {
     const { ports } = this;
-    const etcdA = ports.assignments(cluster).filter((a) => a.role === ETCD);
+    // a member a restore parked is out of the cluster until its turn (coordinator/etcd/restore.ts)
+    const etcdA = ports.assignments(cluster).filter((a) => a.role === ETCD && !isParked(a));
     const nodes = new Map(ports.nodes(cluster).map((n) => [n.id, n]));
     const t: EtcdClientTransport = (await ports.transport?.(cluster)) ?? {
       scheme: 'http',

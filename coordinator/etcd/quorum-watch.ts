@@ -40,11 +40,11 @@ export function quorumVerdicts(
     });
 }
 
-/** The steps the alert names: export the newest snapshot, restore one member, rejoin the others. */
+/** The way back the alert names: the restore command with the newest snapshot. */
 export function restoreSteps(cluster: string, snapshot: SnapshotRecord | undefined): string {
   if (!snapshot)
     return `no etcd snapshot of ${cluster} is kept: take backups (\`drover etcd snapshot save\`); recovery then needs a surviving member's data dir (etcdutl snapshot restore of its member/snap/db with --skip-hash-check)`;
-  return `restore from the newest snapshot ${snapshot.id} (revision ${snapshot.revision}, taken ${snapshot.takenAt}): \`drover etcd snapshot get ${snapshot.id} -f etcd.db\`, then on one member host \`etcdutl snapshot restore etcd.db --data-dir <new dir> --name <member> --initial-cluster <member>=https://<address>:2380 --initial-advertise-peer-urls https://<address>:2380\`, start it, and add the other members back one at a time (docs/operations.md, "Backups")`;
+  return `restore from the newest snapshot ${snapshot.id} (revision ${snapshot.revision}, taken ${snapshot.takenAt}): \`drover etcd restore --cluster ${cluster} --snapshot ${snapshot.id} --yes --wait\` (check first with --dry-run; docs/operations.md, "Restoring etcd after a lost quorum")`;
 }
 
 export class QuorumWatch {

@@ -5,6 +5,7 @@
  * out). Wired at the composition root (coordinator/daemon.ts).
  */
 import { ETCD_CLIENT_PORT } from '../catalog/roles/etcd.js';
+import { isParked } from '../catalog/types.js';
 import { type Assignment, isHealthy, type NodeRecord } from '../model.js';
 import type { Topology } from '../topology/index.js';
 import { SNAPSHOT_DEFAULTS, type SnapshotSchedule } from './snapshot-book.js';
@@ -55,7 +56,7 @@ export function memberViews(
     | undefined,
 ): MemberView[] {
   return assignments
-    .filter((a) => a.role === 'etcd')
+    .filter((a) => a.role === 'etcd' && !isParked(a))
     .map((a) => {
       const l = liveness(a.nodeId);
       const i = l?.status?.instances.find((x) => x.id === a.instanceId);

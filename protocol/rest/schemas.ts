@@ -243,6 +243,69 @@ export const EtcdSnapshotResult = Type.Object({
   data: EtcdSnapshot,
 });
 
+export const EtcdRestoreRequest = Type.Object(
+  {
+    snapshot: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }),
+    force: Type.Optional(
+      Type.Boolean({
+        description: 'restore even though quorum holds (every write since the snapshot is lost)',
+      }),
+    ),
+    dryRun: Type.Optional(Type.Boolean({ description: 'check and list the steps; change nothing' })),
+  },
+  { additionalProperties: false },
+);
+
+/** An etcd restore (`drover etcd restore`), as coordinator/etcd/restore-decide.ts records it. */
+export const EtcdRestoreView = Type.Object(
+  {
+    id: Type.String(),
+    cluster: Type.String(),
+    snapshotId: Type.String(),
+    sha256: Type.String(),
+    size: Type.Integer(),
+    revision: Type.Integer({ description: "the snapshot's etcd revision" }),
+    snapshotClusterId: Type.String(),
+    clusterIdBefore: Type.Optional(Type.String({ description: 'the etcd cluster id the survivors ran' })),
+    clusterIdAfter: Type.Optional(
+      Type.String({ description: 'the etcd cluster id of the restored cluster' }),
+    ),
+    target: Type.Object({
+      instanceId: Type.String(),
+      nodeId: Type.String(),
+      epoch: Type.Integer(),
+      initialCluster: Type.String(),
+    }),
+    parked: Type.Array(Type.Object({ instanceId: Type.String(), epoch: Type.Integer() })),
+    released: Type.Array(
+      Type.Object({ instanceId: Type.String(), initialCluster: Type.String(), at: IsoTime }),
+    ),
+    joining: Type.Optional(Type.String()),
+    rejoined: Type.Array(Type.String()),
+    phase: Type.Union([
+      Type.Literal('seeding'),
+      Type.Literal('rejoining'),
+      Type.Literal('complete'),
+      Type.Literal('failed'),
+    ]),
+    forced: Type.Boolean(),
+    by: Type.Optional(Type.String()),
+    startedAt: IsoTime,
+    seededAt: Type.Optional(IsoTime),
+    completedAt: Type.Optional(IsoTime),
+    lineage: Type.Array(Type.String()),
+  },
+  { $id: 'EtcdRestore' },
+);
+export type EtcdRestoreView = Static<typeof EtcdRestoreView>;
+export const EtcdRestoreResult = Type.Object({
+  ok: Type.Boolean(),
+  message: Type.String(),
+  dryRun: Type.Boolean(),
+  steps: Type.Array(Type.String()),
+  data: EtcdRestoreView,
+});
+
 /** One certificate (`drover get certificates`): an issued leaf, or a CA. */
 export const CertificateItem = Type.Object(
   {

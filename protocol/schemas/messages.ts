@@ -13,7 +13,7 @@ import {
   Version,
 } from './common.js';
 import { Facts } from './facts.js';
-import { SignedPlan } from './plan.js';
+import { SignedPlan, SnapshotId } from './plan.js';
 
 export const Fingerprint = Type.Object({
   machineId: Type.String({ maxLength: 128 }),
@@ -382,3 +382,40 @@ export const CertificateReply = Type.Object(
   { $id: 'CertificateReply' },
 );
 export type CertificateReply = Static<typeof CertificateReply>;
+
+/** The raw bytes one snapshot chunk carries at most (base64 in the reply: ~342 KiB, under NATS's 1 MiB). */
+export const SNAPSHOT_CHUNK_BYTES = 256 * 1024;
+
+/**
+ * agent → coordinator, request/reply on `subjects.snapshotFetch(nodeId)`: the chunk at `offset` of
+ * the snapshot the node's plan seeds `instanceId` from. The coordinator answers only the node whose
+ * desired plan names that snapshot for that instance (the subject is the sender's identity).
+ */
+export const SnapshotChunkRequest = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('snapshot-chunk'),
+    nodeId: NodeId,
+    instanceId: InstanceId,
+    snapshotId: SnapshotId,
+    offset: Type.Integer({ minimum: 0 }),
+  },
+  { $id: 'SnapshotChunkRequest' },
+);
+export type SnapshotChunkRequest = Static<typeof SnapshotChunkRequest>;
+
+export const SnapshotChunkReply = Type.Object(
+  {
+    v: Version,
+    type: Type.Literal('snapshot-chunk-reply'),
+    ok: Type.Boolean(),
+    offset: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** the whole file's size */
+    size: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** base64 of at most SNAPSHOT_CHUNK_BYTES */
+    data: Type.Optional(Type.String({ maxLength: Math.ceil(SNAPSHOT_CHUNK_BYTES / 3) * 4 + 4 })),
+    error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+  },
+  { $id: 'SnapshotChunkReply' },
+);
+export type SnapshotChunkReply = Static<typeof SnapshotChunkReply>;

@@ -136,6 +136,35 @@ export const PlanPurge = Type.Object({
 });
 export type PlanPurge = Static<typeof PlanPurge>;
 
+/** An etcd snapshot id (coordinator/etcd/snapshot-book.ts makes them: `<cluster>-<time>-<random>`). */
+export const SnapshotId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' });
+
+/** One way to run the restore: a tool and its argv (`@SNAPSHOT@` and `@TARGET@` are filled in). */
+export const SeedTool = Type.Object({
+  command: Type.String({ minLength: 1, maxLength: 256 }),
+  args: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64 }),
+  env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,63}$' }), Type.String())),
+});
+export type SeedTool = Static<typeof SeedTool>;
+
+/**
+ * The instance's data comes from an etcd snapshot (`drover etcd restore`). Before its first start,
+ * while `dataPath` does not exist, the agent fetches the snapshot from the coordinator in chunks
+ * (`subjects.snapshotFetch`; only the node whose plan names it may), checks its size and SHA-256,
+ * runs the first of `tools` it has (etcdutl, else etcdctl on etcd 3.4) into a scratch directory
+ * beside `dataPath`, and moves the result into place. With `dataPath` there it does nothing, so a
+ * restart or a re-sent plan never restores twice.
+ */
+export const PlanSeed = Type.Object({
+  kind: Type.Literal('etcd-snapshot'),
+  snapshotId: SnapshotId,
+  sha256: Sha256Hex,
+  size: Type.Integer({ minimum: 1, maximum: 64 * 1024 ** 3 }),
+  dataPath: Type.String({ minLength: 2, maxLength: 4096, pattern: '^/', description: 'one of dataPaths' }),
+  tools: Type.Array(SeedTool, { minItems: 1, maxItems: 4 }),
+});
+export type PlanSeed = Static<typeof PlanSeed>;
+
 export const InstanceSpec = Type.Object({
   id: InstanceId,
   role: RoleName,
@@ -161,6 +190,7 @@ export const InstanceSpec = Type.Object({
       description: 'files and directories the instance owns; deleted only by a purge',
     }),
   ),
+  seed: Type.Optional(PlanSeed),
 });
 export type InstanceSpec = Static<typeof InstanceSpec>;
 

@@ -254,5 +254,21 @@ export function sampleMessages(): { [N in MessageName]: MessageOf<N> } {
       csrPem: '-----BEGIN CERTIFICATE REQUEST-----',
     },
     CertificateReply: { v: PROTOCOL_VERSION, type: 'csr-reply', ok: true, certPem: 'x', caPem: 'y' },
+    SnapshotChunkRequest: {
+      v: PROTOCOL_VERSION,
+      type: 'snapshot-chunk',
+      nodeId: 'node-1',
+      instanceId: 'etcd#0',
+      snapshotId: 'c1-20261204T101010Z-a1b2c3',
+      offset: 0,
+    },
+    SnapshotChunkReply: {
+      v: PROTOCOL_VERSION,
+      type: 'snapshot-chunk-reply',
+      ok: true,
+      offset: 0,
+      size: 3,
+      data: 'AAEC',
+    },
   };
 }

@@ -58,8 +58,9 @@ describe('etcd quorum watch', () => {
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ kind: 'etcd.quorum-lost', severity: 'error', cluster: 'prod' });
     expect(events[0]!.message).toMatch(/1 of 3 members healthy, 2 needed/);
-    expect(events[0]!.message).toContain(`drover etcd snapshot get ${snap.id} -f etcd.db`);
-    expect(events[0]!.message).toContain('etcdutl snapshot restore etcd.db');
+    expect(events[0]!.message).toContain(
+      `drover etcd restore --cluster prod --snapshot ${snap.id} --yes --wait`,
+    );
     members = [member(0, true), member(1, true), member(2, false)];
     w.check();
     expect(events.map((e) => e.kind)).toEqual(['etcd.quorum-lost', 'etcd.quorum-restored']);

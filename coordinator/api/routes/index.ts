@@ -5,6 +5,7 @@ import { registerCertificateRoutes } from './certificates.js';
 import { registerCoordinatorRoutes } from './coordinators.js';
 import { registerDrainRoutes } from './drain.js';
 import { registerEtcdRoutes } from './etcd.js';
+import { registerEtcdRestoreRoutes } from './etcd-restore.js';
 import { registerEtcdSnapshotRoutes } from './etcd-snapshots.js';
 import { registerEventRoutes } from './events.js';
 import { registerHealthRoutes } from './health.js';
@@ -34,6 +35,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: ApiContext): Pro
   await registerAssignmentRoutes(app, ctx);
   await registerEtcdRoutes(app, ctx);
   await registerEtcdSnapshotRoutes(app, ctx);
+  await registerEtcdRestoreRoutes(app, ctx);
   await registerEventRoutes(app, ctx);
   await registerTaskRoutes(app, ctx);
   await registerTokenRoutes(app, ctx);

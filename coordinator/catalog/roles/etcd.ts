@@ -1,3 +1,4 @@
+import type { InstanceSpec } from '../../../protocol/index.js';
 import type { Assignment } from '../../model.js';
 import { DEFAULT_RESTART, probe } from '../common.js';
 import { arg, CERTS, certPath, hostPort, instanceName } from '../paths.js';
@@ -75,6 +76,46 @@ export function etcdInitialState(a: Assignment, members: Member[]): 'new' | 'exi
   return fresh.length > 0 && a.since > fresh[0]! ? 'existing' : 'new';
 }
 
+/** The revision a restored member jumps ahead by (etcdutl `--bump-revision`), as Kubernetes' docs advise. */
+export const RESTORE_BUMP_REVISION = 1_000_000_000;
+
+/**
+ * How the agent restores a seeded member's data dir: `etcdutl snapshot restore` (etcd 3.5+), which
+ * bumps the revision and marks it compacted so the API servers' watches re-list instead of missing
+ * changes; else `etcdctl snapshot restore` (etcd 3.4, no revision bump). The new member's name,
+ * peer URL and `--initial-cluster` (itself alone, or as frozen) and the cluster token.
+ */
+export function etcdSeed(
+  seed: NonNullable<EtcdAssignmentExtras['seed']>,
+  dataDir: string,
+  p: { name: string; peer: string; initialCluster: string; token: string },
+): NonNullable<InstanceSpec['seed']> {
+  const restore = [
+    'snapshot',
+    'restore',
+    '@SNAPSHOT@',
+    `--name=${p.name}`,
+    `--initial-cluster=${p.initialCluster}`,
+    `--initial-cluster-token=${p.token}`,
+    `--initial-advertise-peer-urls=${p.peer}`,
+    '--data-dir=@TARGET@',
+  ];
+  return {
+    kind: 'etcd-snapshot',
+    snapshotId: seed.snapshotId,
+    sha256: seed.sha256,
+    size: seed.size,
+    dataPath: dataDir,
+    tools: [
+      {
+        command: 'etcdutl',
+        args: [...restore, `--bump-revision=${RESTORE_BUMP_REVISION}`, '--mark-compacted'],
+      },
+      { command: 'etcdctl', args: restore, env: { ETCDCTL_API: '3' } },
+    ],
+  };
+}
+
 export const etcd: RoleDefinition = {
   name: 'etcd',
   description:
@@ -107,8 +148,11 @@ export const etcd: RoleDefinition = {
     // The epoch is in the path: a member that moves back to a host it once left must not find
     // that host's stale data dir (its old member id was removed from the cluster).
     const dataDir = `/var/lib/etcd/${name}-e${a.epoch}`;
+    const initialCluster = x.initialCluster ?? etcdInitialCluster(members, tls);
+    const token = `${ctx.topology.cluster.name}-etcd`;
     return {
       dataPaths: [dataDir],
+      ...(x.seed ? { seed: etcdSeed(x.seed, dataDir, { name, peer, initialCluster, token }) } : {}),
       args: [
         `--name=${name}`,
         `--data-dir=${arg(dataDir)}`,
@@ -116,9 +160,9 @@ export const etcd: RoleDefinition = {
         `--advertise-client-urls=${client}`,
         `--listen-peer-urls=${peer}`,
         `--initial-advertise-peer-urls=${peer}`,
-        `--initial-cluster=${x.initialCluster ?? etcdInitialCluster(members, tls)}`,
+        `--initial-cluster=${initialCluster}`,
         `--initial-cluster-state=${etcdInitialState(a, members)}`,
-        `--initial-cluster-token=${ctx.topology.cluster.name}-etcd`,
+        `--initial-cluster-token=${token}`,
         '--logger=zap',
         ...(tls ? etcdTlsArgs(ctx) : []),
       ],
