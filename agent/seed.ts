@@ -7,8 +7,9 @@
  * a finished one is never redone (a restart, a re-sent plan).
  */
 import { createHash } from 'node:crypto';
+import { accessSync, constants, statSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../lib/atomic-file.js';
@@ -38,6 +39,15 @@ export interface SeederOptions {
   which?: (command: string) => string | undefined;
   /** how long a restore tool may run; default 10 minutes */
   toolTimeoutMs?: number;
+}
+
+function isExecutable(p: string): boolean {
+  try {
+    accessSync(p, constants.X_OK);
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 const seedError = (message: string) => new AgentError('DROVER_ERR_SEED', message);
@@ -75,7 +85,7 @@ export class SnapshotSeeder {
         `${spec.id}: its data dir ${seed.dataPath} is gone, but it was restored from etcd snapshot ${done} already; restoring it again would start a second, stale cluster beside the one it rejoined. Replace the member instead (\`drover repair etcd --member ${spec.id}\`)`,
       );
     const log = this.o.logger.child({ instance: spec.id, snapshot: seed.snapshotId });
-    const tool = this.pickTool(spec.id, seed);
+    const tool = this.pickTool(spec, seed);
     const file = await this.download(spec.id, seed, log);
     const scratch = `${target}.restoring`;
     try {
@@ -125,14 +135,24 @@ export class SnapshotSeeder {
     await writeFileAtomic(join(this.o.dataDir, 'seeded.json'), JSON.stringify(l), 0o600);
   }
 
-  private pickTool(id: string, seed: PlanSeed): PlanSeed['tools'][number] & { path: string } {
+  /**
+   * The restore tool: first one installed beside the binary the instance runs (the etcdutl or
+   * etcdctl of the same etcd build), then the first one on PATH, in the plan's order.
+   */
+  private pickTool(spec: InstanceSpec, seed: PlanSeed): PlanSeed['tools'][number] & { path: string } {
     const which = this.o.which ?? ((c: string) => findBinary(c));
+    const runs = this.o.expand(spec.run.command);
+    if (isAbsolute(runs))
+      for (const t of seed.tools) {
+        const beside = join(dirname(runs), basename(t.command));
+        if (isExecutable(beside)) return { ...t, path: beside };
+      }
     for (const t of seed.tools) {
       const path = which(this.o.expand(t.command));
       if (path) return { ...t, path };
     }
     throw seedError(
-      `${id}: none of the restore tools is installed on this host (${seed.tools.map((t) => t.command).join(', ')})`,
+      `${spec.id}: none of the restore tools is installed on this host (${seed.tools.map((t) => t.command).join(', ')})`,
     );
   }
 

@@ -33,7 +33,7 @@ import { coordinatorError } from '../errors.js';
 import type { EventInput } from '../events.js';
 import type { Assignment, NodeRecord } from '../model.js';
 import type { Store } from '../store/types.js';
-import type { EtcdAdminFactory, EtcdTls } from './admin.js';
+import { type EtcdAdminFactory, type EtcdTls, etcdReconfigNotReady } from './admin.js';
 import {
   decideRestore,
   isActive,
@@ -352,6 +352,17 @@ export class EtcdRestore {
       )
       .sort((a, b) => a.a.ordinal - b.a.ordinal)[0];
     if (!ready) return;
+    // the member is added before its plan goes out, so it starts into a cluster that expects it;
+    // etcd turns a second add down until the last joiner has been connected for a while: next pass
+    const peer = url(ready.node, ETCD_PEER_PORT);
+    const listed = await admin.memberList(insideUrls);
+    if (!listed.some((m) => m.peerURLs.includes(peer)))
+      try {
+        await admin.memberAdd([peer], insideUrls, 0);
+      } catch (err) {
+        if (etcdReconfigNotReady(err)) return;
+        throw err;
+      }
     const list = etcdInitialCluster(
       [...inside.map((id) => this.memberOf(r, id)!), ready]
         .filter((m) => !!m.node)
@@ -371,7 +382,7 @@ export class EtcdRestore {
       role: ETCD,
       instanceId: ready.a.instanceId,
       nodeId: ready.a.nodeId,
-      message: `etcd restore ${r.id}: ${ready.a.instanceId} on ${ready.a.nodeId} rejoins with a fresh data dir (member add through ${inside.join(', ')})`,
+      message: `etcd restore ${r.id}: ${ready.a.instanceId} on ${ready.a.nodeId} rejoins with a fresh data dir: added as a member through ${inside.join(', ')}; it starts with initial-cluster-state=existing`,
       data: { restore: r.id, initialCluster: list },
     });
     this.p.enqueue(`cluster:${r.cluster}`);
