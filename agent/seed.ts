@@ -148,7 +148,8 @@ export class SnapshotSeeder {
         if (isExecutable(beside)) return { ...t, path: beside };
       }
     for (const t of seed.tools) {
-      const path = which(this.o.expand(t.command));
+      const cmd = this.o.expand(t.command);
+      const path = isAbsolute(cmd) ? (isExecutable(cmd) ? cmd : undefined) : which(cmd);
       if (path) return { ...t, path };
     }
     throw seedError(
