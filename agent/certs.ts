@@ -102,6 +102,8 @@ export class CertManager {
       return 'key';
     }
     if (cert.issuer !== ca.subject) return 'ca';
+    // the coordinator's renewal, rolled through its rollout gate: this very certificate is replaced
+    if (c.renewSerial && sameSerial(cert.serialNumber, c.renewSerial)) return 'renew';
     if (needsRenewal(certPem, this.clock.now(), this.opts.renewBeforeMs ?? DEFAULT_RENEW_BEFORE_MS))
       return 'renew';
     return undefined;
@@ -190,4 +192,10 @@ function canonical(ip: string): string {
   } catch {
     return ip;
   }
+}
+
+/** Serial numbers as hex, compared without case or leading zeros. */
+export function sameSerial(a: string, b: string): boolean {
+  const norm = (s: string) => s.toLowerCase().replace(/^0+/, '');
+  return norm(a) === norm(b);
 }

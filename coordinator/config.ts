@@ -143,6 +143,22 @@ export const CoordinatorOptionsSchema = Type.Object({
         'removed: the shared join token is gone; create per-host tokens with `drover token create --join`',
     }),
   ),
+  pki: Type.Optional(
+    Type.Object(
+      {
+        leafLifetime: Type.Optional(
+          Duration({ description: 'how long a certificate issued to an instance is valid (default 365d)' }),
+        ),
+        renewBefore: Type.Optional(
+          Duration({
+            description:
+              "the agent's own renewal window before expiry (default 30d, at most the last third of the lifetime); the coordinator renews 7 days earlier (at most the last half), through the rollout gate",
+          }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  ),
   maxPendingNodes: Type.Optional(
     Type.Integer({
       minimum: 0,
@@ -230,6 +246,7 @@ export const DEFAULT_COORDINATOR_OPTIONS = {
     trustedProxies: string[];
     maxStreamsPerToken: number;
   },
+  pki: {} as { leafLifetime?: number; renewBefore?: number },
   maxPendingNodes: 100,
   registrationRate: 20,
   registrationBurst: 200,

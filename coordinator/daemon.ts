@@ -31,6 +31,7 @@ import { revokeRemovedNode } from './node-removal.js';
 import { NodeRegistry } from './nodes.js';
 import { compileEngineOptions } from './options.js';
 import { CertificateBook, ClusterPki, csrSigner } from './pki/index.js';
+import { CertRenewals } from './pki/renewals.js';
 import { RepairPolicy } from './repair.js';
 import { ClusterState } from './state/cluster-state.js';
 import { type OpenedStore, openConfiguredStore, storeChoice } from './store/open.js';
@@ -124,7 +125,12 @@ export async function startCoordinator(
   const signingKey = await loadOrCreateSigningKey(opts.dataDir);
   // ---- seeds: the cluster PKI (coordinator/pki). Created on first start, never overwritten; a
   // damaged one stops the start-up here, before any agent is told anything.
-  const pki = await ClusterPki.open({ dir: join(opts.dataDir, 'pki'), logger: componentLogger(log, 'pki') });
+  const pki = await ClusterPki.open({
+    dir: join(opts.dataDir, 'pki'),
+    logger: componentLogger(log, 'pki'),
+    ...(opts.pki.leafLifetime ? { leafLifetime: opts.pki.leafLifetime } : {}),
+    ...(opts.pki.renewBefore ? { renewBefore: opts.pki.renewBefore } : {}),
+  });
   const metrics = createMetrics({ processMetrics: true });
   const clock = systemClock;
   // ---- etcd's transport per cluster: mutual TLS from the etcd CA, except legacy plain-HTTP
@@ -176,6 +182,14 @@ export async function startCoordinator(
     log: componentLogger(log, 'pki'),
   });
   await certificates.load();
+  const renewals: CertRenewals = new CertRenewals({
+    leaves: () => certificates.rows().filter((r) => r.kind === 'leaf'),
+    clusters: () => engine.listTopologies().map((t) => t.cluster.name),
+    assignments: (c) => engine.currentAssignments(c),
+    enqueue: (key) => engine.queue.add(key),
+    clock,
+    renewBeforeMs: pki.options.renewBeforeMs,
+  });
   // ---- etcd snapshots (coordinator/etcd/snapshot-book.ts): off the etcd hosts, in the JetStream
   // object store beside the bucket, else in the data dir; on each cluster's schedule
   const snapshots: SnapshotBook = new SnapshotBook({
@@ -241,7 +255,8 @@ export async function startCoordinator(
     state,
     events,
     planAddons: (nodeId) => purge.addons(nodeId),
-    assignmentOverlay: (cluster, current) => restores.overlay(cluster, current),
+    // a running etcd restore's epochs and parked members, then the certificates due for renewal
+    assignmentOverlay: (cluster, current) => renewals.overlay(cluster, restores.overlay(cluster, current)),
     etcdTransport: (cluster) => etcdTransports.get(cluster),
     beforeSweep: () => void rebase.beforeSweep(),
     // the repair policy's narrow ports: the read model and event log built above, and from the
@@ -333,6 +348,7 @@ export async function startCoordinator(
   await snapshots.load();
   snapshots.start();
   restores.startDriving();
+  renewals.start(Math.min(10 * 60_000, Math.max(1000, pki.options.leafLifetimeMs / 20)));
   // a lost etcd quorum is announced with the newest snapshot and the way back
   const quorumWatch = new QuorumWatch({
     clusters: () =>
@@ -397,6 +413,7 @@ export async function startCoordinator(
     quorumWatch.stop();
     snapshots.stop();
     restores.stop();
+    renewals.stop();
     caRotation.stop();
     joinTokens.stop();
     await push.close().catch(() => {});
@@ -444,6 +461,8 @@ export async function startCoordinator(
         quorumWatch.stop();
         snapshots.stop();
         restores.stop();
+        renewals.stop();
+        renewals.stop();
         caRotation.stop();
         joinTokens.stop();
         await bootstrap.stop();

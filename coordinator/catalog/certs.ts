@@ -12,12 +12,12 @@
  * HTTP before TLS existed stays plain (coordinator/etcd/transport.ts) and lists none of these.
  */
 import type { PlanCertificate, PlanFile } from '../../protocol/index.js';
-import type { NodeRecord } from '../model.js';
+import type { Assignment, NodeRecord } from '../model.js';
 // profiles.js, not the PKI's index: the signer (pki/csr-service.ts) imports the catalog
 import { type CertProfile, certSpecFor, type PkiClusterContext, type PkiNode } from '../pki/profiles.js';
 import type { Topology } from '../topology/index.js';
 import { CERTS, CLIENT_CERT, certPath } from './paths.js';
-import type { ApiEndpoint, PkiRenderOptions, RenderContext } from './types.js';
+import type { ApiEndpoint, CertRenewalExtras, PkiRenderOptions, RenderContext } from './types.js';
 
 export type { PkiRenderOptions };
 
@@ -95,9 +95,11 @@ export function planCertificates(
   const context = pkiContextFor(ctx.topology, ctx.api, pki.extraApiserverSans);
   const node = pkiNodeFor(ctx.node);
   const at = (f: string) => certPath(ctx.topology, ctx.assignment, f);
+  const renew = (ctx.assignment as Assignment & CertRenewalExtras).certRenew ?? {};
   return wanted.map(([profile, name]) => {
     const spec = certSpecFor(profile, { node, role: ctx.role, context });
     return {
+      ...(renew[profile] ? { renewSerial: renew[profile] } : {}),
       profile,
       commonName: spec.commonName,
       organizations: spec.organizations,

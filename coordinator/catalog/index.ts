@@ -70,6 +70,7 @@ export {
 } from './roles/node.js';
 export type {
   ApiEndpoint,
+  CertRenewalExtras,
   EtcdAssignmentExtras,
   Member,
   RenderCacheLike,

@@ -17,6 +17,7 @@ import { renderCustom } from './roles/custom.js';
 import { rolePrivileges } from './roles/least-privilege.js';
 import {
   type ApiEndpoint,
+  type CertRenewalExtras,
   type EtcdAssignmentExtras,
   isParked,
   type Member,
@@ -136,6 +137,7 @@ function instanceKey(base: string, deps: string, m: Member): string {
     a.existing === true ? 'x' : '',
     a.initialCluster ?? '',
     a.seed?.snapshotId ?? '',
+    JSON.stringify((a as Member['assignment'] & CertRenewalExtras).certRenew ?? null),
     n.id,
     n.address,
     n.hostname,

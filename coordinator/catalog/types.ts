@@ -78,6 +78,15 @@ export interface EtcdAssignmentExtras {
   parked?: boolean;
 }
 
+/**
+ * Certificates the coordinator renews (coordinator/pki/renewals.ts): profile → the serial of the
+ * certificate to replace. Rendered as PlanCertificate.renewSerial, so the instance's plan changes
+ * and the rollout gate restarts a few instances of a role at a time.
+ */
+export interface CertRenewalExtras {
+  certRenew?: Record<string, string>;
+}
+
 /** A member a restore holds out of the cluster until its turn to rejoin. */
 export const isParked = (a: Assignment): boolean => (a as Assignment & EtcdAssignmentExtras).parked === true;
 

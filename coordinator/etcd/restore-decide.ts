@@ -3,10 +3,12 @@
  * onto which member, and what the cluster's etcd assignments become while the restore runs (the
  * overlay the cluster reconcile applies before placement). coordinator/etcd/restore.ts acts on it.
  *
- * The way back from a lost quorum, as etcd documents it: restore the snapshot onto ONE member as a
- * new single-member cluster (new data dir: the epoch is bumped), point the API servers at it, then
- * add the other members back one at a time, each with a fresh data dir and an `--initial-cluster`
- * of the members so far. Until its turn a member is parked: rendered nowhere, no one's peer.
+ * The way back from a lost quorum, as etcd documents it: stop every other member (parked:
+ * rendered nowhere, no one's peer), restore the snapshot onto ONE member as a new single-member
+ * cluster (new data dir: the epoch is bumped), point the API servers at it, then add the other
+ * members back one at a time, each with a fresh data dir and an `--initial-cluster` of the
+ * members so far. While the others stop (`stopping`), the target keeps its old epoch, so the API
+ * servers, pointed at it alone, never talk to two clusters.
  */
 import { etcdInitialCluster } from '../catalog/roles/etcd.js';
 import type { EtcdAssignmentExtras } from '../catalog/types.js';
@@ -16,7 +18,7 @@ import type { SnapshotRecord } from './snapshot-book.js';
 
 export const RESTORE_PREFIX = 'etcd-restores/';
 
-export type RestorePhase = 'seeding' | 'rejoining' | 'complete' | 'failed';
+export type RestorePhase = 'stopping' | 'seeding' | 'rejoining' | 'complete' | 'failed';
 
 /** A restore, as the store keeps it (`etcd-restores/<cluster>`): the source of truth of its progress. */
 export interface RestoreRecord {
@@ -91,7 +93,7 @@ export type RestoreDecision =
     };
 
 export const isActive = (r: RestoreRecord | undefined): boolean =>
-  !!r && (r.phase === 'seeding' || r.phase === 'rejoining');
+  !!r && (r.phase === 'stopping' || r.phase === 'seeding' || r.phase === 'rejoining');
 
 /** The etcd cluster ids a cluster ran as before its last restore (their snapshots are its own). */
 export function lineageOf(r: RestoreRecord | undefined): string[] {
@@ -143,7 +145,8 @@ export function decideRestore(i: RestoreInput): RestoreDecision {
   const name = target.assignment.instanceId;
   const steps = [
     `check etcd snapshot ${s.id}: cluster ${s.cluster}, etcd cluster ${s.etcdClusterId}, revision ${s.revision}, ${s.size} bytes, SHA-256 ${s.sha256.slice(0, 16)}…`,
-    `stop every etcd member of ${cluster} (${members.map((m) => m.assignment.instanceId).join(', ')}); each gets a new epoch and a fresh data dir, the old ones stay on disk`,
+    `stop every other etcd member of ${cluster} (${parked.map((m) => m.assignment.instanceId).join(', ') || 'none'}); they get new epochs and fresh data dirs, the old ones stay on disk; the API servers point at ${name} alone meanwhile`,
+    `once they are stopped (or their nodes are down), stop ${name} too: it restarts at a new epoch on a fresh data dir`,
     `restore the snapshot onto ${name} on node ${target.assignment.nodeId} as a new single-member cluster (etcdutl snapshot restore, revision bumped; etcdctl on etcd 3.4)`,
     'point the API servers at the restored member',
     ...parked.map(
@@ -182,7 +185,7 @@ export function restoreOverlay(current: readonly Assignment[], r: RestoreRecord 
     if (a.role !== 'etcd') return a;
     const x = a as Extras;
     if (a.instanceId === r.target.instanceId) {
-      if (a.epoch >= r.target.epoch || a.nodeId !== r.target.nodeId) return a;
+      if (r.phase === 'stopping' || a.epoch >= r.target.epoch || a.nodeId !== r.target.nodeId) return a;
       const { previousNodeId: _p, parked: _k, ...rest } = x;
       return {
         ...rest,

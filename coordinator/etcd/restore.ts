@@ -209,7 +209,7 @@ export class EtcdRestore {
       parked: d.parked.map((m) => ({ instanceId: m.assignment.instanceId, epoch: m.assignment.epoch + 1 })),
       released: [],
       rejoined: [],
-      phase: 'seeding',
+      phase: 'stopping',
       forced: req.force === true,
       ...(req.by ? { by: req.by } : {}),
       startedAt: now,
@@ -276,11 +276,32 @@ export class EtcdRestore {
     const url = (n: NodeRecord, port = ETCD_CLIENT_PORT) => etcdMemberUrl(t.scheme, n.address, port);
     const now = () => new Date(this.p.clock.now()).toISOString();
     const target = this.memberOf(r, r.target.instanceId);
-    if (!target?.node || target.a.epoch !== r.target.epoch) return; // the overlay is not written yet
+    if (!target?.node) return;
+    if (r.phase === 'stopping') {
+      // every other member stopped, or its node down: only then is the target restarted on the
+      // snapshot, so no API server ever talks to the old cluster and the new one at once
+      const still = r.parked.filter((p) => this.stillRuns(r, p.instanceId, p.epoch));
+      if (still.length > 0) return;
+      await this.save({ ...r, phase: 'seeding' });
+      this.p.emit({
+        kind: 'etcd.restore-stopped',
+        severity: 'info',
+        cluster: r.cluster,
+        role: ETCD,
+        message: `etcd restore ${r.id}: the other members are stopped (${r.parked.map((p) => p.instanceId).join(', ') || 'none'}); ${r.target.instanceId} on ${r.target.nodeId} restarts on snapshot ${r.snapshotId}`,
+        data: { restore: r.id },
+      });
+      this.p.enqueue(`cluster:${r.cluster}`);
+      return;
+    }
+    if (target.a.epoch !== r.target.epoch) return; // the overlay is not written yet
+    const status = this.p.status ?? memberStatus;
     const admin = this.p.admin([url(target.node)], t.tls, this.p.clock);
     if (r.phase === 'seeding') {
-      const st = await (this.p.status ?? memberStatus)(url(target.node), t.tls).catch(() => undefined);
+      // the restored member: a single-member cluster (the old process would list its old peers)
+      const st = await status(url(target.node), t.tls).catch(() => undefined);
       if (!st || (await admin.healthyEndpoints([url(target.node)])).length === 0) return;
+      if ((await admin.memberList([url(target.node)]).catch(() => [])).length !== 1) return;
       const next: RestoreRecord = { ...r, phase: 'rejoining', seededAt: now(), clusterIdAfter: st.clusterId };
       await this.save(next);
       this.p.emit({
@@ -309,7 +330,12 @@ export class EtcdRestore {
       const peer = url(j.node, ETCD_PEER_PORT);
       const listed = members.find((m) => m.peerURLs.includes(peer));
       const healthy = (await admin.healthyEndpoints([url(j.node)])).length === 1;
-      if (!listed || !healthy) return;
+      // healthy in the restored cluster, not an old process still serving the old one
+      const inside = await status(url(j.node), t.tls).then(
+        (s) => s.clusterId === r.clusterIdAfter,
+        () => false,
+      );
+      if (!listed || !healthy || !inside) return;
       const next: RestoreRecord = { ...r, joining: undefined, rejoined: [...r.rejoined, r.joining] };
       delete next.joining;
       await this.save(next);
@@ -389,6 +415,19 @@ export class EtcdRestore {
   }
 
   /**
+   * Whether a parked member may still run at an older epoch: its node is up and its last status
+   * lists the instance running below the epoch the restore gave it.
+   */
+  private stillRuns(r: RestoreRecord, instanceId: string, epoch: number): boolean {
+    const m = this.memberOf(r, instanceId);
+    if (!m) return false;
+    const l = this.p.liveness(m.a.nodeId);
+    if (!l || l.state === 'Unreachable') return false;
+    const i = l.status?.instances.find((x) => x.id === instanceId);
+    return !!i && runningPhase(i.phase) && (i.epoch === undefined || i.epoch < epoch);
+  }
+
+  /**
    * A chunk of the snapshot a node's plan seeds an instance from. The node is the sender's
    * identity (its subject); only a node whose desired plan seeds that instance from that snapshot,
    * during a running restore, gets anything.
@@ -404,7 +443,10 @@ export class EtcdRestore {
       .desiredPlan(req.nodeId)
       ?.instances.find((i) => i.id === req.instanceId);
     const active = this.list().some(
-      (r) => isActive(r) && r.snapshotId === req.snapshotId && r.target.nodeId === req.nodeId,
+      (r) =>
+        (r.phase === 'seeding' || r.phase === 'rejoining') &&
+        r.snapshotId === req.snapshotId &&
+        r.target.nodeId === req.nodeId,
     );
     if (spec?.seed?.snapshotId !== req.snapshotId || !active) {
       this.p.log.warn(

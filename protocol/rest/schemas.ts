@@ -283,6 +283,7 @@ export const EtcdRestoreView = Type.Object(
     joining: Type.Optional(Type.String()),
     rejoined: Type.Array(Type.String()),
     phase: Type.Union([
+      Type.Literal('stopping'),
       Type.Literal('seeding'),
       Type.Literal('rejoining'),
       Type.Literal('complete'),

@@ -126,6 +126,13 @@ export const PlanCertificate = Type.Object({
   certPath: NodePath,
   keyPath: NodePath,
   caPath: NodePath,
+  renewSerial: Type.Optional(
+    Type.String({
+      pattern: '^[0-9a-fA-F]{1,128}$',
+      description:
+        'the coordinator renews this certificate: the one on disk with this serial (hex) is replaced by a new CSR. Asked through the rollout gate, a few instances of a role at a time',
+    }),
+  ),
 });
 export type PlanCertificate = Static<typeof PlanCertificate>;
 

@@ -175,6 +175,7 @@ describe('etcd restore after a lost quorum (real etcd ×3 over mTLS, real agents
     expect(story).toEqual([
       'etcd.restore-started',
       'etcd.restore-refused',
+      'etcd.restore-stopped',
       'etcd.restore-seeded',
       'etcd.restore-member-rejoining',
       'etcd.restore-member-rejoined',

@@ -172,6 +172,12 @@ describe('restoreOverlay', () => {
     expect(restoreOverlay(current, rec({ phase: 'complete' }))).toEqual(current);
   });
 
+  it('while the others stop, the target keeps its old epoch (the API servers point at it alone)', () => {
+    const out = restoreOverlay(current, rec({ phase: 'stopping' }));
+    expect(out[0]).toEqual(current[0]);
+    for (const a of out.slice(1)) expect(x(a)).toMatchObject({ epoch: 2, parked: true });
+  });
+
   it('lets a released member in with the list it joins with, and keeps a parked one parked when it moved', () => {
     const parked = restoreOverlay(current, rec());
     const released = restoreOverlay(
