@@ -99,6 +99,8 @@ export interface FleetOptions {
   /** the coordinator's store: the lowdb file (default) or a JetStream bucket on the fleet's nats-server */
   store?: 'lowdb' | 'jetstream';
   logLevel?: string;
+  /** more coordinator flags, e.g. `{ 'pki-leaf-lifetime': '150s' }` */
+  coordinatorFlags?: Record<string, string>;
 }
 
 export interface FleetNode {
@@ -214,6 +216,7 @@ export class Fleet {
       'standin-command': `${process.execPath},${join(DIST, 'drover-standin.mjs')}`,
       'log-level': this.opts.logLevel ?? 'info',
       ...(this.opts.store === 'jetstream' ? { 'store-backend': 'jetstream' } : {}),
+      ...(this.opts.coordinatorFlags ?? {}),
     };
   }
 

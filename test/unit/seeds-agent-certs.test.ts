@@ -9,6 +9,7 @@ import { planCertificates } from '../../coordinator/catalog/index.js';
 import { ClusterPki } from '../../coordinator/pki/index.js';
 import { ManualClock } from '../../lib/clock.js';
 import { generateCsr } from '../../lib/csr.js';
+import { x509 } from '../../lib/x509.js';
 import { type InstanceSpec, PROTOCOL_VERSION } from '../../protocol/index.js';
 import { makeNode } from '../helpers/cluster-fixtures.js';
 import { opensslVerify } from '../helpers/pki.js';
@@ -122,6 +123,23 @@ describe('agent certificates (CertManager)', () => {
     expect(await certs.ensure(spec)).toBe(true);
     expect(readFileSync(certFile, 'utf8')).not.toBe(first);
     expect(await certs.check(c)).toBeUndefined();
+    expect(asked).toEqual(['kube-proxy', 'kube-proxy']);
+  });
+
+  it("renews early when the plan names the serial on disk (the coordinator's renewal), and only that one", async () => {
+    const { rootDir, certs, asked } = await setup('3h');
+    const spec = proxySpec();
+    const c = spec.certificates![0]!;
+    await certs.ensure(spec);
+    const first = new x509.X509Certificate(readFileSync(join(rootDir, c.certPath), 'utf8'));
+    expect(await certs.check({ ...c, renewSerial: 'ffff' })).toBeUndefined();
+    const asking = { ...spec, certificates: [{ ...c, renewSerial: first.serialNumber.toUpperCase() }] };
+    expect(await certs.check(asking.certificates[0]!)).toBe('renew');
+    expect(await certs.ensure(asking)).toBe(true);
+    const second = new x509.X509Certificate(readFileSync(join(rootDir, c.certPath), 'utf8'));
+    expect(second.serialNumber).not.toBe(first.serialNumber);
+    // the same plan again: the serial it names is gone, nothing more to do
+    expect(await certs.ensure(asking)).toBe(false);
     expect(asked).toEqual(['kube-proxy', 'kube-proxy']);
   });
 
