@@ -77,7 +77,7 @@ function coordinator(rec: Partial<RestoreRecord> = {}, plan?: NodePlan) {
   return { store, restores, record };
 }
 
-const seedSpec = (root: string, tool: string): InstanceSpec =>
+const seedSpec = (tool: string): InstanceSpec =>
   ({
     id: 'etcd#0',
     role: 'etcd',
@@ -127,8 +127,7 @@ function fakeTool(dir: string, exit = 0): string {
 
 describe('snapshot chunks (coordinator side)', () => {
   it('serves the restoring node, chunk by chunk, and no one else', async () => {
-    const root = tempDir('seed-chunks');
-    const spec = seedSpec(root, 'x');
+    const spec = seedSpec('x');
     const { store, restores, record } = coordinator({}, planFor(spec));
     await store.put(`etcd-restores/prod`, record);
     await restores.load();
@@ -155,8 +154,7 @@ describe('snapshot chunks (coordinator side)', () => {
   });
 
   it('serves nothing once the restore ended, or when the plan does not seed from it', async () => {
-    const root = tempDir('seed-chunks-ended');
-    const spec = seedSpec(root, 'x');
+    const spec = seedSpec('x');
     const done = coordinator({ phase: 'complete' }, planFor(spec));
     await done.store.put('etcd-restores/prod', done.record);
     await done.restores.load();
@@ -174,7 +172,7 @@ describe('SnapshotSeeder (agent side)', () => {
     const root = join(dir, 'root');
     mkdirSync(root, { recursive: true });
     const tool = fakeTool(dir);
-    const spec = seedSpec(root, tool);
+    const spec = seedSpec(tool);
     const { store, restores, record } = coordinator({}, planFor(spec));
     await store.put('etcd-restores/prod', record);
     await restores.load();
