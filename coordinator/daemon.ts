@@ -25,6 +25,7 @@ import type { HaView } from './ha/view.js';
 import { JoinTokenStore } from './join-tokens.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { ClusterBootstrap } from './kube/bootstrap-service.js';
+import { clusterOfRecord } from './labels.js';
 import { LivenessRebase, stallThresholdMs } from './liveness-rebase.js';
 import { NatsBus } from './nats.js';
 import { revokeRemovedNode } from './node-removal.js';
@@ -256,6 +257,10 @@ export async function startCoordinator(
     events,
     planAddons: (nodeId) => purge.addons(nodeId),
     // a running etcd restore's epochs and parked members, then the certificates due for renewal
+    bypassRollout: (nodeId) => {
+      const rec = nodes.get(nodeId);
+      return !!rec && restores.running(clusterOfRecord(rec));
+    },
     assignmentOverlay: (cluster, current) => renewals.overlay(cluster, restores.overlay(cluster, current)),
     etcdTransport: (cluster) => etcdTransports.get(cluster),
     beforeSweep: () => void rebase.beforeSweep(),

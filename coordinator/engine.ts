@@ -89,6 +89,8 @@ export interface EngineOptions<R extends RepairHooks = RepairHooks> {
    * one writer of assignments
    */
   assignmentOverlay?: (cluster: string, current: Assignment[]) => Assignment[];
+  /** nodes whose plans skip the rollout gate (those of a cluster whose etcd is being restored) */
+  bypassRollout?: (nodeId: string) => boolean;
   /** extra plan fields per node (the purge lists of `drover clean --purge`, coordinator/clean.ts) */
   planAddons?: PlanAddons;
   /** runs before each liveness sweep (the stall re-base, coordinator/liveness-rebase.ts) */
@@ -180,6 +182,7 @@ export class Engine<R extends RepairHooks = RepairHooks> {
       epoch,
       pushTimeoutMs: opts.timings.pushTimeoutMs,
       onPush: opts.onPush,
+      ...(opts.bypassRollout ? { bypassRollout: opts.bypassRollout } : {}),
     });
     // the policy gets ports, not the engine: the task sender is the operator actions', built below
     this.repair = opts.repair?.({

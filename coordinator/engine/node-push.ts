@@ -28,6 +28,12 @@ export interface NodePushPorts {
   epoch: () => number;
   pushTimeoutMs: number;
   onPush?: (ok: boolean) => void;
+  /**
+   * Plans that go out without waiting for the rollout gate: the nodes of a cluster whose etcd is
+   * being restored (its control plane is down or being rebuilt; holding a parked member's stop or a
+   * joiner's start behind an API server's rolling restart only keeps etcd without quorum longer)
+   */
+  bypassRollout?: (nodeId: string) => boolean;
 }
 
 export class NodePush {
@@ -88,12 +94,14 @@ export class NodePush {
       !l.statusResync
     )
       return undefined;
-    const blocked = this.rollout.acquire(
-      nodeId,
-      d.plan,
-      (role) => this.roleCounts.get(role) ?? 0,
-      (role) => this.unavailableByRole().get(role) ?? NONE,
-    );
+    const blocked = this.p.bypassRollout?.(nodeId)
+      ? []
+      : this.rollout.acquire(
+          nodeId,
+          d.plan,
+          (role) => this.roleCounts.get(role) ?? 0,
+          (role) => this.unavailableByRole().get(role) ?? NONE,
+        );
     if (blocked.length) {
       log.debug(
         { nodeId, roles: blocked },

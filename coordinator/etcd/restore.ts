@@ -113,6 +113,11 @@ export class EtcdRestore {
     return this.records.get(cluster)?.r;
   }
 
+  /** Whether a restore of the cluster is running (its plans skip the rollout gate). */
+  running(cluster: string): boolean {
+    return isActive(this.get(cluster));
+  }
+
   list(): RestoreRecord[] {
     return [...this.records.values()].map((x) => x.r).sort((a, b) => b.startedAt.localeCompare(a.startedAt));
   }

@@ -326,7 +326,12 @@ describe('seed 003 on the real Kubernetes control plane (lab on loopback)', () =
     const restoredMs = Date.now() - t0;
     expect(out).toMatch(/started/);
     const state = readState(dir);
-    const members = (await k.api.assignments())
+    // asked again if a kept-alive connection went stale during the restore's wait
+    const placed = await waitFor('the assignments', () => k.api.assignments().catch(() => undefined), {
+      timeoutMs: 20_000,
+      intervalMs: 1000,
+    });
+    const members = placed
       .filter((a) => a.role === 'etcd')
       .map((a) => etcdUrl(state.nodes.find((n) => n.name === a.nodeId)!.address));
     expect(members).toHaveLength(3);
