@@ -4,9 +4,10 @@
  * Read by `drover get certificates`, the metric `drover_certificate_expiry_seconds` and the daily
  * CA check, which raises `pki.ca-expiring` 30 days before a CA's certificate expires.
  *
- * Renewal itself is the agent's: it sends a new CSR once a leaf is inside its renewal window
- * (lib/cert-renewal.ts: 30 days before expiry, at most a third of the lifetime), and the new
- * certificate replaces the record. `renewAt` here is that same moment.
+ * Renewal is the coordinator's (coordinator/pki/renewals.ts): 37 days before expiry, at most the
+ * last half of the lifetime, rolled through the rollout gate; a row's `renewAt` is that moment. The
+ * agent's own renewal (lib/cert-renewal.ts: 30 days before expiry, at most the last third;
+ * `renewAt()` here) is the fallback. Either way the new certificate replaces the record.
  */
 
 import { DAY_MS, DEFAULT_RENEW_BEFORE_MS } from '../../lib/cert-renewal.js';
@@ -51,6 +52,23 @@ export function renewAt(
   const nb = Date.parse(notBefore);
   const na = Date.parse(notAfter);
   return new Date(na - Math.min(renewBeforeMs, (na - nb) / 3)).toISOString();
+}
+
+/** How much earlier than the agent's own window the coordinator renews (coordinator/pki/renewals.ts). */
+export const COORDINATOR_RENEW_LEAD_MS = 7 * DAY_MS;
+
+/**
+ * When the coordinator renews a leaf of that validity, through the rollout gate: `renewBefore`
+ * plus 7 days before expiry (37 days by default), at most the last half of its lifetime.
+ */
+export function coordinatorRenewAt(
+  notBefore: string,
+  notAfter: string,
+  renewBeforeMs = DEFAULT_RENEW_BEFORE_MS,
+): number {
+  const nb = Date.parse(notBefore);
+  const na = Date.parse(notAfter);
+  return na - Math.min(renewBeforeMs + COORDINATOR_RENEW_LEAD_MS, (na - nb) / 2);
 }
 
 const key = (l: Pick<IssuedLeaf, 'cluster' | 'nodeId' | 'instanceId' | 'profile'>) =>
@@ -120,7 +138,8 @@ export class CertificateBook {
         serialNumber: l.serialNumber,
         notBefore: l.notBefore,
         notAfter: l.notAfter,
-        renewAt: renewAt(l.notBefore, l.notAfter),
+        // the coordinator's renewal (the agent's own, at `renewAt()`, is the fallback)
+        renewAt: new Date(coordinatorRenewAt(l.notBefore, l.notAfter)).toISOString(),
       }))
       .sort((a, b) => a.notAfter.localeCompare(b.notAfter) || a.node.localeCompare(b.node));
     return [...cas, ...leaves];

@@ -13,25 +13,13 @@
  * `renewalOverlay` decides purely; `CertRenewals` wakes the cluster reconcile (the one writer of
  * assignments) when a renewal is due.
  */
-import { DAY_MS, DEFAULT_RENEW_BEFORE_MS } from '../../lib/cert-renewal.js';
+import { DEFAULT_RENEW_BEFORE_MS } from '../../lib/cert-renewal.js';
 import type { Clock } from '../../lib/clock.js';
 import type { CertRenewalExtras } from '../catalog/types.js';
 import type { Assignment } from '../model.js';
-import type { CertificateRow } from './cert-book.js';
+import { type CertificateRow, coordinatorRenewAt } from './cert-book.js';
 
-/** How much earlier than the agent's own window the coordinator renews. */
-export const COORDINATOR_RENEW_LEAD_MS = 7 * DAY_MS;
-
-/** When the coordinator renews a leaf of that validity. */
-export function coordinatorRenewAt(
-  notBefore: string,
-  notAfter: string,
-  renewBeforeMs = DEFAULT_RENEW_BEFORE_MS,
-): number {
-  const nb = Date.parse(notBefore);
-  const na = Date.parse(notAfter);
-  return na - Math.min(renewBeforeMs + COORDINATOR_RENEW_LEAD_MS, (na - nb) / 2);
-}
+export { COORDINATOR_RENEW_LEAD_MS, coordinatorRenewAt } from './cert-book.js';
 
 type WithRenew = Assignment & CertRenewalExtras;
 

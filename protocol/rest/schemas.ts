@@ -320,7 +320,7 @@ export const CertificateItem = Type.Object(
     notAfter: IsoTime,
     renewAt: Type.String({
       description:
-        'when its holder renews it: the agent 30 days before expiry (at most a third of the lifetime); a CA in its last year',
+        'when it is renewed: a leaf by the coordinator through the rollout gate 37 days before expiry (at most the last half of its lifetime; the agent on its own at 30 days, at most the last third, if no coordinator did); a CA in its last year',
     }),
   },
   { $id: 'CertificateItem' },
