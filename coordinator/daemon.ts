@@ -32,7 +32,7 @@ import { revokeRemovedNode } from './node-removal.js';
 import { NodeRegistry } from './nodes.js';
 import { compileEngineOptions } from './options.js';
 import { CertificateBook, ClusterPki, csrSigner } from './pki/index.js';
-import { CertRenewals } from './pki/renewals.js';
+import { CertRenewals } from './pki/renewal-roll.js';
 import { RepairPolicy } from './repair.js';
 import { ClusterState } from './state/cluster-state.js';
 import { type OpenedStore, openConfiguredStore, storeChoice } from './store/open.js';

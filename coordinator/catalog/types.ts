@@ -79,7 +79,7 @@ export interface EtcdAssignmentExtras {
 }
 
 /**
- * Certificates the coordinator renews (coordinator/pki/renewals.ts): profile → the serial of the
+ * Certificates the coordinator renews (coordinator/pki/renewal-roll.ts): profile → the serial of the
  * certificate to replace. Rendered as PlanCertificate.renewSerial, so the instance's plan changes
  * and the rollout gate restarts a few instances of a role at a time.
  */

@@ -25,7 +25,7 @@ import {
 import { coordinatorError } from '../errors.js';
 import type { EventLog } from '../events.js';
 import { agentLabelsOf, CLUSTER_LABEL, clusterOfRecord, mergeLabels } from '../labels.js';
-import { isHealthy, type NodeRecord } from '../model.js';
+import type { NodeRecord } from '../model.js';
 import { type Liveness, NodeRegistry, sameMachine } from '../nodes.js';
 import type { ClusterState } from '../state/cluster-state.js';
 import { statusEvents } from '../status-events.js';
@@ -393,7 +393,7 @@ export class Intake {
       });
     }
     for (const e of statusEvents(before, st)) this.p.events.emit(e);
-    for (const i of st.instances) if (isHealthy(i)) this.p.push.released(i.role, i.id, i.checksum);
+    for (const i of st.instances) this.p.push.released(st.nodeId, i);
     this.p.observeStatus?.(st);
   }
 

@@ -48,8 +48,18 @@ export class NodePush {
       const l = nodes.liveness(nodeId);
       if (!l || l.state === 'Unreachable') return true;
       const i = l.status?.instances.find((x) => x.id === instanceId);
-      return !!i && i.checksum === checksum && isHealthy(i);
+      return !!i && i.checksum === checksum && this.backUp(nodeId, i);
     });
+  }
+
+  /**
+   * Whether a restarted instance counts as back for the rollout: its probe passed (Healthy) when
+   * its plan has one; merely Running is not enough then (an etcd member that runs but has not
+   * rejoined yet), or the next instance of the role would go down beside it.
+   */
+  private backUp(nodeId: string, i: { id: string; phase: string; health: string }): boolean {
+    const probed = this.p.plans.get(nodeId)?.plan.instances.find((x) => x.id === i.id)?.health !== undefined;
+    return probed ? i.phase === 'Healthy' && i.health !== 'unhealthy' : isHealthy(i);
   }
 
   /** Counts instances per role over every assignment (after a cluster reconcile wrote them). */
@@ -62,9 +72,13 @@ export class NodePush {
     this.unavailableMemo = undefined;
   }
 
-  /** An instance reported healthy: the pushes it held back may go now. */
-  released(role: string, instanceId: string, checksum: string): void {
-    for (const next of this.rollout.release(role, instanceId, checksum)) this.p.enqueue(`node:${next}`);
+  /** An instance's status came in: once it is back up, the pushes it held back may go now. */
+  released(
+    nodeId: string,
+    i: { id: string; role: string; checksum: string; phase: string; health: string },
+  ): void {
+    if (!this.backUp(nodeId, i)) return;
+    for (const next of this.rollout.release(i.role, i.id, i.checksum)) this.p.enqueue(`node:${next}`);
   }
 
   /** Instances restarting under the rollout gate now (see RolloutGate.restarting). */

@@ -4,13 +4,13 @@
  * Read by `drover get certificates`, the metric `drover_certificate_expiry_seconds` and the daily
  * CA check, which raises `pki.ca-expiring` 30 days before a CA's certificate expires.
  *
- * Renewal is the coordinator's (coordinator/pki/renewals.ts): 37 days before expiry, at most the
+ * Renewal is the coordinator's (coordinator/pki/renewal-roll.ts): 37 days before expiry, at most the
  * last half of the lifetime, rolled through the rollout gate; a row's `renewAt` is that moment. The
  * agent's own renewal (lib/cert-renewal.ts: 30 days before expiry, at most the last third;
  * `renewAt()` here) is the fallback. Either way the new certificate replaces the record.
  */
 
-import { DAY_MS, DEFAULT_RENEW_BEFORE_MS } from '../../lib/cert-renewal.js';
+import { DAY_MS, DEFAULT_RENEW_BEFORE_MS, issuedLifetime } from '../../lib/cert-renewal.js';
 import type { Logger } from '../../lib/logger.js';
 import type { EventInput } from '../events.js';
 import type { Store } from '../store/types.js';
@@ -51,10 +51,10 @@ export function renewAt(
 ): string {
   const nb = Date.parse(notBefore);
   const na = Date.parse(notAfter);
-  return new Date(na - Math.min(renewBeforeMs, (na - nb) / 3)).toISOString();
+  return new Date(na - Math.min(renewBeforeMs, issuedLifetime(nb, na) / 3)).toISOString();
 }
 
-/** How much earlier than the agent's own window the coordinator renews (coordinator/pki/renewals.ts). */
+/** How much earlier than the agent's own window the coordinator renews (coordinator/pki/renewal-roll.ts). */
 export const COORDINATOR_RENEW_LEAD_MS = 7 * DAY_MS;
 
 /**
@@ -68,7 +68,7 @@ export function coordinatorRenewAt(
 ): number {
   const nb = Date.parse(notBefore);
   const na = Date.parse(notAfter);
-  return na - Math.min(renewBeforeMs + COORDINATOR_RENEW_LEAD_MS, (na - nb) / 2);
+  return na - Math.min(renewBeforeMs + COORDINATOR_RENEW_LEAD_MS, issuedLifetime(nb, na) / 2);
 }
 
 const key = (l: Pick<IssuedLeaf, 'cluster' | 'nodeId' | 'instanceId' | 'profile'>) =>

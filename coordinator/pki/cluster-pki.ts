@@ -47,6 +47,7 @@ import {
   DEFAULT_CA_LIFETIME_MS,
   DEFAULT_LEAF_LIFETIME_MS,
   DEFAULT_RENEW_BEFORE_MS,
+  ISSUE_BACKDATE_MS,
   needsRenewal,
 } from './renewal.js';
 
@@ -83,7 +84,7 @@ export interface CompiledClusterPkiOptions {
 
 export const DEFAULT_CA_RENEW_BEFORE_MS = 365 * DAY_MS;
 /** Leaves are back-dated this much so a node whose clock is slightly behind accepts them at once. */
-export const CLOCK_SKEW_MS = 5 * 60_000;
+export const CLOCK_SKEW_MS = ISSUE_BACKDATE_MS;
 
 const OPTION_KEYS = new Set([
   'dir',

@@ -3,7 +3,7 @@ import { sameSerial } from '../../agent/certs.js';
 import { renderInstance } from '../../coordinator/catalog/render.js';
 import type { Assignment } from '../../coordinator/model.js';
 import type { CertificateRow } from '../../coordinator/pki/cert-book.js';
-import { CertRenewals, coordinatorRenewAt, renewalOverlay } from '../../coordinator/pki/renewals.js';
+import { CertRenewals, coordinatorRenewAt, renewalOverlay } from '../../coordinator/pki/renewal-roll.js';
 import { DAY_MS } from '../../lib/cert-renewal.js';
 import { ManualClock } from '../../lib/clock.js';
 
@@ -43,7 +43,8 @@ describe('coordinator certificate renewal', () => {
     expect(coordinatorRenewAt(row('x#0', 'p', '1').notBefore, row('x#0', 'p', '1').notAfter)).toBe(
       T0 + YEAR - 37 * DAY_MS,
     );
-    const short = row('x#0', 'p', '1', 'n0', 200_000);
+    // as issued: 200 s after a notBefore back-dated 5 minutes; half of the 200 s
+    const short = { ...row('x#0', 'p', '1', 'n0', 200_000), notBefore: new Date(T0 - 300_000).toISOString() };
     expect(coordinatorRenewAt(short.notBefore, short.notAfter)).toBe(T0 + 100_000);
   });
 

@@ -203,8 +203,8 @@ describe('plans with a cluster PKI (golden)', () => {
     expect(rows.filter((r) => r.kind === 'leaf')).toHaveLength(36);
     const etcdServer = rows.find((r) => r.instance === 'etcd#0' && r.profile === 'etcd-server')!;
     expect(etcdServer).toMatchObject({ cluster: 'ha', kind: 'leaf' });
-    // renewed by the agent 30 days before expiry (a year's leaf)
-    expect(Date.parse(etcdServer.notAfter) - Date.parse(etcdServer.renewAt)).toBe(30 * 86_400_000);
+    // renewed by the coordinator 37 days before expiry (a year's leaf; the agent's own is at 30)
+    expect(Date.parse(etcdServer.notAfter) - Date.parse(etcdServer.renewAt)).toBe(37 * 86_400_000);
     // and in the metrics, in seconds until expiry
     const metrics = createMetrics();
     metrics.observe({ engine: fakeMetricsEngine(), certificates: () => book.rows() });
