@@ -93,9 +93,14 @@ describe('coordinator HA: lease, followers, hand-over (3 coordinators, 3 nats-se
 
   it('one leader; every coordinator lists all three with the leader, its epoch and lease age', async () => {
     expect([...handles.values()].filter((h) => h.isLeader()).map((h) => h.id)).toEqual(['c1']);
-    await waitFor('three members', async () => {
-      const r = await (await get('c2', '/v1/coordinators')).json();
-      return r.items?.length === 3;
+    // the new leader's epoch shows once it has started its engine: asked until every view has it
+    await waitFor('three members and the leader with its epoch, in every view', async () => {
+      for (const id of ['c1', 'c2', 'c3']) {
+        const r = await (await get(id, '/v1/coordinators')).json();
+        const l = r.items?.find((i: { role: string }) => i.role === 'leader');
+        if (r.items?.length !== 3 || typeof l?.epoch !== 'number') return false;
+      }
+      return true;
     });
     for (const id of ['c1', 'c2', 'c3']) {
       const body = await (await get(id, '/v1/coordinators')).json();
