@@ -90,6 +90,19 @@ describe('etcd restore after a lost quorum (real etcd ×3 over mTLS, real agents
     ).data;
     await fleet.etcdctl(urls, ['put', '/drover/restore/after', 'written-after-the-snapshot']);
 
+    // 0. bad requests: named, nothing changed
+    expect(await refusal({ snapshot: snap.id, extra: true })).toMatch(/HTTP 400/);
+    expect(await refusal({ snapshot: '../../etc/passwd' })).toMatch(/HTTP 400.*snapshot/);
+    expect(await refusal({})).toMatch(/HTTP 400.*snapshot/);
+    await expect(fleet.api('POST', '/v1/etcd/restore?cluster=nope', { snapshot: snap.id })).rejects.toThrow(
+      /HTTP 404/,
+    );
+    const unconfirmed = await fleet.cli(['etcd', 'restore', '--snapshot', snap.id, '--cluster', 'rs']);
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.stderr).toMatch(/without confirmation; nothing was changed/);
+    expect((await fleet.cli(['etcd', 'restore', '--cluster', 'rs', '--yes'])).stderr).toMatch(
+      /needs --snapshot ID/,
+    );
     // 1. quorum holds: refused (API and CLI), nothing changed
     expect(await refusal({ snapshot: snap.id })).toMatch(/DROVER_ERR_RESTORE_REFUSED.*has quorum \(3 of 3/);
     const cli = await fleet.cli(['etcd', 'restore', '--snapshot', snap.id, '--yes', '--cluster', 'rs']);
