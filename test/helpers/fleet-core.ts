@@ -563,7 +563,11 @@ export class Fleet {
     }
     this.coordProc?.kill('SIGKILL');
     const natsPid = this.nats.pid();
-    if (natsPid) process.kill(natsPid, 'SIGKILL');
+    try {
+      if (natsPid) process.kill(natsPid, 'SIGKILL');
+    } catch {
+      // already gone (the fleet was closed before the process exits)
+    }
   }
 
   close(): Promise<void> {
