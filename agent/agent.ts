@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { type Clock, isoNow, systemClock } from '../lib/clock.js';
@@ -21,7 +20,7 @@ import {
   verifyPlan,
 } from '../protocol/index.js';
 import { Applier, makeExpander } from './applier.js';
-import { busCaPath, busCredsPath, joinBus } from './bus-join.js';
+import { nodeBusSettings } from './bus-join.js';
 import { CertManager } from './certs.js';
 import { errorBody, IllegalStateError } from './errors.js';
 import { type BinaryProbeOptions, collectFacts, type FactsSource, factsKey } from './facts.js';
@@ -30,7 +29,7 @@ import { KeyPin } from './keys.js';
 import { LastOutputs } from './last-output.js';
 import type { AgentOptions } from './options.js';
 import { type AppliedRef, checkPlan } from './plan-guard.js';
-import { Prober, probeUnderRoot } from './probes.js';
+import { ProbeSet } from './probe-set.js';
 import { ProcessRuntime } from './runtime/process.js';
 import { SystemdRuntime, type SystemdRuntimeOptions } from './runtime/systemd.js';
 import type { Runtime } from './runtime/types.js';
@@ -72,12 +71,6 @@ export interface AgentDeps {
   startupGraceMs?: number;
 }
 
-interface ProbeSlot {
-  prober: Prober;
-  checksum: string;
-  pid: number | undefined;
-}
-
 /**
  * The node daemon: resolves its identity, re-adopts what runs, re-applies the persisted plan, then
  * talks to the coordinator through a Session. Everything that keeps roles running is local, so NATS
@@ -99,7 +92,7 @@ export class Agent {
   /** task ids seen, so a replayed task is refused (agent/task-ledger.ts) */
   private readonly ledger: TaskLedger;
   private session_: Session | undefined;
-  private readonly probes = new Map<string, ProbeSlot>();
+  private readonly probes: ProbeSet;
   private facts_: Facts | undefined;
   private factsKey_ = '';
   private factsTimer: unknown;
@@ -128,6 +121,14 @@ export class Agent {
       skewMs: TASK_CLOCK_SKEW_MS,
       clock: this.clock,
       logger: this.log,
+    });
+    this.probes = new ProbeSet({
+      clock: this.clock,
+      logger: () => this.log,
+      onChange: (instance, health, err) => {
+        this.log.info({ instance, health, err }, 'health changed');
+        this.scheduleStatus();
+      },
     });
   }
 
@@ -240,48 +241,18 @@ export class Agent {
     }
   }
 
-  /**
-   * The bus settings the session connects with: `nats.credsFile` when configured; else this
-   * node's own `<dataDir>/bus.creds` (and the bus CA the join wrote), joining first with the
-   * configured join token when there are none yet (or `rejoin`: the bus refused them). Without a
-   * token or creds: the settings as configured.
-   */
-  private async busSettings(rejoin: boolean): Promise<AgentOptions['nats']> {
-    const o = this.opts;
-    if (o.nats.credsFile) return o.nats;
-    const creds = busCredsPath(o.dataDir);
-    const withCreds = (): AgentOptions['nats'] => {
-      const ca = o.nats.tls?.ca ?? (existsSync(busCaPath(o.dataDir)) ? busCaPath(o.dataDir) : undefined);
-      return { ...o.nats, credsFile: creds, ...(ca ? { tls: { ...o.nats.tls, ca } } : {}) };
-    };
-    if (!rejoin && existsSync(creds)) return withCreds();
-    if (!o.joinToken) {
-      this.log.warn(
-        { credsFile: creds },
-        'no node credentials and no joinToken: connecting without credentials (a bus with authorisation refuses this; join with `drover-agent join --token …`)',
-      );
-      return o.nats;
-    }
-    if (rejoin) this.log.warn({ credsFile: creds }, 'joining again with the configured join token');
-    const facts = this.facts_ ?? (await this.refreshFacts(false));
-    const id = this.identity_!;
-    await joinBus({
-      token: o.joinToken,
-      dataDir: o.dataDir,
-      servers: o.nats.servers,
-      tlsCa: o.nats.tls?.ca,
-      nodeId: id.nodeId,
-      hostname: facts.hostname,
-      address: o.advertiseAddress ?? defaultAdvertiseAddress(),
-      fingerprint: id.fingerprint,
-      agentVersion: DROVER_VERSION,
+  /** The bus settings the session connects with (agent/bus-join.ts, `nodeBusSettings`). */
+  private busSettings(rejoin: boolean): Promise<AgentOptions['nats']> {
+    return nodeBusSettings({
+      opts: this.opts,
+      rejoin,
+      log: this.log,
+      facts: async () => this.facts_ ?? (await this.refreshFacts(false)),
+      identity: this.identity_!,
       pin: this.keys,
-      allowTrustOnFirstUse: o.insecureTrustFirstCoordinator,
-      logger: componentLogger(this.log, 'join'),
       clock: this.clock,
       signal: this.joinAbort.signal,
     });
-    return withCreds();
   }
 
   private createRuntime(): Runtime {
@@ -458,49 +429,16 @@ export class Agent {
     this.scheduleStatus();
   }
 
-  /** One prober per instance with a health probe; restarted whenever the instance gets a new pid. */
+  /** One prober per instance with a health probe (agent/probe-set.ts). */
   private syncProbes(): void {
     const applier = this.applier_;
     if (!applier) return;
-    const specs = applier.instances();
-    for (const [id, slot] of this.probes) {
-      const spec = specs.get(id);
-      if (!spec?.health || spec.checksum !== slot.checksum) {
-        slot.prober.stop();
-        this.probes.delete(id);
-      }
-    }
-    for (const spec of specs.values()) {
-      if (!spec.health || this.probes.has(spec.id)) continue;
-      const probe = probeUnderRoot(spec.health, applier.expand);
-      const prober = new Prober(probe, {
-        clock: this.clock,
-        logger: componentLogger(this.log, 'probe', { instance: spec.id }),
-        onChange: (health, err) => {
-          this.log.info({ instance: spec.id, health, err }, 'health changed');
-          this.scheduleStatus();
-        },
-      });
-      this.probes.set(spec.id, { prober, checksum: spec.checksum, pid: undefined });
-      this.onRuntimeChange(spec.id);
-    }
+    this.probes.sync(applier.instances(), applier.expand, (id) => this.runtime_?.status(id));
   }
 
   private onRuntimeChange(id: string): void {
     this.outputs?.observe(id);
-    const slot = this.probes.get(id);
-    if (slot) {
-      const rs = this.runtime_?.status(id);
-      const live = rs && (rs.state === 'running' || rs.state === 'crashloop') && rs.pid !== undefined;
-      if (live && rs.pid !== slot.pid) {
-        slot.pid = rs.pid;
-        slot.prober.start();
-      } else if (!live && slot.pid !== undefined) {
-        slot.pid = undefined;
-        slot.prober.stop();
-        slot.prober.health = 'unknown';
-      }
-    }
+    this.probes.runtimeChanged(id, this.runtime_?.status(id));
     this.scheduleStatus();
   }
 
@@ -517,13 +455,12 @@ export class Agent {
     const runtime = this.runtime_;
     if (!applier || !runtime) return [];
     return [...applier.instances().values()].map((spec) => {
-      const slot = this.probes.get(spec.id);
       const rs = runtime.status(spec.id);
       const held = applier.isHeld(spec.id);
       return buildInstanceStatus(
         spec,
         rs,
-        slot?.prober,
+        this.probes.get(spec.id),
         held,
         this.outputs?.get(spec.id),
         applier.startFailure(spec.id),
@@ -736,9 +673,7 @@ export class Agent {
       this.clock.clearTimeout(this.statusTimer);
       this.outputs?.close();
     });
-    await step('probes', () => {
-      for (const s of this.probes.values()) s.prober.stop();
-    });
+    await step('probes', () => this.probes.stopAll());
     if (this.opts.stopRolesOnExit) await step('stop roles', () => this.runtime_?.stopAll());
     await step('runtime', () => this.runtime_?.close());
     this.transition('stopped');

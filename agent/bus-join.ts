@@ -22,11 +22,14 @@ import type { Logger } from 'pino';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import { Backoff } from '../lib/backoff.js';
 import { type Clock, systemClock } from '../lib/clock.js';
+import { componentLogger } from '../lib/logger.js';
+import { DROVER_VERSION } from '../lib/version.js';
 import {
   bootstrapInboxPrefix,
   decodeJoinToken,
   decodeMessage,
   encode,
+  type Facts,
   type Fingerprint,
   type Join,
   type JoinReply,
@@ -36,7 +39,9 @@ import {
   verifyJoinReply,
 } from '../protocol/index.js';
 import { AgentError } from './errors.js';
+import { defaultAdvertiseAddress, type Identity } from './identity.js';
 import type { KeyPin } from './keys.js';
+import type { AgentOptions } from './options.js';
 
 export const BUS_CREDS_FILE = 'bus.creds';
 export const BUS_CA_FILE = 'bus-ca.crt';
@@ -238,4 +243,56 @@ async function joinOnce(
 /** Whether node credentials exist already (the join is done). */
 export function hasBusCreds(dataDir: string): boolean {
   return existsSync(busCredsPath(dataDir));
+}
+
+/**
+ * The bus settings a node's session connects with: `nats.credsFile` when configured; else the
+ * node's own `<dataDir>/bus.creds` (and the bus CA the join wrote), joining first with the
+ * configured join token when there are none yet (or `rejoin`: the bus refused them). Without a
+ * token or creds: the settings as configured.
+ */
+export async function nodeBusSettings(p: {
+  opts: AgentOptions;
+  rejoin: boolean;
+  log: Logger;
+  facts: () => Promise<Facts>;
+  identity: Identity;
+  pin: KeyPin;
+  clock: Clock;
+  signal: AbortSignal;
+}): Promise<AgentOptions['nats']> {
+  const o = p.opts;
+  if (o.nats.credsFile) return o.nats;
+  const creds = busCredsPath(o.dataDir);
+  const withCreds = (): AgentOptions['nats'] => {
+    const ca = o.nats.tls?.ca ?? (existsSync(busCaPath(o.dataDir)) ? busCaPath(o.dataDir) : undefined);
+    return { ...o.nats, credsFile: creds, ...(ca ? { tls: { ...o.nats.tls, ca } } : {}) };
+  };
+  if (!p.rejoin && existsSync(creds)) return withCreds();
+  if (!o.joinToken) {
+    p.log.warn(
+      { credsFile: creds },
+      'no node credentials and no joinToken: connecting without credentials (a bus with authorisation refuses this; join with `drover-agent join --token …`)',
+    );
+    return o.nats;
+  }
+  if (p.rejoin) p.log.warn({ credsFile: creds }, 'joining again with the configured join token');
+  const facts = await p.facts();
+  await joinBus({
+    token: o.joinToken,
+    dataDir: o.dataDir,
+    servers: o.nats.servers,
+    tlsCa: o.nats.tls?.ca,
+    nodeId: p.identity.nodeId,
+    hostname: facts.hostname,
+    address: o.advertiseAddress ?? defaultAdvertiseAddress(),
+    fingerprint: p.identity.fingerprint,
+    agentVersion: DROVER_VERSION,
+    pin: p.pin,
+    allowTrustOnFirstUse: o.insecureTrustFirstCoordinator,
+    logger: componentLogger(p.log, 'join'),
+    clock: p.clock,
+    signal: p.signal,
+  });
+  return withCreds();
 }
