@@ -1,4 +1,5 @@
 import type { NodeStatus } from '../../protocol/index.js';
+import { isParked } from '../catalog/types.js';
 import { replacementKeepsQuorum } from '../etcd/quorum.js';
 import { type Assignment, isHealthy, type NodeRecord } from '../model.js';
 
@@ -49,7 +50,9 @@ export function etcdChangeRefusal(
   a: Assignment,
   healthy: (x: Assignment) => boolean,
 ): string | undefined {
-  const etcd = current.filter((x) => x.role === ETCD);
+  // a member a restore parked is no member: moving it off a dead host changes no membership
+  if (isParked(a)) return undefined;
+  const etcd = current.filter((x) => x.role === ETCD && !isParked(x));
   if (etcd.some((x) => x.previousNodeId !== undefined && x.instanceId !== a.instanceId && !healthy(x)))
     return 'another etcd member change is still in flight; one change at a time';
   const q = replacementKeepsQuorum(

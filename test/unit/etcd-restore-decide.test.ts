@@ -199,3 +199,20 @@ describe('restoreOverlay', () => {
     expect(again[2]!.previousNodeId).toBeUndefined();
   });
 });
+
+describe('repair during a restore', () => {
+  it('moves a parked member off a dead host freely, and leaves parked members out of the quorum count', async () => {
+    const { etcdChangeRefusal } = await import('../../coordinator/repair/policy.js');
+    const parked = (i: number) => ({ ...assignment(i, 2), parked: true, existing: true }) as Assignment;
+    const target = assignment(0, 2);
+    const current = [target, parked(1), parked(2)];
+    // two dead members of three: a replacement of a real member is refused...
+    expect(
+      etcdChangeRefusal([assignment(0), assignment(1), assignment(2)], assignment(1), (x) => x.ordinal === 0),
+    ).toMatch(/healthy/);
+    // ...but a parked one is no member: it may move, whatever the others' health
+    expect(etcdChangeRefusal(current, parked(1), () => false)).toBeUndefined();
+    // the restored member is the whole cluster: replacing it while it is down is refused
+    expect(etcdChangeRefusal(current, target, () => false)).toMatch(/0 of 1 etcd members are healthy/);
+  });
+});
