@@ -111,9 +111,10 @@ const refuse = (reason: string): RestoreDecision => ({
 export function decideRestore(i: RestoreInput): RestoreDecision {
   const { snapshot: s, cluster } = i;
   const cur = i.current;
-  if (cur && isActive(cur))
+  // a running restore is replaced only on purpose (one stuck on a host that never came back)
+  if (cur && isActive(cur) && !i.force)
     return refuse(
-      `a restore of cluster ${cluster} is already running (${cur.id}, from snapshot ${cur.snapshotId}, ${cur.phase}); follow it with \`drover etcd restore status\``,
+      `a restore of cluster ${cluster} is already running (${cur.id}, from snapshot ${cur.snapshotId}, ${cur.phase}); follow it with \`drover etcd restore status\`, or pass --force to replace it with this one`,
     );
   if (s.cluster !== cluster)
     return refuse(

@@ -147,8 +147,8 @@ describe('etcd restore after a lost quorum (real etcd ×3 over mTLS, real agents
     expect(started.data.target).toMatchObject({ instanceId: survivor.instanceId, nodeId: survivor.nodeId });
     expect(started.data.target.epoch).toBe(survivor.epoch + 1);
     expect(started.data.parked.map((p) => p.instanceId).sort()).toEqual(lost.map((a) => a.instanceId).sort());
-    // a second one while it runs is refused
-    expect(await refusal({ snapshot: snap.id, force: true })).toMatch(/already running/);
+    // a second one while it runs is refused (unless forced, which would replace it)
+    expect(await refusal({ snapshot: snap.id })).toMatch(/already running.*--force to replace it/);
 
     // the survivor comes back alone, from the snapshot, as a new etcd cluster
     const seeded = await fleet.waitEvent(

@@ -112,6 +112,8 @@ describe('decideRestore', () => {
     expect(
       !decide({ current: running }).ok && (decide({ current: running }) as { reason: string }).reason,
     ).toMatch(/already running \(r1/);
+    // forced, it replaces the running one (stuck on a host that never came back)
+    expect(decide({ current: running, force: true }).ok).toBe(true);
     const dark = lost().map((m) => ({ ...m, state: 'Unreachable' as const }));
     expect((decide({ members: dark }) as { reason: string }).reason).toMatch(
       /no etcd member .* has a Ready node/,
