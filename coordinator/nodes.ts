@@ -117,6 +117,29 @@ export class NodeRegistry {
     this.records.set(rec.id, { rec, revision });
   }
 
+  /**
+   * Changes a known record by `fn` (an operator's cordon, drain, approve): when another write
+   * came first (the store's compare-and-set fails: a report in flight, a coordinator that just
+   * took over), the record is read again from the store and `fn` applied to it, up to `attempts`
+   * times. Returns the record as written.
+   */
+  async change(id: string, fn: (rec: NodeRecord) => NodeRecord, attempts = 3): Promise<NodeRecord> {
+    for (let i = 1; ; i++) {
+      const cur = this.records.get(id);
+      if (!cur) throw new Error(`no node record ${id}`);
+      const next = fn(cur.rec);
+      try {
+        await this.save(next);
+        return next;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'DROVER_ERR_STORE_CONFLICT' || i >= attempts) throw err;
+        const fresh = await this.store.get<NodeRecord>(KEY(id));
+        if (!fresh) throw err;
+        this.records.set(id, { rec: fresh.value, revision: fresh.revision });
+      }
+    }
+  }
+
   async forget(id: string): Promise<void> {
     const cur = this.records.get(id);
     if (!cur) return;

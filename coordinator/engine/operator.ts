@@ -128,14 +128,13 @@ export class OperatorActions {
   async approve(id: string): Promise<NodeRecord> {
     const rec = this.requireNode(id);
     if (rec.approved) return rec;
-    const next = {
-      ...rec,
+    const next = await this.p.state.nodes.change(id, (r) => ({
+      ...r,
       approved: true,
       state: 'Ready' as const,
       heldFor: undefined,
       awaitingApproval: undefined,
-    };
-    await this.p.state.nodes.save(next);
+    }));
     this.p.events.emit({
       kind: 'node.approved',
       severity: 'info',
@@ -147,13 +146,13 @@ export class OperatorActions {
   }
 
   async setCordon(id: string, cordoned: boolean): Promise<NodeRecord> {
-    const rec = this.requireNode(id);
-    const next: NodeRecord = {
+    this.requireNode(id);
+    // re-applied to a fresher copy if another write came first (nodes.change)
+    const next = await this.p.state.nodes.change(id, (rec) => ({
       ...rec,
       cordoned,
       state: !cordoned && rec.state === 'Draining' ? 'Ready' : rec.state,
-    };
-    await this.p.state.nodes.save(next);
+    }));
     this.p.events.emit({
       kind: cordoned ? 'node.cordoned' : 'node.uncordoned',
       severity: 'info',
@@ -165,9 +164,8 @@ export class OperatorActions {
   }
 
   async drain(id: string): Promise<NodeRecord> {
-    const rec = this.requireNode(id);
-    const next: NodeRecord = { ...rec, cordoned: true, state: 'Draining' };
-    await this.p.state.nodes.save(next);
+    this.requireNode(id);
+    const next = await this.p.state.nodes.change(id, (rec) => ({ ...rec, cordoned: true, state: 'Draining' }));
     this.p.events.emit({
       kind: 'node.draining',
       severity: 'info',
