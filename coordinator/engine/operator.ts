@@ -165,7 +165,11 @@ export class OperatorActions {
 
   async drain(id: string): Promise<NodeRecord> {
     this.requireNode(id);
-    const next = await this.p.state.nodes.change(id, (rec) => ({ ...rec, cordoned: true, state: 'Draining' }));
+    const next = await this.p.state.nodes.change(id, (rec) => ({
+      ...rec,
+      cordoned: true,
+      state: 'Draining',
+    }));
     this.p.events.emit({
       kind: 'node.draining',
       severity: 'info',
