@@ -16,7 +16,7 @@ import { DEFAULT_RENEW_BEFORE_MS, needsRenewal } from '../lib/cert-renewal.js';
 import { type Clock, systemClock } from '../lib/clock.js';
 import { generateCsr } from '../lib/csr.js';
 import { silentLogger } from '../lib/logger.js';
-import { nodeCrypto, x509 } from '../lib/x509.js';
+import { x509 } from '../lib/x509.js';
 import type {
   CertificateReply,
   CertificateRequest,
@@ -87,11 +87,10 @@ export class CertManager {
     const [certPem, keyPem, caPem] = await Promise.all([read(c.certPath), read(c.keyPath), read(c.caPath)]);
     if (certPem === undefined || keyPem === undefined || caPem === undefined) return 'missing';
     let cert: x509.X509Certificate;
-    let cas: x509.X509Certificate[];
+    let ca: x509.X509Certificate;
     try {
       cert = new x509.X509Certificate(certPem);
-      cas = pemBlocks(caPem).map((b) => new x509.X509Certificate(b));
-      if (cas.length === 0) return 'unreadable';
+      ca = new x509.X509Certificate(caPem);
     } catch {
       return 'unreadable';
     }
@@ -102,9 +101,7 @@ export class CertManager {
     } catch {
       return 'key';
     }
-    // the CA file may be a bundle (both CAs while a CA is rotated): one of them must have signed it
-    // (by its key, not only its name: two CAs may carry the same subject)
-    if (!(await issuedByOneOf(cert, cas))) return 'ca';
+    if (cert.issuer !== ca.subject) return 'ca';
     // the coordinator's renewal, rolled through its rollout gate: this very certificate is replaced
     if (c.renewSerial && sameSerial(cert.serialNumber, c.renewSerial)) return 'renew';
     if (needsRenewal(certPem, this.clock.now(), this.opts.renewBeforeMs ?? DEFAULT_RENEW_BEFORE_MS))
@@ -201,23 +198,4 @@ function canonical(ip: string): string {
 export function sameSerial(a: string, b: string): boolean {
   const norm = (s: string) => s.toLowerCase().replace(/^0+/, '');
   return norm(a) === norm(b);
-}
-
-/** The PEM certificate blocks of a file (one CA, or a bundle of several). */
-export function pemBlocks(pem: string): string[] {
-  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-}
-
-async function issuedByOneOf(
-  cert: x509.X509Certificate,
-  cas: readonly x509.X509Certificate[],
-): Promise<boolean> {
-  for (const ca of cas) {
-    if (cert.issuer !== ca.subject) continue;
-    const ok = await cert
-      .verify({ publicKey: ca.publicKey, signatureOnly: true }, nodeCrypto)
-      .catch(() => false);
-    if (ok) return true;
-  }
-  return false;
 }

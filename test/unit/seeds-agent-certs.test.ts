@@ -143,23 +143,6 @@ describe('agent certificates (CertManager)', () => {
     expect(asked).toEqual(['kube-proxy', 'kube-proxy']);
   });
 
-  it('accepts a CA bundle that holds its issuer (a CA rotation window); one without it is refused', async () => {
-    const { pki, rootDir, certs } = await setup();
-    const spec = proxySpec();
-    const c = spec.certificates![0]!;
-    await certs.ensure(spec);
-    const otherDir = tempDir('certs-other-pki');
-    dirs.push(otherDir);
-    const other = (await ClusterPki.open({ dir: otherDir })).caPem('cluster');
-    const caFile = join(rootDir, c.caPath);
-    writeFileSync(caFile, `${other}${pki.caPem('cluster')}`);
-    expect(await certs.check(c)).toBeUndefined();
-    writeFileSync(caFile, other);
-    expect(await certs.check(c)).toBe('ca');
-    writeFileSync(caFile, 'not a certificate');
-    expect(await certs.check(c)).toBe('unreadable');
-  });
-
   it('replaces a certificate for other names or another key', async () => {
     const { rootDir, certs } = await setup();
     const spec = proxySpec();
