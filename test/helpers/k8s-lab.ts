@@ -178,6 +178,33 @@ export interface StopApiServerResult {
  * ready again, and at least a lease duration and a retry period after the stop, so a leader that
  * lost its API server would have lost its Lease within it.
  */
+/**
+ * The Lease holders once they have stayed the same for `quietMs`: a leader that has just started
+ * (a controller-manager still syncing its caches right after convergence) may still exit and
+ * come back under a new identity, which is start-up, not the fault being measured.
+ */
+export async function steadyLeaseHolders(
+  kubectl: Kubectl,
+  quietMs = 10_000,
+): Promise<Record<LeaseName, string>> {
+  let last = await kubectl.leaseHolders();
+  let since = Date.now();
+  return waitFor(
+    `Lease holders unchanged for ${quietMs / 1000}s`,
+    async () => {
+      const now = await kubectl.leaseHolders().catch(() => undefined);
+      if (!now) return undefined;
+      if (JSON.stringify(now) !== JSON.stringify(last)) {
+        last = now;
+        since = Date.now();
+        return undefined;
+      }
+      return Date.now() - since >= quietMs ? now : undefined;
+    },
+    { timeoutMs: 120_000, intervalMs: 1000 },
+  );
+}
+
 export async function stopApiServer(
   k: K8sLab,
   host = placedControlPlane(k)[0]!,
@@ -188,8 +215,8 @@ export async function stopApiServer(
     (await k.api.roles())
       .find((r) => r.name === 'kube-apiserver')
       ?.instances.find((i) => i.id === target.instanceId)?.restarts ?? 0;
+  const leasesBefore = await steadyLeaseHolders(k.kubectl);
   const before = await restartsOf();
-  const leasesBefore = await k.kubectl.leaseHolders();
   const watch = watchLeases(k.kubectl, leasesBefore, 1000);
   const t0 = Date.now();
   const r = await labOk(k.dir, ['stop-role', host, 'kube-apiserver']);
