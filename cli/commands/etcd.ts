@@ -186,11 +186,7 @@ async function restore(
       });
       const cur = items.find((x) => x.id === r.data.id);
       if (!cur) return { done: false, progress: 'not recorded yet' };
-      return {
-        done: cur.phase === 'complete',
-        progress: restoreLine(cur),
-        ...(cur.phase === 'failed' ? { fatal: 'the restore failed; see `drover events --kind etcd`' } : {}),
-      };
+      return { done: cur.phase === 'complete', progress: restoreLine(cur) };
     },
     {
       timeoutMs: str(ctx.args.flags, 'timeout') ? timeoutMs(ctx) : 600_000,

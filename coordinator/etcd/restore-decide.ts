@@ -18,7 +18,8 @@ import type { SnapshotRecord } from './snapshot-book.js';
 
 export const RESTORE_PREFIX = 'etcd-restores/';
 
-export type RestorePhase = 'stopping' | 'seeding' | 'rejoining' | 'complete' | 'failed';
+/** A restore never fails for good: a stuck one shows its member's error and is replaced with --force. */
+export type RestorePhase = 'stopping' | 'seeding' | 'rejoining' | 'complete';
 
 /** A restore, as the store keeps it (`etcd-restores/<cluster>`): the source of truth of its progress. */
 export interface RestoreRecord {

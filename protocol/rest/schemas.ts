@@ -287,7 +287,6 @@ export const EtcdRestoreView = Type.Object(
       Type.Literal('seeding'),
       Type.Literal('rejoining'),
       Type.Literal('complete'),
-      Type.Literal('failed'),
     ]),
     forced: Type.Boolean(),
     by: Type.Optional(Type.String()),
