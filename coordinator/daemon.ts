@@ -184,7 +184,7 @@ export async function startCoordinator(
   });
   await certificates.load();
   const renewals: CertRenewals = new CertRenewals({
-    leaves: () => certificates.rows().filter((r) => r.kind === 'leaf'),
+    leaves: (cluster) => certificates.leavesOf(cluster),
     clusters: () => engine.listTopologies().map((t) => t.cluster.name),
     assignments: (c) => engine.currentAssignments(c),
     enqueue: (key) => engine.queue.add(key),

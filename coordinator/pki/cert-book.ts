@@ -115,6 +115,11 @@ export class CertificateBook {
       }
   }
 
+  /** A cluster's leaves as recorded, unsorted: what the renewal overlay reads on every cluster reconcile. */
+  leavesOf(cluster: string): IssuedLeaf[] {
+    return [...this.leaves.values()].filter((l) => l.cluster === cluster);
+  }
+
   rows(): CertificateRow[] {
     const cas: CertificateRow[] = this.p.cas().map((c) => ({
       kind: 'ca',

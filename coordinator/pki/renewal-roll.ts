@@ -17,7 +17,7 @@ import { DEFAULT_RENEW_BEFORE_MS } from '../../lib/cert-renewal.js';
 import type { Clock } from '../../lib/clock.js';
 import type { CertRenewalExtras } from '../catalog/types.js';
 import type { Assignment } from '../model.js';
-import { type CertificateRow, coordinatorRenewAt } from './cert-book.js';
+import { coordinatorRenewAt, type IssuedLeaf } from './cert-book.js';
 
 export { COORDINATOR_RENEW_LEAD_MS, coordinatorRenewAt } from './cert-book.js';
 
@@ -30,14 +30,14 @@ type WithRenew = Assignment & CertRenewalExtras;
  */
 export function renewalOverlay(
   current: readonly Assignment[],
-  leaves: readonly CertificateRow[],
+  leaves: readonly IssuedLeaf[],
   now: number,
   renewBeforeMs = DEFAULT_RENEW_BEFORE_MS,
 ): Assignment[] {
   const due = new Map<string, Map<string, string>>();
   for (const l of leaves) {
-    if (l.kind !== 'leaf' || now < coordinatorRenewAt(l.notBefore, l.notAfter, renewBeforeMs)) continue;
-    const k = `${l.cluster}\u0000${l.node}\u0000${l.instance}`;
+    if (now < coordinatorRenewAt(l.notBefore, l.notAfter, renewBeforeMs)) continue;
+    const k = `${l.cluster}\u0000${l.nodeId}\u0000${l.instanceId}`;
     const m = due.get(k) ?? new Map<string, string>();
     m.set(l.profile, l.serialNumber);
     due.set(k, m);
@@ -58,7 +58,8 @@ export class CertRenewals {
 
   constructor(
     private readonly p: {
-      leaves: () => CertificateRow[];
+      /** the newest leaf per holder and profile of a cluster (read on every cluster reconcile) */
+      leaves: (cluster: string) => IssuedLeaf[];
       clusters: () => string[];
       assignments: (cluster: string) => Assignment[];
       enqueue: (key: string) => void;
@@ -68,8 +69,8 @@ export class CertRenewals {
   ) {}
 
   /** The cluster reconcile's overlay. */
-  overlay(_cluster: string, current: Assignment[]): Assignment[] {
-    return renewalOverlay(current, this.p.leaves(), this.p.clock.now(), this.p.renewBeforeMs);
+  overlay(cluster: string, current: Assignment[]): Assignment[] {
+    return renewalOverlay(current, this.p.leaves(cluster), this.p.clock.now(), this.p.renewBeforeMs);
   }
 
   /** One pass: the clusters whose assignments the overlay would change are reconciled. */

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { sameSerial } from '../../agent/certs.js';
 import { renderInstance } from '../../coordinator/catalog/render.js';
 import type { Assignment } from '../../coordinator/model.js';
-import type { CertificateRow } from '../../coordinator/pki/cert-book.js';
+import type { IssuedLeaf } from '../../coordinator/pki/cert-book.js';
 import { CertRenewals, coordinatorRenewAt, renewalOverlay } from '../../coordinator/pki/renewal-roll.js';
 import { DAY_MS } from '../../lib/cert-renewal.js';
 import { ManualClock } from '../../lib/clock.js';
@@ -12,21 +12,19 @@ import { ManualClock } from '../../lib/clock.js';
 const YEAR = 365 * DAY_MS;
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const row = (
-  instance: string,
+  instanceId: string,
   profile: string,
   serial: string,
-  node = 'n0',
+  nodeId = 'n0',
   life = YEAR,
-): CertificateRow => ({
-  kind: 'leaf',
+): IssuedLeaf => ({
   cluster: 'prod',
-  node,
-  instance,
+  nodeId,
+  instanceId,
   profile,
   serialNumber: serial,
   notBefore: new Date(T0).toISOString(),
   notAfter: new Date(T0 + life).toISOString(),
-  renewAt: '',
 });
 const a = (instanceId: string, nodeId = 'n0'): Assignment => ({
   instanceId,
