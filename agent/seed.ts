@@ -7,12 +7,12 @@
  * a finished one is never redone (a restart, a re-sent plan).
  */
 import { createHash } from 'node:crypto';
-import { accessSync, constants, statSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../lib/atomic-file.js';
+import { isExecutableFile } from '../lib/k8s-bins.js';
 import type { InstanceSpec, PlanSeed, SnapshotChunkReply, SnapshotChunkRequest } from '../protocol/index.js';
 import { AgentError } from './errors.js';
 import { findBinary } from './facts.js';
@@ -39,15 +39,6 @@ export interface SeederOptions {
   which?: (command: string) => string | undefined;
   /** how long a restore tool may run; default 10 minutes */
   toolTimeoutMs?: number;
-}
-
-function isExecutable(p: string): boolean {
-  try {
-    accessSync(p, constants.X_OK);
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
 }
 
 const seedError = (message: string) => new AgentError('DROVER_ERR_SEED', message);
@@ -145,11 +136,11 @@ export class SnapshotSeeder {
     if (isAbsolute(runs))
       for (const t of seed.tools) {
         const beside = join(dirname(runs), basename(t.command));
-        if (isExecutable(beside)) return { ...t, path: beside };
+        if (isExecutableFile(beside)) return { ...t, path: beside };
       }
     for (const t of seed.tools) {
       const cmd = this.o.expand(t.command);
-      const path = isAbsolute(cmd) ? (isExecutable(cmd) ? cmd : undefined) : which(cmd);
+      const path = isAbsolute(cmd) ? (isExecutableFile(cmd) ? cmd : undefined) : which(cmd);
       if (path) return { ...t, path };
     }
     throw seedError(

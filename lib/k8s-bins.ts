@@ -65,7 +65,8 @@ export function k8sCacheStamp(env: NodeJS.ProcessEnv = process.env): string {
   );
 }
 
-function executable(p: string): boolean {
+/** Whether `p` is a regular file this process may execute. */
+export function isExecutableFile(p: string): boolean {
   try {
     accessSync(p, constants.X_OK);
     return statSync(p).isFile();
@@ -76,14 +77,14 @@ function executable(p: string): boolean {
 
 function inDir(dir: string, names: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const n of names) if (executable(join(dir, n))) out[n] = join(dir, n);
+  for (const n of names) if (isExecutableFile(join(dir, n))) out[n] = join(dir, n);
   return out;
 }
 
 function onPath(names: readonly string[], path: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const dir of path.split(delimiter).filter(Boolean))
-    for (const n of names) if (!out[n] && executable(join(dir, n))) out[n] = join(dir, n);
+    for (const n of names) if (!out[n] && isExecutableFile(join(dir, n))) out[n] = join(dir, n);
   return out;
 }
 
